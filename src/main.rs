@@ -1,0 +1,36 @@
+//! The `arena` binary: parses flags and calls the library crates.
+
+mod cli;
+
+use anyhow::Context;
+use clap::Parser;
+use cli::{Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&cli.log).context("bad --log filter")?,
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    if let Some(n) = cli.threads {
+        // candle and gemm size their thread pools from this variable; set it before any starts.
+        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Worker(args) => arena_worker::run::run_worker(args.options()).await?,
+            Command::Generate(args) => {
+                let mut stdout = std::io::stdout();
+                arena_worker::run::generate(args.options(), &mut stdout).await?
+            }
+            Command::Tokenize(args) => {
+                let json = arena_worker::run::tokenize(&args.model, &args.text, args.add_special)?;
+                println!("{json}");
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,228 @@
+//! The LLaMA forward pass over a ragged batch of sequences.
+//!
+//! One step takes any mix of prompt chunks and single decode tokens from several sequences:
+//! their rows are stacked so every weight matrix is read once per step, and only attention,
+//! which depends on each sequence's own cache, runs per sequence.
+
+use candle_core::{DType, Device, Result, Tensor};
+
+use crate::config::{LlamaConfig, RopeStyle};
+use crate::kv_cache::KvCache;
+use crate::linear::Linear;
+
+/// Weights of one transformer block.
+#[derive(Debug, Clone)]
+pub struct Block {
+    /// RMS norm before attention.
+    pub attn_norm: Tensor,
+    /// Query projection.
+    pub wq: Linear,
+    /// Key projection.
+    pub wk: Linear,
+    /// Value projection.
+    pub wv: Linear,
+    /// Attention output projection.
+    pub wo: Linear,
+    /// RMS norm before the MLP.
+    pub ffn_norm: Tensor,
+    /// MLP gate projection.
+    pub gate: Linear,
+    /// MLP up projection.
+    pub up: Linear,
+    /// MLP down projection.
+    pub down: Linear,
+}
+
+/// All weights of a model, in the layout the forward pass uses.
+#[derive(Debug, Clone)]
+pub struct LlamaWeights {
+    /// Token embeddings `[vocab, hidden]`, f32.
+    pub embed: Tensor,
+    /// Transformer blocks.
+    pub blocks: Vec<Block>,
+    /// Final RMS norm.
+    pub norm: Tensor,
+    /// Output projection to logits (the embedding when tied).
+    pub lm_head: Linear,
+}
+
+/// One sequence's part of a step: the tokens to feed and its cache.
+pub struct BatchItem<'a> {
+    /// Tokens at positions `cache.len() ..`.
+    pub tokens: &'a [u32],
+    /// The sequence's cache, extended by this step.
+    pub cache: &'a mut KvCache,
+}
+
+/// A loaded model ready to run.
+#[derive(Debug)]
+pub struct Llama {
+    cfg: LlamaConfig,
+    weights: LlamaWeights,
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+}
+
+impl Llama {
+    /// Builds the model and its rotary tables.
+    pub fn new(cfg: LlamaConfig, weights: LlamaWeights, device: Device) -> Result<Self> {
+        let half = cfg.head_dim / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / cfg.head_dim as f32))
+            .collect();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, half), &device)?;
+        let positions = Tensor::arange(0u32, cfg.context_length as u32, &device)?
+            .to_dtype(DType::F32)?
+            .reshape((cfg.context_length, 1))?;
+        let freqs = positions.broadcast_mul(&inv_freq)?;
+        Ok(Self {
+            cos: freqs.cos()?,
+            sin: freqs.sin()?,
+            cfg,
+            weights,
+            device,
+        })
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    /// The device the weights live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// A fresh cache for one sequence.
+    pub fn new_cache(&self) -> KvCache {
+        KvCache::new(self.cfg.num_layers, self.cfg.context_length)
+    }
+
+    /// Runs one step and returns, per item, the logits after its last token.
+    pub fn forward(&self, items: &mut [BatchItem<'_>]) -> Result<Vec<Vec<f32>>> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut all_tokens = Vec::new();
+        let mut last_rows = Vec::with_capacity(items.len());
+        for item in items.iter() {
+            if item.tokens.is_empty() {
+                candle_core::bail!("a batch item has no tokens")
+            }
+            let end = item.cache.len() + item.tokens.len();
+            if end > self.cfg.context_length {
+                candle_core::bail!(
+                    "sequence of {end} tokens exceeds the context length {}",
+                    self.cfg.context_length
+                )
+            }
+            all_tokens.extend_from_slice(item.tokens);
+            last_rows.push((all_tokens.len() - 1) as u32);
+        }
+        let ids = Tensor::new(all_tokens.as_slice(), &self.device)?;
+        let mut x = self.weights.embed.index_select(&ids, 0)?;
+        let eps = self.cfg.rms_norm_eps as f32;
+        for (layer, block) in self.weights.blocks.iter().enumerate() {
+            let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
+            let q = block.wq.forward(&h)?;
+            let k = block.wk.forward(&h)?;
+            let v = block.wv.forward(&h)?;
+            let mut outs = Vec::with_capacity(items.len());
+            let mut row = 0;
+            for item in items.iter_mut() {
+                let t = item.tokens.len();
+                outs.push(self.attention(
+                    layer,
+                    &q.narrow(0, row, t)?,
+                    &k.narrow(0, row, t)?,
+                    &v.narrow(0, row, t)?,
+                    item.cache,
+                )?);
+                row += t;
+            }
+            let attn = if outs.len() == 1 {
+                outs.pop().expect("one output")
+            } else {
+                Tensor::cat(&outs, 0)?
+            };
+            x = (x + block.wo.forward(&attn)?)?;
+            let h = candle_nn::ops::rms_norm(&x, &block.ffn_norm, eps)?;
+            let mlp = (block.gate.forward(&h)?.silu()? * block.up.forward(&h)?)?;
+            x = (x + block.down.forward(&mlp)?)?;
+        }
+        for item in items.iter_mut() {
+            item.cache.commit(item.tokens.len());
+        }
+        let last = Tensor::new(last_rows.as_slice(), &self.device)?;
+        let x = x.index_select(&last, 0)?;
+        let x = candle_nn::ops::rms_norm(&x, &self.weights.norm, eps)?;
+        let logits = self.weights.lm_head.forward(&x)?;
+        logits.to_dtype(DType::F32)?.to_vec2()
+    }
+
+    /// Causal grouped-query attention of `t` new rows of one sequence.
+    fn attention(
+        &self,
+        layer: usize,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        cache: &mut KvCache,
+    ) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let (h, kvh, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let n_rep = h / kvh;
+        let t = q.dim(0)?;
+        let offset = cache.len();
+        let cos = self.cos.narrow(0, offset, t)?;
+        let sin = self.sin.narrow(0, offset, t)?;
+        let rope = |x: &Tensor, heads: usize| -> Result<Tensor> {
+            let x = x
+                .reshape((1, t, heads, hd))?
+                .transpose(1, 2)?
+                .contiguous()?;
+            let x = match cfg.rope_style {
+                RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(&x, &cos, &sin)?,
+                RopeStyle::HalfSplit => candle_nn::rotary_emb::rope(&x, &cos, &sin)?,
+            };
+            x.reshape((heads, t, hd))
+        };
+        let q = rope(q, h)?;
+        let k = rope(k, kvh)?;
+        let v = v.reshape((t, kvh, hd))?.transpose(0, 1)?.contiguous()?;
+        let (k_all, v_all) = cache.append(layer, &k, &v)?;
+        let len = offset + t;
+        // Query heads sharing one key/value head are stacked as extra rows, so the cache is
+        // never copied per head.
+        let q = q.reshape((kvh, n_rep * t, hd))?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let scores = (q.matmul(&k_all.t()?)? * scale)?;
+        let scores = if t > 1 {
+            let mask: Vec<f32> = (0..t)
+                .flat_map(|i| {
+                    (0..len).map(move |j| {
+                        if j <= offset + i {
+                            0.0
+                        } else {
+                            f32::NEG_INFINITY
+                        }
+                    })
+                })
+                .collect();
+            let mask = Tensor::from_vec(mask, (t, len), q.device())?;
+            scores
+                .reshape((kvh, n_rep, t, len))?
+                .broadcast_add(&mask)?
+                .reshape((kvh, n_rep * t, len))?
+        } else {
+            scores
+        };
+        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
+        let out = probs.matmul(&v_all)?;
+        out.reshape((h, t, hd))?
+            .transpose(0, 1)?
+            .reshape((t, h * hd))
+    }
+}

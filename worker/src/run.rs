@@ -1,0 +1,236 @@
+//! The worker's commands: `arena worker`, `arena generate`, `arena tokenize`.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use arena_proto::v1::worker_server::WorkerServer;
+use tokio::sync::{oneshot, watch};
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::engine::Event;
+use crate::error::{Result, WorkerError};
+use crate::loader::{self, LoadedModel};
+use crate::params::RawParams;
+use crate::registration::{self, Registration};
+use crate::served::{Input, ServedModel};
+use crate::server::WorkerService;
+use crate::template::{Message, Role, Template};
+
+/// Where the model comes from and how it is presented.
+#[derive(Debug, Clone)]
+pub struct ModelOptions {
+    /// A `.gguf` file or a Hugging Face folder.
+    pub path: PathBuf,
+    /// Served name (default: the file or folder name).
+    pub name: Option<String>,
+    /// Template name, or `model` for the model's own.
+    pub template: Option<String>,
+    /// `cpu`, `cuda` or `cuda:N`.
+    pub device: String,
+}
+
+/// Options of `arena worker`.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    /// The model.
+    pub model: ModelOptions,
+    /// gRPC listen address (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// URL the controller should dial (default: `http://` + the bound address).
+    pub advertise: Option<String>,
+    /// Controller URL; standalone when absent.
+    pub controller: Option<String>,
+    /// Registration secret.
+    pub token: Option<String>,
+    /// Worker id (default: name plus a random suffix).
+    pub worker_id: Option<String>,
+    /// Running sequences at most.
+    pub max_concurrency: usize,
+    /// Heartbeat period unless the controller sets one.
+    pub heartbeat_interval: Duration,
+    /// How long to wait for running requests on shutdown.
+    pub drain_timeout: Duration,
+}
+
+/// Loads the model off the async threads and picks its template.
+async fn load(opts: &ModelOptions) -> Result<(LoadedModel, String, Template)> {
+    let device = loader::parse_device(&opts.device)?;
+    let path = opts.path.clone();
+    let started = Instant::now();
+    let loaded = tokio::task::spawn_blocking(move || loader::load(&path, &device))
+        .await
+        .map_err(|e| WorkerError::Server(e.to_string()))??;
+    let name = opts
+        .name
+        .clone()
+        .unwrap_or_else(|| loader::default_name(&opts.path));
+    let template = Template::select(opts.template.as_deref(), loaded.own_template.clone(), &name)?;
+    let cfg = loaded.model.config();
+    tracing::info!(
+        model = %name,
+        format = loaded.format,
+        layers = cfg.num_layers,
+        hidden = cfg.hidden_size,
+        context = cfg.context_length,
+        template = template.name(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "model loaded"
+    );
+    Ok((loaded, name, template))
+}
+
+/// Serves the model over gRPC until SIGINT/SIGTERM, registered with the controller if given.
+pub async fn run_worker(opts: WorkerOptions) -> Result<()> {
+    let (loaded, name, template) = load(&opts.model).await?;
+    let served = ServedModel::start(loaded, name.clone(), template, opts.max_concurrency)?;
+    let listener = tokio::net::TcpListener::bind(opts.listen).await?;
+    let addr = listener.local_addr()?;
+    let worker_id = opts
+        .worker_id
+        .clone()
+        .unwrap_or_else(|| format!("{name}-{:08x}", rand::random::<u32>()));
+    let service = WorkerService::new(served.clone(), worker_id.clone());
+    let (stop_server, server_stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(WorkerServer::new(service))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                let _ = server_stopped.await;
+            }),
+    );
+    // A stable line on stderr that scripts and tests wait for.
+    eprintln!("arena worker listening on {addr}");
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut registration = opts.controller.clone().map(|controller| {
+        let reg = Registration {
+            controller,
+            worker_id,
+            address: opts
+                .advertise
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}")),
+            models: vec![name.clone()],
+            context_length: served.info().context_length as u32,
+            max_concurrency: served.engine().max_concurrency() as u32,
+            token: opts.token.clone(),
+            heartbeat_interval: opts.heartbeat_interval,
+        };
+        tokio::spawn(registration::run(
+            reg,
+            served.engine().stats().clone(),
+            shutdown_rx,
+        ))
+    });
+    let refused = {
+        let reg_done = async {
+            match registration.as_mut() {
+                Some(task) => task.await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown_signal() => None,
+            done = reg_done => Some(done),
+        }
+    };
+    if let Some(done) = refused {
+        let _ = stop_server.send(());
+        return match done {
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(())) => Ok(()),
+            Err(e) => Err(WorkerError::Server(e.to_string())),
+        };
+    }
+    tracing::info!("shutting down: draining running requests");
+    served.stop_accepting();
+    let deadline = Instant::now() + opts.drain_timeout;
+    let stats = served.engine().stats().clone();
+    while (stats.in_flight() + stats.queue_length()) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = shutdown_tx.send(true);
+    if let Some(task) = registration {
+        let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+    }
+    let _ = stop_server.send(());
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(e))) => Err(WorkerError::Server(e.to_string())),
+        _ => Ok(()),
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Options of `arena generate`.
+#[derive(Debug, Clone)]
+pub struct GenerateOptions {
+    /// The model.
+    pub model: ModelOptions,
+    /// Chat message (templated) or raw prompt.
+    pub input: Input,
+    /// System message override.
+    pub system: Option<String>,
+    /// Sampling parameters.
+    pub params: RawParams,
+}
+
+/// Generates locally and writes the text alone to `out` as it streams.
+pub async fn generate(opts: GenerateOptions, out: &mut (dyn Write + Send)) -> Result<()> {
+    let (loaded, name, template) = load(&opts.model).await?;
+    let served = ServedModel::start(loaded, name, template, 1)?;
+    let (ids, params) = served.prepare(&opts.input, opts.system.as_deref(), &opts.params, false)?;
+    let mut rx = served.engine().submit(ids, params)?;
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::Token { text, .. } => {
+                out.write_all(text.as_bytes())?;
+                out.flush()?;
+            }
+            Event::Done {
+                finish,
+                prompt_tokens,
+                completion_tokens,
+            } => {
+                tracing::info!(?finish, prompt_tokens, completion_tokens, "done");
+                break;
+            }
+            Event::Error(e) => return Err(WorkerError::Server(e)),
+        }
+    }
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// A single user message as chat input.
+pub fn chat_input(text: &str) -> Input {
+    Input::Chat(vec![Message::new(Role::User, text)])
+}
+
+/// Token ids of `text` as a JSON array.
+pub fn tokenize(path: &std::path::Path, text: &str, add_special: bool) -> Result<String> {
+    let tok = loader::load_tokenizer(path)?;
+    let ids = tok.encode(text, add_special)?;
+    serde_json::to_string(&ids).map_err(|e| WorkerError::Tokenizer(e.to_string()))
+}

@@ -1,0 +1,137 @@
+//! A loaded model with its template and engine: turns requests into prompt ids and checked
+//! parameters, the same way for gRPC and the local CLI.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use crate::engine::{self, EngineHandle};
+use crate::error::Result;
+use crate::loader::LoadedModel;
+use crate::params::{check_context, GenerationParams, RawParams};
+use crate::template::{Message, Template};
+use crate::tokenizer::Tokenizer;
+
+/// What the caller wants continued.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Chat messages, rendered with the conversation template.
+    Chat(Vec<Message>),
+    /// A raw prompt, tokenized as is.
+    Prompt(String),
+}
+
+/// Facts about the served model, for `Info` and registration.
+#[derive(Debug, Clone)]
+pub struct ModelInfo {
+    /// Served name.
+    pub name: String,
+    /// Context length in tokens.
+    pub context_length: usize,
+    /// Template name.
+    pub template: String,
+    /// Architecture named by the files.
+    pub architecture: String,
+    /// "gguf" or "safetensors".
+    pub format: String,
+    /// Device description.
+    pub device: String,
+}
+
+/// A model being served.
+pub struct ServedModel {
+    info: ModelInfo,
+    tokenizer: Arc<Tokenizer>,
+    template: Template,
+    vocab_size: usize,
+    engine: EngineHandle,
+    accepting: AtomicBool,
+}
+
+impl ServedModel {
+    /// Starts the engine for a loaded model.
+    pub fn start(
+        loaded: LoadedModel,
+        name: String,
+        template: Template,
+        max_concurrency: usize,
+    ) -> Result<Arc<Self>> {
+        let cfg = loaded.model.config().clone();
+        let device = format!("{:?}", loaded.model.device().location());
+        let tokenizer = Arc::new(loaded.tokenizer);
+        let engine = engine::spawn(loaded.model, tokenizer.clone(), max_concurrency)?;
+        Ok(Arc::new(Self {
+            info: ModelInfo {
+                name,
+                context_length: cfg.context_length,
+                template: template.name().to_string(),
+                architecture: loaded.architecture,
+                format: loaded.format.to_string(),
+                device,
+            },
+            vocab_size: cfg.vocab_size.max(tokenizer.vocab_size()),
+            tokenizer,
+            template,
+            engine,
+            accepting: AtomicBool::new(true),
+        }))
+    }
+
+    /// Facts about the model.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// The engine handle (load counters, submission).
+    pub fn engine(&self) -> &EngineHandle {
+        &self.engine
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Whether new requests are taken (false while draining for shutdown).
+    pub fn is_accepting(&self) -> bool {
+        self.accepting.load(Ordering::Relaxed)
+    }
+
+    /// Stops taking new requests.
+    pub fn stop_accepting(&self) {
+        self.accepting.store(false, Ordering::Relaxed);
+    }
+
+    /// Prompt token ids for an input, after the template.
+    pub fn prompt_ids(&self, input: &Input, system: Option<&str>) -> Result<Vec<u32>> {
+        match input {
+            Input::Chat(messages) => {
+                let text = self.template.render(messages, system)?;
+                self.tokenizer
+                    .encode(&text, self.template.tokenizer_adds_bos())
+            }
+            Input::Prompt(p) => self.tokenizer.encode(p, true),
+        }
+    }
+
+    /// Prompt ids and checked parameters, or a clear error about either.
+    pub fn prepare(
+        &self,
+        input: &Input,
+        system: Option<&str>,
+        raw: &RawParams,
+        return_tokens: bool,
+    ) -> Result<(Vec<u32>, GenerationParams)> {
+        let mut params = raw.validate(self.vocab_size, self.info.context_length)?;
+        params.return_tokens = return_tokens;
+        if matches!(input, Input::Chat(_)) {
+            for s in self.template.stop_strings() {
+                if !params.stop.contains(&s) {
+                    params.stop.push(s);
+                }
+            }
+        }
+        let ids = self.prompt_ids(input, system)?;
+        check_context(ids.len(), params.max_new_tokens, self.info.context_length)?;
+        Ok((ids, params))
+    }
+}

@@ -1,0 +1,532 @@
+//! Conversation templates: the built-in FastChat formats and Jinja `chat_template`s.
+
+use minijinja::{context, Environment, Error as JinjaError, ErrorKind};
+use serde::Serialize;
+
+use crate::error::{Result, WorkerError};
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions for the assistant.
+    System,
+    /// The person.
+    User,
+    /// The model.
+    Assistant,
+}
+
+impl Role {
+    /// Parses "system", "user" or "assistant".
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "system" => Ok(Self::System),
+            "user" => Ok(Self::User),
+            "assistant" => Ok(Self::Assistant),
+            other => Err(WorkerError::param(
+                "messages",
+                format!("unknown role '{other}' (expected system, user or assistant)"),
+            )),
+        }
+    }
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Message {
+    /// Its author.
+    pub role: Role,
+    /// Its text.
+    pub content: String,
+}
+
+impl Message {
+    /// A message from `role`.
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+        }
+    }
+}
+
+const VICUNA_SYSTEM: &str = "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions.";
+const ALPACA_SYSTEM: &str = "Below is an instruction that describes a task. Write a response that appropriately completes the request.";
+const ZERO_SHOT_SYSTEM: &str = "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions.";
+
+/// The built-in formats, byte-exact with FastChat's renderings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// `vicuna_v1.1`.
+    VicunaV11,
+    /// Stanford Alpaca.
+    Alpaca,
+    /// `llama-2` chat.
+    Llama2,
+    /// LLaMA base models: `### Human:` / `### Assistant:`.
+    ZeroShot,
+    /// ChatML (`<|im_start|>` / `<|im_end|>`).
+    ChatMl,
+}
+
+impl Builtin {
+    /// All built-ins, for listing.
+    pub const ALL: [Builtin; 5] = [
+        Self::VicunaV11,
+        Self::Alpaca,
+        Self::Llama2,
+        Self::ZeroShot,
+        Self::ChatMl,
+    ];
+
+    /// The name used by `--template`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::VicunaV11 => "vicuna_v1.1",
+            Self::Alpaca => "alpaca",
+            Self::Llama2 => "llama-2",
+            Self::ZeroShot => "zero_shot",
+            Self::ChatMl => "chatml",
+        }
+    }
+}
+
+/// A conversation template.
+#[derive(Debug, Clone)]
+pub enum Template {
+    /// One of the built-in formats.
+    Builtin(Builtin),
+    /// A Jinja template carried by the model.
+    Jinja {
+        /// The template source.
+        source: String,
+        /// Text of the BOS token, exposed to the template as `bos_token`.
+        bos_token: String,
+        /// Text of the EOS token, exposed as `eos_token`.
+        eos_token: String,
+    },
+}
+
+impl Template {
+    /// A built-in template by its `--template` name.
+    pub fn by_name(name: &str) -> Result<Self> {
+        Builtin::ALL
+            .into_iter()
+            .find(|b| b.name() == name)
+            .map(Self::Builtin)
+            .ok_or_else(|| {
+                let names: Vec<_> = Builtin::ALL.iter().map(|b| b.name()).collect();
+                WorkerError::Template(format!(
+                    "unknown template '{name}' (known: {}, or 'model' for the model's own)",
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// Picks the template: explicit name, else the model's own, else by model name.
+    pub fn select(explicit: Option<&str>, own: Option<Template>, model_name: &str) -> Result<Self> {
+        match explicit {
+            Some("model") => own
+                .ok_or_else(|| WorkerError::Template("the model carries no chat template".into())),
+            Some(name) => Self::by_name(name),
+            None => Ok(own.unwrap_or_else(|| Self::Builtin(builtin_for_name(model_name)))),
+        }
+    }
+
+    /// The name shown in `Info` and logs.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Builtin(b) => b.name(),
+            Self::Jinja { .. } => "model (jinja)",
+        }
+    }
+
+    /// Whether the tokenizer should add BOS: Jinja templates write their own.
+    pub fn tokenizer_adds_bos(&self) -> bool {
+        matches!(self, Self::Builtin(_))
+    }
+
+    /// Stop strings the format implies besides EOS.
+    pub fn stop_strings(&self) -> Vec<String> {
+        match self {
+            Self::Builtin(Builtin::ZeroShot) => vec!["###".into()],
+            Self::Builtin(Builtin::ChatMl) => vec!["<|im_end|>".into()],
+            Self::Builtin(Builtin::VicunaV11 | Builtin::Alpaca | Builtin::Llama2) => {
+                vec!["</s>".into()]
+            }
+            Self::Jinja { .. } => Vec::new(),
+        }
+    }
+
+    /// Renders the prompt for the assistant's next reply.
+    pub fn render(&self, messages: &[Message], system: Option<&str>) -> Result<String> {
+        let (own_system, turns) = split_system(messages)?;
+        let system = system.or(own_system);
+        match self {
+            Self::Builtin(b) => Ok(render_builtin(*b, system, turns)),
+            Self::Jinja {
+                source,
+                bos_token,
+                eos_token,
+            } => render_jinja(source, bos_token, eos_token, system, turns),
+        }
+    }
+}
+
+/// FastChat's name-based choice for models without their own template.
+fn builtin_for_name(name: &str) -> Builtin {
+    let n = name.to_lowercase();
+    if n.contains("vicuna") {
+        Builtin::VicunaV11
+    } else if n.contains("alpaca") {
+        Builtin::Alpaca
+    } else if n.contains("llama-2") || n.contains("llama2") {
+        Builtin::Llama2
+    } else {
+        Builtin::ZeroShot
+    }
+}
+
+/// Separates an optional leading system message and checks the turns alternate user/assistant
+/// and end with the user.
+fn split_system(messages: &[Message]) -> Result<(Option<&str>, &[Message])> {
+    let (system, turns) = match messages.split_first() {
+        Some((first, rest)) if first.role == Role::System => (Some(first.content.as_str()), rest),
+        _ => (None, messages),
+    };
+    if turns.is_empty() {
+        return Err(WorkerError::param(
+            "messages",
+            "at least one user message is required",
+        ));
+    }
+    for (i, m) in turns.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            Role::User
+        } else {
+            Role::Assistant
+        };
+        if m.role != expected {
+            return Err(WorkerError::param(
+                "messages",
+                format!(
+                    "message {} has role {:?}; after an optional first system message, roles must alternate user, assistant, user, ...",
+                    i + usize::from(system.is_some()),
+                    m.role
+                ),
+            ));
+        }
+    }
+    if turns.len() % 2 == 0 {
+        return Err(WorkerError::param(
+            "messages",
+            "the last message must come from the user",
+        ));
+    }
+    Ok((system, turns))
+}
+
+fn render_builtin(b: Builtin, system: Option<&str>, turns: &[Message]) -> String {
+    let mut out = String::new();
+    match b {
+        Builtin::VicunaV11 => {
+            out.push_str(system.unwrap_or(VICUNA_SYSTEM));
+            out.push(' ');
+            for m in turns {
+                match m.role {
+                    Role::User => {
+                        out.push_str("USER: ");
+                        out.push_str(&m.content);
+                        out.push(' ');
+                    }
+                    _ => {
+                        out.push_str("ASSISTANT: ");
+                        out.push_str(&m.content);
+                        out.push_str("</s>");
+                    }
+                }
+            }
+            out.push_str("ASSISTANT:");
+        }
+        Builtin::Alpaca => {
+            out.push_str(system.unwrap_or(ALPACA_SYSTEM));
+            out.push_str("\n\n");
+            for m in turns {
+                match m.role {
+                    Role::User => {
+                        out.push_str("### Instruction:\n");
+                        out.push_str(&m.content);
+                        out.push_str("\n\n");
+                    }
+                    _ => {
+                        out.push_str("### Response:\n");
+                        out.push_str(&m.content);
+                        out.push_str("</s>\n\n");
+                    }
+                }
+            }
+            out.push_str("### Response:\n");
+        }
+        Builtin::Llama2 => {
+            match system.filter(|s| !s.is_empty()) {
+                Some(s) => {
+                    out.push_str("[INST] <<SYS>>\n");
+                    out.push_str(s);
+                    out.push_str("\n<</SYS>>\n\n");
+                }
+                None => out.push_str("[INST] "),
+            }
+            for (i, m) in turns.iter().enumerate() {
+                match m.role {
+                    Role::User if i == 0 => {
+                        out.push_str(&m.content);
+                        out.push(' ');
+                    }
+                    Role::User => {
+                        out.push_str("[INST] ");
+                        out.push_str(&m.content);
+                        out.push(' ');
+                    }
+                    _ => {
+                        out.push_str("[/INST] ");
+                        out.push_str(&m.content);
+                        out.push_str(" </s><s>");
+                    }
+                }
+            }
+            out.push_str("[/INST]");
+        }
+        Builtin::ZeroShot => {
+            out.push_str(system.unwrap_or(ZERO_SHOT_SYSTEM));
+            out.push('\n');
+            for m in turns {
+                out.push_str(if m.role == Role::User {
+                    "### Human: "
+                } else {
+                    "### Assistant: "
+                });
+                out.push_str(&m.content);
+                out.push('\n');
+            }
+            out.push_str("### Assistant:");
+        }
+        Builtin::ChatMl => {
+            if let Some(s) = system.filter(|s| !s.is_empty()) {
+                out.push_str("<|im_start|>system\n");
+                out.push_str(s);
+                out.push_str("<|im_end|>\n");
+            }
+            for m in turns {
+                out.push_str(if m.role == Role::User {
+                    "<|im_start|>user\n"
+                } else {
+                    "<|im_start|>assistant\n"
+                });
+                out.push_str(&m.content);
+                out.push_str("<|im_end|>\n");
+            }
+            out.push_str("<|im_start|>assistant\n");
+        }
+    }
+    out
+}
+
+fn render_jinja(
+    source: &str,
+    bos_token: &str,
+    eos_token: &str,
+    system: Option<&str>,
+    turns: &[Message],
+) -> Result<String> {
+    // Hugging Face renders chat templates with trim_blocks and lstrip_blocks on, and
+    // templates call Python string methods, so both are enabled here.
+    let mut env = Environment::new();
+    env.set_trim_blocks(true);
+    env.set_lstrip_blocks(true);
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_function(
+        "raise_exception",
+        |msg: String| -> Result<String, JinjaError> {
+            Err(JinjaError::new(ErrorKind::InvalidOperation, msg))
+        },
+    );
+    env.add_template("chat", source).map_err(|e| {
+        WorkerError::Template(format!("the model's chat template does not parse: {e}"))
+    })?;
+    let mut messages: Vec<Message> = Vec::with_capacity(turns.len() + 1);
+    if let Some(s) = system {
+        messages.push(Message::new(Role::System, s));
+    }
+    messages.extend_from_slice(turns);
+    let tmpl = env
+        .get_template("chat")
+        .map_err(|e| WorkerError::Template(e.to_string()))?;
+    tmpl.render(context! {
+        messages => messages,
+        add_generation_prompt => true,
+        bos_token => bos_token,
+        eos_token => eos_token,
+    })
+    .map_err(|e| WorkerError::Template(format!("rendering the model's chat template failed: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn convo() -> Vec<Message> {
+        vec![
+            Message::new(Role::User, "Hello!"),
+            Message::new(Role::Assistant, "Hi!"),
+            Message::new(Role::User, "How are you?"),
+        ]
+    }
+
+    fn render(name: &str, msgs: &[Message], system: Option<&str>) -> String {
+        Template::by_name(name)
+            .unwrap()
+            .render(msgs, system)
+            .unwrap()
+    }
+
+    #[test]
+    fn vicuna_is_byte_exact() {
+        assert_eq!(
+            render("vicuna_v1.1", &convo(), None),
+            "A chat between a curious user and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the user's questions. USER: Hello! ASSISTANT: Hi!</s>USER: How are you? ASSISTANT:"
+        );
+    }
+
+    #[test]
+    fn alpaca_is_byte_exact() {
+        assert_eq!(
+            render("alpaca", &convo()[..1], None),
+            "Below is an instruction that describes a task. Write a response that appropriately completes the request.\n\n### Instruction:\nHello!\n\n### Response:\n"
+        );
+    }
+
+    #[test]
+    fn llama2_is_byte_exact_with_and_without_system() {
+        assert_eq!(
+            render("llama-2", &convo(), None),
+            "[INST] Hello! [/INST] Hi! </s><s>[INST] How are you? [/INST]"
+        );
+        assert_eq!(
+            render("llama-2", &convo(), Some("Be brief.")),
+            "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\nHello! [/INST] Hi! </s><s>[INST] How are you? [/INST]"
+        );
+    }
+
+    #[test]
+    fn zero_shot_is_byte_exact() {
+        assert_eq!(
+            render("zero_shot", &convo(), None),
+            "A chat between a curious human and an artificial intelligence assistant. The assistant gives helpful, detailed, and polite answers to the human's questions.\n### Human: Hello!\n### Assistant: Hi!\n### Human: How are you?\n### Assistant:"
+        );
+        assert_eq!(
+            Template::by_name("zero_shot").unwrap().stop_strings(),
+            vec!["###"]
+        );
+    }
+
+    #[test]
+    fn chatml_renders_system_and_turns() {
+        let mut msgs = vec![Message::new(Role::System, "S")];
+        msgs.extend(convo());
+        assert_eq!(
+            render("chatml", &msgs, None),
+            "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\nHi!<|im_end|>\n<|im_start|>user\nHow are you?<|im_end|>\n<|im_start|>assistant\n"
+        );
+    }
+
+    #[test]
+    fn system_override_replaces_the_default() {
+        let out = render("vicuna_v1.1", &convo()[..1], Some("Custom."));
+        assert_eq!(out, "Custom. USER: Hello! ASSISTANT:");
+    }
+
+    const SMOLLM_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
+
+    fn jinja(source: &str) -> Template {
+        Template::Jinja {
+            source: source.into(),
+            bos_token: "<|im_start|>".into(),
+            eos_token: "<|im_end|>".into(),
+        }
+    }
+
+    #[test]
+    fn jinja_chat_template_renders_like_transformers() {
+        let out = jinja(SMOLLM_TEMPLATE).render(&convo()[..1], None).unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n<|im_start|>user\nHello!<|im_end|>\n<|im_start|>assistant\n"
+        );
+        let out = jinja(SMOLLM_TEMPLATE)
+            .render(&convo()[..1], Some("Terse."))
+            .unwrap();
+        assert!(
+            out.starts_with("<|im_start|>system\nTerse.<|im_end|>\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn jinja_python_methods_and_raise_exception_work() {
+        let t = jinja("{{ messages[0]['content'].strip().upper() }}{% if messages|length > 1 %}{{ raise_exception('only one') }}{% endif %}");
+        assert_eq!(
+            t.render(&[Message::new(Role::User, "  hi ")], None)
+                .unwrap(),
+            "HI"
+        );
+        let err = t.render(&convo(), None).unwrap_err().to_string();
+        assert!(err.contains("only one"), "{err}");
+    }
+
+    #[test]
+    fn selection_prefers_explicit_then_own_then_name() {
+        let own = Some(jinja(SMOLLM_TEMPLATE));
+        assert_eq!(
+            Template::select(Some("alpaca"), own.clone(), "x")
+                .unwrap()
+                .name(),
+            "alpaca"
+        );
+        assert_eq!(
+            Template::select(None, own, "x").unwrap().name(),
+            "model (jinja)"
+        );
+        for (name, expected) in [
+            ("vicuna-7b-v1.5", "vicuna_v1.1"),
+            ("alpaca-13b", "alpaca"),
+            ("Llama-2-7b-chat", "llama-2"),
+            ("llama-13b", "zero_shot"),
+        ] {
+            assert_eq!(Template::select(None, None, name).unwrap().name(), expected);
+        }
+        assert!(Template::select(Some("nope"), None, "x").is_err());
+        assert!(Template::select(Some("model"), None, "x").is_err());
+    }
+
+    #[test]
+    fn malformed_conversations_are_rejected() {
+        let bad = [
+            vec![],
+            vec![Message::new(Role::Assistant, "Hi")],
+            vec![Message::new(Role::User, "a"), Message::new(Role::User, "b")],
+            vec![
+                Message::new(Role::User, "a"),
+                Message::new(Role::Assistant, "b"),
+            ],
+        ];
+        for msgs in bad {
+            let err = Template::by_name("chatml")
+                .unwrap()
+                .render(&msgs, None)
+                .unwrap_err();
+            assert!(err.to_string().contains("messages"), "{err}");
+        }
+        assert!(Role::parse("robot").is_err());
+    }
+}
