@@ -19,3 +19,4 @@ pub mod registration;
 pub mod run;
 pub mod served;
 pub mod server;
+pub mod testing;
