@@ -1,0 +1,164 @@
+//! Helpers for end-to-end tests: real `arena` processes on free ports, tiny models on disk,
+//! and a small in-test gRPC controller.
+#![allow(dead_code)]
+
+pub mod controller;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arena_proto::v1::worker_client::WorkerClient;
+use tonic::transport::Channel;
+
+/// The `arena` binary under test.
+pub fn arena() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_arena"));
+    c.env("ARENA_LOG", "info");
+    c
+}
+
+/// A running `arena` process, killed on drop.
+pub struct Proc {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    /// The gRPC address it listens on.
+    pub addr: SocketAddr,
+}
+
+impl Proc {
+    /// Everything it wrote to stderr so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let ok = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -TERM failed");
+    }
+
+    /// Waits for exit, at most `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return Some(s);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A gRPC client for its worker service.
+    pub async fn client(&self) -> WorkerClient<Channel> {
+        WorkerClient::connect(format!("http://{}", self.addr))
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `arena worker` on a free port with extra `args` and waits until it listens.
+pub fn spawn_worker(args: &[&str]) -> Proc {
+    let mut cmd = arena();
+    cmd.arg("worker")
+        .args(["--listen", "127.0.0.1:0"])
+        .args(args);
+    let (proc, _) = spawn_until(cmd, "arena worker listening on ", Duration::from_secs(120));
+    proc
+}
+
+/// Starts a process and waits for a stderr line starting with `marker`; returns the rest of it.
+pub fn spawn_until(mut cmd: Command, marker: &str, timeout: Duration) -> (Proc, String) {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start arena");
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let wanted = marker.to_string();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(&wanted) {
+                let _ = tx.send(rest.trim().to_string());
+            }
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(rest) => {
+            let addr = rest
+                .parse()
+                .unwrap_or_else(|_| "0.0.0.0:0".parse().unwrap());
+            (Proc { child, log, addr }, rest)
+        }
+        Err(_) => {
+            let _ = child.kill();
+            panic!(
+                "process did not print '{marker}' in time; log:\n{}",
+                log.lock().unwrap()
+            );
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes the tiny byte-level GGUF model into `dir`.
+pub fn tiny_gguf(dir: &Path) -> PathBuf {
+    let path = dir.join("tiny-chat.gguf");
+    arena_worker::testing::write_tiny_gguf(&path, arena_worker::testing::VocabKind::Gpt2, 5)
+        .unwrap();
+    path
+}
+
+/// The SmolLM2 GGUF that `scripts/fetch-models.sh` fetches; tests that need it fail with a
+/// clear message when it is missing.
+pub fn smollm2() -> PathBuf {
+    let dir = std::env::var_os("ARENA_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/arena/models")
+        });
+    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-models.sh (scripts/test.sh does it)",
+        path.display()
+    );
+    path
+}
