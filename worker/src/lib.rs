@@ -15,6 +15,7 @@ pub mod template;
 pub mod tokenizer;
 
 pub use error::{Result, WorkerError};
+pub mod bench;
 pub mod registration;
 pub mod run;
 pub mod served;

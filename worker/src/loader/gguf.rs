@@ -128,8 +128,7 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
     let heads = meta.usize(&k("attention.head_count"))?;
     let head_dim = match meta.opt_usize(&k("rope.dimension_count"))? {
         Some(d) => d,
-        None if heads > 0 => hidden / heads,
-        None => 0,
+        None => hidden.checked_div(heads).unwrap_or(0),
     };
     let embd_info = content
         .tensor_infos

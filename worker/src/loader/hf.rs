@@ -137,11 +137,9 @@ pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
         num_layers: cfg.num_hidden_layers,
         num_heads: heads,
         num_kv_heads: cfg.num_key_value_heads.unwrap_or(heads),
-        head_dim: cfg.head_dim.unwrap_or(if heads > 0 {
-            cfg.hidden_size / heads
-        } else {
-            0
-        }),
+        head_dim: cfg
+            .head_dim
+            .unwrap_or(cfg.hidden_size.checked_div(heads).unwrap_or(0)),
         rms_norm_eps: cfg.rms_norm_eps,
         rope_theta: cfg.rope_theta,
         rope_style: RopeStyle::HalfSplit,
