@@ -19,7 +19,9 @@ Needs llama-cpp-python==0.3.36 built WITHOUT AMX (see DESIGN.md section 12); on 
 
 Each case records llm.tokenize(text.encode(), add_bos=False, special=True) (special tokens such
 as <|im_start|> written in the text are parsed as special tokens) and
-llm.detokenize(ids) decoded as UTF-8 with errors="replace".
+llm.detokenize(ids) decoded as UTF-8 with errors="replace" (text_round_trip; special=False, so
+control tokens like <|im_start|> decode to nothing) and the same with special=True
+(text_round_trip_special).
 """
 import argparse
 import hashlib
@@ -175,14 +177,24 @@ def main():
         ids = llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
         ids = [int(i) for i in ids]
         round_trip = llm.detokenize(ids).decode("utf-8", errors="replace")
-        cases.append({"text": text, "ids": ids, "text_round_trip": round_trip})
+        round_trip_special = llm.detokenize(ids, special=True).decode("utf-8", errors="replace")
+        cases.append(
+            {
+                "text": text,
+                "ids": ids,
+                "text_round_trip": round_trip,
+                "text_round_trip_special": round_trip_special,
+            }
+        )
 
     doc = {
         "model_sha256": MODEL_SHA256,
         "generator": (
             f"llama-cpp-python {llama_cpp.__version__} (llama.cpp vendored), "
             "Llama(vocab_only=True).tokenize(text.encode(), add_bos=False, special=True); "
-            "text_round_trip = detokenize(ids).decode('utf-8', errors='replace'); "
+            "text_round_trip = detokenize(ids).decode('utf-8', errors='replace') "
+            "(special=False: control tokens such as <|im_start|> render as nothing); "
+            "text_round_trip_special = the same with detokenize(ids, special=True); "
             "scripts/make-token-fixture.py"
         ),
         "cases": cases,

@@ -243,6 +243,17 @@ mod tests {
     }
 
     #[test]
+    fn unset_max_new_tokens_fits_a_small_context() {
+        assert_eq!(
+            RawParams::default()
+                .validate(100, 50)
+                .unwrap()
+                .max_new_tokens,
+            50
+        );
+    }
+
+    #[test]
     fn context_overflow_names_both_numbers() {
         let e = check_context(40, 20, 50).unwrap_err().to_string();
         assert!(

@@ -131,6 +131,11 @@ impl ServedModel {
             }
         }
         let ids = self.prompt_ids(input, system)?;
+        if raw.max_new_tokens.is_none() {
+            // Unasked-for defaults shrink to fit instead of failing the request.
+            let room = self.info.context_length.saturating_sub(ids.len()).max(1);
+            params.max_new_tokens = params.max_new_tokens.min(room);
+        }
         check_context(ids.len(), params.max_new_tokens, self.info.context_length)?;
         Ok((ids, params))
     }
