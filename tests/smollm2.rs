@@ -6,65 +6,33 @@ mod common;
 use std::time::{Duration, Instant};
 
 use arena_proto::v1::worker_client::WorkerClient;
-use arena_proto::v1::{
-    generate_request, ChatMessage, FinishReason, GenerateRequest, InfoRequest, Messages,
-    SamplingParams,
-};
+use arena_proto::v1::{FinishReason, GenerateRequest, InfoRequest, SamplingParams};
 use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 const QUESTION: &str = "What is the capital of France? Answer in one word.";
 
 fn request(text: &str, max_new_tokens: u32) -> GenerateRequest {
-    GenerateRequest {
-        input: Some(generate_request::Input::Chat(Messages {
-            messages: vec![ChatMessage {
-                role: "user".into(),
-                content: text.into(),
-            }],
-        })),
-        params: Some(SamplingParams {
-            temperature: Some(0.0),
-            max_new_tokens: Some(max_new_tokens),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    common::chat_request(text, max_new_tokens)
 }
 
 async fn stream_text(client: &mut WorkerClient<Channel>, req: GenerateRequest) -> (String, i32) {
-    let mut s = client.generate(req).await.unwrap().into_inner();
-    let mut text = String::new();
-    let mut finish = 0;
-    while let Some(m) = s.next().await {
-        let m = m.unwrap();
-        text.push_str(&m.text);
-        finish = m.finish_reason;
-    }
-    (text, finish)
+    let (text, last) = common::collect(client, req).await;
+    (text, last.finish_reason)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_paris_in_the_cli_and_over_grpc_identically() {
     let model = common::smollm2();
-    let out = common::arena()
-        .args([
-            "generate",
-            "--model",
-            model.to_str().unwrap(),
-            "--chat",
-            QUESTION,
-            "--max-new-tokens",
-            "24",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cli = String::from_utf8(out.stdout).unwrap();
+    let cli = common::arena_ok(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--chat",
+        QUESTION,
+        "--max-new-tokens",
+        "24",
+    ]);
     assert!(cli.contains("Paris"), "{cli}");
 
     let worker = common::spawn_worker(&["--model", model.to_str().unwrap()]);

@@ -53,21 +53,13 @@ fn smollm2_token_ids_equal_llama_cpp() {
 #[test]
 fn tokenize_cli_prints_one_json_array() {
     let model = common::smollm2();
-    let out = common::arena()
-        .args([
-            "tokenize",
-            "--model",
-            model.to_str().unwrap(),
-            "--text",
-            "<|im_start|>user\nHello world<|im_end|>",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ids: Vec<u32> = serde_json::from_slice(&out.stdout).unwrap();
+    let out = common::arena_ok(&[
+        "tokenize",
+        "--model",
+        model.to_str().unwrap(),
+        "--text",
+        "<|im_start|>user\nHello world<|im_end|>",
+    ]);
+    let ids: Vec<u32> = serde_json::from_str(&out).unwrap();
     assert_eq!(ids, vec![1, 4093, 198, 19556, 905, 2]);
 }

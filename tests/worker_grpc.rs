@@ -35,45 +35,26 @@ async fn grpc_stream_matches_cli_generate() {
     let model = common::tiny_gguf(dir.path());
     let worker = common::spawn_worker(&["--model", model.to_str().unwrap()]);
     let mut client = worker.client().await;
-    let mut stream = client
-        .generate(GenerateRequest {
-            request_id: "r1".into(),
-            model: "tiny-chat".into(),
-            input: chat("hello world"),
-            params: greedy(24),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut text = String::new();
-    let mut last = None;
-    while let Some(msg) = stream.next().await {
-        let msg = msg.unwrap();
-        text.push_str(&msg.text);
-        last = Some(msg);
-    }
-    let last = last.unwrap();
+    let req = GenerateRequest {
+        request_id: "r1".into(),
+        model: "tiny-chat".into(),
+        ..common::chat_request("hello world", 24)
+    };
+    let (text, last) = common::collect(&mut client, req).await;
     assert_eq!(last.finish_reason, FinishReason::Length as i32);
     assert_eq!(last.usage.unwrap().completion_tokens, 24);
 
-    let out = common::arena()
-        .args([
-            "generate",
-            "--model",
-            model.to_str().unwrap(),
-            "--chat",
-            "hello world",
-        ])
-        .args(["--max-new-tokens", "24", "--temperature", "0"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let cli = String::from_utf8(out.stdout).unwrap();
+    let cli = common::arena_ok(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--chat",
+        "hello world",
+        "--max-new-tokens",
+        "24",
+        "--temperature",
+        "0",
+    ]);
     assert_eq!(cli.strip_suffix('\n').unwrap(), text);
 }
 

@@ -162,3 +162,50 @@ pub fn smollm2() -> PathBuf {
     );
     path
 }
+
+/// Runs `arena ARGS`, asserts it succeeded, and returns its stdout.
+pub fn arena_ok(args: &[&str]) -> String {
+    let out = arena().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "arena {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A greedy chat request with one user message.
+pub fn chat_request(text: &str, max_new_tokens: u32) -> arena_proto::v1::GenerateRequest {
+    use arena_proto::v1::{generate_request, ChatMessage, Messages, SamplingParams};
+    arena_proto::v1::GenerateRequest {
+        input: Some(generate_request::Input::Chat(Messages {
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: text.into(),
+            }],
+        })),
+        params: Some(SamplingParams {
+            temperature: Some(0.0),
+            max_new_tokens: Some(max_new_tokens),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Streams a generation to its end: the whole text and the last message.
+pub async fn collect(
+    client: &mut WorkerClient<Channel>,
+    req: arena_proto::v1::GenerateRequest,
+) -> (String, arena_proto::v1::GenerateResponse) {
+    use tokio_stream::StreamExt;
+    let mut s = client.generate(req).await.unwrap().into_inner();
+    let mut text = String::new();
+    let mut last = None;
+    while let Some(m) = s.next().await {
+        let m = m.unwrap();
+        text.push_str(&m.text);
+        last = Some(m);
+    }
+    (text, last.expect("an empty stream"))
+}

@@ -1,6 +1,6 @@
 //! The key/value cache of one sequence.
 
-use candle_core::{DType, Result, Tensor};
+use candle_core::{Result, Tensor};
 
 /// First allocation, in positions; the cache doubles from there up to the context length.
 const INITIAL_CAPACITY: usize = 256;
@@ -79,14 +79,5 @@ impl KvCache {
     /// Advances the length after all layers stored `t` new positions.
     pub fn commit(&mut self, t: usize) {
         self.len += t;
-    }
-
-    /// Bytes held by the cache tensors.
-    pub fn allocated_bytes(&self) -> usize {
-        self.layers
-            .iter()
-            .flatten()
-            .map(|(k, v)| (k.elem_count() + v.elem_count()) * DType::F32.size_in_bytes())
-            .sum()
     }
 }
