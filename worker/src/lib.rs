@@ -9,6 +9,7 @@ pub mod linear;
 pub mod llama;
 pub mod loader;
 pub mod params;
+pub mod qmatrix;
 pub mod sampling;
 pub mod stop;
 pub mod template;

@@ -8,7 +8,7 @@ use candle_core::{DType, Device, Result, Tensor};
 
 use crate::config::{LlamaConfig, RopeStyle};
 use crate::kv_cache::KvCache;
-use crate::linear::Linear;
+use crate::linear::{Linear, GEMM_ROWS};
 
 /// Weights of one transformer block.
 #[derive(Debug, Clone)]
@@ -105,9 +105,18 @@ impl Llama {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        // Short segments (decode steps, small chunks) first: their rows take the quantized
+        // kernels, the long prompt chunks after them take GEMM (see `Linear::forward`).
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by_key(|&i| items[i].tokens.len() >= GEMM_ROWS);
+        let gemm_from: usize = order
+            .iter()
+            .map(|&i| items[i].tokens.len())
+            .filter(|&t| t < GEMM_ROWS)
+            .sum();
         let mut all_tokens = Vec::new();
         let mut last_rows = Vec::with_capacity(items.len());
-        for item in items.iter() {
+        for item in order.iter().map(|&i| &items[i]) {
             if item.tokens.is_empty() {
                 candle_core::bail!("a batch item has no tokens")
             }
@@ -126,12 +135,13 @@ impl Llama {
         let eps = self.cfg.rms_norm_eps as f32;
         for (layer, block) in self.weights.blocks.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
-            let q = block.wq.forward(&h)?;
-            let k = block.wk.forward(&h)?;
-            let v = block.wv.forward(&h)?;
+            let q = block.wq.forward(&h, gemm_from)?;
+            let k = block.wk.forward(&h, gemm_from)?;
+            let v = block.wv.forward(&h, gemm_from)?;
             let mut outs = Vec::with_capacity(items.len());
             let mut row = 0;
-            for item in items.iter_mut() {
+            for &i in &order {
+                let item = &mut items[i];
                 let t = item.tokens.len();
                 outs.push(self.attention(
                     layer,
@@ -147,10 +157,11 @@ impl Llama {
             } else {
                 Tensor::cat(&outs, 0)?
             };
-            x = (x + block.wo.forward(&attn)?)?;
+            x = (x + block.wo.forward(&attn, gemm_from)?)?;
             let h = candle_nn::ops::rms_norm(&x, &block.ffn_norm, eps)?;
-            let mlp = (block.gate.forward(&h)?.silu()? * block.up.forward(&h)?)?;
-            x = (x + block.down.forward(&mlp)?)?;
+            let mlp =
+                (block.gate.forward(&h, gemm_from)?.silu()? * block.up.forward(&h, gemm_from)?)?;
+            x = (x + block.down.forward(&mlp, gemm_from)?)?;
         }
         for item in items.iter_mut() {
             item.cache.commit(item.tokens.len());
@@ -158,8 +169,13 @@ impl Llama {
         let last = Tensor::new(last_rows.as_slice(), &self.device)?;
         let x = x.index_select(&last, 0)?;
         let x = candle_nn::ops::rms_norm(&x, &self.weights.norm, eps)?;
-        let logits = self.weights.lm_head.forward(&x)?;
-        logits.to_dtype(DType::F32)?.to_vec2()
+        let logits = self.weights.lm_head.forward(&x, usize::MAX)?;
+        let rows: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
+        let mut by_item = vec![Vec::new(); items.len()];
+        for (&i, row) in order.iter().zip(rows) {
+            by_item[i] = row;
+        }
+        Ok(by_item)
     }
 
     /// Causal grouped-query attention of `t` new rows of one sequence.

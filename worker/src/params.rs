@@ -77,7 +77,7 @@ impl RawParams {
         }
         let max_new_tokens = self
             .max_new_tokens
-            .map_or(DEFAULT_MAX_NEW_TOKENS, |m| m as usize);
+            .map_or(DEFAULT_MAX_NEW_TOKENS.min(context_length), |m| m as usize);
         if max_new_tokens == 0 || max_new_tokens > context_length {
             return Err(WorkerError::param(
                 "max_new_tokens",
