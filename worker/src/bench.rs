@@ -117,8 +117,13 @@ pub fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Loads the model and measures prefill, single-stream and batched decode.
+/// Loads the model and measures prefill, single-stream and batched decode, on the same
+/// thread pool arrangement as the engine.
 pub fn run(path: &Path, opts: &BenchOptions) -> Result<BenchReport> {
+    crate::engine::compute_pool()?.install(|| measure(path, opts))
+}
+
+fn measure(path: &Path, opts: &BenchOptions) -> Result<BenchReport> {
     let loaded = loader::load(path, &Device::Cpu)?;
     let model = &loaded.model;
     let tok = &loaded.tokenizer;
