@@ -26,6 +26,8 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the controller: worker registry (gRPC) and the HTTP APIs.
+    Controller(ControllerArgs),
     /// Serve one model over gRPC, registered with a controller when `--controller` is given.
     Worker(WorkerArgs),
     /// Generate text locally from a model file; the text alone goes to stdout.
@@ -65,6 +67,57 @@ pub struct BenchWorkerArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags of `arena controller`.
+#[derive(Args, Debug)]
+pub struct ControllerArgs {
+    /// HTTP address: OpenAI-compatible API and ops endpoints; port 0 picks a free port.
+    #[arg(long, env = "ARENA_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// gRPC address workers register with; port 0 picks a free port.
+    #[arg(long, env = "ARENA_GRPC_ADDR", default_value = "127.0.0.1:21001")]
+    pub grpc_addr: SocketAddr,
+    /// Secret workers must present to register (strongly advised in production).
+    #[arg(long, env = "ARENA_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+    /// Comma-separated API keys accepted as `Authorization: Bearer KEY`; none: open API.
+    #[arg(
+        long,
+        env = "ARENA_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// Heartbeat period asked of workers, in milliseconds.
+    #[arg(long, env = "ARENA_HEARTBEAT_MS", default_value_t = 2000)]
+    pub heartbeat_ms: u64,
+    /// A worker silent this long (milliseconds) leaves the registry.
+    #[arg(long, env = "ARENA_WORKER_EXPIRY_MS", default_value_t = 6000)]
+    pub worker_expiry_ms: u64,
+    /// Seconds running requests may take to finish on SIGTERM.
+    #[arg(long, env = "ARENA_SHUTDOWN_TIMEOUT_S", default_value_t = 30)]
+    pub shutdown_timeout_s: u64,
+}
+
+impl ControllerArgs {
+    /// Library options for these flags.
+    pub fn options(self) -> arena_controller::run::ControllerOptions {
+        arena_controller::run::ControllerOptions {
+            http_addr: self.http_addr,
+            grpc_addr: self.grpc_addr,
+            worker_token: self.worker_token.filter(|t| !t.is_empty()),
+            api_keys: self
+                .api_keys
+                .into_iter()
+                .map(|k| k.trim().to_string())
+                .filter(|k| !k.is_empty())
+                .collect(),
+            heartbeat_interval: Duration::from_millis(self.heartbeat_ms.max(1)),
+            worker_expiry: Duration::from_millis(self.worker_expiry_ms.max(1)),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout_s),
+        }
+    }
 }
 
 /// Which model and how to present it.

@@ -21,6 +21,9 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
+            Command::Controller(args) => {
+                arena_controller::run::run_controller(args.options()).await?
+            }
             Command::Worker(args) => arena_worker::run::run_worker(args.options()).await?,
             Command::Generate(args) => {
                 let mut stdout = std::io::stdout();

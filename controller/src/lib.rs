@@ -1,1 +1,12 @@
-//! The controller: worker registry, routing and HTTP APIs. Built out by the controller issue.
+//! The controller: registers workers over gRPC, routes every request to the least-loaded
+//! worker serving its model, and serves the OpenAI-compatible API and ops endpoints.
+
+pub mod dispatch;
+pub mod error;
+pub mod grpc;
+pub mod openai;
+pub mod ops;
+pub mod registry;
+pub mod run;
+
+pub use error::{ApiError, ControllerError};

@@ -1,0 +1,123 @@
+//! The controller's errors: internal ones, and the OpenAI-shaped HTTP errors.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+/// Internal controller errors.
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    /// A worker advertised an address that is not a URL.
+    #[error("invalid worker address '{0}': {1}")]
+    BadAddress(String, String),
+    /// Binding or serving failed.
+    #[error("server error: {0}")]
+    Server(String),
+    /// An I/O error.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An HTTP error in OpenAI's shape: `{"error": {"message", "type", "param", "code"}}`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// What a person should read.
+    pub message: String,
+    /// The parameter at fault, when there is one.
+    pub param: Option<String>,
+    /// A stable machine-readable code.
+    pub code: &'static str,
+}
+
+impl ApiError {
+    /// 400 about one request parameter.
+    pub fn invalid_param(param: &str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            param: Some(param.to_string()),
+            code: "invalid_parameter",
+        }
+    }
+
+    /// 400 about the request as a whole.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            param: None,
+            code: "invalid_request",
+        }
+    }
+
+    /// 401 for a missing or wrong API key.
+    pub fn unauthorized() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: "missing or invalid API key: send 'Authorization: Bearer <key>'".into(),
+            param: None,
+            code: "invalid_api_key",
+        }
+    }
+
+    /// 404 for a model no worker serves.
+    pub fn model_not_found(model: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: format!("the model '{model}' does not exist or no worker serves it (GET /v1/models lists the models)"),
+            param: Some("model".into()),
+            code: "model_not_found",
+        }
+    }
+
+    /// 503 when the model's workers are all unavailable.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: message.into(),
+            param: None,
+            code: "worker_unavailable",
+        }
+    }
+
+    /// 500 for a failure inside the system.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            param: None,
+            code: "internal_error",
+        }
+    }
+
+    /// OpenAI's error `type` for this status.
+    pub fn kind(&self) -> &'static str {
+        match self.status.as_u16() {
+            400 | 404 | 422 => "invalid_request_error",
+            401 => "authentication_error",
+            429 => "rate_limit_error",
+            503 => "service_unavailable",
+            _ => "server_error",
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "message": self.message,
+                "type": self.kind(),
+                "param": self.param,
+                "code": self.code,
+            }
+        })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(self.body())).into_response()
+    }
+}

@@ -1,0 +1,76 @@
+//! The OpenAI-compatible API: `/v1/models` and `/v1/chat/completions`.
+
+mod chat;
+pub mod types;
+mod upstream;
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::header::AUTHORIZATION;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+
+use crate::error::ApiError;
+use crate::registry::Registry;
+use types::Model;
+
+/// What the API handlers share.
+pub struct ApiState {
+    /// The worker registry.
+    pub registry: Arc<Registry>,
+    /// Accepted Bearer keys; empty means no authentication.
+    pub api_keys: Vec<String>,
+}
+
+/// The `/v1` routes, behind the API-key check.
+pub fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/v1/models", get(models))
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
+        .with_state(state)
+}
+
+async fn require_key(
+    State(state): State<Arc<ApiState>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if !state.api_keys.is_empty() {
+        let presented = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if !presented.is_some_and(|k| state.api_keys.iter().any(|a| a == k)) {
+            return Err(ApiError::unauthorized());
+        }
+    }
+    Ok(next.run(request).await)
+}
+
+async fn models(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
+    let data: Vec<Model> = state
+        .registry
+        .models()
+        .into_iter()
+        .map(|id| Model {
+            id,
+            object: "model",
+            created: 0,
+            owned_by: "arena",
+        })
+        .collect();
+    Json(serde_json::json!({"object": "list", "data": data}))
+}
+
+/// Seconds since the Unix epoch.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

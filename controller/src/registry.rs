@@ -1,0 +1,295 @@
+//! The registry of workers: who serves what, where, and how loaded they are.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use arena_proto::v1::worker_client::WorkerClient;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ControllerError;
+
+/// How long a call to a worker may take to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a worker says about itself when it registers.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    /// Unique id.
+    pub id: String,
+    /// URL the controller dials.
+    pub address: String,
+    /// Served model names.
+    pub models: Vec<String>,
+    /// Context length in tokens.
+    pub context_length: u32,
+    /// Running sequences at most.
+    pub max_concurrency: u32,
+}
+
+struct Entry {
+    info: WorkerInfo,
+    client: WorkerClient<Channel>,
+    last_heartbeat: Instant,
+    queue_length: u32,
+    in_flight: Arc<AtomicUsize>,
+    failed: bool,
+}
+
+/// A worker that can take a request now.
+#[derive(Clone)]
+pub struct Candidate {
+    /// Worker id.
+    pub id: String,
+    /// gRPC client (cheap to clone).
+    pub client: WorkerClient<Channel>,
+    /// Requests this controller has running on it plus the queue it reported.
+    pub load: usize,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Candidate {
+    /// Counts a request as running on this worker until the guard drops.
+    pub fn start(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.in_flight.clone())
+    }
+}
+
+/// Decrements the worker's in-flight count when dropped.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A worker as `/api/workers` shows it.
+#[derive(Debug, Serialize)]
+pub struct WorkerView {
+    /// Worker id.
+    pub id: String,
+    /// Its address.
+    pub address: String,
+    /// Its models.
+    pub models: Vec<String>,
+    /// Context length.
+    pub context_length: u32,
+    /// Capacity.
+    pub max_concurrency: u32,
+    /// Requests this controller has running on it.
+    pub in_flight: usize,
+    /// Queue length from its last heartbeat.
+    pub queue_length: u32,
+    /// Milliseconds since its last heartbeat.
+    pub last_heartbeat_ms: u64,
+    /// False after a failed call, until its next heartbeat.
+    pub healthy: bool,
+}
+
+/// The in-process registry.
+pub struct Registry {
+    workers: RwLock<HashMap<String, Entry>>,
+    expiry: Duration,
+}
+
+impl Registry {
+    /// A registry that forgets workers silent for longer than `expiry`.
+    pub fn new(expiry: Duration) -> Self {
+        Self {
+            workers: RwLock::new(HashMap::new()),
+            expiry,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
+        self.workers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Entry>> {
+        self.workers.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds or replaces a worker.
+    pub fn register(&self, info: WorkerInfo) -> Result<(), ControllerError> {
+        let endpoint = Endpoint::from_shared(info.address.clone())
+            .map_err(|e| ControllerError::BadAddress(info.address.clone(), e.to_string()))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let client = WorkerClient::new(endpoint.connect_lazy());
+        let mut workers = self.write();
+        // A re-registering worker keeps the count of requests still running on it.
+        let in_flight = workers
+            .get(&info.id)
+            .map(|e| e.in_flight.clone())
+            .unwrap_or_default();
+        workers.insert(
+            info.id.clone(),
+            Entry {
+                info,
+                client,
+                last_heartbeat: Instant::now(),
+                queue_length: 0,
+                in_flight,
+                failed: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Records a heartbeat; false when the worker is unknown and must register again.
+    pub fn heartbeat(&self, id: &str, queue_length: u32) -> bool {
+        match self.write().get_mut(id) {
+            Some(e) => {
+                e.last_heartbeat = Instant::now();
+                e.queue_length = queue_length;
+                e.failed = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a worker.
+    pub fn deregister(&self, id: &str) -> bool {
+        self.write().remove(id).is_some()
+    }
+
+    /// Takes a worker out of dispatch until its next heartbeat.
+    pub fn mark_failed(&self, id: &str) {
+        if let Some(e) = self.write().get_mut(id) {
+            e.failed = true;
+        }
+    }
+
+    /// Forgets workers whose last heartbeat is older than the expiry; returns their ids.
+    pub fn expire(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        self.write().retain(|id, e| {
+            let alive = now.duration_since(e.last_heartbeat) <= self.expiry;
+            if !alive {
+                gone.push(id.clone());
+            }
+            alive
+        });
+        gone
+    }
+
+    /// Live, healthy workers serving `model`.
+    pub fn candidates(&self, model: &str) -> Vec<Candidate> {
+        let now = Instant::now();
+        self.read()
+            .values()
+            .filter(|e| !e.failed && now.duration_since(e.last_heartbeat) <= self.expiry)
+            .filter(|e| e.info.models.iter().any(|m| m == model))
+            .map(|e| Candidate {
+                id: e.info.id.clone(),
+                client: e.client.clone(),
+                load: e.in_flight.load(Ordering::Relaxed) + e.queue_length as usize,
+                in_flight: e.in_flight.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether any registered worker (healthy or not) serves `model`.
+    pub fn knows_model(&self, model: &str) -> bool {
+        self.read()
+            .values()
+            .any(|e| e.info.models.iter().any(|m| m == model))
+    }
+
+    /// Served model names, sorted.
+    pub fn models(&self) -> Vec<String> {
+        let mut m: Vec<String> = self
+            .read()
+            .values()
+            .flat_map(|e| e.info.models.iter().cloned())
+            .collect();
+        m.sort();
+        m.dedup();
+        m
+    }
+
+    /// Every worker and its state.
+    pub fn snapshot(&self) -> Vec<WorkerView> {
+        let now = Instant::now();
+        let mut v: Vec<WorkerView> = self
+            .read()
+            .values()
+            .map(|e| WorkerView {
+                id: e.info.id.clone(),
+                address: e.info.address.clone(),
+                models: e.info.models.clone(),
+                context_length: e.info.context_length,
+                max_concurrency: e.info.max_concurrency,
+                in_flight: e.in_flight.load(Ordering::Relaxed),
+                queue_length: e.queue_length,
+                last_heartbeat_ms: now.duration_since(e.last_heartbeat).as_millis() as u64,
+                healthy: !e.failed,
+            })
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str, model: &str) -> WorkerInfo {
+        WorkerInfo {
+            id: id.into(),
+            address: "http://127.0.0.1:1".into(),
+            models: vec![model.into()],
+            context_length: 2048,
+            max_concurrency: 4,
+        }
+    }
+
+    #[tokio::test]
+    async fn register_heartbeat_fail_and_expire() {
+        let r = Registry::new(Duration::from_millis(50));
+        r.register(info("a", "m")).unwrap();
+        r.register(info("b", "m")).unwrap();
+        assert_eq!(r.candidates("m").len(), 2);
+        assert!(r.candidates("other").is_empty());
+        r.mark_failed("a");
+        assert_eq!(r.candidates("m").len(), 1);
+        assert!(r.heartbeat("a", 3));
+        let c = r.candidates("m");
+        assert_eq!(c.len(), 2);
+        assert!(c.iter().any(|c| c.id == "a" && c.load == 3));
+        assert!(!r.heartbeat("zzz", 0));
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(
+            r.candidates("m").is_empty(),
+            "expired workers leave dispatch"
+        );
+        assert_eq!(r.expire().len(), 2);
+        assert!(r.models().is_empty());
+    }
+
+    #[tokio::test]
+    async fn in_flight_guards_count_load() {
+        let r = Registry::new(Duration::from_secs(5));
+        r.register(info("a", "m")).unwrap();
+        let c = r.candidates("m").remove(0);
+        let g1 = c.start();
+        let g2 = c.start();
+        assert_eq!(r.candidates("m")[0].load, 2);
+        drop((g1, g2));
+        assert_eq!(r.candidates("m")[0].load, 0);
+    }
+
+    #[test]
+    fn bad_addresses_are_refused() {
+        let r = Registry::new(Duration::from_secs(1));
+        let mut i = info("a", "m");
+        i.address = "not a url".into();
+        assert!(r.register(i).is_err());
+    }
+}

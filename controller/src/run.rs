@@ -1,0 +1,120 @@
+//! `arena controller`: gRPC for workers, HTTP for clients, until SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arena_proto::v1::controller_server::ControllerServer;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::error::ControllerError;
+use crate::grpc::ControllerService;
+use crate::openai::{self, ApiState};
+use crate::ops;
+use crate::registry::Registry;
+
+/// Options of `arena controller`.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// HTTP listen address (port 0 picks a free port).
+    pub http_addr: SocketAddr,
+    /// gRPC listen address for workers.
+    pub grpc_addr: SocketAddr,
+    /// Secret workers must present to register.
+    pub worker_token: Option<String>,
+    /// Accepted API keys; empty means open.
+    pub api_keys: Vec<String>,
+    /// Heartbeat period asked of workers.
+    pub heartbeat_interval: Duration,
+    /// Silence after which a worker leaves the registry.
+    pub worker_expiry: Duration,
+    /// How long in-flight HTTP streams may run on shutdown.
+    pub shutdown_timeout: Duration,
+}
+
+/// Serves until a shutdown signal, then stops accepting and lets running streams finish.
+pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerError> {
+    if opts.worker_token.is_none() {
+        tracing::warn!("no worker token set: any process that can reach the gRPC port can register as a worker (set ARENA_WORKER_TOKEN in production)");
+    }
+    let registry = Arc::new(Registry::new(opts.worker_expiry));
+    let grpc_listener = tokio::net::TcpListener::bind(opts.grpc_addr).await?;
+    let http_listener = tokio::net::TcpListener::bind(opts.http_addr).await?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let http_addr = http_listener.local_addr()?;
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+
+    let service = ControllerService::new(
+        registry.clone(),
+        opts.worker_token.clone(),
+        opts.heartbeat_interval,
+    );
+    let grpc = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(ControllerServer::new(service))
+            .serve_with_incoming_shutdown(
+                TcpListenerStream::new(grpc_listener),
+                wait_stop(stop_rx.clone()),
+            ),
+    );
+    let api = Arc::new(ApiState {
+        registry: registry.clone(),
+        api_keys: opts.api_keys.clone(),
+    });
+    let app = openai::router(api).merge(ops::router(registry.clone()));
+    let http_stop = wait_stop(stop_rx.clone());
+    let http = tokio::spawn(async move {
+        axum::serve(http_listener, app)
+            .with_graceful_shutdown(http_stop)
+            .await
+    });
+    let expiry_registry = registry.clone();
+    let period = (opts.worker_expiry / 4).max(Duration::from_millis(50));
+    let expiry = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        loop {
+            tick.tick().await;
+            for id in expiry_registry.expire() {
+                tracing::warn!(worker_id = %id, "worker expired: no heartbeat");
+            }
+        }
+    });
+    // A stable line on stderr that scripts and tests wait for.
+    eprintln!("arena controller listening on http={http_addr} grpc={grpc_addr}");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: no new connections; finishing running requests");
+    let _ = stop_tx.send(true);
+    expiry.abort();
+    let deadline = opts.shutdown_timeout;
+    let (h, g) = tokio::join!(
+        tokio::time::timeout(deadline, http),
+        tokio::time::timeout(deadline, grpc)
+    );
+    if let Ok(Ok(Err(e))) = h {
+        return Err(ControllerError::Server(e.to_string()));
+    }
+    if let Ok(Ok(Err(e))) = g {
+        return Err(ControllerError::Server(e.to_string()));
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -1,0 +1,316 @@
+//! `arena controller` with real `arena worker` processes: registration, routing, the
+//! OpenAI-compatible API, errors and failover.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Proc;
+use serde_json::{json, Value};
+
+struct Controller {
+    proc: Proc,
+    http: String,
+    grpc: String,
+}
+
+fn spawn_controller(args: &[&str]) -> Controller {
+    let mut cmd = common::arena();
+    cmd.args([
+        "controller",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--heartbeat-ms",
+        "200",
+        "--worker-expiry-ms",
+        "1500",
+    ])
+    .args(args);
+    let (proc, rest) = common::spawn_until(
+        cmd,
+        "arena controller listening on ",
+        Duration::from_secs(30),
+    );
+    let mut http = String::new();
+    let mut grpc = String::new();
+    for part in rest.split_whitespace() {
+        if let Some(a) = part.strip_prefix("http=") {
+            http = format!("http://{a}");
+        } else if let Some(a) = part.strip_prefix("grpc=") {
+            grpc = format!("http://{a}");
+        }
+    }
+    Controller { proc, http, grpc }
+}
+
+async fn workers(c: &Controller) -> Vec<Value> {
+    let v: Value = reqwest::get(format!("{}/api/workers", c.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["workers"].as_array().cloned().unwrap_or_default()
+}
+
+async fn wait_workers(c: &Controller, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while workers(c).await.len() != n {
+        assert!(
+            Instant::now() < deadline,
+            "expected {n} workers, have {:?}",
+            workers(c).await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn chat(c: &Controller, body: Value) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", c.http))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+fn greedy(model: &str, text: &str, max_tokens: u32) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": text}], "temperature": 0, "max_tokens": max_tokens})
+}
+
+/// Reads an SSE response into its `data:` payloads.
+async fn sse(c: &Controller, body: Value) -> Vec<String> {
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", c.http))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
+    let text = r.text().await.unwrap();
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: ").map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_through_the_controller_matches_the_worker_streamed_or_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_gguf(dir.path());
+    let c = spawn_controller(&["--worker-token", "t0k"]);
+    let w1 = common::spawn_worker(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--controller",
+        &c.grpc,
+        "--worker-token",
+        "t0k",
+    ]);
+    let _w2 = common::spawn_worker(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--controller",
+        &c.grpc,
+        "--worker-token",
+        "t0k",
+    ]);
+    wait_workers(&c, 2).await;
+
+    let models: Value = reqwest::get(format!("{}/v1/models", c.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "tiny-chat");
+
+    let (direct, _) = common::collect(
+        &mut w1.client().await,
+        common::chat_request("hello world", 20),
+    )
+    .await;
+
+    let (status, body) = chat(&c, greedy("tiny-chat", "hello world", 20)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(body["choices"][0]["message"]["content"], direct.as_str());
+    assert_eq!(body["choices"][0]["finish_reason"], "length");
+    assert_eq!(body["usage"]["completion_tokens"], 20);
+
+    let mut req = greedy("tiny-chat", "hello world", 20);
+    req["stream"] = json!(true);
+    req["stream_options"] = json!({"include_usage": true});
+    let events = sse(&c, req).await;
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).unwrap())
+        .collect();
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let text: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, direct);
+    let finish: Vec<&Value> = chunks
+        .iter()
+        .filter(|c| !c["choices"][0]["finish_reason"].is_null())
+        .collect();
+    assert_eq!(finish.len(), 1);
+    assert_eq!(finish[0]["choices"][0]["finish_reason"], "length");
+    assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 20);
+    drop(c.proc);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_are_openai_shaped_with_the_right_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_gguf(dir.path());
+    let c = spawn_controller(&["--api-keys", "k1,k2"]);
+    let _w = common::spawn_worker(&["--model", model.to_str().unwrap(), "--controller", &c.grpc]);
+    wait_workers(&c, 1).await;
+    let client = reqwest::Client::new();
+    let post = |key: Option<&str>, body: Value| {
+        let mut r = client
+            .post(format!("{}/v1/chat/completions", c.http))
+            .json(&body);
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        r.send()
+    };
+
+    let r = post(None, greedy("tiny-chat", "hi", 4)).await.unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let r = post(Some("wrong"), greedy("tiny-chat", "hi", 4))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["type"], "authentication_error");
+    assert_eq!(
+        post(Some("k2"), greedy("tiny-chat", "hi", 4))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+
+    let r = post(Some("k1"), greedy("gpt-9", "hi", 4)).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "model_not_found");
+    assert!(e["error"]["message"].as_str().unwrap().contains("gpt-9"));
+
+    let mut bad = greedy("tiny-chat", "hi", 4);
+    bad["temperature"] = json!(7);
+    let e: Value = post(Some("k1"), bad).await.unwrap().json().await.unwrap();
+    assert_eq!(e["error"]["param"], "temperature");
+
+    let mut bad = greedy("tiny-chat", "hi", 4);
+    bad["frequency_penalty"] = json!(0.5);
+    let r = post(Some("k1"), bad).await.unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["param"],
+        "frequency_penalty"
+    );
+
+    // The worker's own limits come back as 400s that name the problem.
+    let long = "hello ".repeat(300);
+    let r = post(Some("k1"), greedy("tiny-chat", &long, 10))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "context_length_exceeded");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("context length of 256"),
+        "{e}"
+    );
+
+    let r = client
+        .post(format!("{}/v1/chat/completions", c.http))
+        .bearer_auth("k1")
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["type"],
+        "invalid_request_error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_worker_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_gguf(dir.path());
+    let c = spawn_controller(&["--worker-token", "right"]);
+    let mut w = common::spawn_worker(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--controller",
+        &c.grpc,
+        "--worker-token",
+        "wrong",
+    ]);
+    let status = w
+        .wait(Duration::from_secs(15))
+        .expect("worker kept running after refusal");
+    assert!(!status.success());
+    assert!(w.log().contains("refused"), "{}", w.log());
+    assert!(workers(&c).await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_worker_leaves_routing_and_requests_go_to_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_gguf(dir.path());
+    let c = spawn_controller(&[]);
+    let w1 = common::spawn_worker(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--controller",
+        &c.grpc,
+        "--worker-id",
+        "w1",
+    ]);
+    let _w2 = common::spawn_worker(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--controller",
+        &c.grpc,
+        "--worker-id",
+        "w2",
+    ]);
+    wait_workers(&c, 2).await;
+    let ok = std::process::Command::new("kill")
+        .args(["-9", &w1.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    // Before the expiry notices, failover sends every request to the live worker.
+    for _ in 0..8 {
+        let (status, body) = chat(&c, greedy("tiny-chat", "hello", 5)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // And the dead worker leaves the registry within the expiry time.
+    wait_workers(&c, 1).await;
+    assert_eq!(workers(&c).await[0]["id"], "w2");
+    drop(w1);
+}
