@@ -21,6 +21,16 @@ ARENA_MODELS="${ARENA_MODELS:-$HOME/.cache/arena/models}"
 export ARENA_MODELS
 ./scripts/fetch-models.sh >/dev/null
 
+log "OpenAI Python client for the API client tests (cached virtualenv)"
+VENV="${ARENA_CLIENTS_VENV:-$HOME/.cache/arena/venv-clients}"
+if ! "$VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '1.12.0')" 2>/dev/null; then
+  rm -rf "$VENV"
+  python3 -m venv "$VENV" || { echo "test.sh: python3 -m venv failed (install python3-venv)" >&2; exit 1; }
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check openai==1.12.0 httpx==0.26.0 \
+    || { echo "test.sh: could not install openai==1.12.0 from PyPI" >&2; exit 1; }
+fi
+export ARENA_CLIENTS_PYTHON="$VENV/bin/python"
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

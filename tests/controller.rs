@@ -314,3 +314,59 @@ async fn a_killed_worker_leaves_routing_and_requests_go_to_the_other() {
     assert_eq!(workers(&c).await[0]["id"], "w2");
     drop(w1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn workers_find_a_late_or_restarted_controller_by_themselves() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_gguf(dir.path());
+    let (http_port, grpc_port) = (common::free_port(), common::free_port());
+    let grpc = format!("http://127.0.0.1:{grpc_port}");
+    let start = || {
+        let mut cmd = common::arena();
+        cmd.args([
+            "controller",
+            "--heartbeat-ms",
+            "200",
+            "--worker-expiry-ms",
+            "1500",
+        ])
+        .args([
+            "--http-addr",
+            &format!("127.0.0.1:{http_port}"),
+            "--grpc-addr",
+            &format!("127.0.0.1:{grpc_port}"),
+        ]);
+        let (proc, _) = common::spawn_until(
+            cmd,
+            "arena controller listening on ",
+            Duration::from_secs(30),
+        );
+        Controller {
+            proc,
+            http: format!("http://127.0.0.1:{http_port}"),
+            grpc: grpc.clone(),
+        }
+    };
+    // The worker comes up first and waits for the controller.
+    let _w = common::spawn_worker(&["--model", model.to_str().unwrap(), "--controller", &grpc]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let c = start();
+    wait_workers(&c, 1).await;
+    let ok = std::process::Command::new("kill")
+        .args(["-9", &c.proc.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    drop(c);
+    // A fresh controller knows nobody; the worker's next heartbeat puts it back.
+    let c = start();
+    let restarted = Instant::now();
+    wait_workers(&c, 1).await;
+    assert!(
+        restarted.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        restarted.elapsed()
+    );
+    let (status, body) = chat(&c, greedy("tiny-chat", "hello", 4)).await;
+    assert_eq!(status, 200, "{body}");
+}

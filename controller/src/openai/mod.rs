@@ -1,6 +1,9 @@
 //! The OpenAI-compatible API: `/v1/models` and `/v1/chat/completions`.
 
 mod chat;
+mod completions;
+mod params;
+mod respond;
 pub mod types;
 mod upstream;
 
@@ -30,6 +33,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(completions::completions))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
         .with_state(state)
 }

@@ -1,4 +1,4 @@
-//! Request and response bodies of the OpenAI-compatible API.
+//! Request bodies of the OpenAI-compatible API.
 
 use serde::{Deserialize, Serialize};
 
@@ -11,14 +11,24 @@ pub struct ChatMessage {
     pub content: String,
 }
 
-/// `stop`: one string or a list.
+/// One string or a list of strings (`stop`, `prompt`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Stop {
-    /// One stop string.
+pub enum OneOrMany {
+    /// One string.
     One(String),
     /// Several.
     Many(Vec<String>),
+}
+
+impl OneOrMany {
+    /// The strings as a list.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(s) => vec![s],
+            Self::Many(v) => v,
+        }
+    }
 }
 
 /// `stream_options`.
@@ -29,23 +39,19 @@ pub struct StreamOptions {
     pub include_usage: bool,
 }
 
-/// `POST /v1/chat/completions`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ChatCompletionRequest {
-    /// Served model name.
-    pub model: String,
-    /// The conversation.
-    pub messages: Vec<ChatMessage>,
-    /// Sampling temperature in [0, 2].
+/// Sampling and streaming fields shared by both completion endpoints.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CommonParams {
+    /// Sampling temperature in [0, 2] (default 1).
     pub temperature: Option<f32>,
     /// Nucleus mass in [0, 1].
     pub top_p: Option<f32>,
     /// New tokens at most.
     pub max_tokens: Option<u32>,
-    /// Newer name of `max_tokens`.
+    /// Newer name of `max_tokens` (chat).
     pub max_completion_tokens: Option<u32>,
     /// Stop strings.
-    pub stop: Option<Stop>,
+    pub stop: Option<OneOrMany>,
     /// Seed for reproducible sampling.
     pub seed: Option<u64>,
     /// Choices to generate; only 1 is supported.
@@ -63,6 +69,34 @@ pub struct ChatCompletionRequest {
     pub user: Option<String>,
 }
 
+/// `POST /v1/chat/completions`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChatCompletionRequest {
+    /// Served model name.
+    pub model: String,
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Sampling and streaming.
+    #[serde(flatten)]
+    pub common: CommonParams,
+}
+
+/// `POST /v1/completions`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CompletionRequest {
+    /// Served model name.
+    pub model: String,
+    /// The raw prompt (a list must hold exactly one string).
+    pub prompt: OneOrMany,
+    /// Echoing the prompt is not supported.
+    pub echo: Option<bool>,
+    /// Log-probabilities are not supported.
+    pub logprobs: Option<serde_json::Value>,
+    /// Sampling and streaming.
+    #[serde(flatten)]
+    pub common: CommonParams,
+}
+
 /// Token counts.
 #[derive(Debug, Clone, Copy, Serialize, Default)]
 pub struct Usage {
@@ -72,74 +106,6 @@ pub struct Usage {
     pub completion_tokens: u32,
     /// Their sum.
     pub total_tokens: u32,
-}
-
-/// A non-streamed choice.
-#[derive(Debug, Serialize)]
-pub struct Choice {
-    /// Always 0.
-    pub index: u32,
-    /// The answer.
-    pub message: ChatMessage,
-    /// "stop" or "length".
-    pub finish_reason: &'static str,
-}
-
-/// The non-streamed response.
-#[derive(Debug, Serialize)]
-pub struct ChatCompletion {
-    /// `chatcmpl-...`.
-    pub id: String,
-    /// "chat.completion".
-    pub object: &'static str,
-    /// Unix seconds.
-    pub created: u64,
-    /// Served model name.
-    pub model: String,
-    /// One choice.
-    pub choices: Vec<Choice>,
-    /// Token counts.
-    pub usage: Usage,
-}
-
-/// The delta of a streamed chunk.
-#[derive(Debug, Serialize, Default)]
-pub struct Delta {
-    /// "assistant" on the first chunk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<&'static str>,
-    /// New text.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
-}
-
-/// A streamed choice.
-#[derive(Debug, Serialize)]
-pub struct ChunkChoice {
-    /// Always 0.
-    pub index: u32,
-    /// What is new.
-    pub delta: Delta,
-    /// Set on the last content chunk.
-    pub finish_reason: Option<&'static str>,
-}
-
-/// One SSE chunk.
-#[derive(Debug, Serialize)]
-pub struct ChatCompletionChunk {
-    /// Same id for every chunk of a response.
-    pub id: String,
-    /// "chat.completion.chunk".
-    pub object: &'static str,
-    /// Unix seconds.
-    pub created: u64,
-    /// Served model name.
-    pub model: String,
-    /// One choice, or none on the usage chunk.
-    pub choices: Vec<ChunkChoice>,
-    /// Only on the usage chunk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Usage>,
 }
 
 /// `GET /v1/models` entry.

@@ -1,0 +1,221 @@
+//! Turning a worker's stream into OpenAI responses: one JSON body, or SSE chunks.
+
+use std::convert::Infallible;
+
+use arena_proto::v1::{FinishReason, GenerateResponse};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::now_secs;
+use super::types::Usage;
+use super::upstream::Started;
+use crate::error::ApiError;
+
+/// Which endpoint's shapes to produce.
+#[derive(Debug, Clone, Copy)]
+pub enum Flavor {
+    /// `/v1/chat/completions`: messages and deltas.
+    Chat,
+    /// `/v1/completions`: plain text.
+    Text,
+}
+
+/// What every response of one request carries.
+pub struct Meta {
+    /// Response id.
+    pub id: String,
+    /// Served model name.
+    pub model: String,
+    /// Endpoint flavor.
+    pub flavor: Flavor,
+}
+
+impl Meta {
+    fn object(&self, chunk: bool) -> &'static str {
+        match (self.flavor, chunk) {
+            (Flavor::Chat, false) => "chat.completion",
+            (Flavor::Chat, true) => "chat.completion.chunk",
+            (Flavor::Text, _) => "text_completion",
+        }
+    }
+
+    fn envelope(&self, chunk: bool, created: u64, choices: Value) -> Value {
+        json!({"id": self.id, "object": self.object(chunk), "created": created, "model": self.model, "choices": choices})
+    }
+
+    fn full(&self, text: String, finish: &str, usage: Usage) -> Value {
+        let choice = match self.flavor {
+            Flavor::Chat => {
+                json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish})
+            }
+            Flavor::Text => {
+                json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})
+            }
+        };
+        let mut v = self.envelope(false, now_secs(), json!([choice]));
+        v["usage"] = json!(usage);
+        v
+    }
+
+    /// A chunk with new text (`None` for the role-only opening chunk of chat).
+    fn chunk(&self, created: u64, text: Option<&str>, finish: Option<&str>) -> Event {
+        let choice = match self.flavor {
+            Flavor::Chat => {
+                let delta = match text {
+                    None if finish.is_none() => json!({"role": "assistant"}),
+                    None => json!({}),
+                    Some(t) => json!({"content": t}),
+                };
+                json!({"index": 0, "delta": delta, "finish_reason": finish})
+            }
+            Flavor::Text => {
+                json!({"index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish})
+            }
+        };
+        Event::default().data(self.envelope(true, created, json!([choice])).to_string())
+    }
+
+    fn usage_chunk(&self, created: u64, usage: Usage) -> Event {
+        let mut v = self.envelope(true, created, json!([]));
+        v["usage"] = json!(usage);
+        Event::default().data(v.to_string())
+    }
+}
+
+fn finish_reason(m: &GenerateResponse) -> Option<&'static str> {
+    match FinishReason::try_from(m.finish_reason).ok()? {
+        FinishReason::Stop => Some("stop"),
+        FinishReason::Length => Some("length"),
+        _ => None,
+    }
+}
+
+fn usage(m: &GenerateResponse) -> Usage {
+    m.usage.map_or_else(Usage::default, |u| Usage {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+        total_tokens: u.prompt_tokens + u.completion_tokens,
+    })
+}
+
+fn is_error(m: &GenerateResponse) -> bool {
+    m.finish_reason == FinishReason::Error as i32
+}
+
+/// Collects the whole generation into one response body.
+pub async fn complete(started: Started, meta: Meta) -> Result<Response, ApiError> {
+    let Started {
+        mut stream,
+        first,
+        guard,
+    } = started;
+    let mut text = String::new();
+    let mut next = first;
+    while let Some(m) = next {
+        if is_error(&m) {
+            return Err(ApiError::internal(format!(
+                "generation failed on the worker: {}",
+                m.error
+            )));
+        }
+        text.push_str(&m.text);
+        if let Some(finish) = finish_reason(&m) {
+            drop(guard);
+            return Ok(Json(meta.full(text, finish, usage(&m))).into_response());
+        }
+        next = stream.message().await.map_err(|s| {
+            ApiError::internal(format!("the worker failed mid-generation: {}", s.message()))
+        })?;
+    }
+    Err(ApiError::internal(
+        "the worker's stream ended without a finish reason",
+    ))
+}
+
+fn error_event(message: String) -> Event {
+    Event::default().data(ApiError::internal(message).body().to_string())
+}
+
+/// Streams SSE chunks: (chat: the role first), text deltas, a chunk with the finish reason,
+/// usage when asked for, then `[DONE]`. A worker failing after the first token ends the stream
+/// with an error event. A client that goes away drops the worker stream, which cancels the
+/// sequence on the worker.
+pub fn stream(started: Started, meta: Meta, include_usage: bool) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(32);
+    tokio::spawn(async move {
+        let Started {
+            mut stream,
+            first,
+            guard,
+        } = started;
+        let created = now_secs();
+        if matches!(meta.flavor, Flavor::Chat)
+            && tx.send(meta.chunk(created, None, None)).await.is_err()
+        {
+            return;
+        }
+        let mut next: Option<Result<GenerateResponse, tonic::Status>> = first.map(Ok);
+        loop {
+            let m = match next.take() {
+                Some(Ok(m)) => m,
+                Some(Err(status)) => {
+                    let _ = tx
+                        .send(error_event(format!(
+                            "the worker failed mid-generation: {}",
+                            status.message()
+                        )))
+                        .await;
+                    break;
+                }
+                None => {
+                    let _ = tx
+                        .send(error_event(
+                            "the worker's stream ended without a finish reason".into(),
+                        ))
+                        .await;
+                    break;
+                }
+            };
+            if is_error(&m) {
+                let _ = tx
+                    .send(error_event(format!(
+                        "generation failed on the worker: {}",
+                        m.error
+                    )))
+                    .await;
+                break;
+            }
+            if !m.text.is_empty()
+                && tx
+                    .send(meta.chunk(created, Some(&m.text), None))
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+            if let Some(reason) = finish_reason(&m) {
+                if tx
+                    .send(meta.chunk(created, None, Some(reason)))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+                if include_usage {
+                    let _ = tx.send(meta.usage_chunk(created, usage(&m))).await;
+                }
+                break;
+            }
+            next = stream.message().await.transpose();
+        }
+        drop(guard);
+        let _ = tx.send(Event::default().data("[DONE]")).await;
+    });
+    let events = tokio_stream::StreamExt::map(ReceiverStream::new(rx), Ok::<Event, Infallible>);
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
