@@ -167,6 +167,33 @@ async fn chat_through_the_controller_matches_the_worker_streamed_or_not() {
     assert_eq!(finish.len(), 1);
     assert_eq!(finish[0]["choices"][0]["finish_reason"], "length");
     assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 20);
+
+    let metrics = reqwest::get(format!("{}/metrics", c.http))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "arena_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 2",
+        "arena_generated_tokens_total{model=\"tiny-chat\"} 40",
+        "arena_time_to_first_token_seconds_count{model=\"tiny-chat\"} 2",
+        "arena_generation_duration_seconds_count{model=\"tiny-chat\"} 2",
+        "arena_dispatch_failures_total 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "missing {line:?} in\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("arena_worker_in_flight{worker="),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("arena_worker_queue_length{worker="),
+        "{metrics}"
+    );
     drop(c.proc);
 }
 

@@ -4,6 +4,7 @@
 pub mod dispatch;
 pub mod error;
 pub mod grpc;
+pub mod metrics;
 pub mod openai;
 pub mod ops;
 pub mod registry;

@@ -9,6 +9,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::error::ControllerError;
 use crate::grpc::ControllerService;
+use crate::metrics::{self, Metrics, MetricsState};
 use crate::openai::{self, ApiState};
 use crate::ops;
 use crate::registry::Registry;
@@ -61,11 +62,27 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
                 wait_stop(stop_rx.clone()),
             ),
     );
+    let metrics =
+        Arc::new(Metrics::new().map_err(|e| ControllerError::Server(format!("metrics: {e}")))?);
     let api = Arc::new(ApiState {
         registry: registry.clone(),
         api_keys: opts.api_keys.clone(),
+        metrics: metrics.clone(),
     });
-    let app = openai::router(api).merge(ops::router(registry.clone()));
+    let metrics_state = MetricsState {
+        metrics,
+        workers: registry.clone(),
+    };
+    let app = openai::router(api)
+        .merge(ops::router(registry.clone()))
+        .route(
+            "/metrics",
+            axum::routing::get(metrics::serve).with_state(metrics_state.clone()),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            metrics_state,
+            metrics::record,
+        ));
     let http_stop = wait_stop(stop_rx.clone());
     let http = tokio::spawn(async move {
         axum::serve(http_listener, app)

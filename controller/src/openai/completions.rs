@@ -64,11 +64,16 @@ pub async fn completions(
         model: model.clone(),
         flavor: Flavor::Text,
     };
-    let started = upstream::start(&state.registry, &model, generate).await?;
+    let started = upstream::start(&state.registry, &state.metrics, &model, generate).await?;
     if stream {
-        Ok(respond::stream(started, meta, include_usage))
+        Ok(respond::stream(
+            started,
+            meta,
+            include_usage,
+            state.metrics.clone(),
+        ))
     } else {
-        respond::complete(started, meta).await
+        respond::complete(started, meta, &state.metrics).await
     }
 }
 

@@ -17,6 +17,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use types::Model;
 
@@ -26,6 +27,8 @@ pub struct ApiState {
     pub registry: Arc<Registry>,
     /// Accepted Bearer keys; empty means no authentication.
     pub api_keys: Vec<String>,
+    /// Where dispatch and generation are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The `/v1` routes, behind the API-key check.

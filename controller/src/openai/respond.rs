@@ -12,7 +12,10 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::now_secs;
 use super::types::Usage;
 use super::upstream::Started;
+use std::sync::Arc;
+
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 
 /// Which endpoint's shapes to produce.
 #[derive(Debug, Clone, Copy)]
@@ -105,12 +108,30 @@ fn is_error(m: &GenerateResponse) -> bool {
     m.finish_reason == FinishReason::Error as i32
 }
 
+/// Counts a finished generation's tokens and duration.
+fn record(metrics: &Metrics, meta: &Meta, started: std::time::Instant, m: &GenerateResponse) {
+    let u = usage(m);
+    metrics
+        .tokens
+        .with_label_values(&[&meta.model])
+        .inc_by(u64::from(u.completion_tokens));
+    metrics
+        .generation
+        .with_label_values(&[&meta.model])
+        .observe(started.elapsed().as_secs_f64());
+}
+
 /// Collects the whole generation into one response body.
-pub async fn complete(started: Started, meta: Meta) -> Result<Response, ApiError> {
+pub async fn complete(
+    started: Started,
+    meta: Meta,
+    metrics: &Metrics,
+) -> Result<Response, ApiError> {
     let Started {
         mut stream,
         first,
         guard,
+        dispatched,
     } = started;
     let mut text = String::new();
     let mut next = first;
@@ -124,6 +145,7 @@ pub async fn complete(started: Started, meta: Meta) -> Result<Response, ApiError
         text.push_str(&m.text);
         if let Some(finish) = finish_reason(&m) {
             drop(guard);
+            record(metrics, &meta, dispatched, &m);
             return Ok(Json(meta.full(text, finish, usage(&m))).into_response());
         }
         next = stream.message().await.map_err(|s| {
@@ -143,13 +165,19 @@ fn error_event(message: String) -> Event {
 /// usage when asked for, then `[DONE]`. A worker failing after the first token ends the stream
 /// with an error event. A client that goes away drops the worker stream, which cancels the
 /// sequence on the worker.
-pub fn stream(started: Started, meta: Meta, include_usage: bool) -> Response {
+pub fn stream(
+    started: Started,
+    meta: Meta,
+    include_usage: bool,
+    metrics: Arc<Metrics>,
+) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(32);
     tokio::spawn(async move {
         let Started {
             mut stream,
             first,
             guard,
+            dispatched,
         } = started;
         let created = now_secs();
         if matches!(meta.flavor, Flavor::Chat)
@@ -197,6 +225,7 @@ pub fn stream(started: Started, meta: Meta, include_usage: bool) -> Response {
                 return;
             }
             if let Some(reason) = finish_reason(&m) {
+                record(&metrics, &meta, dispatched, &m);
                 if tx
                     .send(meta.chunk(created, None, Some(reason)))
                     .await

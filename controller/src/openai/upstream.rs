@@ -4,7 +4,10 @@ use arena_proto::v1::{GenerateRequest, GenerateResponse};
 use tonic::{Code, Status, Streaming};
 
 use crate::dispatch::shortest_queue;
+use std::time::Instant;
+
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::registry::{InFlight, Registry};
 
 /// Other workers tried after the first fails before streaming.
@@ -18,6 +21,8 @@ pub struct Started {
     pub first: Option<GenerateResponse>,
     /// Counts the request against the worker while held.
     pub guard: InFlight,
+    /// When the request was dispatched.
+    pub dispatched: Instant,
 }
 
 /// Failures worth another worker: the worker is gone, draining or broke before answering.
@@ -66,9 +71,11 @@ pub fn api_error_of(s: &Status) -> ApiError {
 /// before its first message. No worker at all is an immediate error, never a wait.
 pub async fn start(
     registry: &Registry,
+    metrics: &Metrics,
     model: &str,
     req: GenerateRequest,
 ) -> Result<Started, ApiError> {
+    let dispatched = Instant::now();
     let mut tried: Vec<String> = Vec::new();
     let mut last_error = None;
     for _ in 0..=MAX_RETRIES {
@@ -76,6 +83,9 @@ pub async fn start(
         let Some(worker) = shortest_queue(&candidates, &tried) else {
             break;
         };
+        if !tried.is_empty() {
+            metrics.retries.inc();
+        }
         tried.push(worker.id.clone());
         let guard = worker.start();
         let outcome = match worker.client.clone().generate(req.clone()).await {
@@ -87,13 +97,19 @@ pub async fn start(
         };
         match outcome {
             Ok((stream, first)) => {
+                metrics
+                    .ttft
+                    .with_label_values(&[model])
+                    .observe(dispatched.elapsed().as_secs_f64());
                 return Ok(Started {
                     stream,
                     first,
                     guard,
-                })
+                    dispatched,
+                });
             }
             Err(status) if retryable(&status) => {
+                metrics.dispatch_failures.inc();
                 tracing::warn!(worker_id = %worker.id, "worker failed before its first token ({}); trying another", status.message());
                 registry.mark_failed(&worker.id);
                 last_error = Some(status);
