@@ -92,6 +92,10 @@ pub struct ControllerArgs {
     /// Heartbeat period asked of workers, in milliseconds.
     #[arg(long, env = "ARENA_HEARTBEAT_MS", default_value_t = 2000)]
     pub heartbeat_ms: u64,
+    /// How to pick a worker: shortest_queue (least load, ties at random) or lottery (random,
+    /// weighted by capacity).
+    #[arg(long, env = "ARENA_DISPATCH", default_value = "shortest_queue")]
+    pub dispatch: arena_controller::dispatch::Policy,
     /// A worker silent this long (milliseconds) leaves the registry.
     #[arg(long, env = "ARENA_WORKER_EXPIRY_MS", default_value_t = 6000)]
     pub worker_expiry_ms: u64,
@@ -107,6 +111,7 @@ impl ControllerArgs {
             http_addr: self.http_addr,
             grpc_addr: self.grpc_addr,
             worker_token: self.worker_token.filter(|t| !t.is_empty()),
+            policy: self.dispatch,
             api_keys: self
                 .api_keys
                 .into_iter()

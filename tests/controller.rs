@@ -397,3 +397,39 @@ async fn workers_find_a_late_or_restarted_controller_by_themselves() {
     let (status, body) = chat(&c, greedy("tiny-chat", "hello", 4)).await;
     assert_eq!(status, 200, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn smollm2_through_the_controller_matches_the_worker() {
+    let model = common::smollm2();
+    let c = spawn_controller(&[]);
+    let w = common::spawn_worker(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--name",
+        "smollm2",
+        "--controller",
+        &c.grpc,
+    ]);
+    wait_workers(&c, 1).await;
+    let question = "What is the capital of France? Answer in one word.";
+    let (direct, _) =
+        common::collect(&mut w.client().await, common::chat_request(question, 24)).await;
+    assert!(direct.contains("Paris"), "{direct}");
+    let (status, body) = chat(&c, greedy("smollm2", question, 24)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["choices"][0]["message"]["content"], direct.as_str());
+    assert_eq!(body["choices"][0]["finish_reason"], "stop");
+    let mut req = greedy("smollm2", question, 24);
+    req["stream"] = json!(true);
+    let events = sse(&c, req).await;
+    let text: String = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(text, direct);
+}

@@ -1,8 +1,50 @@
-//! Choosing a worker: the shortest queue, ties broken at random.
+//! Choosing a worker: the shortest queue (ties broken at random), or a lottery by capacity.
 
 use rand::seq::IndexedRandom;
 
 use crate::registry::Candidate;
+
+/// How the controller picks among the workers of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Least load (in-flight here plus reported queue), ties at random.
+    ShortestQueue,
+    /// Random, weighted by each worker's capacity (`max_concurrency`).
+    Lottery,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "shortest_queue" => Ok(Self::ShortestQueue),
+            "lottery" => Ok(Self::Lottery),
+            other => Err(format!(
+                "unknown dispatch policy '{other}' (shortest_queue or lottery)"
+            )),
+        }
+    }
+}
+
+/// Picks a candidate by `policy`, skipping ids in `exclude`.
+pub fn pick(policy: Policy, candidates: &[Candidate], exclude: &[String]) -> Option<Candidate> {
+    match policy {
+        Policy::ShortestQueue => shortest_queue(candidates, exclude),
+        Policy::Lottery => lottery(candidates, exclude),
+    }
+}
+
+/// A random candidate, weighted by capacity (at least 1 each).
+pub fn lottery(candidates: &[Candidate], exclude: &[String]) -> Option<Candidate> {
+    let open: Vec<&Candidate> = candidates
+        .iter()
+        .filter(|c| !exclude.contains(&c.id))
+        .collect();
+    open.choose_weighted(&mut rand::rng(), |c| c.capacity.max(1))
+        .ok()
+        .map(|c| (*c).clone())
+}
 
 /// The candidate with the least load, skipping ids in `exclude`; a random one among equals.
 pub fn shortest_queue(candidates: &[Candidate], exclude: &[String]) -> Option<Candidate> {
@@ -55,6 +97,31 @@ mod tests {
         assert!(
             shortest_queue(&r.candidates("m"), &["a".into(), "b".into(), "c".into()]).is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn lottery_follows_capacity() {
+        let r = Registry::new(Duration::from_secs(10));
+        for (id, cap) in [("small", 1), ("big", 9)] {
+            r.register(WorkerInfo {
+                id: id.into(),
+                address: "http://127.0.0.1:1".into(),
+                models: vec!["m".into()],
+                context_length: 100,
+                max_concurrency: cap,
+            })
+            .unwrap();
+        }
+        let c = r.candidates("m");
+        let big = (0..2000)
+            .filter(|_| pick(Policy::Lottery, &c, &[]).unwrap().id == "big")
+            .count();
+        assert!((1650..1950).contains(&big), "{big} of 2000");
+        assert_eq!(
+            pick(Policy::Lottery, &c, &["big".into()]).unwrap().id,
+            "small"
+        );
+        assert!("lottery".parse::<Policy>().is_ok() && "fastest".parse::<Policy>().is_err());
     }
 
     #[tokio::test]

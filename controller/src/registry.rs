@@ -47,6 +47,8 @@ pub struct Candidate {
     pub client: WorkerClient<Channel>,
     /// Requests this controller has running on it plus the queue it reported.
     pub load: usize,
+    /// The worker's `max_concurrency`.
+    pub capacity: u32,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -189,6 +191,7 @@ impl Registry {
                 id: e.info.id.clone(),
                 client: e.client.clone(),
                 load: e.in_flight.load(Ordering::Relaxed) + e.queue_length as usize,
+                capacity: e.info.max_concurrency,
                 in_flight: e.in_flight.clone(),
             })
             .collect()

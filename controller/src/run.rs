@@ -25,6 +25,8 @@ pub struct ControllerOptions {
     pub worker_token: Option<String>,
     /// Accepted API keys; empty means open.
     pub api_keys: Vec<String>,
+    /// How workers are picked.
+    pub policy: crate::dispatch::Policy,
     /// Heartbeat period asked of workers.
     pub heartbeat_interval: Duration,
     /// Silence after which a worker leaves the registry.
@@ -68,6 +70,7 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
         registry: registry.clone(),
         api_keys: opts.api_keys.clone(),
         metrics: metrics.clone(),
+        policy: opts.policy,
     });
     let metrics_state = MetricsState {
         metrics,

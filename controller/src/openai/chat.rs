@@ -67,7 +67,14 @@ pub async fn chat_completions(
         model: req.model.clone(),
         flavor: Flavor::Chat,
     };
-    let started = upstream::start(&state.registry, &state.metrics, &req.model, generate).await?;
+    let started = upstream::start(
+        &state.registry,
+        state.policy,
+        &state.metrics,
+        &req.model,
+        generate,
+    )
+    .await?;
     if req.common.stream {
         let include_usage = req.common.stream_options.is_some_and(|o| o.include_usage);
         Ok(respond::stream(

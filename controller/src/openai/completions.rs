@@ -64,7 +64,14 @@ pub async fn completions(
         model: model.clone(),
         flavor: Flavor::Text,
     };
-    let started = upstream::start(&state.registry, &state.metrics, &model, generate).await?;
+    let started = upstream::start(
+        &state.registry,
+        state.policy,
+        &state.metrics,
+        &model,
+        generate,
+    )
+    .await?;
     if stream {
         Ok(respond::stream(
             started,

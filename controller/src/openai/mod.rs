@@ -29,6 +29,8 @@ pub struct ApiState {
     pub api_keys: Vec<String>,
     /// Where dispatch and generation are counted.
     pub metrics: Arc<Metrics>,
+    /// How workers are picked.
+    pub policy: crate::dispatch::Policy,
 }
 
 /// The `/v1` routes, behind the API-key check.

@@ -3,7 +3,7 @@
 use arena_proto::v1::{GenerateRequest, GenerateResponse};
 use tonic::{Code, Status, Streaming};
 
-use crate::dispatch::shortest_queue;
+use crate::dispatch::{self, Policy};
 use std::time::Instant;
 
 use crate::error::ApiError;
@@ -71,6 +71,7 @@ pub fn api_error_of(s: &Status) -> ApiError {
 /// before its first message. No worker at all is an immediate error, never a wait.
 pub async fn start(
     registry: &Registry,
+    policy: Policy,
     metrics: &Metrics,
     model: &str,
     req: GenerateRequest,
@@ -80,7 +81,7 @@ pub async fn start(
     let mut last_error = None;
     for _ in 0..=MAX_RETRIES {
         let candidates = registry.candidates(model);
-        let Some(worker) = shortest_queue(&candidates, &tried) else {
+        let Some(worker) = dispatch::pick(policy, &candidates, &tried) else {
             break;
         };
         if !tried.is_empty() {
