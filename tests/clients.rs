@@ -6,7 +6,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 fn run_client(cmd: &mut Command, http: &str) {
     let out = cmd
@@ -31,44 +30,11 @@ async fn openai_python_client_and_curl_work() {
     );
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
-    let mut cmd = common::arena();
-    cmd.args([
-        "controller",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--api-keys",
-        "sk-test",
-    ]);
-    let (_controller, rest) = common::spawn_until(
-        cmd,
-        "arena controller listening on ",
-        Duration::from_secs(30),
-    );
-    let addr = |key: &str| {
-        rest.split_whitespace()
-            .find_map(|p| p.strip_prefix(key))
-            .map(|a| format!("http://{a}"))
-            .unwrap()
-    };
-    let (http, grpc) = (addr("http="), addr("grpc="));
+    let c = common::spawn_controller(&["--api-keys", "sk-test"]);
     let _worker =
-        common::spawn_worker(&["--model", model.to_str().unwrap(), "--controller", &grpc]);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let body = reqwest::get(format!("{http}/api/workers"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if body.contains("tiny-chat") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "worker did not register");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        common::spawn_worker(&["--model", model.to_str().unwrap(), "--controller", &c.grpc]);
+    common::wait_workers(&c, 1).await;
+    let http = c.http.clone();
     let root = env!("CARGO_MANIFEST_DIR");
     run_client(
         Command::new(&python).arg(format!("{root}/tests/clients/openai_client.py")),

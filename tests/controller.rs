@@ -5,45 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::Proc;
+use common::{spawn_controller, wait_workers, Controller};
 use serde_json::{json, Value};
-
-struct Controller {
-    proc: Proc,
-    http: String,
-    grpc: String,
-}
-
-fn spawn_controller(args: &[&str]) -> Controller {
-    let mut cmd = common::arena();
-    cmd.args([
-        "controller",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--heartbeat-ms",
-        "200",
-        "--worker-expiry-ms",
-        "1500",
-    ])
-    .args(args);
-    let (proc, rest) = common::spawn_until(
-        cmd,
-        "arena controller listening on ",
-        Duration::from_secs(30),
-    );
-    let mut http = String::new();
-    let mut grpc = String::new();
-    for part in rest.split_whitespace() {
-        if let Some(a) = part.strip_prefix("http=") {
-            http = format!("http://{a}");
-        } else if let Some(a) = part.strip_prefix("grpc=") {
-            grpc = format!("http://{a}");
-        }
-    }
-    Controller { proc, http, grpc }
-}
 
 async fn workers(c: &Controller) -> Vec<Value> {
     let v: Value = reqwest::get(format!("{}/api/workers", c.http))
@@ -53,18 +16,6 @@ async fn workers(c: &Controller) -> Vec<Value> {
         .await
         .unwrap();
     v["workers"].as_array().cloned().unwrap_or_default()
-}
-
-async fn wait_workers(c: &Controller, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while workers(c).await.len() != n {
-        assert!(
-            Instant::now() < deadline,
-            "expected {n} workers, have {:?}",
-            workers(c).await
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 async fn chat(c: &Controller, body: Value) -> (u16, Value) {

@@ -209,3 +209,59 @@ pub async fn collect(
     }
     (text, last.expect("an empty stream"))
 }
+
+/// A running `arena controller` and its URLs.
+pub struct Controller {
+    /// The process.
+    pub proc: Proc,
+    /// `http://ADDR` of the HTTP APIs.
+    pub http: String,
+    /// `http://ADDR` workers register with.
+    pub grpc: String,
+}
+
+/// Starts `arena controller` on free ports (fast heartbeats, 1.5 s expiry) with extra `args`.
+pub fn spawn_controller(args: &[&str]) -> Controller {
+    let mut cmd = arena();
+    cmd.args([
+        "controller",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--grpc-addr",
+        "127.0.0.1:0",
+    ])
+    .args(["--heartbeat-ms", "200", "--worker-expiry-ms", "1500"])
+    .args(args);
+    let (proc, rest) = spawn_until(
+        cmd,
+        "arena controller listening on ",
+        Duration::from_secs(30),
+    );
+    let url = |key: &str| {
+        rest.split_whitespace()
+            .find_map(|p| p.strip_prefix(key))
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_else(|| panic!("no {key} in '{rest}'"))
+    };
+    let (http, grpc) = (url("http="), url("grpc="));
+    Controller { proc, http, grpc }
+}
+
+/// Waits until the controller lists `n` workers.
+pub async fn wait_workers(c: &Controller, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: serde_json::Value = reqwest::get(format!("{}/api/workers", c.http))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let have = v["workers"].as_array().map_or(0, Vec::len);
+        if have == n {
+            return;
+        }
+        assert!(Instant::now() < deadline, "expected {n} workers, have {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -9,9 +9,9 @@ use axum::response::Response;
 use axum::Json;
 
 use super::params::{request_id, sampling};
-use super::respond::{self, Flavor, Meta};
+use super::respond::{self, Flavor};
 use super::types::ChatCompletionRequest;
-use super::{upstream, ApiState};
+use super::ApiState;
 use crate::error::ApiError;
 
 /// Checks the request and turns it into the worker's `GenerateRequest`.
@@ -62,30 +62,7 @@ pub async fn chat_completions(
     let Json(req) = body
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
     let generate = validate(&req)?;
-    let meta = Meta {
-        id: generate.request_id.clone(),
-        model: req.model.clone(),
-        flavor: Flavor::Chat,
-    };
-    let started = upstream::start(
-        &state.registry,
-        state.policy,
-        &state.metrics,
-        &req.model,
-        generate,
-    )
-    .await?;
-    if req.common.stream {
-        let include_usage = req.common.stream_options.is_some_and(|o| o.include_usage);
-        Ok(respond::stream(
-            started,
-            meta,
-            include_usage,
-            state.metrics.clone(),
-        ))
-    } else {
-        respond::complete(started, meta, &state.metrics).await
-    }
+    respond::serve(&state, generate, Flavor::Chat, &req.common).await
 }
 
 #[cfg(test)]

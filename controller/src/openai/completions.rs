@@ -9,9 +9,9 @@ use axum::response::Response;
 use axum::Json;
 
 use super::params::{request_id, sampling};
-use super::respond::{self, Flavor, Meta};
+use super::respond::{self, Flavor};
 use super::types::CompletionRequest;
-use super::{upstream, ApiState};
+use super::ApiState;
 use crate::error::ApiError;
 
 /// OpenAI's default `max_tokens` for this endpoint.
@@ -52,36 +52,9 @@ pub async fn completions(
 ) -> Result<Response, ApiError> {
     let Json(req) = body
         .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
-    let (model, stream) = (req.model.clone(), req.common.stream);
-    let include_usage = req
-        .common
-        .stream_options
-        .as_ref()
-        .is_some_and(|o| o.include_usage);
+    let common = req.common.clone();
     let generate = validate(req)?;
-    let meta = Meta {
-        id: generate.request_id.clone(),
-        model: model.clone(),
-        flavor: Flavor::Text,
-    };
-    let started = upstream::start(
-        &state.registry,
-        state.policy,
-        &state.metrics,
-        &model,
-        generate,
-    )
-    .await?;
-    if stream {
-        Ok(respond::stream(
-            started,
-            meta,
-            include_usage,
-            state.metrics.clone(),
-        ))
-    } else {
-        respond::complete(started, meta, &state.metrics).await
-    }
+    respond::serve(&state, generate, Flavor::Text, &common).await
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::now_secs;
-use super::types::Usage;
-use super::upstream::Started;
+use super::types::{CommonParams, Usage};
+use super::upstream::{self, Started};
+use super::{now_secs, ApiState};
 use std::sync::Arc;
 
 use crate::error::ApiError;
@@ -121,12 +121,39 @@ fn record(metrics: &Metrics, meta: &Meta, started: std::time::Instant, m: &Gener
         .observe(started.elapsed().as_secs_f64());
 }
 
-/// Collects the whole generation into one response body.
-pub async fn complete(
-    started: Started,
-    meta: Meta,
-    metrics: &Metrics,
+/// Dispatches a checked request and answers in the endpoint's shape, streamed or not.
+pub async fn serve(
+    state: &ApiState,
+    generate: arena_proto::v1::GenerateRequest,
+    flavor: Flavor,
+    common: &CommonParams,
 ) -> Result<Response, ApiError> {
+    let meta = Meta {
+        id: generate.request_id.clone(),
+        model: generate.model.clone(),
+        flavor,
+    };
+    let started = upstream::start(
+        &state.registry,
+        state.policy,
+        &state.metrics,
+        &meta.model,
+        generate,
+    )
+    .await?;
+    if common.stream {
+        let include_usage = common
+            .stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage);
+        Ok(stream(started, meta, include_usage, state.metrics.clone()))
+    } else {
+        complete(started, meta, &state.metrics).await
+    }
+}
+
+/// Collects the whole generation into one response body.
+async fn complete(started: Started, meta: Meta, metrics: &Metrics) -> Result<Response, ApiError> {
     let Started {
         mut stream,
         first,
