@@ -282,9 +282,24 @@ async fn a_killed_worker_leaves_routing_and_requests_go_to_the_other() {
         .status()
         .unwrap();
     assert!(ok.success());
-    // Before the expiry notices, failover sends every request to the live worker.
-    for _ in 0..8 {
-        let (status, body) = chat(&c, greedy("tiny-chat", "hello", 5)).await;
+    // Before the expiry notices, a burst of concurrent requests all succeed: those sent to
+    // the dead worker fail before their first token and go to the live one.
+    let burst: Vec<_> = (0..16)
+        .map(|i| {
+            let http = c.http.clone();
+            tokio::spawn(async move {
+                let r = reqwest::Client::new()
+                    .post(format!("{http}/v1/chat/completions"))
+                    .json(&greedy("tiny-chat", &format!("hello {i}"), 5))
+                    .send()
+                    .await
+                    .unwrap();
+                (r.status().as_u16(), r.text().await.unwrap())
+            })
+        })
+        .collect();
+    for task in burst {
+        let (status, body) = task.await.unwrap();
         assert_eq!(status, 200, "{body}");
     }
     // And the dead worker leaves the registry within the expiry time.
@@ -383,4 +398,42 @@ async fn smollm2_through_the_controller_matches_the_worker() {
         })
         .collect();
     assert_eq!(text, direct);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_running_streams_finish() {
+    let model = common::smollm2();
+    let mut c = spawn_controller(&[]);
+    let _w = common::spawn_worker(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--name",
+        "smollm2",
+        "--controller",
+        &c.grpc,
+    ]);
+    wait_workers(&c, 1).await;
+    let mut req = greedy("smollm2", "Write a long story about a dragon.", 150);
+    req["stream"] = json!(true);
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", c.http))
+        .json(&req)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    // The stream has started; now the controller is asked to stop.
+    c.proc.terminate();
+    let body = response.text().await.unwrap();
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    assert!(
+        body.contains("\"finish_reason\":\"length\"")
+            || body.contains("\"finish_reason\":\"stop\""),
+        "{body}"
+    );
+    let status = c
+        .proc
+        .wait(Duration::from_secs(15))
+        .expect("controller did not exit");
+    assert!(status.success(), "{}", c.proc.log());
 }
