@@ -34,6 +34,21 @@ impl ControllerService {
     }
 }
 
+impl ControllerService {
+    /// Refuses a call whose token does not match the configured one.
+    fn check_token(&self, presented: &str, worker_id: &str, call: &str) -> Result<(), Status> {
+        match &self.token {
+            Some(expected) if !same_secret(presented, expected) => {
+                tracing::warn!(worker_id = %worker_id, "refused a worker {call}: wrong or missing token");
+                Err(Status::unauthenticated(
+                    "wrong or missing worker token (set --worker-token / ARENA_WORKER_TOKEN to the controller's)",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Compares secrets in time independent of where they differ.
 fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -49,16 +64,8 @@ impl Controller for ControllerService {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
-        let peer = request.remote_addr();
         let req = request.into_inner();
-        if let Some(expected) = &self.token {
-            if !same_secret(&req.token, expected) {
-                tracing::warn!(worker_id = %req.worker_id, ?peer, "refused a worker registration: wrong or missing token");
-                return Err(Status::unauthenticated(
-                    "wrong or missing worker token (set --worker-token / ARENA_WORKER_TOKEN to the controller's)",
-                ));
-            }
-        }
+        self.check_token(&req.token, &req.worker_id, "registration")?;
         if req.worker_id.is_empty()
             || req.models.is_empty()
             || req.models.iter().any(String::is_empty)
@@ -88,6 +95,7 @@ impl Controller for ControllerService {
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         let req = request.into_inner();
+        self.check_token(&req.token, &req.worker_id, "heartbeat")?;
         let known = self.registry.heartbeat(&req.worker_id, req.queue_length);
         Ok(Response::new(HeartbeatResponse { known }))
     }
@@ -96,7 +104,9 @@ impl Controller for ControllerService {
         &self,
         request: Request<DeregisterRequest>,
     ) -> Result<Response<DeregisterResponse>, Status> {
-        let id = request.into_inner().worker_id;
+        let req = request.into_inner();
+        self.check_token(&req.token, &req.worker_id, "deregistration")?;
+        let id = req.worker_id;
         if self.registry.deregister(&id) {
             tracing::info!(worker_id = %id, "worker deregistered");
         }

@@ -95,6 +95,7 @@ pub async fn run(
                 worker_id: reg.worker_id.clone(),
                 queue_length: stats.queue_length() as u32,
                 in_flight: stats.in_flight() as u32,
+                token: reg.token.clone().unwrap_or_default(),
             };
             match client.clone().heartbeat(beat).await {
                 Ok(reply) if reply.get_ref().known => interval,
@@ -102,6 +103,17 @@ pub async fn run(
                     tracing::info!("the controller does not know this worker; registering again");
                     registered = false;
                     Duration::ZERO
+                }
+                Err(status)
+                    if matches!(
+                        status.code(),
+                        Code::Unauthenticated | Code::PermissionDenied
+                    ) =>
+                {
+                    tracing::error!(controller = %reg.controller, "heartbeat refused: {}", status.message());
+                    return Err(WorkerError::RegistrationRefused(
+                        status.message().to_string(),
+                    ));
                 }
                 Err(status) => {
                     tracing::warn!("heartbeat failed: {}", status.message());
@@ -117,6 +129,7 @@ pub async fn run(
     if registered {
         let req = DeregisterRequest {
             worker_id: reg.worker_id.clone(),
+            token: reg.token.clone().unwrap_or_default(),
         };
         match client.clone().deregister(req).await {
             Ok(_) => tracing::info!("deregistered from the controller"),
