@@ -96,6 +96,9 @@ pub struct ControllerArgs {
     /// weighted by capacity).
     #[arg(long, env = "ARENA_DISPATCH", default_value = "shortest_queue")]
     pub dispatch: arena_controller::dispatch::Policy,
+    /// File of API-hosted contestants (OpenAI-compatible endpoints), TOML or JSON.
+    #[arg(long, env = "ARENA_ENDPOINTS")]
+    pub endpoints: Option<PathBuf>,
     /// A worker silent this long (milliseconds) leaves the registry.
     #[arg(long, env = "ARENA_WORKER_EXPIRY_MS", default_value_t = 6000)]
     pub worker_expiry_ms: u64,
@@ -112,6 +115,7 @@ impl ControllerArgs {
             grpc_addr: self.grpc_addr,
             worker_token: self.worker_token.filter(|t| !t.is_empty()),
             policy: self.dispatch,
+            endpoints: self.endpoints,
             api_keys: self
                 .api_keys
                 .into_iter()

@@ -10,6 +10,9 @@ pub enum ControllerError {
     /// A worker advertised an address that is not a URL.
     #[error("invalid worker address '{0}': {1}")]
     BadAddress(String, String),
+    /// A configuration file is wrong.
+    #[error("configuration error: {0}")]
+    Config(String),
     /// Binding or serving failed.
     #[error("server error: {0}")]
     Server(String),

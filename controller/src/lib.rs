@@ -2,6 +2,7 @@
 //! worker serving its model, and serves the OpenAI-compatible API and ops endpoints.
 
 pub mod dispatch;
+pub mod endpoints;
 pub mod error;
 pub mod grpc;
 pub mod metrics;

@@ -27,6 +27,8 @@ pub struct ControllerOptions {
     pub api_keys: Vec<String>,
     /// How workers are picked.
     pub policy: crate::dispatch::Policy,
+    /// File of API-hosted contestants (TOML or JSON).
+    pub endpoints: Option<std::path::PathBuf>,
     /// Heartbeat period asked of workers.
     pub heartbeat_interval: Duration,
     /// Silence after which a worker leaves the registry.
@@ -39,6 +41,13 @@ pub struct ControllerOptions {
 pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerError> {
     if opts.worker_token.is_none() {
         tracing::warn!("no worker token set: any process that can reach the gRPC port can register as a worker (set ARENA_WORKER_TOKEN in production)");
+    }
+    let endpoints = match &opts.endpoints {
+        Some(path) => crate::endpoints::load(path)?,
+        None => Default::default(),
+    };
+    if !endpoints.is_empty() {
+        tracing::info!(endpoints = ?endpoints.keys().collect::<Vec<_>>(), "API-hosted contestants loaded");
     }
     let registry = Arc::new(Registry::new(opts.worker_expiry));
     let grpc_listener = tokio::net::TcpListener::bind(opts.grpc_addr).await?;
@@ -71,6 +80,8 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
         api_keys: opts.api_keys.clone(),
         metrics: metrics.clone(),
         policy: opts.policy,
+        endpoints,
+        http: reqwest::Client::new(),
     });
     let metrics_state = MetricsState {
         metrics,

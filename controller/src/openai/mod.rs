@@ -3,6 +3,7 @@
 mod chat;
 mod completions;
 mod params;
+mod remote;
 mod respond;
 pub mod types;
 mod upstream;
@@ -31,6 +32,10 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     /// How workers are picked.
     pub policy: crate::dispatch::Policy,
+    /// API-hosted contestants by served name.
+    pub endpoints: crate::endpoints::Endpoints,
+    /// HTTP client for the endpoints.
+    pub http: reqwest::Client,
 }
 
 /// The `/v1` routes, behind the API-key check.
@@ -63,9 +68,17 @@ async fn require_key(
 }
 
 async fn models(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
-    let data: Vec<Model> = state
-        .registry
-        .models()
+    let mut names = state.registry.models();
+    names.extend(
+        state
+            .endpoints
+            .values()
+            .filter(|e| !e.battle_only)
+            .map(|e| e.name.clone()),
+    );
+    names.sort();
+    names.dedup();
+    let data: Vec<Model> = names
         .into_iter()
         .map(|id| Model {
             id,

@@ -9,6 +9,7 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio_stream::wrappers::ReceiverStream;
 
+use super::remote;
 use super::types::{CommonParams, Usage};
 use super::upstream::{self, Started};
 use super::{now_secs, ApiState};
@@ -133,14 +134,19 @@ pub async fn serve(
         model: generate.model.clone(),
         flavor,
     };
-    let started = upstream::start(
-        &state.registry,
-        state.policy,
-        &state.metrics,
-        &meta.model,
-        generate,
-    )
-    .await?;
+    let started = match state.endpoints.get(&meta.model).filter(|e| !e.battle_only) {
+        Some(endpoint) => remote::start(&state.http, endpoint, generate).await?,
+        None => {
+            upstream::start(
+                &state.registry,
+                state.policy,
+                &state.metrics,
+                &meta.model,
+                generate,
+            )
+            .await?
+        }
+    };
     if common.stream {
         let include_usage = common
             .stream_options
@@ -175,9 +181,12 @@ async fn complete(started: Started, meta: Meta, metrics: &Metrics) -> Result<Res
             record(metrics, &meta, dispatched, &m);
             return Ok(Json(meta.full(text, finish, usage(&m))).into_response());
         }
-        next = stream.message().await.map_err(|s| {
-            ApiError::internal(format!("the worker failed mid-generation: {}", s.message()))
-        })?;
+        next = tokio_stream::StreamExt::next(&mut stream)
+            .await
+            .transpose()
+            .map_err(|s| {
+                ApiError::internal(format!("the worker failed mid-generation: {}", s.message()))
+            })?;
     }
     Err(ApiError::internal(
         "the worker's stream ended without a finish reason",
@@ -265,7 +274,7 @@ pub fn stream(
                 }
                 break;
             }
-            next = stream.message().await.transpose();
+            next = tokio_stream::StreamExt::next(&mut stream).await;
         }
         drop(guard);
         let _ = tx.send(Event::default().data("[DONE]")).await;

@@ -1,10 +1,13 @@
 //! Starting a generation on a worker, with failover before the first token.
 
+use std::pin::Pin;
+use std::time::Instant;
+
 use arena_proto::v1::{GenerateRequest, GenerateResponse};
-use tonic::{Code, Status, Streaming};
+use tokio_stream::Stream;
+use tonic::{Code, Status};
 
 use crate::dispatch::{self, Policy};
-use std::time::Instant;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -13,14 +16,17 @@ use crate::registry::{InFlight, Registry};
 /// Other workers tried after the first fails before streaming.
 const MAX_RETRIES: usize = 2;
 
-/// A generation that has started on a worker.
+/// The messages of a generation, from a worker or a remote endpoint.
+pub type ResponseStream = Pin<Box<dyn Stream<Item = Result<GenerateResponse, Status>> + Send>>;
+
+/// A generation that has started on a worker or an API-hosted endpoint.
 pub struct Started {
-    /// The rest of the worker's stream.
-    pub stream: Streaming<GenerateResponse>,
+    /// The rest of its stream.
+    pub stream: ResponseStream,
     /// Its first message, already read (None when the stream was empty).
     pub first: Option<GenerateResponse>,
-    /// Counts the request against the worker while held.
-    pub guard: InFlight,
+    /// Counts the request against the worker while held (none for endpoints).
+    pub guard: Option<InFlight>,
     /// When the request was dispatched.
     pub dispatched: Instant,
 }
@@ -103,9 +109,9 @@ pub async fn start(
                     .with_label_values(&[model])
                     .observe(dispatched.elapsed().as_secs_f64());
                 return Ok(Started {
-                    stream,
+                    stream: Box::pin(stream),
                     first,
-                    guard,
+                    guard: Some(guard),
                     dispatched,
                 });
             }

@@ -1,0 +1,154 @@
+//! API-hosted contestants: a second arena controller serves as the remote OpenAI-compatible
+//! endpoint of the first.
+
+mod common;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+async fn post(http: &str, body: &Value) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(format!("{http}/v1/chat/completions"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+fn request(model: &str, stream: bool) -> Value {
+    json!({"model": model, "messages": [{"role": "user", "content": "hello world"}],
+           "temperature": 0, "max_tokens": 12, "stream": stream})
+}
+
+fn stream_text(sse: &str) -> String {
+    sse.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter_map(|c| {
+            c["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_openai_compatible_endpoint_is_a_model_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_gguf(dir.path());
+    // The remote: another arena with its own worker, behind an API key.
+    let remote = common::spawn_controller(&["--api-keys", "remote-secret"]);
+    let _worker = common::spawn_worker(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--controller",
+        &remote.grpc,
+    ]);
+    common::wait_workers(&remote, 1).await;
+
+    let file = dir.path().join("endpoints.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[endpoint]]\nname = \"remote-tiny\"\nbase_url = \"{}/v1\"\nmodel = \"tiny-chat\"\napi_key_env = \"REMOTE_KEY\"\n\n[[endpoint]]\nname = \"battle-only\"\nbase_url = \"{}/v1\"\nbattle_only = true\n",
+            remote.http, remote.http
+        ),
+    )
+    .unwrap();
+    let mut cmd = common::arena();
+    cmd.env("REMOTE_KEY", "remote-secret").args([
+        "controller",
+        "--http-addr",
+        "127.0.0.1:0",
+        "--grpc-addr",
+        "127.0.0.1:0",
+        "--endpoints",
+        file.to_str().unwrap(),
+    ]);
+    let (local, rest) = common::spawn_until(
+        cmd,
+        "arena controller listening on ",
+        Duration::from_secs(30),
+    );
+    let http = rest
+        .split_whitespace()
+        .find_map(|p| p.strip_prefix("http="))
+        .map(|a| format!("http://{a}"))
+        .unwrap();
+
+    let models: Value = reqwest::get(format!("{http}/v1/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec!["remote-tiny"],
+        "battle-only endpoints are not offered on the API"
+    );
+
+    // The same answer as asking the remote directly, streamed or not.
+    let direct = reqwest::Client::new()
+        .post(format!("{}/v1/chat/completions", remote.http))
+        .bearer_auth("remote-secret")
+        .json(&request("tiny-chat", false))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let want = direct["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = post(&http, &request("remote-tiny", false)).await;
+    assert_eq!(status, 200, "{body}");
+    let got: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(got["choices"][0]["message"]["content"], want.as_str());
+    assert_eq!(got["model"], "remote-tiny");
+    assert_eq!(got["usage"]["completion_tokens"], 12);
+    let (status, sse) = post(&http, &request("remote-tiny", true)).await;
+    assert_eq!(status, 200);
+    assert_eq!(stream_text(&sse), want);
+    assert!(sse.trim_end().ends_with("data: [DONE]"));
+
+    // Its failures count like a worker's: the remote gone is a 503 naming the endpoint.
+    drop(remote);
+    let (status, body) = post(&http, &request("remote-tiny", false)).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("remote-tiny"), "{body}");
+    drop(local);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_endpoints_file_stops_start_up_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("endpoints.toml");
+    std::fs::write(&file, "[[endpoint]]\nname = \"x\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"ARENA_UNSET_KEY_VAR\"\n").unwrap();
+    let out = common::arena()
+        .env_remove("ARENA_UNSET_KEY_VAR")
+        .args([
+            "controller",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--endpoints",
+            file.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("ARENA_UNSET_KEY_VAR"), "{err}");
+}
