@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: the README's test command, and what CI runs.
 #
-# It installs what the tests need when it can, fetches the real model into its cache,
+# It installs what the tests need when it can (redis-server from Debian, the openai client
+# from PyPI), starts a throwaway Redis on a free port, fetches the real model into its cache,
 # then runs rustfmt, clippy and the whole test suite (cargo-nextest when installed, cargo
 # test otherwise). Anything it starts is stopped when it exits, also on failure.
 set -euo pipefail
@@ -15,6 +16,45 @@ need_cmd() {
 
 need_cmd cargo
 need_cmd python3
+
+# Installs Debian packages the tests need when they are missing (root, or sudo without a password).
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]} from Debian"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  if ! { $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null; then
+    echo "test.sh: could not install ${missing[*]}; install them and run again" >&2
+    exit 1
+  fi
+}
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# Everything started here lives in one temp dir and is stopped on exit, also on failure.
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+apt_install redis-server
+log "starting a throwaway Redis"
+REDIS_PORT="$(free_port)"
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+  --logfile "$WORK/redis.log" &
+PIDS+=("$!")
+for _ in $(seq 50); do
+  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+redis-cli -p "$REDIS_PORT" ping >/dev/null || { echo "test.sh: redis did not start:" >&2; cat "$WORK/redis.log" >&2; exit 1; }
+export ARENA_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 
 log "fetching the SmolLM2 model (cached after the first run)"
 ARENA_MODELS="${ARENA_MODELS:-$HOME/.cache/arena/models}"

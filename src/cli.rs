@@ -96,6 +96,10 @@ pub struct ControllerArgs {
     /// weighted by capacity).
     #[arg(long, env = "ARENA_DISPATCH", default_value = "shortest_queue")]
     pub dispatch: arena_controller::dispatch::Policy,
+    /// Redis URL (redis://HOST:PORT/DB): share the worker registry with other controller
+    /// replicas; in-process only when absent.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
     /// File of API-hosted contestants (OpenAI-compatible endpoints), TOML or JSON.
     #[arg(long, env = "ARENA_ENDPOINTS")]
     pub endpoints: Option<PathBuf>,
@@ -116,6 +120,7 @@ impl ControllerArgs {
             worker_token: self.worker_token.filter(|t| !t.is_empty()),
             policy: self.dispatch,
             endpoints: self.endpoints,
+            redis_url: self.redis_url.filter(|u| !u.is_empty()),
             api_keys: self
                 .api_keys
                 .into_iter()

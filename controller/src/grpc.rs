@@ -11,25 +11,39 @@ use arena_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::registry::{Registry, WorkerInfo};
+use crate::store::RegistryStore;
 
 /// Registration and heartbeats, checked against the shared worker token when one is set.
 pub struct ControllerService {
     registry: Arc<Registry>,
+    store: Option<Arc<dyn RegistryStore>>,
     token: Option<String>,
     heartbeat_interval: Duration,
 }
 
 impl ControllerService {
-    /// A service over `registry`; workers must present `token` when it is set.
+    /// A service over `registry`, shared through `store` when given; workers must present
+    /// `token` when it is set.
     pub fn new(
         registry: Arc<Registry>,
+        store: Option<Arc<dyn RegistryStore>>,
         token: Option<String>,
         heartbeat_interval: Duration,
     ) -> Self {
         Self {
             registry,
+            store,
             token,
             heartbeat_interval,
+        }
+    }
+
+    /// Shares a worker's current record with the other replicas.
+    async fn publish(&self, id: &str) {
+        if let (Some(store), Some(record)) = (&self.store, self.registry.record(id)) {
+            if let Err(e) = store.put(&record).await {
+                tracing::warn!(worker_id = %id, "could not share the worker with other replicas: {e}");
+            }
         }
     }
 }
@@ -82,9 +96,11 @@ impl Controller for ControllerService {
             max_concurrency: req.max_concurrency,
         };
         tracing::info!(worker_id = %info.id, address = %info.address, models = ?info.models, "worker registered");
+        let id = info.id.clone();
         self.registry
             .register(info)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.publish(&id).await;
         Ok(Response::new(RegisterResponse {
             heartbeat_interval_ms: self.heartbeat_interval.as_millis() as u32,
         }))
@@ -97,6 +113,9 @@ impl Controller for ControllerService {
         let req = request.into_inner();
         self.check_token(&req.token, &req.worker_id, "heartbeat")?;
         let known = self.registry.heartbeat(&req.worker_id, req.queue_length);
+        if known {
+            self.publish(&req.worker_id).await;
+        }
         Ok(Response::new(HeartbeatResponse { known }))
     }
 
@@ -109,6 +128,11 @@ impl Controller for ControllerService {
         let id = req.worker_id;
         if self.registry.deregister(&id) {
             tracing::info!(worker_id = %id, "worker deregistered");
+        }
+        if let Some(store) = &self.store {
+            if let Err(e) = store.remove(&id).await {
+                tracing::warn!(worker_id = %id, "could not remove the worker from the shared registry: {e}");
+            }
         }
         Ok(Response::new(DeregisterResponse {}))
     }

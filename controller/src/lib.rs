@@ -10,5 +10,6 @@ pub mod openai;
 pub mod ops;
 pub mod registry;
 pub mod run;
+pub mod store;
 
 pub use error::{ApiError, ControllerError};

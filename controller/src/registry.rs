@@ -10,6 +10,7 @@ use serde::Serialize;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::ControllerError;
+use crate::store::{unix_ms, WorkerRecord};
 
 /// How long a call to a worker may take to connect.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -197,6 +198,50 @@ impl Registry {
             .collect()
     }
 
+    /// The shareable record of a worker.
+    pub fn record(&self, id: &str) -> Option<WorkerRecord> {
+        let now = unix_ms();
+        self.read().get(id).map(|e| WorkerRecord {
+            id: e.info.id.clone(),
+            address: e.info.address.clone(),
+            models: e.info.models.clone(),
+            context_length: e.info.context_length,
+            max_concurrency: e.info.max_concurrency,
+            queue_length: e.queue_length,
+            heartbeat_unix_ms: now.saturating_sub(e.last_heartbeat.elapsed().as_millis() as u64),
+        })
+    }
+
+    /// Makes the registry match the shared store's records: adds workers registered with
+    /// other replicas, takes newer heartbeats, and drops workers the store no longer has.
+    pub fn sync_from(&self, records: &[WorkerRecord]) {
+        let now_ms = unix_ms();
+        let now = Instant::now();
+        for r in records {
+            let age = Duration::from_millis(now_ms.saturating_sub(r.heartbeat_unix_ms));
+            let beat = now.checked_sub(age).unwrap_or(now);
+            let known_same = self
+                .read()
+                .get(&r.id)
+                .is_some_and(|e| e.info.address == r.address && e.info.models == r.models);
+            if !known_same {
+                if let Err(e) = self.register(r.info()) {
+                    tracing::warn!(worker_id = %r.id, "ignoring a shared worker record: {e}");
+                    continue;
+                }
+            }
+            if let Some(e) = self.write().get_mut(&r.id) {
+                if !known_same || beat > e.last_heartbeat {
+                    e.last_heartbeat = beat;
+                    e.queue_length = r.queue_length;
+                    e.failed = false;
+                }
+            }
+        }
+        self.write()
+            .retain(|id, _| records.iter().any(|r| &r.id == id));
+    }
+
     /// Whether any registered worker (healthy or not) serves `model`.
     pub fn knows_model(&self, model: &str) -> bool {
         self.read()
@@ -286,6 +331,31 @@ mod tests {
         assert_eq!(r.candidates("m")[0].load, 2);
         drop((g1, g2));
         assert_eq!(r.candidates("m")[0].load, 0);
+    }
+
+    #[tokio::test]
+    async fn sync_adds_refreshes_and_drops() {
+        let a = Registry::new(Duration::from_secs(5));
+        let b = Registry::new(Duration::from_secs(5));
+        a.register(info("w1", "m")).unwrap();
+        a.heartbeat("w1", 4);
+        let rec = a.record("w1").unwrap();
+        assert_eq!(rec.queue_length, 4);
+        b.sync_from(std::slice::from_ref(&rec));
+        let c = b.candidates("m");
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].load, 4);
+        // A stale record does not overwrite a newer local heartbeat.
+        b.heartbeat("w1", 1);
+        let stale = WorkerRecord {
+            heartbeat_unix_ms: rec.heartbeat_unix_ms - 10_000,
+            queue_length: 9,
+            ..rec.clone()
+        };
+        b.sync_from(&[stale]);
+        assert_eq!(b.candidates("m")[0].load, 1);
+        b.sync_from(&[]);
+        assert!(b.models().is_empty());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::metrics::{self, Metrics, MetricsState};
 use crate::openai::{self, ApiState};
 use crate::ops;
 use crate::registry::Registry;
+use crate::store::{RedisStore, RegistryStore};
 
 /// Options of `arena controller`.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct ControllerOptions {
     pub api_keys: Vec<String>,
     /// How workers are picked.
     pub policy: crate::dispatch::Policy,
+    /// Redis URL to share the registry with other replicas; in-process only when absent.
+    pub redis_url: Option<String>,
     /// File of API-hosted contestants (TOML or JSON).
     pub endpoints: Option<std::path::PathBuf>,
     /// Heartbeat period asked of workers.
@@ -50,6 +53,19 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
         tracing::info!(endpoints = ?endpoints.keys().collect::<Vec<_>>(), "API-hosted contestants loaded");
     }
     let registry = Arc::new(Registry::new(opts.worker_expiry));
+    let store: Option<Arc<dyn RegistryStore>> = match &opts.redis_url {
+        Some(url) => {
+            let redis = RedisStore::connect(url, opts.worker_expiry).await?;
+            // Ready only once the shared registry is loaded.
+            registry.sync_from(&redis.load().await?);
+            tracing::info!(
+                workers = registry.snapshot().len(),
+                "shared registry loaded from redis"
+            );
+            Some(Arc::new(redis))
+        }
+        None => None,
+    };
     let grpc_listener = tokio::net::TcpListener::bind(opts.grpc_addr).await?;
     let http_listener = tokio::net::TcpListener::bind(opts.http_addr).await?;
     let grpc_addr = grpc_listener.local_addr()?;
@@ -62,6 +78,7 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
 
     let service = ControllerService::new(
         registry.clone(),
+        store.clone(),
         opts.worker_token.clone(),
         opts.heartbeat_interval,
     );
@@ -114,6 +131,24 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
             }
         }
     });
+    let sync = store.map(|store| {
+        let registry = registry.clone();
+        let period = (opts.heartbeat_interval / 2)
+            .clamp(Duration::from_millis(50), Duration::from_millis(500));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tick.tick().await;
+                match store.load().await {
+                    Ok(records) => registry.sync_from(&records),
+                    Err(e) => tracing::warn!(
+                        "could not read the shared registry from {}: {e}",
+                        store.name()
+                    ),
+                }
+            }
+        })
+    });
     // A stable line on stderr that scripts and tests wait for.
     eprintln!("arena controller listening on http={http_addr} grpc={grpc_addr}");
 
@@ -121,6 +156,9 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
     tracing::info!("shutting down: no new connections; finishing running requests");
     let _ = stop_tx.send(true);
     expiry.abort();
+    if let Some(sync) = sync {
+        sync.abort();
+    }
     let deadline = opts.shutdown_timeout;
     let (h, g) = tokio::join!(
         tokio::time::timeout(deadline, http),

@@ -1,0 +1,86 @@
+//! Two controller replicas sharing one registry through Redis.
+//!
+//! `scripts/test.sh` starts a throwaway Redis and sets `ARENA_TEST_REDIS_URL`.
+
+mod common;
+
+use serde_json::{json, Value};
+
+fn redis_url() -> String {
+    let base = std::env::var("ARENA_TEST_REDIS_URL").expect(
+        "ARENA_TEST_REDIS_URL is not set: run scripts/test.sh, which starts a throwaway Redis",
+    );
+    // A database of its own, so other runs against the same server cannot interfere.
+    format!("{base}/{}", 1 + rand_db())
+}
+
+fn rand_db() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+        % 15
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_registered_with_one_replica_is_routable_from_the_other() {
+    let url = redis_url();
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_gguf(dir.path());
+    let a = common::spawn_controller(&["--redis-url", &url]);
+    let b = common::spawn_controller(&["--redis-url", &url]);
+    let _w = common::spawn_worker(&[
+        "--model",
+        model.to_str().unwrap(),
+        "--controller",
+        &a.grpc,
+        "--worker-id",
+        "shared-w",
+    ]);
+    common::wait_workers(&a, 1).await;
+    // Replica B never saw the worker's registration, yet lists and routes to it.
+    common::wait_workers(&b, 1).await;
+    let body = json!({"model": "tiny-chat", "messages": [{"role": "user", "content": "hello"}], "temperature": 0, "max_tokens": 6});
+    for c in [&a, &b] {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/chat/completions", c.http))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["usage"]["completion_tokens"], 6);
+    }
+    // A third replica started later loads the shared registry before it serves.
+    let late = common::spawn_controller(&["--redis-url", &url]);
+    let v: Value = reqwest::get(format!("{}/api/workers", late.http))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["workers"][0]["id"], "shared-w", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_redis_stops_start_up_with_a_clear_message() {
+    let port = common::free_port();
+    let out = common::arena()
+        .args([
+            "controller",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--redis-url", &format!("redis://127.0.0.1:{port}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("redis") && err.contains(&port.to_string()),
+        "{err}"
+    );
+}
