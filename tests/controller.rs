@@ -19,14 +19,8 @@ async fn workers(c: &Controller) -> Vec<Value> {
 }
 
 async fn chat(c: &Controller, body: Value) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/v1/chat/completions", c.http))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    let (status, text) = common::post_chat(&c.http, &body).await;
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 fn greedy(model: &str, text: &str, max_tokens: u32) -> Value {

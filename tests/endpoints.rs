@@ -7,16 +7,6 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-async fn post(http: &str, body: &Value) -> (u16, String) {
-    let r = reqwest::Client::new()
-        .post(format!("{http}/v1/chat/completions"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
 fn request(model: &str, stream: bool) -> Value {
     json!({"model": model, "messages": [{"role": "user", "content": "hello world"}],
            "temperature": 0, "max_tokens": 12, "stream": stream})
@@ -111,20 +101,20 @@ async fn an_openai_compatible_endpoint_is_a_model_like_any_other() {
         .as_str()
         .unwrap()
         .to_string();
-    let (status, body) = post(&http, &request("remote-tiny", false)).await;
+    let (status, body) = common::post_chat(&http, &request("remote-tiny", false)).await;
     assert_eq!(status, 200, "{body}");
     let got: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(got["choices"][0]["message"]["content"], want.as_str());
     assert_eq!(got["model"], "remote-tiny");
     assert_eq!(got["usage"]["completion_tokens"], 12);
-    let (status, sse) = post(&http, &request("remote-tiny", true)).await;
+    let (status, sse) = common::post_chat(&http, &request("remote-tiny", true)).await;
     assert_eq!(status, 200);
     assert_eq!(stream_text(&sse), want);
     assert!(sse.trim_end().ends_with("data: [DONE]"));
 
     // Its failures count like a worker's: the remote gone is a 503 naming the endpoint.
     drop(remote);
-    let (status, body) = post(&http, &request("remote-tiny", false)).await;
+    let (status, body) = common::post_chat(&http, &request("remote-tiny", false)).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("remote-tiny"), "{body}");
     drop(local);

@@ -42,14 +42,9 @@ async fn a_worker_registered_with_one_replica_is_routable_from_the_other() {
     common::wait_workers(&b, 1).await;
     let body = json!({"model": "tiny-chat", "messages": [{"role": "user", "content": "hello"}], "temperature": 0, "max_tokens": 6});
     for c in [&a, &b] {
-        let r = reqwest::Client::new()
-            .post(format!("{}/v1/chat/completions", c.http))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status().as_u16(), 200);
-        let v: Value = r.json().await.unwrap();
+        let (status, text) = common::post_chat(&c.http, &body).await;
+        assert_eq!(status, 200, "{text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["usage"]["completion_tokens"], 6);
     }
     // A third replica started later loads the shared registry before it serves.

@@ -265,3 +265,14 @@ pub async fn wait_workers(c: &Controller, n: usize) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// POSTs a chat completion to a controller; returns the status and the body text.
+pub async fn post_chat(http: &str, body: &serde_json::Value) -> (u16, String) {
+    let r = reqwest::Client::new()
+        .post(format!("{http}/v1/chat/completions"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
