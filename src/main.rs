@@ -2,17 +2,32 @@
 
 mod cli;
 
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
 use anyhow::Context;
 use clap::Parser;
 use cli::{Cli, Command};
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line a person can act on, whatever RUST_BACKTRACE says.
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_new(&cli.log).context("bad --log filter")?,
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a person at a terminal, not in files and pipes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     if let Some(n) = cli.threads {
         // candle and gemm size their thread pools from this variable; set it before any starts.
