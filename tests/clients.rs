@@ -31,8 +31,7 @@ async fn openai_python_client_and_curl_work() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
     let c = common::spawn_controller(&["--api-keys", "sk-test"]);
-    let _worker =
-        common::spawn_worker(&["--model", model.to_str().unwrap(), "--controller", &c.grpc]);
+    let _worker = common::spawn_registered_worker(&model, &c.grpc, &[]);
     common::wait_workers(&c, 1).await;
     let http = c.http.clone();
     let root = env!("CARGO_MANIFEST_DIR");

@@ -51,22 +51,8 @@ async fn chat_through_the_controller_matches_the_worker_streamed_or_not() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
     let c = spawn_controller(&["--worker-token", "t0k"]);
-    let w1 = common::spawn_worker(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--controller",
-        &c.grpc,
-        "--worker-token",
-        "t0k",
-    ]);
-    let _w2 = common::spawn_worker(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--controller",
-        &c.grpc,
-        "--worker-token",
-        "t0k",
-    ]);
+    let w1 = common::spawn_registered_worker(&model, &c.grpc, &["--worker-token", "t0k"]);
+    let _w2 = common::spawn_registered_worker(&model, &c.grpc, &["--worker-token", "t0k"]);
     wait_workers(&c, 2).await;
 
     let models: Value = reqwest::get(format!("{}/v1/models", c.http))
@@ -147,7 +133,7 @@ async fn errors_are_openai_shaped_with_the_right_status() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
     let c = spawn_controller(&["--api-keys", "k1,k2"]);
-    let _w = common::spawn_worker(&["--model", model.to_str().unwrap(), "--controller", &c.grpc]);
+    let _w = common::spawn_registered_worker(&model, &c.grpc, &[]);
     wait_workers(&c, 1).await;
     let client = reqwest::Client::new();
     let post = |key: Option<&str>, body: Value| {
@@ -233,14 +219,7 @@ async fn wrong_worker_token_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
     let c = spawn_controller(&["--worker-token", "right"]);
-    let mut w = common::spawn_worker(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--controller",
-        &c.grpc,
-        "--worker-token",
-        "wrong",
-    ]);
+    let mut w = common::spawn_registered_worker(&model, &c.grpc, &["--worker-token", "wrong"]);
     let status = w
         .wait(Duration::from_secs(15))
         .expect("worker kept running after refusal");
@@ -254,22 +233,8 @@ async fn a_killed_worker_leaves_routing_and_requests_go_to_the_other() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
     let c = spawn_controller(&[]);
-    let w1 = common::spawn_worker(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--controller",
-        &c.grpc,
-        "--worker-id",
-        "w1",
-    ]);
-    let _w2 = common::spawn_worker(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--controller",
-        &c.grpc,
-        "--worker-id",
-        "w2",
-    ]);
+    let w1 = common::spawn_registered_worker(&model, &c.grpc, &["--worker-id", "w1"]);
+    let _w2 = common::spawn_registered_worker(&model, &c.grpc, &["--worker-id", "w2"]);
     wait_workers(&c, 2).await;
     let ok = std::process::Command::new("kill")
         .args(["-9", &w1.pid().to_string()])
@@ -335,7 +300,7 @@ async fn workers_find_a_late_or_restarted_controller_by_themselves() {
         }
     };
     // The worker comes up first and waits for the controller.
-    let _w = common::spawn_worker(&["--model", model.to_str().unwrap(), "--controller", &grpc]);
+    let _w = common::spawn_registered_worker(&model, &grpc, &[]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let c = start();
     wait_workers(&c, 1).await;

@@ -30,12 +30,7 @@ async fn an_openai_compatible_endpoint_is_a_model_like_any_other() {
     let model = common::tiny_gguf(dir.path());
     // The remote: another arena with its own worker, behind an API key.
     let remote = common::spawn_controller(&["--api-keys", "remote-secret"]);
-    let _worker = common::spawn_worker(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--controller",
-        &remote.grpc,
-    ]);
+    let _worker = common::spawn_registered_worker(&model, &remote.grpc, &[]);
     common::wait_workers(&remote, 1).await;
 
     let file = dir.path().join("endpoints.toml");

@@ -29,14 +29,7 @@ async fn a_worker_registered_with_one_replica_is_routable_from_the_other() {
     let model = common::tiny_gguf(dir.path());
     let a = common::spawn_controller(&["--redis-url", &url]);
     let b = common::spawn_controller(&["--redis-url", &url]);
-    let _w = common::spawn_worker(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--controller",
-        &a.grpc,
-        "--worker-id",
-        "shared-w",
-    ]);
+    let _w = common::spawn_registered_worker(&model, &a.grpc, &["--worker-id", "shared-w"]);
     common::wait_workers(&a, 1).await;
     // Replica B never saw the worker's registration, yet lists and routes to it.
     common::wait_workers(&b, 1).await;

@@ -224,16 +224,11 @@ async fn worker_registers_late_heartbeats_reregisters_and_deregisters() {
     let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     // The worker starts while no controller is up: it must wait, not crash.
-    let mut worker = common::spawn_worker(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--controller",
+    let mut worker = common::spawn_registered_worker(
+        &model,
         &url,
-        "--worker-id",
-        "w1",
-        "--worker-token",
-        "s3cret",
-    ]);
+        &["--worker-id", "w1", "--worker-token", "s3cret"],
+    );
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(
         worker.wait(Duration::ZERO).is_none(),

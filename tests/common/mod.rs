@@ -276,3 +276,15 @@ pub async fn post_chat(http: &str, body: &serde_json::Value) -> (u16, String) {
         .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
+
+/// Starts `arena worker` for `model`, registering with the controller at `grpc`.
+pub fn spawn_registered_worker(model: &Path, grpc: &str, extra: &[&str]) -> Proc {
+    let mut args = vec![
+        "--model",
+        model.to_str().expect("utf-8 model path"),
+        "--controller",
+        grpc,
+    ];
+    args.extend_from_slice(extra);
+    spawn_worker(&args)
+}
