@@ -44,6 +44,29 @@ pub enum Command {
 pub enum BenchCommand {
     /// Prefill and decode throughput of a model's forward pass, and peak memory.
     Worker(BenchWorkerArgs),
+    /// Latency the controller adds over calling the worker directly, and dispatch rate.
+    Controller(BenchControllerArgs),
+}
+
+/// Flags of `arena bench controller`.
+#[derive(Args, Debug)]
+pub struct BenchControllerArgs {
+    /// Model the benchmark's worker serves (default: a tiny random LLaMA written to a temp
+    /// dir, which isolates the controller's overhead).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Concurrent clients per round, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    pub clients: Vec<usize>,
+    /// Requests per client and path in each round.
+    #[arg(long, default_value_t = 20)]
+    pub requests: usize,
+    /// New tokens per request.
+    #[arg(long, default_value_t = 16)]
+    pub max_tokens: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `arena bench worker`.

@@ -48,6 +48,44 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 let json = arena_worker::run::tokenize(&args.model, &args.text, args.add_special)?;
                 println!("{json}");
             }
+            Command::Bench(cli::BenchCommand::Controller(args)) => {
+                let tiny = std::env::temp_dir().join(format!("arena-bench-{}", std::process::id()));
+                let model = match args.model {
+                    Some(m) => m,
+                    None => {
+                        std::fs::create_dir_all(&tiny)?;
+                        let path = tiny.join("tiny-chat.gguf");
+                        arena_worker::testing::write_tiny_gguf(&path, arena_worker::testing::VocabKind::Gpt2, 1)?;
+                        path
+                    }
+                };
+                let opts = arena_controller::bench::BenchOptions {
+                    arena: std::env::current_exe().context("locating the arena binary")?,
+                    model,
+                    clients: args.clients,
+                    requests: args.requests,
+                    max_tokens: args.max_tokens,
+                };
+                let report = arena_controller::bench::run(&opts).await;
+                let _ = std::fs::remove_dir_all(&tiny);
+                let report = report?;
+                if args.json {
+                    println!("{}", serde_json::to_string(&report)?);
+                } else {
+                    println!("clients  ttft direct p50/p99  ttft via controller p50/p99  total direct p50/p99  total via controller p50/p99  (ms)");
+                    for r in &report.rounds {
+                        println!(
+                            "{:>7}  {:>8.2} / {:>7.2}  {:>14.2} / {:>7.2}  {:>9.2} / {:>7.2}  {:>15.2} / {:>7.2}",
+                            r.clients,
+                            r.ttft_direct_ms.p50, r.ttft_direct_ms.p99,
+                            r.ttft_controller_ms.p50, r.ttft_controller_ms.p99,
+                            r.total_direct_ms.p50, r.total_direct_ms.p99,
+                            r.total_controller_ms.p50, r.total_controller_ms.p99,
+                        );
+                    }
+                    println!("dispatch decisions per second (100 workers): {:.0}", report.dispatch_decisions_per_s);
+                }
+            }
             Command::Bench(cli::BenchCommand::Worker(args)) => {
                 let opts = arena_worker::bench::BenchOptions {
                     prompt_lens: args.prompt_lens,

@@ -396,3 +396,13 @@ async fn sigterm_lets_running_streams_finish() {
         .expect("controller did not exit");
     assert!(status.success(), "{}", c.proc.log());
 }
+
+#[test]
+fn bench_controller_runs_end_to_end() {
+    let out = common::arena_ok(&["bench", "controller", "--clients", "1,2", "--requests", "2", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let rounds = v["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2);
+    assert!(rounds[1]["total_controller_ms"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(v["dispatch_decisions_per_s"].as_f64().unwrap() > 0.0);
+}

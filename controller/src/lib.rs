@@ -1,6 +1,7 @@
 //! The controller: registers workers over gRPC, routes every request to the least-loaded
 //! worker serving its model, and serves the OpenAI-compatible API and ops endpoints.
 
+pub mod bench;
 pub mod dispatch;
 pub mod endpoints;
 pub mod error;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arena_proto::v1::controller_server::ControllerServer;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::error::ControllerError;
 use crate::grpc::ControllerService;
@@ -86,7 +85,7 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
         tonic::transport::Server::builder()
             .add_service(ControllerServer::new(service))
             .serve_with_incoming_shutdown(
-                TcpListenerStream::new(grpc_listener),
+                tonic::transport::server::TcpIncoming::from(grpc_listener).with_nodelay(Some(true)),
                 wait_stop(stop_rx.clone()),
             ),
     );
@@ -115,6 +114,13 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
             metrics::record,
         ));
     let http_stop = wait_stop(stop_rx.clone());
+    // SSE writes are small: without TCP_NODELAY, Nagle's algorithm and the client's delayed
+    // ACK hold each token back by up to 40 ms.
+    let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("could not set TCP_NODELAY: {e}");
+        }
+    });
     let http = tokio::spawn(async move {
         axum::serve(http_listener, app)
             .with_graceful_shutdown(http_stop)

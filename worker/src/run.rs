@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use arena_proto::v1::worker_server::WorkerServer;
 use tokio::sync::{oneshot, watch};
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::engine::Event;
 use crate::error::{Result, WorkerError};
@@ -96,9 +95,12 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<()> {
     let server = tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(WorkerServer::new(service))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = server_stopped.await;
-            }),
+            .serve_with_incoming_shutdown(
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async {
+                    let _ = server_stopped.await;
+                },
+            ),
     );
     // A stable line on stderr that scripts and tests wait for.
     eprintln!("arena worker listening on {addr}");

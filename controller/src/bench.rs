@@ -1,0 +1,338 @@
+//! `arena bench controller`: what the controller adds to a request's latency, and how many
+//! dispatch decisions it makes per second.
+//!
+//! It starts a real `arena controller` and `arena worker` (child processes of the given
+//! binary), then sends the same streamed chat requests straight to the worker over gRPC and
+//! through the controller's OpenAI API, alternating, from 1, 16 and 64 concurrent clients.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arena_proto::v1::worker_client::WorkerClient;
+use arena_proto::v1::{generate_request, ChatMessage, GenerateRequest, Messages, SamplingParams};
+use serde::Serialize;
+use tokio_stream::StreamExt;
+
+use crate::dispatch::{self, Policy};
+use crate::error::ControllerError;
+use crate::registry::{Registry, WorkerInfo};
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// The `arena` binary to start the controller and worker with.
+    pub arena: PathBuf,
+    /// Model the worker serves (a tiny one shows the overhead best).
+    pub model: PathBuf,
+    /// Concurrent clients per round.
+    pub clients: Vec<usize>,
+    /// Requests per client per path.
+    pub requests: usize,
+    /// New tokens per request.
+    pub max_tokens: u32,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Serialize, Clone, Copy)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// One concurrency level.
+#[derive(Debug, Serialize)]
+pub struct Round {
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Time to first token, straight to the worker.
+    pub ttft_direct_ms: Percentiles,
+    /// Time to first token through the controller.
+    pub ttft_controller_ms: Percentiles,
+    /// Whole request, straight to the worker.
+    pub total_direct_ms: Percentiles,
+    /// Whole request through the controller.
+    pub total_controller_ms: Percentiles,
+}
+
+/// The report.
+#[derive(Debug, Serialize)]
+pub struct BenchReport {
+    /// Per concurrency level.
+    pub rounds: Vec<Round>,
+    /// `shortest_queue` decisions per second over 100 workers.
+    pub dispatch_decisions_per_s: f64,
+}
+
+/// Time to first token and total time of one request, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Timing {
+    ttft: f64,
+    total: f64,
+}
+
+/// The same request straight to the worker and through the controller.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    direct: Timing,
+    via: Timing,
+}
+
+struct Child_ {
+    child: Child,
+}
+
+impl Drop for Child_ {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `arena ARGS` and returns it with the rest of its stderr line starting with `marker`.
+fn spawn(arena: &Path, args: &[&str], marker: &str) -> Result<(Child_, String), ControllerError> {
+    let mut child = Command::new(arena)
+        .args(args)
+        .env("ARENA_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| ControllerError::Server("no stderr".into()))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let marker = marker.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix(&marker) {
+                let _ = tx.send(rest.trim().to_string());
+            }
+        }
+    });
+    let child = Child_ { child };
+    let rest = rx.recv_timeout(Duration::from_secs(120)).map_err(|_| {
+        ControllerError::Server(format!("{} {args:?} did not start", arena.display()))
+    })?;
+    Ok((child, rest))
+}
+
+fn percentiles(mut v: Vec<f64>) -> Percentiles {
+    v.sort_by(f64::total_cmp);
+    let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+    Percentiles {
+        p50: at(0.5),
+        p99: at(0.99),
+    }
+}
+
+fn request(max_tokens: u32) -> GenerateRequest {
+    GenerateRequest {
+        input: Some(generate_request::Input::Chat(Messages {
+            messages: vec![ChatMessage {
+                role: "user".into(),
+                content: "hello world".into(),
+            }],
+        })),
+        params: Some(SamplingParams {
+            temperature: Some(0.0),
+            max_new_tokens: Some(max_tokens),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// One request straight to the worker.
+async fn direct(
+    client: &mut WorkerClient<tonic::transport::Channel>,
+    max_tokens: u32,
+) -> Result<Timing, ControllerError> {
+    let start = Instant::now();
+    let mut stream = client
+        .generate(request(max_tokens))
+        .await
+        .map_err(|e| ControllerError::Server(e.to_string()))?
+        .into_inner();
+    let mut first = None;
+    while let Some(m) = stream.next().await {
+        let m = m.map_err(|e| ControllerError::Server(e.to_string()))?;
+        if first.is_none() && !m.text.is_empty() {
+            first = Some(start.elapsed());
+        }
+    }
+    let total = start.elapsed();
+    Ok(Timing {
+        ttft: first.unwrap_or(total).as_secs_f64() * 1e3,
+        total: total.as_secs_f64() * 1e3,
+    })
+}
+
+/// One streamed request through the controller.
+async fn via(
+    http: &reqwest::Client,
+    url: &str,
+    max_tokens: u32,
+) -> Result<Timing, ControllerError> {
+    let body = serde_json::json!({"model": "bench", "messages": [{"role": "user", "content": "hello world"}],
+        "temperature": 0, "max_tokens": max_tokens, "stream": true});
+    let start = Instant::now();
+    let response = http
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| ControllerError::Server(e.to_string()))?;
+    let mut bytes = response.bytes_stream();
+    let mut first = None;
+    let mut seen = String::new();
+    while let Some(chunk) = bytes.next().await {
+        let chunk = chunk.map_err(|e| ControllerError::Server(e.to_string()))?;
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if first.is_none() && seen.contains("\"content\"") {
+            first = Some(start.elapsed());
+        }
+    }
+    let total = start.elapsed();
+    Ok(Timing {
+        ttft: first.unwrap_or(total).as_secs_f64() * 1e3,
+        total: total.as_secs_f64() * 1e3,
+    })
+}
+
+/// Runs the benchmark.
+pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
+    let (_controller, rest) = spawn(
+        &opts.arena,
+        &[
+            "controller",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--grpc-addr",
+            "127.0.0.1:0",
+            "--heartbeat-ms",
+            "500",
+        ],
+        "arena controller listening on ",
+    )?;
+    let addr = |key: &str| {
+        rest.split_whitespace()
+            .find_map(|p| p.strip_prefix(key))
+            .map(str::to_string)
+    };
+    let (http_addr, grpc_addr) = addr("http=")
+        .zip(addr("grpc="))
+        .ok_or_else(|| ControllerError::Server(format!("cannot parse '{rest}'")))?;
+    let model = opts.model.to_string_lossy().into_owned();
+    let controller_url = format!("http://{grpc_addr}");
+    let (_worker, worker_addr) = spawn(
+        &opts.arena,
+        &[
+            "worker",
+            "--model",
+            &model,
+            "--name",
+            "bench",
+            "--listen",
+            "127.0.0.1:0",
+            "--max-concurrency",
+            "64",
+            "--controller",
+            &controller_url,
+        ],
+        "arena worker listening on ",
+    )?;
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .map_err(|e| ControllerError::Server(e.to_string()))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !http
+        .get(format!("http://{http_addr}/api/workers"))
+        .send()
+        .await
+        .map_err(|e| ControllerError::Server(e.to_string()))?
+        .text()
+        .await
+        .unwrap_or_default()
+        .contains("bench")
+    {
+        if Instant::now() > deadline {
+            return Err(ControllerError::Server(
+                "the worker did not register".into(),
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let worker = WorkerClient::connect(format!("http://{worker_addr}"))
+        .await
+        .map_err(|e| ControllerError::Server(e.to_string()))?;
+    let url = Arc::new(format!("http://{http_addr}/v1/chat/completions"));
+    // Warm both paths.
+    direct(&mut worker.clone(), opts.max_tokens).await?;
+    via(&http, &url, opts.max_tokens).await?;
+    let mut rounds = Vec::new();
+    for &clients in &opts.clients {
+        let mut tasks = Vec::new();
+        for _ in 0..clients {
+            let (mut worker, http, url) = (worker.clone(), http.clone(), url.clone());
+            let (n, max_tokens) = (opts.requests, opts.max_tokens);
+            tasks.push(tokio::spawn(async move {
+                let mut out = Vec::with_capacity(n);
+                for _ in 0..n {
+                    out.push(Sample {
+                        direct: direct(&mut worker, max_tokens).await?,
+                        via: via(&http, &url, max_tokens).await?,
+                    });
+                }
+                Ok::<_, ControllerError>(out)
+            }));
+        }
+        let mut samples = Vec::new();
+        for t in tasks {
+            samples.extend(
+                t.await
+                    .map_err(|e| ControllerError::Server(e.to_string()))??,
+            );
+        }
+        let pick = |f: fn(&Sample) -> f64| percentiles(samples.iter().map(f).collect());
+        rounds.push(Round {
+            clients,
+            ttft_direct_ms: pick(|s| s.direct.ttft),
+            ttft_controller_ms: pick(|s| s.via.ttft),
+            total_direct_ms: pick(|s| s.direct.total),
+            total_controller_ms: pick(|s| s.via.total),
+        });
+    }
+    Ok(BenchReport {
+        rounds,
+        dispatch_decisions_per_s: dispatch_rate(),
+    })
+}
+
+/// `shortest_queue` over 100 registered workers of one model: candidates plus choice.
+fn dispatch_rate() -> f64 {
+    let registry = Registry::new(Duration::from_secs(3600));
+    for i in 0..100 {
+        let _ = registry.register(WorkerInfo {
+            id: format!("w{i}"),
+            address: format!("http://127.0.0.1:{}", 20000 + i),
+            models: vec!["m".into()],
+            context_length: 2048,
+            max_concurrency: 8,
+        });
+        registry.heartbeat(&format!("w{i}"), (i % 7) as u32);
+    }
+    let n = 20_000;
+    let start = Instant::now();
+    for _ in 0..n {
+        let c = registry.candidates("m");
+        std::hint::black_box(dispatch::pick(Policy::ShortestQueue, &c, &[]));
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
