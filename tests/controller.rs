@@ -399,7 +399,15 @@ async fn sigterm_lets_running_streams_finish() {
 
 #[test]
 fn bench_controller_runs_end_to_end() {
-    let out = common::arena_ok(&["bench", "controller", "--clients", "1,2", "--requests", "2", "--json"]);
+    let out = common::arena_ok(&[
+        "bench",
+        "controller",
+        "--clients",
+        "1,2",
+        "--requests",
+        "2",
+        "--json",
+    ]);
     let v: Value = serde_json::from_str(&out).unwrap();
     let rounds = v["rounds"].as_array().unwrap();
     assert_eq!(rounds.len(), 2);
