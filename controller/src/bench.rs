@@ -16,7 +16,7 @@ use arena_proto::v1::{generate_request, ChatMessage, GenerateRequest, Messages, 
 use serde::Serialize;
 use tokio_stream::StreamExt;
 
-use crate::dispatch::{self, Policy};
+use crate::dispatch::Policy;
 use crate::error::ControllerError;
 use crate::registry::{Registry, WorkerInfo};
 
@@ -331,8 +331,7 @@ fn dispatch_rate() -> f64 {
     let n = 20_000;
     let start = Instant::now();
     for _ in 0..n {
-        let c = registry.candidates("m");
-        std::hint::black_box(dispatch::pick(Policy::ShortestQueue, &c, &[]));
+        std::hint::black_box(registry.pick("m", Policy::ShortestQueue, &[]));
     }
     n as f64 / start.elapsed().as_secs_f64()
 }

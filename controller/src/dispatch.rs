@@ -1,6 +1,6 @@
 //! Choosing a worker: the shortest queue (ties broken at random), or a lottery by capacity.
 
-use rand::seq::IndexedRandom;
+use rand::Rng;
 
 use crate::registry::Candidate;
 
@@ -27,34 +27,69 @@ impl std::str::FromStr for Policy {
     }
 }
 
-/// Picks a candidate by `policy`, skipping ids in `exclude`.
-pub fn pick(policy: Policy, candidates: &[Candidate], exclude: &[String]) -> Option<Candidate> {
-    match policy {
-        Policy::ShortestQueue => shortest_queue(candidates, exclude),
-        Policy::Lottery => lottery(candidates, exclude),
+/// What dispatch needs to know of a worker.
+pub trait Load {
+    /// Requests running on it (here) plus its reported queue.
+    fn load(&self) -> usize;
+    /// Its capacity (`max_concurrency`).
+    fn capacity(&self) -> u32;
+}
+
+impl Load for Candidate {
+    fn load(&self) -> usize {
+        self.load
+    }
+    fn capacity(&self) -> u32 {
+        self.capacity
     }
 }
 
-/// A random candidate, weighted by capacity (at least 1 each).
-pub fn lottery(candidates: &[Candidate], exclude: &[String]) -> Option<Candidate> {
-    let open: Vec<&Candidate> = candidates
-        .iter()
-        .filter(|c| !exclude.contains(&c.id))
-        .collect();
-    open.choose_weighted(&mut rand::rng(), |c| c.capacity.max(1))
-        .ok()
-        .map(|c| (*c).clone())
+/// Picks one item by `policy` in a single pass, without allocating: ties and lottery draws
+/// use reservoir sampling, so every eligible item has its fair chance.
+pub fn choose<'a, T: Load>(policy: Policy, items: impl Iterator<Item = &'a T>) -> Option<&'a T> {
+    let mut rng = rand::rng();
+    let mut chosen = None;
+    match policy {
+        Policy::ShortestQueue => {
+            let (mut best, mut ties) = (usize::MAX, 0u32);
+            for item in items {
+                let load = item.load();
+                if load < best {
+                    (best, ties, chosen) = (load, 1, Some(item));
+                } else if load == best {
+                    ties += 1;
+                    if rng.random_range(0..ties) == 0 {
+                        chosen = Some(item);
+                    }
+                }
+            }
+        }
+        Policy::Lottery => {
+            let mut total = 0u64;
+            for item in items {
+                let weight = u64::from(item.capacity().max(1));
+                total += weight;
+                if rng.random_range(0..total) < weight {
+                    chosen = Some(item);
+                }
+            }
+        }
+    }
+    chosen
 }
 
-/// The candidate with the least load, skipping ids in `exclude`; a random one among equals.
+/// Picks a candidate by `policy`, skipping ids in `exclude`.
+pub fn pick(policy: Policy, candidates: &[Candidate], exclude: &[String]) -> Option<Candidate> {
+    choose(
+        policy,
+        candidates.iter().filter(|c| !exclude.contains(&c.id)),
+    )
+    .cloned()
+}
+
+/// The least-loaded candidate, a random one among equals.
 pub fn shortest_queue(candidates: &[Candidate], exclude: &[String]) -> Option<Candidate> {
-    let open: Vec<&Candidate> = candidates
-        .iter()
-        .filter(|c| !exclude.contains(&c.id))
-        .collect();
-    let best = open.iter().map(|c| c.load).min()?;
-    let tied: Vec<&&Candidate> = open.iter().filter(|c| c.load == best).collect();
-    tied.choose(&mut rand::rng()).map(|c| (**c).clone())
+    pick(Policy::ShortestQueue, candidates, exclude)
 }
 
 #[cfg(test)]
@@ -122,6 +157,22 @@ mod tests {
             "small"
         );
         assert!("lottery".parse::<Policy>().is_ok() && "fastest".parse::<Policy>().is_err());
+    }
+
+    #[tokio::test]
+    async fn registry_pick_skips_failed_excluded_and_other_models() {
+        let r = registry(&["a", "b", "c"]);
+        r.mark_failed("a");
+        for _ in 0..50 {
+            let c = r.pick("m", Policy::ShortestQueue, &["b".into()]).unwrap();
+            assert_eq!(c.id, "c");
+        }
+        assert!(r.pick("other", Policy::Lottery, &[]).is_none());
+        assert!(r
+            .pick("m", Policy::Lottery, &["b".into(), "c".into()])
+            .is_none());
+        assert!(r.heartbeat("b", 0) && r.heartbeat("c", 3));
+        assert_eq!(r.pick("m", Policy::ShortestQueue, &[]).unwrap().id, "b");
     }
 
     #[tokio::test]

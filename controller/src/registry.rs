@@ -39,6 +39,31 @@ struct Entry {
     failed: bool,
 }
 
+impl Entry {
+    fn load(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed) + self.queue_length as usize
+    }
+
+    fn candidate(&self) -> Candidate {
+        Candidate {
+            id: self.info.id.clone(),
+            client: self.client.clone(),
+            load: self.load(),
+            capacity: self.info.max_concurrency,
+            in_flight: self.in_flight.clone(),
+        }
+    }
+}
+
+impl crate::dispatch::Load for Entry {
+    fn load(&self) -> usize {
+        Entry::load(self)
+    }
+    fn capacity(&self) -> u32 {
+        self.info.max_concurrency
+    }
+}
+
 /// A worker that can take a request now.
 #[derive(Clone)]
 pub struct Candidate {
@@ -188,13 +213,7 @@ impl Registry {
             .values()
             .filter(|e| !e.failed && now.duration_since(e.last_heartbeat) <= self.expiry)
             .filter(|e| e.info.models.iter().any(|m| m == model))
-            .map(|e| Candidate {
-                id: e.info.id.clone(),
-                client: e.client.clone(),
-                load: e.in_flight.load(Ordering::Relaxed) + e.queue_length as usize,
-                capacity: e.info.max_concurrency,
-                in_flight: e.in_flight.clone(),
-            })
+            .map(Entry::candidate)
             .collect()
     }
 
@@ -240,6 +259,25 @@ impl Registry {
         }
         self.write()
             .retain(|id, _| records.iter().any(|r| &r.id == id));
+    }
+
+    /// Picks a live, healthy worker of `model` by `policy`, skipping `exclude`, in one pass
+    /// under the read lock; only the chosen one is cloned.
+    pub fn pick(
+        &self,
+        model: &str,
+        policy: crate::dispatch::Policy,
+        exclude: &[String],
+    ) -> Option<Candidate> {
+        let now = Instant::now();
+        let workers = self.read();
+        let eligible = workers.values().filter(|e| {
+            !e.failed
+                && now.duration_since(e.last_heartbeat) <= self.expiry
+                && e.info.models.iter().any(|m| m == model)
+                && !exclude.contains(&e.info.id)
+        });
+        crate::dispatch::choose(policy, eligible).map(Entry::candidate)
     }
 
     /// Whether any registered worker (healthy or not) serves `model`.

@@ -7,7 +7,7 @@ use arena_proto::v1::{GenerateRequest, GenerateResponse};
 use tokio_stream::Stream;
 use tonic::{Code, Status};
 
-use crate::dispatch::{self, Policy};
+use crate::dispatch::Policy;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -86,8 +86,7 @@ pub async fn start(
     let mut tried: Vec<String> = Vec::new();
     let mut last_error = None;
     for _ in 0..=MAX_RETRIES {
-        let candidates = registry.candidates(model);
-        let Some(worker) = dispatch::pick(policy, &candidates, &tried) else {
+        let Some(worker) = registry.pick(model, policy, &tried) else {
             break;
         };
         if !tried.is_empty() {
