@@ -282,22 +282,9 @@ async fn workers_find_a_late_or_restarted_controller_by_themselves() {
             "--worker-expiry-ms",
             "1500",
         ])
-        .args([
-            "--http-addr",
-            &format!("127.0.0.1:{http_port}"),
-            "--grpc-addr",
-            &format!("127.0.0.1:{grpc_port}"),
-        ]);
-        let (proc, _) = common::spawn_until(
-            cmd,
-            "arena controller listening on ",
-            Duration::from_secs(30),
-        );
-        Controller {
-            proc,
-            http: format!("http://127.0.0.1:{http_port}"),
-            grpc: grpc.clone(),
-        }
+        .args(["--http-addr", &format!("127.0.0.1:{http_port}")])
+        .args(["--grpc-addr", &format!("127.0.0.1:{grpc_port}")]);
+        common::start_controller(cmd)
     };
     // The worker comes up first and waits for the controller.
     let _w = common::spawn_registered_worker(&model, &grpc, &[]);
@@ -327,14 +314,7 @@ async fn workers_find_a_late_or_restarted_controller_by_themselves() {
 async fn smollm2_through_the_controller_matches_the_worker() {
     let model = common::smollm2();
     let c = spawn_controller(&[]);
-    let w = common::spawn_worker(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--name",
-        "smollm2",
-        "--controller",
-        &c.grpc,
-    ]);
+    let w = common::spawn_registered_worker(&model, &c.grpc, &["--name", "smollm2"]);
     wait_workers(&c, 1).await;
     let question = "What is the capital of France? Answer in one word.";
     let (direct, _) =
@@ -363,14 +343,7 @@ async fn smollm2_through_the_controller_matches_the_worker() {
 async fn sigterm_lets_running_streams_finish() {
     let model = common::smollm2();
     let mut c = spawn_controller(&[]);
-    let _w = common::spawn_worker(&[
-        "--model",
-        model.to_str().unwrap(),
-        "--name",
-        "smollm2",
-        "--controller",
-        &c.grpc,
-    ]);
+    let _w = common::spawn_registered_worker(&model, &c.grpc, &["--name", "smollm2"]);
     wait_workers(&c, 1).await;
     let mut req = greedy("smollm2", "Write a long story about a dragon.", 150);
     req["stream"] = json!(true);

@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 fn request(model: &str, stream: bool) -> Value {
@@ -42,26 +40,11 @@ async fn an_openai_compatible_endpoint_is_a_model_like_any_other() {
         ),
     )
     .unwrap();
-    let mut cmd = common::arena();
-    cmd.env("REMOTE_KEY", "remote-secret").args([
-        "controller",
-        "--http-addr",
-        "127.0.0.1:0",
-        "--grpc-addr",
-        "127.0.0.1:0",
-        "--endpoints",
-        file.to_str().unwrap(),
-    ]);
-    let (local, rest) = common::spawn_until(
-        cmd,
-        "arena controller listening on ",
-        Duration::from_secs(30),
-    );
-    let http = rest
-        .split_whitespace()
-        .find_map(|p| p.strip_prefix("http="))
-        .map(|a| format!("http://{a}"))
-        .unwrap();
+    let mut cmd = common::controller_command();
+    cmd.env("REMOTE_KEY", "remote-secret")
+        .args(["--endpoints", file.to_str().unwrap()]);
+    let local = common::start_controller(cmd);
+    let http = local.http.clone();
 
     let models: Value = reqwest::get(format!("{http}/v1/models"))
         .await
@@ -120,17 +103,9 @@ async fn a_bad_endpoints_file_stops_start_up_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("endpoints.toml");
     std::fs::write(&file, "[[endpoint]]\nname = \"x\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"ARENA_UNSET_KEY_VAR\"\n").unwrap();
-    let out = common::arena()
+    let out = common::controller_command()
         .env_remove("ARENA_UNSET_KEY_VAR")
-        .args([
-            "controller",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--grpc-addr",
-            "127.0.0.1:0",
-            "--endpoints",
-            file.to_str().unwrap(),
-        ])
+        .args(["--endpoints", file.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -54,14 +54,7 @@ async fn a_worker_registered_with_one_replica_is_routable_from_the_other() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_redis_stops_start_up_with_a_clear_message() {
     let port = common::free_port();
-    let out = common::arena()
-        .args([
-            "controller",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--grpc-addr",
-            "127.0.0.1:0",
-        ])
+    let out = common::controller_command()
         .args(["--redis-url", &format!("redis://127.0.0.1:{port}")])
         .output()
         .unwrap();

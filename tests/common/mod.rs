@@ -220,8 +220,8 @@ pub struct Controller {
     pub grpc: String,
 }
 
-/// Starts `arena controller` on free ports (fast heartbeats, 1.5 s expiry) with extra `args`.
-pub fn spawn_controller(args: &[&str]) -> Controller {
+/// `arena controller` on free ports, ready for more arguments.
+pub fn controller_command() -> Command {
     let mut cmd = arena();
     cmd.args([
         "controller",
@@ -229,9 +229,12 @@ pub fn spawn_controller(args: &[&str]) -> Controller {
         "127.0.0.1:0",
         "--grpc-addr",
         "127.0.0.1:0",
-    ])
-    .args(["--heartbeat-ms", "200", "--worker-expiry-ms", "1500"])
-    .args(args);
+    ]);
+    cmd
+}
+
+/// Starts a controller command and waits until it listens.
+pub fn start_controller(cmd: Command) -> Controller {
     let (proc, rest) = spawn_until(
         cmd,
         "arena controller listening on ",
@@ -245,6 +248,14 @@ pub fn spawn_controller(args: &[&str]) -> Controller {
     };
     let (http, grpc) = (url("http="), url("grpc="));
     Controller { proc, http, grpc }
+}
+
+/// Starts `arena controller` on free ports (fast heartbeats, 1.5 s expiry) with extra `args`.
+pub fn spawn_controller(args: &[&str]) -> Controller {
+    let mut cmd = controller_command();
+    cmd.args(["--heartbeat-ms", "200", "--worker-expiry-ms", "1500"])
+        .args(args);
+    start_controller(cmd)
 }
 
 /// Waits until the controller lists `n` workers.
