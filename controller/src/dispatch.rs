@@ -2,8 +2,6 @@
 
 use rand::Rng;
 
-use crate::registry::Candidate;
-
 /// How the controller picks among the workers of a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -33,15 +31,6 @@ pub trait Load {
     fn load(&self) -> usize;
     /// Its capacity (`max_concurrency`).
     fn capacity(&self) -> u32;
-}
-
-impl Load for Candidate {
-    fn load(&self) -> usize {
-        self.load
-    }
-    fn capacity(&self) -> u32 {
-        self.capacity
-    }
 }
 
 /// Picks one item by `policy` in a single pass, without allocating: ties and lottery draws
@@ -78,26 +67,35 @@ pub fn choose<'a, T: Load>(policy: Policy, items: impl Iterator<Item = &'a T>) -
     chosen
 }
 
-/// Picks a candidate by `policy`, skipping ids in `exclude`.
-pub fn pick(policy: Policy, candidates: &[Candidate], exclude: &[String]) -> Option<Candidate> {
-    choose(
-        policy,
-        candidates.iter().filter(|c| !exclude.contains(&c.id)),
-    )
-    .cloned()
-}
-
-/// The least-loaded candidate, a random one among equals.
-pub fn shortest_queue(candidates: &[Candidate], exclude: &[String]) -> Option<Candidate> {
-    pick(Policy::ShortestQueue, candidates, exclude)
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::registry::{Registry, WorkerInfo};
+    use crate::registry::{Candidate, Registry, WorkerInfo};
+
+    impl Load for Candidate {
+        fn load(&self) -> usize {
+            self.load
+        }
+        fn capacity(&self) -> u32 {
+            self.capacity
+        }
+    }
+
+    /// Picks a candidate by `policy`, skipping ids in `exclude`.
+    pub fn pick(policy: Policy, candidates: &[Candidate], exclude: &[String]) -> Option<Candidate> {
+        choose(
+            policy,
+            candidates.iter().filter(|c| !exclude.contains(&c.id)),
+        )
+        .cloned()
+    }
+
+    /// The least-loaded candidate, a random one among equals.
+    pub fn shortest_queue(candidates: &[Candidate], exclude: &[String]) -> Option<Candidate> {
+        pick(Policy::ShortestQueue, candidates, exclude)
+    }
 
     fn registry(ids: &[&str]) -> Registry {
         let r = Registry::new(Duration::from_secs(10));

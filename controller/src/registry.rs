@@ -206,8 +206,9 @@ impl Registry {
         gone
     }
 
-    /// Live, healthy workers serving `model`.
-    pub fn candidates(&self, model: &str) -> Vec<Candidate> {
+    /// Live, healthy workers serving `model` (tests observe dispatch state through it).
+    #[cfg(test)]
+    pub(crate) fn candidates(&self, model: &str) -> Vec<Candidate> {
         let now = Instant::now();
         self.read()
             .values()
