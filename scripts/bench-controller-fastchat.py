@@ -193,7 +193,9 @@ def main():
     try:
         for name, cmd in cmds.items():
             log = open(os.path.join(args.logs, name + ".log"), "w")
-            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT))
+            # FastChat writes its own *.log files into the working directory: keep them in the
+            # logs directory, out of the repository.
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=args.logs))
             if name == "controller":
                 time.sleep(0.5)
         deadline = time.time() + 120

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test of the project: the README's test command, and what CI runs.
 #
-# It installs what the tests need when it can (redis-server from Debian, the openai client
-# from PyPI), starts a throwaway Redis on a free port, fetches the real model into its cache,
+# It installs what the tests need when it can (postgresql, redis-server, chromium and
+# chromium-driver from Debian, the openai client from PyPI), starts a throwaway Postgres
+# cluster and Redis on free ports in a temp dir, fetches the real model into its cache,
 # then runs rustfmt, clippy and the whole test suite (cargo-nextest when installed, cargo
 # test otherwise). Anything it starts is stopped when it exits, also on failure.
 set -euo pipefail
@@ -36,14 +37,33 @@ free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 # Everything started here lives in one temp dir and is stopped on exit, also on failure.
 WORK="$(mktemp -d)"
 PIDS=()
+PG_STOP=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  [ ${#PG_STOP[@]} -eq 0 ] || "${PG_STOP[@]}" >/dev/null 2>&1 || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
 
-apt_install redis-server
+apt_install postgresql redis-server chromium chromium-driver
+
+log "starting a throwaway Postgres cluster"
+PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+[ -x "$PG_BIN/initdb" ] || { echo "test.sh: initdb not found under /usr/lib/postgresql" >&2; exit 1; }
+# initdb refuses to run as root: the cluster belongs to the postgres user then.
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+chmod 755 "$WORK"
+mkdir -p "$WORK/pg"
+[ "$(id -u)" -ne 0 ] || chown postgres "$WORK/pg"
+PG_PORT="$(free_port)"
+as_pg "$PG_BIN/initdb" -D "$WORK/pg/data" -U postgres --auth=trust -E UTF8 >"$WORK/initdb.log" 2>&1 \
+  || { echo "test.sh: initdb failed:" >&2; cat "$WORK/initdb.log" >&2; exit 1; }
+as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/server.log" -w \
+  -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+  start >/dev/null || { echo "test.sh: postgres did not start:" >&2; cat "$WORK/pg/server.log" >&2; exit 1; }
+PG_STOP=(as_pg "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m immediate stop)
+export ARENA_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 log "starting a throwaway Redis"
 REDIS_PORT="$(free_port)"
 redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \

@@ -1,9 +1,11 @@
 //! Command-line flags of the `arena` binary; every command calls into a library crate.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use arena_controller::arena::ArenaSettings;
 use arena_worker::params::RawParams;
 use arena_worker::run::{self, GenerateOptions, ModelOptions, WorkerOptions};
 use arena_worker::served::Input;
@@ -26,6 +28,9 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Run the whole arena here: a controller, two SmolLM2 contestants and the web page
+    /// (fetches the model on first run). Ctrl-C stops everything.
+    Demo(DemoArgs),
     /// Run the controller: worker registry (gRPC) and the HTTP APIs.
     Controller(ControllerArgs),
     /// Serve one model over gRPC, registered with a controller when `--controller` is given.
@@ -46,6 +51,18 @@ pub enum BenchCommand {
     Worker(BenchWorkerArgs),
     /// Latency the controller adds over calling the worker directly, and dispatch rate.
     Controller(BenchControllerArgs),
+}
+
+/// Flags of `arena demo`; the controller's other settings come from their environment
+/// variables (DATABASE_URL, ARENA_HOME, ...).
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the web page and the APIs listen.
+    #[arg(long, env = "ARENA_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// Where the model is kept (default: ~/.cache/arena/models).
+    #[arg(long, env = "ARENA_MODELS")]
+    pub models_dir: Option<PathBuf>,
 }
 
 /// Flags of `arena bench controller`.
@@ -132,6 +149,68 @@ pub struct ControllerArgs {
     /// Seconds running requests may take to finish on SIGTERM.
     #[arg(long, env = "ARENA_SHUTDOWN_TIMEOUT_S", default_value_t = 30)]
     pub shutdown_timeout_s: u64,
+    /// The arena's database: postgres://USER:PASS@HOST/DB or sqlite://PATH (default:
+    /// sqlite://$ARENA_HOME/arena.db, created on first start).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Longest user message, in characters (longer ones are refused, never cut).
+    #[arg(long, env = "ARENA_MAX_MESSAGE_CHARS", default_value_t = 4000)]
+    pub max_message_chars: usize,
+    /// Most user turns in one conversation or battle.
+    #[arg(long, env = "ARENA_MAX_TURNS", default_value_t = 20)]
+    pub max_turns: usize,
+    /// Largest (and default) max_tokens of an arena answer.
+    #[arg(long, env = "ARENA_MAX_TOKENS", default_value_t = 512)]
+    pub max_tokens: u32,
+    /// Anonymous-battle weights, NAME=WEIGHT,... (unlisted models weigh 1; 0 excludes).
+    #[arg(long, env = "ARENA_BATTLE_WEIGHTS", default_value = "", value_parser = parse_weights)]
+    pub battle_weights: HashMap<String, f64>,
+    /// Comma-separated phrases whose presence in an answer keeps the vote off the
+    /// leaderboard (replaces the built-in list; model names are always checked).
+    #[arg(long, env = "ARENA_IDENTITY_PHRASES", value_delimiter = ',')]
+    pub identity_phrases: Option<Vec<String>>,
+    /// File of local moderation rules: one regular expression per line, `#` comments.
+    #[arg(long, env = "ARENA_MODERATION_RULES")]
+    pub moderation_rules: Option<PathBuf>,
+    /// OpenAI-compatible moderation URL (e.g. https://api.openai.com/v1/moderations).
+    #[arg(long, env = "ARENA_MODERATION_URL")]
+    pub moderation_url: Option<String>,
+    /// Bearer key for the moderation URL.
+    #[arg(long, env = "ARENA_MODERATION_API_KEY", hide_env_values = true)]
+    pub moderation_api_key: Option<String>,
+    /// Arena generation requests (new battles, turns, regenerations) per client and window;
+    /// 0: no limit.
+    #[arg(long, env = "ARENA_RATE_LIMIT", default_value_t = 30)]
+    pub rate_limit: u32,
+    /// /v1 API requests per client and window; 0: no limit.
+    #[arg(long, env = "ARENA_API_RATE_LIMIT", default_value_t = 0)]
+    pub api_rate_limit: u32,
+    /// The rate-limit window, in seconds.
+    #[arg(long, env = "ARENA_RATE_WINDOW_S", default_value_t = 60)]
+    pub rate_window_s: u64,
+    /// Tell clients apart by the first X-Forwarded-For address (only behind a proxy that
+    /// sets it).
+    #[arg(long, env = "ARENA_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+    /// Salt of the stored voter hashes (random per start when unset; set it to link one
+    /// voter's votes across restarts and replicas).
+    #[arg(long, env = "ARENA_VOTER_SALT", hide_env_values = true)]
+    pub voter_salt: Option<String>,
+}
+
+fn parse_weights(spec: &str) -> Result<HashMap<String, f64>, String> {
+    arena_controller::arena::pick::parse_weights(spec)
+}
+
+/// `sqlite://$ARENA_HOME/arena.db`, `ARENA_HOME` defaulting to ~/.local/share/arena.
+pub fn default_database_url() -> String {
+    let home = std::env::var_os("ARENA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+                .join(".local/share/arena")
+        });
+    format!("sqlite://{}", home.join("arena.db").display())
 }
 
 impl ControllerArgs {
@@ -153,6 +232,28 @@ impl ControllerArgs {
             heartbeat_interval: Duration::from_millis(self.heartbeat_ms.max(1)),
             worker_expiry: Duration::from_millis(self.worker_expiry_ms.max(1)),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout_s),
+            database_url: self
+                .database_url
+                .filter(|u| !u.is_empty())
+                .unwrap_or_else(default_database_url),
+            arena: ArenaSettings {
+                max_message_chars: self.max_message_chars,
+                max_turns: self.max_turns,
+                battle_weights: self.battle_weights,
+                identity_phrases: self
+                    .identity_phrases
+                    .unwrap_or_else(|| ArenaSettings::default().identity_phrases),
+                trust_forwarded_for: self.trust_forwarded_for,
+                voter_salt: self.voter_salt.filter(|s| !s.is_empty()),
+                default_max_tokens: self.max_tokens.max(1),
+                ..ArenaSettings::default()
+            },
+            moderation_rules: self.moderation_rules,
+            moderation_url: self.moderation_url.filter(|u| !u.is_empty()),
+            moderation_api_key: self.moderation_api_key.filter(|k| !k.is_empty()),
+            rate_limit: self.rate_limit,
+            api_rate_limit: self.api_rate_limit,
+            rate_window: Duration::from_secs(self.rate_window_s.max(1)),
         }
     }
 }

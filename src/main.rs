@@ -36,6 +36,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
+            Command::Demo(args) => {
+                let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+                let opts = arena_controller::demo::DemoOptions {
+                    arena: std::env::current_exe().context("locating the arena binary")?,
+                    http_addr: args.http_addr,
+                    models_dir: args.models_dir.unwrap_or_else(|| {
+                        std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                            .join(".cache/arena/models")
+                    }),
+                    // Two contestants share the cores unless --threads says otherwise.
+                    threads_per_worker: cli.threads.unwrap_or((cores / 2).max(1)),
+                };
+                arena_controller::demo::run(opts).await?
+            }
             Command::Controller(args) => {
                 arena_controller::run::run_controller(args.options()).await?
             }

@@ -5,9 +5,7 @@
 //! binary), then sends the same streamed chat requests straight to the worker over gRPC and
 //! through the controller's OpenAI API, alternating, from 1, 16 and 64 concurrent clients.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,6 +16,7 @@ use tokio_stream::StreamExt;
 
 use crate::dispatch::Policy;
 use crate::error::ControllerError;
+use crate::process;
 use crate::registry::{Registry, WorkerInfo};
 
 /// What to measure.
@@ -80,46 +79,6 @@ struct Timing {
 struct Sample {
     direct: Timing,
     via: Timing,
-}
-
-struct Child_ {
-    child: Child,
-}
-
-impl Drop for Child_ {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `arena ARGS` and returns it with the rest of its stderr line starting with `marker`.
-fn spawn(arena: &Path, args: &[&str], marker: &str) -> Result<(Child_, String), ControllerError> {
-    let mut child = Command::new(arena)
-        .args(args)
-        .env("ARENA_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| ControllerError::Server("no stderr".into()))?;
-    let (tx, rx) = std::sync::mpsc::channel();
-    let marker = marker.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.strip_prefix(&marker) {
-                let _ = tx.send(rest.trim().to_string());
-            }
-        }
-    });
-    let child = Child_ { child };
-    let rest = rx.recv_timeout(Duration::from_secs(120)).map_err(|_| {
-        ControllerError::Server(format!("{} {args:?} did not start", arena.display()))
-    })?;
-    Ok((child, rest))
 }
 
 fn percentiles(mut v: Vec<f64>) -> Percentiles {
@@ -207,10 +166,15 @@ async fn via(
 
 /// Runs the benchmark.
 pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
-    let (_controller, rest) = spawn(
+    // The benchmark's own throwaway store, never the user's arena database.
+    let db = std::env::temp_dir().join(format!("arena-bench-{}.db", std::process::id()));
+    let db_url = format!("sqlite://{}", db.display());
+    let (_controller, rest) = process::spawn(
         &opts.arena,
         &[
             "controller",
+            "--database-url",
+            &db_url,
             "--http-addr",
             "127.0.0.1:0",
             "--grpc-addr",
@@ -218,7 +182,9 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
             "--heartbeat-ms",
             "500",
         ],
+        &[("ARENA_LOG", "warn")],
         "arena controller listening on ",
+        false,
     )?;
     let addr = |key: &str| {
         rest.split_whitespace()
@@ -230,7 +196,7 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
         .ok_or_else(|| ControllerError::Server(format!("cannot parse '{rest}'")))?;
     let model = opts.model.to_string_lossy().into_owned();
     let controller_url = format!("http://{grpc_addr}");
-    let (_worker, worker_addr) = spawn(
+    let (_worker, worker_addr) = process::spawn(
         &opts.arena,
         &[
             "worker",
@@ -245,7 +211,9 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
             "--controller",
             &controller_url,
         ],
+        &[("ARENA_LOG", "warn")],
         "arena worker listening on ",
+        false,
     )?;
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)

@@ -19,6 +19,12 @@ pub enum ControllerError {
     /// Binding or serving failed.
     #[error("server error: {0}")]
     Server(String),
+    /// The arena's database failed or cannot be reached.
+    #[error("{0}")]
+    Database(String),
+    /// A write lost a race or repeated a unique fact (a second vote on one turn).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// An I/O error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -35,6 +41,8 @@ pub struct ApiError {
     pub param: Option<String>,
     /// A stable machine-readable code.
     pub code: &'static str,
+    /// Seconds to wait before retrying (429), sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -45,6 +53,7 @@ impl ApiError {
             message: message.into(),
             param: Some(param.to_string()),
             code: "invalid_parameter",
+            retry_after: None,
         }
     }
 
@@ -55,6 +64,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             code: "invalid_request",
+            retry_after: None,
         }
     }
 
@@ -65,6 +75,7 @@ impl ApiError {
             message: "missing or invalid API key: send 'Authorization: Bearer <key>'".into(),
             param: None,
             code: "invalid_api_key",
+            retry_after: None,
         }
     }
 
@@ -75,6 +86,7 @@ impl ApiError {
             message: format!("the model '{model}' does not exist or no worker serves it (GET /v1/models lists the models)"),
             param: Some("model".into()),
             code: "model_not_found",
+            retry_after: None,
         }
     }
 
@@ -85,6 +97,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             code: "worker_unavailable",
+            retry_after: None,
         }
     }
 
@@ -95,13 +108,44 @@ impl ApiError {
             message: message.into(),
             param: None,
             code: "internal_error",
+            retry_after: None,
+        }
+    }
+
+    /// 404 for a missing resource (battle, chat).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            ..Self::bad_request(message)
+        }
+    }
+
+    /// 409 for a request that conflicts with the resource's state.
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            code,
+            ..Self::bad_request(message)
+        }
+    }
+
+    /// 429 with the seconds to wait.
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "rate_limit_exceeded",
+            retry_after: Some(retry_after),
+            ..Self::bad_request(format!(
+                "too many requests from this client: try again in {retry_after} s"
+            ))
         }
     }
 
     /// OpenAI's error `type` for this status.
     pub fn kind(&self) -> &'static str {
         match self.status.as_u16() {
-            400 | 404 | 422 => "invalid_request_error",
+            400 | 404 | 409 | 422 => "invalid_request_error",
             401 => "authentication_error",
             429 => "rate_limit_error",
             503 => "service_unavailable",
@@ -124,6 +168,12 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut response = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

@@ -1,7 +1,10 @@
 //! The controller: registers workers over gRPC, routes every request to the least-loaded
 //! worker serving its model, and serves the OpenAI-compatible API and ops endpoints.
 
+pub mod arena;
 pub mod bench;
+pub mod db;
+pub mod demo;
 pub mod dispatch;
 pub mod endpoints;
 pub mod error;
@@ -9,6 +12,7 @@ pub mod grpc;
 pub mod metrics;
 pub mod openai;
 pub mod ops;
+pub mod process;
 pub mod registry;
 pub mod run;
 pub mod store;

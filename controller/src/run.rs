@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use arena_proto::v1::controller_server::ControllerServer;
 
+use crate::arena::moderation::{LocalRules, Moderation, RemoteModeration};
+use crate::arena::ratelimit::RateLimiter;
+use crate::arena::{self, ArenaSettings, ArenaState, Limit};
 use crate::error::ControllerError;
 use crate::grpc::ControllerService;
 use crate::metrics::{self, Metrics, MetricsState};
@@ -37,6 +40,22 @@ pub struct ControllerOptions {
     pub worker_expiry: Duration,
     /// How long in-flight HTTP streams may run on shutdown.
     pub shutdown_timeout: Duration,
+    /// The arena's database: `postgres://...` or `sqlite://PATH`.
+    pub database_url: String,
+    /// Limits and rules of the arena.
+    pub arena: ArenaSettings,
+    /// File of local moderation rules (one regular expression per line).
+    pub moderation_rules: Option<std::path::PathBuf>,
+    /// An OpenAI-compatible `/v1/moderations` URL every user message is checked with.
+    pub moderation_url: Option<String>,
+    /// Bearer key for the moderation URL.
+    pub moderation_api_key: Option<String>,
+    /// Arena generation requests per client and window; 0: no limit.
+    pub rate_limit: u32,
+    /// `/v1` requests per client and window; 0: no limit.
+    pub api_rate_limit: u32,
+    /// The rate-limit window.
+    pub rate_window: Duration,
 }
 
 /// Serves until a shutdown signal, then stops accepting and lets running streams finish.
@@ -51,10 +70,18 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
     if !endpoints.is_empty() {
         tracing::info!(endpoints = ?endpoints.keys().collect::<Vec<_>>(), "API-hosted contestants loaded");
     }
+    let db = crate::db::connect(&opts.database_url).await?;
+    tracing::info!(
+        backend = db.backend(),
+        url = %crate::db::redact(&opts.database_url),
+        "arena store ready"
+    );
     let registry = Arc::new(Registry::new(opts.worker_expiry));
+    let mut rate_redis = None;
     let store: Option<Arc<dyn RegistryStore>> = match &opts.redis_url {
         Some(url) => {
             let redis = RedisStore::connect(url, opts.worker_expiry).await?;
+            rate_redis = Some(redis.connection());
             // Ready only once the shared registry is loaded.
             registry.sync_from(&redis.load().await?);
             tracing::info!(
@@ -99,12 +126,48 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
         endpoints,
         http: reqwest::Client::new(),
     });
+    let http_client = api.http.clone();
+    let mut moderation = Moderation::default();
+    if let Some(path) = &opts.moderation_rules {
+        moderation = moderation.with(Box::new(LocalRules::load(path)?));
+    }
+    if let Some(url) = &opts.moderation_url {
+        moderation = moderation.with(Box::new(RemoteModeration::new(
+            url.clone(),
+            opts.moderation_api_key.clone(),
+            http_client,
+        )));
+    }
+    let limiter = |limit: u32| {
+        let limiter = match &rate_redis {
+            Some(conn) => RateLimiter::redis(limit, opts.rate_window, conn.clone()),
+            None => RateLimiter::local(limit, opts.rate_window),
+        };
+        Arc::new(Limit {
+            limiter,
+            trust_forwarded_for: opts.arena.trust_forwarded_for,
+        })
+    };
+    let arena_limit = limiter(opts.rate_limit);
+    let api_limit = limiter(opts.api_rate_limit);
+    let arena_state = Arc::new(ArenaState::new(
+        api.clone(),
+        db.clone(),
+        opts.arena.clone(),
+        moderation,
+    ));
     let metrics_state = MetricsState {
         metrics,
         workers: registry.clone(),
     };
     let app = openai::router(api)
-        .merge(ops::router(registry.clone()))
+        .route_layer(axum::middleware::from_fn_with_state(
+            api_limit,
+            arena::rate_limit,
+        ))
+        .merge(arena::router(arena_state, arena_limit))
+        .merge(arena::web::router())
+        .merge(ops::router(registry.clone(), db))
         .route(
             "/metrics",
             axum::routing::get(metrics::serve).with_state(metrics_state.clone()),
@@ -122,9 +185,12 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
         }
     });
     let http = tokio::spawn(async move {
-        axum::serve(http_listener, app)
-            .with_graceful_shutdown(http_stop)
-            .await
+        axum::serve(
+            http_listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(http_stop)
+        .await
     });
     let expiry_registry = registry.clone();
     let period = (opts.worker_expiry / 4).max(Duration::from_millis(50));
@@ -179,7 +245,8 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};

@@ -96,6 +96,11 @@ impl RedisStore {
             })?;
         Ok(Self { conn, ttl })
     }
+
+    /// A handle on the same connection, for other shared state (rate limits).
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
 }
 
 #[tonic::async_trait]

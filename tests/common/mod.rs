@@ -2,6 +2,8 @@
 //! and a small in-test gRPC controller.
 #![allow(dead_code)]
 
+pub mod arena;
+pub mod browser;
 pub mod controller;
 
 use std::io::{BufRead, BufReader};
@@ -223,6 +225,8 @@ pub struct Controller {
 /// `arena controller` on free ports, ready for more arguments.
 pub fn controller_command() -> Command {
     let mut cmd = arena();
+    // Each controller gets a store of its own unless the test passes --database-url.
+    cmd.env("DATABASE_URL", scratch_sqlite_url());
     cmd.args([
         "controller",
         "--http-addr",
@@ -298,4 +302,27 @@ pub fn spawn_registered_worker(model: &Path, grpc: &str, extra: &[&str]) -> Proc
     ];
     args.extend_from_slice(extra);
     spawn_worker(&args)
+}
+
+/// A fresh SQLite URL under cargo's temp dir for integration tests.
+pub fn scratch_sqlite_url() -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("arena-db");
+    std::fs::create_dir_all(&dir).unwrap();
+    format!(
+        "sqlite://{}",
+        dir.join(format!("{:016x}.db", rand_u64())).display()
+    )
+}
+
+/// A random number from the clock and a counter (no rand dependency in tests).
+pub fn rand_u64() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    t ^ (u64::from(std::process::id()) << 32)
+        ^ N.fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }

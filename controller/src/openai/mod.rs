@@ -4,9 +4,11 @@ mod chat;
 mod completions;
 mod params;
 mod remote;
-mod respond;
+pub(crate) mod respond;
 pub mod types;
 mod upstream;
+
+pub use upstream::Started;
 
 use std::sync::Arc;
 
@@ -68,17 +70,7 @@ async fn require_key(
 }
 
 async fn models(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
-    let mut names = state.registry.models();
-    names.extend(
-        state
-            .endpoints
-            .values()
-            .filter(|e| !e.battle_only)
-            .map(|e| e.name.clone()),
-    );
-    names.sort();
-    names.dedup();
-    let data: Vec<Model> = names
+    let data: Vec<Model> = served_models(&state, false)
         .into_iter()
         .map(|id| Model {
             id,
@@ -88,6 +80,42 @@ async fn models(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
         })
         .collect();
     Json(serde_json::json!({"object": "list", "data": data}))
+}
+
+/// Starts `req` on a worker or the API-hosted endpoint serving its model. Battle-only
+/// endpoints are reachable only when `in_battle`.
+pub async fn start_generation(
+    state: &ApiState,
+    req: arena_proto::v1::GenerateRequest,
+    in_battle: bool,
+) -> Result<Started, ApiError> {
+    match state
+        .endpoints
+        .get(&req.model)
+        .filter(|e| in_battle || !e.battle_only)
+    {
+        Some(endpoint) => remote::start(&state.http, endpoint, req).await,
+        None => {
+            let model = req.model.clone();
+            upstream::start(&state.registry, state.policy, &state.metrics, &model, req).await
+        }
+    }
+}
+
+/// Every model a client may ask for: the workers' and the endpoints' (battle-only ones only
+/// when `in_battle`), sorted.
+pub fn served_models(state: &ApiState, in_battle: bool) -> Vec<String> {
+    let mut names = state.registry.models();
+    names.extend(
+        state
+            .endpoints
+            .values()
+            .filter(|e| in_battle || !e.battle_only)
+            .map(|e| e.name.clone()),
+    );
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// Seconds since the Unix epoch.

@@ -9,9 +9,8 @@ use axum::Json;
 use serde_json::{json, Value};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::remote;
 use super::types::{CommonParams, Usage};
-use super::upstream::{self, Started};
+use super::upstream::Started;
 use super::{now_secs, ApiState};
 use std::sync::Arc;
 
@@ -89,7 +88,7 @@ impl Meta {
     }
 }
 
-fn finish_reason(m: &GenerateResponse) -> Option<&'static str> {
+pub(crate) fn finish_reason(m: &GenerateResponse) -> Option<&'static str> {
     match FinishReason::try_from(m.finish_reason).ok()? {
         FinishReason::Stop => Some("stop"),
         FinishReason::Length => Some("length"),
@@ -97,7 +96,7 @@ fn finish_reason(m: &GenerateResponse) -> Option<&'static str> {
     }
 }
 
-fn usage(m: &GenerateResponse) -> Usage {
+pub(crate) fn usage(m: &GenerateResponse) -> Usage {
     m.usage.map_or_else(Usage::default, |u| Usage {
         prompt_tokens: u.prompt_tokens,
         completion_tokens: u.completion_tokens,
@@ -105,7 +104,7 @@ fn usage(m: &GenerateResponse) -> Usage {
     })
 }
 
-fn is_error(m: &GenerateResponse) -> bool {
+pub(crate) fn is_error(m: &GenerateResponse) -> bool {
     m.finish_reason == FinishReason::Error as i32
 }
 
@@ -134,19 +133,7 @@ pub async fn serve(
         model: generate.model.clone(),
         flavor,
     };
-    let started = match state.endpoints.get(&meta.model).filter(|e| !e.battle_only) {
-        Some(endpoint) => remote::start(&state.http, endpoint, generate).await?,
-        None => {
-            upstream::start(
-                &state.registry,
-                state.policy,
-                &state.metrics,
-                &meta.model,
-                generate,
-            )
-            .await?
-        }
-    };
+    let started = super::start_generation(state, generate, false).await?;
     if common.stream {
         let include_usage = common
             .stream_options

@@ -1,0 +1,292 @@
+//! The arena's store: conversations, messages, battles, votes, ratings and moderation flags,
+//! in Postgres (production, several replicas) or an SQLite file (the zero-set-up default),
+//! behind one trait. Both backends share one schema, one set of analyst views and one set of
+//! queries (`sql.rs`); only the migrations directory differs.
+
+mod sql;
+
+use std::sync::Arc;
+
+use crate::error::ControllerError;
+
+pub use sql::{PostgresStore, SqliteStore};
+
+/// A new anonymous or named battle: the battle row and its two conversations.
+#[derive(Debug, Clone)]
+pub struct NewBattle {
+    /// Battle id.
+    pub id: String,
+    /// Model on side A.
+    pub model_a: String,
+    /// Model on side B.
+    pub model_b: String,
+    /// Names hidden until the vote.
+    pub anonymous: bool,
+    /// Conversation id of side A.
+    pub conversation_a: String,
+    /// Conversation id of side B.
+    pub conversation_b: String,
+    /// Salted hash of the client.
+    pub client_hash: String,
+}
+
+/// A stored battle and whether it has been voted on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BattleRecord {
+    /// Battle id.
+    pub id: String,
+    /// Model on side A.
+    pub model_a: String,
+    /// Model on side B.
+    pub model_b: String,
+    /// Names hidden until the vote.
+    pub anonymous: bool,
+    /// Conversation id of side A.
+    pub conversation_a: String,
+    /// Conversation id of side B.
+    pub conversation_b: String,
+    /// Votes cast on it (0 or 1: a vote closes the battle).
+    pub votes: i64,
+}
+
+/// A stored conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationRecord {
+    /// Conversation id.
+    pub id: String,
+    /// `battle` or `direct`.
+    pub mode: String,
+    /// The model answering in it.
+    pub model: String,
+}
+
+/// One message to store.
+#[derive(Debug, Clone, Default)]
+pub struct NewMessage {
+    /// Conversation it belongs to.
+    pub conversation_id: String,
+    /// Position among all the conversation's rows, superseded ones included; unique.
+    pub seq: i64,
+    /// User turn it belongs to, from 1.
+    pub turn: i64,
+    /// `user` or `assistant`.
+    pub role: &'static str,
+    /// Its text.
+    pub content: String,
+    /// The answering model (assistant messages).
+    pub model: Option<String>,
+    /// Prompt tokens as counted by the model.
+    pub prompt_tokens: Option<i64>,
+    /// Generated tokens.
+    pub completion_tokens: Option<i64>,
+    /// Milliseconds from dispatch to the last token.
+    pub latency_ms: Option<i64>,
+    /// Milliseconds from dispatch to the first token.
+    pub ttft_ms: Option<i64>,
+    /// `stop`, `length`, `error` or `cancelled`.
+    pub finish_reason: Option<String>,
+    /// What went wrong, when `finish_reason` is `error`.
+    pub error: Option<String>,
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageRecord {
+    /// Position among the conversation's rows.
+    pub seq: i64,
+    /// User turn, from 1.
+    pub turn: i64,
+    /// `user` or `assistant`.
+    pub role: String,
+    /// Its text.
+    pub content: String,
+    /// How an answer ended.
+    pub finish_reason: Option<String>,
+    /// Replaced by a regeneration.
+    pub superseded: bool,
+}
+
+/// A vote to store.
+#[derive(Debug, Clone)]
+pub struct NewVote {
+    /// Vote id.
+    pub id: String,
+    /// The battle voted on.
+    pub battle_id: String,
+    /// The turn voted on.
+    pub turn: i64,
+    /// `model_a`, `model_b`, `tie` or `tie (bothbad)`.
+    pub winner: String,
+    /// Salted hash of the voter.
+    pub voter_hash: String,
+    /// Whether it counts for the leaderboard.
+    pub counted: bool,
+    /// Why not, when it does not.
+    pub excluded_reason: Option<String>,
+}
+
+/// A direct-chat rating to store.
+#[derive(Debug, Clone)]
+pub struct NewRating {
+    /// Rating id.
+    pub id: String,
+    /// The rated conversation.
+    pub conversation_id: String,
+    /// The rated turn.
+    pub turn: i64,
+    /// `upvote`, `downvote` or `flag`.
+    pub rating: String,
+    /// Salted hash of the voter.
+    pub voter_hash: String,
+}
+
+/// A refused input to record.
+#[derive(Debug, Clone)]
+pub struct NewFlag {
+    /// Flag id.
+    pub id: String,
+    /// Direct-chat conversation, if any.
+    pub conversation_id: Option<String>,
+    /// Battle, if any.
+    pub battle_id: Option<String>,
+    /// The refused text.
+    pub content: String,
+    /// Why it was refused.
+    pub reason: String,
+    /// Which check refused it (`local`, `remote`).
+    pub source: String,
+    /// Salted hash of the client.
+    pub client_hash: String,
+}
+
+/// Totals of one model over counted anonymous votes (the `model_win_rates` view).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelStats {
+    /// Model name.
+    pub model: String,
+    /// Counted votes it took part in.
+    pub battles: i64,
+    /// Wins.
+    pub wins: i64,
+    /// Losses.
+    pub losses: i64,
+    /// Ties of either kind.
+    pub ties: i64,
+    /// Wins plus half the ties, over battles.
+    pub win_rate: f64,
+}
+
+/// Where the arena keeps everything.
+#[tonic::async_trait]
+pub trait ArenaStore: Send + Sync {
+    /// `postgres` or `sqlite`.
+    fn backend(&self) -> &'static str;
+    /// Fails when the database cannot be reached.
+    async fn ping(&self) -> Result<(), ControllerError>;
+    /// Stores a battle with its two empty conversations.
+    async fn create_battle(&self, battle: &NewBattle) -> Result<(), ControllerError>;
+    /// A battle by id.
+    async fn battle(&self, id: &str) -> Result<Option<BattleRecord>, ControllerError>;
+    /// Stores a direct-chat conversation.
+    async fn create_chat(
+        &self,
+        id: &str,
+        model: &str,
+        client_hash: &str,
+    ) -> Result<(), ControllerError>;
+    /// A conversation by id.
+    async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, ControllerError>;
+    /// Every message of a conversation in order, superseded ones included.
+    async fn messages(&self, conversation_id: &str) -> Result<Vec<MessageRecord>, ControllerError>;
+    /// Appends messages atomically; a taken `seq` is `Conflict` (someone else added first).
+    async fn add_messages(&self, messages: &[NewMessage]) -> Result<(), ControllerError>;
+    /// Marks a turn's answers superseded (before regenerating it).
+    async fn supersede(&self, conversation_id: &str, turn: i64) -> Result<(), ControllerError>;
+    /// Stores a vote; a second vote on the same battle turn is `Conflict`.
+    async fn add_vote(&self, vote: &NewVote) -> Result<(), ControllerError>;
+    /// Stores a direct-chat rating.
+    async fn add_rating(&self, rating: &NewRating) -> Result<(), ControllerError>;
+    /// Records a refused input.
+    async fn add_flag(&self, flag: &NewFlag) -> Result<(), ControllerError>;
+    /// Per-model totals from the `model_win_rates` view, best first.
+    async fn model_stats(&self) -> Result<Vec<ModelStats>, ControllerError>;
+}
+
+/// Opens the store at `url` (`postgres://...` or `sqlite://PATH`), creating an SQLite file
+/// and its directory when missing, and runs the migrations. An unreachable database is an
+/// error naming it, so start-up stops with a clear message.
+pub async fn connect(url: &str) -> Result<Arc<dyn ArenaStore>, ControllerError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else {
+        Err(ControllerError::Config(format!(
+            "database URL '{}' is neither postgres://... nor sqlite://...",
+            redact(url)
+        )))
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{user}:***@{}", &url[..scheme], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Unix time in milliseconds.
+pub fn now_ms() -> i64 {
+    crate::store::unix_ms() as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://arena:secret@db:5432/arena"),
+            "postgres://arena:***@db:5432/arena"
+        );
+        assert_eq!(redact("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+    }
+}
+
+/// Throwaway databases for tests: a fresh SQLite file or a fresh Postgres database per call.
+pub mod scratch {
+    use sqlx::Connection;
+
+    /// The backends a store test runs against.
+    pub const BACKENDS: [&str; 2] = ["sqlite", "postgres"];
+
+    /// A new empty database on `backend`: an SQLite file under `dir`, or a database created
+    /// on the Postgres server at `ARENA_TEST_POSTGRES_URL` (which `scripts/test.sh` starts).
+    pub async fn database_url(backend: &str, dir: &std::path::Path) -> String {
+        let name = format!("arena_test_{:016x}", rand::random::<u64>());
+        match backend {
+            "sqlite" => format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
+            "postgres" => {
+                let admin = std::env::var("ARENA_TEST_POSTGRES_URL").expect(
+                    "ARENA_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts a throwaway Postgres",
+                );
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| panic!("cannot reach the test Postgres at {admin}: {e}"));
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                format!("{base}/{name}")
+            }
+            other => panic!("unknown backend {other}"),
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The SQL behind [`ArenaStore`], written once for both backends: the queries use `$N`
+//! placeholders, BIGINT/BOOLEAN/TEXT columns and explicit casts, which Postgres and SQLite read
+//! alike; a macro stamps the implementation out for each pool type.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+
+use super::{
+    now_ms, redact, ArenaStore, BattleRecord, ConversationRecord, MessageRecord, ModelStats,
+    NewBattle, NewFlag, NewMessage, NewRating, NewVote,
+};
+use crate::error::ControllerError;
+
+/// The Postgres backend.
+pub struct PostgresStore {
+    pool: sqlx::PgPool,
+}
+
+/// The SQLite backend.
+pub struct SqliteStore {
+    pool: sqlx::SqlitePool,
+}
+
+/// How long start-up waits for the database before saying it cannot be reached.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn unreachable(url: &str, e: impl std::fmt::Display) -> ControllerError {
+    ControllerError::Database(format!("cannot open the database at {}: {e}", redact(url)))
+}
+
+fn migration_error(e: sqlx::migrate::MigrateError) -> ControllerError {
+    ControllerError::Database(format!("database migration failed: {e}"))
+}
+
+/// A unique-constraint violation is a conflict the caller reports (409); the rest are failures.
+fn query_error(e: sqlx::Error) -> ControllerError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            ControllerError::Conflict(db.message().to_string())
+        }
+        _ => ControllerError::Database(e.to_string()),
+    }
+}
+
+impl PostgresStore {
+    /// Connects and migrates.
+    pub async fn connect(url: &str) -> Result<Self, ControllerError> {
+        let options = PgConnectOptions::from_str(url).map_err(|e| unreachable(url, e))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| unreachable(url, e))?;
+        sqlx::migrate!("../migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(migration_error)?;
+        Ok(Self { pool })
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating the file and its directory when missing) and migrates.
+    pub async fn connect(url: &str) -> Result<Self, ControllerError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| unreachable(url, e))?
+            .create_if_missing(true)
+            // Readers keep reading while a vote is written.
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| unreachable(url, e))?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| unreachable(url, e))?;
+        sqlx::migrate!("../migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(migration_error)?;
+        Ok(Self { pool })
+    }
+}
+
+macro_rules! arena_store_sql {
+    ($store:ty, $backend:literal) => {
+        #[tonic::async_trait]
+        impl ArenaStore for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<(), ControllerError> {
+                sqlx::query("SELECT 1")
+                    .execute(&self.pool)
+                    .await
+                    .map(|_| ())
+                    .map_err(query_error)
+            }
+
+            async fn create_battle(&self, b: &NewBattle) -> Result<(), ControllerError> {
+                let now = now_ms();
+                let mut tx = self.pool.begin().await.map_err(query_error)?;
+                for (conversation, model) in
+                    [(&b.conversation_a, &b.model_a), (&b.conversation_b, &b.model_b)]
+                {
+                    sqlx::query(
+                        "INSERT INTO conversations (id, mode, model, client_hash, created_ms) \
+                         VALUES ($1, 'battle', $2, $3, $4)",
+                    )
+                    .bind(conversation)
+                    .bind(model)
+                    .bind(&b.client_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error)?;
+                }
+                sqlx::query(
+                    "INSERT INTO battles (id, model_a, model_b, anonymous, conversation_a, \
+                     conversation_b, client_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&b.id)
+                .bind(&b.model_a)
+                .bind(&b.model_b)
+                .bind(b.anonymous)
+                .bind(&b.conversation_a)
+                .bind(&b.conversation_b)
+                .bind(&b.client_hash)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(query_error)?;
+                tx.commit().await.map_err(query_error)
+            }
+
+            async fn battle(&self, id: &str) -> Result<Option<BattleRecord>, ControllerError> {
+                let row: Option<(String, String, String, bool, String, String, i64)> = sqlx::query_as(
+                    "SELECT b.id, b.model_a, b.model_b, b.anonymous, b.conversation_a, b.conversation_b, \
+                     (SELECT COUNT(*) FROM votes v WHERE v.battle_id = b.id) FROM battles b WHERE b.id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_error)?;
+                Ok(row.map(|(id, model_a, model_b, anonymous, conversation_a, conversation_b, votes)| {
+                    BattleRecord { id, model_a, model_b, anonymous, conversation_a, conversation_b, votes }
+                }))
+            }
+
+            async fn create_chat(
+                &self,
+                id: &str,
+                model: &str,
+                client_hash: &str,
+            ) -> Result<(), ControllerError> {
+                sqlx::query(
+                    "INSERT INTO conversations (id, mode, model, client_hash, created_ms) \
+                     VALUES ($1, 'direct', $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(model)
+                .bind(client_hash)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(query_error)
+            }
+
+            async fn conversation(
+                &self,
+                id: &str,
+            ) -> Result<Option<ConversationRecord>, ControllerError> {
+                let row: Option<(String, String, String)> =
+                    sqlx::query_as("SELECT id, mode, model FROM conversations WHERE id = $1")
+                        .bind(id)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(query_error)?;
+                Ok(row.map(|(id, mode, model)| ConversationRecord { id, mode, model }))
+            }
+
+            async fn messages(
+                &self,
+                conversation_id: &str,
+            ) -> Result<Vec<MessageRecord>, ControllerError> {
+                let rows: Vec<(i64, i64, String, String, Option<String>, bool)> = sqlx::query_as(
+                    "SELECT seq, turn, role, content, finish_reason, superseded FROM messages \
+                     WHERE conversation_id = $1 ORDER BY seq",
+                )
+                .bind(conversation_id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_error)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(seq, turn, role, content, finish_reason, superseded)| MessageRecord {
+                        seq,
+                        turn,
+                        role,
+                        content,
+                        finish_reason,
+                        superseded,
+                    })
+                    .collect())
+            }
+
+            async fn add_messages(&self, messages: &[NewMessage]) -> Result<(), ControllerError> {
+                let now = now_ms();
+                let mut tx = self.pool.begin().await.map_err(query_error)?;
+                for m in messages {
+                    sqlx::query(
+                        "INSERT INTO messages (conversation_id, seq, turn, role, content, model, \
+                         prompt_tokens, completion_tokens, latency_ms, ttft_ms, finish_reason, error, \
+                         created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+                    )
+                    .bind(&m.conversation_id)
+                    .bind(m.seq)
+                    .bind(m.turn)
+                    .bind(m.role)
+                    .bind(&m.content)
+                    .bind(&m.model)
+                    .bind(m.prompt_tokens)
+                    .bind(m.completion_tokens)
+                    .bind(m.latency_ms)
+                    .bind(m.ttft_ms)
+                    .bind(&m.finish_reason)
+                    .bind(&m.error)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error)?;
+                }
+                tx.commit().await.map_err(query_error)
+            }
+
+            async fn supersede(&self, conversation_id: &str, turn: i64) -> Result<(), ControllerError> {
+                sqlx::query(
+                    "UPDATE messages SET superseded = TRUE \
+                     WHERE conversation_id = $1 AND turn = $2 AND role = 'assistant'",
+                )
+                .bind(conversation_id)
+                .bind(turn)
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(query_error)
+            }
+
+            async fn add_vote(&self, v: &NewVote) -> Result<(), ControllerError> {
+                sqlx::query(
+                    "INSERT INTO votes (id, battle_id, turn, winner, voter_hash, counted, \
+                     excluded_reason, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&v.id)
+                .bind(&v.battle_id)
+                .bind(v.turn)
+                .bind(&v.winner)
+                .bind(&v.voter_hash)
+                .bind(v.counted)
+                .bind(&v.excluded_reason)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(query_error)
+            }
+
+            async fn add_rating(&self, r: &NewRating) -> Result<(), ControllerError> {
+                sqlx::query(
+                    "INSERT INTO ratings (id, conversation_id, turn, rating, voter_hash, created_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&r.id)
+                .bind(&r.conversation_id)
+                .bind(r.turn)
+                .bind(&r.rating)
+                .bind(&r.voter_hash)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(query_error)
+            }
+
+            async fn add_flag(&self, f: &NewFlag) -> Result<(), ControllerError> {
+                sqlx::query(
+                    "INSERT INTO moderation_flags (id, conversation_id, battle_id, content, reason, \
+                     source, client_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&f.id)
+                .bind(&f.conversation_id)
+                .bind(&f.battle_id)
+                .bind(&f.content)
+                .bind(&f.reason)
+                .bind(&f.source)
+                .bind(&f.client_hash)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+                .map_err(query_error)
+            }
+
+            async fn model_stats(&self) -> Result<Vec<ModelStats>, ControllerError> {
+                let rows: Vec<(String, i64, i64, i64, i64, f64)> = sqlx::query_as(
+                    "SELECT model, battles, wins, losses, ties, win_rate FROM model_win_rates \
+                     ORDER BY win_rate DESC, battles DESC, model",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_error)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(model, battles, wins, losses, ties, win_rate)| ModelStats {
+                        model,
+                        battles,
+                        wins,
+                        losses,
+                        ties,
+                        win_rate,
+                    })
+                    .collect())
+            }
+        }
+    };
+}
+
+arena_store_sql!(PostgresStore, "postgres");
+arena_store_sql!(SqliteStore, "sqlite");

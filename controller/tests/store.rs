@@ -1,0 +1,249 @@
+//! The store suite: every test runs against SQLite and Postgres, each on a fresh database.
+
+use arena_controller::db::{
+    self, scratch, ArenaStore, NewBattle, NewFlag, NewMessage, NewRating, NewVote,
+};
+use arena_controller::ControllerError;
+use std::sync::Arc;
+
+async fn open(backend: &str, dir: &tempfile::TempDir) -> Arc<dyn ArenaStore> {
+    let url = scratch::database_url(backend, dir.path()).await;
+    db::connect(&url).await.expect("open the store")
+}
+
+/// Runs `body` once per backend with a fresh store.
+macro_rules! on_both_backends {
+    ($name:ident, $body:expr) => {
+        #[tokio::test]
+        async fn $name() {
+            for backend in scratch::BACKENDS {
+                let dir = tempfile::tempdir().unwrap();
+                let store = open(backend, &dir).await;
+                assert_eq!(store.backend(), backend);
+                ($body)(store).await;
+            }
+        }
+    };
+}
+
+fn battle(id: &str, a: &str, b: &str, anonymous: bool) -> NewBattle {
+    NewBattle {
+        id: id.into(),
+        model_a: a.into(),
+        model_b: b.into(),
+        anonymous,
+        conversation_a: format!("{id}-a"),
+        conversation_b: format!("{id}-b"),
+        client_hash: "client".into(),
+    }
+}
+
+fn vote(id: &str, battle: &str, winner: &str, counted: bool) -> NewVote {
+    NewVote {
+        id: id.into(),
+        battle_id: battle.into(),
+        turn: 1,
+        winner: winner.into(),
+        voter_hash: "voter".into(),
+        counted,
+        excluded_reason: (!counted).then(|| "answer ended in an error".into()),
+    }
+}
+
+fn message(conversation: &str, seq: i64, turn: i64, role: &'static str, text: &str) -> NewMessage {
+    NewMessage {
+        conversation_id: conversation.into(),
+        seq,
+        turn,
+        role,
+        content: text.into(),
+        finish_reason: (role == "assistant").then(|| "stop".into()),
+        ..Default::default()
+    }
+}
+
+on_both_backends!(battles_round_trip_and_count_their_votes, |s: Arc<
+    dyn ArenaStore,
+>| async move {
+    s.create_battle(&battle("b1", "alpha", "beta", true))
+        .await
+        .unwrap();
+    let b = s.battle("b1").await.unwrap().unwrap();
+    assert_eq!(
+        (b.model_a.as_str(), b.model_b.as_str(), b.anonymous, b.votes),
+        ("alpha", "beta", true, 0)
+    );
+    assert_eq!(b.conversation_a, "b1-a");
+    assert!(s.battle("nope").await.unwrap().is_none());
+    let c = s.conversation("b1-b").await.unwrap().unwrap();
+    assert_eq!((c.mode.as_str(), c.model.as_str()), ("battle", "beta"));
+    s.add_vote(&vote("v1", "b1", "model_a", true))
+        .await
+        .unwrap();
+    assert_eq!(s.battle("b1").await.unwrap().unwrap().votes, 1);
+});
+
+on_both_backends!(
+    one_vote_per_battle_turn_is_enforced_by_the_database,
+    |s: Arc<dyn ArenaStore>| async move {
+        s.create_battle(&battle("b1", "alpha", "beta", true))
+            .await
+            .unwrap();
+        s.add_vote(&vote("v1", "b1", "model_a", true))
+            .await
+            .unwrap();
+        let e = s
+            .add_vote(&vote("v2", "b1", "model_b", true))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ControllerError::Conflict(_)), "{e}");
+        // A winner outside the four values is refused by a CHECK constraint.
+        s.create_battle(&battle("b2", "alpha", "beta", true))
+            .await
+            .unwrap();
+        let e = s
+            .add_vote(&vote("v3", "b2", "alpha", true))
+            .await
+            .unwrap_err();
+        assert!(matches!(e, ControllerError::Database(_)), "{e}");
+    }
+);
+
+on_both_backends!(messages_keep_order_and_regenerations_supersede, |s: Arc<
+    dyn ArenaStore,
+>| async move {
+    s.create_chat("c1", "alpha", "client").await.unwrap();
+    s.add_messages(&[
+        message("c1", 0, 1, "user", "Hi"),
+        message("c1", 1, 1, "assistant", "Hello"),
+    ])
+    .await
+    .unwrap();
+    // A taken position is a conflict, so two requests cannot both start turn 2.
+    let e = s
+        .add_messages(&[message("c1", 1, 2, "user", "again")])
+        .await
+        .unwrap_err();
+    assert!(matches!(e, ControllerError::Conflict(_)), "{e}");
+    s.supersede("c1", 1).await.unwrap();
+    s.add_messages(&[message("c1", 2, 1, "assistant", "Hey")])
+        .await
+        .unwrap();
+    let m = s.messages("c1").await.unwrap();
+    let rows: Vec<(i64, &str, &str, bool)> = m
+        .iter()
+        .map(|m| (m.seq, m.role.as_str(), m.content.as_str(), m.superseded))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            (0, "user", "Hi", false),
+            (1, "assistant", "Hello", true),
+            (2, "assistant", "Hey", false)
+        ]
+    );
+    s.add_rating(&NewRating {
+        id: "r1".into(),
+        conversation_id: "c1".into(),
+        turn: 1,
+        rating: "upvote".into(),
+        voter_hash: "v".into(),
+    })
+    .await
+    .unwrap();
+    let bad = NewRating {
+        id: "r2".into(),
+        rating: "meh".into(),
+        conversation_id: "c1".into(),
+        turn: 1,
+        voter_hash: "v".into(),
+    };
+    assert!(s.add_rating(&bad).await.is_err());
+    s.add_flag(&NewFlag {
+        id: "f1".into(),
+        conversation_id: Some("c1".into()),
+        battle_id: None,
+        content: "bad words".into(),
+        reason: "rule".into(),
+        source: "local".into(),
+        client_hash: "client".into(),
+    })
+    .await
+    .unwrap();
+});
+
+on_both_backends!(
+    win_rate_view_counts_only_counted_anonymous_votes,
+    |s: Arc<dyn ArenaStore>| async move {
+        // alpha beats beta, ties with gamma; a named battle and an excluded vote do not count.
+        for (id, a, b, anonymous, winner, counted) in [
+            ("b1", "alpha", "beta", true, "model_a", true),
+            ("b2", "gamma", "alpha", true, "tie", true),
+            ("b3", "beta", "alpha", true, "model_a", false),
+            ("b4", "beta", "alpha", false, "model_a", true),
+            ("b5", "beta", "gamma", true, "tie (bothbad)", true),
+        ] {
+            s.create_battle(&battle(id, a, b, anonymous)).await.unwrap();
+            s.add_vote(&vote(&format!("v{id}"), id, winner, counted))
+                .await
+                .unwrap();
+        }
+        let stats = s.model_stats().await.unwrap();
+        let row = |m: &str| stats.iter().find(|r| r.model == m).cloned().unwrap();
+        let alpha = row("alpha");
+        assert_eq!(
+            (alpha.battles, alpha.wins, alpha.losses, alpha.ties),
+            (2, 1, 0, 1)
+        );
+        assert!((alpha.win_rate - 0.75).abs() < 1e-9);
+        let beta = row("beta");
+        assert_eq!(
+            (beta.battles, beta.wins, beta.losses, beta.ties),
+            (2, 0, 1, 1)
+        );
+        assert!((beta.win_rate - 0.25).abs() < 1e-9);
+        assert_eq!(stats[0].model, "alpha");
+        assert_eq!(stats.len(), 3);
+    }
+);
+
+#[tokio::test]
+async fn an_unreachable_database_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://arena:secret@127.0.0.1:{port}/arena");
+    let e = db::connect(&url).await.err().unwrap().to_string();
+    assert!(
+        e.contains("cannot open the database at postgres://arena:***@127.0.0.1"),
+        "{e}"
+    );
+    assert!(!e.contains("secret"), "{e}");
+    let e = db::connect("mysql://x").await.err().unwrap().to_string();
+    assert!(e.contains("neither postgres"), "{e}");
+    let e = db::connect("sqlite:///proc/no/such/dir/a.db")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("cannot open the database"), "{e}");
+}
+
+#[tokio::test]
+async fn sqlite_creates_its_file_and_directory_on_first_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new/home/arena.db");
+    let s = db::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    s.ping().await.unwrap();
+    assert!(path.exists());
+    drop(s);
+    // A second start reuses the file and its migrations.
+    let s = db::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    s.create_chat("c", "m", "h").await.unwrap();
+}

@@ -1,0 +1,413 @@
+//! The arena API end to end: a real controller on a fresh SQLite file or Postgres database,
+//! real tiny-model workers over gRPC, every test on both backends.
+
+mod common;
+
+use std::path::Path;
+
+use common::arena::{get, post, rows, spawn_arena, Arena};
+use serde_json::{json, Value};
+
+/// Runs an async test body once per store backend.
+macro_rules! on_both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                super::$body("sqlite").await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn postgres() {
+                super::$body("postgres").await;
+            }
+        }
+    };
+}
+
+/// A controller with two tiny workers, `tiny-a` and `tiny-b`.
+async fn two_tiny(backend: &str, dir: &Path, args: &[&str]) -> Arena {
+    let model = common::tiny_gguf(dir);
+    spawn_arena(
+        backend,
+        dir,
+        args,
+        &[(&model, "tiny-a", &[]), (&model, "tiny-b", &[])],
+    )
+    .await
+}
+
+const GREEDY: f64 = 0.0;
+
+fn turn(text: &str) -> Value {
+    json!({"text": text, "temperature": GREEDY, "max_tokens": 8})
+}
+
+/// The names of the battle's models must not appear anywhere in `text`.
+fn assert_no_names(text: &str) {
+    for name in ["tiny-a", "tiny-b"] {
+        assert!(
+            !text.contains(name),
+            "'{name}' leaked before the vote: {text}"
+        );
+    }
+}
+
+async fn full_anonymous_battle(backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = two_tiny(backend, dir.path(), &[]).await;
+    let http = &a.c.http;
+
+    let created = post(http, "/api/battles", json!({"mode": "anonymous"})).await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    assert_no_names(&created.text);
+    assert_no_names(&format!("{:?}", created.headers));
+    let id = created.json()["id"].as_str().unwrap().to_string();
+
+    // No vote before any answer.
+    let early = post(
+        http,
+        &format!("/api/battles/{id}/vote"),
+        json!({"winner": "tie"}),
+    )
+    .await;
+    assert_eq!(early.status, 409, "{}", early.text);
+
+    let t = post(
+        http,
+        &format!("/api/battles/{id}/turns"),
+        turn("Hello there"),
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_no_names(&t.text);
+    assert_no_names(&format!("{:?}", t.headers));
+    let events = t.events();
+    for side in ["a", "b"] {
+        assert!(
+            !t.text_of(side).is_empty(),
+            "side {side} streamed nothing: {events:?}"
+        );
+        let ends: Vec<&Value> = events
+            .iter()
+            .filter(|e| e["side"] == side && (e["type"] == "end" || e["type"] == "error"))
+            .collect();
+        assert_eq!(ends.len(), 1, "{events:?}");
+        assert_eq!(ends[0]["type"], "end", "{events:?}");
+    }
+    assert_eq!(events.last().unwrap(), &json!({"type": "done", "turn": 1}));
+
+    let state = get(http, &format!("/api/battles/{id}")).await;
+    assert_eq!(state.status, 200);
+    assert_no_names(&state.text);
+    assert_eq!(state.json()["turns"], 1);
+
+    // A second turn, then the vote reveals the names.
+    let t2 = post(http, &format!("/api/battles/{id}/turns"), turn("And again")).await;
+    assert_eq!(t2.status, 200, "{}", t2.text);
+    assert_no_names(&t2.text);
+    let bad = post(
+        http,
+        &format!("/api/battles/{id}/vote"),
+        json!({"winner": "left"}),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert_eq!(bad.json()["error"]["param"], "winner");
+    let v = post(
+        http,
+        &format!("/api/battles/{id}/vote"),
+        json!({"winner": "model_b"}),
+    )
+    .await;
+    assert_eq!(v.status, 200, "{}", v.text);
+    let names = v.json();
+    let mut pair = [
+        names["model_a"].as_str().unwrap().to_string(),
+        names["model_b"].as_str().unwrap().to_string(),
+    ];
+    pair.sort();
+    assert_eq!(pair, ["tiny-a".to_string(), "tiny-b".to_string()]);
+    assert_eq!(names["counted"], true, "{names}");
+
+    // Only once, and the battle is closed.
+    let again = post(
+        http,
+        &format!("/api/battles/{id}/vote"),
+        json!({"winner": "tie"}),
+    )
+    .await;
+    assert_eq!(again.status, 409, "{}", again.text);
+    let closed = post(http, &format!("/api/battles/{id}/turns"), turn("more")).await;
+    assert_eq!(closed.status, 409, "{}", closed.text);
+    assert_eq!(closed.json()["error"]["code"], "battle_closed");
+    let shown = get(http, &format!("/api/battles/{id}")).await.json();
+    assert_eq!(shown["model_a"], names["model_a"]);
+
+    // The rows an analyst sees.
+    let db = &a.db_url;
+    let votes = rows(
+        db,
+        &format!("SELECT winner, model_a, model_b, CAST(turn AS BIGINT), CASE WHEN counted THEN 'yes' ELSE 'no' END FROM battle_outcomes WHERE battle_id = '{id}'"),
+    )
+    .await;
+    assert_eq!(
+        votes,
+        vec![vec![
+            "model_b".to_string(),
+            names["model_a"].as_str().unwrap().to_string(),
+            names["model_b"].as_str().unwrap().to_string(),
+            "2".to_string(),
+            "yes".to_string()
+        ]]
+    );
+    let msgs = rows(
+        db,
+        &format!("SELECT m.role, m.model, m.finish_reason FROM messages m JOIN battles b ON m.conversation_id = b.conversation_a WHERE b.id = '{id}' ORDER BY m.seq"),
+    )
+    .await;
+    assert_eq!(msgs.len(), 4, "{msgs:?}");
+    assert_eq!(msgs[1][0], "assistant");
+    assert_eq!(msgs[1][1], names["model_a"].as_str().unwrap());
+    let board = get(http, "/api/leaderboard").await.json();
+    let models = board["models"].as_array().unwrap();
+    assert_eq!(models.len(), 2, "{board}");
+    assert_eq!(models[0]["model"], names["model_b"]);
+    assert_eq!(models[0]["wins"], 1);
+
+    // Unknown battle.
+    let missing = post(http, "/api/battles/b_nope/vote", json!({"winner": "tie"})).await;
+    assert_eq!(missing.status, 404, "{}", missing.text);
+    let missing = post(http, "/api/battles/b_nope/turns", turn("hi")).await;
+    assert_eq!(missing.status, 404, "{}", missing.text);
+}
+on_both_backends!(
+    full_anonymous_battle_streams_votes_and_reveals,
+    full_anonymous_battle
+);
+
+async fn named_battles_regenerate_and_direct_chat(backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = two_tiny(backend, dir.path(), &[]).await;
+    let http = &a.c.http;
+    let config = get(http, "/api/config").await.json();
+    assert_eq!(config["models"], json!(["tiny-a", "tiny-b"]));
+
+    let unknown = post(
+        http,
+        "/api/battles",
+        json!({"mode": "named", "model_a": "tiny-a", "model_b": "nope"}),
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text);
+    assert_eq!(unknown.json()["error"]["param"], "model_b");
+    let b = post(
+        http,
+        "/api/battles",
+        json!({"mode": "named", "model_a": "tiny-a", "model_b": "tiny-b"}),
+    )
+    .await;
+    assert_eq!(b.json()["model_a"], "tiny-a");
+    let id = b.json()["id"].as_str().unwrap().to_string();
+    let nothing = post(http, &format!("/api/battles/{id}/regenerate"), json!({})).await;
+    assert_eq!(nothing.status, 409, "{}", nothing.text);
+    let first = post(http, &format!("/api/battles/{id}/turns"), turn("Hi")).await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    // Greedy regeneration gives the same answers; the first ones stay stored, superseded.
+    let again = post(
+        http,
+        &format!("/api/battles/{id}/regenerate"),
+        json!({"temperature": 0, "max_tokens": 8}),
+    )
+    .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.text_of("a"), first.text_of("a"));
+    assert_eq!(again.text_of("b"), first.text_of("b"));
+    let v = post(
+        http,
+        &format!("/api/battles/{id}/vote"),
+        json!({"winner": "tie"}),
+    )
+    .await
+    .json();
+    assert_eq!(v["counted"], false, "named votes do not rank: {v}");
+    let superseded = rows(&a.db_url, "SELECT COUNT(*) FROM messages WHERE superseded").await;
+    assert_eq!(superseded, vec![vec!["2".to_string()]]);
+
+    // Direct chat: one side, the same text as the OpenAI API gives, and ratings.
+    let chat = post(http, "/api/chats", json!({"model": "tiny-b"})).await;
+    assert_eq!(chat.status, 200, "{}", chat.text);
+    let cid = chat.json()["id"].as_str().unwrap().to_string();
+    let early = post(
+        http,
+        &format!("/api/chats/{cid}/rating"),
+        json!({"rating": "upvote"}),
+    )
+    .await;
+    assert_eq!(early.status, 409, "{}", early.text);
+    let t = post(http, &format!("/api/chats/{cid}/turns"), turn("Hello")).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    let (status, body) = common::post_chat(
+        http,
+        &json!({"model": "tiny-b", "messages": [{"role": "user", "content": "Hello"}], "temperature": 0, "max_tokens": 8}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        t.text_of("a"),
+        v["choices"][0]["message"]["content"].as_str().unwrap()
+    );
+    assert!(t.events().iter().all(|e| e["side"] != "b"));
+    let r = post(
+        http,
+        &format!("/api/chats/{cid}/rating"),
+        json!({"rating": "upvote"}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let bad = post(
+        http,
+        &format!("/api/chats/{cid}/rating"),
+        json!({"rating": "meh"}),
+    )
+    .await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        rows(&a.db_url, "SELECT rating FROM ratings").await,
+        vec![vec!["upvote".to_string()]]
+    );
+    let none = post(http, "/api/chats", json!({"model": "nope"})).await;
+    assert_eq!(none.status, 404);
+}
+on_both_backends!(
+    named_battles_regenerate_and_direct_chat,
+    named_battles_regenerate_and_direct_chat
+);
+
+async fn limits_moderation_and_rate_limits(backend: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.txt");
+    std::fs::write(&rules, "# test rules\nforbidden[- ]?topic\n").unwrap();
+    let a = two_tiny(
+        backend,
+        dir.path(),
+        &[
+            "--max-message-chars",
+            "20",
+            "--max-turns",
+            "2",
+            "--moderation-rules",
+            rules.to_str().unwrap(),
+            "--rate-limit",
+            "8",
+            "--rate-window-s",
+            "60",
+        ],
+    )
+    .await;
+    let http = &a.c.http;
+    let id = post(http, "/api/battles", json!({"mode": "anonymous"}))
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/battles/{id}/turns");
+
+    let long = post(http, &path, turn("x".repeat(21).as_str())).await;
+    assert_eq!(long.status, 400, "{}", long.text);
+    let e = long.json();
+    assert_eq!(e["error"]["code"], "message_too_long");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limit is 20"),
+        "{e}"
+    );
+    let empty = post(http, &path, turn("  ")).await;
+    assert_eq!(empty.status, 400);
+    let hot = post(http, &path, json!({"text": "hi", "temperature": 3})).await;
+    assert_eq!(hot.status, 400);
+    assert_eq!(hot.json()["error"]["param"], "temperature");
+
+    let flagged = post(http, &path, turn("a Forbidden topic")).await;
+    assert_eq!(flagged.status, 400, "{}", flagged.text);
+    assert_eq!(flagged.json()["error"]["code"], "flagged");
+    let recorded = rows(
+        &a.db_url,
+        "SELECT content, source, battle_id FROM moderation_flags",
+    )
+    .await;
+    assert_eq!(
+        recorded,
+        vec![vec![
+            "a Forbidden topic".to_string(),
+            "local".into(),
+            id.clone()
+        ]]
+    );
+    // Refused input reached neither side.
+    assert_eq!(
+        rows(&a.db_url, "SELECT COUNT(*) FROM messages").await,
+        vec![vec!["0".to_string()]]
+    );
+
+    for text in ["one", "two"] {
+        let ok = post(http, &path, turn(text)).await;
+        assert_eq!(ok.status, 200, "{}", ok.text);
+    }
+    let third = post(http, &path, turn("three")).await;
+    assert_eq!(third.status, 400, "{}", third.text);
+    assert_eq!(third.json()["error"]["code"], "turn_limit");
+
+    // Every request to a generation route counts, refused ones too: 1 create + 7 turns so
+    // far, so the 9th request passes the limit of 8 per minute.
+    let limited = post(http, &path, turn("four")).await;
+    assert_eq!(limited.status, 429, "{}", limited.text);
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Votes and reads are not generation and stay open.
+    assert_eq!(get(http, &format!("/api/battles/{id}")).await.status, 200);
+}
+on_both_backends!(
+    limits_moderation_and_rate_limits,
+    limits_moderation_and_rate_limits
+);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_database_stops_start_up_with_a_clear_message() {
+    let port = common::free_port();
+    let mut cmd = common::controller_command();
+    cmd.args([
+        "--database-url",
+        &format!("postgres://arena:pw@127.0.0.1:{port}/arena"),
+    ]);
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot open the database at postgres://arena:***@127.0.0.1"),
+        "{err}"
+    );
+    assert!(!err.contains(":pw@"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_is_served_with_a_strict_content_security_policy() {
+    let c = common::spawn_controller(&[]);
+    let page = get(&c.http, "/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("/app.js"));
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    for asset in ["/app.js", "/markdown.js", "/style.css"] {
+        assert_eq!(get(&c.http, asset).await.status, 200, "{asset}");
+    }
+    let ready = get(&c.http, "/ready").await.json();
+    assert_eq!(ready["store"], "sqlite");
+}

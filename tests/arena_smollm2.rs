@@ -1,0 +1,231 @@
+//! The arena with the real SmolLM2 model: two contestants (one set of weights under two
+//! templates, in two worker processes), an identity leak and a worker dying mid-answer.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::arena::{get, post, rows, spawn_arena, Arena};
+use serde_json::{json, Value};
+
+async fn smollm2_arena(backend: &str, dir: &std::path::Path) -> Arena {
+    let model = common::smollm2();
+    spawn_arena(
+        backend,
+        dir,
+        &[],
+        &[
+            (&model, "smollm2-135m", &["--threads", "1"]),
+            (
+                &model,
+                "smollm2-135m (vicuna template)",
+                &["--threads", "1", "--template", "vicuna_v1.1"],
+            ),
+        ],
+    )
+    .await
+}
+
+async fn new_battle(http: &str) -> String {
+    let b = post(http, "/api/battles", json!({"mode": "anonymous"})).await;
+    assert_eq!(b.status, 200, "{}", b.text);
+    b.json()["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vote_on_an_answer_naming_its_model_is_stored_but_not_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = smollm2_arena("sqlite", dir.path()).await;
+    let http = &a.c.http;
+    let id = new_battle(http).await;
+    let t = post(
+        http,
+        &format!("/api/battles/{id}/turns"),
+        json!({"text": "Introduce yourself.", "temperature": 0, "max_tokens": 24}),
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    let answers = format!("{} | {}", t.text_of("a"), t.text_of("b"));
+    assert!(
+        answers.contains("SmolLM"),
+        "SmolLM2 no longer names itself: {answers}"
+    );
+    let v = post(
+        http,
+        &format!("/api/battles/{id}/vote"),
+        json!({"winner": "model_a"}),
+    )
+    .await;
+    assert_eq!(v.status, 200, "{}", v.text);
+    let v = v.json();
+    assert_eq!(v["counted"], false, "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("smollm"), "{v}");
+    let stored = rows(
+        &a.db_url,
+        &format!("SELECT winner, excluded_reason FROM votes WHERE battle_id = '{id}'"),
+    )
+    .await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0][0], "model_a");
+    assert!(
+        stored[0][1].contains("revealed a model identity"),
+        "{stored:?}"
+    );
+    let board = get(http, "/api/leaderboard").await.json();
+    assert_eq!(
+        board["models"],
+        json!([]),
+        "an excluded vote ranked models: {board}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_side_failing_mid_answer_ends_that_side_only_and_the_vote_does_not_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = smollm2_arena("postgres", dir.path()).await;
+    let http = a.c.http.clone();
+    let id = new_battle(&http).await;
+    // Which worker answers side B (the test may look; the browser may not).
+    let b_model = rows(
+        &a.db_url,
+        &format!("SELECT model_b FROM battles WHERE id = '{id}'"),
+    )
+    .await[0][0]
+        .clone();
+    let b_worker = if b_model == "smollm2-135m" { 0 } else { 1 };
+
+    let mut resp = reqwest::Client::new()
+        .post(format!("{http}/api/battles/{id}/turns"))
+        .json(&json!({"text": "Write a very long story about a dragon who learns to bake bread.", "temperature": 0, "max_tokens": 400}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut seen = String::new();
+    let mut killed = false;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while let Some(chunk) = tokio::time::timeout_at(deadline.into(), resp.chunk())
+        .await
+        .expect("the turn did not finish in time")
+        .unwrap()
+    {
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+        if !killed && seen.contains(r#""side":"b","text""#) {
+            // Both answers are still running: a vote now is refused.
+            let early = post(
+                &http,
+                &format!("/api/battles/{id}/vote"),
+                json!({"winner": "tie"}),
+            )
+            .await;
+            assert_eq!(early.status, 409, "{}", early.text);
+            assert_eq!(early.json()["error"]["code"], "answers_not_finished");
+            let pid = a.workers[b_worker].pid().to_string();
+            assert!(std::process::Command::new("kill")
+                .args(["-9", &pid])
+                .status()
+                .unwrap()
+                .success());
+            killed = true;
+        }
+    }
+    assert!(killed, "side B never streamed: {seen}");
+    let events: Vec<Value> = seen
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(|d| serde_json::from_str(d.trim()).unwrap())
+        .collect();
+    let last_of = |side: &str| {
+        events
+            .iter()
+            .rev()
+            .find(|e| e["side"] == side && e["type"] != "delta")
+            .cloned()
+            .unwrap_or_else(|| panic!("side {side} has no end: {events:?}"))
+    };
+    assert_eq!(last_of("a")["type"], "end", "{events:?}");
+    let b_end = last_of("b");
+    assert_eq!(b_end["type"], "error", "{events:?}");
+    assert!(
+        !seen.contains("smollm2"),
+        "a name leaked in the stream: {seen}"
+    );
+    assert_eq!(events.last().unwrap()["type"], "done");
+
+    let v = post(
+        &http,
+        &format!("/api/battles/{id}/vote"),
+        json!({"winner": "model_a"}),
+    )
+    .await;
+    assert_eq!(v.status, 200, "{}", v.text);
+    let v = v.json();
+    assert_eq!(v["counted"], false, "{v}");
+    assert!(
+        v["reason"]
+            .as_str()
+            .unwrap()
+            .contains("model B's answer ended in an error"),
+        "{v}"
+    );
+    assert_eq!(v["model_b"], b_model.as_str());
+    // The partial answer is kept, marked as an error.
+    let stored = rows(
+        &a.db_url,
+        &format!("SELECT m.finish_reason, m.content FROM messages m JOIN battles b ON m.conversation_id = b.conversation_b WHERE b.id = '{id}' AND m.role = 'assistant'"),
+    )
+    .await;
+    assert_eq!(stored[0][0], "error");
+    assert!(!stored[0][1].is_empty());
+    drop(a.workers.remove(b_worker));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arena_demo_serves_a_battle_and_stops_everything_on_a_signal() {
+    let home = tempfile::tempdir().unwrap();
+    let models = common::smollm2().parent().unwrap().to_path_buf();
+    let mut cmd = common::arena();
+    cmd.args(["demo", "--http-addr", "127.0.0.1:0"])
+        .env("ARENA_MODELS", &models)
+        .env("ARENA_HOME", home.path())
+        .env_remove("DATABASE_URL");
+    let (demo, url) = common::spawn_until(cmd, "arena demo ready: open ", Duration::from_secs(180));
+    let http = url.split_whitespace().next().unwrap().to_string();
+    let c = common::Controller {
+        proc: demo,
+        http: http.clone(),
+        grpc: String::new(),
+    };
+    common::wait_workers(&c, 2).await;
+    let id = new_battle(&http).await;
+    let t = post(
+        &http,
+        &format!("/api/battles/{id}/turns"),
+        json!({"text": "What is the capital of France? Answer in one word.", "temperature": 0, "max_tokens": 12}),
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert!(
+        t.text_of("a").contains("Paris") || t.text_of("b").contains("Paris"),
+        "{}",
+        t.text
+    );
+    let v = post(
+        &http,
+        &format!("/api/battles/{id}/vote"),
+        json!({"winner": "tie"}),
+    )
+    .await;
+    assert_eq!(v.status, 200, "{}", v.text);
+    // The store is the default one: SQLite in ARENA_HOME.
+    assert!(home.path().join("arena.db").exists());
+
+    let mut demo = c.proc;
+    demo.terminate();
+    let status = demo
+        .wait(Duration::from_secs(30))
+        .expect("the demo did not stop");
+    assert!(status.success(), "{}", demo.log());
+    // Its controller and workers are gone with it.
+    assert!(reqwest::get(format!("{http}/health")).await.is_err());
+}

@@ -1,0 +1,204 @@
+//! The web page in a real browser: headless Chromium (Debian's chromium and chromium-driver,
+//! installed by scripts/test.sh) against a real controller and workers.
+
+mod common;
+
+use std::time::Duration;
+
+use common::arena::{rows, spawn_arena};
+use common::browser::Browser;
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::smollm2();
+    let a = spawn_arena(
+        "sqlite",
+        dir.path(),
+        &[],
+        &[
+            (&model, "smollm2-135m", &["--threads", "1"]),
+            (
+                &model,
+                "smollm2-135m (vicuna template)",
+                &["--threads", "1", "--template", "vicuna_v1.1"],
+            ),
+        ],
+    )
+    .await;
+    let browser = Browser::start(1280, 1000).await;
+    browser.goto(&a.c.http).await;
+    // Nothing on the page names a model before the vote.
+    let before = browser
+        .eval("return document.documentElement.outerHTML")
+        .await;
+    assert!(
+        !before.as_str().unwrap().contains("smollm2"),
+        "names in the page"
+    );
+    browser
+        .type_into(
+            "#battle-input",
+            "What is the capital of France? Answer in one word.\u{E007}",
+        )
+        .await;
+    browser
+        .wait_for(
+            "return !document.querySelector('#battle-vote-b').disabled",
+            Duration::from_secs(120),
+        )
+        .await;
+    let panes = browser
+        .eval("return [document.querySelector('#battle-a').innerText, document.querySelector('#battle-b').innerText]")
+        .await;
+    for pane in panes.as_array().unwrap() {
+        let t = pane.as_str().unwrap();
+        assert!(
+            t.contains("capital of France"),
+            "the question is not shown: {t}"
+        );
+        assert!(
+            t.len() > "What is the capital of France? Answer in one word.".len() + 2,
+            "no answer: {t}"
+        );
+    }
+    let during = browser
+        .eval("return document.documentElement.outerHTML")
+        .await;
+    assert!(
+        !during.as_str().unwrap().contains("smollm2"),
+        "names before the vote"
+    );
+
+    browser.click("#battle-vote-b").await;
+    browser
+        .wait_for(
+            "return document.querySelector('#battle-name-a').innerText.includes('smollm2')",
+            Duration::from_secs(20),
+        )
+        .await;
+    let names = browser
+        .eval("return document.querySelector('#battle-name-a').innerText + ' | ' + document.querySelector('#battle-name-b').innerText")
+        .await;
+    let names = names.as_str().unwrap().to_string();
+    assert!(names.contains("vicuna template"), "{names}");
+    assert!(
+        browser
+            .eval("return document.querySelector('#battle-vote-a').disabled")
+            .await
+            == json!(true),
+        "voting stays open after the vote"
+    );
+    let votes = rows(
+        &a.db_url,
+        "SELECT v.winner, b.model_b FROM votes v JOIN battles b ON b.id = v.battle_id",
+    )
+    .await;
+    assert_eq!(votes.len(), 1, "{votes:?}");
+    assert_eq!(votes[0][0], "model_b");
+    assert!(names.contains(&votes[0][1]), "{names} vs {votes:?}");
+
+    if let Ok(path) = std::env::var("ARENA_SCREENSHOT") {
+        std::fs::write(path, browser.screenshot().await).unwrap();
+    }
+}
+
+/// An OpenAI-compatible endpoint whose "model" answers with markup meant to run in the page.
+async fn hostile_endpoint() -> String {
+    use axum::routing::post;
+    let answer =
+        "Look: <img src=x onerror=\"window.__xss=1\"> and <script>window.__xss=2</script> **done**";
+    let app = axum::Router::new().route(
+        "/v1/chat/completions",
+        post(move || async move {
+            let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+                format!(
+                    "data: {}\n\n",
+                    json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                )
+            };
+            let body = [
+                chunk(json!({"role": "assistant"}), None),
+                chunk(json!({"content": answer}), None),
+                chunk(json!({}), Some("stop")),
+                format!(
+                    "data: {}\n\n",
+                    json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 9}})
+                ),
+                "data: [DONE]\n\n".to_string(),
+            ]
+            .concat();
+            ([("content-type", "text/event-stream")], body)
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/v1")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn markup_in_a_model_answer_renders_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = hostile_endpoint().await;
+    let file = dir.path().join("endpoints.toml");
+    std::fs::write(
+        &file,
+        format!("[[endpoint]]\nname = \"hostile\"\nbase_url = \"{base}\"\n"),
+    )
+    .unwrap();
+    let mut cmd = common::controller_command();
+    cmd.args(["--endpoints", file.to_str().unwrap()]);
+    let c = common::start_controller(cmd);
+
+    let browser = Browser::start(900, 900).await;
+    browser.goto(&format!("{}/#direct", c.http)).await;
+    browser
+        .wait_for(
+            "return [...document.querySelectorAll('#direct-model option')].some(o => o.value === 'hostile')",
+            Duration::from_secs(20),
+        )
+        .await;
+    browser
+        .eval("const s = document.querySelector('#direct-model'); s.value = 'hostile'; s.dispatchEvent(new Event('change')); return true")
+        .await;
+    browser
+        .type_into(
+            "#direct-input",
+            "<img src=y onerror=\"window.__xss=3\"> hi\u{E007}",
+        )
+        .await;
+    browser
+        .wait_for(
+            "return document.querySelector('#direct-a').innerText.includes('done')",
+            Duration::from_secs(30),
+        )
+        .await;
+    let text = browser
+        .eval("return document.querySelector('#direct-a').innerText")
+        .await;
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("<img src=x onerror=\"window.__xss=1\">"),
+        "{text}"
+    );
+    assert!(text.contains("<script>window.__xss=2</script>"), "{text}");
+    assert!(
+        text.contains("<img src=y onerror"),
+        "the user's own text: {text}"
+    );
+    let injected = browser
+        .eval("return [window.__xss === undefined, document.querySelectorAll('#direct-a img, #direct-a script').length]")
+        .await;
+    assert_eq!(
+        injected,
+        json!([true, 0]),
+        "markup from the answer ran or became elements"
+    );
+    // Markdown still renders: **done** is bold.
+    assert_eq!(
+        browser.eval("return [...document.querySelectorAll('#direct-a strong')].some(e => e.innerText === 'done')").await,
+        json!(true)
+    );
+}

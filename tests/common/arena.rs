@@ -1,0 +1,135 @@
+//! Helpers for arena tests: a controller with its store and workers, SSE turns, JSON calls.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use super::{spawn_controller, spawn_registered_worker, wait_workers, Controller, Proc};
+
+/// A controller on a fresh database of `backend` with workers registered.
+pub struct Arena {
+    /// The controller.
+    pub c: Controller,
+    /// Its workers, by position in the spawn list.
+    pub workers: Vec<Proc>,
+    /// Its database URL, for checking rows.
+    pub db_url: String,
+}
+
+/// Starts a controller on a fresh `backend` database with `args`, and one worker per
+/// (model, name, extra args).
+pub async fn spawn_arena(
+    backend: &str,
+    dir: &Path,
+    args: &[&str],
+    workers: &[(&Path, &str, &[&str])],
+) -> Arena {
+    let db_url = arena_controller::db::scratch::database_url(backend, dir).await;
+    let mut all = vec!["--database-url", db_url.as_str()];
+    all.extend_from_slice(args);
+    let c = spawn_controller(&all);
+    let workers: Vec<Proc> = workers
+        .iter()
+        .map(|(model, name, extra)| {
+            let mut a = vec!["--name", *name];
+            a.extend_from_slice(extra);
+            spawn_registered_worker(model, &c.grpc, &a)
+        })
+        .collect();
+    wait_workers(&c, workers.len()).await;
+    Arena { c, workers, db_url }
+}
+
+/// A call's status, headers and body (JSON when it parses, else a string).
+pub struct Answer {
+    /// HTTP status.
+    pub status: u16,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The raw body.
+    pub text: String,
+}
+
+impl Answer {
+    /// The body as JSON (panics with the body when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    /// The SSE `data:` payloads, parsed.
+    pub fn events(&self) -> Vec<Value> {
+        self.text
+            .lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .map(|d| {
+                serde_json::from_str(d.trim()).unwrap_or_else(|e| panic!("bad event {d}: {e}"))
+            })
+            .collect()
+    }
+
+    /// The concatenated deltas of `side`.
+    pub fn text_of(&self, side: &str) -> String {
+        self.events()
+            .iter()
+            .filter(|e| e["type"] == "delta" && e["side"] == side)
+            .map(|e| e["text"].as_str().unwrap().to_string())
+            .collect()
+    }
+}
+
+/// POSTs JSON and reads the whole answer.
+pub async fn post(base: &str, path: &str, body: Value) -> Answer {
+    let r = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    Answer {
+        status,
+        headers,
+        text: r.text().await.unwrap(),
+    }
+}
+
+/// GETs a path.
+pub async fn get(base: &str, path: &str) -> Answer {
+    let r = reqwest::get(format!("{base}{path}")).await.unwrap();
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    Answer {
+        status,
+        headers,
+        text: r.text().await.unwrap(),
+    }
+}
+
+/// Rows of a query on the arena's database, each value as a string (NULL as "").
+pub async fn rows(db_url: &str, sql: &str) -> Vec<Vec<String>> {
+    use sqlx::Row;
+    macro_rules! collect {
+        ($pool:ty) => {{
+            let pool = <$pool>::connect(db_url).await.unwrap();
+            let rows = sqlx::query(sql).fetch_all(&pool).await.unwrap();
+            rows.iter()
+                .map(|r| {
+                    (0..r.columns().len())
+                        .map(|i| {
+                            r.try_get::<String, _>(i)
+                                .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
+                                .or_else(|_| r.try_get::<bool, _>(i).map(|v| v.to_string()))
+                                .unwrap_or_default()
+                        })
+                        .collect()
+                })
+                .collect()
+        }};
+    }
+    if db_url.starts_with("postgres") {
+        collect!(sqlx::PgPool)
+    } else {
+        collect!(sqlx::SqlitePool)
+    }
+}
