@@ -411,3 +411,81 @@ async fn the_page_is_served_with_a_strict_content_security_policy() {
     let ready = get(&c.http, "/ready").await.json();
     assert_eq!(ready["store"], "sqlite");
 }
+
+/// An OpenAI-compatible moderation endpoint that flags any input mentioning "attack".
+async fn moderation_endpoint() -> String {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/v1/moderations",
+        post(|axum::Json(body): axum::Json<Value>| async move {
+            let flagged = body["input"].as_str().unwrap_or("").contains("attack");
+            axum::Json(json!({"id": "modr-1", "model": "test", "results": [{
+                "flagged": flagged,
+                "categories": {"violence": flagged, "hate": false},
+            }]}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}/v1/moderations")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_moderation_endpoint_checks_every_mode_and_an_unreachable_one_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = moderation_endpoint().await;
+    let a = two_tiny("sqlite", dir.path(), &["--moderation-url", &url]).await;
+    let http = &a.c.http;
+    let battle = post(http, "/api/battles", json!({"mode": "anonymous"}))
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let chat = post(http, "/api/chats", json!({"model": "tiny-a"}))
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for path in [
+        format!("/api/battles/{battle}/turns"),
+        format!("/api/chats/{chat}/turns"),
+    ] {
+        let refused = post(http, &path, turn("plan an attack")).await;
+        assert_eq!(refused.status, 400, "{}", refused.text);
+        let e = refused.json();
+        assert_eq!(e["error"]["code"], "flagged");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains("violence"),
+            "{e}"
+        );
+        assert_eq!(post(http, &path, turn("plan a picnic")).await.status, 200);
+    }
+    let flags = rows(
+        &a.db_url,
+        "SELECT source, reason FROM moderation_flags ORDER BY created_ms",
+    )
+    .await;
+    assert_eq!(flags.len(), 2, "{flags:?}");
+    assert_eq!(flags[0][0], "remote");
+
+    // A moderation service that cannot be reached lets nothing through.
+    let dead = format!("http://127.0.0.1:{}/v1/moderations", common::free_port());
+    let b = two_tiny("sqlite", dir.path(), &["--moderation-url", &dead]).await;
+    let chat = post(&b.c.http, "/api/chats", json!({"model": "tiny-a"}))
+        .await
+        .json()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = post(
+        &b.c.http,
+        &format!("/api/chats/{chat}/turns"),
+        turn("hello"),
+    )
+    .await;
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert!(r.text.contains("moderation check failed"), "{}", r.text);
+}

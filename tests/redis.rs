@@ -65,3 +65,47 @@ async fn an_unreachable_redis_stops_start_up_with_a_clear_message() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_on_one_redis_share_each_clients_rate_limit() {
+    let url = redis_url();
+    let args = [
+        "--redis-url",
+        url.as_str(),
+        "--rate-limit",
+        "2",
+        "--rate-window-s",
+        "3600",
+        "--trust-forwarded-for",
+    ];
+    let a = common::spawn_controller(&args);
+    let b = common::spawn_controller(&args);
+    // A client address of this run's own, so earlier runs' counts in this Redis do not matter.
+    let client = format!(
+        "10.{}.{}.{}",
+        common::rand_u64() % 250,
+        common::rand_u64() % 250,
+        common::rand_u64() % 250
+    );
+    let create = |http: String| {
+        let client = client.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .post(format!("{http}/api/battles"))
+                .header("x-forwarded-for", client)
+                .json(&serde_json::json!({"mode": "anonymous"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.headers().get("retry-after").cloned())
+        }
+    };
+    // No models here, so these are 503s, but they count all the same.
+    assert_eq!(create(a.http.clone()).await.0, 503);
+    assert_eq!(create(b.http.clone()).await.0, 503);
+    let (status, retry) = create(a.http.clone()).await;
+    assert_eq!(status, 429);
+    assert!(retry.is_some());
+    let (status, _) = create(b.http.clone()).await;
+    assert_eq!(status, 429, "replica B did not see replica A's count");
+}

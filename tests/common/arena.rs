@@ -77,14 +77,8 @@ impl Answer {
     }
 }
 
-/// POSTs JSON and reads the whole answer.
-pub async fn post(base: &str, path: &str, body: Value) -> Answer {
-    let r = reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+/// Reads a whole answer.
+async fn read(r: reqwest::Response) -> Answer {
     let status = r.status().as_u16();
     let headers = r.headers().clone();
     Answer {
@@ -94,16 +88,20 @@ pub async fn post(base: &str, path: &str, body: Value) -> Answer {
     }
 }
 
+/// POSTs JSON and reads the whole answer.
+pub async fn post(base: &str, path: &str, body: Value) -> Answer {
+    let r = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    read(r).await
+}
+
 /// GETs a path.
 pub async fn get(base: &str, path: &str) -> Answer {
-    let r = reqwest::get(format!("{base}{path}")).await.unwrap();
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    Answer {
-        status,
-        headers,
-        text: r.text().await.unwrap(),
-    }
+    read(reqwest::get(format!("{base}{path}")).await.unwrap()).await
 }
 
 /// Rows of a query on the arena's database, each value as a string (NULL as "").
