@@ -1,28 +1,13 @@
 //! The arena API end to end: a real controller on a fresh SQLite file or Postgres database,
 //! real tiny-model workers over gRPC, every test on both backends.
 
+#[macro_use]
 mod common;
 
 use std::path::Path;
 
 use common::arena::{get, post, rows, spawn_arena, Arena};
 use serde_json::{json, Value};
-
-/// Runs an async test body once per store backend.
-macro_rules! on_both_backends {
-    ($name:ident, $body:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread")]
-            async fn sqlite() {
-                super::$body("sqlite").await;
-            }
-            #[tokio::test(flavor = "multi_thread")]
-            async fn postgres() {
-                super::$body("postgres").await;
-            }
-        }
-    };
-}
 
 /// A controller with two tiny workers, `tiny-a` and `tiny-b`.
 async fn two_tiny(backend: &str, dir: &Path, args: &[&str]) -> Arena {
@@ -299,7 +284,7 @@ async fn limits_moderation_and_rate_limits(backend: &str) {
             "--moderation-rules",
             rules.to_str().unwrap(),
             "--rate-limit",
-            "8",
+            "10",
             "--rate-window-s",
             "60",
         ],
@@ -327,6 +312,12 @@ async fn limits_moderation_and_rate_limits(backend: &str) {
     );
     let empty = post(http, &path, turn("  ")).await;
     assert_eq!(empty.status, 400);
+    let typed = post(http, &path, json!({"text": 5})).await;
+    assert_eq!(typed.status, 422, "{}", typed.text);
+    assert_eq!(typed.json()["error"]["param"], "text");
+    let unknown = post(http, &path, json!({"text": "hi", "temprature": 1})).await;
+    assert_eq!(unknown.status, 422, "{}", unknown.text);
+    assert_eq!(unknown.json()["error"]["param"], "temprature");
     let hot = post(http, &path, json!({"text": "hi", "temperature": 3})).await;
     assert_eq!(hot.status, 400);
     assert_eq!(hot.json()["error"]["param"], "temperature");
@@ -361,8 +352,8 @@ async fn limits_moderation_and_rate_limits(backend: &str) {
     assert_eq!(third.status, 400, "{}", third.text);
     assert_eq!(third.json()["error"]["code"], "turn_limit");
 
-    // Every request to a generation route counts, refused ones too: 1 create + 7 turns so
-    // far, so the 9th request passes the limit of 8 per minute.
+    // Every request to a generation route counts, refused ones too: 1 create + 9 turns so
+    // far, so the 11th request passes the limit of 10 per minute.
     let limited = post(http, &path, turn("four")).await;
     assert_eq!(limited.status, 429, "{}", limited.text);
     let retry: u64 = limited.headers["retry-after"]
@@ -405,7 +396,13 @@ async fn the_page_is_served_with_a_strict_content_security_policy() {
     assert!(page.text.contains("/app.js"));
     let csp = page.headers["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'"), "{csp}");
-    for asset in ["/app.js", "/markdown.js", "/style.css"] {
+    for asset in [
+        "/app.js",
+        "/markdown.js",
+        "/conversation.js",
+        "/leaderboard.js",
+        "/style.css",
+    ] {
         assert_eq!(get(&c.http, asset).await.status, 200, "{asset}");
     }
     let ready = get(&c.http, "/ready").await.json();

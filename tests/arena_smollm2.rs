@@ -1,6 +1,7 @@
 //! The arena with the real SmolLM2 model: two contestants (one set of weights under two
 //! templates, in two worker processes), an identity leak and a worker dying mid-answer.
 
+#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
@@ -32,10 +33,9 @@ async fn new_battle(http: &str) -> String {
     b.json()["id"].as_str().unwrap().to_string()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_vote_on_an_answer_naming_its_model_is_stored_but_not_counted() {
+async fn identity_leak(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let a = smollm2_arena("sqlite", dir.path()).await;
+    let a = smollm2_arena(backend, dir.path()).await;
     let http = &a.c.http;
     let id = new_battle(http).await;
     let t = post(
@@ -78,11 +78,14 @@ async fn a_vote_on_an_answer_naming_its_model_is_stored_but_not_counted() {
         "an excluded vote ranked models: {board}"
     );
 }
+on_both_backends!(
+    a_vote_on_an_answer_naming_its_model_is_stored_but_not_counted,
+    identity_leak
+);
 
-#[tokio::test(flavor = "multi_thread")]
-async fn one_side_failing_mid_answer_ends_that_side_only_and_the_vote_does_not_count() {
+async fn failing_mid_answer(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = smollm2_arena("postgres", dir.path()).await;
+    let mut a = smollm2_arena(backend, dir.path()).await;
     let http = a.c.http.clone();
     let id = new_battle(&http).await;
     // Which worker answers side B (the test may look; the browser may not).
@@ -179,6 +182,10 @@ async fn one_side_failing_mid_answer_ends_that_side_only_and_the_vote_does_not_c
     assert!(!stored[0][1].is_empty());
     drop(a.workers.remove(b_worker));
 }
+on_both_backends!(
+    one_side_failing_mid_answer_ends_that_side_only_and_the_vote_does_not_count,
+    failing_mid_answer
+);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn arena_demo_serves_a_battle_and_stops_everything_on_a_signal() {

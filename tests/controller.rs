@@ -212,6 +212,34 @@ async fn errors_are_openai_shaped_with_the_right_status() {
         r.json::<Value>().await.unwrap()["error"]["type"],
         "invalid_request_error"
     );
+
+    // JSON of the wrong shape is 422 naming the field.
+    let mut bad = greedy("tiny-chat", "hi", 4);
+    bad["temperature"] = json!("hot");
+    let r = post(Some("k1"), bad).await.unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("\"hot\""),
+        "{e}"
+    );
+    assert_eq!(e["error"]["type"], "invalid_request_error");
+    let mut bad = greedy("tiny-chat", "hi", 4);
+    bad["messages"] = json!("hi");
+    let r = post(Some("k1"), bad).await.unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["param"],
+        "messages"
+    );
+    let r = post(
+        Some("k1"),
+        json!({"messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"]["param"], "model");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -25,6 +25,9 @@ pub enum ControllerError {
     /// A write lost a race or repeated a unique fact (a second vote on one turn).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Ratings could not be computed from the battles (bad input, no finite optimum).
+    #[error("ratings: {0}")]
+    Ratings(String),
     /// An I/O error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
@@ -142,6 +145,26 @@ impl ApiError {
         }
     }
 
+    /// A body that is not JSON is 400; JSON of the wrong shape (a missing field, a wrong
+    /// type, an unknown field) is 422 naming the field.
+    pub fn from_json_rejection(e: &axum::extract::rejection::JsonRejection) -> Self {
+        use axum::extract::rejection::JsonRejection;
+        let text = e.body_text();
+        match e {
+            JsonRejection::JsonDataError(_) => {
+                let detail = text
+                    .split_once("target type: ")
+                    .map_or(text.as_str(), |(_, d)| d);
+                Self {
+                    status: StatusCode::UNPROCESSABLE_ENTITY,
+                    param: field_of(detail),
+                    ..Self::invalid_param("", format!("invalid request body: {detail}"))
+                }
+            }
+            _ => Self::bad_request(format!("invalid request body: {text}")),
+        }
+    }
+
     /// OpenAI's error `type` for this status.
     pub fn kind(&self) -> &'static str {
         match self.status.as_u16() {
@@ -166,6 +189,22 @@ impl ApiError {
     }
 }
 
+/// The field a serde error is about: its path (`temperature: invalid type...`) or the name in
+/// `missing field `x`` / `unknown field `x``.
+fn field_of(detail: &str) -> Option<String> {
+    for marker in ["missing field `", "unknown field `"] {
+        if let Some(rest) = detail.split_once(marker).map(|(_, r)| r) {
+            return rest.split('`').next().map(str::to_string);
+        }
+    }
+    let (path, _) = detail.split_once(": ")?;
+    let is_path = !path.is_empty()
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']'));
+    is_path.then(|| path.to_string())
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, Json(self.body())).into_response();
@@ -175,5 +214,32 @@ impl IntoResponse for ApiError {
                 .insert(axum::http::header::RETRY_AFTER, secs.into());
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::field_of;
+
+    #[test]
+    fn serde_errors_name_their_field() {
+        assert_eq!(
+            field_of("temperature: invalid type: string \"hot\", expected f32 at line 1 column 20")
+                .as_deref(),
+            Some("temperature")
+        );
+        assert_eq!(
+            field_of("messages[0].role: invalid type: integer `1`, expected a string").as_deref(),
+            Some("messages[0].role")
+        );
+        assert_eq!(
+            field_of("missing field `text` at line 1 column 2").as_deref(),
+            Some("text")
+        );
+        assert_eq!(
+            field_of("unknown field `foo`, expected `text`").as_deref(),
+            Some("foo")
+        );
+        assert_eq!(field_of("expected value at line 1 column 1"), None);
     }
 }

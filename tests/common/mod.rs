@@ -1,6 +1,22 @@
 //! Helpers for end-to-end tests: real `arena` processes on free ports, tiny models on disk,
 //! and a small in-test gRPC controller.
-#![allow(dead_code)]
+#![allow(dead_code, unused_macros)]
+
+/// Runs an async test body once per store backend.
+macro_rules! on_both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread")]
+            async fn sqlite() {
+                super::$body("sqlite").await;
+            }
+            #[tokio::test(flavor = "multi_thread")]
+            async fn postgres() {
+                super::$body("postgres").await;
+            }
+        }
+    };
+}
 
 pub mod arena;
 pub mod browser;

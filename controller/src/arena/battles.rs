@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use super::hygiene::exclusion_reason;
 use super::pick::draw_pair;
 use super::turns::{self, Sampling, Streaming, Thread, TurnBody};
-use super::{body, new_id, store_error, ArenaState, Client};
+use super::{body, new_id, optional_body, store_error, ArenaState, Client};
 use crate::db::{BattleRecord, NewBattle, NewVote};
 use crate::error::ApiError;
 use crate::openai::served_models;
@@ -154,7 +154,7 @@ pub async fn turn(
     b: Result<Json<TurnBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let req = body(b)?;
-    let params = state.sampling(&req.sampling)?;
+    let params = state.sampling(&req.sampling())?;
     let battle = load(&state, &id).await?;
     open(&battle)?;
     state
@@ -175,9 +175,9 @@ pub async fn turn(
 pub async fn regenerate(
     State(state): State<Arc<ArenaState>>,
     Path(id): Path<String>,
-    b: Option<Json<Sampling>>,
+    b: Result<Json<Sampling>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let sampling = b.map(|Json(s)| s).unwrap_or_default();
+    let sampling = optional_body(b)?;
     let params = state.sampling(&sampling)?;
     let battle = load(&state, &id).await?;
     open(&battle)?;

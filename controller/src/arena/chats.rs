@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::turns::{self, Sampling, Streaming, Thread, TurnBody};
-use super::{body, new_id, store_error, ArenaState, Client};
+use super::{body, new_id, optional_body, store_error, ArenaState, Client};
 use crate::db::{ConversationRecord, NewRating};
 use crate::error::ApiError;
 use crate::openai::served_models;
@@ -67,7 +67,7 @@ pub async fn turn(
     b: Result<Json<TurnBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let req = body(b)?;
-    let params = state.sampling(&req.sampling)?;
+    let params = state.sampling(&req.sampling())?;
     let chat = load(&state, &id).await?;
     state
         .check_input(&req.text, &client, None, Some(&chat.id))
@@ -81,9 +81,9 @@ pub async fn turn(
 pub async fn regenerate(
     State(state): State<Arc<ArenaState>>,
     Path(id): Path<String>,
-    b: Option<Json<Sampling>>,
+    b: Result<Json<Sampling>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let sampling = b.map(|Json(s)| s).unwrap_or_default();
+    let sampling = optional_body(b)?;
     let params = state.sampling(&sampling)?;
     let chat = load(&state, &id).await?;
     let thread = Thread::load(&state, &chat.id, &chat.model).await?;

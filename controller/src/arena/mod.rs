@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::middleware::{self, Next};
@@ -225,10 +226,18 @@ pub fn store_error(e: crate::error::ControllerError) -> ApiError {
     }
 }
 
-/// A JSON body, or a 400 saying what is wrong with it.
-fn body<T>(b: Result<Json<T>, axum::extract::rejection::JsonRejection>) -> Result<T, ApiError> {
+/// A JSON body, or the error saying what is wrong with it (400 or 422).
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
     b.map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))
+        .map_err(|e| ApiError::from_json_rejection(&e))
+}
+
+/// Like [`body`], but no body at all (no JSON content type) is the default.
+fn optional_body<T: Default>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    match b {
+        Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
+        other => body(other),
+    }
 }
 
 /// A random id with a prefix (`b_` battles, `c_` conversations, `v_` votes).

@@ -33,15 +33,30 @@ pub struct Sampling {
     pub max_tokens: Option<u32>,
 }
 
-/// The body of a turn.
+/// The body of a turn: the message and the sampling fields (serde cannot deny unknown
+/// fields through a flattened struct, so they are repeated here).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TurnBody {
     /// The user's message.
     pub text: String,
-    /// Sampling overrides.
-    #[serde(flatten)]
-    pub sampling: Sampling,
+    /// See [`Sampling`].
+    pub temperature: Option<f32>,
+    /// See [`Sampling`].
+    pub top_p: Option<f32>,
+    /// See [`Sampling`].
+    pub max_tokens: Option<u32>,
+}
+
+impl TurnBody {
+    /// Its sampling fields.
+    pub fn sampling(&self) -> Sampling {
+        Sampling {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens: self.max_tokens,
+        }
+    }
 }
 
 impl ArenaState {

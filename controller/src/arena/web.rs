@@ -22,25 +22,34 @@ fn file(content_type: &'static str, body: &'static str) -> impl IntoResponse + C
 
 /// `/` and the page's assets.
 pub fn router() -> Router {
+    const JS: &str = "text/javascript; charset=utf-8";
     let html = file(
         "text/html; charset=utf-8",
         include_str!("../../../web/index.html"),
-    );
-    let js = file(
-        "text/javascript; charset=utf-8",
-        include_str!("../../../web/app.js"),
     );
     let css = file(
         "text/css; charset=utf-8",
         include_str!("../../../web/style.css"),
     );
-    let md = file(
-        "text/javascript; charset=utf-8",
-        include_str!("../../../web/markdown.js"),
-    );
-    Router::new()
+    let scripts = [
+        (
+            "/markdown.js",
+            file(JS, include_str!("../../../web/markdown.js")),
+        ),
+        (
+            "/conversation.js",
+            file(JS, include_str!("../../../web/conversation.js")),
+        ),
+        (
+            "/leaderboard.js",
+            file(JS, include_str!("../../../web/leaderboard.js")),
+        ),
+        ("/app.js", file(JS, include_str!("../../../web/app.js"))),
+    ];
+    let router = Router::new()
         .route("/", get(move || async move { html }))
-        .route("/markdown.js", get(move || async move { md }))
-        .route("/app.js", get(move || async move { js }))
-        .route("/style.css", get(move || async move { css }))
+        .route("/style.css", get(move || async move { css }));
+    scripts.into_iter().fold(router, |r, (path, body)| {
+        r.route(path, get(move || async move { body }))
+    })
 }

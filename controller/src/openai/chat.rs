@@ -59,8 +59,7 @@ pub async fn chat_completions(
     State(state): State<Arc<ApiState>>,
     body: Result<Json<ChatCompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
+    let Json(req) = body.map_err(|e| ApiError::from_json_rejection(&e))?;
     let generate = validate(&req)?;
     respond::serve(&state, generate, Flavor::Chat, &req.common).await
 }

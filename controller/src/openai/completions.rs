@@ -50,8 +50,7 @@ pub async fn completions(
     State(state): State<Arc<ApiState>>,
     body: Result<Json<CompletionRequest>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body
-        .map_err(|e| ApiError::bad_request(format!("invalid request body: {}", e.body_text())))?;
+    let Json(req) = body.map_err(|e| ApiError::from_json_rejection(&e))?;
     let common = req.common.clone();
     let generate = validate(req)?;
     respond::serve(&state, generate, Flavor::Text, &common).await
