@@ -39,6 +39,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Print the token ids of a text as one JSON array.
     Tokenize(TokenizeArgs),
+    /// Export votes (Chatbot Arena dataset columns) or conversations (ShareGPT) as JSON lines.
+    Export(ExportArgs),
     /// Benchmarks (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -63,6 +65,33 @@ pub struct DemoArgs {
     /// Where the model is kept (default: ~/.cache/arena/models).
     #[arg(long, env = "ARENA_MODELS")]
     pub models_dir: Option<PathBuf>,
+}
+
+/// Flags of `arena export`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// chatbot-arena (one vote per line) or sharegpt (one conversation per line).
+    #[arg(long)]
+    pub format: arena_controller::export::Format,
+    /// The arena's database (default: sqlite://$ARENA_HOME/arena.db).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Also export votes that do not count for the leaderboard (chatbot-arena).
+    #[arg(long)]
+    pub all: bool,
+    /// Write here instead of stdout.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+}
+
+impl ExportArgs {
+    /// The database URL, defaulted like the controller's.
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(default_database_url)
+    }
 }
 
 /// Flags of `arena bench controller`.

@@ -50,6 +50,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 arena_controller::demo::run(opts).await?
             }
+            Command::Export(args) => {
+                let store = arena_controller::db::connect(&args.database_url()).await?;
+                let mut out: Box<dyn std::io::Write + Send> = match &args.output {
+                    Some(path) => Box::new(std::io::BufWriter::new(
+                        std::fs::File::create(path)
+                            .with_context(|| format!("cannot create {}", path.display()))?,
+                    )),
+                    None => Box::new(std::io::BufWriter::new(std::io::stdout())),
+                };
+                let n = arena_controller::export::export(&*store, args.format, args.all, &mut *out)
+                    .await?;
+                eprintln!("arena export: {n} rows");
+            }
             Command::Controller(args) => {
                 arena_controller::run::run_controller(args.options()).await?
             }

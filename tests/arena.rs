@@ -159,6 +159,39 @@ async fn full_anonymous_battle(backend: &str) {
     assert_eq!(models[0]["model"], names["model_b"]);
     assert_eq!(models[0]["wins"], 1);
 
+    // The exports an analyst or a trainer takes away.
+    let out = common::arena_ok(&["export", "--format", "chatbot-arena", "--database-url", db]);
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    let row = &lines[0];
+    assert_eq!(row["question_id"], id.as_str());
+    assert_eq!(row["winner"], "model_b");
+    assert_eq!(row["model_a"], names["model_a"]);
+    assert_eq!(row["anony"], true);
+    assert_eq!(row["turn"], 2);
+    assert_eq!(row["conversation_a"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        row["conversation_b"][0],
+        json!({"role": "user", "content": "Hello there"})
+    );
+    let out = common::arena_ok(&["export", "--format", "sharegpt", "--database-url", db]);
+    let conversations: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(conversations.len(), 2, "{out}");
+    assert_eq!(conversations[0]["conversations"][0]["from"], "human");
+    assert_eq!(conversations[0]["conversations"][1]["from"], "gpt");
+    let bad = common::arena()
+        .args(["export", "--format", "parquet"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("chatbot-arena or sharegpt"));
+
     // Unknown battle.
     let missing = post(http, "/api/battles/b_nope/vote", json!({"winner": "tie"})).await;
     assert_eq!(missing.status, 404, "{}", missing.text);

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod endpoints;
 pub mod error;
+pub mod export;
 pub mod grpc;
 pub mod metrics;
 pub mod openai;

@@ -247,3 +247,97 @@ async fn sqlite_creates_its_file_and_directory_on_first_start() {
         .unwrap();
     s.create_chat("c", "m", "h").await.unwrap();
 }
+
+on_both_backends!(
+    counted_battles_and_exports_stream_in_vote_order,
+    |s: Arc<dyn ArenaStore>| async move {
+        for (id, anonymous, counted) in
+            [("b1", true, true), ("b2", true, false), ("b3", false, true)]
+        {
+            s.create_battle(&battle(id, "alpha", "beta", anonymous))
+                .await
+                .unwrap();
+            for side in ["a", "b"] {
+                let conv = format!("{id}-{side}");
+                s.add_messages(&[
+                    message(&conv, 0, 1, "user", "Hi"),
+                    message(&conv, 1, 1, "assistant", &format!("{id} {side} old")),
+                ])
+                .await
+                .unwrap();
+                s.supersede(&conv, 1).await.unwrap();
+                s.add_messages(&[message(&conv, 2, 1, "assistant", &format!("{id} {side}"))])
+                    .await
+                    .unwrap();
+            }
+            s.add_vote(&vote(&format!("v{id}"), id, "model_b", counted))
+                .await
+                .unwrap();
+            // Distinct timestamps keep the order of the votes observable.
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        }
+        let mut rows = Vec::new();
+        let n = s
+            .counted_battles(&mut |r| {
+                rows.push(r);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        // Only the counted anonymous vote rates models.
+        assert_eq!(n, 1);
+        assert_eq!(
+            (rows[0].model_a.as_str(), rows[0].winner.as_str()),
+            ("alpha", "model_b")
+        );
+
+        let mut battles = Vec::new();
+        assert_eq!(
+            s.export_battles(false, &mut |b| {
+                battles.push(b);
+                Ok(())
+            })
+            .await
+            .unwrap(),
+            2
+        );
+        assert_eq!(battles[0].battle_id, "b1");
+        assert_eq!(battles[1].battle_id, "b3");
+        let conv: Vec<(&str, &str)> = battles[0]
+            .conversation_b
+            .iter()
+            .map(|(r, c)| (r.as_str(), c.as_str()))
+            .collect();
+        assert_eq!(conv, vec![("user", "Hi"), ("assistant", "b1 b")]);
+        let mut all = 0;
+        assert_eq!(
+            s.export_battles(true, &mut |_| {
+                all += 1;
+                Ok(())
+            })
+            .await
+            .unwrap(),
+            3
+        );
+        assert_eq!(all, 3);
+
+        let mut conversations = Vec::new();
+        assert_eq!(
+            s.export_conversations(&mut |c| {
+                conversations.push(c);
+                Ok(())
+            })
+            .await
+            .unwrap(),
+            6
+        );
+        assert!(conversations.iter().all(|c| c.messages.len() == 2));
+        // A failing sink stops the stream with its error.
+        let e = s
+            .export_conversations(&mut |_| Err(ControllerError::Config("disk full".into())))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("disk full"));
+        assert_eq!(s.vote_count().await.unwrap(), 3);
+    }
+);

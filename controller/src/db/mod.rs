@@ -176,6 +176,62 @@ pub struct ModelStats {
     pub win_rate: f64,
 }
 
+/// One counted anonymous vote, as the ratings read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BattleRow {
+    /// Model on side A.
+    pub model_a: String,
+    /// Model on side B.
+    pub model_b: String,
+    /// `model_a`, `model_b`, `tie` or `tie (bothbad)`.
+    pub winner: String,
+    /// When the vote was cast, Unix milliseconds.
+    pub tstamp_ms: i64,
+}
+
+/// A vote with both conversations, for the Chatbot Arena export.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportBattle {
+    /// Battle id.
+    pub battle_id: String,
+    /// Model on side A.
+    pub model_a: String,
+    /// Model on side B.
+    pub model_b: String,
+    /// The vote.
+    pub winner: String,
+    /// Salted hash of the voter.
+    pub voter_hash: String,
+    /// The turn voted on.
+    pub turn: i64,
+    /// Whether the names were hidden.
+    pub anonymous: bool,
+    /// Whether the vote counts for the leaderboard.
+    pub counted: bool,
+    /// When the vote was cast, Unix milliseconds.
+    pub tstamp_ms: i64,
+    /// Side A's current messages as (role, content).
+    pub conversation_a: Vec<(String, String)>,
+    /// Side B's current messages as (role, content).
+    pub conversation_b: Vec<(String, String)>,
+}
+
+/// A conversation for the ShareGPT export.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportConversation {
+    /// Conversation id.
+    pub id: String,
+    /// The answering model.
+    pub model: String,
+    /// `battle` or `direct`.
+    pub mode: String,
+    /// Its current messages as (role, content).
+    pub messages: Vec<(String, String)>,
+}
+
+/// Receives streamed rows; an error stops the stream.
+pub type Sink<'a, T> = &'a mut (dyn FnMut(T) -> Result<(), ControllerError> + Send);
+
 /// Where the arena keeps everything.
 #[tonic::async_trait]
 pub trait ArenaStore: Send + Sync {
@@ -210,6 +266,21 @@ pub trait ArenaStore: Send + Sync {
     async fn add_flag(&self, flag: &NewFlag) -> Result<(), ControllerError>;
     /// Per-model totals from the `model_win_rates` view, best first.
     async fn model_stats(&self) -> Result<Vec<ModelStats>, ControllerError>;
+    /// Every vote cast so far (a cheap version number for caches).
+    async fn vote_count(&self) -> Result<i64, ControllerError>;
+    /// Streams the counted anonymous votes in the order they were cast; returns how many.
+    async fn counted_battles(&self, sink: Sink<'_, BattleRow>) -> Result<u64, ControllerError>;
+    /// Streams votes (counted ones only unless `all`) with both conversations, oldest first.
+    async fn export_battles(
+        &self,
+        all: bool,
+        sink: Sink<'_, ExportBattle>,
+    ) -> Result<u64, ControllerError>;
+    /// Streams every conversation that has messages, oldest first.
+    async fn export_conversations(
+        &self,
+        sink: Sink<'_, ExportConversation>,
+    ) -> Result<u64, ControllerError>;
 }
 
 /// Opens the store at `url` (`postgres://...` or `sqlite://PATH`), creating an SQLite file

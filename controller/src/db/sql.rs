@@ -8,9 +8,12 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 
+use tokio_stream::StreamExt;
+
 use super::{
-    now_ms, redact, ArenaStore, BattleRecord, ConversationRecord, MessageRecord, ModelStats,
-    NewBattle, NewFlag, NewMessage, NewRating, NewVote,
+    now_ms, redact, ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExportBattle,
+    ExportConversation, MessageRecord, ModelStats, NewBattle, NewFlag, NewMessage, NewRating,
+    NewVote, Sink,
 };
 use crate::error::ControllerError;
 
@@ -332,6 +335,115 @@ macro_rules! arena_store_sql {
                         win_rate,
                     })
                     .collect())
+            }
+
+            async fn vote_count(&self) -> Result<i64, ControllerError> {
+                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM votes")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(query_error)?;
+                Ok(n)
+            }
+
+            async fn counted_battles(&self, sink: Sink<'_, BattleRow>) -> Result<u64, ControllerError> {
+                let mut rows = sqlx::query_as::<_, (String, String, String, i64)>(
+                    "SELECT b.model_a, b.model_b, v.winner, v.created_ms FROM votes v \
+                     JOIN battles b ON b.id = v.battle_id WHERE b.anonymous AND v.counted \
+                     ORDER BY v.created_ms, v.id",
+                )
+                .fetch(&self.pool);
+                let mut n = 0;
+                while let Some(row) = rows.next().await {
+                    let (model_a, model_b, winner, tstamp_ms) = row.map_err(query_error)?;
+                    sink(BattleRow { model_a, model_b, winner, tstamp_ms })?;
+                    n += 1;
+                }
+                Ok(n)
+            }
+
+            async fn export_battles(
+                &self,
+                all: bool,
+                sink: Sink<'_, ExportBattle>,
+            ) -> Result<u64, ControllerError> {
+                // One row per message, grouped by battle in order: memory holds one battle.
+                let mut rows = sqlx::query_as::<
+                    _,
+                    (String, String, String, String, String, i64, bool, bool, i64, String, String, String),
+                >(
+                    "SELECT v.battle_id, b.model_a, b.model_b, v.winner, v.voter_hash, v.turn, \
+                     b.anonymous, v.counted, v.created_ms, \
+                     CASE WHEN m.conversation_id = b.conversation_a THEN 'a' ELSE 'b' END, m.role, m.content \
+                     FROM votes v JOIN battles b ON b.id = v.battle_id \
+                     JOIN messages m ON (m.conversation_id = b.conversation_a OR m.conversation_id = b.conversation_b) \
+                     AND NOT m.superseded WHERE ($1 OR v.counted) \
+                     ORDER BY v.created_ms, v.battle_id, 10, m.seq",
+                )
+                .bind(all)
+                .fetch(&self.pool);
+                let mut current: Option<ExportBattle> = None;
+                let mut n = 0;
+                while let Some(row) = rows.next().await {
+                    let (id, model_a, model_b, winner, voter_hash, turn, anonymous, counted, tstamp_ms, side, role, content) =
+                        row.map_err(query_error)?;
+                    if current.as_ref().is_some_and(|c| c.battle_id != id) {
+                        if let Some(done) = current.take() {
+                            sink(done)?;
+                            n += 1;
+                        }
+                    }
+                    let battle = current.get_or_insert_with(|| ExportBattle {
+                        battle_id: id,
+                        model_a,
+                        model_b,
+                        winner,
+                        voter_hash,
+                        turn,
+                        anonymous,
+                        counted,
+                        tstamp_ms,
+                        ..Default::default()
+                    });
+                    let conversation = if side == "a" { &mut battle.conversation_a } else { &mut battle.conversation_b };
+                    conversation.push((role, content));
+                }
+                if let Some(done) = current {
+                    sink(done)?;
+                    n += 1;
+                }
+                Ok(n)
+            }
+
+            async fn export_conversations(
+                &self,
+                sink: Sink<'_, ExportConversation>,
+            ) -> Result<u64, ControllerError> {
+                let mut rows = sqlx::query_as::<_, (String, String, String, String, String)>(
+                    "SELECT c.id, c.model, c.mode, m.role, m.content FROM conversations c \
+                     JOIN messages m ON m.conversation_id = c.id AND NOT m.superseded \
+                     ORDER BY c.created_ms, c.id, m.seq",
+                )
+                .fetch(&self.pool);
+                let mut current: Option<ExportConversation> = None;
+                let mut n = 0;
+                while let Some(row) = rows.next().await {
+                    let (id, model, mode, role, content) = row.map_err(query_error)?;
+                    if current.as_ref().is_some_and(|c| c.id != id) {
+                        if let Some(done) = current.take() {
+                            sink(done)?;
+                            n += 1;
+                        }
+                    }
+                    current
+                        .get_or_insert_with(|| ExportConversation { id, model, mode, ..Default::default() })
+                        .messages
+                        .push((role, content));
+                }
+                if let Some(done) = current {
+                    sink(done)?;
+                    n += 1;
+                }
+                Ok(n)
             }
         }
     };

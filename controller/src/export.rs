@@ -1,0 +1,103 @@
+//! `arena export`: the store's votes and conversations as JSON lines, streamed row by row so
+//! a large table never sits in memory.
+
+use std::io::Write;
+
+use serde_json::{json, Value};
+
+use crate::db::{ArenaStore, ExportBattle, ExportConversation};
+use crate::error::ControllerError;
+
+/// What to export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One vote per line in the public Chatbot Arena dataset's columns.
+    ChatbotArena,
+    /// One conversation per line in ShareGPT's shape, for fine-tuning.
+    ShareGpt,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "chatbot-arena" => Ok(Self::ChatbotArena),
+            "sharegpt" => Ok(Self::ShareGpt),
+            other => Err(format!(
+                "unknown export format '{other}' (use chatbot-arena or sharegpt)"
+            )),
+        }
+    }
+}
+
+fn messages(conversation: &[(String, String)]) -> Value {
+    conversation
+        .iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect()
+}
+
+/// A vote in the dataset's columns: `question_id, model_a, model_b, winner, judge,
+/// conversation_a, conversation_b, turn, anony, language, tstamp, openai_moderation`.
+/// Language and moderation scores are not measured here and are null.
+pub fn chatbot_arena_row(b: &ExportBattle) -> Value {
+    json!({
+        "question_id": b.battle_id,
+        "model_a": b.model_a,
+        "model_b": b.model_b,
+        "winner": b.winner,
+        "judge": format!("arena_user_{}", b.voter_hash),
+        "conversation_a": messages(&b.conversation_a),
+        "conversation_b": messages(&b.conversation_b),
+        "turn": b.turn,
+        "anony": b.anonymous,
+        "language": null,
+        "tstamp": b.tstamp_ms as f64 / 1000.0,
+        "openai_moderation": null,
+    })
+}
+
+/// A conversation in ShareGPT's shape: `{"id", "model", "conversations": [{"from", "value"}]}`.
+pub fn sharegpt_row(c: &ExportConversation) -> Value {
+    let turns: Vec<Value> = c
+        .messages
+        .iter()
+        .map(|(role, content)| {
+            let from = if role == "user" { "human" } else { "gpt" };
+            json!({"from": from, "value": content})
+        })
+        .collect();
+    json!({"id": c.id, "model": c.model, "conversations": turns})
+}
+
+fn write_line(out: &mut (dyn Write + Send), v: &Value) -> Result<(), ControllerError> {
+    serde_json::to_writer(&mut *out, v)
+        .map_err(|e| ControllerError::Io(std::io::Error::other(e)))?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Writes the export to `out`, one JSON object per line; returns the rows written. With
+/// `all`, votes that do not count for the leaderboard are exported too.
+pub async fn export(
+    store: &dyn ArenaStore,
+    format: Format,
+    all: bool,
+    out: &mut (dyn Write + Send),
+) -> Result<u64, ControllerError> {
+    let n = match format {
+        Format::ChatbotArena => {
+            store
+                .export_battles(all, &mut |b| write_line(out, &chatbot_arena_row(&b)))
+                .await?
+        }
+        Format::ShareGpt => {
+            store
+                .export_conversations(&mut |c| write_line(out, &sharegpt_row(&c)))
+                .await?
+        }
+    };
+    out.flush()?;
+    Ok(n)
+}
