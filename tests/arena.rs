@@ -159,6 +159,33 @@ async fn full_anonymous_battle(backend: &str) {
     assert_eq!(models[0]["model"], names["model_b"]);
     assert_eq!(models[0]["wins"], 1);
 
+    // The README's analyst queries run as written.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("Five queries an analyst runs")
+        .nth(1)
+        .and_then(|r| r.split("```sql").nth(1))
+        .and_then(|r| r.split("```").next())
+        .expect("the README's analyst queries");
+    let queries: Vec<&str> = block
+        .split(';')
+        .map(|q| q.trim())
+        .filter(|q| {
+            q.lines()
+                .any(|l| !l.trim_start().starts_with("--") && !l.trim().is_empty())
+        })
+        .collect();
+    assert_eq!(queries.len(), 5, "{block}");
+    let per_day = rows(db, queries[0]).await;
+    assert_eq!(per_day.len(), 1, "{per_day:?}");
+    assert_eq!(per_day[0][1], "1");
+    for q in &queries[1..] {
+        rows(db, q).await;
+    }
+    let pairs = rows(db, queries[3]).await;
+    assert_eq!(pairs.len(), 1, "{pairs:?}");
+
     // The exports an analyst or a trainer takes away.
     let out = common::arena_ok(&["export", "--format", "chatbot-arena", "--database-url", db]);
     let lines: Vec<Value> = out
