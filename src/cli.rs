@@ -39,6 +39,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Print the token ids of a text as one JSON array.
     Tokenize(TokenizeArgs),
+    /// Ratings (online Elo, Bradley-Terry with bootstrap 95% intervals) from the store or a
+    /// battles file.
+    Leaderboard(LeaderboardArgs),
     /// Export votes (Chatbot Arena dataset columns) or conversations (ShareGPT) as JSON lines.
     Export(ExportArgs),
     /// Benchmarks (see docs/BENCHMARKS.md).
@@ -65,6 +68,79 @@ pub struct DemoArgs {
     /// Where the model is kept (default: ~/.cache/arena/models).
     #[arg(long, env = "ARENA_MODELS")]
     pub models_dir: Option<PathBuf>,
+}
+
+/// Flags of `arena leaderboard`.
+#[derive(Args, Debug)]
+pub struct LeaderboardArgs {
+    /// The arena's database (default: sqlite://$ARENA_HOME/arena.db); its counted anonymous
+    /// votes are the battles.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// A battles file instead: JSONL/JSON or CSV with model_a, model_b, winner (+ tstamp,
+    /// anony, turn), e.g. the public Chatbot Arena dataset.
+    #[arg(long)]
+    pub battles: Option<PathBuf>,
+    /// Stop at the first bad row of the file instead of skipping (and listing) bad rows.
+    #[arg(long)]
+    pub strict: bool,
+    /// Bootstrap rounds for the 95% intervals.
+    #[arg(long, default_value_t = 100)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Shift Bradley-Terry ratings so MODEL has RATING, e.g. llama-13b=800.
+    #[arg(long, value_parser = parse_anchor)]
+    pub anchor: Option<(String, f64)>,
+    /// Plain maximum likelihood instead of FastChat's L2-regularised fit (C = 1).
+    #[arg(long)]
+    pub mle: bool,
+    /// Models with fewer battles are flagged.
+    #[arg(long, default_value_t = 30)]
+    pub min_battles: u64,
+    /// table, json (one array of row objects) or csv.
+    #[arg(long, default_value = "table")]
+    pub format: arena_controller::ratings::OutputFormat,
+}
+
+fn parse_anchor(spec: &str) -> Result<(String, f64), String> {
+    arena_controller::ratings::parse_anchor(spec)
+}
+
+impl LeaderboardArgs {
+    /// Where the battles come from.
+    pub fn source(&self) -> arena_controller::ratings::Source {
+        use arena_controller::ratings::Source;
+        match &self.battles {
+            Some(path) => Source::File {
+                path: path.clone(),
+                strict: self.strict,
+            },
+            None => Source::Database(
+                self.database_url
+                    .clone()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or_else(default_database_url),
+            ),
+        }
+    }
+
+    /// The rating options.
+    pub fn options(&self) -> arena_controller::leaderboard::RatingOptions {
+        use arena_controller::leaderboard::{RatingOptions, Regularization};
+        RatingOptions {
+            bootstrap_rounds: self.bootstrap,
+            seed: self.seed,
+            anchor: self.anchor.clone(),
+            regularization: if self.mle {
+                Regularization::None
+            } else {
+                Regularization::L2 { c: 1.0 }
+            },
+            min_battles: self.min_battles,
+        }
+    }
 }
 
 /// Flags of `arena export`.
@@ -221,6 +297,12 @@ pub struct ControllerArgs {
     /// sets it).
     #[arg(long, env = "ARENA_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// Recompute the leaderboard at most every this many seconds (and only when votes arrived).
+    #[arg(long, env = "ARENA_LEADERBOARD_INTERVAL_S", default_value_t = 10)]
+    pub leaderboard_interval_s: u64,
+    /// Bootstrap rounds behind the leaderboard's 95% intervals.
+    #[arg(long, env = "ARENA_LEADERBOARD_BOOTSTRAP", default_value_t = 100)]
+    pub leaderboard_bootstrap: usize,
     /// Salt of the stored voter hashes (random per start when unset; set it to link one
     /// voter's votes across restarts and replicas).
     #[arg(long, env = "ARENA_VOTER_SALT", hide_env_values = true)]
@@ -283,6 +365,8 @@ impl ControllerArgs {
             rate_limit: self.rate_limit,
             api_rate_limit: self.api_rate_limit,
             rate_window: Duration::from_secs(self.rate_window_s.max(1)),
+            leaderboard_interval: Duration::from_secs(self.leaderboard_interval_s),
+            leaderboard_bootstrap: self.leaderboard_bootstrap,
         }
     }
 }

@@ -50,6 +50,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 };
                 arena_controller::demo::run(opts).await?
             }
+            Command::Leaderboard(args) => {
+                let out = arena_controller::ratings::run_cli(args.source(), args.options(), args.format)
+                    .await?;
+                print!("{out}");
+            }
             Command::Export(args) => {
                 let store = arena_controller::db::connect(&args.database_url()).await?;
                 let mut out: Box<dyn std::io::Write + Send> = match &args.output {

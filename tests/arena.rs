@@ -158,6 +158,22 @@ async fn full_anonymous_battle(backend: &str) {
     assert_eq!(models.len(), 2, "{board}");
     assert_eq!(models[0]["model"], names["model_b"]);
     assert_eq!(models[0]["wins"], 1);
+    assert!(
+        models[0]["bt"].as_f64().unwrap() > models[1]["bt"].as_f64().unwrap(),
+        "{board}"
+    );
+    assert!(models[0]["elo"].as_f64().unwrap() > 1000.0, "{board}");
+    assert_eq!(models[0]["few_battles"], true);
+    assert!(models[0]["ci_low"].as_f64().unwrap() <= models[0]["bt"].as_f64().unwrap());
+    assert_eq!(board["votes"], 1);
+    assert_eq!(board["win_fraction"]["models"][0], names["model_b"]);
+    assert_eq!(board["win_fraction"]["values"][0][1], 1.0);
+    // The command line computes the same ratings from the same database.
+    let out = common::arena_ok(&["leaderboard", "--database-url", db, "--format", "json"]);
+    let cli: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(cli[0]["model"], names["model_b"]);
+    assert_eq!(cli[0]["rank"], 1);
+    assert_eq!(cli[0]["bt"], models[0]["bt"]);
 
     // The README's analyst queries run as written.
     let readme =
@@ -545,4 +561,88 @@ async fn a_moderation_endpoint_checks_every_mode_and_an_unreachable_one_refuses(
     .await;
     assert_eq!(r.status, 503, "{}", r.text);
     assert!(r.text.contains("moderation check failed"), "{}", r.text);
+}
+
+#[test]
+fn the_leaderboard_command_reads_battle_files_and_reports_bad_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("battles.csv");
+    let mut csv = String::from("model_a,model_b,winner,tstamp\n");
+    for i in 0..40 {
+        let winner = ["model_a", "model_a", "tie", "model_b"][i % 4];
+        csv.push_str(&format!("alpha,beta,{winner},{i}\n"));
+    }
+    csv.push_str("alpha,beta,left,41\n");
+    std::fs::write(&file, &csv).unwrap();
+    let out = common::arena()
+        .args([
+            "leaderboard",
+            "--battles",
+            file.to_str().unwrap(),
+            "--format",
+            "csv",
+            "--bootstrap",
+            "20",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let first: Vec<&str> = stdout.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(first[0..2], ["1", "alpha"], "{stdout}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("line 42") && stderr.contains("unknown winner 'left'"),
+        "{stderr}"
+    );
+    let strict = common::arena()
+        .args([
+            "leaderboard",
+            "--battles",
+            file.to_str().unwrap(),
+            "--strict",
+        ])
+        .output()
+        .unwrap();
+    assert!(!strict.status.success());
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("line 42"));
+    let missing = common::arena()
+        .args(["leaderboard", "--battles", "/no/such.jsonl"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such.jsonl"));
+    let anchor = common::arena()
+        .args([
+            "leaderboard",
+            "--battles",
+            file.to_str().unwrap(),
+            "--anchor",
+            "beta",
+        ])
+        .output()
+        .unwrap();
+    assert!(!anchor.status.success());
+    assert!(String::from_utf8_lossy(&anchor.stderr).contains("MODEL=RATING"));
+    let anchored = common::arena_ok(&[
+        "leaderboard",
+        "--battles",
+        file.to_str().unwrap(),
+        "--anchor",
+        "beta=800",
+        "--format",
+        "json",
+        "--bootstrap",
+        "0",
+    ]);
+    let rows: Value = serde_json::from_str(&anchored).unwrap();
+    assert_eq!(rows[1]["model"], "beta");
+    assert!(
+        (rows[1]["bt"].as_f64().unwrap() - 800.0).abs() < 1e-9,
+        "{rows}"
+    );
 }

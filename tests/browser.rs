@@ -102,6 +102,28 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
     if let Ok(path) = std::env::var("ARENA_SCREENSHOT") {
         std::fs::write(path, browser.screenshot().await).unwrap();
     }
+
+    // The vote is on the leaderboard tab: both models in the table, the interval plot and
+    // the win-fraction heat map drawn.
+    browser.click("#tab-leaderboard").await;
+    browser
+        .wait_for(
+            "return document.querySelectorAll('#leaderboard-table tbody tr').length === 2",
+            Duration::from_secs(20),
+        )
+        .await;
+    let table = browser
+        .eval("return document.querySelector('#leaderboard-table').innerText")
+        .await;
+    let table = table.as_str().unwrap();
+    assert!(table.contains("smollm2-135m (vicuna template)"), "{table}");
+    let drawn = browser
+        .eval("return [document.querySelectorAll('#leaderboard-ci-plot circle').length, document.querySelectorAll('#leaderboard-heatmap rect').length > 0]")
+        .await;
+    assert_eq!(drawn, json!([2, true]), "{table}");
+    if let Ok(path) = std::env::var("ARENA_SCREENSHOT_LEADERBOARD") {
+        std::fs::write(path, browser.screenshot().await).unwrap();
+    }
 }
 
 /// An OpenAI-compatible endpoint whose "model" answers with markup meant to run in the page.

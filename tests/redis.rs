@@ -109,3 +109,73 @@ async fn replicas_on_one_redis_share_each_clients_rate_limit() {
     let (status, _) = create(b.http.clone()).await;
     assert_eq!(status, 429, "replica B did not see replica A's count");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replicas_share_one_leaderboard_through_redis_and_recompute_on_new_votes() {
+    let url = redis_url();
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::tiny_gguf(dir.path());
+    // Two replicas on one Postgres and one Redis, as in production.
+    let db = arena_controller::db::scratch::database_url("postgres", dir.path()).await;
+    let args = [
+        "--redis-url",
+        url.as_str(),
+        "--database-url",
+        db.as_str(),
+        "--leaderboard-interval-s",
+        "0",
+    ];
+    let a = common::spawn_controller(&args);
+    let b = common::spawn_controller(&args);
+    let _w1 = common::spawn_registered_worker(&model, &a.grpc, &["--name", "tiny-a"]);
+    let _w2 = common::spawn_registered_worker(&model, &a.grpc, &["--name", "tiny-b"]);
+    common::wait_workers(&a, 2).await;
+    common::wait_workers(&b, 2).await;
+    let board = |http: String| async move {
+        reqwest::get(format!("{http}/api/leaderboard"))
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let battle = |http: String| async move {
+        use common::arena::post;
+        let id = post(
+            &http,
+            "/api/battles",
+            serde_json::json!({"mode": "anonymous"}),
+        )
+        .await
+        .json()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let t = post(
+            &http,
+            &format!("/api/battles/{id}/turns"),
+            serde_json::json!({"text": "hi", "temperature": 0, "max_tokens": 4}),
+        )
+        .await;
+        assert_eq!(t.status, 200, "{}", t.text);
+        let v = post(
+            &http,
+            &format!("/api/battles/{id}/vote"),
+            serde_json::json!({"winner": "model_a"}),
+        )
+        .await;
+        assert_eq!(v.status, 200, "{}", v.text);
+    };
+    // A battle started on one replica is voted on through the other.
+    battle(a.http.clone()).await;
+    let first = board(a.http.clone()).await;
+    assert_eq!(first["votes"], 1, "{first}");
+    // Replica B serves A's computation instead of recomputing it.
+    let shared = board(b.http.clone()).await;
+    assert_eq!(shared["computed_ms"], first["computed_ms"]);
+    // A new vote (through B) makes the next request recompute.
+    battle(b.http.clone()).await;
+    let second = board(a.http.clone()).await;
+    assert_eq!(second["votes"], 2, "{second}");
+    assert_ne!(second["computed_ms"], first["computed_ms"]);
+}

@@ -56,6 +56,10 @@ pub struct ControllerOptions {
     pub api_rate_limit: u32,
     /// The rate-limit window.
     pub rate_window: Duration,
+    /// The leaderboard is recomputed at most this often (and only when votes arrived).
+    pub leaderboard_interval: Duration,
+    /// Bootstrap rounds behind the leaderboard's intervals.
+    pub leaderboard_bootstrap: usize,
 }
 
 /// Serves until a shutdown signal, then stops accepting and lets running streams finish.
@@ -150,11 +154,21 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
     };
     let arena_limit = limiter(opts.rate_limit);
     let api_limit = limiter(opts.api_rate_limit);
+    let leaderboard = crate::ratings::LeaderboardCache::new(
+        db.clone(),
+        rate_redis.clone(),
+        opts.leaderboard_interval,
+        crate::leaderboard::RatingOptions {
+            bootstrap_rounds: opts.leaderboard_bootstrap,
+            ..Default::default()
+        },
+    );
     let arena_state = Arc::new(ArenaState::new(
         api.clone(),
         db.clone(),
         opts.arena.clone(),
         moderation,
+        leaderboard,
     ));
     let metrics_state = MetricsState {
         metrics,

@@ -82,6 +82,8 @@ pub struct ArenaState {
     pub settings: ArenaSettings,
     /// Checks on user input.
     pub moderation: Moderation,
+    /// The ratings, recomputed as votes arrive.
+    pub leaderboard: crate::ratings::LeaderboardCache,
     salt: String,
 }
 
@@ -92,6 +94,7 @@ impl ArenaState {
         store: Arc<dyn ArenaStore>,
         settings: ArenaSettings,
         moderation: Moderation,
+        leaderboard: crate::ratings::LeaderboardCache,
     ) -> Self {
         let salt = settings
             .voter_salt
@@ -102,6 +105,7 @@ impl ArenaState {
             store,
             settings,
             moderation,
+            leaderboard,
             salt,
         }
     }
@@ -211,8 +215,8 @@ async fn config(State(state): State<Arc<ArenaState>>) -> Json<serde_json::Value>
 async fn leaderboard(
     State(state): State<Arc<ArenaState>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let models = state.store.model_stats().await.map_err(store_error)?;
-    Ok(Json(serde_json::json!({ "models": models })))
+    let body = state.leaderboard.get().await.map_err(store_error)?;
+    Ok(Json(serde_json::Value::clone(&body)))
 }
 
 /// A store failure as the caller sees it: conflicts are 409, the rest 503 (logged).

@@ -1,0 +1,275 @@
+//! `arena bench leaderboard`: how long the ratings take on many synthetic battles, and a
+//! writer for the same battles so FastChat can be timed on identical data
+//! (`scripts/bench-leaderboard-fastchat.py`).
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, Normal};
+use serde::Serialize;
+
+use super::aggregate::Aggregate;
+use super::battle::{Battle, Winner};
+use super::elo::{OnlineElo, SCALE};
+use super::{bootstrap, bradley_terry, compute, RatingOptions};
+use crate::error::ControllerError;
+
+/// Share of votes that are ties, and ties where both were bad, roughly the public arena's.
+const P_TIE: f64 = 0.15;
+const P_BOTHBAD: f64 = 0.12;
+/// Spread of true strengths on the Elo scale (the 2024 arena spans about 800 to 1300).
+const STRENGTH_SD: f64 = 100.0;
+
+/// What to measure.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchOptions {
+    /// Battles to generate.
+    pub battles: u64,
+    /// Models among which they are drawn.
+    pub models: usize,
+    /// Bootstrap rounds.
+    pub bootstrap_rounds: usize,
+    /// Seed of the generator (the bootstrap uses seed 0).
+    pub seed: u64,
+}
+
+impl Default for BenchOptions {
+    /// 1,000,000 battles among 100 models, 100 rounds, seed 1.
+    fn default() -> Self {
+        Self {
+            battles: 1_000_000,
+            models: 100,
+            bootstrap_rounds: 100,
+            seed: 1,
+        }
+    }
+}
+
+/// Seconds per step, and peak memory.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// The options measured.
+    pub options: BenchOptions,
+    /// Rayon threads the bootstrap ran on.
+    pub threads: usize,
+    /// Generating the battles (not part of the ratings; kept apart so it can be told apart).
+    pub generate_s: f64,
+    /// Folding battles (as `Battle` values with owned names, as a reader hands them over)
+    /// into the aggregate: name lookup, pair counts and the online Elo.
+    pub aggregate_s: f64,
+    /// The online Elo alone, on already indexed battles (included in `aggregate_s`).
+    pub elo_s: f64,
+    /// One Bradley-Terry fit to the optimum.
+    pub bt_s: f64,
+    /// All bootstrap rounds.
+    pub bootstrap_s: f64,
+    /// `aggregate_s + bt_s + bootstrap_s`: battles in, ratings and intervals out.
+    pub total_s: f64,
+    /// The public `compute` call on the aggregate (fit, bootstrap, matrices, rows).
+    pub compute_s: f64,
+    /// Peak resident memory of the process in MiB (Linux), including the generated battles.
+    pub peak_rss_mib: Option<f64>,
+    /// Largest difference between fitted and true rating gaps (a sanity check).
+    pub max_rating_error: f64,
+}
+
+/// Deterministic synthetic battles: uniform pairs, sides random, BT outcomes from normally
+/// spread strengths, a share of ties of both kinds.
+struct Generator {
+    rng: StdRng,
+    strength: Vec<f64>,
+}
+
+impl Generator {
+    fn new(models: usize, seed: u64) -> Result<Self, ControllerError> {
+        if models < 2 {
+            return Err(ControllerError::Ratings(
+                "a benchmark needs at least 2 models".into(),
+            ));
+        }
+        let mut rng = StdRng::seed_from_u64(seed);
+        let normal = Normal::new(1000.0, STRENGTH_SD)
+            .map_err(|e| ControllerError::Ratings(e.to_string()))?;
+        let strength = (0..models).map(|_| normal.sample(&mut rng)).collect();
+        Ok(Self { rng, strength })
+    }
+
+    fn next(&mut self) -> (u32, u32, Winner) {
+        let m = self.strength.len() as u32;
+        let a = self.rng.random_range(0..m);
+        let mut b = self.rng.random_range(0..m - 1);
+        if b >= a {
+            b += 1;
+        }
+        let u: f64 = self.rng.random();
+        let winner = if u < P_TIE {
+            Winner::Tie
+        } else if u < P_TIE + P_BOTHBAD {
+            Winner::TieBothBad
+        } else {
+            let gap = self.strength[b as usize] - self.strength[a as usize];
+            let p_a = 1.0 / (1.0 + 10f64.powf(gap / SCALE));
+            if self.rng.random::<f64>() < p_a {
+                Winner::ModelA
+            } else {
+                Winner::ModelB
+            }
+        };
+        (a, b, winner)
+    }
+}
+
+/// The name of synthetic model `i`.
+fn model_name(i: usize) -> String {
+    format!("model-{i:03}")
+}
+
+/// Writes `n` synthetic battles among `models` models (the ones `run` rates with the same
+/// seed) as CSV (`.csv`: model_a,model_b,winner,tstamp) or JSON lines (`.jsonl`).
+pub fn write_battles(path: &Path, n: u64, models: usize, seed: u64) -> Result<(), ControllerError> {
+    let csv = path.extension().is_some_and(|e| e == "csv");
+    let mut gen = Generator::new(models, seed)?;
+    let names: Vec<String> = (0..models).map(model_name).collect();
+    let fail = |e: std::io::Error| {
+        ControllerError::Ratings(format!("cannot write {}: {e}", path.display()))
+    };
+    let mut out = BufWriter::new(File::create(path).map_err(fail)?);
+    if csv {
+        writeln!(out, "model_a,model_b,winner,tstamp").map_err(fail)?;
+    }
+    for k in 0..n {
+        let (a, b, winner) = gen.next();
+        let (a, b) = (&names[a as usize], &names[b as usize]);
+        let tstamp = 1.7e9 + k as f64;
+        if csv {
+            writeln!(out, "{a},{b},{},{tstamp}", winner.as_str()).map_err(fail)?;
+        } else {
+            let battle = Battle {
+                model_a: a.clone(),
+                model_b: b.clone(),
+                winner,
+                tstamp: Some(tstamp),
+                anony: Some(true),
+                turn: Some(1),
+            };
+            let line = serde_json::to_string(&battle)
+                .map_err(|e| ControllerError::Ratings(e.to_string()))?;
+            writeln!(out, "{line}").map_err(fail)?;
+        }
+    }
+    out.flush().map_err(fail)
+}
+
+/// Generates the battles and times each step of rating them.
+pub fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
+    let mut gen = Generator::new(opts.models, opts.seed)?;
+    let names: Vec<String> = (0..opts.models).map(model_name).collect();
+
+    let t = Instant::now();
+    let rows: Vec<(u32, u32, Winner)> = (0..opts.battles).map(|_| gen.next()).collect();
+    let generate_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut agg = Aggregate::new();
+    for &(a, b, winner) in &rows {
+        let battle = Battle {
+            model_a: names[a as usize].clone(),
+            model_b: names[b as usize].clone(),
+            winner,
+            tstamp: None,
+            anony: None,
+            turn: None,
+        };
+        agg.add(&battle)?;
+    }
+    let aggregate_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let mut elo = OnlineElo::default();
+    for &(a, b, winner) in &rows {
+        elo.update(a as usize, b as usize, winner);
+    }
+    let elo_s = t.elapsed().as_secs_f64();
+    drop(rows);
+
+    let opts_rating = RatingOptions {
+        bootstrap_rounds: opts.bootstrap_rounds,
+        ..RatingOptions::default()
+    };
+    let n = agg.models().len();
+    let t = Instant::now();
+    let pairs = agg.pair_counts();
+    let coef = bradley_terry::fit(n, &pairs, opts_rating.regularization, None)
+        .map_err(|e| ControllerError::Ratings(format!("benchmark fit failed: {e:?}")))?;
+    let bt_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let to_rating = |w: &mut [f64]| w.iter_mut().for_each(|x| *x = SCALE * *x + 1000.0);
+    let ci = bootstrap::intervals(
+        n,
+        &pairs,
+        opts_rating.regularization,
+        opts.bootstrap_rounds,
+        opts_rating.seed,
+        &coef,
+        &to_rating,
+    );
+    let bootstrap_s = t.elapsed().as_secs_f64();
+    std::hint::black_box(ci);
+
+    let t = Instant::now();
+    let board = compute(&agg, &opts_rating)?;
+    let compute_s = t.elapsed().as_secs_f64();
+
+    // Model indices in the aggregate follow first appearance; map back through the names.
+    let truth = |name: &str| {
+        names
+            .iter()
+            .position(|m| m == name)
+            .map_or(f64::NAN, |i| gen.strength[i])
+    };
+    let max_rating_error = rating_error(&board.rows, truth);
+
+    Ok(BenchReport {
+        options: opts.clone(),
+        threads: rayon::current_num_threads(),
+        generate_s,
+        aggregate_s,
+        elo_s,
+        bt_s,
+        bootstrap_s,
+        total_s: aggregate_s + bt_s + bootstrap_s,
+        compute_s,
+        peak_rss_mib: peak_rss_mib(),
+        max_rating_error,
+    })
+}
+
+/// The largest gap between fitted and true ratings once both are centred; ties make the
+/// fitted scale narrower than the truth, so the fit is first scaled by least squares.
+fn rating_error(rows: &[super::LeaderboardRow], truth: impl Fn(&str) -> f64) -> f64 {
+    let pairs: Vec<(f64, f64)> = rows.iter().map(|r| (r.bt, truth(&r.model))).collect();
+    let n = pairs.len().max(1) as f64;
+    let (mx, my) = pairs
+        .iter()
+        .fold((0.0, 0.0), |(sx, sy), (x, y)| (sx + x / n, sy + y / n));
+    let sxy: f64 = pairs.iter().map(|(x, y)| (x - mx) * (y - my)).sum();
+    let sxx: f64 = pairs.iter().map(|(x, _)| (x - mx) * (x - mx)).sum();
+    let k = if sxx > 0.0 { sxy / sxx } else { 1.0 };
+    pairs
+        .iter()
+        .map(|(x, y)| (k * (x - mx) - (y - my)).abs())
+        .fold(0.0, f64::max)
+}
+
+/// VmHWM from /proc/self/status.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}

@@ -1,0 +1,279 @@
+//! The leaderboard as the arena serves it: ratings from the store's counted votes, cached and
+//! recomputed when votes arrive (at most every interval), shared through Redis between
+//! replicas; and the `arena leaderboard` command over a store or a battles file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+use crate::db::{ArenaStore, ModelStats};
+use crate::error::ControllerError;
+use crate::leaderboard::{self, Aggregate, Battle, Leaderboard, RatingOptions, Winner};
+
+/// Folds the store's counted anonymous votes, in the order they were cast, into an aggregate.
+pub async fn aggregate_store(store: &dyn ArenaStore) -> Result<Aggregate, ControllerError> {
+    let mut agg = Aggregate::new();
+    store
+        .counted_battles(&mut |row| {
+            let winner = Winner::parse(&row.winner).ok_or_else(|| {
+                ControllerError::Database(format!("a vote with winner '{}'", row.winner))
+            })?;
+            agg.add(&Battle {
+                model_a: row.model_a,
+                model_b: row.model_b,
+                winner,
+                tstamp: Some(row.tstamp_ms as f64 / 1000.0),
+                anony: Some(true),
+                turn: None,
+            })
+        })
+        .await?;
+    Ok(agg)
+}
+
+/// Ratings off the async threads: the bootstrap keeps every core busy for a moment.
+async fn compute(agg: Aggregate, opts: RatingOptions) -> Result<Leaderboard, ControllerError> {
+    tokio::task::spawn_blocking(move || leaderboard::compute(&agg, &opts))
+        .await
+        .map_err(|e| ControllerError::Ratings(format!("the ratings task failed: {e}")))?
+}
+
+/// The `/api/leaderboard` body: the ratings rows with each model's win/loss/tie counts, the
+/// two matrices, and what they were computed from.
+pub fn leaderboard_json(board: &Leaderboard, stats: &[ModelStats], computed_ms: i64) -> Value {
+    let models: Vec<Value> = board
+        .rows
+        .iter()
+        .map(|row| {
+            let mut v = json!(row);
+            if let Some(s) = stats.iter().find(|s| s.model == row.model) {
+                v["wins"] = json!(s.wins);
+                v["losses"] = json!(s.losses);
+                v["ties"] = json!(s.ties);
+                v["win_rate"] = json!(s.win_rate);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "models": models,
+        "win_fraction": {"models": board.models, "values": board.win_fraction},
+        "battle_counts": {"models": board.models, "values": board.battle_counts},
+        "votes": board.battles,
+        "bootstrap_rounds": board.bootstrap_rounds,
+        "computed_ms": computed_ms,
+    })
+}
+
+/// A computed leaderboard and the vote count it reflects.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Cached {
+    /// `vote_count()` when it was computed.
+    votes: i64,
+    /// When it was computed, Unix milliseconds.
+    computed_ms: i64,
+    /// The response body.
+    body: Arc<Value>,
+}
+
+/// The Redis key replicas share the leaderboard under.
+const REDIS_KEY: &str = "arena:leaderboard";
+
+/// The cached leaderboard of one controller.
+pub struct LeaderboardCache {
+    store: Arc<dyn ArenaStore>,
+    redis: Option<ConnectionManager>,
+    min_interval: Duration,
+    options: RatingOptions,
+    // One recomputation at a time; waiters then find it fresh.
+    cached: tokio::sync::Mutex<Option<Cached>>,
+}
+
+impl LeaderboardCache {
+    /// A cache recomputing at most every `min_interval`, shared through `redis` when given.
+    pub fn new(
+        store: Arc<dyn ArenaStore>,
+        redis: Option<ConnectionManager>,
+        min_interval: Duration,
+        options: RatingOptions,
+    ) -> Self {
+        Self {
+            store,
+            redis,
+            min_interval,
+            options,
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn fresh(&self, c: &Cached, votes: i64, now_ms: i64) -> bool {
+        c.votes == votes || now_ms - c.computed_ms < self.min_interval.as_millis() as i64
+    }
+
+    async fn shared(&self) -> Option<Cached> {
+        let mut conn = self.redis.clone()?;
+        let text: Option<String> = conn
+            .get(REDIS_KEY)
+            .await
+            .map_err(|e| tracing::warn!("leaderboard cache: redis read failed: {e}"))
+            .ok()?;
+        serde_json::from_str(&text?).ok()
+    }
+
+    async fn share(&self, c: &Cached) {
+        let (Some(mut conn), Ok(text)) = (self.redis.clone(), serde_json::to_string(c)) else {
+            return;
+        };
+        let written: redis::RedisResult<()> = conn.set(REDIS_KEY, text).await;
+        if let Err(e) = written {
+            tracing::warn!("leaderboard cache: redis write failed: {e}");
+        }
+    }
+
+    /// The leaderboard: the cached one while no vote arrived or the interval has not passed,
+    /// else recomputed from the store.
+    pub async fn get(&self) -> Result<Arc<Value>, ControllerError> {
+        let votes = self.store.vote_count().await?;
+        let now = crate::db::now_ms();
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref().filter(|c| self.fresh(c, votes, now)) {
+            return Ok(c.body.clone());
+        }
+        if let Some(c) = self.shared().await.filter(|c| self.fresh(c, votes, now)) {
+            let body = c.body.clone();
+            *cached = Some(c);
+            return Ok(body);
+        }
+        let agg = aggregate_store(&*self.store).await?;
+        let stats = self.store.model_stats().await?;
+        let board = compute(agg, self.options.clone()).await?;
+        let c = Cached {
+            votes,
+            computed_ms: now,
+            body: Arc::new(leaderboard_json(&board, &stats, now)),
+        };
+        self.share(&c).await;
+        let body = c.body.clone();
+        *cached = Some(c);
+        Ok(body)
+    }
+}
+
+/// Where `arena leaderboard` reads battles from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The store's counted anonymous votes.
+    Database(String),
+    /// A JSONL or CSV battles file; `strict` stops at the first bad row.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Fail on the first bad row instead of skipping it.
+        strict: bool,
+    },
+}
+
+/// How `arena leaderboard` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// An aligned text table.
+    Table,
+    /// One JSON array of row objects.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+impl std::str::FromStr for OutputFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "table" => Ok(Self::Table),
+            "json" => Ok(Self::Json),
+            "csv" => Ok(Self::Csv),
+            other => Err(format!("unknown format '{other}' (use table, json or csv)")),
+        }
+    }
+}
+
+/// Parses `--anchor MODEL=RATING`.
+pub fn parse_anchor(spec: &str) -> Result<(String, f64), String> {
+    let (model, rating) = spec
+        .rsplit_once('=')
+        .ok_or_else(|| format!("anchor '{spec}' is not MODEL=RATING"))?;
+    let rating: f64 = rating
+        .trim()
+        .parse()
+        .map_err(|_| format!("anchor '{spec}': '{rating}' is not a number"))?;
+    if model.trim().is_empty() || !rating.is_finite() {
+        return Err(format!("anchor '{spec}' is not MODEL=RATING"));
+    }
+    Ok((model.trim().to_string(), rating))
+}
+
+/// `arena leaderboard`: reads the battles, computes, and renders. Bad rows of a file are
+/// reported on stderr with their line numbers.
+pub async fn run_cli(
+    source: Source,
+    options: RatingOptions,
+    format: OutputFormat,
+) -> Result<String, ControllerError> {
+    let agg = match source {
+        Source::Database(url) => aggregate_store(&*crate::db::connect(&url).await?).await?,
+        Source::File { path, strict } => {
+            let (agg, report) = Aggregate::from_file(&path, strict)?;
+            for bad in &report.bad {
+                eprintln!("{}: skipped {bad}", path.display());
+            }
+            if report.bad_total > report.bad.len() as u64 {
+                eprintln!(
+                    "{}: {} more bad rows skipped",
+                    path.display(),
+                    report.bad_total - report.bad.len() as u64
+                );
+            }
+            if report.out_of_order > 0 {
+                eprintln!(
+                    "{}: {} battles are earlier than the one before them; online Elo takes them in file order",
+                    path.display(),
+                    report.out_of_order
+                );
+            }
+            agg
+        }
+    };
+    let board = compute(agg, options).await?;
+    Ok(match format {
+        OutputFormat::Table => leaderboard::to_table(&board),
+        OutputFormat::Csv => leaderboard::to_csv(&board),
+        OutputFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&board.rows)
+                .map_err(|e| ControllerError::Ratings(e.to_string()))?;
+            s.push('\n');
+            s
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_and_formats_parse_with_clear_errors() {
+        assert_eq!(
+            parse_anchor("llama-13b=800").unwrap(),
+            ("llama-13b".into(), 800.0)
+        );
+        assert_eq!(parse_anchor("a=b=1000").unwrap(), ("a=b".into(), 1000.0));
+        assert!(parse_anchor("llama").is_err());
+        assert!(parse_anchor("x=high").unwrap_err().contains("not a number"));
+        assert!("yaml".parse::<OutputFormat>().is_err());
+        assert_eq!("csv".parse::<OutputFormat>().unwrap(), OutputFormat::Csv);
+    }
+}
