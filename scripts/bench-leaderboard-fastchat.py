@@ -17,7 +17,8 @@ Run (from the repository root):
   cargo run --release -p arena-controller --example bench_leaderboard -- \
       --battles 1000000 --models 100 --write /tmp/battles-1m.csv
   ~/.cache/arena/venv-elo/bin/python scripts/bench-leaderboard-fastchat.py \
-      /tmp/battles-1m.csv --bootstrap-rounds 5 [--ratings-out /tmp/fastchat-bt.json] [--json]
+      /tmp/battles-1m.csv --bootstrap-rounds 5 [--ratings-out /tmp/fastchat-bt.json] \
+      [--optimum-out /tmp/sklearn-optimum.json] [--json]
 """
 import argparse
 import ast
@@ -62,6 +63,11 @@ def main():
     ap.add_argument("battles", help="CSV written by bench_leaderboard --write")
     ap.add_argument("--bootstrap-rounds", type=int, default=5)
     ap.add_argument("--ratings-out", help="write FastChat's BT ratings here (JSON)")
+    ap.add_argument(
+        "--optimum-out",
+        help="also run the fit with sklearn patched to tol=1e-8, max_iter=100000 (the exact "
+        "optimum, for checking ours) and write those ratings here (JSON)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
@@ -84,6 +90,20 @@ def main():
         "total_100_s_scaled": elo_s + bt_s + boot_s / args.bootstrap_rounds * 100,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+    if args.optimum_out:
+        import sklearn.linear_model
+
+        base = sklearn.linear_model.LogisticRegression
+
+        class Patched(base):
+            def __init__(self, **kw):
+                super().__init__(**{**kw, "tol": 1e-8, "max_iter": 100000})
+
+        sklearn.linear_model.LogisticRegression = Patched
+        opt, report["bt_optimum_s"] = timed(fc["compute_elo_mle_with_tie"], battles)
+        sklearn.linear_model.LogisticRegression = base
+        with open(args.optimum_out, "w") as f:
+            json.dump({k: float(v) for k, v in opt.items()}, f, indent=1)
     if args.ratings_out:
         with open(args.ratings_out, "w") as f:
             json.dump({k: float(v) for k, v in bt.items()}, f, indent=1)

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use arena_controller::leaderboard::{
-    compute, read_battles, to_csv, to_table, Aggregate, Battle, Leaderboard, RatingOptions,
-    Regularization, Winner,
+    compute, to_csv, to_table, Aggregate, Battle, Leaderboard, RatingOptions, Regularization,
+    Winner,
 };
 use serde_json::Value;
 
