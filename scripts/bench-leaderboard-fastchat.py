@@ -14,7 +14,7 @@ Peak RSS is the process's ru_maxrss.
 Install: the venv of scripts/make-elo-fixture.py (fschat==0.2.36 numpy==1.26.4 pandas==2.2.0
 scikit-learn==1.4.0 scipy==1.12.0 tqdm pytz psutil).
 Run (from the repository root):
-  cargo run --release -p arena-controller --example bench_leaderboard -- \
+  cargo run --release -- bench leaderboard \
       --battles 1000000 --models 100 --write /tmp/battles-1m.csv
   ~/.cache/arena/venv-elo/bin/python scripts/bench-leaderboard-fastchat.py \
       /tmp/battles-1m.csv --bootstrap-rounds 5 [--ratings-out /tmp/fastchat-bt.json] \
@@ -60,7 +60,7 @@ def timed(f, *args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("battles", help="CSV written by bench_leaderboard --write")
+    ap.add_argument("battles", help="CSV written by arena bench leaderboard --write")
     ap.add_argument("--bootstrap-rounds", type=int, default=5)
     ap.add_argument("--ratings-out", help="write FastChat's BT ratings here (JSON)")
     ap.add_argument(

@@ -56,6 +56,8 @@ pub enum BenchCommand {
     Worker(BenchWorkerArgs),
     /// Latency the controller adds over calling the worker directly, and dispatch rate.
     Controller(BenchControllerArgs),
+    /// Ratings (online Elo, Bradley-Terry, bootstrap) on synthetic battles.
+    Leaderboard(BenchLeaderboardArgs),
 }
 
 /// Flags of `arena demo`; the controller's other settings come from their environment
@@ -168,6 +170,30 @@ impl ExportArgs {
             .filter(|u| !u.is_empty())
             .unwrap_or_else(default_database_url)
     }
+}
+
+/// Flags of `arena bench leaderboard`.
+#[derive(Args, Debug)]
+pub struct BenchLeaderboardArgs {
+    /// Synthetic battles.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub battles: u64,
+    /// Models among which they are drawn.
+    #[arg(long, default_value_t = 100)]
+    pub models: usize,
+    /// Bootstrap rounds.
+    #[arg(long, default_value_t = 100)]
+    pub bootstrap: usize,
+    /// Seed of the battles and the bootstrap.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Write the battles to this file (.csv or .jsonl) instead of timing, for FastChat's side
+    /// (scripts/bench-leaderboard-fastchat.py) and `arena leaderboard --battles`.
+    #[arg(long)]
+    pub write: Option<PathBuf>,
+    /// Print one JSON object instead of lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `arena bench controller`.

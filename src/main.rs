@@ -118,6 +118,26 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     println!("dispatch decisions per second (100 workers): {:.0}", report.dispatch_decisions_per_s);
                 }
             }
+            Command::Bench(cli::BenchCommand::Leaderboard(args)) => {
+                use arena_controller::leaderboard::bench;
+                if let Some(path) = &args.write {
+                    bench::write_battles(path, args.battles, args.models, args.seed)?;
+                    println!("wrote {} battles among {} models to {}", args.battles, args.models, path.display());
+                } else {
+                    let opts = bench::BenchOptions {
+                        battles: args.battles,
+                        models: args.models,
+                        bootstrap_rounds: args.bootstrap,
+                        seed: args.seed,
+                    };
+                    let report = tokio::task::spawn_blocking(move || bench::run(&opts)).await??;
+                    if args.json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print!("{}", bench::render(&report));
+                    }
+                }
+            }
             Command::Bench(cli::BenchCommand::Worker(args)) => {
                 let opts = arena_worker::bench::BenchOptions {
                     prompt_lens: args.prompt_lens,

@@ -273,3 +273,26 @@ fn peak_rss_mib() -> Option<f64> {
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024.0)
 }
+
+/// The report as the lines `arena bench leaderboard` prints.
+pub fn render(r: &BenchReport) -> String {
+    format!(
+        "{} battles, {} models, {} rounds, {} threads\n\
+         generate {:.3} s (not counted)\naggregate {:.3} s (incl. online Elo; Elo alone {:.3} s)\n\
+         BT fit {:.4} s\nbootstrap {:.3} s\ntotal {:.3} s (compute() {:.3} s)\npeak RSS {} MiB\n\
+         max rating error vs truth {:.1}\n",
+        r.options.battles,
+        r.options.models,
+        r.options.bootstrap_rounds,
+        r.threads,
+        r.generate_s,
+        r.aggregate_s,
+        r.elo_s,
+        r.bt_s,
+        r.bootstrap_s,
+        r.total_s,
+        r.compute_s,
+        r.peak_rss_mib.map_or("?".into(), |m| format!("{m:.0}")),
+        r.max_rating_error
+    )
+}
