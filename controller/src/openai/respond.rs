@@ -7,7 +7,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
-use tokio_stream::wrappers::ReceiverStream;
 
 use super::types::{CommonParams, Usage};
 use super::upstream::Started;
@@ -184,89 +183,140 @@ fn error_event(message: String) -> Event {
     Event::default().data(ApiError::internal(message).body().to_string())
 }
 
+/// Where a response stream is.
+enum Phase {
+    /// Chat opens with a role-only chunk.
+    Role,
+    /// Relaying the worker's messages.
+    Body,
+    /// The finish chunk is next.
+    Finish(&'static str, GenerateResponse),
+    /// The usage chunk is next.
+    Usage(Usage),
+    /// `[DONE]` is next.
+    Done,
+    /// Nothing more.
+    End,
+}
+
+/// The state of one SSE response.
+struct Relay {
+    stream: super::upstream::ResponseStream,
+    next: Option<Result<GenerateResponse, tonic::Status>>,
+    guard: Option<crate::registry::InFlight>,
+    dispatched: std::time::Instant,
+    meta: Meta,
+    created: u64,
+    include_usage: bool,
+    metrics: Arc<Metrics>,
+    phase: Phase,
+}
+
+impl Relay {
+    /// The next event, or None at the end.
+    async fn step(&mut self) -> Option<Event> {
+        loop {
+            match std::mem::replace(&mut self.phase, Phase::End) {
+                Phase::End => return None,
+                Phase::Role => {
+                    self.phase = Phase::Body;
+                    if matches!(self.meta.flavor, Flavor::Chat) {
+                        return Some(self.meta.chunk(self.created, None, None));
+                    }
+                }
+                Phase::Body => {
+                    let next = match self.next.take() {
+                        Some(m) => Some(m),
+                        None => tokio_stream::StreamExt::next(&mut self.stream).await,
+                    };
+                    self.phase = Phase::Done;
+                    let m = match next {
+                        Some(Ok(m)) => m,
+                        Some(Err(status)) => {
+                            return Some(error_event(format!(
+                                "the worker failed mid-generation: {}",
+                                status.message()
+                            )))
+                        }
+                        None => {
+                            return Some(error_event(
+                                "the worker's stream ended without a finish reason".into(),
+                            ))
+                        }
+                    };
+                    if is_error(&m) {
+                        return Some(error_event(format!(
+                            "generation failed on the worker: {}",
+                            m.error
+                        )));
+                    }
+                    let text = (!m.text.is_empty())
+                        .then(|| self.meta.chunk(self.created, Some(&m.text), None));
+                    self.phase = match finish_reason(&m) {
+                        Some(reason) => Phase::Finish(reason, m),
+                        None => Phase::Body,
+                    };
+                    if text.is_some() {
+                        return text;
+                    }
+                }
+                Phase::Finish(reason, m) => {
+                    record(&self.metrics, &self.meta, self.dispatched, &m);
+                    self.phase = if self.include_usage {
+                        Phase::Usage(usage(&m))
+                    } else {
+                        Phase::Done
+                    };
+                    return Some(self.meta.chunk(self.created, None, Some(reason)));
+                }
+                Phase::Usage(u) => {
+                    self.phase = Phase::Done;
+                    return Some(self.meta.usage_chunk(self.created, u));
+                }
+                Phase::Done => {
+                    // The worker is free for dispatch before the client reads the last line.
+                    self.guard.take();
+                    return Some(Event::default().data("[DONE]"));
+                }
+            }
+        }
+    }
+}
+
 /// Streams SSE chunks: (chat: the role first), text deltas, a chunk with the finish reason,
 /// usage when asked for, then `[DONE]`. A worker failing after the first token ends the stream
-/// with an error event. A client that goes away drops the worker stream, which cancels the
-/// sequence on the worker.
+/// with an error event. The response body drives the worker stream itself (no task or channel
+/// in between, so the role chunk and the first text leave in one write); a client that goes
+/// away drops it, which cancels the sequence on the worker.
 pub fn stream(
     started: Started,
     meta: Meta,
     include_usage: bool,
     metrics: Arc<Metrics>,
 ) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(32);
-    tokio::spawn(async move {
-        let Started {
-            mut stream,
-            first,
-            guard,
-            dispatched,
-        } = started;
-        let created = now_secs();
-        if matches!(meta.flavor, Flavor::Chat)
-            && tx.send(meta.chunk(created, None, None)).await.is_err()
-        {
-            return;
-        }
-        let mut next: Option<Result<GenerateResponse, tonic::Status>> = first.map(Ok);
-        loop {
-            let m = match next.take() {
-                Some(Ok(m)) => m,
-                Some(Err(status)) => {
-                    let _ = tx
-                        .send(error_event(format!(
-                            "the worker failed mid-generation: {}",
-                            status.message()
-                        )))
-                        .await;
-                    break;
-                }
-                None => {
-                    let _ = tx
-                        .send(error_event(
-                            "the worker's stream ended without a finish reason".into(),
-                        ))
-                        .await;
-                    break;
-                }
-            };
-            if is_error(&m) {
-                let _ = tx
-                    .send(error_event(format!(
-                        "generation failed on the worker: {}",
-                        m.error
-                    )))
-                    .await;
-                break;
-            }
-            if !m.text.is_empty()
-                && tx
-                    .send(meta.chunk(created, Some(&m.text), None))
-                    .await
-                    .is_err()
-            {
-                return;
-            }
-            if let Some(reason) = finish_reason(&m) {
-                record(&metrics, &meta, dispatched, &m);
-                if tx
-                    .send(meta.chunk(created, None, Some(reason)))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-                if include_usage {
-                    let _ = tx.send(meta.usage_chunk(created, usage(&m))).await;
-                }
-                break;
-            }
-            next = tokio_stream::StreamExt::next(&mut stream).await;
-        }
-        drop(guard);
-        let _ = tx.send(Event::default().data("[DONE]")).await;
+    let Started {
+        stream,
+        first,
+        guard,
+        dispatched,
+    } = started;
+    let relay = Relay {
+        stream,
+        next: first.map(Ok),
+        guard,
+        dispatched,
+        meta,
+        created: now_secs(),
+        include_usage,
+        metrics,
+        phase: Phase::Role,
+    };
+    let events = futures_util::stream::unfold(relay, |mut relay| async move {
+        relay
+            .step()
+            .await
+            .map(|e| (Ok::<Event, Infallible>(e), relay))
     });
-    let events = tokio_stream::StreamExt::map(ReceiverStream::new(rx), Ok::<Event, Infallible>);
     Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response()
