@@ -11,8 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::hygiene::exclusion_reason;
+use super::input::{Sampling, TurnBody};
 use super::pick::draw_pair;
-use super::turns::{self, Sampling, Streaming, Thread, TurnBody};
+use super::turns::{self, Streaming, Thread};
 use super::{body, new_id, optional_body, store_error, ArenaState, Client};
 use crate::db::{BattleRecord, NewBattle, NewVote};
 use crate::error::ApiError;

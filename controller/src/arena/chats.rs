@@ -9,7 +9,8 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::turns::{self, Sampling, Streaming, Thread, TurnBody};
+use super::input::{Sampling, TurnBody};
+use super::turns::{self, Streaming, Thread};
 use super::{body, new_id, optional_body, store_error, ArenaState, Client};
 use crate::db::{ConversationRecord, NewRating};
 use crate::error::ApiError;

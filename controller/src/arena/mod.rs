@@ -5,6 +5,7 @@
 mod battles;
 mod chats;
 pub mod hygiene;
+mod input;
 pub mod moderation;
 pub mod pick;
 pub mod ratelimit;
