@@ -1,6 +1,7 @@
-//! One user turn (or a regeneration) on one or two sides (its input already checked by
-//! `input.rs`): the user message stored, every side generated at once and streamed as tagged SSE events, and each
-//! answer stored before its side's `end` event, so a vote after `done` always finds it.
+//! One user turn (or a regeneration) on one or two sides, its input already checked by
+//! `input.rs`: the user message stored, every side generated at once and streamed as tagged
+//! SSE events, and each answer stored before its side's `end` event, so a vote after `done`
+//! always finds it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
