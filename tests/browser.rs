@@ -43,6 +43,13 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
             "What is the capital of France? Answer in one word.\u{E007}",
         )
         .await;
+    // While the answers stream, nobody can vote.
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#battle-vote-b').disabled")
+            .await,
+        json!(true)
+    );
     browser
         .wait_for(
             "return !document.querySelector('#battle-vote-b').disabled",
@@ -126,38 +133,37 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
     }
 }
 
-/// An OpenAI-compatible endpoint whose "model" answers with markup meant to run in the page.
-async fn hostile_endpoint() -> String {
+/// An OpenAI-compatible endpoint streaming `payloads` as SSE `data:` lines to every chat
+/// completion; returns its base URL.
+async fn scripted_endpoint(payloads: Vec<String>) -> String {
     use axum::routing::post;
-    let answer =
-        "Look: <img src=x onerror=\"window.__xss=1\"> and <script>window.__xss=2</script> **done**";
+    let body: String = payloads.iter().map(|p| format!("data: {p}\n\n")).collect();
     let app = axum::Router::new().route(
         "/v1/chat/completions",
-        post(move || async move {
-            let chunk = |delta: serde_json::Value, finish: Option<&str>| {
-                format!(
-                    "data: {}\n\n",
-                    json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
-                )
-            };
-            let body = [
-                chunk(json!({"role": "assistant"}), None),
-                chunk(json!({"content": answer}), None),
-                chunk(json!({}), Some("stop")),
-                format!(
-                    "data: {}\n\n",
-                    json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 9}})
-                ),
-                "data: [DONE]\n\n".to_string(),
-            ]
-            .concat();
-            ([("content-type", "text/event-stream")], body)
-        }),
+        post(move || async move { ([("content-type", "text/event-stream")], body) }),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}/v1")
+}
+
+fn delta(content: &str) -> String {
+    json!({"choices": [{"index": 0, "delta": {"content": content}, "finish_reason": null}]})
+        .to_string()
+}
+
+/// A "model" whose answer is markup meant to run in the page.
+async fn hostile_endpoint() -> String {
+    scripted_endpoint(vec![
+        json!({"choices": [{"index": 0, "delta": {"role": "assistant"}, "finish_reason": null}]})
+            .to_string(),
+        delta("Look: <img src=x onerror=\"window.__xss=1\"> and <script>window.__xss=2</script> **done**"),
+        json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}).to_string(),
+        json!({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 9}}).to_string(),
+        "[DONE]".to_string(),
+    ])
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -222,5 +228,72 @@ async fn markup_in_a_model_answer_renders_as_text() {
     assert_eq!(
         browser.eval("return [...document.querySelectorAll('#direct-a strong')].some(e => e.innerText === 'done')").await,
         json!(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_side_failing_shows_a_banner_while_the_other_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = scripted_endpoint(vec![
+        delta("I was about to say"),
+        json!({"error": {"message": "the upstream model crashed"}}).to_string(),
+    ])
+    .await;
+    let file = dir.path().join("endpoints.toml");
+    std::fs::write(
+        &file,
+        format!("[[endpoint]]\nname = \"broken\"\nbase_url = \"{broken}\"\n"),
+    )
+    .unwrap();
+    let model = common::tiny_gguf(dir.path());
+    let a = spawn_arena(
+        "sqlite",
+        dir.path(),
+        &["--endpoints", file.to_str().unwrap()],
+        &[(&model, "tiny-a", &[])],
+    )
+    .await;
+
+    let browser = Browser::start(1000, 900).await;
+    browser.goto(&format!("{}/#sbs", a.c.http)).await;
+    browser
+        .wait_for(
+            "return [...document.querySelectorAll('#sbs-model-a option')].some(o => o.value === 'broken')",
+            Duration::from_secs(20),
+        )
+        .await;
+    browser
+        .eval("for (const [id, v] of [['#sbs-model-a', 'broken'], ['#sbs-model-b', 'tiny-a']]) { const s = document.querySelector(id); s.value = v; s.dispatchEvent(new Event('change')); } return true")
+        .await;
+    browser.type_into("#sbs-input", "hello there\u{E007}").await;
+    browser
+        .wait_for(
+            "return !document.querySelector('#sbs-error').hidden",
+            Duration::from_secs(30),
+        )
+        .await;
+    let banner = browser
+        .eval("return document.querySelector('#sbs-error').innerText")
+        .await;
+    let banner = banner.as_str().unwrap().to_string();
+    assert!(banner.contains("the upstream model crashed"), "{banner}");
+    // The other side still finishes, and then the vote opens.
+    browser
+        .wait_for(
+            "return !document.querySelector('#sbs-vote-tie').disabled",
+            Duration::from_secs(30),
+        )
+        .await;
+    let panes = browser
+        .eval("return [document.querySelector('#sbs-a').innerText, document.querySelector('#sbs-b').innerText]")
+        .await;
+    assert!(
+        panes[0].as_str().unwrap().contains("I was about to say"),
+        "{panes}"
+    );
+    let b = panes[1].as_str().unwrap();
+    assert!(
+        b.len() > "hello there".len() + 1,
+        "side B did not answer: {b}"
     );
 }
