@@ -37,6 +37,10 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
         !before.as_str().unwrap().contains("smollm2"),
         "names in the page"
     );
+    // Greedy answers: a sampled one could name a model and keep the vote off the leaderboard.
+    browser
+        .eval("document.querySelector('#battle-temperature').value = '0'; return true")
+        .await;
     browser
         .type_into(
             "#battle-input",

@@ -147,16 +147,20 @@ impl Template {
         matches!(self, Self::Builtin(_))
     }
 
-    /// Stop strings the format implies besides EOS.
+    /// Stop strings the format implies besides EOS. Besides the end-of-turn marker, each
+    /// template stops where the next user turn would start: a model not trained on the format
+    /// (SmolLM2 under the Vicuna template, say) never emits its `</s>` and would otherwise
+    /// write the user's next message itself.
     pub fn stop_strings(&self) -> Vec<String> {
-        match self {
-            Self::Builtin(Builtin::ZeroShot) => vec!["###".into()],
-            Self::Builtin(Builtin::ChatMl) => vec!["<|im_end|>".into()],
-            Self::Builtin(Builtin::VicunaV11 | Builtin::Alpaca | Builtin::Llama2) => {
-                vec!["</s>".into()]
-            }
-            Self::Jinja { .. } => Vec::new(),
-        }
+        let stops: &[&str] = match self {
+            Self::Builtin(Builtin::ZeroShot) => &["###"],
+            Self::Builtin(Builtin::ChatMl) => &["<|im_end|>", "<|im_start|>"],
+            Self::Builtin(Builtin::VicunaV11) => &["</s>", "USER:"],
+            Self::Builtin(Builtin::Alpaca) => &["</s>", "### Instruction:"],
+            Self::Builtin(Builtin::Llama2) => &["</s>", "[INST]"],
+            Self::Jinja { .. } => &[],
+        };
+        stops.iter().map(|s| s.to_string()).collect()
     }
 
     /// Renders the prompt for the assistant's next reply.
@@ -428,6 +432,15 @@ mod tests {
             Template::by_name("zero_shot").unwrap().stop_strings(),
             vec!["###"]
         );
+        // Each format also stops where the user's next turn would begin.
+        for (name, next_turn) in [
+            ("vicuna_v1.1", "USER:"),
+            ("alpaca", "### Instruction:"),
+            ("llama-2", "[INST]"),
+        ] {
+            let stops = Template::by_name(name).unwrap().stop_strings();
+            assert!(stops.iter().any(|s| s == next_turn), "{name}: {stops:?}");
+        }
     }
 
     #[test]
