@@ -69,11 +69,11 @@ pub fn leaderboard_json(board: &Leaderboard, stats: &[ModelStats], computed_ms: 
     })
 }
 
-/// A computed leaderboard and the vote count it reflects.
+/// A computed leaderboard and the votes it reflects.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Cached {
-    /// `vote_count()` when it was computed.
-    votes: i64,
+    /// `last_vote_ms()` when it was computed.
+    last_vote_ms: i64,
     /// When it was computed, Unix milliseconds.
     computed_ms: i64,
     /// The response body.
@@ -110,8 +110,9 @@ impl LeaderboardCache {
         }
     }
 
-    fn fresh(&self, c: &Cached, votes: i64, now_ms: i64) -> bool {
-        c.votes == votes || now_ms - c.computed_ms < self.min_interval.as_millis() as i64
+    fn fresh(&self, c: &Cached, last_vote_ms: i64, now_ms: i64) -> bool {
+        c.last_vote_ms == last_vote_ms
+            || now_ms - c.computed_ms < self.min_interval.as_millis() as i64
     }
 
     async fn shared(&self) -> Option<Cached> {
@@ -137,13 +138,17 @@ impl LeaderboardCache {
     /// The leaderboard: the cached one while no vote arrived or the interval has not passed,
     /// else recomputed from the store.
     pub async fn get(&self) -> Result<Arc<Value>, ControllerError> {
-        let votes = self.store.vote_count().await?;
+        let last_vote = self.store.last_vote_ms().await?;
         let now = crate::db::now_ms();
         let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref().filter(|c| self.fresh(c, votes, now)) {
+        if let Some(c) = cached.as_ref().filter(|c| self.fresh(c, last_vote, now)) {
             return Ok(c.body.clone());
         }
-        if let Some(c) = self.shared().await.filter(|c| self.fresh(c, votes, now)) {
+        if let Some(c) = self
+            .shared()
+            .await
+            .filter(|c| self.fresh(c, last_vote, now))
+        {
             let body = c.body.clone();
             *cached = Some(c);
             return Ok(body);
@@ -152,7 +157,7 @@ impl LeaderboardCache {
         let stats = self.store.model_stats().await?;
         let board = compute(agg, self.options.clone()).await?;
         let c = Cached {
-            votes,
+            last_vote_ms: last_vote,
             computed_ms: now,
             body: Arc::new(leaderboard_json(&board, &stats, now)),
         };

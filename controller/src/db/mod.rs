@@ -266,8 +266,9 @@ pub trait ArenaStore: Send + Sync {
     async fn add_flag(&self, flag: &NewFlag) -> Result<(), ControllerError>;
     /// Per-model totals from the `model_win_rates` view, best first.
     async fn model_stats(&self) -> Result<Vec<ModelStats>, ControllerError>;
-    /// Every vote cast so far (a cheap version number for caches).
-    async fn vote_count(&self) -> Result<i64, ControllerError>;
+    /// When the latest vote was cast (Unix ms, 0 without votes): a version number for caches
+    /// that an index answers without counting rows.
+    async fn last_vote_ms(&self) -> Result<i64, ControllerError>;
     /// Streams the counted anonymous votes in the order they were cast; returns how many.
     async fn counted_battles(&self, sink: Sink<'_, BattleRow>) -> Result<u64, ControllerError>;
     /// Streams votes (counted ones only unless `all`) with both conversations, oldest first.

@@ -337,12 +337,13 @@ macro_rules! arena_store_sql {
                     .collect())
             }
 
-            async fn vote_count(&self) -> Result<i64, ControllerError> {
-                let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM votes")
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(query_error)?;
-                Ok(n)
+            async fn last_vote_ms(&self) -> Result<i64, ControllerError> {
+                let (ms,): (i64,) =
+                    sqlx::query_as("SELECT CAST(COALESCE(MAX(created_ms), 0) AS BIGINT) FROM votes")
+                        .fetch_one(&self.pool)
+                        .await
+                        .map_err(query_error)?;
+                Ok(ms)
             }
 
             async fn counted_battles(&self, sink: Sink<'_, BattleRow>) -> Result<u64, ControllerError> {
