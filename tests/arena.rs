@@ -646,3 +646,23 @@ fn the_leaderboard_command_reads_battle_files_and_reports_bad_rows() {
         "{rows}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_openai_api_has_its_own_rate_limit() {
+    let c = common::spawn_controller(&["--api-rate-limit", "2", "--rate-window-s", "60"]);
+    for _ in 0..2 {
+        assert_eq!(get(&c.http, "/v1/models").await.status, 200);
+    }
+    let limited = get(&c.http, "/v1/models").await;
+    assert_eq!(limited.status, 429, "{}", limited.text);
+    assert_eq!(limited.json()["error"]["type"], "rate_limit_error");
+    assert!(limited.headers.contains_key("retry-after"));
+    // The arena's generation routes are counted apart: no models here, so 503, not 429.
+    let battle = post(&c.http, "/api/battles", json!({"mode": "anonymous"})).await;
+    assert_eq!(battle.status, 503, "{}", battle.text);
+    // Without the flag, /v1 is not limited.
+    let open = common::spawn_controller(&[]);
+    for _ in 0..5 {
+        assert_eq!(get(&open.http, "/v1/models").await.status, 200);
+    }
+}

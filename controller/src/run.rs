@@ -130,7 +130,6 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
         endpoints,
         http: reqwest::Client::new(),
     });
-    let http_client = api.http.clone();
     let mut moderation = Moderation::default();
     if let Some(path) = &opts.moderation_rules {
         moderation = moderation.with(Box::new(LocalRules::load(path)?));
@@ -139,7 +138,7 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
         moderation = moderation.with(Box::new(RemoteModeration::new(
             url.clone(),
             opts.moderation_api_key.clone(),
-            http_client,
+            api.http.clone(),
         )));
     }
     let limiter = |limit: u32| {
@@ -153,7 +152,6 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
         })
     };
     let arena_limit = limiter(opts.rate_limit);
-    let api_limit = limiter(opts.api_rate_limit);
     let leaderboard = crate::ratings::LeaderboardCache::new(
         db.clone(),
         rate_redis.clone(),
@@ -174,11 +172,15 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
         metrics,
         workers: registry.clone(),
     };
-    let app = openai::router(api)
-        .route_layer(axum::middleware::from_fn_with_state(
-            api_limit,
+    let mut v1 = openai::router(api);
+    // No limit, no layer: the OpenAI path is the latency-critical one.
+    if opts.api_rate_limit > 0 {
+        v1 = v1.route_layer(axum::middleware::from_fn_with_state(
+            limiter(opts.api_rate_limit),
             arena::rate_limit,
-        ))
+        ));
+    }
+    let app = v1
         .merge(arena::router(arena_state, arena_limit))
         .merge(arena::web::router())
         .merge(ops::router(registry.clone(), db))

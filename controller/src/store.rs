@@ -84,15 +84,16 @@ fn redis_err(e: redis::RedisError) -> ControllerError {
 impl RedisStore {
     /// Connects, failing with a clear message when Redis cannot be reached.
     pub async fn connect(url: &str, ttl: Duration) -> Result<Self, ControllerError> {
+        let shown = crate::db::redact(url);
         let client = redis::Client::open(url)
-            .map_err(|e| ControllerError::Store(format!("bad REDIS_URL '{url}': {e}")))?;
+            .map_err(|e| ControllerError::Store(format!("bad REDIS_URL '{shown}': {e}")))?;
         let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
             .await
             .map_err(|_| {
-                ControllerError::Store(format!("redis at {url} did not answer within 5 s"))
+                ControllerError::Store(format!("redis at {shown} did not answer within 5 s"))
             })?
             .map_err(|e| {
-                ControllerError::Store(format!("cannot connect to redis at {url}: {e}"))
+                ControllerError::Store(format!("cannot connect to redis at {shown}: {e}"))
             })?;
         Ok(Self { conn, ttl })
     }

@@ -328,6 +328,10 @@ mod tests {
             "postgres://arena:***@db:5432/arena"
         );
         assert_eq!(redact("sqlite:///tmp/a.db"), "sqlite:///tmp/a.db");
+        assert_eq!(
+            redact("redis://:pw@cache:6379/0"),
+            "redis://:***@cache:6379/0"
+        );
     }
 }
 
