@@ -29,10 +29,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         // Colour codes only for a person at a terminal, not in files and pipes.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    if let Some(n) = cli.threads {
-        // candle and gemm size their thread pools from this variable; set it before any starts.
-        std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
-    }
+    // Before the runtime starts any thread.
+    arena_worker::engine::fix_thread_count(cli.threads);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {

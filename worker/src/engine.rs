@@ -126,6 +126,16 @@ impl EngineHandle {
     }
 }
 
+/// Fixes the compute thread count in `RAYON_NUM_THREADS`, which candle, gemm and our pool read.
+///
+/// Call it before any other thread starts (`std::env::set_var` is not thread-safe). Without
+/// the variable candle works the count out again on every f32 matmul by parsing
+/// `/proc/cpuinfo`, which took most of a busy worker's time.
+pub fn fix_thread_count(threads: Option<usize>) {
+    let n = threads.map_or_else(candle_core::utils::get_num_threads, |n| n.max(1));
+    std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+}
+
 /// The thread pool model code runs in.
 ///
 /// The step loop itself runs on one of its workers, so the parallel kernels it calls share
