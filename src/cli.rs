@@ -212,6 +212,11 @@ pub struct BenchControllerArgs {
     /// New tokens per request.
     #[arg(long, default_value_t = 16)]
     pub max_tokens: u32,
+    /// Each client waits a random time up to this many milliseconds before each request, so
+    /// requests do not all arrive just after the worker's batch steps end; keep it a few times
+    /// the worker's step time (raise it for bigger models). 0 sends back to back.
+    #[arg(long, default_value_t = 5.0, value_parser = parse_think_ms)]
+    pub think_ms: f64,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -333,6 +338,15 @@ pub struct ControllerArgs {
     /// voter's votes across restarts and replicas).
     #[arg(long, env = "ARENA_VOTER_SALT", hide_env_values = true)]
     pub voter_salt: Option<String>,
+}
+
+fn parse_think_ms(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && (0.0..=60_000.0).contains(&v) => Ok(v),
+        _ => Err(format!(
+            "'{s}' is not a number of milliseconds from 0 to 60000"
+        )),
+    }
 }
 
 fn parse_weights(spec: &str) -> Result<HashMap<String, f64>, String> {

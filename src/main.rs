@@ -49,8 +49,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 arena_controller::demo::run(opts).await?
             }
             Command::Leaderboard(args) => {
-                let out = arena_controller::ratings::run_cli(args.source(), args.options(), args.format)
-                    .await?;
+                let out =
+                    arena_controller::ratings::run_cli(args.source(), args.options(), args.format)
+                        .await?;
                 print!("{out}");
             }
             Command::Export(args) => {
@@ -85,7 +86,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     None => {
                         std::fs::create_dir_all(&tiny)?;
                         let path = tiny.join("tiny-chat.gguf");
-                        arena_worker::testing::write_tiny_gguf(&path, arena_worker::testing::VocabKind::Gpt2, 1)?;
+                        arena_worker::testing::write_tiny_gguf(
+                            &path,
+                            arena_worker::testing::VocabKind::Gpt2,
+                            1,
+                        )?;
                         path
                     }
                 };
@@ -95,6 +100,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     clients: args.clients,
                     requests: args.requests,
                     max_tokens: args.max_tokens,
+                    think_ms: args.think_ms,
                 };
                 let report = arena_controller::bench::run(&opts).await;
                 let _ = std::fs::remove_dir_all(&tiny);
@@ -102,25 +108,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 if args.json {
                     println!("{}", serde_json::to_string(&report)?);
                 } else {
-                    println!("clients  ttft direct p50/p99  ttft via controller p50/p99  total direct p50/p99  total via controller p50/p99  (ms)");
-                    for r in &report.rounds {
-                        println!(
-                            "{:>7}  {:>8.2} / {:>7.2}  {:>14.2} / {:>7.2}  {:>9.2} / {:>7.2}  {:>15.2} / {:>7.2}",
-                            r.clients,
-                            r.ttft_direct_ms.p50, r.ttft_direct_ms.p99,
-                            r.ttft_controller_ms.p50, r.ttft_controller_ms.p99,
-                            r.total_direct_ms.p50, r.total_direct_ms.p99,
-                            r.total_controller_ms.p50, r.total_controller_ms.p99,
-                        );
-                    }
-                    println!("dispatch decisions per second (100 workers): {:.0}", report.dispatch_decisions_per_s);
+                    print!("{}", report.table());
                 }
             }
             Command::Bench(cli::BenchCommand::Leaderboard(args)) => {
                 use arena_controller::leaderboard::bench;
                 if let Some(path) = &args.write {
                     bench::write_battles(path, args.battles, args.models, args.seed)?;
-                    println!("wrote {} battles among {} models to {}", args.battles, args.models, path.display());
+                    println!(
+                        "wrote {} battles among {} models to {}",
+                        args.battles,
+                        args.models,
+                        path.display()
+                    );
                 } else {
                     let opts = bench::BenchOptions {
                         battles: args.battles,

@@ -400,18 +400,47 @@ async fn sigterm_lets_running_streams_finish() {
 
 #[test]
 fn bench_controller_runs_end_to_end() {
-    let out = common::arena_ok(&[
-        "bench",
-        "controller",
-        "--clients",
-        "1,2",
-        "--requests",
-        "2",
-        "--json",
-    ]);
-    let v: Value = serde_json::from_str(&out).unwrap();
+    // Its own temp dir, to see that the benchmark's store and tiny model are cleaned up.
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::arena()
+        .env("TMPDIR", tmp.path())
+        .args([
+            "bench",
+            "controller",
+            "--clients",
+            "1,2",
+            "--requests",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rounds = v["rounds"].as_array().unwrap();
     assert_eq!(rounds.len(), 2);
     assert!(rounds[1]["total_controller_ms"]["p50"].as_f64().unwrap() > 0.0);
+    let in_flight = rounds[1]["mean_in_flight"].as_f64().unwrap();
+    assert!(in_flight > 0.0 && in_flight <= 2.0, "{in_flight}");
     assert!(v["dispatch_decisions_per_s"].as_f64().unwrap() > 0.0);
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    let table = common::arena_ok(&["bench", "controller", "--clients", "1", "--requests", "1"]);
+    assert!(table.contains("added p50"), "{table}");
+    let bad = common::arena()
+        .args(["bench", "controller", "--think-ms=-3"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("not a number of milliseconds from 0 to 60000"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
 }

@@ -3,7 +3,15 @@
 //!
 //! It starts a real `arena controller` and `arena worker` (child processes of the given
 //! binary), then sends the same streamed chat requests straight to the worker over gRPC and
-//! through the controller's OpenAI API, alternating, from 1, 16 and 64 concurrent clients.
+//! through the controller's OpenAI API, in random order, from 1, 16 and 64 concurrent clients.
+//!
+//! Each client waits a random think time before each request. Without it the measurement is
+//! biased: the worker emits every sequence's token at the end of a batch step, so a client
+//! that sends its next request the moment the last one finished arrives just after a step
+//! boundary, and its time to first token depends on how late it saw the *previous* answer.
+//! The path that followed the slower one then looks faster, whatever the controller does
+//! (a 2 ms pause after each controller request, untimed, moved the measured overhead by
+//! +3 ms). A random wait spreads arrivals over the step, as independent users would.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -32,6 +40,8 @@ pub struct BenchOptions {
     pub requests: usize,
     /// New tokens per request.
     pub max_tokens: u32,
+    /// Upper bound of each client's random wait before a request, in milliseconds.
+    pub think_ms: f64,
 }
 
 /// Latency percentiles in milliseconds.
@@ -56,6 +66,8 @@ pub struct Round {
     pub total_direct_ms: Percentiles,
     /// Whole request through the controller.
     pub total_controller_ms: Percentiles,
+    /// Requests in flight on average over the round (both paths).
+    pub mean_in_flight: f64,
 }
 
 /// The report.
@@ -68,7 +80,7 @@ pub struct BenchReport {
 }
 
 /// Time to first token and total time of one request, in milliseconds.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Timing {
     ttft: f64,
     total: f64,
@@ -149,12 +161,15 @@ async fn via(
         .map_err(|e| ControllerError::Server(e.to_string()))?;
     let mut bytes = response.bytes_stream();
     let mut first = None;
-    let mut seen = String::new();
+    // Bytes up to the first content delta, which may arrive split over chunks.
+    let mut head = Vec::new();
     while let Some(chunk) = bytes.next().await {
         let chunk = chunk.map_err(|e| ControllerError::Server(e.to_string()))?;
-        seen.push_str(&String::from_utf8_lossy(&chunk));
-        if first.is_none() && seen.contains("\"content\"") {
-            first = Some(start.elapsed());
+        if first.is_none() {
+            head.extend_from_slice(&chunk);
+            if head.windows(9).any(|w| w == b"\"content\"") {
+                first = Some(start.elapsed());
+            }
         }
     }
     let total = start.elapsed();
@@ -168,6 +183,27 @@ async fn via(
 pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
     // The benchmark's own throwaway store, never the user's arena database.
     let db = std::env::temp_dir().join(format!("arena-bench-{}.db", std::process::id()));
+    let report = measure(opts, &db).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = db.clone().into_os_string();
+        path.push(suffix);
+        let _ = std::fs::remove_file(path);
+    }
+    report
+}
+
+/// A random wait in `[0, max_ms)`.
+async fn think(max_ms: f64) {
+    if max_ms > 0.0 {
+        let ms = rand::random::<f64>() * max_ms;
+        tokio::time::sleep(Duration::from_secs_f64(ms / 1e3)).await;
+    }
+}
+
+async fn measure(
+    opts: &BenchOptions,
+    db: &std::path::Path,
+) -> Result<BenchReport, ControllerError> {
     let db_url = format!("sqlite://{}", db.display());
     let (_controller, rest) = process::spawn(
         &opts.arena,
@@ -247,16 +283,28 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
     let mut rounds = Vec::new();
     for &clients in &opts.clients {
         let mut tasks = Vec::new();
+        let started = Instant::now();
         for _ in 0..clients {
             let (mut worker, http, url) = (worker.clone(), http.clone(), url.clone());
-            let (n, max_tokens) = (opts.requests, opts.max_tokens);
+            let (n, max_tokens, think_ms) = (opts.requests, opts.max_tokens, opts.think_ms);
             tasks.push(tokio::spawn(async move {
                 let mut out = Vec::with_capacity(n);
                 for _ in 0..n {
-                    out.push(Sample {
-                        direct: direct(&mut worker, max_tokens).await?,
-                        via: via(&http, &url, max_tokens).await?,
-                    });
+                    // A fixed order would let one path always follow the other.
+                    let direct_first = rand::random::<bool>();
+                    let mut sample = Sample {
+                        direct: Timing::default(),
+                        via: Timing::default(),
+                    };
+                    for path in [direct_first, !direct_first] {
+                        think(think_ms).await;
+                        if path {
+                            sample.direct = direct(&mut worker, max_tokens).await?;
+                        } else {
+                            sample.via = via(&http, &url, max_tokens).await?;
+                        }
+                    }
+                    out.push(sample);
                 }
                 Ok::<_, ControllerError>(out)
             }));
@@ -268,8 +316,11 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
                     .map_err(|e| ControllerError::Server(e.to_string()))??,
             );
         }
+        let wall_ms = started.elapsed().as_secs_f64() * 1e3;
+        let busy_ms: f64 = samples.iter().map(|s| s.direct.total + s.via.total).sum();
         let pick = |f: fn(&Sample) -> f64| percentiles(samples.iter().map(f).collect());
         rounds.push(Round {
+            mean_in_flight: busy_ms / wall_ms,
             clients,
             ttft_direct_ms: pick(|s| s.direct.ttft),
             ttft_controller_ms: pick(|s| s.via.ttft),
@@ -281,6 +332,37 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
         rounds,
         dispatch_decisions_per_s: dispatch_rate(),
     })
+}
+
+impl BenchReport {
+    /// The report as a table for a terminal.
+    pub fn table(&self) -> String {
+        let mut out = String::from(
+            "clients  in flight  TTFT direct p50/p99  TTFT via controller p50/p99  added p50  \
+             total direct p50/p99  total via controller p50/p99  (ms)\n",
+        );
+        for r in &self.rounds {
+            out.push_str(&format!(
+                "{:>7}  {:>9.1}  {:>8.2} / {:>7.2}  {:>14.2} / {:>7.2}  {:>+9.2}  {:>9.2} / {:>7.2}  {:>15.2} / {:>7.2}\n",
+                r.clients,
+                r.mean_in_flight,
+                r.ttft_direct_ms.p50,
+                r.ttft_direct_ms.p99,
+                r.ttft_controller_ms.p50,
+                r.ttft_controller_ms.p99,
+                r.ttft_controller_ms.p50 - r.ttft_direct_ms.p50,
+                r.total_direct_ms.p50,
+                r.total_direct_ms.p99,
+                r.total_controller_ms.p50,
+                r.total_controller_ms.p99,
+            ));
+        }
+        out.push_str(&format!(
+            "dispatch decisions per second (100 workers): {:.0}\n",
+            self.dispatch_decisions_per_s
+        ));
+        out
+    }
 }
 
 /// `shortest_queue` over 100 registered workers of one model: candidates plus choice.
