@@ -3,7 +3,9 @@
 
 Starts FastChat's controller, model_worker (CPU) and openai_api_server on free
 127.0.0.1 ports, waits until the worker is registered, then for each client count
-runs, per client, `--requests` iterations of:
+runs, per client, `--requests` iterations of the two requests below, in random order, each
+after a random wait of up to `--think-ms` (as `arena bench controller` does, so that
+arrivals are not locked to the worker's steps):
 
   direct: POST model_worker /worker_generate_stream (prompt built with FastChat's
           conversation template for the model, temperature 0, max_new_tokens N,
@@ -33,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -131,8 +134,13 @@ async def bench(args, worker_url, api_url, model_name):
             async def client():
                 out = []
                 for _ in range(args.requests):
-                    d = await direct(session, gen_url, params)
-                    v = await via(session, chat_url, model_name, args.max_tokens)
+                    direct_first = random.random() < 0.5
+                    for path in (direct_first, not direct_first):
+                        await asyncio.sleep(random.random() * args.think_ms / 1e3)
+                        if path:
+                            d = await direct(session, gen_url, params)
+                        else:
+                            v = await via(session, chat_url, model_name, args.max_tokens)
                     out.append((d, v))
                 return out
             samples = [s for r in await asyncio.gather(*(client() for _ in range(clients))) for s in r]
@@ -154,6 +162,7 @@ def main():
     ap.add_argument("--clients", default="1,16,64")
     ap.add_argument("--requests", type=int, default=20)
     ap.add_argument("--max-tokens", type=int, default=16)
+    ap.add_argument("--think-ms", type=float, default=5.0)
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--logs", default="/tmp/bench-fastchat-logs")
     args = ap.parse_args()

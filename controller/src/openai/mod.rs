@@ -5,6 +5,7 @@ mod completions;
 mod params;
 mod remote;
 pub(crate) mod respond;
+mod shapes;
 pub mod types;
 mod upstream;
 

@@ -6,8 +6,8 @@ use arena_proto::v1::{FinishReason, GenerateResponse};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::{json, Value};
 
+use super::shapes::{Choice, Delta, Envelope, Message};
 use super::types::{CommonParams, Usage};
 use super::upstream::Started;
 use super::{now_secs, ApiState};
@@ -44,47 +44,74 @@ impl Meta {
         }
     }
 
-    fn envelope(&self, chunk: bool, created: u64, choices: Value) -> Value {
-        json!({"id": self.id, "object": self.object(chunk), "created": created, "model": self.model, "choices": choices})
+    fn envelope<'a>(
+        &'a self,
+        chunk: bool,
+        created: u64,
+        choices: Vec<Choice<'a>>,
+        usage: Option<Usage>,
+    ) -> Envelope<'a> {
+        Envelope {
+            id: &self.id,
+            object: self.object(chunk),
+            created,
+            model: &self.model,
+            choices,
+            usage,
+        }
     }
 
-    fn full(&self, text: String, finish: &str, usage: Usage) -> Value {
+    fn full<'a>(&'a self, text: &'a str, finish: &'a str, usage: Usage) -> Envelope<'a> {
         let choice = match self.flavor {
-            Flavor::Chat => {
-                json!({"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish})
-            }
-            Flavor::Text => {
-                json!({"index": 0, "text": text, "logprobs": null, "finish_reason": finish})
-            }
+            Flavor::Chat => Choice::Message {
+                index: 0,
+                message: Message {
+                    role: "assistant",
+                    content: text,
+                },
+                finish_reason: finish,
+            },
+            Flavor::Text => Choice::Text {
+                index: 0,
+                text,
+                logprobs: None,
+                finish_reason: Some(finish),
+            },
         };
-        let mut v = self.envelope(false, now_secs(), json!([choice]));
-        v["usage"] = json!(usage);
-        v
+        self.envelope(false, now_secs(), vec![choice], Some(usage))
     }
 
     /// A chunk with new text (`None` for the role-only opening chunk of chat).
     fn chunk(&self, created: u64, text: Option<&str>, finish: Option<&str>) -> Event {
         let choice = match self.flavor {
-            Flavor::Chat => {
-                let delta = match text {
-                    None if finish.is_none() => json!({"role": "assistant"}),
-                    None => json!({}),
-                    Some(t) => json!({"content": t}),
-                };
-                json!({"index": 0, "delta": delta, "finish_reason": finish})
-            }
-            Flavor::Text => {
-                json!({"index": 0, "text": text.unwrap_or(""), "logprobs": null, "finish_reason": finish})
-            }
+            Flavor::Chat => Choice::Delta {
+                index: 0,
+                delta: Delta {
+                    role: (text.is_none() && finish.is_none()).then_some("assistant"),
+                    content: text,
+                },
+                finish_reason: finish,
+            },
+            Flavor::Text => Choice::Text {
+                index: 0,
+                text: text.unwrap_or(""),
+                logprobs: None,
+                finish_reason: finish,
+            },
         };
-        Event::default().data(self.envelope(true, created, json!([choice])).to_string())
+        event(&self.envelope(true, created, vec![choice], None))
     }
 
     fn usage_chunk(&self, created: u64, usage: Usage) -> Event {
-        let mut v = self.envelope(true, created, json!([]));
-        v["usage"] = json!(usage);
-        Event::default().data(v.to_string())
+        event(&self.envelope(true, created, Vec::new(), Some(usage)))
     }
+}
+
+/// An SSE event carrying `body` as JSON.
+fn event(body: &Envelope<'_>) -> Event {
+    Event::default()
+        .json_data(body)
+        .unwrap_or_else(|e| error_event(format!("could not encode a chunk: {e}")))
 }
 
 pub(crate) fn finish_reason(m: &GenerateResponse) -> Option<&'static str> {
@@ -165,7 +192,7 @@ async fn complete(started: Started, meta: Meta, metrics: &Metrics) -> Result<Res
         if let Some(finish) = finish_reason(&m) {
             drop(guard);
             record(metrics, &meta, dispatched, &m);
-            return Ok(Json(meta.full(text, finish, usage(&m))).into_response());
+            return Ok(Json(meta.full(&text, finish, usage(&m))).into_response());
         }
         next = tokio_stream::StreamExt::next(&mut stream)
             .await
