@@ -207,7 +207,7 @@ pub struct BenchControllerArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
     pub clients: Vec<usize>,
     /// Requests per client and path in each round.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = 50)]
     pub requests: usize,
     /// New tokens per request.
     #[arg(long, default_value_t = 16)]
@@ -217,6 +217,12 @@ pub struct BenchControllerArgs {
     /// the worker's step time (raise it for bigger models). 0 sends back to back.
     #[arg(long, default_value_t = 5.0, value_parser = parse_think_ms)]
     pub think_ms: f64,
+    /// Send each client's two requests at the same moment and report the percentiles of their
+    /// differences: the same request under the same load on both paths (each client then has
+    /// two requests in flight). Steadier, but the request leg only counts when it makes the
+    /// request miss a batch step, so its median shows mostly the answer's extra hop.
+    #[arg(long)]
+    pub paired: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,

@@ -101,6 +101,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     requests: args.requests,
                     max_tokens: args.max_tokens,
                     think_ms: args.think_ms,
+                    paired: args.paired,
                 };
                 let report = arena_controller::bench::run(&opts).await;
                 let _ = std::fs::remove_dir_all(&tiny);

@@ -430,8 +430,37 @@ fn bench_controller_runs_end_to_end() {
     let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 
+    assert!(rounds[1]["added_ttft_ms"].is_null());
+
     let table = common::arena_ok(&["bench", "controller", "--clients", "1", "--requests", "1"]);
-    assert!(table.contains("added p50"), "{table}");
+    assert!(
+        table.contains("TTFT via controller p50 minus TTFT direct p50"),
+        "{table}"
+    );
+    let paired = common::arena_ok(&[
+        "bench",
+        "controller",
+        "--paired",
+        "--clients",
+        "2",
+        "--requests",
+        "2",
+        "--json",
+    ]);
+    let v: Value = serde_json::from_str(&paired).unwrap();
+    let round = &v["rounds"][0];
+    assert!(round["added_ttft_ms"]["p50"].is_number(), "{round}");
+    assert!(round["added_total_ms"]["p99"].is_number(), "{round}");
+    let zero = common::arena()
+        .args(["bench", "controller", "--clients", "1,0"])
+        .output()
+        .unwrap();
+    assert!(!zero.status.success());
+    assert!(
+        String::from_utf8_lossy(&zero.stderr).contains("client counts of 1 or more"),
+        "{}",
+        String::from_utf8_lossy(&zero.stderr)
+    );
     let bad = common::arena()
         .args(["bench", "controller", "--think-ms=-3"])
         .output()

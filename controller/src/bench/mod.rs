@@ -12,15 +12,24 @@
 //! The path that followed the slower one then looks faster, whatever the controller does
 //! (a 2 ms pause after each controller request, untimed, moved the measured overhead by
 //! +3 ms). A random wait spreads arrivals over the step, as independent users would.
+//!
+//! With `paired`, each client sends its two requests at the same moment instead, and the
+//! report adds the percentiles of their differences: the same request under the same load on
+//! both paths, far steadier than the difference of two wide distributions' medians. Both
+//! requests then usually join the same batch step, so the difference holds the answer's extra
+//! hop in full but the request's only when it makes that request miss the step: its median is
+//! a lower bound of what the controller adds, the unpaired difference of medians the measure.
+
+mod load;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arena_proto::v1::worker_client::WorkerClient;
-use arena_proto::v1::{generate_request, ChatMessage, GenerateRequest, Messages, SamplingParams};
 use serde::Serialize;
-use tokio_stream::StreamExt;
+
+use load::{Client, Sample};
 
 use crate::dispatch::Policy;
 use crate::error::ControllerError;
@@ -42,6 +51,8 @@ pub struct BenchOptions {
     pub max_tokens: u32,
     /// Upper bound of each client's random wait before a request, in milliseconds.
     pub think_ms: f64,
+    /// Send each client's two requests at the same moment (two in flight per client).
+    pub paired: bool,
 }
 
 /// Latency percentiles in milliseconds.
@@ -68,6 +79,22 @@ pub struct Round {
     pub total_controller_ms: Percentiles,
     /// Requests in flight on average over the round (both paths).
     pub mean_in_flight: f64,
+    /// Time to first token through the controller minus straight to the worker, per pair of
+    /// requests sent together (paired runs only).
+    pub added_ttft_ms: Option<Percentiles>,
+    /// The same for the whole request (paired runs only).
+    pub added_total_ms: Option<Percentiles>,
+}
+
+impl Round {
+    /// What the controller adds to the time to first token at p50: the median of the pairs'
+    /// differences when paired, else the difference of the two medians.
+    pub fn added_ttft_p50(&self) -> f64 {
+        self.added_ttft_ms
+            .map_or(self.ttft_controller_ms.p50 - self.ttft_direct_ms.p50, |a| {
+                a.p50
+            })
+    }
 }
 
 /// The report.
@@ -79,20 +106,6 @@ pub struct BenchReport {
     pub dispatch_decisions_per_s: f64,
 }
 
-/// Time to first token and total time of one request, in milliseconds.
-#[derive(Debug, Clone, Copy, Default)]
-struct Timing {
-    ttft: f64,
-    total: f64,
-}
-
-/// The same request straight to the worker and through the controller.
-#[derive(Debug, Clone, Copy)]
-struct Sample {
-    direct: Timing,
-    via: Timing,
-}
-
 fn percentiles(mut v: Vec<f64>) -> Percentiles {
     v.sort_by(f64::total_cmp);
     let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
@@ -102,85 +115,14 @@ fn percentiles(mut v: Vec<f64>) -> Percentiles {
     }
 }
 
-fn request(max_tokens: u32) -> GenerateRequest {
-    GenerateRequest {
-        input: Some(generate_request::Input::Chat(Messages {
-            messages: vec![ChatMessage {
-                role: "user".into(),
-                content: "hello world".into(),
-            }],
-        })),
-        params: Some(SamplingParams {
-            temperature: Some(0.0),
-            max_new_tokens: Some(max_tokens),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// One request straight to the worker.
-async fn direct(
-    client: &mut WorkerClient<tonic::transport::Channel>,
-    max_tokens: u32,
-) -> Result<Timing, ControllerError> {
-    let start = Instant::now();
-    let mut stream = client
-        .generate(request(max_tokens))
-        .await
-        .map_err(|e| ControllerError::Server(e.to_string()))?
-        .into_inner();
-    let mut first = None;
-    while let Some(m) = stream.next().await {
-        let m = m.map_err(|e| ControllerError::Server(e.to_string()))?;
-        if first.is_none() && !m.text.is_empty() {
-            first = Some(start.elapsed());
-        }
-    }
-    let total = start.elapsed();
-    Ok(Timing {
-        ttft: first.unwrap_or(total).as_secs_f64() * 1e3,
-        total: total.as_secs_f64() * 1e3,
-    })
-}
-
-/// One streamed request through the controller.
-async fn via(
-    http: &reqwest::Client,
-    url: &str,
-    max_tokens: u32,
-) -> Result<Timing, ControllerError> {
-    let body = serde_json::json!({"model": "bench", "messages": [{"role": "user", "content": "hello world"}],
-        "temperature": 0, "max_tokens": max_tokens, "stream": true});
-    let start = Instant::now();
-    let response = http
-        .post(url)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| ControllerError::Server(e.to_string()))?;
-    let mut bytes = response.bytes_stream();
-    let mut first = None;
-    // Bytes up to the first content delta, which may arrive split over chunks.
-    let mut head = Vec::new();
-    while let Some(chunk) = bytes.next().await {
-        let chunk = chunk.map_err(|e| ControllerError::Server(e.to_string()))?;
-        if first.is_none() {
-            head.extend_from_slice(&chunk);
-            if head.windows(9).any(|w| w == b"\"content\"") {
-                first = Some(start.elapsed());
-            }
-        }
-    }
-    let total = start.elapsed();
-    Ok(Timing {
-        ttft: first.unwrap_or(total).as_secs_f64() * 1e3,
-        total: total.as_secs_f64() * 1e3,
-    })
-}
-
 /// Runs the benchmark.
 pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
+    if opts.requests == 0 || opts.clients.is_empty() || opts.clients.contains(&0) {
+        return Err(ControllerError::Config(
+            "the benchmark needs at least one request per client and client counts of 1 or more"
+                .into(),
+        ));
+    }
     // The benchmark's own throwaway store, never the user's arena database.
     let db = std::env::temp_dir().join(format!("arena-bench-{}.db", std::process::id()));
     let report = measure(opts, &db).await;
@@ -190,14 +132,6 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
         let _ = std::fs::remove_file(path);
     }
     report
-}
-
-/// A random wait in `[0, max_ms)`.
-async fn think(max_ms: f64) {
-    if max_ms > 0.0 {
-        let ms = rand::random::<f64>() * max_ms;
-        tokio::time::sleep(Duration::from_secs_f64(ms / 1e3)).await;
-    }
 }
 
 async fn measure(
@@ -231,6 +165,9 @@ async fn measure(
         .zip(addr("grpc="))
         .ok_or_else(|| ControllerError::Server(format!("cannot parse '{rest}'")))?;
     let model = opts.model.to_string_lossy().into_owned();
+    // Every request is admitted at once, so the worker's queue is not what is measured.
+    let most = opts.clients.iter().max().copied().unwrap_or(1);
+    let max_concurrency = (most * if opts.paired { 2 } else { 1 }).max(64).to_string();
     let controller_url = format!("http://{grpc_addr}");
     let (_worker, worker_addr) = process::spawn(
         &opts.arena,
@@ -243,7 +180,7 @@ async fn measure(
             "--listen",
             "127.0.0.1:0",
             "--max-concurrency",
-            "64",
+            &max_concurrency,
             "--controller",
             &controller_url,
         ],
@@ -278,36 +215,22 @@ async fn measure(
         .map_err(|e| ControllerError::Server(e.to_string()))?;
     let url = Arc::new(format!("http://{http_addr}/v1/chat/completions"));
     // Warm both paths.
-    direct(&mut worker.clone(), opts.max_tokens).await?;
-    via(&http, &url, opts.max_tokens).await?;
+    load::direct(&mut worker.clone(), opts.max_tokens).await?;
+    load::via(&http, &url, opts.max_tokens).await?;
+    let client = Client {
+        worker,
+        http,
+        url,
+        max_tokens: opts.max_tokens,
+        think_ms: opts.think_ms,
+        paired: opts.paired,
+    };
     let mut rounds = Vec::new();
     for &clients in &opts.clients {
         let mut tasks = Vec::new();
         let started = Instant::now();
         for _ in 0..clients {
-            let (mut worker, http, url) = (worker.clone(), http.clone(), url.clone());
-            let (n, max_tokens, think_ms) = (opts.requests, opts.max_tokens, opts.think_ms);
-            tasks.push(tokio::spawn(async move {
-                let mut out = Vec::with_capacity(n);
-                for _ in 0..n {
-                    // A fixed order would let one path always follow the other.
-                    let direct_first = rand::random::<bool>();
-                    let mut sample = Sample {
-                        direct: Timing::default(),
-                        via: Timing::default(),
-                    };
-                    for path in [direct_first, !direct_first] {
-                        think(think_ms).await;
-                        if path {
-                            sample.direct = direct(&mut worker, max_tokens).await?;
-                        } else {
-                            sample.via = via(&http, &url, max_tokens).await?;
-                        }
-                    }
-                    out.push(sample);
-                }
-                Ok::<_, ControllerError>(out)
-            }));
+            tasks.push(tokio::spawn(client.clone().run(opts.requests)));
         }
         let mut samples = Vec::new();
         for t in tasks {
@@ -326,6 +249,8 @@ async fn measure(
             ttft_controller_ms: pick(|s| s.via.ttft),
             total_direct_ms: pick(|s| s.direct.total),
             total_controller_ms: pick(|s| s.via.total),
+            added_ttft_ms: opts.paired.then(|| pick(|s| s.via.ttft - s.direct.ttft)),
+            added_total_ms: opts.paired.then(|| pick(|s| s.via.total - s.direct.total)),
         });
     }
     Ok(BenchReport {
@@ -350,13 +275,19 @@ impl BenchReport {
                 r.ttft_direct_ms.p99,
                 r.ttft_controller_ms.p50,
                 r.ttft_controller_ms.p99,
-                r.ttft_controller_ms.p50 - r.ttft_direct_ms.p50,
+                r.added_ttft_p50(),
                 r.total_direct_ms.p50,
                 r.total_direct_ms.p99,
                 r.total_controller_ms.p50,
                 r.total_controller_ms.p99,
             ));
         }
+        let paired = self.rounds.iter().any(|r| r.added_ttft_ms.is_some());
+        out.push_str(if paired {
+            "added p50: median over pairs of requests sent together of TTFT via minus TTFT direct\n"
+        } else {
+            "added p50: TTFT via controller p50 minus TTFT direct p50\n"
+        });
         out.push_str(&format!(
             "dispatch decisions per second (100 workers): {:.0}\n",
             self.dispatch_decisions_per_s
@@ -384,4 +315,38 @@ fn dispatch_rate() -> f64 {
         std::hint::black_box(registry.pick("m", Policy::ShortestQueue, &[]));
     }
     n as f64 / start.elapsed().as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(p50: f64, p99: f64) -> Percentiles {
+        Percentiles { p50, p99 }
+    }
+
+    #[test]
+    fn percentiles_pick_the_nearest_rank() {
+        let v: Vec<f64> = (1..=101).rev().map(f64::from).collect();
+        let q = percentiles(v);
+        assert_eq!((q.p50, q.p99), (51.0, 100.0));
+        assert_eq!(percentiles(vec![7.0]).p99, 7.0);
+    }
+
+    #[test]
+    fn added_is_the_pairs_median_when_paired() {
+        let mut round = Round {
+            clients: 1,
+            ttft_direct_ms: p(10.0, 20.0),
+            ttft_controller_ms: p(10.5, 21.0),
+            total_direct_ms: p(30.0, 40.0),
+            total_controller_ms: p(30.5, 41.0),
+            mean_in_flight: 1.0,
+            added_ttft_ms: None,
+            added_total_ms: None,
+        };
+        assert!((round.added_ttft_p50() - 0.5).abs() < 1e-12);
+        round.added_ttft_ms = Some(p(0.2, 3.0));
+        assert_eq!(round.added_ttft_p50(), 0.2);
+    }
 }
