@@ -574,23 +574,15 @@ fn the_leaderboard_command_reads_battle_files_and_reports_bad_rows() {
     }
     csv.push_str("alpha,beta,left,41\n");
     std::fs::write(&file, &csv).unwrap();
-    let out = common::arena()
-        .args([
-            "leaderboard",
-            "--battles",
-            file.to_str().unwrap(),
-            "--format",
-            "csv",
-            "--bootstrap",
-            "20",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::output_ok(common::arena().args([
+        "leaderboard",
+        "--battles",
+        file.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--bootstrap",
+        "20",
+    ]));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let first: Vec<&str> = stdout.lines().nth(1).unwrap().split(',').collect();
     assert_eq!(first[0..2], ["1", "alpha"], "{stdout}");
@@ -599,35 +591,19 @@ fn the_leaderboard_command_reads_battle_files_and_reports_bad_rows() {
         stderr.contains("line 42") && stderr.contains("unknown winner 'left'"),
         "{stderr}"
     );
-    let strict = common::arena()
-        .args([
-            "leaderboard",
-            "--battles",
-            file.to_str().unwrap(),
-            "--strict",
-        ])
-        .output()
-        .unwrap();
-    assert!(!strict.status.success());
-    assert!(String::from_utf8_lossy(&strict.stderr).contains("line 42"));
-    let missing = common::arena()
-        .args(["leaderboard", "--battles", "/no/such.jsonl"])
-        .output()
-        .unwrap();
-    assert!(!missing.status.success());
-    assert!(String::from_utf8_lossy(&missing.stderr).contains("/no/such.jsonl"));
-    let anchor = common::arena()
-        .args([
-            "leaderboard",
-            "--battles",
-            file.to_str().unwrap(),
-            "--anchor",
-            "beta",
-        ])
-        .output()
-        .unwrap();
-    assert!(!anchor.status.success());
-    assert!(String::from_utf8_lossy(&anchor.stderr).contains("MODEL=RATING"));
+    let battles = file.to_str().unwrap();
+    common::arena_fails(
+        &["leaderboard", "--battles", battles, "--strict"],
+        "line 42",
+    );
+    common::arena_fails(
+        &["leaderboard", "--battles", "/no/such.jsonl"],
+        "/no/such.jsonl",
+    );
+    common::arena_fails(
+        &["leaderboard", "--battles", battles, "--anchor", "beta"],
+        "MODEL=RATING",
+    );
     let anchored = common::arena_ok(&[
         "leaderboard",
         "--battles",

@@ -402,24 +402,15 @@ async fn sigterm_lets_running_streams_finish() {
 fn bench_controller_runs_end_to_end() {
     // Its own temp dir, to see that the benchmark's store and tiny model are cleaned up.
     let tmp = tempfile::tempdir().unwrap();
-    let out = common::arena()
-        .env("TMPDIR", tmp.path())
-        .args([
-            "bench",
-            "controller",
-            "--clients",
-            "1,2",
-            "--requests",
-            "2",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = common::output_ok(common::arena().env("TMPDIR", tmp.path()).args([
+        "bench",
+        "controller",
+        "--clients",
+        "1,2",
+        "--requests",
+        "2",
+        "--json",
+    ]));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let rounds = v["rounds"].as_array().unwrap();
     assert_eq!(rounds.len(), 2);
@@ -451,25 +442,12 @@ fn bench_controller_runs_end_to_end() {
     let round = &v["rounds"][0];
     assert!(round["added_ttft_ms"]["p50"].is_number(), "{round}");
     assert!(round["added_total_ms"]["p99"].is_number(), "{round}");
-    let zero = common::arena()
-        .args(["bench", "controller", "--clients", "1,0"])
-        .output()
-        .unwrap();
-    assert!(!zero.status.success());
-    assert!(
-        String::from_utf8_lossy(&zero.stderr).contains("client counts of 1 or more"),
-        "{}",
-        String::from_utf8_lossy(&zero.stderr)
+    common::arena_fails(
+        &["bench", "controller", "--clients", "1,0"],
+        "client counts of 1 or more",
     );
-    let bad = common::arena()
-        .args(["bench", "controller", "--think-ms=-3"])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(
-        String::from_utf8_lossy(&bad.stderr)
-            .contains("not a number of milliseconds from 0 to 60000"),
-        "{}",
-        String::from_utf8_lossy(&bad.stderr)
+    common::arena_fails(
+        &["bench", "controller", "--think-ms=-3"],
+        "not a number of milliseconds from 0 to 60000",
     );
 }

@@ -183,13 +183,30 @@ pub fn smollm2() -> PathBuf {
 
 /// Runs `arena ARGS`, asserts it succeeded, and returns its stdout.
 pub fn arena_ok(args: &[&str]) -> String {
-    let out = arena().args(args).output().unwrap();
+    String::from_utf8(output_ok(arena().args(args)).stdout).unwrap()
+}
+
+/// Runs `cmd`, asserts it succeeded, and returns what it printed.
+pub fn output_ok(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "arena {args:?} failed:\n{}",
+        "{cmd:?} failed:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    out
+}
+
+/// Runs `arena ARGS`, asserts it failed and said `needle` on stderr, and returns its stderr.
+pub fn arena_fails(args: &[&str], needle: &str) -> String {
+    let out = arena().args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "arena {args:?} succeeded");
+    assert!(
+        stderr.contains(needle),
+        "arena {args:?}: no '{needle}' in:\n{stderr}"
+    );
+    stderr
 }
 
 /// A greedy chat request with one user message.
