@@ -18,7 +18,7 @@ use tokio_stream::StreamExt;
 use super::{new_id, store_error, ArenaState};
 use crate::db::{MessageRecord, NewMessage};
 use crate::error::ApiError;
-use crate::openai::respond::{finish_reason, is_error, usage};
+use crate::openai::respond::{finish_reason, usage};
 use crate::openai::{start_generation, Started};
 
 /// A conversation as stored: the model answering and its messages.
@@ -347,33 +347,16 @@ async fn run_side(
 /// Forwards a started generation's text as delta events until it finishes, fails, or the
 /// client leaves (then the stream is dropped, which cancels the sequence on the worker).
 async fn relay(
-    started: Started,
+    mut started: Started,
     tag: &'static str,
     text: &mut String,
     tx: &mpsc::Sender<Event>,
 ) -> Outcome {
-    let Started {
-        mut stream,
-        first,
-        guard,
-        ..
-    } = started;
-    let _guard = guard;
-    let mut next: Option<Result<_, tonic::Status>> = first.map(Ok);
     loop {
-        let m = match next.take() {
-            Some(Ok(m)) => m,
-            Some(Err(status)) => {
-                return Outcome::failed(format!(
-                    "the model failed mid-answer: {}",
-                    status.message()
-                ))
-            }
-            None => return Outcome::failed("the model's stream ended without a finish".into()),
+        let m = match started.next_message().await {
+            Ok(m) => m,
+            Err(broken) => return Outcome::failed(broken.describe("the model")),
         };
-        if is_error(&m) {
-            return Outcome::failed(format!("generation failed: {}", m.error));
-        }
         if !m.text.is_empty() {
             text.push_str(&m.text);
             let delta = json!({"type": "delta", "side": tag, "text": m.text});
@@ -395,6 +378,5 @@ async fn relay(
                 completion_tokens: Some(i64::from(u.completion_tokens)),
             };
         }
-        next = stream.next().await;
     }
 }

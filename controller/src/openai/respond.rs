@@ -172,38 +172,24 @@ pub async fn serve(
 }
 
 /// Collects the whole generation into one response body.
-async fn complete(started: Started, meta: Meta, metrics: &Metrics) -> Result<Response, ApiError> {
-    let Started {
-        mut stream,
-        first,
-        guard,
-        dispatched,
-    } = started;
+async fn complete(
+    mut started: Started,
+    meta: Meta,
+    metrics: &Metrics,
+) -> Result<Response, ApiError> {
     let mut text = String::new();
-    let mut next = first;
-    while let Some(m) = next {
-        if is_error(&m) {
-            return Err(ApiError::internal(format!(
-                "generation failed on the worker: {}",
-                m.error
-            )));
-        }
+    loop {
+        let m = started
+            .next_message()
+            .await
+            .map_err(|b| ApiError::internal(b.describe("the worker")))?;
         text.push_str(&m.text);
         if let Some(finish) = finish_reason(&m) {
-            drop(guard);
-            record(metrics, &meta, dispatched, &m);
+            started.guard.take();
+            record(metrics, &meta, started.dispatched, &m);
             return Ok(Json(meta.full(&text, finish, usage(&m))).into_response());
         }
-        next = tokio_stream::StreamExt::next(&mut stream)
-            .await
-            .transpose()
-            .map_err(|s| {
-                ApiError::internal(format!("the worker failed mid-generation: {}", s.message()))
-            })?;
     }
-    Err(ApiError::internal(
-        "the worker's stream ended without a finish reason",
-    ))
 }
 
 fn error_event(message: String) -> Event {
@@ -228,10 +214,7 @@ enum Phase {
 
 /// The state of one SSE response.
 struct Relay {
-    stream: super::upstream::ResponseStream,
-    next: Option<Result<GenerateResponse, tonic::Status>>,
-    guard: Option<crate::registry::InFlight>,
-    dispatched: std::time::Instant,
+    started: Started,
     meta: Meta,
     created: u64,
     include_usage: bool,
@@ -252,31 +235,11 @@ impl Relay {
                     }
                 }
                 Phase::Body => {
-                    let next = match self.next.take() {
-                        Some(m) => Some(m),
-                        None => tokio_stream::StreamExt::next(&mut self.stream).await,
-                    };
                     self.phase = Phase::Done;
-                    let m = match next {
-                        Some(Ok(m)) => m,
-                        Some(Err(status)) => {
-                            return Some(error_event(format!(
-                                "the worker failed mid-generation: {}",
-                                status.message()
-                            )))
-                        }
-                        None => {
-                            return Some(error_event(
-                                "the worker's stream ended without a finish reason".into(),
-                            ))
-                        }
+                    let m = match self.started.next_message().await {
+                        Ok(m) => m,
+                        Err(broken) => return Some(error_event(broken.describe("the worker"))),
                     };
-                    if is_error(&m) {
-                        return Some(error_event(format!(
-                            "generation failed on the worker: {}",
-                            m.error
-                        )));
-                    }
                     let text = (!m.text.is_empty())
                         .then(|| self.meta.chunk(self.created, Some(&m.text), None));
                     self.phase = match finish_reason(&m) {
@@ -288,7 +251,7 @@ impl Relay {
                     }
                 }
                 Phase::Finish(reason, m) => {
-                    record(&self.metrics, &self.meta, self.dispatched, &m);
+                    record(&self.metrics, &self.meta, self.started.dispatched, &m);
                     self.phase = if self.include_usage {
                         Phase::Usage(usage(&m))
                     } else {
@@ -302,7 +265,7 @@ impl Relay {
                 }
                 Phase::Done => {
                     // The worker is free for dispatch before the client reads the last line.
-                    self.guard.take();
+                    self.started.guard.take();
                     return Some(Event::default().data("[DONE]"));
                 }
             }
@@ -321,17 +284,8 @@ pub fn stream(
     include_usage: bool,
     metrics: Arc<Metrics>,
 ) -> Response {
-    let Started {
-        stream,
-        first,
-        guard,
-        dispatched,
-    } = started;
     let relay = Relay {
-        stream,
-        next: first.map(Ok),
-        guard,
-        dispatched,
+        started,
         meta,
         created: now_secs(),
         include_usage,

@@ -31,6 +31,44 @@ pub struct Started {
     pub dispatched: Instant,
 }
 
+/// Why a generation stopped before its finish.
+#[derive(Debug)]
+pub enum Broken {
+    /// The call failed: the worker or endpoint went away, or the connection broke.
+    Call(Status),
+    /// The stream ended without a finish reason.
+    Ended,
+    /// The worker reported an error.
+    Failed(String),
+}
+
+impl Broken {
+    /// The failure for a person; `who` names the other side ("the worker", "the model").
+    pub fn describe(&self, who: &str) -> String {
+        match self {
+            Self::Call(status) => format!("{who} failed mid-generation: {}", status.message()),
+            Self::Ended => format!("{who}'s stream ended without a finish reason"),
+            Self::Failed(error) => format!("{who} reported an error: {error}"),
+        }
+    }
+}
+
+impl Started {
+    /// The next message (the first, already read, comes first); an error message is `Broken`.
+    pub async fn next_message(&mut self) -> Result<GenerateResponse, Broken> {
+        let next = match self.first.take() {
+            Some(m) => Some(Ok(m)),
+            None => tokio_stream::StreamExt::next(&mut self.stream).await,
+        };
+        match next {
+            Some(Ok(m)) if super::respond::is_error(&m) => Err(Broken::Failed(m.error)),
+            Some(Ok(m)) => Ok(m),
+            Some(Err(status)) => Err(Broken::Call(status)),
+            None => Err(Broken::Ended),
+        }
+    }
+}
+
 /// Failures worth another worker: the worker is gone, draining or broke before answering.
 fn retryable(s: &Status) -> bool {
     matches!(
@@ -132,5 +170,63 @@ pub async fn start(
             "no worker serving '{model}' is available right now"
         ))),
         None => Err(ApiError::model_not_found(model)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arena_proto::v1::FinishReason;
+
+    fn text(t: &str) -> GenerateResponse {
+        GenerateResponse {
+            text: t.into(),
+            ..Default::default()
+        }
+    }
+
+    fn started(
+        first: Option<GenerateResponse>,
+        rest: Vec<Result<GenerateResponse, Status>>,
+    ) -> Started {
+        Started {
+            stream: Box::pin(tokio_stream::iter(rest)),
+            first,
+            guard: None,
+            dispatched: Instant::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_come_in_order_and_every_way_of_breaking_is_told_apart() {
+        let mut s = started(Some(text("a")), vec![Ok(text("b"))]);
+        assert_eq!(s.next_message().await.unwrap().text, "a");
+        assert_eq!(s.next_message().await.unwrap().text, "b");
+        let ended = s.next_message().await.unwrap_err();
+        assert!(matches!(ended, Broken::Ended));
+        assert_eq!(
+            ended.describe("the worker"),
+            "the worker's stream ended without a finish reason"
+        );
+
+        let failed = GenerateResponse {
+            finish_reason: FinishReason::Error as i32,
+            error: "out of memory".into(),
+            ..Default::default()
+        };
+        let mut s = started(None, vec![Ok(failed)]);
+        let broken = s.next_message().await.unwrap_err();
+        assert_eq!(
+            broken.describe("the model"),
+            "the model reported an error: out of memory"
+        );
+
+        let mut s = started(None, vec![Err(Status::unavailable("connection reset"))]);
+        let broken = s.next_message().await.unwrap_err();
+        assert!(matches!(broken, Broken::Call(_)));
+        assert_eq!(
+            broken.describe("the worker"),
+            "the worker failed mid-generation: connection reset"
+        );
     }
 }
