@@ -10,6 +10,7 @@ pub mod endpoints;
 pub mod error;
 pub mod export;
 pub mod grpc;
+pub mod ids;
 pub mod leaderboard;
 pub mod metrics;
 pub mod openai;

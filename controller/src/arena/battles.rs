@@ -14,9 +14,10 @@ use super::hygiene::exclusion_reason;
 use super::input::{Sampling, TurnBody};
 use super::pick::draw_pair;
 use super::turns::{self, Streaming, Thread};
-use super::{body, new_id, optional_body, store_error, ArenaState, Client};
+use super::{body, optional_body, store_error, ArenaState, Client};
 use crate::db::{BattleRecord, NewBattle, NewVote};
 use crate::error::ApiError;
+use crate::ids::random_id;
 use crate::openai::served_models;
 
 /// The body of `POST /api/battles`.
@@ -68,12 +69,12 @@ pub async fn create(
         }
     };
     let battle = NewBattle {
-        id: new_id("b_"),
+        id: random_id("b_"),
         model_a,
         model_b,
         anonymous,
-        conversation_a: new_id("c_"),
-        conversation_b: new_id("c_"),
+        conversation_a: random_id("c_"),
+        conversation_b: random_id("c_"),
         client_hash: client.hash,
     };
     state
@@ -255,7 +256,7 @@ pub async fn vote(
     state
         .store
         .add_vote(&NewVote {
-            id: new_id("v_"),
+            id: random_id("v_"),
             battle_id: battle.id.clone(),
             turn,
             winner: req.winner,

@@ -11,9 +11,10 @@ use serde_json::{json, Value};
 
 use super::input::{Sampling, TurnBody};
 use super::turns::{self, Streaming, Thread};
-use super::{body, new_id, optional_body, store_error, ArenaState, Client};
+use super::{body, optional_body, store_error, ArenaState, Client};
 use crate::db::{ConversationRecord, NewRating};
 use crate::error::ApiError;
+use crate::ids::random_id;
 use crate::openai::served_models;
 
 /// The body of `POST /api/chats`.
@@ -34,7 +35,7 @@ pub async fn create(
     if !served_models(&state.api, false).contains(&req.model) {
         return Err(ApiError::model_not_found(&req.model));
     }
-    let id = new_id("c_");
+    let id = random_id("c_");
     state
         .store
         .create_chat(&id, &req.model, &client.hash)
@@ -128,7 +129,7 @@ pub async fn rating(
     state
         .store
         .add_rating(&NewRating {
-            id: new_id("r_"),
+            id: random_id("r_"),
             conversation_id: chat.id,
             turn: thread.turns(),
             rating: req.rating,

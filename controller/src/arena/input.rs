@@ -4,9 +4,10 @@
 use arena_proto::v1::SamplingParams;
 use serde::Deserialize;
 
-use super::{new_id, store_error, ArenaState, Client};
+use super::{store_error, ArenaState, Client};
 use crate::db::NewFlag;
 use crate::error::ApiError;
+use crate::ids::random_id;
 
 /// Sampling fields a turn may carry.
 #[derive(Debug, Default, Deserialize)]
@@ -114,7 +115,7 @@ impl ArenaState {
         if let Some(flag) = flag {
             self.store
                 .add_flag(&NewFlag {
-                    id: new_id("f_"),
+                    id: random_id("f_"),
                     conversation_id: conversation_id.map(str::to_string),
                     battle_id: battle_id.map(str::to_string),
                     content: text.to_string(),

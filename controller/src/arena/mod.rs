@@ -244,8 +244,3 @@ fn optional_body<T: Default>(b: Result<Json<T>, JsonRejection>) -> Result<T, Api
         other => body(other),
     }
 }
-
-/// A random id with a prefix (`b_` battles, `c_` conversations, `v_` votes).
-fn new_id(prefix: &str) -> String {
-    format!("{prefix}{:024x}", rand::random::<u128>() >> 32)
-}

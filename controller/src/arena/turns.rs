@@ -15,9 +15,10 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
-use super::{new_id, store_error, ArenaState};
+use super::{store_error, ArenaState};
 use crate::db::{MessageRecord, NewMessage};
 use crate::error::ApiError;
+use crate::ids::random_id;
 use crate::openai::respond::{finish_reason, usage};
 use crate::openai::{start_generation, Started};
 
@@ -291,7 +292,7 @@ async fn run_side(
 ) {
     let dispatched = Instant::now();
     let request = GenerateRequest {
-        request_id: new_id("arena-"),
+        request_id: random_id("arena-"),
         model: job.model.clone(),
         input: Some(generate_request::Input::Chat(Messages {
             messages: job.messages.clone(),

@@ -8,11 +8,12 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 
-use super::params::{request_id, sampling};
+use super::params::sampling;
 use super::respond::{self, Flavor};
 use super::types::ChatCompletionRequest;
 use super::ApiState;
 use crate::error::ApiError;
+use crate::ids::random_id;
 
 /// Checks the request and turns it into the worker's `GenerateRequest`.
 fn validate(req: &ChatCompletionRequest) -> Result<GenerateRequest, ApiError> {
@@ -45,7 +46,7 @@ fn validate(req: &ChatCompletionRequest) -> Result<GenerateRequest, ApiError> {
         })
         .collect();
     Ok(GenerateRequest {
-        request_id: request_id("chatcmpl"),
+        request_id: random_id("chatcmpl-"),
         model: req.model.clone(),
         input: Some(generate_request::Input::Chat(Messages { messages })),
         params: Some(params),

@@ -8,11 +8,12 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 
-use super::params::{request_id, sampling};
+use super::params::sampling;
 use super::respond::{self, Flavor};
 use super::types::CompletionRequest;
 use super::ApiState;
 use crate::error::ApiError;
+use crate::ids::random_id;
 
 /// OpenAI's default `max_tokens` for this endpoint.
 const DEFAULT_MAX_TOKENS: u32 = 16;
@@ -36,7 +37,7 @@ fn validate(req: CompletionRequest) -> Result<GenerateRequest, ApiError> {
         ));
     }
     Ok(GenerateRequest {
-        request_id: request_id("cmpl"),
+        request_id: random_id("cmpl-"),
         model: req.model,
         input: Some(generate_request::Input::Prompt(prompts.remove(0))),
         params: Some(params),

@@ -58,11 +58,6 @@ pub fn sampling(
     })
 }
 
-/// A request id with the endpoint's prefix.
-pub fn request_id(prefix: &str) -> String {
-    format!("{prefix}-{:016x}", rand::random::<u64>())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
