@@ -11,7 +11,8 @@
 //! boundary, and its time to first token depends on how late it saw the *previous* answer.
 //! The path that followed the slower one then looks faster, whatever the controller does
 //! (a 2 ms pause after each controller request, untimed, raised the measured overhead from
-//! +2.3 to +4.6 ms on average). A random wait spreads arrivals over the step, as independent users would.
+//! +2.3 to +4.6 ms on average). A random wait spreads arrivals over the step, as independent
+//! users would.
 //!
 //! With `paired`, each client sends its two requests at the same moment instead, and the
 //! report adds the percentiles of their differences: the same request under the same load on
