@@ -17,14 +17,10 @@ delta.content (via); total = until the stream ends. p50/p99 use the same rule as
 ours: sorted[round((n - 1) * q)]. The worker runs with --limit-worker-concurrency 64
 (ours: --max-concurrency 64) and FastChat's default --stream-interval 2.
 
-Install (Python 3.11, CPU only):
-  python3 -m venv /root/.cache/arena/venv-fastchat
-  /root/.cache/arena/venv-fastchat/bin/pip install torch==2.4.1 --no-deps
-  /root/.cache/arena/venv-fastchat/bin/pip install filelock sympy networkx jinja2 fsspec \
-      typing-extensions 'numpy<2' transformers==4.44.2 tokenizers==0.19.1 accelerate==0.34.2 \
-      pydantic==1.10.14 fastapi==0.109.2 fschat==0.2.36 uvicorn httpx shortuuid requests \
-      sentencepiece protobuf aiohttp prompt_toolkit rich nh3 tiktoken markdown2 psutil
-  (accelerate then pulls torch's CUDA wheels anyway; they are unused.)
+Install (Python 3.11, CPU only): scripts/setup-bench.sh fastchat, which makes
+~/.cache/arena/venv-fastchat with torch 2.4.1, transformers 4.44.2, pydantic 1.10.14,
+fastapi 0.109.2 and fschat 0.2.36 (accelerate then pulls torch's CUDA wheels anyway; they are
+unused).
 
 Run:
   /root/.cache/arena/venv-fastchat/bin/python scripts/bench-controller-fastchat.py \

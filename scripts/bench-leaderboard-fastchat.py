@@ -11,8 +11,8 @@ scripts/make-elo-fixture.py, since importing elo_analysis pulls in torch):
              with np.random.seed(0); also scaled linearly to 100 rounds
 Peak RSS is the process's ru_maxrss.
 
-Install: the venv of scripts/make-elo-fixture.py (fschat==0.2.36 numpy==1.26.4 pandas==2.2.0
-scikit-learn==1.4.0 scipy==1.12.0 tqdm pytz psutil).
+Install: scripts/setup-bench.sh elo (~/.cache/arena/venv-elo: fschat==0.2.36 numpy==1.26.4
+pandas==2.2.0 scikit-learn==1.4.0 scipy==1.12.0 tqdm pytz psutil).
 Run (from the repository root):
   cargo run --release -- bench leaderboard \
       --battles 1000000 --models 100 --write /tmp/battles-1m.csv

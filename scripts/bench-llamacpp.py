@@ -2,10 +2,11 @@
 """llama.cpp side of the worker benchmark (the same workload as `arena bench worker`).
 
 Run (from the repository root, on an idle machine; run both sides back to back):
-    python3 scripts/bench-llamacpp.py --model "$(scripts/fetch-models.sh)" --threads 2 [--json]
+    "$(scripts/setup-bench.sh llamacpp)" scripts/bench-llamacpp.py \
+        --model "$(scripts/fetch-models.sh)" --threads 2 [--json]
 
-Needs llama-cpp-python==0.3.36 built without AMX (DESIGN.md section 12 and the header of
-scripts/make-token-fixture.py for the exact build command).
+Needs llama-cpp-python==0.3.36 built without AMX (DESIGN.md section 12), which
+scripts/setup-bench.sh llamacpp builds into ~/.cache/arena/venv-llamacpp.
 
 Workload (n_ctx 2048, n_batch 512, n_ubatch 512, flash attention off, greedy):
   prefill    tokens/s for a 128- and a 512-token prompt: llm.reset(); llm.eval(ids); best of 3.

@@ -4,22 +4,20 @@
 #
 #   THREADS=2 ./scripts/bench-worker.sh
 #
-# Needs llama-cpp-python 0.3.36 built without AMX (header of scripts/make-token-fixture.py).
+# llama-cpp-python 0.3.36 built without AMX comes from scripts/setup-bench.sh llamacpp (run here
+# when missing: about 15 minutes the first time, cached in ~/.cache/arena/venv-llamacpp).
 # Run it on an idle machine: with 2 threads, one busy core halves either side's numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS="${THREADS:-2}"
 MODEL="$(./scripts/fetch-models.sh)"
 
-python3 -c "import llama_cpp" 2>/dev/null || {
-  echo "bench-worker: llama-cpp-python is not installed (see scripts/make-token-fixture.py)" >&2
-  exit 1
-}
+LLAMACPP_PYTHON="$(./scripts/setup-bench.sh llamacpp)"
 cargo build --release --quiet
 bin="${CARGO_TARGET_DIR:-target}/release/arena"
 
 ours=$("$bin" --log warn --threads "$THREADS" bench worker --model "$MODEL" --json)
-theirs=$(python3 scripts/bench-llamacpp.py --model "$MODEL" --threads "$THREADS" --json)
+theirs=$("$LLAMACPP_PYTHON" scripts/bench-llamacpp.py --model "$MODEL" --threads "$THREADS" --json)
 
 python3 - "$ours" "$theirs" <<'PY'
 import json, sys

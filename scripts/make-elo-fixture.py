@@ -5,9 +5,8 @@ reference for controller/tests/leaderboard.rs; also arena_shape.{csv,jsonl}, fiv
 public Chatbot Arena dataset's columns as pandas writes them.
 
 Install (Python 3.11; the versions of FastChat 0.2.36's time, February 2024):
-    python3 -m venv ~/.cache/arena/venv-elo
-    ~/.cache/arena/venv-elo/bin/pip install fschat==0.2.36 numpy==1.26.4 pandas==2.2.0 \
-        scikit-learn==1.4.0 scipy==1.12.0 tqdm pytz psutil
+    scripts/setup-bench.sh elo     (~/.cache/arena/venv-elo: fschat==0.2.36 numpy==1.26.4
+                                    pandas==2.2.0 scikit-learn==1.4.0 scipy==1.12.0 tqdm pytz psutil)
 Run (from the repository root, about a minute):
     ~/.cache/arena/venv-elo/bin/python scripts/make-elo-fixture.py
 

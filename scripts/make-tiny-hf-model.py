@@ -3,7 +3,7 @@
 
 2 layers, hidden 64, 4 heads / 2 KV heads, a byte-level BPE tokenizer of ~440 tokens trained on
 a few sentences, seed 0, f32 safetensors. Both FastChat and arena load it. Needs the
-FastChat venv of scripts/bench-controller-fastchat.py (torch, transformers, tokenizers).
+FastChat venv of scripts/setup-bench.sh fastchat (torch, transformers, tokenizers).
 
     /root/.cache/arena/venv-fastchat/bin/python scripts/make-tiny-hf-model.py [DIR]
 

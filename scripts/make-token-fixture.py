@@ -3,19 +3,13 @@
 corpus with the SmolLM2-135M-Instruct Q4_1 GGUF, the reference for our tokenizer parity tests.
 
 Run (from the repository root):
-    python3 scripts/make-token-fixture.py [--model PATH] [--out PATH]
+    "$(scripts/setup-bench.sh llamacpp)" scripts/make-token-fixture.py [--model PATH] [--out PATH]
 
 --model defaults to the path printed by scripts/fetch-models.sh
 ($ARENA_MODELS or ~/.cache/arena/models, SmolLM2-135M-Instruct.Q4_1.gguf).
 
-Needs llama-cpp-python==0.3.36 built WITHOUT AMX (see DESIGN.md section 12); on these CPUs:
-    CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON \
-      -DGGML_BMI2=ON -DGGML_AVX_VNNI=OFF -DGGML_AVX512=ON -DGGML_AVX512_VBMI=ON \
-      -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF \
-      -DGGML_AMX_BF16=OFF" nice -n 19 pip wheel --no-deps --no-cache-dir \
-      -w ~/.cache/arena/wheels llama-cpp-python==0.3.36
-    pip install ~/.cache/arena/wheels/llama_cpp_python-0.3.36-*.whl numpy typing-extensions diskcache jinja2
-(AVX_VNNI is OFF because the AMD EPYC here has AVX512-VNNI but not AVX-VNNI.)
+Needs llama-cpp-python==0.3.36 built WITHOUT AMX (see DESIGN.md section 12):
+scripts/setup-bench.sh llamacpp builds it with the CPU's own AVX/AVX-512 flags and AMX off.
 
 Each case records llm.tokenize(text.encode(), add_bos=False, special=True) (special tokens such
 as <|im_start|> written in the text are parsed as special tokens) and

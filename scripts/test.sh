@@ -5,51 +5,47 @@
 # chromium-driver from Debian, the openai client from PyPI), starts a throwaway Postgres
 # cluster and Redis on free ports in a temp dir, fetches the real model into its cache,
 # then runs rustfmt, clippy and the whole test suite (cargo-nextest when installed, cargo
-# test otherwise). Anything it starts is stopped when it exits, also on failure.
+# test otherwise). Anything it starts is stopped when it exits, also on failure or Ctrl-C, and
+# it fails when a test left a process or a temp file behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-log() { printf '\n==> %s\n' "$*" >&2; }
-
-need_cmd() {
-  command -v "$1" >/dev/null 2>&1 || { echo "test.sh: '$1' is required but not installed" >&2; exit 1; }
-}
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 need_cmd cargo
 need_cmd python3
 
-# Installs Debian packages the tests need when they are missing (root, or sudo without a password).
-apt_install() {
-  local missing=()
-  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
-  [ ${#missing[@]} -eq 0 ] && return 0
-  log "installing ${missing[*]} from Debian"
-  local sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
-  if ! { $sudo apt-get update -qq && $sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; } >/dev/null; then
-    echo "test.sh: could not install ${missing[*]}; install them and run again" >&2
-    exit 1
-  fi
-}
-
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# Everything started here lives in one temp dir and is stopped on exit, also on failure.
+# Everything started here lives in one temp dir and is stopped on exit, also on failure or
+# Ctrl-C. The tests run with ARENA_TEST_RUN set to a fresh id, which every process they start
+# inherits (browsers and their drivers, arena servers and their children), so whatever they
+# leave behind is found by that mark, even once its parent is gone.
 WORK="$(mktemp -d)"
+RUN_ID="$(basename "$WORK")-$$"
 PIDS=()
 PG_STOP=()
+kill_tagged() {
+  local pids
+  pids="$(tagged_pids "$RUN_ID")"
+  [ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+}
 cleanup() {
+  kill_tagged
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   [ ${#PG_STOP[@]} -eq 0 ] || "${PG_STOP[@]}" >/dev/null 2>&1 || true
   wait 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
-apt_install postgresql redis-server chromium chromium-driver
+apt_install "${TEST_PACKAGES[@]}"
 
 log "starting a throwaway Postgres cluster"
-PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)"
+PG_BIN="$(pg_bin)"
 [ -x "$PG_BIN/initdb" ] || { echo "test.sh: initdb not found under /usr/lib/postgresql" >&2; exit 1; }
 # initdb refuses to run as root: the cluster belongs to the postgres user then.
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -83,24 +79,43 @@ export ARENA_MODELS
 
 log "OpenAI Python client for the API client tests (cached virtualenv)"
 VENV="${ARENA_CLIENTS_VENV:-$HOME/.cache/arena/venv-clients}"
-if ! "$VENV/bin/python" -c "import openai, sys; sys.exit(openai.__version__ != '1.12.0')" 2>/dev/null; then
-  rm -rf "$VENV"
-  python3 -m venv "$VENV" || { echo "test.sh: python3 -m venv failed (install python3-venv)" >&2; exit 1; }
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check openai==1.12.0 httpx==0.26.0 \
-    || { echo "test.sh: could not install openai==1.12.0 from PyPI" >&2; exit 1; }
-fi
+clients_venv "$VENV"
 export ARENA_CLIENTS_PYTHON="$VENV/bin/python"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
 
-log "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets -- -D warnings
+log "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
 
+runner=(cargo test --workspace --no-fail-fast)
 if cargo nextest --version >/dev/null 2>&1; then
-  log "cargo nextest run --workspace"
-  cargo nextest run --workspace --no-fail-fast
+  runner=(cargo nextest run --workspace --no-fail-fast)
 else
-  log "cargo test --workspace (cargo-nextest not installed)"
-  cargo test --workspace --no-fail-fast
+  log "cargo-nextest is not installed: running the tests with cargo test"
 fi
+log "${runner[*]} --no-run (building the tests)"
+"${runner[@]}" --no-run
+
+# Temp files of the tests (browser profiles among them) go under $WORK, removed at the end.
+log "${runner[*]}"
+mkdir -p "$WORK/tmp"
+status=0
+ARENA_TEST_RUN="$RUN_ID" TMPDIR="$WORK/tmp" "${runner[@]}" || status=$?
+
+# A test that leaves a process running is a failing test, whatever its assertions said.
+left="$(tagged_pids "$RUN_ID")"
+if [ -n "$left" ]; then
+  echo "test.sh: the tests left these processes running (now killed):" >&2
+  ps -o pid,ppid,etime,args -p "$(echo $left | tr ' ' ',')" >&2 || true
+  kill_tagged
+  status=1
+fi
+leftover_tmp="$(find "$WORK/tmp" -mindepth 1 -maxdepth 1 2>/dev/null | head -n 20)"
+if [ -n "$leftover_tmp" ]; then
+  echo "test.sh: the tests left these temp files and folders behind (now removed):" >&2
+  echo "$leftover_tmp" >&2
+  status=1
+fi
+[ "$status" -eq 0 ] && log "all checks passed; nothing left running"
+exit "$status"

@@ -2,6 +2,8 @@
 //! a handful of JSON calls, so this speaks it over reqwest (already a dependency) rather than
 //! pulling a WebDriver crate and its tree into every test build.
 
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -10,18 +12,40 @@ use serde_json::{json, Value};
 /// The W3C key for a WebDriver element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-/// A browser session; chromedriver (and with it Chromium) is killed on drop.
+/// A browser session. On drop (also when the test panics) the session is quit, which closes
+/// Chromium, and then chromedriver's whole process group is killed, so that no browser
+/// outlives its test; its profile folder goes with it.
 pub struct Browser {
     driver: Child,
+    port: u16,
+    session: String,
     base: String,
     http: reqwest::Client,
+    _profile: tempfile::TempDir,
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.driver.kill();
-        let _ = self.driver.wait();
+        // Drop cannot await, so the WebDriver "delete session" call is made over a plain socket.
+        let _ = quit_session(self.port, &self.session);
+        super::kill_group(&mut self.driver);
     }
+}
+
+/// `DELETE /session/{id}`: chromedriver closes the browser and removes its temp files.
+fn quit_session(port: u16, session: &str) -> std::io::Result<()> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        s,
+        "DELETE /session/{session} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Length: 0\r\nConnection: close\r\n\r\n"
+    )?;
+    // Chromedriver answers once the browser is gone; the first bytes of the answer are enough
+    // (it may keep the connection open, so reading to the end would wait for the timeout).
+    let mut answer = [0u8; 256];
+    let _ = s.read(&mut answer)?;
+    Ok(())
 }
 
 fn which(names: &[&str]) -> String {
@@ -40,12 +64,16 @@ impl Browser {
     /// Starts chromedriver on a free port and opens a headless Chromium `width` px wide.
     pub async fn start(width: u32, height: u32) -> Self {
         let port = super::free_port();
+        let profile = tempfile::tempdir().expect("browser profile folder");
+        // Its own process group, so that killing the group takes every Chromium process too.
         let driver = Command::new(which(&["chromedriver"]))
             .arg(format!("--port={port}"))
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
+        let mut driver = DriverGuard(Some(driver));
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -58,7 +86,8 @@ impl Browser {
             "goog:chromeOptions": {
                 "binary": which(&["chromium", "chromium-browser"]),
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         format!("--window-size={width},{height}")],
+                         format!("--window-size={width},{height}"),
+                         format!("--user-data-dir={}", profile.path().display())],
             }
         }}});
         let v: Value = http
@@ -75,9 +104,12 @@ impl Browser {
             .unwrap_or_else(|| panic!("no browser session: {v}"))
             .to_string();
         Self {
-            driver,
+            driver: driver.take(),
+            port,
             base: format!("{base}/session/{session}"),
+            session,
             http,
+            _profile: profile,
         }
     }
 
@@ -163,5 +195,23 @@ impl Browser {
         base64::engine::general_purpose::STANDARD
             .decode(v.as_str().unwrap())
             .unwrap()
+    }
+}
+
+/// Kills chromedriver's process group if the browser fails to start (a panic before `Browser`
+/// exists and takes it over).
+struct DriverGuard(Option<Child>);
+
+impl DriverGuard {
+    fn take(&mut self) -> Child {
+        self.0.take().expect("driver taken once")
+    }
+}
+
+impl Drop for DriverGuard {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            super::kill_group(child);
+        }
     }
 }

@@ -24,6 +24,7 @@ pub mod controller;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -92,9 +93,19 @@ impl Proc {
 
 impl Drop for Proc {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        kill_group(&mut self.child);
     }
+}
+
+/// Kills a child started in its own process group together with everything it started (the
+/// demo's controller and workers, Chromium under chromedriver), then reaps it.
+pub fn kill_group(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", child.id())])
+        .stderr(Stdio::null())
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Starts `arena worker` on a free port with extra `args` and waits until it listens.
@@ -109,7 +120,9 @@ pub fn spawn_worker(args: &[&str]) -> Proc {
 
 /// Starts a process and waits for a stderr line starting with `marker`; returns the rest of it.
 pub fn spawn_until(mut cmd: Command, marker: &str, timeout: Duration) -> (Proc, String) {
+    // Its own process group, so that dropping it also stops whatever it started.
     let mut child = cmd
+        .process_group(0)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -138,7 +151,7 @@ pub fn spawn_until(mut cmd: Command, marker: &str, timeout: Duration) -> (Proc, 
             (Proc { child, log, addr }, rest)
         }
         Err(_) => {
-            let _ = child.kill();
+            kill_group(&mut child);
             panic!(
                 "process did not print '{marker}' in time; log:\n{}",
                 log.lock().unwrap()
