@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""Write controller/tests/fixtures/leaderboard/{battles.jsonl,expected.json}: a seeded set of
+"""Write ratings/tests/fixtures/leaderboard/{battles.jsonl,expected.json}: a seeded set of
 battles and what FastChat 0.2.36 (and scikit-learn run to the optimum) computes from them, the
-reference for controller/tests/leaderboard.rs; also arena_shape.{csv,jsonl}, five rows in the
+reference for ratings/tests/leaderboard.rs; also arena_shape.{csv,jsonl}, five rows in the
 public Chatbot Arena dataset's columns as pandas writes them.
 
 Install (Python 3.11; the versions of FastChat 0.2.36's time, February 2024):
@@ -59,7 +59,7 @@ MODELS = {
     "llama-13b": 820,
 }
 P_TIE, P_BOTHBAD = 0.15, 0.10
-OUT = os.path.join("controller", "tests", "fixtures", "leaderboard")
+OUT = os.path.join("ratings", "tests", "fixtures", "leaderboard")
 FUNCS = [
     "compute_elo",
     "get_bootstrap_result",

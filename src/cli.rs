@@ -129,8 +129,8 @@ impl LeaderboardArgs {
     }
 
     /// The rating options.
-    pub fn options(&self) -> arena_controller::leaderboard::RatingOptions {
-        use arena_controller::leaderboard::{RatingOptions, Regularization};
+    pub fn options(&self) -> arena_ratings::RatingOptions {
+        use arena_ratings::{RatingOptions, Regularization};
         RatingOptions {
             bootstrap_rounds: self.bootstrap,
             seed: self.seed,

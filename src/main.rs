@@ -113,7 +113,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             Command::Bench(cli::BenchCommand::Leaderboard(args)) => {
-                use arena_controller::leaderboard::bench;
+                use arena_ratings::bench;
                 if let Some(path) = &args.write {
                     bench::write_battles(path, args.battles, args.models, args.seed)?;
                     println!(

@@ -25,9 +25,13 @@ pub enum ControllerError {
     /// A write lost a race or repeated a unique fact (a second vote on one turn).
     #[error("conflict: {0}")]
     Conflict(String),
-    /// Ratings could not be computed from the battles (bad input, no finite optimum).
+    /// The served leaderboard could not be produced (the ratings task failed, the rows could
+    /// not be written as JSON).
     #[error("ratings: {0}")]
-    Ratings(String),
+    Leaderboard(String),
+    /// Ratings could not be computed from the battles (bad input, no finite optimum).
+    #[error(transparent)]
+    Ratings(#[from] arena_ratings::RatingsError),
     /// An I/O error.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),

@@ -11,7 +11,6 @@ pub mod error;
 pub mod export;
 pub mod grpc;
 pub mod ids;
-pub mod leaderboard;
 pub mod metrics;
 pub mod openai;
 pub mod ops;

@@ -6,13 +6,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arena_ratings::{Aggregate, Battle, Leaderboard, RatingOptions, Winner};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
 use crate::db::{ArenaStore, ModelStats};
 use crate::error::ControllerError;
-use crate::leaderboard::{self, Aggregate, Battle, Leaderboard, RatingOptions, Winner};
 
 /// Folds the store's counted anonymous votes, in the order they were cast, into an aggregate.
 pub async fn aggregate_store(store: &dyn ArenaStore) -> Result<Aggregate, ControllerError> {
@@ -22,14 +22,14 @@ pub async fn aggregate_store(store: &dyn ArenaStore) -> Result<Aggregate, Contro
             let winner = Winner::parse(&row.winner).ok_or_else(|| {
                 ControllerError::Database(format!("a vote with winner '{}'", row.winner))
             })?;
-            agg.add(&Battle {
+            Ok(agg.add(&Battle {
                 model_a: row.model_a,
                 model_b: row.model_b,
                 winner,
                 tstamp: Some(row.tstamp_ms as f64 / 1000.0),
                 anony: Some(true),
                 turn: None,
-            })
+            })?)
         })
         .await?;
     Ok(agg)
@@ -37,9 +37,10 @@ pub async fn aggregate_store(store: &dyn ArenaStore) -> Result<Aggregate, Contro
 
 /// Ratings off the async threads: the bootstrap keeps every core busy for a moment.
 async fn compute(agg: Aggregate, opts: RatingOptions) -> Result<Leaderboard, ControllerError> {
-    tokio::task::spawn_blocking(move || leaderboard::compute(&agg, &opts))
+    tokio::task::spawn_blocking(move || arena_ratings::compute(&agg, &opts))
         .await
-        .map_err(|e| ControllerError::Ratings(format!("the ratings task failed: {e}")))?
+        .map_err(|e| ControllerError::Leaderboard(format!("the ratings task failed: {e}")))?
+        .map_err(ControllerError::from)
 }
 
 /// The `/api/leaderboard` body: the ratings rows with each model's win/loss/tie counts, the
@@ -254,11 +255,11 @@ pub async fn run_cli(
     };
     let board = compute(agg, options).await?;
     Ok(match format {
-        OutputFormat::Table => leaderboard::to_table(&board),
-        OutputFormat::Csv => leaderboard::to_csv(&board),
+        OutputFormat::Table => arena_ratings::to_table(&board),
+        OutputFormat::Csv => arena_ratings::to_csv(&board),
         OutputFormat::Json => {
             let mut s = serde_json::to_string_pretty(&board.rows)
-                .map_err(|e| ControllerError::Ratings(e.to_string()))?;
+                .map_err(|e| ControllerError::Leaderboard(e.to_string()))?;
             s.push('\n');
             s
         }

@@ -156,7 +156,7 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
         db.clone(),
         rate_redis.clone(),
         opts.leaderboard_interval,
-        crate::leaderboard::RatingOptions {
+        arena_ratings::RatingOptions {
             bootstrap_rounds: opts.leaderboard_bootstrap,
             ..Default::default()
         },

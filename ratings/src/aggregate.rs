@@ -8,7 +8,7 @@ use std::path::Path;
 use super::battle::{Battle, Winner};
 use super::elo::OnlineElo;
 use super::read::{read_battles, ReadReport};
-use crate::error::ControllerError;
+use crate::error::RatingsError;
 
 /// Battles of one unordered pair `i < j` as the Bradley-Terry fit needs them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +43,7 @@ impl Aggregate {
     }
 
     /// Reads a battles file straight into an aggregate (see `read_battles`).
-    pub fn from_file(path: &Path, strict: bool) -> Result<(Self, ReadReport), ControllerError> {
+    pub fn from_file(path: &Path, strict: bool) -> Result<(Self, ReadReport), RatingsError> {
         let mut agg = Self::new();
         // The reader only hands over battles between two distinct models, the one thing
         // `add` refuses, so nothing is lost by ignoring its result here.
@@ -54,12 +54,11 @@ impl Aggregate {
     }
 
     /// Folds in one battle: its counts and its online Elo update, in arrival order.
-    pub fn add(&mut self, battle: &Battle) -> Result<(), ControllerError> {
+    pub fn add(&mut self, battle: &Battle) -> Result<(), RatingsError> {
         if battle.model_a == battle.model_b {
-            return Err(ControllerError::Ratings(format!(
-                "a battle of '{}' against itself",
-                battle.model_a
-            )));
+            return Err(RatingsError::SelfBattle {
+                model: battle.model_a.clone(),
+            });
         }
         let a = self.model_index(&battle.model_a);
         let b = self.model_index(&battle.model_b);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use arena_controller::leaderboard::{
+use arena_ratings::{
     compute, to_csv, to_table, Aggregate, Battle, Leaderboard, RatingOptions, Regularization,
     Winner,
 };
@@ -34,7 +34,7 @@ fn fixture_aggregate() -> Aggregate {
     agg
 }
 
-fn by_model(board: &Leaderboard) -> HashMap<&str, &arena_controller::leaderboard::LeaderboardRow> {
+fn by_model(board: &Leaderboard) -> HashMap<&str, &arena_ratings::LeaderboardRow> {
     board.rows.iter().map(|r| (r.model.as_str(), r)).collect()
 }
 
@@ -348,7 +348,7 @@ fn renderings_name_every_field() {
 
 #[test]
 fn the_benchmark_runs_and_writes_the_battles_it_rates() {
-    use arena_controller::leaderboard::bench;
+    use arena_ratings::bench;
     let opts = bench::BenchOptions {
         battles: 20_000,
         models: 10,

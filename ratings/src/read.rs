@@ -13,7 +13,7 @@ use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::battle::{battle_from_text, Battle, JsonRow};
-use crate::error::ControllerError;
+use crate::error::RatingsError;
 
 /// The bad rows a report lists; past this only `bad_total` counts them (a wrong file can hold
 /// millions).
@@ -30,7 +30,7 @@ pub enum Format {
 
 impl Format {
     /// The format a file name's extension says: `.csv`, or `.jsonl`, `.ndjson`, `.json`.
-    pub fn from_path(path: &Path) -> Result<Self, ControllerError> {
+    pub fn from_path(path: &Path) -> Result<Self, RatingsError> {
         let ext = path
             .extension()
             .and_then(|e| e.to_str())
@@ -38,10 +38,9 @@ impl Format {
         match ext.as_deref() {
             Some("csv") => Ok(Self::Csv),
             Some("jsonl" | "ndjson" | "json") => Ok(Self::Json),
-            _ => Err(ControllerError::Ratings(format!(
-                "{}: unknown battles file type (use .csv, .jsonl or .json)",
-                path.display()
-            ))),
+            _ => Err(RatingsError::UnknownFileType {
+                path: path.to_path_buf(),
+            }),
         }
     }
 }
@@ -83,12 +82,16 @@ pub fn read_battles(
     path: &Path,
     strict: bool,
     sink: impl FnMut(Battle),
-) -> Result<ReadReport, ControllerError> {
+) -> Result<ReadReport, RatingsError> {
     let format = Format::from_path(path)?;
-    let file = File::open(path)
-        .map_err(|e| ControllerError::Ratings(format!("cannot open {}: {e}", path.display())))?;
-    read_battles_from(file, format, strict, sink)
-        .map_err(|e| ControllerError::Ratings(format!("{}: {e}", path.display())))
+    let file = File::open(path).map_err(|error| RatingsError::Open {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    read_battles_from(file, format, strict, sink).map_err(|message| RatingsError::Read {
+        path: path.to_path_buf(),
+        message,
+    })
 }
 
 /// Reads battles from any reader (standard input, a network body) in the given format.

@@ -4,9 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use arena_controller::leaderboard::{
-    compute, read_battles, Aggregate, Leaderboard, RatingOptions, Winner,
-};
+use arena_ratings::{compute, read_battles, Aggregate, Leaderboard, RatingOptions, Winner};
 
 use super::fixture;
 

@@ -16,7 +16,7 @@ use super::aggregate::Aggregate;
 use super::battle::{Battle, Winner};
 use super::elo::{OnlineElo, SCALE};
 use super::{bootstrap, bradley_terry, compute, RatingOptions};
-use crate::error::ControllerError;
+use crate::error::RatingsError;
 
 /// Share of votes that are ties, and ties where both were bad, roughly the public arena's.
 const P_TIE: f64 = 0.15;
@@ -85,15 +85,15 @@ struct Generator {
 }
 
 impl Generator {
-    fn new(models: usize, seed: u64) -> Result<Self, ControllerError> {
+    fn new(models: usize, seed: u64) -> Result<Self, RatingsError> {
         if models < 2 {
-            return Err(ControllerError::Ratings(
+            return Err(RatingsError::Bench(
                 "a benchmark needs at least 2 models".into(),
             ));
         }
         let mut rng = StdRng::seed_from_u64(seed);
-        let normal = Normal::new(1000.0, STRENGTH_SD)
-            .map_err(|e| ControllerError::Ratings(e.to_string()))?;
+        let normal =
+            Normal::new(1000.0, STRENGTH_SD).map_err(|e| RatingsError::Bench(e.to_string()))?;
         let strength = (0..models).map(|_| normal.sample(&mut rng)).collect();
         Ok(Self { rng, strength })
     }
@@ -130,12 +130,13 @@ fn model_name(i: usize) -> String {
 
 /// Writes `n` synthetic battles among `models` models (the ones `run` rates with the same
 /// seed) as CSV (`.csv`: model_a,model_b,winner,tstamp) or JSON lines (`.jsonl`).
-pub fn write_battles(path: &Path, n: u64, models: usize, seed: u64) -> Result<(), ControllerError> {
+pub fn write_battles(path: &Path, n: u64, models: usize, seed: u64) -> Result<(), RatingsError> {
     let csv = path.extension().is_some_and(|e| e == "csv");
     let mut gen = Generator::new(models, seed)?;
     let names: Vec<String> = (0..models).map(model_name).collect();
-    let fail = |e: std::io::Error| {
-        ControllerError::Ratings(format!("cannot write {}: {e}", path.display()))
+    let fail = |error: std::io::Error| RatingsError::Write {
+        path: path.to_path_buf(),
+        error,
     };
     let mut out = BufWriter::new(File::create(path).map_err(fail)?);
     if csv {
@@ -156,8 +157,8 @@ pub fn write_battles(path: &Path, n: u64, models: usize, seed: u64) -> Result<()
                 anony: Some(true),
                 turn: Some(1),
             };
-            let line = serde_json::to_string(&battle)
-                .map_err(|e| ControllerError::Ratings(e.to_string()))?;
+            let line =
+                serde_json::to_string(&battle).map_err(|e| RatingsError::Bench(e.to_string()))?;
             writeln!(out, "{line}").map_err(fail)?;
         }
     }
@@ -165,7 +166,7 @@ pub fn write_battles(path: &Path, n: u64, models: usize, seed: u64) -> Result<()
 }
 
 /// Generates the battles and times each step of rating them.
-pub fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
+pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
     let mut gen = Generator::new(opts.models, opts.seed)?;
     let names: Vec<String> = (0..opts.models).map(model_name).collect();
 
@@ -204,7 +205,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, ControllerError> {
     let t = Instant::now();
     let pairs = agg.pair_counts();
     let coef = bradley_terry::fit(n, &pairs, opts_rating.regularization, None)
-        .map_err(|e| ControllerError::Ratings(format!("benchmark fit failed: {e:?}")))?;
+        .map_err(|e| RatingsError::Bench(format!("benchmark fit failed: {e:?}")))?;
     let bt_s = t.elapsed().as_secs_f64();
 
     let t = Instant::now();

@@ -12,12 +12,15 @@
 //! first; the store gives them in time order, and `ReadReport::out_of_order` says whether a
 //! file was).
 
+#![forbid(unsafe_code)]
+
 mod aggregate;
 mod battle;
 pub mod bench;
 mod bootstrap;
 mod bradley_terry;
 mod elo;
+mod error;
 mod read;
 mod table;
 
@@ -27,10 +30,10 @@ pub use aggregate::Aggregate;
 pub use battle::{Battle, Winner};
 pub use bradley_terry::Regularization;
 pub use elo::{BASE, INIT_RATING, K, SCALE};
+pub use error::RatingsError;
 pub use read::{read_battles, read_battles_from, BadRow, Format, ReadReport, MAX_LISTED_BAD_ROWS};
 pub use table::{to_csv, to_table, Leaderboard, LeaderboardRow};
 
-use crate::error::ControllerError;
 use bradley_terry::FitError;
 
 /// How to compute the ratings.
@@ -77,13 +80,11 @@ impl RatingOptions {
 
 /// Computes the leaderboard. No battles give an empty leaderboard; an anchor model that has
 /// not played, a bad penalty, or (unregularised) ratings with no finite optimum are errors.
-pub fn compute(agg: &Aggregate, opts: &RatingOptions) -> Result<Leaderboard, ControllerError> {
+pub fn compute(agg: &Aggregate, opts: &RatingOptions) -> Result<Leaderboard, RatingsError> {
     let n = agg.models().len();
     if let Regularization::L2 { c } = opts.regularization {
         if !(c.is_finite() && c > 0.0) {
-            return Err(ControllerError::Ratings(format!(
-                "the L2 strength C must be a positive number, not {c}"
-            )));
+            return Err(RatingsError::BadStrength { c });
         }
     }
     let anchor = match &opts.anchor {
@@ -92,15 +93,11 @@ pub fn compute(agg: &Aggregate, opts: &RatingOptions) -> Result<Leaderboard, Con
             let index = agg.models().iter().position(|m| m == model);
             match index {
                 Some(i) if rating.is_finite() => Some((i, *rating)),
-                Some(_) => {
-                    return Err(ControllerError::Ratings(format!(
-                        "anchor rating {rating} is not a number"
-                    )))
-                }
+                Some(_) => return Err(RatingsError::AnchorNotANumber { rating: *rating }),
                 None => {
-                    return Err(ControllerError::Ratings(format!(
-                        "anchor model '{model}' has no battles"
-                    )))
+                    return Err(RatingsError::AnchorNotPlayed {
+                        model: model.clone(),
+                    })
                 }
             }
         }
@@ -152,15 +149,11 @@ pub fn compute(agg: &Aggregate, opts: &RatingOptions) -> Result<Leaderboard, Con
     ))
 }
 
-fn fit_error(agg: &Aggregate, e: FitError) -> ControllerError {
-    ControllerError::Ratings(match e {
-        FitError::NotConnected(m) => format!(
-            "the unregularised ratings are infinite: some models never lost (or never won) \
-             against the others, e.g. around '{}'; use L2 regularisation",
-            agg.models()[m]
-        ),
-        FitError::NoConvergence(grad) => {
-            format!("the Bradley-Terry fit did not converge (gradient {grad:e})")
-        }
-    })
+fn fit_error(agg: &Aggregate, e: FitError) -> RatingsError {
+    match e {
+        FitError::NotConnected(m) => RatingsError::Infinite {
+            model: agg.models()[m].clone(),
+        },
+        FitError::NoConvergence(gradient) => RatingsError::NoConvergence { gradient },
+    }
 }
