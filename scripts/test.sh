@@ -88,9 +88,9 @@ cargo fmt --all -- --check
 log "cargo clippy --workspace --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets -- -D warnings
 
-runner=(cargo test --workspace --no-fail-fast)
+runner=(cargo test --workspace)
 if cargo nextest --version >/dev/null 2>&1; then
-  runner=(cargo nextest run --workspace --no-fail-fast)
+  runner=(cargo nextest run --workspace)
 else
   log "cargo-nextest is not installed: running the tests with cargo test"
 fi
@@ -98,10 +98,10 @@ log "${runner[*]} --no-run (building the tests)"
 "${runner[@]}" --no-run
 
 # Temp files of the tests (browser profiles among them) go under $WORK, removed at the end.
-log "${runner[*]}"
+log "${runner[*]} --no-fail-fast"
 mkdir -p "$WORK/tmp"
 status=0
-ARENA_TEST_RUN="$RUN_ID" TMPDIR="$WORK/tmp" "${runner[@]}" || status=$?
+ARENA_TEST_RUN="$RUN_ID" TMPDIR="$WORK/tmp" "${runner[@]}" --no-fail-fast || status=$?
 
 # A test that leaves a process running is a failing test, whatever its assertions said.
 left="$(tagged_pids "$RUN_ID")"
