@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use arena_controller::arena::ArenaSettings;
-use arena_worker::params::RawParams;
+use arena_worker::generate::params::RawParams;
 use arena_worker::run::{self, GenerateOptions, ModelOptions, WorkerOptions};
-use arena_worker::served::Input;
+use arena_worker::serve::served::Input;
 use clap::{Args, Parser, Subcommand};
 
 /// Serve, compare and rank chat LLMs.
@@ -150,7 +150,7 @@ impl LeaderboardArgs {
 pub struct ExportArgs {
     /// chatbot-arena (one vote per line) or sharegpt (one conversation per line).
     #[arg(long)]
-    pub format: arena_controller::export::Format,
+    pub format: arena_store::export::Format,
     /// The arena's database (default: sqlite://$ARENA_HOME/arena.db).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,

@@ -1,4 +1,5 @@
 //! The `arena` binary: parses flags and calls the library crates.
+#![forbid(unsafe_code)]
 
 mod cli;
 
@@ -30,7 +31,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     // Before the runtime starts any thread.
-    arena_worker::engine::fix_thread_count(cli.threads);
+    arena_worker::generate::engine::fix_thread_count(cli.threads);
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         match cli.command {
@@ -55,7 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 print!("{out}");
             }
             Command::Export(args) => {
-                let store = arena_controller::db::connect(&args.database_url()).await?;
+                let store = arena_store::connect(&args.database_url()).await?;
                 let mut out: Box<dyn std::io::Write + Send> = match &args.output {
                     Some(path) => Box::new(std::io::BufWriter::new(
                         std::fs::File::create(path)
@@ -63,8 +64,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     )),
                     None => Box::new(std::io::BufWriter::new(std::io::stdout())),
                 };
-                let n = arena_controller::export::export(&*store, args.format, args.all, &mut *out)
-                    .await?;
+                let n =
+                    arena_store::export::export(&*store, args.format, args.all, &mut *out).await?;
                 eprintln!("arena export: {n} rows");
             }
             Command::Controller(args) => {
@@ -86,9 +87,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     None => {
                         std::fs::create_dir_all(&tiny)?;
                         let path = tiny.join("tiny-chat.gguf");
-                        arena_worker::testing::write_tiny_gguf(
+                        arena_worker::model::tiny_gguf::write_tiny_gguf(
                             &path,
-                            arena_worker::testing::VocabKind::Gpt2,
+                            arena_worker::model::tiny_gguf::VocabKind::Gpt2,
                             1,
                         )?;
                         path

@@ -116,7 +116,7 @@ async fn replicas_share_one_leaderboard_through_redis_and_recompute_on_new_votes
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
     // Two replicas on one Postgres and one Redis, as in production.
-    let db = arena_controller::db::scratch::database_url("postgres", dir.path()).await;
+    let db = arena_store::scratch::database_url("postgres", dir.path()).await;
     let args = [
         "--redis-url",
         url.as_str(),

@@ -9,7 +9,7 @@ use serde_json::Value;
 #[test]
 fn smollm2_token_ids_equal_llama_cpp() {
     let model = common::smollm2();
-    let tok = arena_worker::loader::load_tokenizer(&model).unwrap();
+    let tok = arena_worker::model::loader::load_tokenizer(&model).unwrap();
     let fixture: Value =
         serde_json::from_str(include_str!("../worker/tests/fixtures/smollm2_tokens.json")).unwrap();
     let cases = fixture["cases"].as_array().unwrap();

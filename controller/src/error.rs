@@ -19,12 +19,11 @@ pub enum ControllerError {
     /// Binding or serving failed.
     #[error("server error: {0}")]
     Server(String),
-    /// The arena's database failed or cannot be reached.
-    #[error("{0}")]
-    Database(String),
-    /// A write lost a race or repeated a unique fact (a second vote on one turn).
-    #[error("conflict: {0}")]
-    Conflict(String),
+    /// The arena's SQL store failed, cannot be reached, or refused a write as a conflict
+    /// (`StoreError::Conflict`: a write lost a race or repeated a unique fact). Shown as the
+    /// store shows it.
+    #[error(transparent)]
+    Database(#[from] arena_store::StoreError),
     /// The served leaderboard could not be produced (the ratings task failed, the rows could
     /// not be written as JSON).
     #[error("ratings: {0}")]
@@ -223,7 +222,37 @@ impl IntoResponse for ApiError {
 
 #[cfg(test)]
 mod tests {
-    use super::field_of;
+    use super::{field_of, ControllerError};
+    use arena_store::StoreError;
+    use std::error::Error;
+
+    #[test]
+    fn store_errors_read_as_the_store_shows_them() {
+        let shown = |e: StoreError| ControllerError::from(e).to_string();
+        assert_eq!(shown(StoreError::Database("db down".into())), "db down");
+        assert_eq!(
+            shown(StoreError::Conflict("taken".into())),
+            "conflict: taken"
+        );
+        assert_eq!(
+            shown(StoreError::Config("bad URL".into())),
+            "configuration error: bad URL"
+        );
+        assert_eq!(
+            shown(std::io::Error::other("disk full").into()),
+            "i/o error: disk full"
+        );
+        // `{e:#}` prints causes: only the i/o error has one, as before.
+        assert!(ControllerError::from(StoreError::Config("x".into()))
+            .source()
+            .is_none());
+        assert_eq!(
+            ControllerError::from(StoreError::Io(std::io::Error::other("disk full")))
+                .source()
+                .map(|c| c.to_string()),
+            Some("disk full".into())
+        );
+    }
 
     #[test]
     fn serde_errors_name_their_field() {

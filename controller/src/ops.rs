@@ -2,11 +2,11 @@
 
 use std::sync::Arc;
 
+use arena_store::ArenaStore;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 
-use crate::db::ArenaStore;
 use crate::error::ApiError;
 use crate::registry::Registry;
 

@@ -7,31 +7,43 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arena_ratings::{Aggregate, Battle, Leaderboard, RatingOptions, Winner};
+use arena_store::{ArenaStore, ModelStats, StoreError};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
-use crate::db::{ArenaStore, ModelStats};
 use crate::error::ControllerError;
 
 /// Folds the store's counted anonymous votes, in the order they were cast, into an aggregate.
+/// A vote the ratings refuse stops the stream and is the error, as it is, not a store error.
 pub async fn aggregate_store(store: &dyn ArenaStore) -> Result<Aggregate, ControllerError> {
     let mut agg = Aggregate::new();
-    store
+    let mut refused = None;
+    let streamed = store
         .counted_battles(&mut |row| {
             let winner = Winner::parse(&row.winner).ok_or_else(|| {
-                ControllerError::Database(format!("a vote with winner '{}'", row.winner))
+                StoreError::Database(format!("a vote with winner '{}'", row.winner))
             })?;
-            Ok(agg.add(&Battle {
+            agg.add(&Battle {
                 model_a: row.model_a,
                 model_b: row.model_b,
                 winner,
                 tstamp: Some(row.tstamp_ms as f64 / 1000.0),
                 anony: Some(true),
                 turn: None,
-            })?)
+            })
+            .map_err(|e| {
+                // Stops the stream; the ratings error itself is returned below.
+                let stop = StoreError::Database(e.to_string());
+                refused = Some(e);
+                stop
+            })
         })
-        .await?;
+        .await;
+    if let Some(e) = refused {
+        return Err(ControllerError::Ratings(e));
+    }
+    streamed?;
     Ok(agg)
 }
 
@@ -140,7 +152,7 @@ impl LeaderboardCache {
     /// else recomputed from the store.
     pub async fn get(&self) -> Result<Arc<Value>, ControllerError> {
         let last_vote = self.store.last_vote_ms().await?;
-        let now = crate::db::now_ms();
+        let now = arena_store::now_ms();
         let mut cached = self.cached.lock().await;
         if let Some(c) = cached.as_ref().filter(|c| self.fresh(c, last_vote, now)) {
             return Ok(c.body.clone());
@@ -230,7 +242,7 @@ pub async fn run_cli(
     format: OutputFormat,
 ) -> Result<String, ControllerError> {
     let agg = match source {
-        Source::Database(url) => aggregate_store(&*crate::db::connect(&url).await?).await?,
+        Source::Database(url) => aggregate_store(&*arena_store::connect(&url).await?).await?,
         Source::File { path, strict } => {
             let (agg, report) = Aggregate::from_file(&path, strict)?;
             for bad in &report.bad {
@@ -281,5 +293,46 @@ mod tests {
         assert!(parse_anchor("x=high").unwrap_err().contains("not a number"));
         assert!("yaml".parse::<OutputFormat>().is_err());
         assert_eq!("csv".parse::<OutputFormat>().unwrap(), OutputFormat::Csv);
+    }
+
+    #[tokio::test]
+    async fn a_vote_the_ratings_refuse_is_a_ratings_error() {
+        use arena_store::{NewBattle, NewVote};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display());
+        let store = arena_store::connect(&url).await.unwrap();
+        store
+            .create_battle(&NewBattle {
+                id: "b".into(),
+                model_a: "same".into(),
+                model_b: "same".into(),
+                anonymous: true,
+                conversation_a: "ca".into(),
+                conversation_b: "cb".into(),
+                client_hash: "h".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .add_vote(&NewVote {
+                id: "v".into(),
+                battle_id: "b".into(),
+                turn: 1,
+                winner: "model_a".into(),
+                voter_hash: "h".into(),
+                counted: true,
+                excluded_reason: None,
+            })
+            .await
+            .unwrap();
+        let e = aggregate_store(&*store).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ControllerError::Ratings(arena_ratings::RatingsError::SelfBattle { .. })
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "ratings: a battle of 'same' against itself");
     }
 }

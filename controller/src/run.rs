@@ -74,10 +74,10 @@ pub async fn run_controller(opts: ControllerOptions) -> Result<(), ControllerErr
     if !endpoints.is_empty() {
         tracing::info!(endpoints = ?endpoints.keys().collect::<Vec<_>>(), "API-hosted contestants loaded");
     }
-    let db = crate::db::connect(&opts.database_url).await?;
+    let db = arena_store::connect(&opts.database_url).await?;
     tracing::info!(
         backend = db.backend(),
-        url = %crate::db::redact(&opts.database_url),
+        url = %arena_store::redact(&opts.database_url),
         "arena store ready"
     );
     let registry = Arc::new(Registry::new(opts.worker_expiry));

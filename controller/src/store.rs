@@ -84,7 +84,7 @@ fn redis_err(e: redis::RedisError) -> ControllerError {
 impl RedisStore {
     /// Connects, failing with a clear message when Redis cannot be reached.
     pub async fn connect(url: &str, ttl: Duration) -> Result<Self, ControllerError> {
-        let shown = crate::db::redact(url);
+        let shown = arena_store::redact(url);
         let client = redis::Client::open(url)
             .map_err(|e| ControllerError::Store(format!("bad REDIS_URL '{shown}': {e}")))?;
         let conn = tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))

@@ -1,4 +1,5 @@
 //! Generated gRPC types and clients/servers for package `arena.v1`.
+#![forbid(unsafe_code)]
 
 /// The `arena.v1` package.
 pub mod v1 {

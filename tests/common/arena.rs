@@ -24,7 +24,7 @@ pub async fn spawn_arena(
     args: &[&str],
     workers: &[(&Path, &str, &[&str])],
 ) -> Arena {
-    let db_url = arena_controller::db::scratch::database_url(backend, dir).await;
+    let db_url = arena_store::scratch::database_url(backend, dir).await;
     let mut all = vec!["--database-url", db_url.as_str()];
     all.extend_from_slice(args);
     let c = spawn_controller(&all);

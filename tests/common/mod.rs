@@ -172,8 +172,7 @@ pub fn free_port() -> u16 {
 /// Writes the tiny byte-level GGUF model into `dir`.
 pub fn tiny_gguf(dir: &Path) -> PathBuf {
     let path = dir.join("tiny-chat.gguf");
-    arena_worker::testing::write_tiny_gguf(&path, arena_worker::testing::VocabKind::Gpt2, 5)
-        .unwrap();
+    arena_worker::tiny::write_tiny_gguf(&path, arena_worker::tiny::VocabKind::Gpt2, 5).unwrap();
     path
 }
 

@@ -10,9 +10,9 @@ use candle_core::Device;
 use serde::Serialize;
 
 use crate::error::Result;
-use crate::llama::{BatchItem, Llama};
-use crate::loader;
-use crate::sampling::argmax;
+use crate::generate::sampling::argmax;
+use crate::model::llama::{BatchItem, Llama};
+use crate::model::loader;
 
 /// Text the benchmark prompts are cut from (the same as scripts/bench-llamacpp.py), so every
 /// run feeds the same ids.
@@ -54,7 +54,7 @@ pub struct BenchReport {
 }
 
 /// Token ids of exactly `n` tokens of the fixed paragraph.
-pub fn prompt_ids(tok: &crate::tokenizer::Tokenizer, n: usize) -> Result<Vec<u32>> {
+pub fn prompt_ids(tok: &crate::text::tokenizer::Tokenizer, n: usize) -> Result<Vec<u32>> {
     let mut ids = Vec::new();
     while ids.len() < n {
         ids.extend(tok.encode(PARAGRAPH, false)?);
@@ -63,7 +63,7 @@ pub fn prompt_ids(tok: &crate::tokenizer::Tokenizer, n: usize) -> Result<Vec<u32
     Ok(ids)
 }
 
-fn prefill(model: &Llama, ids: &[u32]) -> Result<(Vec<f32>, crate::kv_cache::KvCache)> {
+fn prefill(model: &Llama, ids: &[u32]) -> Result<(Vec<f32>, crate::model::kv_cache::KvCache)> {
     let mut cache = model.new_cache();
     let mut logits = Vec::new();
     for chunk in ids.chunks(512) {
@@ -120,7 +120,7 @@ pub fn peak_rss_mib() -> f64 {
 /// Loads the model and measures prefill, single-stream and batched decode, on the same
 /// thread pool arrangement as the engine.
 pub fn run(path: &Path, opts: &BenchOptions) -> Result<BenchReport> {
-    crate::engine::compute_pool()?.install(|| measure(path, opts))
+    crate::generate::engine::compute_pool()?.install(|| measure(path, opts))
 }
 
 fn measure(path: &Path, opts: &BenchOptions) -> Result<BenchReport> {

@@ -1,24 +1,21 @@
 //! The arena model worker: loads LLaMA-family models with candle, applies conversation
 //! templates, and streams generated tokens over gRPC.
+//!
+//! Imports go one way: `model` and `text` never import `generate` or `serve`; `generate`
+//! never imports `serve`. `run` (the `arena worker`, `generate` and `tokenize` commands) and
+//! `bench` (`arena bench worker`) sit on top.
+#![deny(unsafe_code)]
 
-pub mod config;
-pub mod engine;
 pub mod error;
-pub mod kv_cache;
-pub mod linear;
-pub mod llama;
-pub mod loader;
-pub mod params;
-pub mod qmatrix;
-pub mod sampling;
-pub mod stop;
-pub mod template;
-pub mod tokenizer;
+pub mod generate;
+pub mod model;
+pub mod serve;
+pub mod text;
+
+pub mod bench;
+pub mod run;
+
+#[cfg(feature = "tiny")]
+pub mod tiny;
 
 pub use error::{Result, WorkerError};
-pub mod bench;
-pub mod registration;
-pub mod run;
-pub mod served;
-pub mod server;
-pub mod testing;

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use arena_proto::v1::worker_server::WorkerServer;
 use tokio::sync::{oneshot, watch};
 
-use crate::engine::Event;
 use crate::error::{Result, WorkerError};
-use crate::loader::{self, LoadedModel};
-use crate::params::RawParams;
-use crate::registration::{self, Registration};
-use crate::served::{Input, ServedModel};
-use crate::server::WorkerService;
-use crate::template::{Message, Role, Template};
+use crate::generate::engine::Event;
+use crate::generate::params::RawParams;
+use crate::model::loader::{self, LoadedModel};
+use crate::serve::registration::{self, Registration};
+use crate::serve::served::{Input, ServedModel};
+use crate::serve::server::WorkerService;
+use crate::text::template::{Message, Role, Template};
 
 /// Where the model comes from and how it is presented.
 #[derive(Debug, Clone)]

@@ -3,18 +3,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arena_worker::engine::{Event, Finish};
-use arena_worker::loader;
-use arena_worker::params::RawParams;
-use arena_worker::served::{Input, ServedModel};
-use arena_worker::template::{Message, Role, Template};
-use arena_worker::testing::{self, VocabKind};
+use arena_worker::generate::engine::{Event, Finish};
+use arena_worker::generate::params::RawParams;
+use arena_worker::model::loader;
+use arena_worker::serve::served::{Input, ServedModel};
+use arena_worker::text::template::{Message, Role, Template};
+use arena_worker::tiny::{self, VocabKind};
 use candle_core::Device;
 
 fn served(max_concurrency: usize) -> Arc<ServedModel> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
-    testing::write_tiny_gguf(&path, VocabKind::Gpt2, 11).unwrap();
+    tiny::write_tiny_gguf(&path, VocabKind::Gpt2, 11).unwrap();
     let loaded = loader::load(&path, &Device::Cpu).unwrap();
     let template = Template::select(None, loaded.own_template.clone(), "tiny").unwrap();
     ServedModel::start(loaded, "tiny".into(), template, max_concurrency).unwrap()
@@ -176,16 +176,11 @@ async fn dropping_the_receiver_cancels_the_sequence() {
 async fn context_overflow_and_bad_messages_are_refused_before_queueing() {
     let m = served(1);
     let e = m
-        .prepare(
-            &input("hello"),
-            None,
-            &greedy(testing::CONTEXT as u32),
-            false,
-        )
+        .prepare(&input("hello"), None, &greedy(tiny::CONTEXT as u32), false)
         .unwrap_err()
         .to_string();
     assert!(
-        e.contains(&format!("context length of {}", testing::CONTEXT)),
+        e.contains(&format!("context length of {}", tiny::CONTEXT)),
         "{e}"
     );
     let e = m

@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use arena_worker::kv_cache::KvCache;
-use arena_worker::llama::{BatchItem, Llama};
-use arena_worker::loader::{self, LoadedModel};
-use arena_worker::testing::{self, VocabKind};
+use arena_worker::model::kv_cache::KvCache;
+use arena_worker::model::llama::{BatchItem, Llama};
+use arena_worker::model::loader::{self, LoadedModel};
+use arena_worker::tiny::{self, VocabKind};
 use arena_worker::WorkerError;
 use candle_core::quantized::gguf_file::{self, Content, Value};
 use candle_core::quantized::QTensor;
@@ -17,7 +17,7 @@ fn load(path: &Path) -> Result<LoadedModel, WorkerError> {
 
 fn tiny_gguf(dir: &Path, kind: VocabKind) -> std::path::PathBuf {
     let path = dir.join("tiny.gguf");
-    testing::write_tiny_gguf(&path, kind, 7).unwrap();
+    tiny::write_tiny_gguf(&path, kind, 7).unwrap();
     path
 }
 
@@ -46,14 +46,14 @@ fn gguf_and_hf_tiny_models_load_and_run() {
     for kind in [VocabKind::Gpt2, VocabKind::Spm] {
         let m = load(&tiny_gguf(dir.path(), kind)).unwrap();
         assert_eq!(m.format, "gguf");
-        assert_eq!(m.model.config().context_length, testing::CONTEXT);
+        assert_eq!(m.model.config().context_length, tiny::CONTEXT);
         let l = logits(&m.model, &[1, 2, 3]);
         assert_eq!(l.len(), m.model.config().vocab_size);
         assert!(l.iter().all(|x| x.is_finite()));
     }
     for dtype in [DType::F32, DType::F16, DType::BF16] {
         let hf = dir.path().join(format!("hf-{dtype:?}"));
-        testing::write_tiny_hf(&hf, dtype, 7).unwrap();
+        tiny::write_tiny_hf(&hf, dtype, 7).unwrap();
         let m = load(&hf).unwrap();
         assert_eq!(m.format, "safetensors");
         assert!(
@@ -69,7 +69,7 @@ fn gguf_and_hf_tiny_models_load_and_run() {
 fn batched_and_chunked_steps_match_one_sequence_at_a_time() {
     let dir = tempfile::tempdir().unwrap();
     let hf = dir.path().join("hf");
-    testing::write_tiny_hf(&hf, DType::F32, 3).unwrap();
+    tiny::write_tiny_hf(&hf, DType::F32, 3).unwrap();
     let m = load(&hf).unwrap().model;
     let a: Vec<u32> = (10..50).collect();
     let b: Vec<u32> = (100..107).collect();
@@ -267,16 +267,16 @@ fn bad_model_files_give_clear_errors() {
 fn bad_hf_folders_give_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
     let hf = dir.path().join("hf");
-    testing::write_tiny_hf(&hf, DType::F32, 1).unwrap();
+    tiny::write_tiny_hf(&hf, DType::F32, 1).unwrap();
 
     let no_tok = dir.path().join("no-tok");
-    testing::write_tiny_hf(&no_tok, DType::F32, 1).unwrap();
+    tiny::write_tiny_hf(&no_tok, DType::F32, 1).unwrap();
     std::fs::remove_file(no_tok.join("tokenizer.json")).unwrap();
     let e = expect_err(&no_tok);
     assert!(e.contains("missing tokenizer"), "{e}");
 
     let gpt = dir.path().join("gpt-neox");
-    testing::write_tiny_hf(&gpt, DType::F32, 1).unwrap();
+    tiny::write_tiny_hf(&gpt, DType::F32, 1).unwrap();
     let cfg = std::fs::read_to_string(gpt.join("config.json")).unwrap();
     let cfg = cfg
         .replace("LlamaForCausalLM", "GPTNeoXForCausalLM")
@@ -289,7 +289,7 @@ fn bad_hf_folders_give_clear_errors() {
     );
 
     let corrupt = dir.path().join("corrupt");
-    testing::write_tiny_hf(&corrupt, DType::F32, 1).unwrap();
+    tiny::write_tiny_hf(&corrupt, DType::F32, 1).unwrap();
     let st = corrupt.join("model.safetensors");
     let b = std::fs::read(&st).unwrap();
     std::fs::write(&st, &b[..b.len() / 2]).unwrap();
@@ -297,7 +297,7 @@ fn bad_hf_folders_give_clear_errors() {
     assert!(e.contains("invalid model"), "{e}");
 
     let ints = dir.path().join("ints");
-    testing::write_tiny_hf(&ints, DType::F32, 1).unwrap();
+    tiny::write_tiny_hf(&ints, DType::F32, 1).unwrap();
     let st = ints.join("model.safetensors");
     let mut map = candle_core::safetensors::load(&st, &Device::Cpu).unwrap();
     let w = map
@@ -314,7 +314,7 @@ fn bad_hf_folders_give_clear_errors() {
     );
 
     let missing = dir.path().join("missing");
-    testing::write_tiny_hf(&missing, DType::F32, 1).unwrap();
+    tiny::write_tiny_hf(&missing, DType::F32, 1).unwrap();
     let st = missing.join("model.safetensors");
     let mut map = candle_core::safetensors::load(&st, &Device::Cpu).unwrap();
     map.remove("model.layers.0.mlp.up_proj.weight");
@@ -326,7 +326,7 @@ fn bad_hf_folders_give_clear_errors() {
     );
 
     let bad_json = dir.path().join("bad-json");
-    testing::write_tiny_hf(&bad_json, DType::F32, 1).unwrap();
+    tiny::write_tiny_hf(&bad_json, DType::F32, 1).unwrap();
     std::fs::write(bad_json.join("config.json"), "{ not json").unwrap();
     let e = expect_err(&bad_json);
     assert!(e.contains("malformed JSON"), "{e}");

@@ -1,13 +1,13 @@
 //! Tokenizers built from GGUF metadata and Hugging Face files, and streaming decode.
 
-use arena_worker::loader;
-use arena_worker::testing::{self, VocabKind};
-use arena_worker::tokenizer::{StreamDecoder, Tokenizer};
+use arena_worker::model::loader;
+use arena_worker::text::tokenizer::{StreamDecoder, Tokenizer};
+use arena_worker::tiny::{self, VocabKind};
 
 fn gguf_tokenizer(kind: VocabKind) -> Tokenizer {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.gguf");
-    testing::write_tiny_gguf(&path, kind, 1).unwrap();
+    tiny::write_tiny_gguf(&path, kind, 1).unwrap();
     loader::load_tokenizer(&path).unwrap()
 }
 
@@ -117,7 +117,7 @@ fn an_unfinished_character_is_flushed_at_the_end() {
 #[test]
 fn hugging_face_tokenizer_json_matches_the_gguf_vocabulary() {
     let dir = tempfile::tempdir().unwrap();
-    testing::write_tiny_hf(dir.path(), candle_core::DType::F32, 1).unwrap();
+    tiny::write_tiny_hf(dir.path(), candle_core::DType::F32, 1).unwrap();
     let hf = loader::load_tokenizer(dir.path()).unwrap();
     let gguf = gguf_tokenizer(VocabKind::Gpt2);
     for text in [

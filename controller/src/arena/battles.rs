@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use arena_store::{BattleRecord, NewBattle, NewVote, StoreError};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -15,7 +16,6 @@ use super::input::{Sampling, TurnBody};
 use super::pick::draw_pair;
 use super::turns::{self, Streaming, Thread};
 use super::{body, optional_body, store_error, ArenaState, Client};
-use crate::db::{BattleRecord, NewBattle, NewVote};
 use crate::error::ApiError;
 use crate::ids::random_id;
 use crate::openai::served_models;
@@ -266,7 +266,7 @@ pub async fn vote(
         })
         .await
         .map_err(|e| match e {
-            crate::error::ControllerError::Conflict(_) => {
+            StoreError::Conflict(_) => {
                 ApiError::conflict("already_voted", "this battle already has its vote")
             }
             other => store_error(other),

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use arena_store::{ConversationRecord, NewRating};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::response::Response;
@@ -12,7 +13,6 @@ use serde_json::{json, Value};
 use super::input::{Sampling, TurnBody};
 use super::turns::{self, Streaming, Thread};
 use super::{body, optional_body, store_error, ArenaState, Client};
-use crate::db::{ConversationRecord, NewRating};
 use crate::error::ApiError;
 use crate::ids::random_id;
 use crate::openai::served_models;

@@ -2,10 +2,10 @@
 //! ranges, the message's length, and moderation (a refusal is recorded).
 
 use arena_proto::v1::SamplingParams;
+use arena_store::NewFlag;
 use serde::Deserialize;
 
 use super::{store_error, ArenaState, Client};
-use crate::db::NewFlag;
 use crate::error::ApiError;
 use crate::ids::random_id;
 

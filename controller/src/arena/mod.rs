@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use arena_store::{ArenaStore, StoreError};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -25,8 +26,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use sha2::{Digest, Sha256};
 
-use crate::db::ArenaStore;
-use crate::error::ApiError;
+use crate::error::{ApiError, ControllerError};
 use crate::openai::ApiState;
 use moderation::Moderation;
 use ratelimit::{Decision, RateLimiter};
@@ -221,9 +221,9 @@ async fn leaderboard(
 }
 
 /// A store failure as the caller sees it: conflicts are 409, the rest 503 (logged).
-pub fn store_error(e: crate::error::ControllerError) -> ApiError {
-    match e {
-        crate::error::ControllerError::Conflict(m) => ApiError::conflict("conflict", m),
+pub fn store_error(e: impl Into<ControllerError>) -> ApiError {
+    match e.into() {
+        ControllerError::Database(StoreError::Conflict(m)) => ApiError::conflict("conflict", m),
         other => {
             tracing::error!("store: {other}");
             ApiError::unavailable(format!("the arena's database failed: {other}"))
@@ -242,5 +242,55 @@ fn optional_body<T: Default>(b: Result<Json<T>, JsonRejection>) -> Result<T, Api
     match b {
         Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
         other => body(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store_error;
+    use crate::error::ControllerError;
+    use arena_store::StoreError;
+    use axum::http::StatusCode;
+
+    fn shown(e: impl Into<ControllerError>) -> (StatusCode, &'static str, String) {
+        let api = store_error(e);
+        (api.status, api.code, api.message)
+    }
+
+    #[test]
+    fn a_conflict_is_409_and_every_other_store_failure_503() {
+        let conflict = "UNIQUE constraint failed: votes.battle_id, votes.turn";
+        assert_eq!(
+            shown(StoreError::Conflict(conflict.into())),
+            (StatusCode::CONFLICT, "conflict", conflict.to_string())
+        );
+        // The same through the controller's error, as the leaderboard hands it over.
+        assert_eq!(
+            shown(ControllerError::from(StoreError::Conflict(conflict.into()))).0,
+            StatusCode::CONFLICT
+        );
+        let unavailable = |m: &str| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "worker_unavailable",
+                format!("the arena's database failed: {m}"),
+            )
+        };
+        let down = "cannot open the database at postgres://arena:***@db/arena: refused";
+        assert_eq!(shown(StoreError::Database(down.into())), unavailable(down));
+        assert_eq!(
+            shown(StoreError::Config("bad URL".into())),
+            unavailable("configuration error: bad URL")
+        );
+        assert_eq!(
+            shown(StoreError::Io(std::io::Error::other("disk full"))),
+            unavailable("i/o error: disk full")
+        );
+        assert_eq!(
+            shown(ControllerError::Leaderboard(
+                "the ratings task failed".into()
+            )),
+            unavailable("ratings: the ratings task failed")
+        );
     }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arena_proto::v1::{generate_request, ChatMessage, GenerateRequest, Messages, SamplingParams};
+use arena_store::{MessageRecord, NewMessage, StoreError};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -16,7 +17,6 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
 use super::{store_error, ArenaState};
-use crate::db::{MessageRecord, NewMessage};
 use crate::error::ApiError;
 use crate::ids::random_id;
 use crate::openai::respond::{finish_reason, usage};
@@ -132,7 +132,7 @@ pub async fn begin_turn(
         })
         .collect();
     state.store.add_messages(&user).await.map_err(|e| match e {
-        crate::error::ControllerError::Conflict(_) => in_progress(),
+        StoreError::Conflict(_) => in_progress(),
         other => store_error(other),
     })?;
     let jobs = threads

@@ -9,12 +9,12 @@ use candle_core::quantized::QTensor;
 use candle_core::Device;
 
 use super::{block_shapes, expect_shape, BlockNames, LoadedModel};
-use crate::config::{LlamaConfig, RopeStyle};
 use crate::error::{Result, WorkerError};
-use crate::linear::Linear;
-use crate::llama::{Block, Llama, LlamaWeights};
-use crate::template::Template;
-use crate::tokenizer::{GgufVocab, Tokenizer};
+use crate::model::config::{LlamaConfig, RopeStyle};
+use crate::model::linear::Linear;
+use crate::model::llama::{Block, Llama, LlamaWeights};
+use crate::text::template::Template;
+use crate::text::tokenizer::{GgufVocab, Tokenizer};
 
 /// Architectures whose GGUF tensors follow llama.cpp's `llama` layout.
 const LLAMA_ARCHS: [&str; 2] = ["llama", "mistral"];

@@ -1,7 +1,7 @@
 //! Validation of request parameters: every range check lives here.
 
 use crate::error::{Result, WorkerError};
-use crate::sampling::SamplingConfig;
+use crate::generate::sampling::SamplingConfig;
 
 /// Default `max_new_tokens` when the caller sets none.
 pub const DEFAULT_MAX_NEW_TOKENS: usize = 256;

@@ -7,11 +7,11 @@ use std::path::Path;
 
 use candle_core::Device;
 
-use crate::config::LlamaConfig;
 use crate::error::{Result, WorkerError};
-use crate::llama::Llama;
-use crate::template::Template;
-use crate::tokenizer::Tokenizer;
+use crate::model::config::LlamaConfig;
+use crate::model::llama::Llama;
+use crate::text::template::Template;
+use crate::text::tokenizer::Tokenizer;
 
 /// A model ready to serve: weights, tokenizer and what the files say about templates.
 pub struct LoadedModel {

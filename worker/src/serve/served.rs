@@ -4,12 +4,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::engine::{self, EngineHandle};
 use crate::error::Result;
-use crate::loader::LoadedModel;
-use crate::params::{check_context, GenerationParams, RawParams};
-use crate::template::{Message, Template};
-use crate::tokenizer::Tokenizer;
+use crate::generate::engine::{self, EngineHandle};
+use crate::generate::params::{check_context, GenerationParams, RawParams};
+use crate::model::loader::LoadedModel;
+use crate::text::template::{Message, Template};
+use crate::text::tokenizer::Tokenizer;
 
 /// What the caller wants continued.
 #[derive(Debug, Clone)]

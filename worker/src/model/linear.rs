@@ -5,7 +5,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 
-use crate::qmatrix::{BlockQ4_1, BlockQ8_0, QMatrix, WeightBlock};
+use crate::model::qmatrix::{BlockQ4_1, BlockQ8_0, QMatrix, WeightBlock};
 
 /// Rows at and above which a quantized layer is dequantized and run through GEMM.
 ///

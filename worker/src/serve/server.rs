@@ -13,11 +13,11 @@ use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
-use crate::engine::{Event, Finish};
 use crate::error::WorkerError;
-use crate::params::RawParams;
-use crate::served::{Input, ServedModel};
-use crate::template::{Message, Role};
+use crate::generate::engine::{Event, Finish};
+use crate::generate::params::RawParams;
+use crate::serve::served::{Input, ServedModel};
+use crate::text::template::{Message, Role};
 
 /// The worker's gRPC service over one served model.
 pub struct WorkerService {

@@ -2,108 +2,33 @@
 //! placeholders, BIGINT/BOOLEAN/TEXT columns and explicit casts, which Postgres and SQLite read
 //! alike; a macro stamps the implementation out for each pool type.
 
-use std::str::FromStr;
-use std::time::Duration;
+use futures_util::StreamExt;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-
-use tokio_stream::StreamExt;
-
-use super::{
-    now_ms, redact, ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExportBattle,
+use crate::{
+    now_ms, ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExportBattle,
     ExportConversation, MessageRecord, ModelStats, NewBattle, NewFlag, NewMessage, NewRating,
-    NewVote, Sink,
+    NewVote, PostgresStore, Sink, SqliteStore, StoreError,
 };
-use crate::error::ControllerError;
-
-/// The Postgres backend.
-pub struct PostgresStore {
-    pool: sqlx::PgPool,
-}
-
-/// The SQLite backend.
-pub struct SqliteStore {
-    pool: sqlx::SqlitePool,
-}
-
-/// How long start-up waits for the database before saying it cannot be reached.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn unreachable(url: &str, e: impl std::fmt::Display) -> ControllerError {
-    ControllerError::Database(format!("cannot open the database at {}: {e}", redact(url)))
-}
-
-fn migration_error(e: sqlx::migrate::MigrateError) -> ControllerError {
-    ControllerError::Database(format!("database migration failed: {e}"))
-}
 
 /// A unique-constraint violation is a conflict the caller reports (409); the rest are failures.
-fn query_error(e: sqlx::Error) -> ControllerError {
+fn query_error(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
-            ControllerError::Conflict(db.message().to_string())
+            StoreError::Conflict(db.message().to_string())
         }
-        _ => ControllerError::Database(e.to_string()),
-    }
-}
-
-impl PostgresStore {
-    /// Connects and migrates.
-    pub async fn connect(url: &str) -> Result<Self, ControllerError> {
-        let options = PgConnectOptions::from_str(url).map_err(|e| unreachable(url, e))?;
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| unreachable(url, e))?;
-        sqlx::migrate!("../migrations/postgres")
-            .run(&pool)
-            .await
-            .map_err(migration_error)?;
-        Ok(Self { pool })
-    }
-}
-
-impl SqliteStore {
-    /// Opens (creating the file and its directory when missing) and migrates.
-    pub async fn connect(url: &str) -> Result<Self, ControllerError> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| unreachable(url, e))?
-            .create_if_missing(true)
-            // Readers keep reading while a vote is written.
-            .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
-        if let Some(dir) = options.get_filename().parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| unreachable(url, e))?;
-            }
-        }
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .connect_with(options)
-            .await
-            .map_err(|e| unreachable(url, e))?;
-        sqlx::migrate!("../migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(migration_error)?;
-        Ok(Self { pool })
+        _ => StoreError::Database(e.to_string()),
     }
 }
 
 macro_rules! arena_store_sql {
     ($store:ty, $backend:literal) => {
-        #[tonic::async_trait]
+        #[async_trait::async_trait]
         impl ArenaStore for $store {
             fn backend(&self) -> &'static str {
                 $backend
             }
 
-            async fn ping(&self) -> Result<(), ControllerError> {
+            async fn ping(&self) -> Result<(), StoreError> {
                 sqlx::query("SELECT 1")
                     .execute(&self.pool)
                     .await
@@ -111,7 +36,7 @@ macro_rules! arena_store_sql {
                     .map_err(query_error)
             }
 
-            async fn create_battle(&self, b: &NewBattle) -> Result<(), ControllerError> {
+            async fn create_battle(&self, b: &NewBattle) -> Result<(), StoreError> {
                 let now = now_ms();
                 let mut tx = self.pool.begin().await.map_err(query_error)?;
                 for (conversation, model) in
@@ -147,7 +72,7 @@ macro_rules! arena_store_sql {
                 tx.commit().await.map_err(query_error)
             }
 
-            async fn battle(&self, id: &str) -> Result<Option<BattleRecord>, ControllerError> {
+            async fn battle(&self, id: &str) -> Result<Option<BattleRecord>, StoreError> {
                 let row: Option<(String, String, String, bool, String, String, i64)> = sqlx::query_as(
                     "SELECT b.id, b.model_a, b.model_b, b.anonymous, b.conversation_a, b.conversation_b, \
                      (SELECT COUNT(*) FROM votes v WHERE v.battle_id = b.id) FROM battles b WHERE b.id = $1",
@@ -166,7 +91,7 @@ macro_rules! arena_store_sql {
                 id: &str,
                 model: &str,
                 client_hash: &str,
-            ) -> Result<(), ControllerError> {
+            ) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO conversations (id, mode, model, client_hash, created_ms) \
                      VALUES ($1, 'direct', $2, $3, $4)",
@@ -184,7 +109,7 @@ macro_rules! arena_store_sql {
             async fn conversation(
                 &self,
                 id: &str,
-            ) -> Result<Option<ConversationRecord>, ControllerError> {
+            ) -> Result<Option<ConversationRecord>, StoreError> {
                 let row: Option<(String, String, String)> =
                     sqlx::query_as("SELECT id, mode, model FROM conversations WHERE id = $1")
                         .bind(id)
@@ -197,7 +122,7 @@ macro_rules! arena_store_sql {
             async fn messages(
                 &self,
                 conversation_id: &str,
-            ) -> Result<Vec<MessageRecord>, ControllerError> {
+            ) -> Result<Vec<MessageRecord>, StoreError> {
                 let rows: Vec<(i64, i64, String, String, Option<String>, bool)> = sqlx::query_as(
                     "SELECT seq, turn, role, content, finish_reason, superseded FROM messages \
                      WHERE conversation_id = $1 ORDER BY seq",
@@ -219,7 +144,7 @@ macro_rules! arena_store_sql {
                     .collect())
             }
 
-            async fn add_messages(&self, messages: &[NewMessage]) -> Result<(), ControllerError> {
+            async fn add_messages(&self, messages: &[NewMessage]) -> Result<(), StoreError> {
                 let now = now_ms();
                 let mut tx = self.pool.begin().await.map_err(query_error)?;
                 for m in messages {
@@ -248,7 +173,7 @@ macro_rules! arena_store_sql {
                 tx.commit().await.map_err(query_error)
             }
 
-            async fn supersede(&self, conversation_id: &str, turn: i64) -> Result<(), ControllerError> {
+            async fn supersede(&self, conversation_id: &str, turn: i64) -> Result<(), StoreError> {
                 sqlx::query(
                     "UPDATE messages SET superseded = TRUE \
                      WHERE conversation_id = $1 AND turn = $2 AND role = 'assistant'",
@@ -261,7 +186,7 @@ macro_rules! arena_store_sql {
                 .map_err(query_error)
             }
 
-            async fn add_vote(&self, v: &NewVote) -> Result<(), ControllerError> {
+            async fn add_vote(&self, v: &NewVote) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO votes (id, battle_id, turn, winner, voter_hash, counted, \
                      excluded_reason, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -280,7 +205,7 @@ macro_rules! arena_store_sql {
                 .map_err(query_error)
             }
 
-            async fn add_rating(&self, r: &NewRating) -> Result<(), ControllerError> {
+            async fn add_rating(&self, r: &NewRating) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO ratings (id, conversation_id, turn, rating, voter_hash, created_ms) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -297,7 +222,7 @@ macro_rules! arena_store_sql {
                 .map_err(query_error)
             }
 
-            async fn add_flag(&self, f: &NewFlag) -> Result<(), ControllerError> {
+            async fn add_flag(&self, f: &NewFlag) -> Result<(), StoreError> {
                 sqlx::query(
                     "INSERT INTO moderation_flags (id, conversation_id, battle_id, content, reason, \
                      source, client_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -316,7 +241,7 @@ macro_rules! arena_store_sql {
                 .map_err(query_error)
             }
 
-            async fn model_stats(&self) -> Result<Vec<ModelStats>, ControllerError> {
+            async fn model_stats(&self) -> Result<Vec<ModelStats>, StoreError> {
                 let rows: Vec<(String, i64, i64, i64, i64, f64)> = sqlx::query_as(
                     "SELECT model, battles, wins, losses, ties, win_rate FROM model_win_rates \
                      ORDER BY win_rate DESC, battles DESC, model",
@@ -337,7 +262,7 @@ macro_rules! arena_store_sql {
                     .collect())
             }
 
-            async fn last_vote_ms(&self) -> Result<i64, ControllerError> {
+            async fn last_vote_ms(&self) -> Result<i64, StoreError> {
                 let (ms,): (i64,) =
                     sqlx::query_as("SELECT CAST(COALESCE(MAX(created_ms), 0) AS BIGINT) FROM votes")
                         .fetch_one(&self.pool)
@@ -346,7 +271,7 @@ macro_rules! arena_store_sql {
                 Ok(ms)
             }
 
-            async fn counted_battles(&self, sink: Sink<'_, BattleRow>) -> Result<u64, ControllerError> {
+            async fn counted_battles(&self, sink: Sink<'_, BattleRow>) -> Result<u64, StoreError> {
                 let mut rows = sqlx::query_as::<_, (String, String, String, i64)>(
                     "SELECT b.model_a, b.model_b, v.winner, v.created_ms FROM votes v \
                      JOIN battles b ON b.id = v.battle_id WHERE b.anonymous AND v.counted \
@@ -366,7 +291,7 @@ macro_rules! arena_store_sql {
                 &self,
                 all: bool,
                 sink: Sink<'_, ExportBattle>,
-            ) -> Result<u64, ControllerError> {
+            ) -> Result<u64, StoreError> {
                 // One row per message, grouped by battle in order: memory holds one battle.
                 let mut rows = sqlx::query_as::<
                     _,
@@ -418,7 +343,7 @@ macro_rules! arena_store_sql {
             async fn export_conversations(
                 &self,
                 sink: Sink<'_, ExportConversation>,
-            ) -> Result<u64, ControllerError> {
+            ) -> Result<u64, StoreError> {
                 let mut rows = sqlx::query_as::<_, (String, String, String, String, String)>(
                     "SELECT c.id, c.model, c.mode, m.role, m.content FROM conversations c \
                      JOIN messages m ON m.conversation_id = c.id AND NOT m.superseded \

@@ -2,14 +2,18 @@
 //! in Postgres (production, several replicas) or an SQLite file (the zero-set-up default),
 //! behind one trait. Both backends share one schema, one set of analyst views and one set of
 //! queries (`sql.rs`); only the migrations directory differs.
+#![forbid(unsafe_code)]
 
+mod backends;
+mod error;
+pub mod export;
+pub mod scratch;
 mod sql;
 
 use std::sync::Arc;
 
-use crate::error::ControllerError;
-
-pub use sql::{PostgresStore, SqliteStore};
+pub use backends::{PostgresStore, SqliteStore};
+pub use error::StoreError;
 
 /// A new anonymous or named battle: the battle row and its two conversations.
 #[derive(Debug, Clone)]
@@ -230,70 +234,66 @@ pub struct ExportConversation {
 }
 
 /// Receives streamed rows; an error stops the stream.
-pub type Sink<'a, T> = &'a mut (dyn FnMut(T) -> Result<(), ControllerError> + Send);
+pub type Sink<'a, T> = &'a mut (dyn FnMut(T) -> Result<(), StoreError> + Send);
 
 /// Where the arena keeps everything.
-#[tonic::async_trait]
+#[async_trait::async_trait]
 pub trait ArenaStore: Send + Sync {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
     /// Fails when the database cannot be reached.
-    async fn ping(&self) -> Result<(), ControllerError>;
+    async fn ping(&self) -> Result<(), StoreError>;
     /// Stores a battle with its two empty conversations.
-    async fn create_battle(&self, battle: &NewBattle) -> Result<(), ControllerError>;
+    async fn create_battle(&self, battle: &NewBattle) -> Result<(), StoreError>;
     /// A battle by id.
-    async fn battle(&self, id: &str) -> Result<Option<BattleRecord>, ControllerError>;
+    async fn battle(&self, id: &str) -> Result<Option<BattleRecord>, StoreError>;
     /// Stores a direct-chat conversation.
-    async fn create_chat(
-        &self,
-        id: &str,
-        model: &str,
-        client_hash: &str,
-    ) -> Result<(), ControllerError>;
+    async fn create_chat(&self, id: &str, model: &str, client_hash: &str)
+        -> Result<(), StoreError>;
     /// A conversation by id.
-    async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, ControllerError>;
+    async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, StoreError>;
     /// Every message of a conversation in order, superseded ones included.
-    async fn messages(&self, conversation_id: &str) -> Result<Vec<MessageRecord>, ControllerError>;
+    async fn messages(&self, conversation_id: &str) -> Result<Vec<MessageRecord>, StoreError>;
     /// Appends messages atomically; a taken `seq` is `Conflict` (someone else added first).
-    async fn add_messages(&self, messages: &[NewMessage]) -> Result<(), ControllerError>;
+    async fn add_messages(&self, messages: &[NewMessage]) -> Result<(), StoreError>;
     /// Marks a turn's answers superseded (before regenerating it).
-    async fn supersede(&self, conversation_id: &str, turn: i64) -> Result<(), ControllerError>;
+    async fn supersede(&self, conversation_id: &str, turn: i64) -> Result<(), StoreError>;
     /// Stores a vote; a second vote on the same battle turn is `Conflict`.
-    async fn add_vote(&self, vote: &NewVote) -> Result<(), ControllerError>;
+    async fn add_vote(&self, vote: &NewVote) -> Result<(), StoreError>;
     /// Stores a direct-chat rating.
-    async fn add_rating(&self, rating: &NewRating) -> Result<(), ControllerError>;
+    async fn add_rating(&self, rating: &NewRating) -> Result<(), StoreError>;
     /// Records a refused input.
-    async fn add_flag(&self, flag: &NewFlag) -> Result<(), ControllerError>;
+    async fn add_flag(&self, flag: &NewFlag) -> Result<(), StoreError>;
     /// Per-model totals from the `model_win_rates` view, best first.
-    async fn model_stats(&self) -> Result<Vec<ModelStats>, ControllerError>;
+    async fn model_stats(&self) -> Result<Vec<ModelStats>, StoreError>;
     /// When the latest vote was cast (Unix ms, 0 without votes): a version number for caches
     /// that an index answers without counting rows.
-    async fn last_vote_ms(&self) -> Result<i64, ControllerError>;
+    async fn last_vote_ms(&self) -> Result<i64, StoreError>;
     /// Streams the counted anonymous votes in the order they were cast; returns how many.
-    async fn counted_battles(&self, sink: Sink<'_, BattleRow>) -> Result<u64, ControllerError>;
+    async fn counted_battles(&self, sink: Sink<'_, BattleRow>) -> Result<u64, StoreError>;
     /// Streams votes (counted ones only unless `all`) with both conversations, oldest first.
     async fn export_battles(
         &self,
         all: bool,
         sink: Sink<'_, ExportBattle>,
-    ) -> Result<u64, ControllerError>;
+    ) -> Result<u64, StoreError>;
     /// Streams every conversation that has messages, oldest first.
     async fn export_conversations(
         &self,
         sink: Sink<'_, ExportConversation>,
-    ) -> Result<u64, ControllerError>;
+    ) -> Result<u64, StoreError>;
 }
 
 /// Opens the store at `url` (`postgres://...` or `sqlite://PATH`), creating an SQLite file
 /// and its directory when missing, and runs the migrations. An unreachable database is an
 /// error naming it, so start-up stops with a clear message.
-pub async fn connect(url: &str) -> Result<Arc<dyn ArenaStore>, ControllerError> {
+pub async fn connect(url: &str) -> Result<Arc<dyn ArenaStore>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::connect(url).await?))
     } else if url.starts_with("sqlite:") {
         Ok(Arc::new(SqliteStore::connect(url).await?))
     } else {
-        Err(ControllerError::Config(format!(
+        Err(StoreError::Config(format!(
             "database URL '{}' is neither postgres://... nor sqlite://...",
             redact(url)
         )))
@@ -314,7 +314,9 @@ pub fn redact(url: &str) -> String {
 
 /// Unix time in milliseconds.
 pub fn now_ms() -> i64 {
-    crate::store::unix_ms() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64) as i64
 }
 
 #[cfg(test)]
@@ -332,37 +334,5 @@ mod tests {
             redact("redis://:pw@cache:6379/0"),
             "redis://:***@cache:6379/0"
         );
-    }
-}
-
-/// Throwaway databases for tests: a fresh SQLite file or a fresh Postgres database per call.
-pub mod scratch {
-    use sqlx::Connection;
-
-    /// The backends a store test runs against.
-    pub const BACKENDS: [&str; 2] = ["sqlite", "postgres"];
-
-    /// A new empty database on `backend`: an SQLite file under `dir`, or a database created
-    /// on the Postgres server at `ARENA_TEST_POSTGRES_URL` (which `scripts/test.sh` starts).
-    pub async fn database_url(backend: &str, dir: &std::path::Path) -> String {
-        let name = format!("arena_test_{:016x}", rand::random::<u64>());
-        match backend {
-            "sqlite" => format!("sqlite://{}", dir.join(format!("{name}.db")).display()),
-            "postgres" => {
-                let admin = std::env::var("ARENA_TEST_POSTGRES_URL").expect(
-                    "ARENA_TEST_POSTGRES_URL is not set: run scripts/test.sh, which starts a throwaway Postgres",
-                );
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .unwrap_or_else(|e| panic!("cannot reach the test Postgres at {admin}: {e}"));
-                sqlx::query(&format!("CREATE DATABASE {name}"))
-                    .execute(&mut conn)
-                    .await
-                    .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
-                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-                format!("{base}/{name}")
-            }
-            other => panic!("unknown backend {other}"),
-        }
     }
 }

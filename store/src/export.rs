@@ -5,8 +5,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 
-use crate::db::{ArenaStore, ExportBattle, ExportConversation};
-use crate::error::ControllerError;
+use crate::{ArenaStore, ExportBattle, ExportConversation, StoreError};
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,9 +70,8 @@ pub fn sharegpt_row(c: &ExportConversation) -> Value {
     json!({"id": c.id, "model": c.model, "conversations": turns})
 }
 
-fn write_line(out: &mut (dyn Write + Send), v: &Value) -> Result<(), ControllerError> {
-    serde_json::to_writer(&mut *out, v)
-        .map_err(|e| ControllerError::Io(std::io::Error::other(e)))?;
+fn write_line(out: &mut (dyn Write + Send), v: &Value) -> Result<(), StoreError> {
+    serde_json::to_writer(&mut *out, v).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
     out.write_all(b"\n")?;
     Ok(())
 }
@@ -85,7 +83,7 @@ pub async fn export(
     format: Format,
     all: bool,
     out: &mut (dyn Write + Send),
-) -> Result<u64, ControllerError> {
+) -> Result<u64, StoreError> {
     let n = match format {
         Format::ChatbotArena => {
             store

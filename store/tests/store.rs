@@ -1,14 +1,13 @@
 //! The store suite: every test runs against SQLite and Postgres, each on a fresh database.
 
-use arena_controller::db::{
-    self, scratch, ArenaStore, NewBattle, NewFlag, NewMessage, NewRating, NewVote,
+use arena_store::{
+    scratch, ArenaStore, NewBattle, NewFlag, NewMessage, NewRating, NewVote, StoreError,
 };
-use arena_controller::ControllerError;
 use std::sync::Arc;
 
 async fn open(backend: &str, dir: &tempfile::TempDir) -> Arc<dyn ArenaStore> {
     let url = scratch::database_url(backend, dir.path()).await;
-    db::connect(&url).await.expect("open the store")
+    arena_store::connect(&url).await.expect("open the store")
 }
 
 /// Runs `body` once per backend with a fresh store.
@@ -97,7 +96,7 @@ on_both_backends!(
             .add_vote(&vote("v2", "b1", "model_b", true))
             .await
             .unwrap_err();
-        assert!(matches!(e, ControllerError::Conflict(_)), "{e}");
+        assert!(matches!(e, StoreError::Conflict(_)), "{e}");
         // A winner outside the four values is refused by a CHECK constraint.
         s.create_battle(&battle("b2", "alpha", "beta", true))
             .await
@@ -106,7 +105,7 @@ on_both_backends!(
             .add_vote(&vote("v3", "b2", "alpha", true))
             .await
             .unwrap_err();
-        assert!(matches!(e, ControllerError::Database(_)), "{e}");
+        assert!(matches!(e, StoreError::Database(_)), "{e}");
     }
 );
 
@@ -125,7 +124,7 @@ on_both_backends!(messages_keep_order_and_regenerations_supersede, |s: Arc<
         .add_messages(&[message("c1", 1, 2, "user", "again")])
         .await
         .unwrap_err();
-    assert!(matches!(e, ControllerError::Conflict(_)), "{e}");
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
     s.supersede("c1", 1).await.unwrap();
     s.add_messages(&[message("c1", 2, 1, "assistant", "Hey")])
         .await
@@ -216,15 +215,19 @@ async fn an_unreachable_database_is_a_clear_error() {
         .unwrap()
         .port();
     let url = format!("postgres://arena:secret@127.0.0.1:{port}/arena");
-    let e = db::connect(&url).await.err().unwrap().to_string();
+    let e = arena_store::connect(&url).await.err().unwrap().to_string();
     assert!(
         e.contains("cannot open the database at postgres://arena:***@127.0.0.1"),
         "{e}"
     );
     assert!(!e.contains("secret"), "{e}");
-    let e = db::connect("mysql://x").await.err().unwrap().to_string();
+    let e = arena_store::connect("mysql://x")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
     assert!(e.contains("neither postgres"), "{e}");
-    let e = db::connect("sqlite:///proc/no/such/dir/a.db")
+    let e = arena_store::connect("sqlite:///proc/no/such/dir/a.db")
         .await
         .err()
         .unwrap()
@@ -236,14 +239,14 @@ async fn an_unreachable_database_is_a_clear_error() {
 async fn sqlite_creates_its_file_and_directory_on_first_start() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new/home/arena.db");
-    let s = db::connect(&format!("sqlite://{}", path.display()))
+    let s = arena_store::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
     s.ping().await.unwrap();
     assert!(path.exists());
     drop(s);
     // A second start reuses the file and its migrations.
-    let s = db::connect(&format!("sqlite://{}", path.display()))
+    let s = arena_store::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
     s.create_chat("c", "m", "h").await.unwrap();
@@ -335,11 +338,11 @@ on_both_backends!(
         assert!(conversations.iter().all(|c| c.messages.len() == 2));
         // A failing sink stops the stream with its error.
         let e = s
-            .export_conversations(&mut |_| Err(ControllerError::Config("disk full".into())))
+            .export_conversations(&mut |_| Err(StoreError::Config("disk full".into())))
             .await
             .unwrap_err();
         assert!(e.to_string().contains("disk full"));
         let newest = s.last_vote_ms().await.unwrap();
-        assert!(newest > arena_controller::db::now_ms() - 60_000, "{newest}");
+        assert!(newest > arena_store::now_ms() - 60_000, "{newest}");
     }
 );

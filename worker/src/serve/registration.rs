@@ -9,8 +9,8 @@ use tokio::sync::watch;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-use crate::engine::EngineStats;
 use crate::error::{Result, WorkerError};
+use crate::generate::engine::EngineStats;
 
 /// First retry delay while the controller is unreachable.
 const BACKOFF_START: Duration = Duration::from_millis(250);

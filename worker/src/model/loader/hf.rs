@@ -7,12 +7,12 @@ use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
 
 use super::{block_shapes, expect_shape, BlockNames, LoadedModel};
-use crate::config::{LlamaConfig, RopeStyle};
 use crate::error::{Result, WorkerError};
-use crate::linear::Linear;
-use crate::llama::{Block, Llama, LlamaWeights};
-use crate::template::Template;
-use crate::tokenizer::Tokenizer;
+use crate::model::config::{LlamaConfig, RopeStyle};
+use crate::model::linear::Linear;
+use crate::model::llama::{Block, Llama, LlamaWeights};
+use crate::text::template::Template;
+use crate::text::tokenizer::Tokenizer;
 
 #[derive(Deserialize)]
 struct HfConfig {
@@ -105,6 +105,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         .map_err(|e| WorkerError::invalid(path, format!("malformed JSON: {e}")))
 }
 
+// SAFETY: the one unsafe block memory-maps the weight files read-only; arena never writes
+// model files while serving.
+#[allow(unsafe_code)]
 pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let config_path = dir.join("config.json");
     let cfg: HfConfig = read_json(&config_path)?

@@ -99,6 +99,8 @@ impl WeightBlock for BlockQ4_1 {
         self.d.to_f32() * y.d * acc as f32 + self.m.to_f32() * y.s
     }
 
+    // SAFETY: the AVX2 kernel is returned only after runtime detection found AVX2 and FMA.
+    #[allow(unsafe_code)]
     fn dot_rows_fn() -> DotRowsFn<Self> {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
@@ -140,6 +142,8 @@ impl WeightBlock for BlockQ8_0 {
         self.d.to_f32() * y.d * acc as f32
     }
 
+    // SAFETY: the AVX2 kernel is returned only after runtime detection found AVX2 and FMA.
+    #[allow(unsafe_code)]
     fn dot_rows_fn() -> DotRowsFn<Self> {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {
@@ -249,6 +253,9 @@ mod avx2 {
 
     /// A weight block as 32 unsigned bytes and the matching sign-adjusted activations, so
     /// `maddubs` (u8 × i8) computes the products.
+    // SAFETY: the methods use AVX2 intrinsics; only the kernels below call them, themselves
+    // reached only after runtime detection found AVX2 and FMA.
+    #[allow(unsafe_code)]
     pub(super) trait Simd: Copy {
         /// Scale of the block's integer dot product.
         fn scale(&self) -> f32;
@@ -260,6 +267,8 @@ mod avx2 {
         unsafe fn signed(&self, y: __m256i) -> __m256i;
     }
 
+    // SAFETY: unaligned loads of exactly the block's 16 `qs` bytes; callers hold AVX2.
+    #[allow(unsafe_code)]
     impl Simd for BlockQ4_1 {
         fn scale(&self) -> f32 {
             self.d.to_f32()
@@ -281,6 +290,8 @@ mod avx2 {
         }
     }
 
+    // SAFETY: unaligned loads of exactly the block's 32 `qs` bytes; callers hold AVX2.
+    #[allow(unsafe_code)]
     impl Simd for BlockQ8_0 {
         fn scale(&self) -> f32 {
             self.d.to_f32()
@@ -301,6 +312,9 @@ mod avx2 {
 
     /// Rows in groups of four (each weight block unpacked once for all four, with four
     /// independent accumulators), the rest one by one.
+    // SAFETY: called only after runtime detection found AVX2 and FMA; slices are indexed
+    // with bounds checks.
+    #[allow(unsafe_code)]
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn dot_rows<B: Simd>(w: &[B], x: &[BlockQ8], out: &mut [f32]) {
         let kb = w.len();
@@ -317,6 +331,9 @@ mod avx2 {
         }
     }
 
+    // SAFETY: called only from `dot_rows` (AVX2 and FMA present); loads read exactly the
+    // 32 `qs` bytes of bounds-checked blocks.
+    #[allow(unsafe_code)]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn dot_n<B: Simd, const N: usize>(w: &[B], x: [&[BlockQ8]; N]) -> [f32; N] {
         let ones = _mm256_set1_epi16(1);
@@ -337,6 +354,8 @@ mod avx2 {
         std::array::from_fn(|r| hsum(acc[r]) + offsets[r])
     }
 
+    // SAFETY: register-only AVX intrinsics, called only from `dot_n` (AVX2 and FMA present).
+    #[allow(unsafe_code)]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -13,12 +13,12 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use tokio::sync::mpsc;
 
 use crate::error::{Result, WorkerError};
-use crate::kv_cache::KvCache;
-use crate::llama::{BatchItem, Llama};
-use crate::params::GenerationParams;
-use crate::sampling::Sampler;
-use crate::stop::{StopMatcher, StopOutcome};
-use crate::tokenizer::{StreamDecoder, Tokenizer};
+use crate::generate::params::GenerationParams;
+use crate::generate::sampling::Sampler;
+use crate::model::kv_cache::KvCache;
+use crate::model::llama::{BatchItem, Llama};
+use crate::text::stop::{StopMatcher, StopOutcome};
+use crate::text::tokenizer::{StreamDecoder, Tokenizer};
 
 /// Prompt tokens one sequence feeds per step, so a long prompt cannot stall the others.
 const PREFILL_CHUNK: usize = 512;

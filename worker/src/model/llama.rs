@@ -6,9 +6,9 @@
 
 use candle_core::{DType, Device, Result, Tensor};
 
-use crate::config::{LlamaConfig, RopeStyle};
-use crate::kv_cache::KvCache;
-use crate::linear::{Linear, GEMM_ROWS};
+use crate::model::config::{LlamaConfig, RopeStyle};
+use crate::model::kv_cache::KvCache;
+use crate::model::linear::{Linear, GEMM_ROWS};
 
 /// Weights of one transformer block.
 #[derive(Debug, Clone)]

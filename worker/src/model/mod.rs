@@ -1,0 +1,10 @@
+//! The model: configuration, the LLaMA forward pass, linear layers, the KV cache, quantized
+//! kernels, and the loaders that build it from GGUF files and Hugging Face folders.
+
+pub mod config;
+pub mod kv_cache;
+pub mod linear;
+pub mod llama;
+pub mod loader;
+pub mod qmatrix;
+pub mod tiny_gguf;

@@ -1,0 +1,5 @@
+//! Text <-> ids: the tokenizer, conversation templates and stop strings.
+
+pub mod stop;
+pub mod template;
+pub mod tokenizer;
