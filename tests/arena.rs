@@ -1,24 +1,25 @@
 //! The arena API end to end: a real controller on a fresh SQLite file or Postgres database,
 //! real tiny-model workers over gRPC, every test on both backends.
 
-#[macro_use]
 mod common;
 
 use std::path::Path;
 
-use common::arena::{get, post, rows, spawn_arena, Arena};
+use arena_testkit::on_both_backends;
+use common::{get, post, rows, Arena};
 use serde_json::{json, Value};
 
 /// A controller with two tiny workers, `tiny-a` and `tiny-b`.
 async fn two_tiny(backend: &str, dir: &Path, args: &[&str]) -> Arena {
     let model = common::tiny_gguf(dir);
-    spawn_arena(
-        backend,
-        dir,
-        args,
-        &[(&model, "tiny-a", &[]), (&model, "tiny-b", &[])],
-    )
-    .await
+    common::bin()
+        .spawn_arena(
+            backend,
+            dir,
+            args,
+            &[(&model, "tiny-a", &[]), (&model, "tiny-b", &[])],
+        )
+        .await
 }
 
 const GREEDY: f64 = 0.0;
@@ -169,7 +170,7 @@ async fn full_anonymous_battle(backend: &str) {
     assert_eq!(board["win_fraction"]["models"][0], names["model_b"]);
     assert_eq!(board["win_fraction"]["values"][0][1], 1.0);
     // The command line computes the same ratings from the same database.
-    let out = common::arena_ok(&["leaderboard", "--database-url", db, "--format", "json"]);
+    let out = common::bin().ok(&["leaderboard", "--database-url", db, "--format", "json"]);
     let cli: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(cli[0]["model"], names["model_b"]);
     assert_eq!(cli[0]["rank"], 1);
@@ -203,7 +204,7 @@ async fn full_anonymous_battle(backend: &str) {
     assert_eq!(pairs.len(), 1, "{pairs:?}");
 
     // The exports an analyst or a trainer takes away.
-    let out = common::arena_ok(&["export", "--format", "chatbot-arena", "--database-url", db]);
+    let out = common::bin().ok(&["export", "--format", "chatbot-arena", "--database-url", db]);
     let lines: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -220,7 +221,7 @@ async fn full_anonymous_battle(backend: &str) {
         row["conversation_b"][0],
         json!({"role": "user", "content": "Hello there"})
     );
-    let out = common::arena_ok(&["export", "--format", "sharegpt", "--database-url", db]);
+    let out = common::bin().ok(&["export", "--format", "sharegpt", "--database-url", db]);
     let conversations: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -228,7 +229,8 @@ async fn full_anonymous_battle(backend: &str) {
     assert_eq!(conversations.len(), 2, "{out}");
     assert_eq!(conversations[0]["conversations"][0]["from"], "human");
     assert_eq!(conversations[0]["conversations"][1]["from"], "gpt");
-    let bad = common::arena()
+    let bad = common::bin()
+        .command()
         .args(["export", "--format", "parquet"])
         .output()
         .unwrap();
@@ -449,7 +451,7 @@ on_both_backends!(
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_database_stops_start_up_with_a_clear_message() {
     let port = common::free_port();
-    let mut cmd = common::controller_command();
+    let mut cmd = common::bin().controller_command();
     cmd.args([
         "--database-url",
         &format!("postgres://arena:pw@127.0.0.1:{port}/arena"),
@@ -466,7 +468,7 @@ async fn an_unreachable_database_stops_start_up_with_a_clear_message() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_page_is_served_with_a_strict_content_security_policy() {
-    let c = common::spawn_controller(&[]);
+    let c = common::bin().spawn_controller(&[]);
     let page = get(&c.http, "/").await;
     assert_eq!(page.status, 200);
     assert!(page.text.contains("/app.js"));
@@ -574,7 +576,7 @@ fn the_leaderboard_command_reads_battle_files_and_reports_bad_rows() {
     }
     csv.push_str("alpha,beta,left,41\n");
     std::fs::write(&file, &csv).unwrap();
-    let out = common::output_ok(common::arena().args([
+    let out = common::output_ok(common::bin().command().args([
         "leaderboard",
         "--battles",
         file.to_str().unwrap(),
@@ -592,19 +594,19 @@ fn the_leaderboard_command_reads_battle_files_and_reports_bad_rows() {
         "{stderr}"
     );
     let battles = file.to_str().unwrap();
-    common::arena_fails(
+    common::bin().fails(
         &["leaderboard", "--battles", battles, "--strict"],
         "line 42",
     );
-    common::arena_fails(
+    common::bin().fails(
         &["leaderboard", "--battles", "/no/such.jsonl"],
         "/no/such.jsonl",
     );
-    common::arena_fails(
+    common::bin().fails(
         &["leaderboard", "--battles", battles, "--anchor", "beta"],
         "MODEL=RATING",
     );
-    let anchored = common::arena_ok(&[
+    let anchored = common::bin().ok(&[
         "leaderboard",
         "--battles",
         file.to_str().unwrap(),
@@ -625,7 +627,7 @@ fn the_leaderboard_command_reads_battle_files_and_reports_bad_rows() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openai_api_has_its_own_rate_limit() {
-    let c = common::spawn_controller(&["--api-rate-limit", "2", "--rate-window-s", "60"]);
+    let c = common::bin().spawn_controller(&["--api-rate-limit", "2", "--rate-window-s", "60"]);
     for _ in 0..2 {
         assert_eq!(get(&c.http, "/v1/models").await.status, 200);
     }
@@ -637,7 +639,7 @@ async fn the_openai_api_has_its_own_rate_limit() {
     let battle = post(&c.http, "/api/battles", json!({"mode": "anonymous"})).await;
     assert_eq!(battle.status, 503, "{}", battle.text);
     // Without the flag, /v1 is not limited.
-    let open = common::spawn_controller(&[]);
+    let open = common::bin().spawn_controller(&[]);
     for _ in 0..5 {
         assert_eq!(get(&open.http, "/v1/models").await.status, 200);
     }

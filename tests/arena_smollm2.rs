@@ -1,30 +1,31 @@
 //! The arena with the real SmolLM2 model: two contestants (one set of weights under two
 //! templates, in two worker processes), an identity leak and a worker dying mid-answer.
 
-#[macro_use]
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::arena::{get, post, rows, spawn_arena, Arena};
+use arena_testkit::on_both_backends;
+use common::{get, post, rows, Arena};
 use serde_json::{json, Value};
 
 async fn smollm2_arena(backend: &str, dir: &std::path::Path) -> Arena {
     let model = common::smollm2();
-    spawn_arena(
-        backend,
-        dir,
-        &[],
-        &[
-            (&model, "smollm2-135m", &["--threads", "1"]),
-            (
-                &model,
-                "smollm2-135m (vicuna template)",
-                &["--threads", "1", "--template", "vicuna_v1.1"],
-            ),
-        ],
-    )
-    .await
+    common::bin()
+        .spawn_arena(
+            backend,
+            dir,
+            &[],
+            &[
+                (&model, "smollm2-135m", &["--threads", "1"]),
+                (
+                    &model,
+                    "smollm2-135m (vicuna template)",
+                    &["--threads", "1", "--template", "vicuna_v1.1"],
+                ),
+            ],
+        )
+        .await
 }
 
 async fn new_battle(http: &str) -> String {
@@ -191,12 +192,16 @@ on_both_backends!(
 async fn arena_demo_serves_a_battle_and_stops_everything_on_a_signal() {
     let home = tempfile::tempdir().unwrap();
     let models = common::smollm2().parent().unwrap().to_path_buf();
-    let mut cmd = common::arena();
+    let mut cmd = common::bin().command();
     cmd.args(["demo", "--http-addr", "127.0.0.1:0"])
         .env("ARENA_MODELS", &models)
         .env("ARENA_HOME", home.path())
         .env_remove("DATABASE_URL");
-    let (demo, url) = common::spawn_until(cmd, "arena demo ready: open ", Duration::from_secs(180));
+    let (demo, url) = common::spawn_until(
+        cmd,
+        arena_launch::demo::READY_LINE,
+        Duration::from_secs(180),
+    );
     let http = url.split_whitespace().next().unwrap().to_string();
     let c = common::Controller {
         proc: demo,

@@ -5,28 +5,29 @@ mod common;
 
 use std::time::Duration;
 
-use common::arena::{rows, spawn_arena};
-use common::browser::Browser;
+use arena_testkit::browser::Browser;
+use common::rows;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::smollm2();
-    let a = spawn_arena(
-        "sqlite",
-        dir.path(),
-        &[],
-        &[
-            (&model, "smollm2-135m", &["--threads", "1"]),
-            (
-                &model,
-                "smollm2-135m (vicuna template)",
-                &["--threads", "1", "--template", "vicuna_v1.1"],
-            ),
-        ],
-    )
-    .await;
+    let a = common::bin()
+        .spawn_arena(
+            "sqlite",
+            dir.path(),
+            &[],
+            &[
+                (&model, "smollm2-135m", &["--threads", "1"]),
+                (
+                    &model,
+                    "smollm2-135m (vicuna template)",
+                    &["--threads", "1", "--template", "vicuna_v1.1"],
+                ),
+            ],
+        )
+        .await;
     let browser = Browser::start(1280, 1000).await;
     browser.goto(&a.c.http).await;
     // Nothing on the page names a model before the vote.
@@ -180,7 +181,7 @@ async fn markup_in_a_model_answer_renders_as_text() {
         format!("[[endpoint]]\nname = \"hostile\"\nbase_url = \"{base}\"\n"),
     )
     .unwrap();
-    let mut cmd = common::controller_command();
+    let mut cmd = common::bin().controller_command();
     cmd.args(["--endpoints", file.to_str().unwrap()]);
     let c = common::start_controller(cmd);
 
@@ -250,13 +251,14 @@ async fn one_side_failing_shows_a_banner_while_the_other_answers() {
     )
     .unwrap();
     let model = common::tiny_gguf(dir.path());
-    let a = spawn_arena(
-        "sqlite",
-        dir.path(),
-        &["--endpoints", file.to_str().unwrap()],
-        &[(&model, "tiny-a", &[])],
-    )
-    .await;
+    let a = common::bin()
+        .spawn_arena(
+            "sqlite",
+            dir.path(),
+            &["--endpoints", file.to_str().unwrap()],
+            &[(&model, "tiny-a", &[])],
+        )
+        .await;
 
     let browser = Browser::start(1000, 900).await;
     browser.goto(&format!("{}/#sbs", a.c.http)).await;

@@ -30,8 +30,8 @@ async fn openai_python_client_and_curl_work() {
     );
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
-    let c = common::spawn_controller(&["--api-keys", "sk-test"]);
-    let _worker = common::spawn_registered_worker(&model, &c.grpc, &[]);
+    let c = common::bin().spawn_controller(&["--api-keys", "sk-test"]);
+    let _worker = common::bin().spawn_registered_worker(&model, &c.grpc, &[]);
     common::wait_workers(&c, 1).await;
     let http = c.http.clone();
     let root = env!("CARGO_MANIFEST_DIR");

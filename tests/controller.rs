@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{spawn_controller, wait_workers, Controller};
+use common::{wait_workers, Controller};
 use serde_json::{json, Value};
 
 async fn workers(c: &Controller) -> Vec<Value> {
@@ -50,9 +50,9 @@ async fn sse(c: &Controller, body: Value) -> Vec<String> {
 async fn chat_through_the_controller_matches_the_worker_streamed_or_not() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
-    let c = spawn_controller(&["--worker-token", "t0k"]);
-    let w1 = common::spawn_registered_worker(&model, &c.grpc, &["--worker-token", "t0k"]);
-    let _w2 = common::spawn_registered_worker(&model, &c.grpc, &["--worker-token", "t0k"]);
+    let c = common::bin().spawn_controller(&["--worker-token", "t0k"]);
+    let w1 = common::bin().spawn_registered_worker(&model, &c.grpc, &["--worker-token", "t0k"]);
+    let _w2 = common::bin().spawn_registered_worker(&model, &c.grpc, &["--worker-token", "t0k"]);
     wait_workers(&c, 2).await;
 
     let models: Value = reqwest::get(format!("{}/v1/models", c.http))
@@ -132,8 +132,8 @@ async fn chat_through_the_controller_matches_the_worker_streamed_or_not() {
 async fn errors_are_openai_shaped_with_the_right_status() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
-    let c = spawn_controller(&["--api-keys", "k1,k2"]);
-    let _w = common::spawn_registered_worker(&model, &c.grpc, &[]);
+    let c = common::bin().spawn_controller(&["--api-keys", "k1,k2"]);
+    let _w = common::bin().spawn_registered_worker(&model, &c.grpc, &[]);
     wait_workers(&c, 1).await;
     let client = reqwest::Client::new();
     let post = |key: Option<&str>, body: Value| {
@@ -246,8 +246,9 @@ async fn errors_are_openai_shaped_with_the_right_status() {
 async fn wrong_worker_token_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
-    let c = spawn_controller(&["--worker-token", "right"]);
-    let mut w = common::spawn_registered_worker(&model, &c.grpc, &["--worker-token", "wrong"]);
+    let c = common::bin().spawn_controller(&["--worker-token", "right"]);
+    let mut w =
+        common::bin().spawn_registered_worker(&model, &c.grpc, &["--worker-token", "wrong"]);
     let status = w
         .wait(Duration::from_secs(15))
         .expect("worker kept running after refusal");
@@ -260,9 +261,9 @@ async fn wrong_worker_token_is_refused() {
 async fn a_killed_worker_leaves_routing_and_requests_go_to_the_other() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
-    let c = spawn_controller(&[]);
-    let w1 = common::spawn_registered_worker(&model, &c.grpc, &["--worker-id", "w1"]);
-    let _w2 = common::spawn_registered_worker(&model, &c.grpc, &["--worker-id", "w2"]);
+    let c = common::bin().spawn_controller(&[]);
+    let w1 = common::bin().spawn_registered_worker(&model, &c.grpc, &["--worker-id", "w1"]);
+    let _w2 = common::bin().spawn_registered_worker(&model, &c.grpc, &["--worker-id", "w2"]);
     wait_workers(&c, 2).await;
     let ok = std::process::Command::new("kill")
         .args(["-9", &w1.pid().to_string()])
@@ -302,7 +303,7 @@ async fn workers_find_a_late_or_restarted_controller_by_themselves() {
     let (http_port, grpc_port) = (common::free_port(), common::free_port());
     let grpc = format!("http://127.0.0.1:{grpc_port}");
     let start = || {
-        let mut cmd = common::arena();
+        let mut cmd = common::bin().command();
         cmd.args([
             "controller",
             "--heartbeat-ms",
@@ -315,7 +316,7 @@ async fn workers_find_a_late_or_restarted_controller_by_themselves() {
         common::start_controller(cmd)
     };
     // The worker comes up first and waits for the controller.
-    let _w = common::spawn_registered_worker(&model, &grpc, &[]);
+    let _w = common::bin().spawn_registered_worker(&model, &grpc, &[]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let c = start();
     wait_workers(&c, 1).await;
@@ -341,8 +342,8 @@ async fn workers_find_a_late_or_restarted_controller_by_themselves() {
 #[tokio::test(flavor = "multi_thread")]
 async fn smollm2_through_the_controller_matches_the_worker() {
     let model = common::smollm2();
-    let c = spawn_controller(&[]);
-    let w = common::spawn_registered_worker(&model, &c.grpc, &["--name", "smollm2"]);
+    let c = common::bin().spawn_controller(&[]);
+    let w = common::bin().spawn_registered_worker(&model, &c.grpc, &["--name", "smollm2"]);
     wait_workers(&c, 1).await;
     let question = "What is the capital of France? Answer in one word.";
     let (direct, _) =
@@ -370,8 +371,8 @@ async fn smollm2_through_the_controller_matches_the_worker() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_lets_running_streams_finish() {
     let model = common::smollm2();
-    let mut c = spawn_controller(&[]);
-    let _w = common::spawn_registered_worker(&model, &c.grpc, &["--name", "smollm2"]);
+    let mut c = common::bin().spawn_controller(&[]);
+    let _w = common::bin().spawn_registered_worker(&model, &c.grpc, &["--name", "smollm2"]);
     wait_workers(&c, 1).await;
     let mut req = greedy("smollm2", "Write a long story about a dragon.", 150);
     req["stream"] = json!(true);
@@ -402,7 +403,7 @@ async fn sigterm_lets_running_streams_finish() {
 fn bench_controller_runs_end_to_end() {
     // Its own temp dir, to see that the benchmark's store and tiny model are cleaned up.
     let tmp = tempfile::tempdir().unwrap();
-    let out = common::output_ok(common::arena().env("TMPDIR", tmp.path()).args([
+    let out = common::output_ok(common::bin().command().env("TMPDIR", tmp.path()).args([
         "bench",
         "controller",
         "--clients",
@@ -423,12 +424,12 @@ fn bench_controller_runs_end_to_end() {
 
     assert!(rounds[1]["added_ttft_ms"].is_null());
 
-    let table = common::arena_ok(&["bench", "controller", "--clients", "1", "--requests", "1"]);
+    let table = common::bin().ok(&["bench", "controller", "--clients", "1", "--requests", "1"]);
     assert!(
         table.contains("TTFT via controller p50 minus TTFT direct p50"),
         "{table}"
     );
-    let paired = common::arena_ok(&[
+    let paired = common::bin().ok(&[
         "bench",
         "controller",
         "--paired",
@@ -442,11 +443,11 @@ fn bench_controller_runs_end_to_end() {
     let round = &v["rounds"][0];
     assert!(round["added_ttft_ms"]["p50"].is_number(), "{round}");
     assert!(round["added_total_ms"]["p99"].is_number(), "{round}");
-    common::arena_fails(
+    common::bin().fails(
         &["bench", "controller", "--clients", "1,0"],
         "client counts of 1 or more",
     );
-    common::arena_fails(
+    common::bin().fails(
         &["bench", "controller", "--think-ms=-3"],
         "not a number of milliseconds from 0 to 60000",
     );

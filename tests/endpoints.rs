@@ -27,8 +27,8 @@ async fn an_openai_compatible_endpoint_is_a_model_like_any_other() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
     // The remote: another arena with its own worker, behind an API key.
-    let remote = common::spawn_controller(&["--api-keys", "remote-secret"]);
-    let _worker = common::spawn_registered_worker(&model, &remote.grpc, &[]);
+    let remote = common::bin().spawn_controller(&["--api-keys", "remote-secret"]);
+    let _worker = common::bin().spawn_registered_worker(&model, &remote.grpc, &[]);
     common::wait_workers(&remote, 1).await;
 
     let file = dir.path().join("endpoints.toml");
@@ -40,7 +40,7 @@ async fn an_openai_compatible_endpoint_is_a_model_like_any_other() {
         ),
     )
     .unwrap();
-    let mut cmd = common::controller_command();
+    let mut cmd = common::bin().controller_command();
     cmd.env("REMOTE_KEY", "remote-secret")
         .args(["--endpoints", file.to_str().unwrap()]);
     let local = common::start_controller(cmd);
@@ -103,7 +103,8 @@ async fn a_bad_endpoints_file_stops_start_up_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("endpoints.toml");
     std::fs::write(&file, "[[endpoint]]\nname = \"x\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"ARENA_UNSET_KEY_VAR\"\n").unwrap();
-    let out = common::controller_command()
+    let out = common::bin()
+        .controller_command()
         .env_remove("ARENA_UNSET_KEY_VAR")
         .args(["--endpoints", file.to_str().unwrap()])
         .output()

@@ -11,15 +11,7 @@ fn redis_url() -> String {
         "ARENA_TEST_REDIS_URL is not set: run scripts/test.sh, which starts a throwaway Redis",
     );
     // A database of its own, so other runs against the same server cannot interfere.
-    format!("{base}/{}", 1 + rand_db())
-}
-
-fn rand_db() -> u32 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos()
-        % 15
+    format!("{base}/{}", 1 + common::rand_u64() % 15)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -27,9 +19,9 @@ async fn a_worker_registered_with_one_replica_is_routable_from_the_other() {
     let url = redis_url();
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
-    let a = common::spawn_controller(&["--redis-url", &url]);
-    let b = common::spawn_controller(&["--redis-url", &url]);
-    let _w = common::spawn_registered_worker(&model, &a.grpc, &["--worker-id", "shared-w"]);
+    let a = common::bin().spawn_controller(&["--redis-url", &url]);
+    let b = common::bin().spawn_controller(&["--redis-url", &url]);
+    let _w = common::bin().spawn_registered_worker(&model, &a.grpc, &["--worker-id", "shared-w"]);
     common::wait_workers(&a, 1).await;
     // Replica B never saw the worker's registration, yet lists and routes to it.
     common::wait_workers(&b, 1).await;
@@ -41,7 +33,7 @@ async fn a_worker_registered_with_one_replica_is_routable_from_the_other() {
         assert_eq!(v["usage"]["completion_tokens"], 6);
     }
     // A third replica started later loads the shared registry before it serves.
-    let late = common::spawn_controller(&["--redis-url", &url]);
+    let late = common::bin().spawn_controller(&["--redis-url", &url]);
     let v: Value = reqwest::get(format!("{}/api/workers", late.http))
         .await
         .unwrap()
@@ -54,7 +46,8 @@ async fn a_worker_registered_with_one_replica_is_routable_from_the_other() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_redis_stops_start_up_with_a_clear_message() {
     let port = common::free_port();
-    let out = common::controller_command()
+    let out = common::bin()
+        .controller_command()
         .args(["--redis-url", &format!("redis://127.0.0.1:{port}")])
         .output()
         .unwrap();
@@ -78,8 +71,8 @@ async fn replicas_on_one_redis_share_each_clients_rate_limit() {
         "3600",
         "--trust-forwarded-for",
     ];
-    let a = common::spawn_controller(&args);
-    let b = common::spawn_controller(&args);
+    let a = common::bin().spawn_controller(&args);
+    let b = common::bin().spawn_controller(&args);
     // A client address of this run's own, so earlier runs' counts in this Redis do not matter.
     let client = format!(
         "10.{}.{}.{}",
@@ -116,7 +109,7 @@ async fn replicas_share_one_leaderboard_through_redis_and_recompute_on_new_votes
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
     // Two replicas on one Postgres and one Redis, as in production.
-    let db = arena_store::scratch::database_url("postgres", dir.path()).await;
+    let db = arena_testkit::db::database_url("postgres", dir.path()).await;
     let args = [
         "--redis-url",
         url.as_str(),
@@ -125,10 +118,10 @@ async fn replicas_share_one_leaderboard_through_redis_and_recompute_on_new_votes
         "--leaderboard-interval-s",
         "0",
     ];
-    let a = common::spawn_controller(&args);
-    let b = common::spawn_controller(&args);
-    let _w1 = common::spawn_registered_worker(&model, &a.grpc, &["--name", "tiny-a"]);
-    let _w2 = common::spawn_registered_worker(&model, &a.grpc, &["--name", "tiny-b"]);
+    let a = common::bin().spawn_controller(&args);
+    let b = common::bin().spawn_controller(&args);
+    let _w1 = common::bin().spawn_registered_worker(&model, &a.grpc, &["--name", "tiny-a"]);
+    let _w2 = common::bin().spawn_registered_worker(&model, &a.grpc, &["--name", "tiny-b"]);
     common::wait_workers(&a, 2).await;
     common::wait_workers(&b, 2).await;
     let board = |http: String| async move {
@@ -140,7 +133,7 @@ async fn replicas_share_one_leaderboard_through_redis_and_recompute_on_new_votes
             .unwrap()
     };
     let battle = |http: String| async move {
-        use common::arena::post;
+        use common::post;
         let id = post(
             &http,
             "/api/battles",

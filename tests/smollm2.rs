@@ -24,7 +24,7 @@ async fn stream_text(client: &mut WorkerClient<Channel>, req: GenerateRequest) -
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_paris_in_the_cli_and_over_grpc_identically() {
     let model = common::smollm2();
-    let cli = common::arena_ok(&[
+    let cli = common::bin().ok(&[
         "generate",
         "--model",
         model.to_str().unwrap(),
@@ -35,7 +35,7 @@ async fn answers_paris_in_the_cli_and_over_grpc_identically() {
     ]);
     assert!(cli.contains("Paris"), "{cli}");
 
-    let worker = common::spawn_worker(&["--model", model.to_str().unwrap()]);
+    let worker = common::bin().spawn_worker(&["--model", model.to_str().unwrap()]);
     let mut client = worker.client().await;
     let (text, finish) = stream_text(&mut client, request(QUESTION, 24)).await;
     assert_eq!(finish, FinishReason::Stop as i32, "ends at <|im_end|>");
@@ -66,7 +66,7 @@ async fn wait_info(client: &mut WorkerClient<Channel>, want: (u32, u32)) {
 async fn requests_beyond_max_concurrency_queue_and_disconnects_cancel() {
     let model = common::smollm2();
     let worker =
-        common::spawn_worker(&["--model", model.to_str().unwrap(), "--max-concurrency", "1"]);
+        common::bin().spawn_worker(&["--model", model.to_str().unwrap(), "--max-concurrency", "1"]);
     let mut client = worker.client().await;
     // Long generations that would run for minutes if not cancelled.
     let long = "Write a very long story about a dragon.";
@@ -94,7 +94,7 @@ async fn requests_beyond_max_concurrency_queue_and_disconnects_cancel() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_drains_running_requests_before_exiting() {
     let model = common::smollm2();
-    let mut worker = common::spawn_worker(&["--model", model.to_str().unwrap()]);
+    let mut worker = common::bin().spawn_worker(&["--model", model.to_str().unwrap()]);
     let mut client = worker.client().await;
     let req = GenerateRequest {
         params: Some(SamplingParams {

@@ -53,7 +53,7 @@ fn smollm2_token_ids_equal_llama_cpp() {
 #[test]
 fn tokenize_cli_prints_one_json_array() {
     let model = common::smollm2();
-    let out = common::arena_ok(&[
+    let out = common::bin().ok(&[
         "tokenize",
         "--model",
         model.to_str().unwrap(),

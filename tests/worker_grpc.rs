@@ -8,7 +8,7 @@ use arena_proto::v1::{
     generate_request, ChatMessage, CountTokensRequest, FinishReason, GenerateRequest, InfoRequest,
     Messages, SamplingParams,
 };
-use common::controller::TestController;
+use arena_testkit::controller::TestController;
 use tokio_stream::StreamExt;
 use tonic::Code;
 
@@ -33,7 +33,7 @@ fn greedy(max_new_tokens: u32) -> Option<SamplingParams> {
 async fn grpc_stream_matches_cli_generate() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
-    let worker = common::spawn_worker(&["--model", model.to_str().unwrap()]);
+    let worker = common::bin().spawn_worker(&["--model", model.to_str().unwrap()]);
     let mut client = worker.client().await;
     let req = GenerateRequest {
         request_id: "r1".into(),
@@ -44,7 +44,7 @@ async fn grpc_stream_matches_cli_generate() {
     assert_eq!(last.finish_reason, FinishReason::Length as i32);
     assert_eq!(last.usage.unwrap().completion_tokens, 24);
 
-    let cli = common::arena_ok(&[
+    let cli = common::bin().ok(&[
         "generate",
         "--model",
         model.to_str().unwrap(),
@@ -62,7 +62,7 @@ async fn grpc_stream_matches_cli_generate() {
 async fn info_and_count_tokens_describe_the_model() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
-    let worker = common::spawn_worker(&[
+    let worker = common::bin().spawn_worker(&[
         "--model",
         model.to_str().unwrap(),
         "--name",
@@ -104,7 +104,7 @@ async fn status_of(
 async fn bad_requests_get_clear_statuses() {
     let dir = tempfile::tempdir().unwrap();
     let model = common::tiny_gguf(dir.path());
-    let worker = common::spawn_worker(&["--model", model.to_str().unwrap()]);
+    let worker = common::bin().spawn_worker(&["--model", model.to_str().unwrap()]);
     let mut client = worker.client().await;
     let base = || GenerateRequest {
         input: chat("hello"),
@@ -224,7 +224,7 @@ async fn worker_registers_late_heartbeats_reregisters_and_deregisters() {
     let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     // The worker starts while no controller is up: it must wait, not crash.
-    let mut worker = common::spawn_registered_worker(
+    let mut worker = common::bin().spawn_registered_worker(
         &model,
         &url,
         &["--worker-id", "w1", "--worker-token", "s3cret"],
@@ -291,7 +291,7 @@ async fn wrong_worker_token_is_refused_and_the_worker_exits_nonzero() {
     let seen = ctl.seen.clone();
     ctl.serve(format!("127.0.0.1:{port}").parse().unwrap())
         .await;
-    let mut worker = common::spawn_worker(&[
+    let mut worker = common::bin().spawn_worker(&[
         "--model",
         model.to_str().unwrap(),
         "--controller",

@@ -10,9 +10,9 @@ pub enum ControllerError {
     /// A worker advertised an address that is not a URL.
     #[error("invalid worker address '{0}': {1}")]
     BadAddress(String, String),
-    /// The shared registry store (Redis) failed.
+    /// The registry shared through Redis failed.
     #[error("registry store error: {0}")]
-    Store(String),
+    Redis(String),
     /// A configuration file is wrong.
     #[error("configuration error: {0}")]
     Config(String),

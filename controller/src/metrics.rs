@@ -4,15 +4,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::header::CONTENT_TYPE;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
     Registry as PromRegistry, TextEncoder,
 };
-
-use crate::registry::Registry;
 
 /// Latency buckets in seconds, from 1 ms to 2 minutes.
 const BUCKETS: [f64; 14] = [
@@ -115,17 +112,18 @@ impl Metrics {
         })
     }
 
-    /// The text exposition, with per-worker gauges read from the registry now.
-    pub fn render(&self, workers: &Registry) -> String {
+    /// The text exposition, with the per-worker gauges set from `workers` (id, requests in
+    /// flight, queue length) as they are now.
+    pub fn render(&self, workers: impl IntoIterator<Item = (String, usize, u32)>) -> String {
         self.worker_in_flight.reset();
         self.worker_queue.reset();
-        for w in workers.snapshot() {
+        for (id, in_flight, queue_length) in workers {
             self.worker_in_flight
-                .with_label_values(&[&w.id])
-                .set(w.in_flight as i64);
+                .with_label_values(&[&id])
+                .set(in_flight as i64);
             self.worker_queue
-                .with_label_values(&[&w.id])
-                .set(i64::from(w.queue_length));
+                .with_label_values(&[&id])
+                .set(i64::from(queue_length));
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
@@ -135,26 +133,8 @@ impl Metrics {
     }
 }
 
-/// State of the `/metrics` route and the recording middleware.
-#[derive(Clone)]
-pub struct MetricsState {
-    /// The metrics.
-    pub metrics: Arc<Metrics>,
-    /// The worker registry, for per-worker gauges.
-    pub workers: Arc<Registry>,
-}
-
-/// `GET /metrics`.
-pub async fn serve(State(s): State<MetricsState>) -> Response {
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(&s.workers),
-    )
-        .into_response()
-}
-
 /// Counts every request by its route pattern (not its raw path, to bound label values).
-pub async fn record(State(s): State<MetricsState>, request: Request, next: Next) -> Response {
+pub async fn record(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
@@ -162,11 +142,8 @@ pub async fn record(State(s): State<MetricsState>, request: Request, next: Next)
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16().to_string();
-    s.metrics
-        .requests
-        .with_label_values(&[&route, &status])
-        .inc();
-    s.metrics
+    metrics.requests.with_label_values(&[&route, &status]).inc();
+    metrics
         .latency
         .with_label_values(&[&route])
         .observe(started.elapsed().as_secs_f64());

@@ -72,6 +72,8 @@ pub struct BenchReport {
     /// The public `compute` call on the aggregate (fit, bootstrap, matrices, rows).
     pub compute_s: f64,
     /// Peak resident memory of the process in MiB (Linux), including the generated battles.
+    /// This crate reads nothing of the process: [`run`] leaves it `None` and the caller fills
+    /// it in (the binary with `arena_worker::bench::peak_rss_mib`, the one reader of it).
     pub peak_rss_mib: Option<f64>,
     /// Largest difference between fitted and true rating gaps (a sanity check).
     pub max_rating_error: f64,
@@ -245,7 +247,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
         bootstrap_s,
         total_s: aggregate_s + bt_s + bootstrap_s,
         compute_s,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: None,
         max_rating_error,
     })
 }
@@ -265,14 +267,6 @@ fn rating_error(rows: &[super::LeaderboardRow], truth: impl Fn(&str) -> f64) -> 
         .iter()
         .map(|(x, y)| (k * (x - mx) - (y - my)).abs())
         .fold(0.0, f64::max)
-}
-
-/// VmHWM from /proc/self/status.
-fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
 }
 
 /// The report as the lines `arena bench leaderboard` prints.

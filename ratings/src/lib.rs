@@ -19,8 +19,10 @@ mod battle;
 pub mod bench;
 mod bootstrap;
 mod bradley_terry;
+pub mod clock;
 mod elo;
 mod error;
+pub mod parse;
 mod read;
 mod table;
 

@@ -16,19 +16,12 @@ pub enum Format {
     ShareGpt,
 }
 
-impl std::str::FromStr for Format {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "chatbot-arena" => Ok(Self::ChatbotArena),
-            "sharegpt" => Ok(Self::ShareGpt),
-            other => Err(format!(
-                "unknown export format '{other}' (use chatbot-arena or sharegpt)"
-            )),
-        }
-    }
-}
+arena_ratings::from_words!(
+    Format,
+    "export format",
+    "chatbot-arena" => ChatbotArena,
+    "sharegpt" => ShareGpt,
+);
 
 fn messages(conversation: &[(String, String)]) -> Value {
     conversation

@@ -7,7 +7,6 @@
 mod backends;
 mod error;
 pub mod export;
-pub mod scratch;
 mod sql;
 
 use std::sync::Arc;
@@ -310,13 +309,6 @@ pub fn redact(url: &str) -> String {
         }
         _ => url.to_string(),
     }
-}
-
-/// Unix time in milliseconds.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64) as i64
 }
 
 #[cfg(test)]

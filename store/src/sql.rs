@@ -2,12 +2,13 @@
 //! placeholders, BIGINT/BOOLEAN/TEXT columns and explicit casts, which Postgres and SQLite read
 //! alike; a macro stamps the implementation out for each pool type.
 
+use arena_ratings::clock::unix_ms;
 use futures_util::StreamExt;
 
 use crate::{
-    now_ms, ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExportBattle,
-    ExportConversation, MessageRecord, ModelStats, NewBattle, NewFlag, NewMessage, NewRating,
-    NewVote, PostgresStore, Sink, SqliteStore, StoreError,
+    ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExportBattle, ExportConversation,
+    MessageRecord, ModelStats, NewBattle, NewFlag, NewMessage, NewRating, NewVote, PostgresStore,
+    Sink, SqliteStore, StoreError,
 };
 
 /// A unique-constraint violation is a conflict the caller reports (409); the rest are failures.
@@ -37,7 +38,7 @@ macro_rules! arena_store_sql {
             }
 
             async fn create_battle(&self, b: &NewBattle) -> Result<(), StoreError> {
-                let now = now_ms();
+                let now = unix_ms() as i64;
                 let mut tx = self.pool.begin().await.map_err(query_error)?;
                 for (conversation, model) in
                     [(&b.conversation_a, &b.model_a), (&b.conversation_b, &b.model_b)]
@@ -99,7 +100,7 @@ macro_rules! arena_store_sql {
                 .bind(id)
                 .bind(model)
                 .bind(client_hash)
-                .bind(now_ms())
+                .bind(unix_ms() as i64)
                 .execute(&self.pool)
                 .await
                 .map(|_| ())
@@ -145,7 +146,7 @@ macro_rules! arena_store_sql {
             }
 
             async fn add_messages(&self, messages: &[NewMessage]) -> Result<(), StoreError> {
-                let now = now_ms();
+                let now = unix_ms() as i64;
                 let mut tx = self.pool.begin().await.map_err(query_error)?;
                 for m in messages {
                     sqlx::query(
@@ -198,7 +199,7 @@ macro_rules! arena_store_sql {
                 .bind(&v.voter_hash)
                 .bind(v.counted)
                 .bind(&v.excluded_reason)
-                .bind(now_ms())
+                .bind(unix_ms() as i64)
                 .execute(&self.pool)
                 .await
                 .map(|_| ())
@@ -215,7 +216,7 @@ macro_rules! arena_store_sql {
                 .bind(r.turn)
                 .bind(&r.rating)
                 .bind(&r.voter_hash)
-                .bind(now_ms())
+                .bind(unix_ms() as i64)
                 .execute(&self.pool)
                 .await
                 .map(|_| ())
@@ -234,7 +235,7 @@ macro_rules! arena_store_sql {
                 .bind(&f.reason)
                 .bind(&f.source)
                 .bind(&f.client_hash)
-                .bind(now_ms())
+                .bind(unix_ms() as i64)
                 .execute(&self.pool)
                 .await
                 .map(|_| ())

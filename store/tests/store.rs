@@ -1,28 +1,25 @@
 //! The store suite: every test runs against SQLite and Postgres, each on a fresh database.
 
-use arena_store::{
-    scratch, ArenaStore, NewBattle, NewFlag, NewMessage, NewRating, NewVote, StoreError,
-};
+use arena_store::{ArenaStore, NewBattle, NewFlag, NewMessage, NewRating, NewVote, StoreError};
+use arena_testkit::{db, on_both_backends};
+use std::future::Future;
 use std::sync::Arc;
 
 async fn open(backend: &str, dir: &tempfile::TempDir) -> Arc<dyn ArenaStore> {
-    let url = scratch::database_url(backend, dir.path()).await;
+    let url = db::database_url(backend, dir.path()).await;
     arena_store::connect(&url).await.expect("open the store")
 }
 
-/// Runs `body` once per backend with a fresh store.
-macro_rules! on_both_backends {
-    ($name:ident, $body:expr) => {
-        #[tokio::test]
-        async fn $name() {
-            for backend in scratch::BACKENDS {
-                let dir = tempfile::tempdir().unwrap();
-                let store = open(backend, &dir).await;
-                assert_eq!(store.backend(), backend);
-                ($body)(store).await;
-            }
-        }
-    };
+/// Runs `body` with a fresh store on `backend` (the setup of `on_both_backends!`).
+async fn with_store<F, Fut>(backend: &'static str, body: F)
+where
+    F: FnOnce(Arc<dyn ArenaStore>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(backend, &dir).await;
+    assert_eq!(store.backend(), backend);
+    body(store).await;
 }
 
 fn battle(id: &str, a: &str, b: &str, anonymous: bool) -> NewBattle {
@@ -61,30 +58,33 @@ fn message(conversation: &str, seq: i64, turn: i64, role: &'static str, text: &s
     }
 }
 
-on_both_backends!(battles_round_trip_and_count_their_votes, |s: Arc<
-    dyn ArenaStore,
->| async move {
-    assert_eq!(s.last_vote_ms().await.unwrap(), 0);
-    s.create_battle(&battle("b1", "alpha", "beta", true))
-        .await
-        .unwrap();
-    let b = s.battle("b1").await.unwrap().unwrap();
-    assert_eq!(
-        (b.model_a.as_str(), b.model_b.as_str(), b.anonymous, b.votes),
-        ("alpha", "beta", true, 0)
-    );
-    assert_eq!(b.conversation_a, "b1-a");
-    assert!(s.battle("nope").await.unwrap().is_none());
-    let c = s.conversation("b1-b").await.unwrap().unwrap();
-    assert_eq!((c.mode.as_str(), c.model.as_str()), ("battle", "beta"));
-    s.add_vote(&vote("v1", "b1", "model_a", true))
-        .await
-        .unwrap();
-    assert_eq!(s.battle("b1").await.unwrap().unwrap().votes, 1);
-});
+on_both_backends!(
+    battles_round_trip_and_count_their_votes,
+    with_store,
+    |s: Arc<dyn ArenaStore>| async move {
+        assert_eq!(s.last_vote_ms().await.unwrap(), 0);
+        s.create_battle(&battle("b1", "alpha", "beta", true))
+            .await
+            .unwrap();
+        let b = s.battle("b1").await.unwrap().unwrap();
+        assert_eq!(
+            (b.model_a.as_str(), b.model_b.as_str(), b.anonymous, b.votes),
+            ("alpha", "beta", true, 0)
+        );
+        assert_eq!(b.conversation_a, "b1-a");
+        assert!(s.battle("nope").await.unwrap().is_none());
+        let c = s.conversation("b1-b").await.unwrap().unwrap();
+        assert_eq!((c.mode.as_str(), c.model.as_str()), ("battle", "beta"));
+        s.add_vote(&vote("v1", "b1", "model_a", true))
+            .await
+            .unwrap();
+        assert_eq!(s.battle("b1").await.unwrap().unwrap().votes, 1);
+    }
+);
 
 on_both_backends!(
     one_vote_per_battle_turn_is_enforced_by_the_database,
+    with_store,
     |s: Arc<dyn ArenaStore>| async move {
         s.create_battle(&battle("b1", "alpha", "beta", true))
             .await
@@ -109,71 +109,74 @@ on_both_backends!(
     }
 );
 
-on_both_backends!(messages_keep_order_and_regenerations_supersede, |s: Arc<
-    dyn ArenaStore,
->| async move {
-    s.create_chat("c1", "alpha", "client").await.unwrap();
-    s.add_messages(&[
-        message("c1", 0, 1, "user", "Hi"),
-        message("c1", 1, 1, "assistant", "Hello"),
-    ])
-    .await
-    .unwrap();
-    // A taken position is a conflict, so two requests cannot both start turn 2.
-    let e = s
-        .add_messages(&[message("c1", 1, 2, "user", "again")])
-        .await
-        .unwrap_err();
-    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
-    s.supersede("c1", 1).await.unwrap();
-    s.add_messages(&[message("c1", 2, 1, "assistant", "Hey")])
+on_both_backends!(
+    messages_keep_order_and_regenerations_supersede,
+    with_store,
+    |s: Arc<dyn ArenaStore>| async move {
+        s.create_chat("c1", "alpha", "client").await.unwrap();
+        s.add_messages(&[
+            message("c1", 0, 1, "user", "Hi"),
+            message("c1", 1, 1, "assistant", "Hello"),
+        ])
         .await
         .unwrap();
-    let m = s.messages("c1").await.unwrap();
-    let rows: Vec<(i64, &str, &str, bool)> = m
-        .iter()
-        .map(|m| (m.seq, m.role.as_str(), m.content.as_str(), m.superseded))
-        .collect();
-    assert_eq!(
-        rows,
-        vec![
-            (0, "user", "Hi", false),
-            (1, "assistant", "Hello", true),
-            (2, "assistant", "Hey", false)
-        ]
-    );
-    s.add_rating(&NewRating {
-        id: "r1".into(),
-        conversation_id: "c1".into(),
-        turn: 1,
-        rating: "upvote".into(),
-        voter_hash: "v".into(),
-    })
-    .await
-    .unwrap();
-    let bad = NewRating {
-        id: "r2".into(),
-        rating: "meh".into(),
-        conversation_id: "c1".into(),
-        turn: 1,
-        voter_hash: "v".into(),
-    };
-    assert!(s.add_rating(&bad).await.is_err());
-    s.add_flag(&NewFlag {
-        id: "f1".into(),
-        conversation_id: Some("c1".into()),
-        battle_id: None,
-        content: "bad words".into(),
-        reason: "rule".into(),
-        source: "local".into(),
-        client_hash: "client".into(),
-    })
-    .await
-    .unwrap();
-});
+        // A taken position is a conflict, so two requests cannot both start turn 2.
+        let e = s
+            .add_messages(&[message("c1", 1, 2, "user", "again")])
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+        s.supersede("c1", 1).await.unwrap();
+        s.add_messages(&[message("c1", 2, 1, "assistant", "Hey")])
+            .await
+            .unwrap();
+        let m = s.messages("c1").await.unwrap();
+        let rows: Vec<(i64, &str, &str, bool)> = m
+            .iter()
+            .map(|m| (m.seq, m.role.as_str(), m.content.as_str(), m.superseded))
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                (0, "user", "Hi", false),
+                (1, "assistant", "Hello", true),
+                (2, "assistant", "Hey", false)
+            ]
+        );
+        s.add_rating(&NewRating {
+            id: "r1".into(),
+            conversation_id: "c1".into(),
+            turn: 1,
+            rating: "upvote".into(),
+            voter_hash: "v".into(),
+        })
+        .await
+        .unwrap();
+        let bad = NewRating {
+            id: "r2".into(),
+            rating: "meh".into(),
+            conversation_id: "c1".into(),
+            turn: 1,
+            voter_hash: "v".into(),
+        };
+        assert!(s.add_rating(&bad).await.is_err());
+        s.add_flag(&NewFlag {
+            id: "f1".into(),
+            conversation_id: Some("c1".into()),
+            battle_id: None,
+            content: "bad words".into(),
+            reason: "rule".into(),
+            source: "local".into(),
+            client_hash: "client".into(),
+        })
+        .await
+        .unwrap();
+    }
+);
 
 on_both_backends!(
     win_rate_view_counts_only_counted_anonymous_votes,
+    with_store,
     |s: Arc<dyn ArenaStore>| async move {
         // alpha beats beta, ties with gamma; a named battle and an excluded vote do not count.
         for (id, a, b, anonymous, winner, counted) in [
@@ -254,6 +257,7 @@ async fn sqlite_creates_its_file_and_directory_on_first_start() {
 
 on_both_backends!(
     counted_battles_and_exports_stream_in_vote_order,
+    with_store,
     |s: Arc<dyn ArenaStore>| async move {
         for (id, anonymous, counted) in
             [("b1", true, true), ("b2", true, false), ("b3", false, true)]
@@ -343,6 +347,9 @@ on_both_backends!(
             .unwrap_err();
         assert!(e.to_string().contains("disk full"));
         let newest = s.last_vote_ms().await.unwrap();
-        assert!(newest > arena_store::now_ms() - 60_000, "{newest}");
+        assert!(
+            newest > arena_ratings::clock::unix_ms() as i64 - 60_000,
+            "{newest}"
+        );
     }
 );

@@ -49,7 +49,7 @@ pub struct BenchReport {
     pub threads: usize,
     /// Throughputs.
     pub measures: Vec<Measure>,
-    /// Peak resident memory, MiB.
+    /// Peak resident memory, MiB (0 where it cannot be read).
     pub peak_rss_mib: f64,
 }
 
@@ -103,18 +103,14 @@ fn decode(model: &Llama, prompts: &[Vec<u32>], steps: usize) -> Result<f64> {
     Ok((prompts.len() * steps) as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Peak resident set size of this process in MiB (Linux), 0 elsewhere.
-pub fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map_or(0.0, |kb| kb / 1024.0)
+/// Peak resident set size of this process in MiB (VmHWM from /proc/self/status), `None`
+/// where there is no such file (outside Linux). The one reader of it: `arena bench worker`
+/// reports it here, and the binary adds it to `arena bench leaderboard`'s report.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
 
 /// Loads the model and measures prefill, single-stream and batched decode, on the same
@@ -173,6 +169,6 @@ fn measure(path: &Path, opts: &BenchOptions) -> Result<BenchReport> {
         model: path.display().to_string(),
         threads: candle_core::utils::get_num_threads(),
         measures,
-        peak_rss_mib: peak_rss_mib(),
+        peak_rss_mib: peak_rss_mib().unwrap_or(0.0),
     })
 }

@@ -19,3 +19,7 @@ pub mod run;
 pub mod tiny;
 
 pub use error::{Result, WorkerError};
+
+/// How the line `arena worker` prints on stderr once it listens begins (its gRPC address
+/// follows); scripts, tests and the launcher wait for it.
+pub const READY_LINE: &str = "arena worker listening on ";

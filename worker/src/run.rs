@@ -1,5 +1,6 @@
 //! The worker's commands: `arena worker`, `arena generate`, `arena tokenize`.
 
+use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,8 +81,12 @@ async fn load(opts: &ModelOptions) -> Result<(LoadedModel, String, Template)> {
     Ok((loaded, name, template))
 }
 
-/// Serves the model over gRPC until SIGINT/SIGTERM, registered with the controller if given.
-pub async fn run_worker(opts: WorkerOptions) -> Result<()> {
+/// Serves the model over gRPC until `shutdown` resolves (the binary passes SIGINT/SIGTERM),
+/// registered with the controller if given.
+pub async fn run_worker(
+    opts: WorkerOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
     let (loaded, name, template) = load(&opts.model).await?;
     let served = ServedModel::start(loaded, name.clone(), template, opts.max_concurrency)?;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
@@ -103,7 +108,7 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<()> {
             ),
     );
     // A stable line on stderr that scripts and tests wait for.
-    eprintln!("arena worker listening on {addr}");
+    eprintln!("{}{addr}", crate::READY_LINE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut registration = opts.controller.clone().map(|controller| {
         let reg = Registration {
@@ -133,7 +138,7 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<()> {
             }
         };
         tokio::select! {
-            _ = shutdown_signal() => None,
+            _ = shutdown => None,
             done = reg_done => Some(done),
         }
     };
@@ -160,28 +165,6 @@ pub async fn run_worker(opts: WorkerOptions) -> Result<()> {
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(e))) => Err(WorkerError::Server(e.to_string())),
         _ => Ok(()),
-    }
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -3,13 +3,9 @@
 mod chat;
 mod completions;
 mod params;
-mod remote;
-pub(crate) mod respond;
+mod respond;
 mod shapes;
 pub mod types;
-mod upstream;
-
-pub use upstream::Started;
 
 use std::sync::Arc;
 
@@ -21,24 +17,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::error::ApiError;
-use crate::metrics::Metrics;
-use crate::registry::Registry;
+use crate::gateway::Gateway;
 use types::Model;
 
 /// What the API handlers share.
 pub struct ApiState {
-    /// The worker registry.
-    pub registry: Arc<Registry>,
+    /// Where generations start.
+    pub gateway: Arc<Gateway>,
     /// Accepted Bearer keys; empty means no authentication.
     pub api_keys: Vec<String>,
-    /// Where dispatch and generation are counted.
-    pub metrics: Arc<Metrics>,
-    /// How workers are picked.
-    pub policy: crate::dispatch::Policy,
-    /// API-hosted contestants by served name.
-    pub endpoints: crate::endpoints::Endpoints,
-    /// HTTP client for the endpoints.
-    pub http: reqwest::Client,
 }
 
 /// The `/v1` routes, behind the API-key check.
@@ -71,7 +58,9 @@ async fn require_key(
 }
 
 async fn models(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
-    let data: Vec<Model> = served_models(&state, false)
+    let data: Vec<Model> = state
+        .gateway
+        .served_models(false)
         .into_iter()
         .map(|id| Model {
             id,
@@ -83,45 +72,7 @@ async fn models(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {
     Json(serde_json::json!({"object": "list", "data": data}))
 }
 
-/// Starts `req` on a worker or the API-hosted endpoint serving its model. Battle-only
-/// endpoints are reachable only when `in_battle`.
-pub async fn start_generation(
-    state: &ApiState,
-    req: arena_proto::v1::GenerateRequest,
-    in_battle: bool,
-) -> Result<Started, ApiError> {
-    match state
-        .endpoints
-        .get(&req.model)
-        .filter(|e| in_battle || !e.battle_only)
-    {
-        Some(endpoint) => remote::start(&state.http, endpoint, req).await,
-        None => {
-            let model = req.model.clone();
-            upstream::start(&state.registry, state.policy, &state.metrics, &model, req).await
-        }
-    }
-}
-
-/// Every model a client may ask for: the workers' and the endpoints' (battle-only ones only
-/// when `in_battle`), sorted.
-pub fn served_models(state: &ApiState, in_battle: bool) -> Vec<String> {
-    let mut names = state.registry.models();
-    names.extend(
-        state
-            .endpoints
-            .values()
-            .filter(|e| in_battle || !e.battle_only)
-            .map(|e| e.name.clone()),
-    );
-    names.sort();
-    names.dedup();
-    names
-}
-
 /// Seconds since the Unix epoch.
 fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    arena_ratings::clock::unix_ms() / 1000
 }

@@ -2,18 +2,18 @@
 
 use std::convert::Infallible;
 
-use arena_proto::v1::{FinishReason, GenerateResponse};
+use arena_proto::v1::GenerateResponse;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::shapes::{Choice, Delta, Envelope, Message};
 use super::types::{CommonParams, Usage};
-use super::upstream::Started;
 use super::{now_secs, ApiState};
 use std::sync::Arc;
 
 use crate::error::ApiError;
+use crate::gateway::stream::{self as generation, finish_reason, Started};
 use crate::metrics::Metrics;
 
 /// Which endpoint's shapes to produce.
@@ -114,24 +114,14 @@ fn event(body: &Envelope<'_>) -> Event {
         .unwrap_or_else(|e| error_event(format!("could not encode a chunk: {e}")))
 }
 
-pub(crate) fn finish_reason(m: &GenerateResponse) -> Option<&'static str> {
-    match FinishReason::try_from(m.finish_reason).ok()? {
-        FinishReason::Stop => Some("stop"),
-        FinishReason::Length => Some("length"),
-        _ => None,
-    }
-}
-
-pub(crate) fn usage(m: &GenerateResponse) -> Usage {
-    m.usage.map_or_else(Usage::default, |u| Usage {
+/// The OpenAI usage of a last message.
+fn usage(m: &GenerateResponse) -> Usage {
+    let u = generation::usage(m);
+    Usage {
         prompt_tokens: u.prompt_tokens,
         completion_tokens: u.completion_tokens,
         total_tokens: u.prompt_tokens + u.completion_tokens,
-    })
-}
-
-pub(crate) fn is_error(m: &GenerateResponse) -> bool {
-    m.finish_reason == FinishReason::Error as i32
+    }
 }
 
 /// Counts a finished generation's tokens and duration.
@@ -159,15 +149,20 @@ pub async fn serve(
         model: generate.model.clone(),
         flavor,
     };
-    let started = super::start_generation(state, generate, false).await?;
+    let started = state.gateway.start_generation(generate, false).await?;
     if common.stream {
         let include_usage = common
             .stream_options
             .as_ref()
             .is_some_and(|o| o.include_usage);
-        Ok(stream(started, meta, include_usage, state.metrics.clone()))
+        Ok(stream(
+            started,
+            meta,
+            include_usage,
+            state.gateway.metrics.clone(),
+        ))
     } else {
-        complete(started, meta, &state.metrics).await
+        complete(started, meta, &state.gateway.metrics).await
     }
 }
 

@@ -1,0 +1,154 @@
+//! The options of `arena controller` and every default, in one place: the command line
+//! (clap) and [`ArenaSettings::default`] read these constants.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::gateway::dispatch::Policy;
+
+/// Where the HTTP APIs and the page listen.
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+/// Where workers register over gRPC.
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:21001";
+/// Seconds running requests may take to finish on SIGTERM.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 30;
+/// Heartbeat period asked of workers, in milliseconds.
+pub const DEFAULT_HEARTBEAT_MS: u64 = 2000;
+/// Silence (milliseconds) after which a worker leaves the registry.
+pub const DEFAULT_WORKER_EXPIRY_MS: u64 = 6000;
+/// How a worker is picked.
+pub const DEFAULT_DISPATCH: &str = "shortest_queue";
+/// Longest user message, in characters.
+pub const DEFAULT_MAX_MESSAGE_CHARS: usize = 4000;
+/// Most user turns in one conversation.
+pub const DEFAULT_MAX_TURNS: usize = 20;
+/// Largest (and default) max_tokens of an arena answer.
+pub const DEFAULT_MAX_TOKENS: u32 = 512;
+/// Sampling temperature the page starts from.
+pub const DEFAULT_TEMPERATURE: f32 = 0.7;
+/// top_p the page starts from.
+pub const DEFAULT_TOP_P: f32 = 1.0;
+/// Arena generation requests per client and window.
+pub const DEFAULT_RATE_LIMIT: u32 = 30;
+/// `/v1` requests per client and window (0: no limit).
+pub const DEFAULT_API_RATE_LIMIT: u32 = 0;
+/// The rate-limit window, in seconds.
+pub const DEFAULT_RATE_WINDOW_S: u64 = 60;
+/// Seconds between leaderboard recomputations (at most; only when votes arrived).
+pub const DEFAULT_LEADERBOARD_INTERVAL_S: u64 = 10;
+/// Bootstrap rounds behind the leaderboard's intervals.
+pub const DEFAULT_LEADERBOARD_BOOTSTRAP: usize = 100;
+
+/// Options of `arena controller`.
+#[derive(Debug, Clone)]
+pub struct ControllerOptions {
+    /// HTTP listen address (port 0 picks a free port).
+    pub http_addr: SocketAddr,
+    /// gRPC listen address for workers.
+    pub grpc_addr: SocketAddr,
+    /// Secret workers must present to register.
+    pub worker_token: Option<String>,
+    /// Accepted API keys; empty means open.
+    pub api_keys: Vec<String>,
+    /// How workers are picked.
+    pub policy: Policy,
+    /// Redis URL to share the registry with other replicas; in-process only when absent.
+    pub redis_url: Option<String>,
+    /// File of API-hosted contestants (TOML or JSON).
+    pub endpoints: Option<std::path::PathBuf>,
+    /// Heartbeat period asked of workers.
+    pub heartbeat_interval: Duration,
+    /// Silence after which a worker leaves the registry.
+    pub worker_expiry: Duration,
+    /// How long in-flight HTTP streams may run on shutdown.
+    pub shutdown_timeout: Duration,
+    /// The arena's database: `postgres://...` or `sqlite://PATH`.
+    pub database_url: String,
+    /// Limits and rules of the arena.
+    pub arena: ArenaSettings,
+    /// File of local moderation rules (one regular expression per line).
+    pub moderation_rules: Option<std::path::PathBuf>,
+    /// An OpenAI-compatible `/v1/moderations` URL every user message is checked with.
+    pub moderation_url: Option<String>,
+    /// Bearer key for the moderation URL.
+    pub moderation_api_key: Option<String>,
+    /// Arena generation requests per client and window; 0: no limit.
+    pub rate_limit: u32,
+    /// `/v1` requests per client and window; 0: no limit.
+    pub api_rate_limit: u32,
+    /// The rate-limit window.
+    pub rate_window: Duration,
+    /// The leaderboard is recomputed at most this often (and only when votes arrived).
+    pub leaderboard_interval: Duration,
+    /// Bootstrap rounds behind the leaderboard's intervals.
+    pub leaderboard_bootstrap: usize,
+}
+
+/// Phrases that give a model's identity away, after FastChat's `clean_battle_data.py`, plus
+/// the demo model's own name. `--identity-phrases` replaces the list.
+pub const DEFAULT_IDENTITY_PHRASES: &[&str] = &[
+    "vicuna",
+    "lmsys",
+    "koala",
+    "uc berkeley",
+    "open assistant",
+    "laion",
+    "chatglm",
+    "chatgpt",
+    "gpt-4",
+    "openai",
+    "anthropic",
+    "claude",
+    "bard",
+    "palm",
+    "lamda",
+    "google",
+    "llama",
+    "mistral",
+    "deepseek",
+    "smollm",
+    "hugging face",
+];
+
+/// Limits and rules of the arena, from the controller's flags.
+#[derive(Debug, Clone)]
+pub struct ArenaSettings {
+    /// Longest user message, in characters.
+    pub max_message_chars: usize,
+    /// Most user turns in one conversation.
+    pub max_turns: usize,
+    /// Anonymous-battle weights by model (1 when absent, 0 excludes).
+    pub battle_weights: HashMap<String, f64>,
+    /// Phrases whose presence in an answer keeps a vote off the leaderboard.
+    pub identity_phrases: Vec<String>,
+    /// Take the client address from `X-Forwarded-For` (behind a trusted proxy only).
+    pub trust_forwarded_for: bool,
+    /// Salt of voter and client hashes; random per start when None.
+    pub voter_salt: Option<String>,
+    /// Sampling defaults the page starts from.
+    pub default_temperature: f32,
+    /// Default top_p.
+    pub default_top_p: f32,
+    /// Default and largest max_tokens of an answer.
+    pub default_max_tokens: u32,
+}
+
+impl Default for ArenaSettings {
+    fn default() -> Self {
+        Self {
+            max_message_chars: DEFAULT_MAX_MESSAGE_CHARS,
+            max_turns: DEFAULT_MAX_TURNS,
+            battle_weights: HashMap::new(),
+            identity_phrases: DEFAULT_IDENTITY_PHRASES
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            trust_forwarded_for: false,
+            voter_salt: None,
+            default_temperature: DEFAULT_TEMPERATURE,
+            default_top_p: DEFAULT_TOP_P,
+            default_max_tokens: DEFAULT_MAX_TOKENS,
+        }
+    }
+}

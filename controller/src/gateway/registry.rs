@@ -1,0 +1,439 @@
+//! The registry of workers: who serves what, where, and how loaded they are.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use arena_proto::v1::worker_client::WorkerClient;
+use serde::{Deserialize, Serialize};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::ControllerError;
+use arena_ratings::clock::unix_ms;
+
+/// How long a call to a worker may take to connect.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What a worker says about itself when it registers.
+#[derive(Debug, Clone)]
+pub struct WorkerInfo {
+    /// Unique id.
+    pub id: String,
+    /// URL the controller dials.
+    pub address: String,
+    /// Served model names.
+    pub models: Vec<String>,
+    /// Context length in tokens.
+    pub context_length: u32,
+    /// Running sequences at most.
+    pub max_concurrency: u32,
+}
+
+struct Entry {
+    info: WorkerInfo,
+    client: WorkerClient<Channel>,
+    last_heartbeat: Instant,
+    queue_length: u32,
+    in_flight: Arc<AtomicUsize>,
+    failed: bool,
+}
+
+impl Entry {
+    fn load(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed) + self.queue_length as usize
+    }
+
+    fn candidate(&self) -> Candidate {
+        Candidate {
+            id: self.info.id.clone(),
+            client: self.client.clone(),
+            load: self.load(),
+            capacity: self.info.max_concurrency,
+            in_flight: self.in_flight.clone(),
+        }
+    }
+}
+
+impl super::dispatch::Load for Entry {
+    fn load(&self) -> usize {
+        Entry::load(self)
+    }
+    fn capacity(&self) -> u32 {
+        self.info.max_concurrency
+    }
+}
+
+/// A worker that can take a request now.
+#[derive(Clone)]
+pub struct Candidate {
+    /// Worker id.
+    pub id: String,
+    /// gRPC client (cheap to clone).
+    pub client: WorkerClient<Channel>,
+    /// Requests this controller has running on it plus the queue it reported.
+    pub load: usize,
+    /// The worker's `max_concurrency`.
+    pub capacity: u32,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Candidate {
+    /// Counts a request as running on this worker until the guard drops.
+    pub fn start(&self) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.in_flight.clone())
+    }
+}
+
+/// Decrements the worker's in-flight count when dropped.
+pub struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// A worker as `/api/workers` shows it.
+#[derive(Debug, Serialize)]
+pub struct WorkerView {
+    /// Worker id.
+    pub id: String,
+    /// Its address.
+    pub address: String,
+    /// Its models.
+    pub models: Vec<String>,
+    /// Context length.
+    pub context_length: u32,
+    /// Capacity.
+    pub max_concurrency: u32,
+    /// Requests this controller has running on it.
+    pub in_flight: usize,
+    /// Queue length from its last heartbeat.
+    pub queue_length: u32,
+    /// Milliseconds since its last heartbeat.
+    pub last_heartbeat_ms: u64,
+    /// False after a failed call, until its next heartbeat.
+    pub healthy: bool,
+}
+
+/// The in-process registry.
+pub struct Registry {
+    workers: RwLock<HashMap<String, Entry>>,
+    expiry: Duration,
+}
+
+impl Registry {
+    /// A registry that forgets workers silent for longer than `expiry`.
+    pub fn new(expiry: Duration) -> Self {
+        Self {
+            workers: RwLock::new(HashMap::new()),
+            expiry,
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Entry>> {
+        self.workers.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Entry>> {
+        self.workers.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds or replaces a worker.
+    pub fn register(&self, info: WorkerInfo) -> Result<(), ControllerError> {
+        let endpoint = Endpoint::from_shared(info.address.clone())
+            .map_err(|e| ControllerError::BadAddress(info.address.clone(), e.to_string()))?
+            .connect_timeout(CONNECT_TIMEOUT);
+        let client = WorkerClient::new(endpoint.connect_lazy());
+        let mut workers = self.write();
+        // A re-registering worker keeps the count of requests still running on it.
+        let in_flight = workers
+            .get(&info.id)
+            .map(|e| e.in_flight.clone())
+            .unwrap_or_default();
+        workers.insert(
+            info.id.clone(),
+            Entry {
+                info,
+                client,
+                last_heartbeat: Instant::now(),
+                queue_length: 0,
+                in_flight,
+                failed: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// Records a heartbeat; false when the worker is unknown and must register again.
+    pub fn heartbeat(&self, id: &str, queue_length: u32) -> bool {
+        match self.write().get_mut(id) {
+            Some(e) => {
+                e.last_heartbeat = Instant::now();
+                e.queue_length = queue_length;
+                e.failed = false;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a worker.
+    pub fn deregister(&self, id: &str) -> bool {
+        self.write().remove(id).is_some()
+    }
+
+    /// Takes a worker out of dispatch until its next heartbeat.
+    pub fn mark_failed(&self, id: &str) {
+        if let Some(e) = self.write().get_mut(id) {
+            e.failed = true;
+        }
+    }
+
+    /// Forgets workers whose last heartbeat is older than the expiry; returns their ids.
+    pub fn expire(&self) -> Vec<String> {
+        let now = Instant::now();
+        let mut gone = Vec::new();
+        self.write().retain(|id, e| {
+            let alive = now.duration_since(e.last_heartbeat) <= self.expiry;
+            if !alive {
+                gone.push(id.clone());
+            }
+            alive
+        });
+        gone
+    }
+
+    /// Live, healthy workers serving `model` (tests observe dispatch state through it).
+    #[cfg(test)]
+    pub(crate) fn candidates(&self, model: &str) -> Vec<Candidate> {
+        let now = Instant::now();
+        self.read()
+            .values()
+            .filter(|e| !e.failed && now.duration_since(e.last_heartbeat) <= self.expiry)
+            .filter(|e| e.info.models.iter().any(|m| m == model))
+            .map(Entry::candidate)
+            .collect()
+    }
+
+    /// The shareable record of a worker.
+    pub fn record(&self, id: &str) -> Option<WorkerRecord> {
+        let now = unix_ms();
+        self.read().get(id).map(|e| WorkerRecord {
+            id: e.info.id.clone(),
+            address: e.info.address.clone(),
+            models: e.info.models.clone(),
+            context_length: e.info.context_length,
+            max_concurrency: e.info.max_concurrency,
+            queue_length: e.queue_length,
+            heartbeat_unix_ms: now.saturating_sub(e.last_heartbeat.elapsed().as_millis() as u64),
+        })
+    }
+
+    /// Makes the registry match the shared store's records: adds workers registered with
+    /// other replicas, takes newer heartbeats, and drops workers the store no longer has.
+    pub fn sync_from(&self, records: &[WorkerRecord]) {
+        let now_ms = unix_ms();
+        let now = Instant::now();
+        for r in records {
+            let age = Duration::from_millis(now_ms.saturating_sub(r.heartbeat_unix_ms));
+            let beat = now.checked_sub(age).unwrap_or(now);
+            let known_same = self
+                .read()
+                .get(&r.id)
+                .is_some_and(|e| e.info.address == r.address && e.info.models == r.models);
+            if !known_same {
+                if let Err(e) = self.register(r.info()) {
+                    tracing::warn!(worker_id = %r.id, "ignoring a shared worker record: {e}");
+                    continue;
+                }
+            }
+            if let Some(e) = self.write().get_mut(&r.id) {
+                if !known_same || beat > e.last_heartbeat {
+                    e.last_heartbeat = beat;
+                    e.queue_length = r.queue_length;
+                    e.failed = false;
+                }
+            }
+        }
+        self.write()
+            .retain(|id, _| records.iter().any(|r| &r.id == id));
+    }
+
+    /// Picks a live, healthy worker of `model` by `policy`, skipping `exclude`, in one pass
+    /// under the read lock; only the chosen one is cloned.
+    pub fn pick(
+        &self,
+        model: &str,
+        policy: super::dispatch::Policy,
+        exclude: &[String],
+    ) -> Option<Candidate> {
+        let now = Instant::now();
+        let workers = self.read();
+        let eligible = workers.values().filter(|e| {
+            !e.failed
+                && now.duration_since(e.last_heartbeat) <= self.expiry
+                && e.info.models.iter().any(|m| m == model)
+                && !exclude.contains(&e.info.id)
+        });
+        super::dispatch::choose(policy, eligible).map(Entry::candidate)
+    }
+
+    /// Whether any registered worker (healthy or not) serves `model`.
+    pub fn knows_model(&self, model: &str) -> bool {
+        self.read()
+            .values()
+            .any(|e| e.info.models.iter().any(|m| m == model))
+    }
+
+    /// Served model names, sorted.
+    pub fn models(&self) -> Vec<String> {
+        let mut m: Vec<String> = self
+            .read()
+            .values()
+            .flat_map(|e| e.info.models.iter().cloned())
+            .collect();
+        m.sort();
+        m.dedup();
+        m
+    }
+
+    /// Every worker and its state.
+    pub fn snapshot(&self) -> Vec<WorkerView> {
+        let now = Instant::now();
+        let mut v: Vec<WorkerView> = self
+            .read()
+            .values()
+            .map(|e| WorkerView {
+                id: e.info.id.clone(),
+                address: e.info.address.clone(),
+                models: e.info.models.clone(),
+                context_length: e.info.context_length,
+                max_concurrency: e.info.max_concurrency,
+                in_flight: e.in_flight.load(Ordering::Relaxed),
+                queue_length: e.queue_length,
+                last_heartbeat_ms: now.duration_since(e.last_heartbeat).as_millis() as u64,
+                healthy: !e.failed,
+            })
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+}
+
+/// A worker as stored for the other replicas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerRecord {
+    /// Worker id.
+    pub id: String,
+    /// URL the controller dials.
+    pub address: String,
+    /// Served models.
+    pub models: Vec<String>,
+    /// Context length.
+    pub context_length: u32,
+    /// Capacity.
+    pub max_concurrency: u32,
+    /// Queue length from its last heartbeat.
+    pub queue_length: u32,
+    /// Unix milliseconds of its last heartbeat.
+    pub heartbeat_unix_ms: u64,
+}
+
+impl WorkerRecord {
+    /// The registration part of the record.
+    pub fn info(&self) -> WorkerInfo {
+        WorkerInfo {
+            id: self.id.clone(),
+            address: self.address.clone(),
+            models: self.models.clone(),
+            context_length: self.context_length,
+            max_concurrency: self.max_concurrency,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(id: &str, model: &str) -> WorkerInfo {
+        WorkerInfo {
+            id: id.into(),
+            address: "http://127.0.0.1:1".into(),
+            models: vec![model.into()],
+            context_length: 2048,
+            max_concurrency: 4,
+        }
+    }
+
+    #[tokio::test]
+    async fn register_heartbeat_fail_and_expire() {
+        let r = Registry::new(Duration::from_millis(50));
+        r.register(info("a", "m")).unwrap();
+        r.register(info("b", "m")).unwrap();
+        assert_eq!(r.candidates("m").len(), 2);
+        assert!(r.candidates("other").is_empty());
+        r.mark_failed("a");
+        assert_eq!(r.candidates("m").len(), 1);
+        assert!(r.heartbeat("a", 3));
+        let c = r.candidates("m");
+        assert_eq!(c.len(), 2);
+        assert!(c.iter().any(|c| c.id == "a" && c.load == 3));
+        assert!(!r.heartbeat("zzz", 0));
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(
+            r.candidates("m").is_empty(),
+            "expired workers leave dispatch"
+        );
+        assert_eq!(r.expire().len(), 2);
+        assert!(r.models().is_empty());
+    }
+
+    #[tokio::test]
+    async fn in_flight_guards_count_load() {
+        let r = Registry::new(Duration::from_secs(5));
+        r.register(info("a", "m")).unwrap();
+        let c = r.candidates("m").remove(0);
+        let g1 = c.start();
+        let g2 = c.start();
+        assert_eq!(r.candidates("m")[0].load, 2);
+        drop((g1, g2));
+        assert_eq!(r.candidates("m")[0].load, 0);
+    }
+
+    #[tokio::test]
+    async fn sync_adds_refreshes_and_drops() {
+        let a = Registry::new(Duration::from_secs(5));
+        let b = Registry::new(Duration::from_secs(5));
+        a.register(info("w1", "m")).unwrap();
+        a.heartbeat("w1", 4);
+        let rec = a.record("w1").unwrap();
+        assert_eq!(rec.queue_length, 4);
+        b.sync_from(std::slice::from_ref(&rec));
+        let c = b.candidates("m");
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].load, 4);
+        // A stale record does not overwrite a newer local heartbeat.
+        b.heartbeat("w1", 1);
+        let stale = WorkerRecord {
+            heartbeat_unix_ms: rec.heartbeat_unix_ms - 10_000,
+            queue_length: 9,
+            ..rec.clone()
+        };
+        b.sync_from(&[stale]);
+        assert_eq!(b.candidates("m")[0].load, 1);
+        b.sync_from(&[]);
+        assert!(b.models().is_empty());
+    }
+
+    #[test]
+    fn bad_addresses_are_refused() {
+        let r = Registry::new(Duration::from_secs(1));
+        let mut i = info("a", "m");
+        i.address = "not a url".into();
+        assert!(r.register(i).is_err());
+    }
+}

@@ -1,0 +1,279 @@
+//! Battles: two models answer every turn side by side; one vote closes the battle. In
+//! anonymous battles the names reach the client only in the vote's answer.
+
+use std::sync::Arc;
+
+use arena_store::{BattleRecord, NewBattle, NewVote, StoreError};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::hygiene::exclusion_reason;
+use super::input::{Sampling, TurnBody};
+use super::pick::draw_pair;
+use super::turns::{self, Streaming, Thread};
+use super::{body, optional_body, store_error, ArenaState, Client};
+use crate::error::ApiError;
+use crate::ids::random_id;
+
+/// The body of `POST /api/battles`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NewBattleBody {
+    /// Two models drawn at random, names hidden until the vote.
+    Anonymous,
+    /// Two chosen models, names shown.
+    Named {
+        /// Model on side A.
+        model_a: String,
+        /// Model on side B.
+        model_b: String,
+    },
+}
+
+/// The four outcomes of a vote.
+const WINNERS: [&str; 4] = ["model_a", "model_b", "tie", "tie (bothbad)"];
+
+/// `POST /api/battles`.
+pub async fn create(
+    State(state): State<Arc<ArenaState>>,
+    client: Client,
+    b: Result<Json<NewBattleBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let models = state.gateway.served_models(true);
+    let (model_a, model_b, anonymous) = match body(b)? {
+        NewBattleBody::Anonymous => {
+            let (a, b) = draw_pair(&models, &state.settings.battle_weights, &mut rand::rng())
+                .ok_or_else(|| {
+                    ApiError::unavailable(format!(
+                        "an anonymous battle needs two models; {} available right now",
+                        models.len()
+                    ))
+                })?;
+            (a, b, true)
+        }
+        NewBattleBody::Named { model_a, model_b } => {
+            for (param, m) in [("model_a", &model_a), ("model_b", &model_b)] {
+                if !models.contains(m) {
+                    return Err(ApiError {
+                        param: Some(param.into()),
+                        ..ApiError::model_not_found(m)
+                    });
+                }
+            }
+            (model_a, model_b, false)
+        }
+    };
+    let battle = NewBattle {
+        id: random_id("b_"),
+        model_a,
+        model_b,
+        anonymous,
+        conversation_a: random_id("c_"),
+        conversation_b: random_id("c_"),
+        client_hash: client.hash,
+    };
+    state
+        .store
+        .create_battle(&battle)
+        .await
+        .map_err(store_error)?;
+    let mut answer =
+        json!({"id": battle.id, "mode": if anonymous { "anonymous" } else { "named" }});
+    if !anonymous {
+        answer["model_a"] = json!(battle.model_a);
+        answer["model_b"] = json!(battle.model_b);
+    }
+    Ok(Json(answer))
+}
+
+async fn load(state: &ArenaState, id: &str) -> Result<BattleRecord, ApiError> {
+    state
+        .store
+        .battle(id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no battle with id '{id}'")))
+}
+
+async fn threads(state: &ArenaState, b: &BattleRecord) -> Result<[Thread; 2], ApiError> {
+    Ok([
+        Thread::load(state, &b.conversation_a, &b.model_a).await?,
+        Thread::load(state, &b.conversation_b, &b.model_b).await?,
+    ])
+}
+
+fn open(b: &BattleRecord) -> Result<(), ApiError> {
+    if b.votes > 0 {
+        return Err(ApiError::conflict(
+            "battle_closed",
+            "this battle has been voted on and takes no more turns: start a new round",
+        ));
+    }
+    Ok(())
+}
+
+fn streaming(b: &BattleRecord) -> Streaming {
+    Streaming {
+        hide: if b.anonymous {
+            vec![b.model_a.clone(), b.model_b.clone()]
+        } else {
+            Vec::new()
+        },
+        in_battle: true,
+    }
+}
+
+/// `GET /api/battles/{id}`: the state, and the names once they may be shown.
+pub async fn show(
+    State(state): State<Arc<ArenaState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let b = load(&state, &id).await?;
+    let [a, _] = threads(&state, &b).await?;
+    let mut answer = json!({
+        "id": b.id,
+        "mode": if b.anonymous { "anonymous" } else { "named" },
+        "turns": a.turns(),
+        "voted": b.votes > 0,
+    });
+    if !b.anonymous || b.votes > 0 {
+        answer["model_a"] = json!(b.model_a);
+        answer["model_b"] = json!(b.model_b);
+    }
+    Ok(Json(answer))
+}
+
+/// `POST /api/battles/{id}/turns`.
+pub async fn turn(
+    State(state): State<Arc<ArenaState>>,
+    Path(id): Path<String>,
+    client: Client,
+    b: Result<Json<TurnBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = body(b)?;
+    let params = state.sampling(&req.sampling())?;
+    let battle = load(&state, &id).await?;
+    open(&battle)?;
+    state
+        .check_input(&req.text, &client, Some(&battle.id), None)
+        .await?;
+    let threads = threads(&state, &battle).await?;
+    let (turn, jobs) = turns::begin_turn(&state, &threads, &req.text).await?;
+    Ok(turns::stream(
+        state.clone(),
+        jobs,
+        params,
+        turn,
+        streaming(&battle),
+    ))
+}
+
+/// `POST /api/battles/{id}/regenerate`.
+pub async fn regenerate(
+    State(state): State<Arc<ArenaState>>,
+    Path(id): Path<String>,
+    b: Result<Json<Sampling>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    let sampling = optional_body(b)?;
+    let params = state.sampling(&sampling)?;
+    let battle = load(&state, &id).await?;
+    open(&battle)?;
+    let threads = threads(&state, &battle).await?;
+    let (turn, jobs) = turns::begin_regenerate(&state, &threads).await?;
+    Ok(turns::stream(
+        state.clone(),
+        jobs,
+        params,
+        turn,
+        streaming(&battle),
+    ))
+}
+
+/// The body of a vote.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VoteBody {
+    /// `model_a`, `model_b`, `tie` or `tie (bothbad)`.
+    pub winner: String,
+}
+
+/// `POST /api/battles/{id}/vote`: stored once per battle turn, after both answers finished;
+/// answers the names and whether the vote counts.
+pub async fn vote(
+    State(state): State<Arc<ArenaState>>,
+    Path(id): Path<String>,
+    client: Client,
+    b: Result<Json<VoteBody>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let req = body(b)?;
+    if !WINNERS.contains(&req.winner.as_str()) {
+        return Err(ApiError::invalid_param(
+            "winner",
+            format!(
+                "'winner' must be one of model_a, model_b, tie, tie (bothbad); got '{}'",
+                req.winner
+            ),
+        ));
+    }
+    let battle = load(&state, &id).await?;
+    if battle.votes > 0 {
+        return Err(ApiError::conflict(
+            "already_voted",
+            "this battle already has its vote",
+        ));
+    }
+    let threads = threads(&state, &battle).await?;
+    let turn = threads[0].turns();
+    if turn == 0 || !threads.iter().all(Thread::answered) {
+        return Err(ApiError::conflict(
+            "answers_not_finished",
+            "vote after both answers have finished",
+        ));
+    }
+    let answers: Vec<(char, &str, Option<&str>)> = threads
+        .iter()
+        .zip(['a', 'b'])
+        .flat_map(|(t, side)| {
+            t.messages
+                .iter()
+                .filter(|m| m.role == "assistant" && !m.superseded)
+                .map(move |m| (side, m.content.as_str(), m.finish_reason.as_deref()))
+        })
+        .collect();
+    let mut known = state.gateway.served_models(true);
+    known.extend([battle.model_a.clone(), battle.model_b.clone()]);
+    // Only anonymous votes rank models: a voter who saw the names is not a blind judge.
+    let reason = if battle.anonymous {
+        exclusion_reason(&answers, &known, &state.settings.identity_phrases)
+    } else {
+        Some("the names were shown (side-by-side battle), so the vote does not rank models".into())
+    };
+    state
+        .store
+        .add_vote(&NewVote {
+            id: random_id("v_"),
+            battle_id: battle.id.clone(),
+            turn,
+            winner: req.winner,
+            voter_hash: client.hash,
+            counted: reason.is_none(),
+            excluded_reason: reason.clone(),
+        })
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                ApiError::conflict("already_voted", "this battle already has its vote")
+            }
+            other => store_error(other),
+        })?;
+    Ok(Json(json!({
+        "model_a": battle.model_a,
+        "model_b": battle.model_b,
+        "counted": reason.is_none(),
+        "reason": reason,
+    })))
+}

@@ -1,0 +1,321 @@
+//! The leaderboard as the arena serves it: ratings from the store's counted votes, cached and
+//! recomputed when votes arrive (at most every interval), shared through Redis between
+//! replicas; and the `arena leaderboard` command over a store or a battles file.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arena_ratings::{Aggregate, Battle, Leaderboard, RatingOptions, Winner};
+use arena_store::{ArenaStore, ModelStats, StoreError};
+use redis::aio::ConnectionManager;
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+
+use crate::error::ControllerError;
+
+/// Folds the store's counted anonymous votes, in the order they were cast, into an aggregate.
+/// A vote the ratings refuse stops the stream and is the error, as it is, not a store error.
+pub async fn aggregate_store(store: &dyn ArenaStore) -> Result<Aggregate, ControllerError> {
+    let mut agg = Aggregate::new();
+    let mut refused = None;
+    let streamed = store
+        .counted_battles(&mut |row| {
+            let winner = Winner::parse(&row.winner).ok_or_else(|| {
+                StoreError::Database(format!("a vote with winner '{}'", row.winner))
+            })?;
+            agg.add(&Battle {
+                model_a: row.model_a,
+                model_b: row.model_b,
+                winner,
+                tstamp: Some(row.tstamp_ms as f64 / 1000.0),
+                anony: Some(true),
+                turn: None,
+            })
+            .map_err(|e| {
+                // Stops the stream; the ratings error itself is returned below.
+                let stop = StoreError::Database(e.to_string());
+                refused = Some(e);
+                stop
+            })
+        })
+        .await;
+    if let Some(e) = refused {
+        return Err(ControllerError::Ratings(e));
+    }
+    streamed?;
+    Ok(agg)
+}
+
+/// Ratings off the async threads: the bootstrap keeps every core busy for a moment.
+async fn compute(agg: Aggregate, opts: RatingOptions) -> Result<Leaderboard, ControllerError> {
+    tokio::task::spawn_blocking(move || arena_ratings::compute(&agg, &opts))
+        .await
+        .map_err(|e| ControllerError::Leaderboard(format!("the ratings task failed: {e}")))?
+        .map_err(ControllerError::from)
+}
+
+/// The `/api/leaderboard` body: the ratings rows with each model's win/loss/tie counts, the
+/// two matrices, and what they were computed from.
+pub fn leaderboard_json(board: &Leaderboard, stats: &[ModelStats], computed_ms: i64) -> Value {
+    let models: Vec<Value> = board
+        .rows
+        .iter()
+        .map(|row| {
+            let mut v = json!(row);
+            if let Some(s) = stats.iter().find(|s| s.model == row.model) {
+                v["wins"] = json!(s.wins);
+                v["losses"] = json!(s.losses);
+                v["ties"] = json!(s.ties);
+                v["win_rate"] = json!(s.win_rate);
+            }
+            v
+        })
+        .collect();
+    json!({
+        "models": models,
+        "win_fraction": {"models": board.models, "values": board.win_fraction},
+        "battle_counts": {"models": board.models, "values": board.battle_counts},
+        "votes": board.battles,
+        "bootstrap_rounds": board.bootstrap_rounds,
+        "computed_ms": computed_ms,
+    })
+}
+
+/// A computed leaderboard and the votes it reflects.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
+struct Cached {
+    /// `last_vote_ms()` when it was computed.
+    last_vote_ms: i64,
+    /// When it was computed, Unix milliseconds.
+    computed_ms: i64,
+    /// The response body.
+    body: Arc<Value>,
+}
+
+/// The Redis key replicas share the leaderboard under.
+const REDIS_KEY: &str = "arena:leaderboard";
+
+/// The cached leaderboard of one controller.
+pub struct LeaderboardCache {
+    store: Arc<dyn ArenaStore>,
+    redis: Option<ConnectionManager>,
+    min_interval: Duration,
+    options: RatingOptions,
+    // One recomputation at a time; waiters then find it fresh.
+    cached: tokio::sync::Mutex<Option<Cached>>,
+}
+
+impl LeaderboardCache {
+    /// A cache recomputing at most every `min_interval`, shared through `redis` when given.
+    pub fn new(
+        store: Arc<dyn ArenaStore>,
+        redis: Option<ConnectionManager>,
+        min_interval: Duration,
+        options: RatingOptions,
+    ) -> Self {
+        Self {
+            store,
+            redis,
+            min_interval,
+            options,
+            cached: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    fn fresh(&self, c: &Cached, last_vote_ms: i64, now_ms: i64) -> bool {
+        c.last_vote_ms == last_vote_ms
+            || now_ms - c.computed_ms < self.min_interval.as_millis() as i64
+    }
+
+    async fn shared(&self) -> Option<Cached> {
+        let mut conn = self.redis.clone()?;
+        let text: Option<String> = conn
+            .get(REDIS_KEY)
+            .await
+            .map_err(|e| tracing::warn!("leaderboard cache: redis read failed: {e}"))
+            .ok()?;
+        serde_json::from_str(&text?).ok()
+    }
+
+    async fn share(&self, c: &Cached) {
+        let (Some(mut conn), Ok(text)) = (self.redis.clone(), serde_json::to_string(c)) else {
+            return;
+        };
+        let written: redis::RedisResult<()> = conn.set(REDIS_KEY, text).await;
+        if let Err(e) = written {
+            tracing::warn!("leaderboard cache: redis write failed: {e}");
+        }
+    }
+
+    /// The leaderboard: the cached one while no vote arrived or the interval has not passed,
+    /// else recomputed from the store.
+    pub async fn get(&self) -> Result<Arc<Value>, ControllerError> {
+        let last_vote = self.store.last_vote_ms().await?;
+        let now = arena_ratings::clock::unix_ms() as i64;
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref().filter(|c| self.fresh(c, last_vote, now)) {
+            return Ok(c.body.clone());
+        }
+        if let Some(c) = self
+            .shared()
+            .await
+            .filter(|c| self.fresh(c, last_vote, now))
+        {
+            let body = c.body.clone();
+            *cached = Some(c);
+            return Ok(body);
+        }
+        let agg = aggregate_store(&*self.store).await?;
+        let stats = self.store.model_stats().await?;
+        let board = compute(agg, self.options.clone()).await?;
+        let c = Cached {
+            last_vote_ms: last_vote,
+            computed_ms: now,
+            body: Arc::new(leaderboard_json(&board, &stats, now)),
+        };
+        self.share(&c).await;
+        let body = c.body.clone();
+        *cached = Some(c);
+        Ok(body)
+    }
+}
+
+/// Where `arena leaderboard` reads battles from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// The store's counted anonymous votes.
+    Database(String),
+    /// A JSONL or CSV battles file; `strict` stops at the first bad row.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Fail on the first bad row instead of skipping it.
+        strict: bool,
+    },
+}
+
+/// How `arena leaderboard` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// An aligned text table.
+    Table,
+    /// One JSON array of row objects.
+    Json,
+    /// CSV with a header row.
+    Csv,
+}
+
+arena_ratings::from_words!(OutputFormat, "format", "table" => Table, "json" => Json, "csv" => Csv);
+
+/// Parses `--anchor MODEL=RATING`.
+pub fn parse_anchor(spec: &str) -> Result<(String, f64), String> {
+    let (model, rating) = arena_ratings::parse::name_value(spec, "anchor", "MODEL=RATING")?;
+    if model.is_empty() || !rating.is_finite() {
+        return Err(format!("anchor '{spec}' is not MODEL=RATING"));
+    }
+    Ok((model, rating))
+}
+
+/// `arena leaderboard`: reads the battles, computes, and renders. Bad rows of a file are
+/// reported on stderr with their line numbers.
+pub async fn run_cli(
+    source: Source,
+    options: RatingOptions,
+    format: OutputFormat,
+) -> Result<String, ControllerError> {
+    let agg = match source {
+        Source::Database(url) => aggregate_store(&*arena_store::connect(&url).await?).await?,
+        Source::File { path, strict } => {
+            let (agg, report) = Aggregate::from_file(&path, strict)?;
+            for bad in &report.bad {
+                eprintln!("{}: skipped {bad}", path.display());
+            }
+            if report.bad_total > report.bad.len() as u64 {
+                eprintln!(
+                    "{}: {} more bad rows skipped",
+                    path.display(),
+                    report.bad_total - report.bad.len() as u64
+                );
+            }
+            if report.out_of_order > 0 {
+                eprintln!(
+                    "{}: {} battles are earlier than the one before them; online Elo takes them in file order",
+                    path.display(),
+                    report.out_of_order
+                );
+            }
+            agg
+        }
+    };
+    let board = compute(agg, options).await?;
+    Ok(match format {
+        OutputFormat::Table => arena_ratings::to_table(&board),
+        OutputFormat::Csv => arena_ratings::to_csv(&board),
+        OutputFormat::Json => {
+            let mut s = serde_json::to_string_pretty(&board.rows)
+                .map_err(|e| ControllerError::Leaderboard(e.to_string()))?;
+            s.push('\n');
+            s
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_and_formats_parse_with_clear_errors() {
+        assert_eq!(
+            parse_anchor("llama-13b=800").unwrap(),
+            ("llama-13b".into(), 800.0)
+        );
+        assert_eq!(parse_anchor("a=b=1000").unwrap(), ("a=b".into(), 1000.0));
+        assert!(parse_anchor("llama").is_err());
+        assert!(parse_anchor("x=high").unwrap_err().contains("not a number"));
+        assert!("yaml".parse::<OutputFormat>().is_err());
+        assert_eq!("csv".parse::<OutputFormat>().unwrap(), OutputFormat::Csv);
+    }
+
+    #[tokio::test]
+    async fn a_vote_the_ratings_refuse_is_a_ratings_error() {
+        use arena_store::{NewBattle, NewVote};
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display());
+        let store = arena_store::connect(&url).await.unwrap();
+        store
+            .create_battle(&NewBattle {
+                id: "b".into(),
+                model_a: "same".into(),
+                model_b: "same".into(),
+                anonymous: true,
+                conversation_a: "ca".into(),
+                conversation_b: "cb".into(),
+                client_hash: "h".into(),
+            })
+            .await
+            .unwrap();
+        store
+            .add_vote(&NewVote {
+                id: "v".into(),
+                battle_id: "b".into(),
+                turn: 1,
+                winner: "model_a".into(),
+                voter_hash: "h".into(),
+                counted: true,
+                excluded_reason: None,
+            })
+            .await
+            .unwrap();
+        let e = aggregate_store(&*store).await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ControllerError::Ratings(arena_ratings::RatingsError::SelfBattle { .. })
+            ),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), "ratings: a battle of 'same' against itself");
+    }
+}

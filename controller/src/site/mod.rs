@@ -1,0 +1,215 @@
+//! The arena behind the web page: anonymous and named battles with votes, direct chat with
+//! ratings, input limits, moderation and rate limits, all stored for analysts. The routes and
+//! their JSON are in docs/ARENA_API.md.
+
+mod battles;
+mod chats;
+pub mod hygiene;
+mod input;
+pub mod leaderboard;
+pub mod moderation;
+pub mod pick;
+mod turns;
+pub mod web;
+
+use std::sync::Arc;
+
+use arena_store::{ArenaStore, StoreError};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sha2::{Digest, Sha256};
+
+pub use crate::config::ArenaSettings;
+use crate::error::{ApiError, ControllerError};
+use crate::gateway::Gateway;
+use crate::http::{client_addr, rate_limit, Limit};
+use leaderboard::LeaderboardCache;
+use moderation::Moderation;
+
+/// What the arena handlers share.
+pub struct ArenaState {
+    /// Dispatch to workers and endpoints.
+    pub gateway: Arc<Gateway>,
+    /// Where everything is kept.
+    pub store: Arc<dyn ArenaStore>,
+    /// Limits and rules.
+    pub settings: ArenaSettings,
+    /// Checks on user input.
+    pub moderation: Moderation,
+    /// The ratings, recomputed as votes arrive.
+    pub leaderboard: LeaderboardCache,
+    salt: String,
+}
+
+impl ArenaState {
+    /// The shared state; a random salt when the settings give none.
+    pub fn new(
+        gateway: Arc<Gateway>,
+        store: Arc<dyn ArenaStore>,
+        settings: ArenaSettings,
+        moderation: Moderation,
+        leaderboard: LeaderboardCache,
+    ) -> Self {
+        let salt = settings
+            .voter_salt
+            .clone()
+            .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
+        Self {
+            gateway,
+            store,
+            settings,
+            moderation,
+            leaderboard,
+            salt,
+        }
+    }
+
+    /// A salted hash of a client address: votes can be grouped per voter without storing IPs.
+    fn hash_client(&self, client: &str) -> String {
+        let digest = Sha256::digest(format!("{}:{client}", self.salt));
+        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The client's address (or the first `X-Forwarded-For` hop when trusted) and its hash.
+pub struct Client {
+    /// The address as seen, used as the rate-limit key.
+    pub addr: String,
+    /// Salted hash stored with votes and conversations.
+    pub hash: String,
+}
+
+impl FromRequestParts<Arc<ArenaState>> for Client {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<ArenaState>,
+    ) -> Result<Self, Self::Rejection> {
+        let addr = client_addr(parts, state.settings.trust_forwarded_for);
+        Ok(Client {
+            hash: state.hash_client(&addr),
+            addr,
+        })
+    }
+}
+
+/// The arena routes (docs/ARENA_API.md); generation routes are rate limited.
+pub fn router(state: Arc<ArenaState>, limit: Arc<Limit>) -> Router {
+    let limited = Router::new()
+        .route("/api/battles", post(battles::create))
+        .route("/api/battles/{id}/turns", post(battles::turn))
+        .route("/api/battles/{id}/regenerate", post(battles::regenerate))
+        .route("/api/chats", post(chats::create))
+        .route("/api/chats/{id}/turns", post(chats::turn))
+        .route("/api/chats/{id}/regenerate", post(chats::regenerate))
+        .route_layer(middleware::from_fn_with_state(limit, rate_limit));
+    Router::new()
+        .route("/api/config", get(config))
+        .route("/api/battles/{id}", get(battles::show))
+        .route("/api/battles/{id}/vote", post(battles::vote))
+        .route("/api/chats/{id}/rating", post(chats::rating))
+        .route("/api/leaderboard", get(leaderboard))
+        .merge(limited)
+        .with_state(state)
+}
+
+async fn config(State(state): State<Arc<ArenaState>>) -> Json<serde_json::Value> {
+    let s = &state.settings;
+    Json(serde_json::json!({
+        "models": state.gateway.served_models(false),
+        "max_message_chars": s.max_message_chars,
+        "max_turns": s.max_turns,
+        "sampling": {
+            "temperature": s.default_temperature,
+            "top_p": s.default_top_p,
+            "max_tokens": s.default_max_tokens,
+        },
+    }))
+}
+
+async fn leaderboard(
+    State(state): State<Arc<ArenaState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = state.leaderboard.get().await.map_err(store_error)?;
+    Ok(Json(serde_json::Value::clone(&body)))
+}
+
+/// A store failure as the caller sees it: conflicts are 409, the rest 503 (logged).
+pub fn store_error(e: impl Into<ControllerError>) -> ApiError {
+    match e.into() {
+        ControllerError::Database(StoreError::Conflict(m)) => ApiError::conflict("conflict", m),
+        other => {
+            tracing::error!("store: {other}");
+            ApiError::unavailable(format!("the arena's database failed: {other}"))
+        }
+    }
+}
+
+/// A JSON body, or the error saying what is wrong with it (400 or 422).
+fn body<T>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v)
+        .map_err(|e| ApiError::from_json_rejection(&e))
+}
+
+/// Like [`body`], but no body at all (no JSON content type) is the default.
+fn optional_body<T: Default>(b: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    match b {
+        Err(JsonRejection::MissingJsonContentType(_)) => Ok(T::default()),
+        other => body(other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store_error;
+    use crate::error::ControllerError;
+    use arena_store::StoreError;
+    use axum::http::StatusCode;
+
+    fn shown(e: impl Into<ControllerError>) -> (StatusCode, &'static str, String) {
+        let api = store_error(e);
+        (api.status, api.code, api.message)
+    }
+
+    #[test]
+    fn a_conflict_is_409_and_every_other_store_failure_503() {
+        let conflict = "UNIQUE constraint failed: votes.battle_id, votes.turn";
+        assert_eq!(
+            shown(StoreError::Conflict(conflict.into())),
+            (StatusCode::CONFLICT, "conflict", conflict.to_string())
+        );
+        // The same through the controller's error, as the leaderboard hands it over.
+        assert_eq!(
+            shown(ControllerError::from(StoreError::Conflict(conflict.into()))).0,
+            StatusCode::CONFLICT
+        );
+        let unavailable = |m: &str| {
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "worker_unavailable",
+                format!("the arena's database failed: {m}"),
+            )
+        };
+        let down = "cannot open the database at postgres://arena:***@db/arena: refused";
+        assert_eq!(shown(StoreError::Database(down.into())), unavailable(down));
+        assert_eq!(
+            shown(StoreError::Config("bad URL".into())),
+            unavailable("configuration error: bad URL")
+        );
+        assert_eq!(
+            shown(StoreError::Io(std::io::Error::other("disk full"))),
+            unavailable("i/o error: disk full")
+        );
+        assert_eq!(
+            shown(ControllerError::Leaderboard(
+                "the ratings task failed".into()
+            )),
+            unavailable("ratings: the ratings task failed")
+        );
+    }
+}

