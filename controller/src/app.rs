@@ -237,6 +237,7 @@ fn routes(
         .merge(site::router(arena_state, limiter(opts.rate_limit)))
         .merge(site::web::router())
         .merge(http::ops::router(registry, db, metrics.clone()))
+        .layer(axum::extract::DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::record,

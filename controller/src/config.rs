@@ -35,6 +35,9 @@ pub const DEFAULT_RATE_LIMIT: u32 = 30;
 pub const DEFAULT_API_RATE_LIMIT: u32 = 0;
 /// The rate-limit window, in seconds.
 pub const DEFAULT_RATE_WINDOW_S: u64 = 60;
+/// Largest request body, in bytes: a whole context of text is far less, and a body is
+/// refused before it is parsed, let alone tokenized.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 /// Seconds between leaderboard recomputations (at most; only when votes arrived).
 pub const DEFAULT_LEADERBOARD_INTERVAL_S: u64 = 10;
 /// Bootstrap rounds behind the leaderboard's intervals.
@@ -79,6 +82,8 @@ pub struct ControllerOptions {
     pub api_rate_limit: u32,
     /// The rate-limit window.
     pub rate_window: Duration,
+    /// Largest request body in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
     /// The leaderboard is recomputed at most this often (and only when votes arrived).
     pub leaderboard_interval: Duration,
     /// Bootstrap rounds behind the leaderboard's intervals.

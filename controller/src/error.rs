@@ -153,6 +153,14 @@ impl ApiError {
     pub fn from_json_rejection(e: &axum::extract::rejection::JsonRejection) -> Self {
         use axum::extract::rejection::JsonRejection;
         let text = e.body_text();
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return Self {
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+                ..Self::bad_request(
+                    "the request body is too large (the server's limit is set with --max-body-bytes)",
+                )
+            };
+        }
         match e {
             JsonRejection::JsonDataError(_) => {
                 let detail = text
@@ -171,7 +179,7 @@ impl ApiError {
     /// OpenAI's error `type` for this status.
     pub fn kind(&self) -> &'static str {
         match self.status.as_u16() {
-            400 | 404 | 409 | 422 => "invalid_request_error",
+            400 | 404 | 409 | 413 | 422 => "invalid_request_error",
             401 => "authentication_error",
             429 => "rate_limit_error",
             503 => "service_unavailable",

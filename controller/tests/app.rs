@@ -31,6 +31,7 @@ fn options(dir: &std::path::Path, api_keys: &[&str]) -> ControllerOptions {
         rate_limit: 0,
         api_rate_limit: 0,
         rate_window: Duration::from_secs(60),
+        max_body_bytes: 4096,
         leaderboard_interval: Duration::from_secs(1),
         leaderboard_bootstrap: 10,
     }
@@ -141,4 +142,43 @@ async fn api_keys_guard_v1_only() {
         .unwrap();
     assert_eq!(call(&app, with_key).await.0, StatusCode::OK);
     assert_eq!(call(&app, get("/health")).await.0, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_before_it_is_parsed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::build(options(dir.path(), &[])).await.unwrap();
+    let long = "x".repeat(8192);
+    for path in ["/v1/chat/completions", "/v1/completions", "/api/battles"] {
+        let (status, body) = call(
+            &app,
+            post_json(
+                path,
+                json!({"model": "m", "prompt": long, "messages": [{"role": "user", "content": long}]}),
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {body}");
+        assert_eq!(
+            body["error"]["type"], "invalid_request_error",
+            "{path}: {body}"
+        );
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("--max-body-bytes"),
+            "{path}: {body}"
+        );
+    }
+    // Under the limit the same route parses the body as before.
+    let (status, _) = call(
+        &app,
+        post_json(
+            "/v1/chat/completions",
+            json!({"model": "m", "messages": [{"role": "user", "content": "short"}]}),
+        ),
+    )
+    .await;
+    assert_ne!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }

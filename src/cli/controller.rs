@@ -103,6 +103,9 @@ pub struct ControllerArgs {
     /// The rate-limit window, in seconds.
     #[arg(long, env = "ARENA_RATE_WINDOW_S", default_value_t = config::DEFAULT_RATE_WINDOW_S, help_heading = ACCESS)]
     pub rate_window_s: u64,
+    /// Largest request body in bytes; larger ones are refused with 413 before they are read.
+    #[arg(long, env = "ARENA_MAX_BODY_BYTES", default_value_t = config::DEFAULT_MAX_BODY_BYTES, help_heading = ACCESS)]
+    pub max_body_bytes: usize,
     /// Tell clients apart by the first X-Forwarded-For address (only behind a proxy that
     /// sets it).
     #[arg(long, env = "ARENA_TRUST_FORWARDED_FOR", help_heading = ACCESS)]
@@ -196,6 +199,7 @@ impl ControllerArgs {
             rate_limit: self.rate_limit,
             api_rate_limit: self.api_rate_limit,
             rate_window: Duration::from_secs(self.rate_window_s.max(1)),
+            max_body_bytes: self.max_body_bytes.max(1),
             leaderboard_interval: Duration::from_secs(self.leaderboard_interval_s),
             leaderboard_bootstrap: self.leaderboard_bootstrap,
         }
