@@ -14,6 +14,9 @@ pub enum LaunchError {
     /// A child process could not be started.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// The benchmark's tiny model could not be written.
+    #[error(transparent)]
+    Worker(#[from] arena_worker::WorkerError),
 }
 
 #[cfg(test)]
@@ -39,6 +42,12 @@ mod tests {
                 std::io::Error::other("no such file").into(),
                 "i/o error: no such file",
                 true,
+            ),
+            // The worker's own words, as when the binary wrote the benchmark's model itself.
+            (
+                arena_worker::WorkerError::Tokenizer("bad vocabulary".into()).into(),
+                "tokenizer error: bad vocabulary",
+                false,
             ),
         ] {
             assert_eq!(error.to_string(), shown);

@@ -128,29 +128,16 @@ fn parse_think_ms(s: &str) -> Result<f64, String> {
 
 impl BenchControllerArgs {
     async fn run(self) -> anyhow::Result<()> {
-        use arena_worker::model::tiny_gguf::{write_tiny_gguf, VocabKind};
-        let tiny = std::env::temp_dir().join(format!("arena-bench-{}", std::process::id()));
-        let model = match self.model {
-            Some(m) => m,
-            None => {
-                std::fs::create_dir_all(&tiny)?;
-                let path = tiny.join("tiny-chat.gguf");
-                write_tiny_gguf(&path, VocabKind::Gpt2, 1)?;
-                path
-            }
-        };
         let opts = arena_launch::bench::BenchOptions {
             arena: super::current_exe()?,
-            model,
+            model: self.model,
             clients: self.clients,
             requests: self.requests,
             max_tokens: self.max_tokens,
             think_ms: self.think_ms,
             paired: self.paired,
         };
-        let report = arena_launch::bench::run(&opts).await;
-        let _ = std::fs::remove_dir_all(&tiny);
-        let report = report?;
+        let report = arena_launch::bench::run(&opts).await?;
         if self.json {
             println!("{}", serde_json::to_string(&report)?);
         } else {

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use arena_controller::gateway::dispatch::Policy;
 use arena_controller::gateway::registry::{Registry, WorkerInfo};
 use arena_proto::v1::worker_client::WorkerClient;
+use arena_worker::model::tiny_gguf::{write_tiny_gguf, VocabKind};
 use serde::Serialize;
 
 use load::{Client, Sample};
@@ -44,8 +45,9 @@ pub use load::chat_request;
 pub struct BenchOptions {
     /// The `arena` binary to start the controller and worker with.
     pub arena: PathBuf,
-    /// Model the worker serves (a tiny one shows the overhead best).
-    pub model: PathBuf,
+    /// Model the worker serves; None: a tiny random LLaMA written to the benchmark's scratch
+    /// folder (a tiny one shows the overhead best).
+    pub model: Option<PathBuf>,
     /// Concurrent clients per round.
     pub clients: Vec<usize>,
     /// Requests per client per path.
@@ -126,18 +128,25 @@ pub async fn run(opts: &BenchOptions) -> Result<BenchReport, LaunchError> {
                 .into(),
         ));
     }
-    // The benchmark's own throwaway store, never the user's arena database.
-    let db = std::env::temp_dir().join(format!("arena-bench-{}.db", std::process::id()));
-    let report = measure(opts, &db).await;
-    for suffix in ["", "-wal", "-shm"] {
-        let mut path = db.clone().into_os_string();
-        path.push(suffix);
-        let _ = std::fs::remove_file(path);
-    }
-    report
+    // The benchmark's own throwaway store (never the user's arena database) and default
+    // model, in one folder removed when it ends.
+    let scratch = tempfile::tempdir()?;
+    let model = match &opts.model {
+        Some(model) => model.clone(),
+        None => {
+            let path = scratch.path().join("tiny-chat.gguf");
+            write_tiny_gguf(&path, VocabKind::Gpt2, 1)?;
+            path
+        }
+    };
+    measure(opts, &scratch.path().join("bench.db"), &model).await
 }
 
-async fn measure(opts: &BenchOptions, db: &std::path::Path) -> Result<BenchReport, LaunchError> {
+async fn measure(
+    opts: &BenchOptions,
+    db: &std::path::Path,
+    model: &std::path::Path,
+) -> Result<BenchReport, LaunchError> {
     let db_url = format!("sqlite://{}", db.display());
     let (_controller, rest) = process::spawn(
         &opts.arena,
@@ -159,7 +168,7 @@ async fn measure(opts: &BenchOptions, db: &std::path::Path) -> Result<BenchRepor
     let (http_addr, grpc_addr) = process::field(&rest, "http=")
         .zip(process::field(&rest, "grpc="))
         .ok_or_else(|| LaunchError::Server(format!("cannot parse '{rest}'")))?;
-    let model = opts.model.to_string_lossy().into_owned();
+    let model = model.to_string_lossy().into_owned();
     // Every request is admitted at once, so the worker's queue is not what is measured.
     let most = opts.clients.iter().max().copied().unwrap_or(1);
     let max_concurrency = (most * if opts.paired { 2 } else { 1 }).max(64).to_string();
