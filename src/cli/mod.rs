@@ -75,6 +75,11 @@ pub struct ModelArgs {
     /// Device: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
     #[arg(long, env = "ARENA_DEVICE", default_value = "cpu")]
     pub device: String,
+    /// Read special tokens (`<|im_start|>`, `</s>`, ...) written in raw prompts
+    /// (`/v1/completions`, `--prompt`) as control tokens; by default they are plain text.
+    /// Chat messages are always plain text.
+    #[arg(long, env = "ARENA_ALLOW_SPECIAL_TOKENS")]
+    pub allow_special_tokens: bool,
 }
 
 impl ModelArgs {
@@ -84,6 +89,7 @@ impl ModelArgs {
             name,
             template: self.template,
             device: self.device,
+            allow_special_tokens: self.allow_special_tokens,
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct ModelOptions {
     pub template: Option<String>,
     /// `cpu`, `cuda` or `cuda:N`.
     pub device: String,
+    /// Whether special tokens written in raw prompts are control tokens.
+    pub allow_special_tokens: bool,
 }
 
 /// Options of `arena worker`.
@@ -88,7 +90,13 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let (loaded, name, template) = load(&opts.model).await?;
-    let served = ServedModel::start(loaded, name.clone(), template, opts.max_concurrency)?;
+    let served = ServedModel::start(
+        loaded,
+        name.clone(),
+        template,
+        opts.max_concurrency,
+        opts.model.allow_special_tokens,
+    )?;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     let addr = listener.local_addr()?;
     let worker_id = opts
@@ -184,7 +192,7 @@ pub struct GenerateOptions {
 /// Generates locally and writes the text alone to `out` as it streams.
 pub async fn generate(opts: GenerateOptions, out: &mut (dyn Write + Send)) -> Result<()> {
     let (loaded, name, template) = load(&opts.model).await?;
-    let served = ServedModel::start(loaded, name, template, 1)?;
+    let served = ServedModel::start(loaded, name, template, 1, opts.model.allow_special_tokens)?;
     let (ids, params) = served.prepare(&opts.input, opts.system.as_deref(), &opts.params, false)?;
     let mut rx = served.engine().submit(ids, params)?;
     while let Some(event) = rx.recv().await {

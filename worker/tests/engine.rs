@@ -17,7 +17,7 @@ fn served(max_concurrency: usize) -> Arc<ServedModel> {
     tiny::write_tiny_gguf(&path, VocabKind::Gpt2, 11).unwrap();
     let loaded = loader::load(&path, &Device::Cpu).unwrap();
     let template = Template::select(None, loaded.own_template.clone(), "tiny").unwrap();
-    ServedModel::start(loaded, "tiny".into(), template, max_concurrency).unwrap()
+    ServedModel::start(loaded, "tiny".into(), template, max_concurrency, false).unwrap()
 }
 
 fn input(text: &str) -> Input {

@@ -45,6 +45,7 @@ pub struct ServedModel {
     vocab_size: usize,
     engine: EngineHandle,
     accepting: AtomicBool,
+    allow_special_tokens: bool,
 }
 
 impl ServedModel {
@@ -54,6 +55,7 @@ impl ServedModel {
         name: String,
         template: Template,
         max_concurrency: usize,
+        allow_special_tokens: bool,
     ) -> Result<Arc<Self>> {
         let cfg = loaded.model.config().clone();
         let device = format!("{:?}", loaded.model.device().location());
@@ -73,6 +75,7 @@ impl ServedModel {
             template,
             engine,
             accepting: AtomicBool::new(true),
+            allow_special_tokens,
         }))
     }
 
@@ -101,15 +104,17 @@ impl ServedModel {
         self.accepting.store(false, Ordering::Relaxed);
     }
 
-    /// Prompt token ids for an input, after the template.
+    /// Prompt token ids for an input, after the template. Message text never becomes a
+    /// special token; a raw prompt's only when the operator allowed it.
     pub fn prompt_ids(&self, input: &Input, system: Option<&str>) -> Result<Vec<u32>> {
         match input {
             Input::Chat(messages) => {
-                let text = self.template.render(messages, system)?;
+                let rendered = self.template.render(messages, system)?;
                 self.tokenizer
-                    .encode(&text, self.template.tokenizer_adds_bos())
+                    .encode_rendered(&rendered, self.template.tokenizer_adds_bos())
             }
-            Input::Prompt(p) => self.tokenizer.encode(p, true),
+            Input::Prompt(p) if self.allow_special_tokens => self.tokenizer.encode(p, true),
+            Input::Prompt(p) => self.tokenizer.encode_plain(p, true),
         }
     }
 

@@ -1,5 +1,6 @@
 //! Text <-> ids: the tokenizer, conversation templates and stop strings.
 
+pub mod guard;
 pub mod stop;
 pub mod template;
 pub mod tokenizer;

@@ -1,5 +1,6 @@
 //! Tokenizers built from GGUF metadata or a Hugging Face `tokenizer.json`, and streaming decode.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use tokenizers::decoders::byte_fallback::ByteFallback;
@@ -16,9 +17,10 @@ use tokenizers::pre_tokenizers::digits::Digits;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreSequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::pre_tokenizers::PreTokenizerWrapper;
-use tokenizers::{AddedToken, SplitDelimiterBehavior};
+use tokenizers::{AddedToken, Encoding, SplitDelimiterBehavior};
 
 use crate::error::{Result, WorkerError};
+use crate::text::guard::{overlaps, Rendered};
 
 /// GGUF token types (llama.cpp `llama_token_type`).
 const TOKEN_TYPE_CONTROL: i64 = 3;
@@ -56,6 +58,9 @@ pub struct GgufVocab {
 #[derive(Debug, Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    /// The same tokenizer with special-token parsing off: their text is ordinary text.
+    plain: tokenizers::Tokenizer,
+    special_ids: HashSet<u32>,
     bos: Option<u32>,
     eos: Vec<u32>,
     add_bos: bool,
@@ -139,13 +144,39 @@ impl Tokenizer {
             .collect();
         inner.add_special_tokens(specials).map_err(tok_err)?;
         let add_bos = v.add_bos.unwrap_or(v.model == "llama");
-        Ok(Self {
+        Ok(Self::assemble(
             inner,
-            bos: v.bos,
-            eos: v.eos.into_iter().collect(),
+            v.bos,
+            v.eos.into_iter().collect(),
             add_bos,
-            manual_bos: true,
-        })
+            true,
+        ))
+    }
+
+    fn assemble(
+        inner: tokenizers::Tokenizer,
+        bos: Option<u32>,
+        eos: Vec<u32>,
+        add_bos: bool,
+        manual_bos: bool,
+    ) -> Self {
+        let mut plain = inner.clone();
+        plain.set_encode_special_tokens(true);
+        let special_ids = inner
+            .get_added_tokens_decoder()
+            .into_iter()
+            .filter(|(_, t)| t.special)
+            .map(|(id, _)| id)
+            .collect();
+        Self {
+            inner,
+            plain,
+            special_ids,
+            bos,
+            eos,
+            add_bos,
+            manual_bos,
+        }
     }
 
     /// Loads a Hugging Face `tokenizer.json`; its post-processor decides about BOS.
@@ -162,23 +193,76 @@ impl Tokenizer {
         eos_all.extend(eos.iter().filter_map(|e| inner.token_to_id(e)));
         eos_all.sort_unstable();
         eos_all.dedup();
-        Ok(Self {
-            inner,
-            bos,
-            eos: eos_all,
-            add_bos: true,
-            manual_bos: false,
-        })
+        Ok(Self::assemble(inner, bos, eos_all, true, false))
     }
 
-    /// Encodes text; special tokens written in it are recognised. With `add_special`, BOS is
-    /// added when the model expects it.
+    /// Encodes trusted text; special tokens written in it are recognised. With
+    /// `add_special`, BOS is added when the model expects it.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
         let enc = self
             .inner
             .encode(text, add_special && !self.manual_bos)
             .map_err(tok_err)?;
-        let mut ids = enc.get_ids().to_vec();
+        Ok(self.with_bos(enc.get_ids().to_vec(), add_special))
+    }
+
+    /// Encodes caller-written text: special tokens written in it are read as plain text.
+    pub fn encode_plain(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        let enc = self
+            .plain
+            .encode(text, add_special && !self.manual_bos)
+            .map_err(tok_err)?;
+        Ok(self.with_bos(enc.get_ids().to_vec(), add_special))
+    }
+
+    /// Encodes a rendered prompt: special tokens count only where the template wrote them;
+    /// inside message text they are plain text.
+    pub fn encode_rendered(&self, r: &Rendered, add_special: bool) -> Result<Vec<u32>> {
+        let post = add_special && !self.manual_bos;
+        let enc = self.inner.encode(r.text.as_str(), post).map_err(tok_err)?;
+        let is_forged = |(id, &(s, e)): (&u32, &(usize, usize))| {
+            self.special_ids.contains(id) && overlaps(&r.untrusted, &(s..e))
+        };
+        if !enc.get_ids().iter().zip(enc.get_offsets()).any(is_forged) {
+            // The usual case: one pass, the ids the model was trained on.
+            return Ok(self.with_bos(enc.get_ids().to_vec(), add_special));
+        }
+        // Split only at the template's own special tokens; everything between them is
+        // tokenized with special-token parsing off, as the library splits pieces itself.
+        let slice = |a: usize, b: usize| {
+            r.text
+                .get(a..b)
+                .ok_or_else(|| tok_err(format!("token offsets {a}..{b} split a character")))
+        };
+        let mut parts: Vec<Encoding> = Vec::new();
+        let mut at = 0;
+        for (id, &(s, e)) in enc.get_ids().iter().zip(enc.get_offsets()) {
+            if s >= e || s < at || !self.special_ids.contains(id) || overlaps(&r.untrusted, &(s..e))
+            {
+                continue;
+            }
+            if at < s {
+                parts.push(self.plain.encode(slice(at, s)?, false).map_err(tok_err)?);
+            }
+            parts.push(self.inner.encode(slice(s, e)?, false).map_err(tok_err)?);
+            at = e;
+        }
+        if at < r.text.len() {
+            parts.push(
+                self.plain
+                    .encode(slice(at, r.text.len())?, false)
+                    .map_err(tok_err)?,
+            );
+        }
+        let enc = self
+            .inner
+            .post_process(Encoding::merge(parts, true), None, post)
+            .map_err(tok_err)?;
+        Ok(self.with_bos(enc.get_ids().to_vec(), add_special))
+    }
+
+    /// Puts BOS first when this vocabulary wants it and the library does not add it.
+    fn with_bos(&self, mut ids: Vec<u32>, add_special: bool) -> Vec<u32> {
         if add_special && self.manual_bos && self.add_bos {
             if let Some(bos) = self.bos {
                 if ids.first() != Some(&bos) {
@@ -186,7 +270,7 @@ impl Tokenizer {
                 }
             }
         }
-        Ok(ids)
+        ids
     }
 
     /// Decodes ids to text, dropping special tokens.
