@@ -283,13 +283,20 @@ async fn one_side_failing_shows_a_banner_while_the_other_answers() {
         .await;
     let banner = banner.as_str().unwrap().to_string();
     assert!(banner.contains("the upstream model crashed"), "{banner}");
-    // The other side still finishes, and then the vote opens.
+    // The other side still finishes; then Regenerate opens, and the vote stays shut: it
+    // needs two complete answers.
     browser
         .wait_for(
-            "return !document.querySelector('#sbs-vote-tie').disabled",
+            "return !document.querySelector('#sbs-regenerate').disabled",
             Duration::from_secs(30),
         )
         .await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#sbs-vote-tie').disabled")
+            .await,
+        json!(true)
+    );
     let panes = browser
         .eval("return [document.querySelector('#sbs-a').innerText, document.querySelector('#sbs-b').innerText]")
         .await;

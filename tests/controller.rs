@@ -63,8 +63,10 @@ async fn chat_through_the_controller_matches_the_worker_streamed_or_not() {
         .unwrap();
     assert_eq!(models["data"][0]["id"], "tiny-chat");
 
-    let (direct, _) = common::collect(
-        &mut w1.client().await,
+    // The worker answers only callers with the worker token.
+    let (direct, _) = arena_testkit::bin::collect_with_token(
+        w1.addr,
+        "t0k",
         common::chat_request("hello world", 20),
     )
     .await;

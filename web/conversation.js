@@ -213,7 +213,7 @@
       this.sendBtn.disabled = !idle || this.voted;
       this.input.disabled = this.voted;
       this.regenBtn.disabled = !idle || this.voted || !this.settled(['end', 'error', 'lost']);
-      const canVote = idle && !this.voted && this.settled(['end', 'error']);
+      const canVote = idle && !this.voted && this.settled(['end']);
       for (const b of Object.values(this.voteBtns)) b.disabled = !canVote;
       const t = this.last();
       const canRate = idle && !this.rated && !!t && t.ans.a.status === 'end';

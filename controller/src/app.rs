@@ -18,6 +18,7 @@ use crate::error::ControllerError;
 use crate::gateway::register::ControllerService;
 use crate::gateway::registry::Registry;
 use crate::gateway::shared::{RedisRegistry, SharedRegistry};
+use crate::gateway::worker_auth::{self, WorkerDialer};
 use crate::gateway::{contestants, Gateway};
 use crate::http::ratelimit::RateLimiter;
 use crate::http::{self, Limit};
@@ -36,8 +37,11 @@ pub struct App {
     pub router: Router,
     /// The gRPC service workers register and heartbeat with.
     pub grpc: ControllerServer<ControllerService>,
+    /// The gRPC server builder, with TLS when `--tls-cert`/`--tls-key` are set.
+    grpc_server: tonic::transport::Server,
     registry: Arc<Registry>,
     shared: Option<Arc<dyn SharedRegistry>>,
+    store: Arc<dyn ArenaStore>,
     opts: ControllerOptions,
 }
 
@@ -48,6 +52,11 @@ impl App {
         if opts.worker_token.is_none() {
             tracing::warn!("no worker token set: any process that can reach the gRPC port can register as a worker (set ARENA_WORKER_TOKEN in production)");
         }
+        // Bad TLS files or token stop start-up before anything connects.
+        let grpc_server =
+            worker_auth::grpc_server(opts.grpc_tls_cert.as_deref(), opts.grpc_tls_key.as_deref())?;
+        let dialer =
+            WorkerDialer::with_ca_file(opts.worker_token.as_deref(), opts.worker_ca.as_deref())?;
         let endpoints = match &opts.endpoints {
             Some(path) => contestants::load(path)?,
             None => Default::default(),
@@ -61,7 +70,7 @@ impl App {
             url = %arena_store::redact(&opts.database_url),
             "arena store ready"
         );
-        let registry = Arc::new(Registry::new(opts.worker_expiry));
+        let registry = Arc::new(Registry::with_dialer(opts.worker_expiry, dialer));
         let mut redis = None;
         let shared: Option<Arc<dyn SharedRegistry>> = match &opts.redis_url {
             Some(url) => {
@@ -93,12 +102,14 @@ impl App {
             endpoints,
             http: reqwest::Client::new(),
         });
-        let router = routes(&opts, gateway, db, redis, metrics)?;
+        let router = routes(&opts, gateway, db.clone(), redis, metrics)?;
         Ok(Self {
             router,
             grpc,
+            grpc_server,
             registry,
             shared,
+            store: db,
             opts,
         })
     }
@@ -120,8 +131,9 @@ impl App {
         let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|s| *s).await;
         };
+        let mut grpc_server = self.grpc_server;
         let grpc = tokio::spawn(
-            tonic::transport::Server::builder()
+            grpc_server
                 .add_service(self.grpc)
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(grpc_listener)
@@ -147,6 +159,7 @@ impl App {
             .await
         });
         let expiry = spawn_expiry(self.registry.clone(), opts.worker_expiry);
+        let sweep = site::spawn_lease_sweep(self.store, opts.arena.answer_lease);
         let sync = self
             .shared
             .map(|shared| spawn_sync(self.registry, shared, opts.heartbeat_interval));
@@ -157,6 +170,7 @@ impl App {
         tracing::info!("shutting down: no new connections; finishing running requests");
         let _ = stop_tx.send(true);
         expiry.abort();
+        sweep.abort();
         if let Some(sync) = sync {
             sync.abort();
         }

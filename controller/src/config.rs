@@ -50,8 +50,14 @@ pub struct ControllerOptions {
     pub http_addr: SocketAddr,
     /// gRPC listen address for workers.
     pub grpc_addr: SocketAddr,
-    /// Secret workers must present to register.
+    /// Secret workers must present to register; also sent on every call to a worker.
     pub worker_token: Option<String>,
+    /// Extra CA certificate (PEM file) trusted, beside the system roots, for `https://` workers.
+    pub worker_ca: Option<std::path::PathBuf>,
+    /// Certificate chain (PEM file) of the gRPC port workers register with; TLS when set.
+    pub grpc_tls_cert: Option<std::path::PathBuf>,
+    /// Private key (PEM file) of `grpc_tls_cert`.
+    pub grpc_tls_key: Option<std::path::PathBuf>,
     /// Accepted API keys; empty means open.
     pub api_keys: Vec<String>,
     /// How workers are picked.
@@ -116,6 +122,10 @@ pub const DEFAULT_IDENTITY_PHRASES: &[&str] = &[
     "hugging face",
 ];
 
+/// How long an answer being generated counts as alive without news from its controller:
+/// after a crash, its battle can regenerate or vote this long after the last sign of life.
+pub const DEFAULT_ANSWER_LEASE: Duration = Duration::from_secs(10);
+
 /// Limits and rules of the arena, from the controller's flags.
 #[derive(Debug, Clone)]
 pub struct ArenaSettings {
@@ -137,6 +147,8 @@ pub struct ArenaSettings {
     pub default_top_p: f32,
     /// Default and largest max_tokens of an answer.
     pub default_max_tokens: u32,
+    /// Lease of an answer being generated, renewed while it streams.
+    pub answer_lease: Duration,
 }
 
 impl Default for ArenaSettings {
@@ -154,6 +166,7 @@ impl Default for ArenaSettings {
             default_temperature: DEFAULT_TEMPERATURE,
             default_top_p: DEFAULT_TOP_P,
             default_max_tokens: DEFAULT_MAX_TOKENS,
+            answer_lease: DEFAULT_ANSWER_LEASE,
         }
     }
 }

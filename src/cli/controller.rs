@@ -31,13 +31,25 @@ pub struct ControllerArgs {
     /// gRPC address workers register with; port 0 picks a free port.
     #[arg(long, env = "ARENA_GRPC_ADDR", default_value = config::DEFAULT_GRPC_ADDR, help_heading = NETWORK)]
     pub grpc_addr: SocketAddr,
+    /// Serve the gRPC port workers register with over TLS, with this certificate chain (PEM);
+    /// needs --tls-key.
+    #[arg(long, env = "ARENA_GRPC_TLS_CERT", requires = "tls_key", help_heading = NETWORK)]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "ARENA_GRPC_TLS_KEY", requires = "tls_cert", help_heading = NETWORK)]
+    pub tls_key: Option<PathBuf>,
     /// Seconds running requests may take to finish on SIGTERM.
     #[arg(long, env = "ARENA_SHUTDOWN_TIMEOUT_S", default_value_t = config::DEFAULT_SHUTDOWN_TIMEOUT_S, help_heading = NETWORK)]
     pub shutdown_timeout_s: u64,
 
-    /// Secret workers must present to register (strongly advised in production).
+    /// Secret workers must present to register, sent on every call to a worker (strongly
+    /// advised in production).
     #[arg(long, env = "ARENA_WORKER_TOKEN", hide_env_values = true, help_heading = WORKERS)]
     pub worker_token: Option<String>,
+    /// CA certificate (PEM) trusted beside the system roots for https:// workers (e.g. their
+    /// self-signed certificates).
+    #[arg(long, env = "ARENA_WORKER_CA", help_heading = WORKERS)]
+    pub worker_ca: Option<PathBuf>,
     /// Heartbeat period asked of workers, in milliseconds.
     #[arg(long, env = "ARENA_HEARTBEAT_MS", default_value_t = config::DEFAULT_HEARTBEAT_MS, help_heading = WORKERS)]
     pub heartbeat_ms: u64,
@@ -63,6 +75,10 @@ pub struct ControllerArgs {
     /// Most user turns in one conversation or battle.
     #[arg(long, env = "ARENA_MAX_TURNS", default_value_t = config::DEFAULT_MAX_TURNS, help_heading = ARENA)]
     pub max_turns: usize,
+    /// How long (ms) an answer being generated stays alive without news from its
+    /// controller; after a crash its battle can regenerate this long after the last news.
+    #[arg(long, env = "ARENA_ANSWER_LEASE_MS", default_value_t = config::DEFAULT_ANSWER_LEASE.as_millis() as u64, help_heading = ARENA)]
+    pub answer_lease_ms: u64,
     /// Largest (and default) max_tokens of an arena answer.
     #[arg(long, env = "ARENA_MAX_TOKENS", default_value_t = config::DEFAULT_MAX_TOKENS, help_heading = ARENA)]
     pub max_tokens: u32,
@@ -168,6 +184,9 @@ impl ControllerArgs {
             http_addr: self.http_addr,
             grpc_addr: self.grpc_addr,
             worker_token: self.worker_token.filter(|t| !t.is_empty()),
+            worker_ca: self.worker_ca,
+            grpc_tls_cert: self.tls_cert,
+            grpc_tls_key: self.tls_key,
             policy: self.dispatch,
             endpoints: self.endpoints,
             redis_url: self.redis_url.filter(|u| !u.is_empty()),
@@ -191,6 +210,7 @@ impl ControllerArgs {
                 trust_forwarded_for: self.trust_forwarded_for,
                 voter_salt: self.voter_salt.filter(|s| !s.is_empty()),
                 default_max_tokens: self.max_tokens.max(1),
+                answer_lease: std::time::Duration::from_millis(self.answer_lease_ms.max(100)),
                 ..ArenaSettings::default()
             },
             moderation_rules: self.moderation_rules,

@@ -2,9 +2,10 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use arena_worker::run::WorkerOptions;
+use arena_worker::run::{TlsFiles, WorkerOptions};
 use clap::Args;
 
 use super::ModelArgs;
@@ -20,15 +21,26 @@ pub struct WorkerArgs {
     /// gRPC listen address; port 0 picks a free port.
     #[arg(long, env = "ARENA_WORKER_LISTEN", default_value = "127.0.0.1:21002")]
     pub listen: SocketAddr,
-    /// URL the controller dials to reach this worker (default: http://<listen address>).
+    /// URL the controller dials to reach this worker (default: http://<listen address>, or
+    /// https:// with --tls-cert).
     #[arg(long, env = "ARENA_WORKER_ADVERTISE")]
     pub advertise: Option<String>,
     /// Controller gRPC URL, e.g. http://127.0.0.1:21001; standalone when absent.
     #[arg(long, env = "ARENA_CONTROLLER")]
     pub controller: Option<String>,
-    /// Shared secret presented on registration.
+    /// Shared secret presented on registration and required of every caller of this worker
+    /// (the controller sends it).
     #[arg(long, env = "ARENA_WORKER_TOKEN", hide_env_values = true)]
     pub worker_token: Option<String>,
+    /// Serve gRPC over TLS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "ARENA_WORKER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of --tls-cert.
+    #[arg(long, env = "ARENA_WORKER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA certificate (PEM) trusted beside the system roots when --controller is https://.
+    #[arg(long, env = "ARENA_CONTROLLER_CA")]
+    pub controller_ca: Option<PathBuf>,
     /// Worker id (default: the model name plus a random suffix).
     #[arg(long, env = "ARENA_WORKER_ID")]
     pub worker_id: Option<String>,
@@ -61,6 +73,11 @@ impl WorkerArgs {
             advertise: self.advertise,
             controller: self.controller,
             token: self.worker_token.filter(|t| !t.is_empty()),
+            tls: self
+                .tls_cert
+                .zip(self.tls_key)
+                .map(|(cert, key)| TlsFiles { cert, key }),
+            controller_ca: self.controller_ca,
             worker_id: self.worker_id,
             max_concurrency: self.max_concurrency,
             heartbeat_interval: Duration::from_millis(self.heartbeat_ms.max(1)),

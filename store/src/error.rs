@@ -10,6 +10,12 @@ pub enum StoreError {
     /// A write lost a race or repeated a unique fact (a second vote on one turn).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The battle has its vote and takes no more turns.
+    #[error("this battle has been voted on")]
+    Closed,
+    /// A vote came while an answer of its turn was not complete (or a newer turn started).
+    #[error("not complete: {0}")]
+    Unfinished(String),
     /// The database URL is neither Postgres nor SQLite.
     #[error("configuration error: {0}")]
     Config(String),

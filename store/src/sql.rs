@@ -6,10 +6,38 @@ use arena_ratings::clock::unix_ms;
 use futures_util::StreamExt;
 
 use crate::{
-    ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExportBattle, ExportConversation,
-    MessageRecord, ModelStats, NewBattle, NewFlag, NewMessage, NewRating, NewVote, PostgresStore,
-    Sink, SqliteStore, StoreError,
+    AnswerUpdate, ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExportBattle,
+    ExportConversation, MessageRecord, ModelStats, NewBattle, NewFlag, NewMessage, NewRating,
+    NewVote, OpenTurn, PostgresStore, Sink, SqliteStore, StoreError, COMPLETE, GENERATING,
+    INTERRUPTED,
 };
+
+/// Why a vote cannot be stored, from the rows of its battle's two conversations as
+/// (conversation, turn, role, finish_reason, superseded); `None` when it can.
+fn vote_refusal(
+    turn: i64,
+    conversations: [&str; 2],
+    rows: &[(String, i64, String, Option<String>, bool)],
+) -> Option<String> {
+    for (side, conversation) in ["A", "B"].into_iter().zip(conversations) {
+        let mine = || rows.iter().filter(move |r| r.0 == conversation);
+        let last_turn = mine().filter(|r| r.2 == "user").map(|r| r.1).max();
+        if last_turn != Some(turn) {
+            return Some(format!("turn {turn} is not the battle's latest turn"));
+        }
+        let answer = mine().rfind(|r| r.2 == "assistant" && !r.4 && r.1 == turn);
+        match answer.and_then(|r| r.3.as_deref()) {
+            Some(f) if COMPLETE.contains(&f) => {}
+            Some(GENERATING) => return Some(format!("answer {side} is still being generated")),
+            Some(f) => return Some(format!("answer {side} did not complete ({f})")),
+            None => return Some(format!("answer {side} is missing")),
+        }
+    }
+    None
+}
+
+/// What an answer left `generating` by a stopped controller says.
+const STOPPED: &str = "the answer stopped when the server did; regenerate it";
 
 /// A unique-constraint violation is a conflict the caller reports (409); the rest are failures.
 fn query_error(e: sqlx::Error) -> StoreError {
@@ -19,6 +47,32 @@ fn query_error(e: sqlx::Error) -> StoreError {
         }
         _ => StoreError::Database(e.to_string()),
     }
+}
+
+/// The INSERT of one message row, ready to execute.
+macro_rules! insert_message {
+    ($m:expr, $now:expr) => {
+        sqlx::query(
+            "INSERT INTO messages (conversation_id, seq, turn, role, content, model, \
+             prompt_tokens, completion_tokens, latency_ms, ttft_ms, finish_reason, error, \
+             lease_ms, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .bind(&$m.conversation_id)
+        .bind($m.seq)
+        .bind($m.turn)
+        .bind($m.role)
+        .bind(&$m.content)
+        .bind(&$m.model)
+        .bind($m.prompt_tokens)
+        .bind($m.completion_tokens)
+        .bind($m.latency_ms)
+        .bind($m.ttft_ms)
+        .bind(&$m.finish_reason)
+        .bind(&$m.error)
+        .bind($m.lease_ms)
+        .bind($now)
+    };
 }
 
 macro_rules! arena_store_sql {
@@ -73,6 +127,88 @@ macro_rules! arena_store_sql {
                 tx.commit().await.map_err(query_error)
             }
 
+            async fn open_turn(&self, t: &OpenTurn) -> Result<(), StoreError> {
+                let now = unix_ms() as i64;
+                let mut tx = self.pool.begin().await.map_err(query_error)?;
+                if let Some(battle) = &t.battle_id {
+                    // A no-op write takes the battle's row lock in Postgres and the write
+                    // lock in SQLite, so a vote and a turn on one battle never interleave.
+                    sqlx::query("UPDATE battles SET created_ms = created_ms WHERE id = $1")
+                        .bind(battle)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error)?;
+                    let (votes,): (i64,) =
+                        sqlx::query_as("SELECT COUNT(*) FROM votes WHERE battle_id = $1")
+                            .bind(battle)
+                            .fetch_one(&mut *tx)
+                            .await
+                            .map_err(query_error)?;
+                    if votes > 0 {
+                        return Err(StoreError::Closed);
+                    }
+                }
+                for (conversation, turn) in &t.supersede {
+                    sqlx::query(
+                        "UPDATE messages SET superseded = TRUE \
+                         WHERE conversation_id = $1 AND turn = $2 AND role = 'assistant'",
+                    )
+                    .bind(conversation)
+                    .bind(turn)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error)?;
+                }
+                for m in &t.rows {
+                    insert_message!(m, now).execute(&mut *tx).await.map_err(query_error)?;
+                }
+                tx.commit().await.map_err(query_error)
+            }
+
+            async fn update_answer(&self, u: &AnswerUpdate) -> Result<(), StoreError> {
+                let q = match &u.finished {
+                    // Progress only while still generating: a late tick never reopens it.
+                    None => sqlx::query(
+                        "UPDATE messages SET content = $3, lease_ms = $4 \
+                         WHERE conversation_id = $1 AND seq = $2 AND finish_reason = 'generating'",
+                    )
+                    .bind(&u.conversation_id)
+                    .bind(u.seq)
+                    .bind(&u.content)
+                    .bind(u.lease_ms),
+                    Some(f) => sqlx::query(
+                        "UPDATE messages SET content = $3, prompt_tokens = $4, completion_tokens = $5, \
+                         latency_ms = $6, ttft_ms = $7, finish_reason = $8, error = $9, lease_ms = NULL \
+                         WHERE conversation_id = $1 AND seq = $2",
+                    )
+                    .bind(&u.conversation_id)
+                    .bind(u.seq)
+                    .bind(&u.content)
+                    .bind(f.prompt_tokens)
+                    .bind(f.completion_tokens)
+                    .bind(f.latency_ms)
+                    .bind(f.ttft_ms)
+                    .bind(&f.finish_reason)
+                    .bind(&f.error),
+                };
+                q.execute(&self.pool).await.map(|_| ()).map_err(query_error)
+            }
+
+            async fn close_expired_answers(&self, now_ms: i64) -> Result<u64, StoreError> {
+                sqlx::query(
+                    "UPDATE messages SET finish_reason = $1, error = $2, lease_ms = NULL \
+                     WHERE finish_reason = $3 AND lease_ms < $4",
+                )
+                .bind(INTERRUPTED)
+                .bind(STOPPED)
+                .bind(GENERATING)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(query_error)
+            }
+
             async fn battle(&self, id: &str) -> Result<Option<BattleRecord>, StoreError> {
                 let row: Option<(String, String, String, bool, String, String, i64)> = sqlx::query_as(
                     "SELECT b.id, b.model_a, b.model_b, b.anonymous, b.conversation_a, b.conversation_b, \
@@ -124,8 +260,8 @@ macro_rules! arena_store_sql {
                 &self,
                 conversation_id: &str,
             ) -> Result<Vec<MessageRecord>, StoreError> {
-                let rows: Vec<(i64, i64, String, String, Option<String>, bool)> = sqlx::query_as(
-                    "SELECT seq, turn, role, content, finish_reason, superseded FROM messages \
+                let rows: Vec<(i64, i64, String, String, Option<String>, bool, Option<i64>)> = sqlx::query_as(
+                    "SELECT seq, turn, role, content, finish_reason, superseded, lease_ms FROM messages \
                      WHERE conversation_id = $1 ORDER BY seq",
                 )
                 .bind(conversation_id)
@@ -134,13 +270,14 @@ macro_rules! arena_store_sql {
                 .map_err(query_error)?;
                 Ok(rows
                     .into_iter()
-                    .map(|(seq, turn, role, content, finish_reason, superseded)| MessageRecord {
+                    .map(|(seq, turn, role, content, finish_reason, superseded, lease_ms)| MessageRecord {
                         seq,
                         turn,
                         role,
                         content,
                         finish_reason,
                         superseded,
+                        lease_ms,
                     })
                     .collect())
             }
@@ -149,45 +286,43 @@ macro_rules! arena_store_sql {
                 let now = unix_ms() as i64;
                 let mut tx = self.pool.begin().await.map_err(query_error)?;
                 for m in messages {
-                    sqlx::query(
-                        "INSERT INTO messages (conversation_id, seq, turn, role, content, model, \
-                         prompt_tokens, completion_tokens, latency_ms, ttft_ms, finish_reason, error, \
-                         created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-                    )
-                    .bind(&m.conversation_id)
-                    .bind(m.seq)
-                    .bind(m.turn)
-                    .bind(m.role)
-                    .bind(&m.content)
-                    .bind(&m.model)
-                    .bind(m.prompt_tokens)
-                    .bind(m.completion_tokens)
-                    .bind(m.latency_ms)
-                    .bind(m.ttft_ms)
-                    .bind(&m.finish_reason)
-                    .bind(&m.error)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(query_error)?;
+                    insert_message!(m, now).execute(&mut *tx).await.map_err(query_error)?;
                 }
                 tx.commit().await.map_err(query_error)
             }
 
-            async fn supersede(&self, conversation_id: &str, turn: i64) -> Result<(), StoreError> {
-                sqlx::query(
-                    "UPDATE messages SET superseded = TRUE \
-                     WHERE conversation_id = $1 AND turn = $2 AND role = 'assistant'",
-                )
-                .bind(conversation_id)
-                .bind(turn)
-                .execute(&self.pool)
-                .await
-                .map(|_| ())
-                .map_err(query_error)
-            }
-
             async fn add_vote(&self, v: &NewVote) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await.map_err(query_error)?;
+                // The same lock as open_turn: no turn starts between these checks and the vote.
+                sqlx::query("UPDATE battles SET created_ms = created_ms WHERE id = $1")
+                    .bind(&v.battle_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error)?;
+                let (conversation_a, conversation_b, votes): (String, String, i64) = sqlx::query_as(
+                    "SELECT conversation_a, conversation_b, \
+                     (SELECT COUNT(*) FROM votes WHERE battle_id = $1) FROM battles WHERE id = $1",
+                )
+                .bind(&v.battle_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(query_error)?
+                .ok_or_else(|| StoreError::Unfinished(format!("no battle '{}'", v.battle_id)))?;
+                if votes > 0 {
+                    return Err(StoreError::Conflict("this battle already has its vote".into()));
+                }
+                let rows: Vec<(String, i64, String, Option<String>, bool)> = sqlx::query_as(
+                    "SELECT conversation_id, turn, role, finish_reason, superseded FROM messages \
+                     WHERE conversation_id IN ($1, $2) ORDER BY seq",
+                )
+                .bind(&conversation_a)
+                .bind(&conversation_b)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(query_error)?;
+                if let Some(why) = vote_refusal(v.turn, [&conversation_a, &conversation_b], &rows) {
+                    return Err(StoreError::Unfinished(why));
+                }
                 sqlx::query(
                     "INSERT INTO votes (id, battle_id, turn, winner, voter_hash, counted, \
                      excluded_reason, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -200,10 +335,10 @@ macro_rules! arena_store_sql {
                 .bind(v.counted)
                 .bind(&v.excluded_reason)
                 .bind(unix_ms() as i64)
-                .execute(&self.pool)
+                .execute(&mut *tx)
                 .await
-                .map(|_| ())
-                .map_err(query_error)
+                .map_err(query_error)?;
+                tx.commit().await.map_err(query_error)
             }
 
             async fn add_rating(&self, r: &NewRating) -> Result<(), StoreError> {

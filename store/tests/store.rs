@@ -1,6 +1,8 @@
 //! The store suite: every test runs against SQLite and Postgres, each on a fresh database.
 
-use arena_store::{ArenaStore, NewBattle, NewFlag, NewMessage, NewRating, NewVote, StoreError};
+use arena_store::{
+    ArenaStore, NewBattle, NewFlag, NewMessage, NewRating, NewVote, OpenTurn, StoreError,
+};
 use arena_testkit::{db, on_both_backends};
 use std::future::Future;
 use std::sync::Arc;
@@ -58,6 +60,19 @@ fn message(conversation: &str, seq: i64, turn: i64, role: &'static str, text: &s
     }
 }
 
+/// Turn 1 of a battle, answered in full on both sides, so it can take its vote.
+async fn answered(s: &Arc<dyn ArenaStore>, battle: &str) {
+    for side in ["a", "b"] {
+        let conv = format!("{battle}-{side}");
+        s.add_messages(&[
+            message(&conv, 0, 1, "user", "Hi"),
+            message(&conv, 1, 1, "assistant", "Hello"),
+        ])
+        .await
+        .unwrap();
+    }
+}
+
 on_both_backends!(
     battles_round_trip_and_count_their_votes,
     with_store,
@@ -75,6 +90,7 @@ on_both_backends!(
         assert!(s.battle("nope").await.unwrap().is_none());
         let c = s.conversation("b1-b").await.unwrap().unwrap();
         assert_eq!((c.mode.as_str(), c.model.as_str()), ("battle", "beta"));
+        answered(&s, "b1").await;
         s.add_vote(&vote("v1", "b1", "model_a", true))
             .await
             .unwrap();
@@ -89,6 +105,7 @@ on_both_backends!(
         s.create_battle(&battle("b1", "alpha", "beta", true))
             .await
             .unwrap();
+        answered(&s, "b1").await;
         s.add_vote(&vote("v1", "b1", "model_a", true))
             .await
             .unwrap();
@@ -101,6 +118,7 @@ on_both_backends!(
         s.create_battle(&battle("b2", "alpha", "beta", true))
             .await
             .unwrap();
+        answered(&s, "b2").await;
         let e = s
             .add_vote(&vote("v3", "b2", "alpha", true))
             .await
@@ -126,10 +144,13 @@ on_both_backends!(
             .await
             .unwrap_err();
         assert!(matches!(e, StoreError::Conflict(_)), "{e}");
-        s.supersede("c1", 1).await.unwrap();
-        s.add_messages(&[message("c1", 2, 1, "assistant", "Hey")])
-            .await
-            .unwrap();
+        s.open_turn(&OpenTurn {
+            battle_id: None,
+            supersede: vec![("c1".into(), 1)],
+            rows: vec![message("c1", 2, 1, "assistant", "Hey")],
+        })
+        .await
+        .unwrap();
         let m = s.messages("c1").await.unwrap();
         let rows: Vec<(i64, &str, &str, bool)> = m
             .iter()
@@ -187,6 +208,7 @@ on_both_backends!(
             ("b5", "beta", "gamma", true, "tie (bothbad)", true),
         ] {
             s.create_battle(&battle(id, a, b, anonymous)).await.unwrap();
+            answered(&s, id).await;
             s.add_vote(&vote(&format!("v{id}"), id, winner, counted))
                 .await
                 .unwrap();
@@ -273,10 +295,13 @@ on_both_backends!(
                 ])
                 .await
                 .unwrap();
-                s.supersede(&conv, 1).await.unwrap();
-                s.add_messages(&[message(&conv, 2, 1, "assistant", &format!("{id} {side}"))])
-                    .await
-                    .unwrap();
+                s.open_turn(&OpenTurn {
+                    battle_id: Some(id.into()),
+                    supersede: vec![(conv.clone(), 1)],
+                    rows: vec![message(&conv, 2, 1, "assistant", &format!("{id} {side}"))],
+                })
+                .await
+                .unwrap();
             }
             s.add_vote(&vote(&format!("v{id}"), id, "model_b", counted))
                 .await

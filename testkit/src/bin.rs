@@ -148,3 +148,30 @@ pub async fn post_chat(http: &str, body: &serde_json::Value) -> (u16, String) {
         .unwrap();
     (r.status().as_u16(), r.text().await.unwrap())
 }
+
+/// Streams a generation from the worker at `addr` sending `token` as the worker token (a
+/// worker started with `--worker-token` refuses calls without it): the whole text and the
+/// last message.
+pub async fn collect_with_token(
+    addr: std::net::SocketAddr,
+    token: &str,
+    req: arena_proto::v1::GenerateRequest,
+) -> (String, arena_proto::v1::GenerateResponse) {
+    let mut client =
+        arena_proto::v1::worker_client::WorkerClient::connect(format!("http://{addr}"))
+            .await
+            .unwrap();
+    let mut req = tonic::Request::new(req);
+    req.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("an ASCII token"),
+    );
+    let mut stream = client.generate(req).await.unwrap().into_inner();
+    let mut text = String::new();
+    let mut last = None;
+    while let Some(m) = stream.message().await.unwrap() {
+        text.push_str(&m.text);
+        last = Some(m);
+    }
+    (text, last.expect("an empty stream"))
+}

@@ -8,11 +8,13 @@ use std::time::{Duration, Instant};
 
 use arena_proto::v1::worker_server::WorkerServer;
 use tokio::sync::{oneshot, watch};
+use tonic::transport::{Identity, ServerTlsConfig};
 
 use crate::error::{Result, WorkerError};
 use crate::generate::engine::Event;
 use crate::generate::params::RawParams;
 use crate::model::loader::{self, LoadedModel};
+use crate::serve::auth::RequireToken;
 use crate::serve::registration::{self, Registration};
 use crate::serve::served::{Input, ServedModel};
 use crate::serve::server::WorkerService;
@@ -44,8 +46,13 @@ pub struct WorkerOptions {
     pub advertise: Option<String>,
     /// Controller URL; standalone when absent.
     pub controller: Option<String>,
-    /// Registration secret.
+    /// The worker token: presented on registration, and required of every caller of the
+    /// Worker service (the controller sends it).
     pub token: Option<String>,
+    /// Certificate and key to serve gRPC over TLS (for workers on other hosts).
+    pub tls: Option<TlsFiles>,
+    /// Extra CA (PEM) trusted, beside the system roots, when the controller URL is `https://`.
+    pub controller_ca: Option<PathBuf>,
     /// Worker id (default: name plus a random suffix).
     pub worker_id: Option<String>,
     /// Running sequences at most.
@@ -54,6 +61,28 @@ pub struct WorkerOptions {
     pub heartbeat_interval: Duration,
     /// How long to wait for running requests on shutdown.
     pub drain_timeout: Duration,
+}
+
+/// A PEM certificate (chain) and its private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain, PEM.
+    pub cert: PathBuf,
+    /// The private key, PEM.
+    pub key: PathBuf,
+}
+
+/// Reads a file named by a flag, saying which flag when it cannot be read.
+fn read_flag_file(flag: &str, path: &std::path::Path) -> Result<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| WorkerError::Server(format!("cannot read {flag} {}: {e}", path.display())))
+}
+
+/// The server's TLS set-up from its PEM files; a bad file stops start-up with the reason.
+fn server_tls(files: &TlsFiles) -> Result<ServerTlsConfig> {
+    let cert = read_flag_file("--tls-cert", &files.cert)?;
+    let key = read_flag_file("--tls-key", &files.key)?;
+    Ok(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
 }
 
 /// Loads the model off the async threads and picks its template.
@@ -89,6 +118,17 @@ pub async fn run_worker(
     opts: WorkerOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    // Bad TLS files fail before the (slow) model load.
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(files) = &opts.tls {
+        builder = builder
+            .tls_config(server_tls(files)?)
+            .map_err(|e| WorkerError::Server(format!("TLS (--tls-cert, --tls-key): {e}")))?;
+    }
+    let controller_ca = match &opts.controller_ca {
+        Some(path) => Some(read_flag_file("--controller-ca", path)?),
+        None => None,
+    };
     let (loaded, name, template) = load(&opts.model).await?;
     let served = ServedModel::start(
         loaded,
@@ -104,17 +144,22 @@ pub async fn run_worker(
         .clone()
         .unwrap_or_else(|| format!("{name}-{:08x}", rand::random::<u32>()));
     let service = WorkerService::new(served.clone(), worker_id.clone());
+    warn_if_exposed(addr, &opts);
+    let router = match opts.token.as_deref() {
+        Some(token) => builder.add_service(WorkerServer::with_interceptor(
+            service,
+            RequireToken::new(token),
+        )),
+        None => builder.add_service(WorkerServer::new(service)),
+    };
     let (stop_server, server_stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(WorkerServer::new(service))
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async {
-                    let _ = server_stopped.await;
-                },
-            ),
-    );
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
+    let server = tokio::spawn(router.serve_with_incoming_shutdown(
+        tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+        async {
+            let _ = server_stopped.await;
+        },
+    ));
     // A stable line on stderr that scripts and tests wait for.
     eprintln!("{}{addr}", crate::READY_LINE);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -125,11 +170,12 @@ pub async fn run_worker(
             address: opts
                 .advertise
                 .clone()
-                .unwrap_or_else(|| format!("http://{addr}")),
+                .unwrap_or_else(|| format!("{scheme}://{addr}")),
             models: vec![name.clone()],
             context_length: served.info().context_length as u32,
             max_concurrency: served.engine().max_concurrency() as u32,
             token: opts.token.clone(),
+            controller_ca,
             heartbeat_interval: opts.heartbeat_interval,
         };
         tokio::spawn(registration::run(
@@ -173,6 +219,21 @@ pub async fn run_worker(
     match tokio::time::timeout(Duration::from_secs(5), server).await {
         Ok(Ok(Err(e))) => Err(WorkerError::Server(e.to_string())),
         _ => Ok(()),
+    }
+}
+
+/// Warns when the port is reachable from other hosts without a token (anyone may generate,
+/// skipping the controller's keys, limits and moderation) or without TLS (the token and the
+/// prompts cross the network in clear).
+fn warn_if_exposed(addr: SocketAddr, opts: &WorkerOptions) {
+    if addr.ip().is_loopback() {
+        return;
+    }
+    if opts.token.is_none() {
+        tracing::warn!(%addr, "no worker token set: this worker answers anyone who can reach {addr} (set ARENA_WORKER_TOKEN on it and on the controller)");
+    }
+    if opts.tls.is_none() {
+        tracing::warn!(%addr, "no TLS: requests, answers and the worker token travel unencrypted (set --tls-cert and --tls-key for workers on other hosts)");
     }
 }
 

@@ -10,6 +10,7 @@ pub mod register;
 pub mod registry;
 pub mod shared;
 pub mod stream;
+pub mod worker_auth;
 pub mod worker_client;
 
 use std::sync::Arc;

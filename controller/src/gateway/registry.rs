@@ -5,15 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use arena_proto::v1::worker_client::WorkerClient;
 use serde::{Deserialize, Serialize};
-use tonic::transport::{Channel, Endpoint};
 
+use super::worker_auth::{WorkerDialer, WorkerRpc};
 use crate::error::ControllerError;
 use arena_ratings::clock::unix_ms;
-
-/// How long a call to a worker may take to connect.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a worker says about itself when it registers.
 #[derive(Debug, Clone)]
@@ -32,7 +28,7 @@ pub struct WorkerInfo {
 
 struct Entry {
     info: WorkerInfo,
-    client: WorkerClient<Channel>,
+    client: WorkerRpc,
     last_heartbeat: Instant,
     queue_length: u32,
     in_flight: Arc<AtomicUsize>,
@@ -69,8 +65,8 @@ impl super::dispatch::Load for Entry {
 pub struct Candidate {
     /// Worker id.
     pub id: String,
-    /// gRPC client (cheap to clone).
-    pub client: WorkerClient<Channel>,
+    /// gRPC client (cheap to clone); sends the worker token.
+    pub client: WorkerRpc,
     /// Requests this controller has running on it plus the queue it reported.
     pub load: usize,
     /// The worker's `max_concurrency`.
@@ -122,14 +118,22 @@ pub struct WorkerView {
 pub struct Registry {
     workers: RwLock<HashMap<String, Entry>>,
     expiry: Duration,
+    dialer: WorkerDialer,
 }
 
 impl Registry {
-    /// A registry that forgets workers silent for longer than `expiry`.
+    /// A registry that forgets workers silent for longer than `expiry` and calls them
+    /// without a token.
     pub fn new(expiry: Duration) -> Self {
+        Self::with_dialer(expiry, WorkerDialer::default())
+    }
+
+    /// A registry whose worker clients `dialer` makes (the worker token, TLS).
+    pub fn with_dialer(expiry: Duration, dialer: WorkerDialer) -> Self {
         Self {
             workers: RwLock::new(HashMap::new()),
             expiry,
+            dialer,
         }
     }
 
@@ -143,10 +147,7 @@ impl Registry {
 
     /// Adds or replaces a worker.
     pub fn register(&self, info: WorkerInfo) -> Result<(), ControllerError> {
-        let endpoint = Endpoint::from_shared(info.address.clone())
-            .map_err(|e| ControllerError::BadAddress(info.address.clone(), e.to_string()))?
-            .connect_timeout(CONNECT_TIMEOUT);
-        let client = WorkerClient::new(endpoint.connect_lazy());
+        let client = self.dialer.client(&info.address)?;
         let mut workers = self.write();
         // A re-registering worker keeps the count of requests still running on it.
         let in_flight = workers

@@ -108,10 +108,7 @@ async fn threads(state: &ArenaState, b: &BattleRecord) -> Result<[Thread; 2], Ap
 
 fn open(b: &BattleRecord) -> Result<(), ApiError> {
     if b.votes > 0 {
-        return Err(ApiError::conflict(
-            "battle_closed",
-            "this battle has been voted on and takes no more turns: start a new round",
-        ));
+        return Err(turns::battle_closed());
     }
     Ok(())
 }
@@ -162,7 +159,7 @@ pub async fn turn(
         .check_input(&req.text, &client, Some(&battle.id), None)
         .await?;
     let threads = threads(&state, &battle).await?;
-    let (turn, jobs) = turns::begin_turn(&state, &threads, &req.text).await?;
+    let (turn, jobs) = turns::begin_turn(&state, Some(&battle.id), &threads, &req.text).await?;
     Ok(turns::stream(
         state.clone(),
         jobs,
@@ -183,7 +180,7 @@ pub async fn regenerate(
     let battle = load(&state, &id).await?;
     open(&battle)?;
     let threads = threads(&state, &battle).await?;
-    let (turn, jobs) = turns::begin_regenerate(&state, &threads).await?;
+    let (turn, jobs) = turns::begin_regenerate(&state, Some(&battle.id), &threads).await?;
     Ok(turns::stream(
         state.clone(),
         jobs,
@@ -201,8 +198,9 @@ pub struct VoteBody {
     pub winner: String,
 }
 
-/// `POST /api/battles/{id}/vote`: stored once per battle turn, after both answers finished;
-/// answers the names and whether the vote counts.
+/// `POST /api/battles/{id}/vote`: stored once per battle, on its latest turn, when both
+/// answers to it are complete (`stop` or `length`); answers the names and whether the vote
+/// counts. The store checks the answers with the battle locked, so no turn slips in between.
 pub async fn vote(
     State(state): State<Arc<ArenaState>>,
     Path(id): Path<String>,
@@ -228,11 +226,8 @@ pub async fn vote(
     }
     let threads = threads(&state, &battle).await?;
     let turn = threads[0].turns();
-    if turn == 0 || !threads.iter().all(Thread::answered) {
-        return Err(ApiError::conflict(
-            "answers_not_finished",
-            "vote after both answers have finished",
-        ));
+    if turn == 0 {
+        return Err(not_finished("there is no answer yet"));
     }
     let answers: Vec<(char, &str, Option<&str>)> = threads
         .iter()
@@ -268,6 +263,7 @@ pub async fn vote(
             StoreError::Conflict(_) => {
                 ApiError::conflict("already_voted", "this battle already has its vote")
             }
+            StoreError::Unfinished(why) => not_finished(&why),
             other => store_error(other),
         })?;
     Ok(Json(json!({
@@ -276,4 +272,12 @@ pub async fn vote(
         "counted": reason.is_none(),
         "reason": reason,
     })))
+}
+
+/// A vote refused because an answer is missing, still running or cut short.
+fn not_finished(why: &str) -> ApiError {
+    ApiError::conflict(
+        "answers_not_finished",
+        format!("vote once both answers are complete: {why} (regenerate an interrupted or failed answer)"),
+    )
 }

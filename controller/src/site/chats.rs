@@ -74,7 +74,7 @@ pub async fn turn(
         .check_input(&req.text, &client, None, Some(&chat.id))
         .await?;
     let thread = Thread::load(&state, &chat.id, &chat.model).await?;
-    let (turn, jobs) = turns::begin_turn(&state, &[thread], &req.text).await?;
+    let (turn, jobs) = turns::begin_turn(&state, None, &[thread], &req.text).await?;
     Ok(turns::stream(state.clone(), jobs, params, turn, direct()))
 }
 
@@ -88,7 +88,7 @@ pub async fn regenerate(
     let params = state.sampling(&sampling)?;
     let chat = load(&state, &id).await?;
     let thread = Thread::load(&state, &chat.id, &chat.model).await?;
-    let (turn, jobs) = turns::begin_regenerate(&state, &[thread]).await?;
+    let (turn, jobs) = turns::begin_regenerate(&state, None, &[thread]).await?;
     Ok(turns::stream(state.clone(), jobs, params, turn, direct()))
 }
 

@@ -280,7 +280,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_vote_the_ratings_refuse_is_a_ratings_error() {
-        use arena_store::{NewBattle, NewVote};
+        use arena_store::{NewBattle, NewMessage, NewVote};
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("a.db").display());
         let store = arena_store::connect(&url).await.unwrap();
@@ -296,6 +296,20 @@ mod tests {
             })
             .await
             .unwrap();
+        for conversation in ["ca", "cb"] {
+            let row = |seq, role| NewMessage {
+                conversation_id: conversation.into(),
+                seq,
+                turn: 1,
+                role,
+                finish_reason: (role == "assistant").then(|| "stop".into()),
+                ..Default::default()
+            };
+            store
+                .add_messages(&[row(0, "user"), row(1, "assistant")])
+                .await
+                .unwrap();
+        }
         store
             .add_vote(&NewVote {
                 id: "v".into(),

@@ -4,6 +4,7 @@
 
 mod battles;
 mod chats;
+pub mod coalesce;
 pub mod hygiene;
 mod input;
 pub mod leaderboard;
@@ -29,6 +30,7 @@ use crate::gateway::Gateway;
 use crate::http::{client_addr, rate_limit, Limit};
 use leaderboard::LeaderboardCache;
 use moderation::Moderation;
+pub use turns::spawn_lease_sweep;
 
 /// What the arena handlers share.
 pub struct ArenaState {

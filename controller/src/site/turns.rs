@@ -1,14 +1,21 @@
 //! One user turn (or a regeneration) on one or two sides, its input already checked by
-//! `input.rs`: the user message stored, every side generated at once and streamed as tagged
-//! SSE events, and each answer stored before its side's `end` event, so a vote after `done`
-//! always finds it.
+//! `input.rs`: the user message and the answers-to-be stored at once (answers as
+//! `generating`, with a lease renewed while they stream), every side generated at once and
+//! streamed as tagged SSE events, and each answer's end stored before its side's `end` event,
+//! so a vote after `done` always finds it. An answer cut short by a disconnect is stored as
+//! `interrupted`; one whose controller died is closed as `interrupted` when its lease runs
+//! out ([`spawn_lease_sweep`]).
 
 use std::convert::Infallible;
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use arena_proto::v1::{generate_request, ChatMessage, GenerateRequest, Messages, SamplingParams};
-use arena_store::{MessageRecord, NewMessage, StoreError};
+use arena_ratings::clock::unix_ms;
+use arena_store::{
+    AnswerUpdate, ArenaStore, Finished, MessageRecord, NewMessage, OpenTurn, StoreError,
+    GENERATING, INTERRUPTED,
+};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -16,6 +23,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
 
+use super::coalesce::Coalescer;
 use super::{store_error, ArenaState};
 use crate::error::ApiError;
 use crate::gateway::stream::{finish_reason, usage, Started};
@@ -64,9 +72,11 @@ impl Thread {
             .find(|m| m.role == "assistant" && !m.superseded && m.turn == turn)
     }
 
-    /// True when the last turn has its answer (or there is no turn yet).
+    /// True when the last turn's answer is no longer being generated (or there is no turn
+    /// yet).
     pub fn answered(&self) -> bool {
-        self.turns() == 0 || self.current_answer().is_some()
+        let now = unix_ms() as i64;
+        self.turns() == 0 || self.current_answer().is_some_and(|m| !m.in_flight(now))
     }
 
     fn next_seq(&self) -> i64 {
@@ -96,13 +106,49 @@ pub struct SideJob {
     conversation_id: String,
     messages: Vec<ChatMessage>,
     seq: i64,
-    turn: i64,
 }
 
-/// Checks that every thread can take a new turn, stores the user message in each (one
-/// transaction), and returns the jobs answering it, tagged `a`, `b`.
+/// The row of an answer about to be generated.
+fn pending_answer(state: &ArenaState, t: &Thread, seq: i64, turn: i64) -> NewMessage {
+    NewMessage {
+        conversation_id: t.conversation_id.clone(),
+        seq,
+        turn,
+        role: "assistant",
+        model: Some(t.model.clone()),
+        finish_reason: Some(GENERATING.into()),
+        lease_ms: Some(lease_until(state)),
+        ..Default::default()
+    }
+}
+
+fn lease_until(state: &ArenaState) -> i64 {
+    (unix_ms() + state.settings.answer_lease.as_millis() as u64) as i64
+}
+
+/// Writes a turn's opening rows; losing a race is "in progress", a vote is "closed".
+async fn open(state: &ArenaState, turn: OpenTurn) -> Result<(), ApiError> {
+    state.store.open_turn(&turn).await.map_err(|e| match e {
+        StoreError::Conflict(_) => in_progress(),
+        StoreError::Closed => battle_closed(),
+        other => store_error(other),
+    })
+}
+
+/// A battle with its vote takes no more turns.
+pub fn battle_closed() -> ApiError {
+    ApiError::conflict(
+        "battle_closed",
+        "this battle has been voted on and takes no more turns: start a new round",
+    )
+}
+
+/// Checks that every thread can take a new turn, stores the user message and the pending
+/// answer in each (one transaction, with the battle locked and still unvoted when
+/// `battle_id` is set), and returns the jobs answering it, tagged `a`, `b`.
 pub async fn begin_turn(
     state: &ArenaState,
+    battle_id: Option<&str>,
     threads: &[Thread],
     text: &str,
 ) -> Result<(i64, Vec<SideJob>), ApiError> {
@@ -119,21 +165,29 @@ pub async fn begin_turn(
     }
     ensure_answered(threads)?;
     let turn = turns + 1;
-    let user: Vec<NewMessage> = threads
+    let rows: Vec<NewMessage> = threads
         .iter()
-        .map(|t| NewMessage {
-            conversation_id: t.conversation_id.clone(),
-            seq: t.next_seq(),
-            turn,
-            role: "user",
-            content: text.to_string(),
-            ..Default::default()
+        .flat_map(|t| {
+            let user = NewMessage {
+                conversation_id: t.conversation_id.clone(),
+                seq: t.next_seq(),
+                turn,
+                role: "user",
+                content: text.to_string(),
+                ..Default::default()
+            };
+            [user, pending_answer(state, t, t.next_seq() + 1, turn)]
         })
         .collect();
-    state.store.add_messages(&user).await.map_err(|e| match e {
-        StoreError::Conflict(_) => in_progress(),
-        other => store_error(other),
-    })?;
+    open(
+        state,
+        OpenTurn {
+            battle_id: battle_id.map(str::to_string),
+            supersede: Vec::new(),
+            rows,
+        },
+    )
+    .await?;
     let jobs = threads
         .iter()
         .zip(["a", "b"])
@@ -149,16 +203,17 @@ pub async fn begin_turn(
                 conversation_id: t.conversation_id.clone(),
                 messages,
                 seq: t.next_seq() + 1,
-                turn,
             }
         })
         .collect();
     Ok((turn, jobs))
 }
 
-/// Marks the last turn's answers superseded and returns jobs answering it again.
+/// Marks the last turn's answers superseded, stores new pending answers (one transaction)
+/// and returns jobs answering it again.
 pub async fn begin_regenerate(
     state: &ArenaState,
+    battle_id: Option<&str>,
     threads: &[Thread],
 ) -> Result<(i64, Vec<SideJob>), ApiError> {
     let turn = threads.iter().map(Thread::turns).max().unwrap_or(0);
@@ -169,13 +224,21 @@ pub async fn begin_regenerate(
         ));
     }
     ensure_answered(threads)?;
-    for t in threads {
-        state
-            .store
-            .supersede(&t.conversation_id, turn)
-            .await
-            .map_err(store_error)?;
-    }
+    open(
+        state,
+        OpenTurn {
+            battle_id: battle_id.map(str::to_string),
+            supersede: threads
+                .iter()
+                .map(|t| (t.conversation_id.clone(), turn))
+                .collect(),
+            rows: threads
+                .iter()
+                .map(|t| pending_answer(state, t, t.next_seq(), turn))
+                .collect(),
+        },
+    )
+    .await?;
     let jobs = threads
         .iter()
         .zip(["a", "b"])
@@ -185,7 +248,6 @@ pub async fn begin_regenerate(
             conversation_id: t.conversation_id.clone(),
             messages: t.history(true),
             seq: t.next_seq(),
-            turn,
         })
         .collect();
     Ok((turn, jobs))
@@ -215,12 +277,31 @@ pub struct Streaming {
     pub in_battle: bool,
 }
 
-fn redact(message: &str, hide: &[String]) -> String {
-    hide.iter()
-        .filter(|n| !n.is_empty())
-        .fold(message.to_string(), |m, name| {
-            m.replace(name, "(hidden model)")
-        })
+impl Streaming {
+    /// Anonymous battles hide names, errors' details, token counts and token boundaries.
+    fn anonymous(&self) -> bool {
+        !self.hide.is_empty()
+    }
+
+    /// An error as this client may see it. In anonymous battles the details (a context
+    /// length, a prompt's token count, a worker's words) would tell the models apart, so
+    /// either side says the same thing for the same kind of failure.
+    fn public_error(&self, failure: &Failure) -> String {
+        if !self.anonymous() {
+            return failure.message.clone();
+        }
+        if failure.code == "context_length_exceeded" {
+            "the conversation is too long for this model: start a new battle".into()
+        } else {
+            "this model could not answer: regenerate to try again".into()
+        }
+    }
+}
+
+/// A side's failure: the full message (stored for the operator) and its kind.
+struct Failure {
+    message: String,
+    code: &'static str,
 }
 
 fn event(v: serde_json::Value) -> Event {
@@ -264,20 +345,62 @@ pub fn stream(
 /// How one side's generation ended.
 struct Outcome {
     finish: &'static str,
-    error: Option<String>,
+    /// Shown to the client as the side's `error` event (in its public form).
+    error: Option<Failure>,
+    /// Stored with the answer only (the client is gone).
+    note: Option<&'static str>,
     prompt_tokens: Option<i64>,
     completion_tokens: Option<i64>,
 }
 
 impl Outcome {
-    fn failed(message: String) -> Self {
+    fn failed(message: String, code: &'static str) -> Self {
         Self {
             finish: "error",
-            error: Some(message),
+            error: Some(Failure { message, code }),
+            note: None,
             prompt_tokens: None,
             completion_tokens: None,
         }
     }
+
+    fn interrupted() -> Self {
+        Self {
+            finish: INTERRUPTED,
+            error: None,
+            note: Some("the client disconnected before the answer finished"),
+            prompt_tokens: None,
+            completion_tokens: None,
+        }
+    }
+}
+
+/// Renews the answer's lease and saves its text so far until aborted, so a crash loses at
+/// most a few seconds of it and the answer is closed soon after.
+fn keep_alive(
+    state: Arc<ArenaState>,
+    job: &SideJob,
+    text: Arc<Mutex<String>>,
+) -> tokio::task::JoinHandle<()> {
+    let (conversation_id, seq) = (job.conversation_id.clone(), job.seq);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(state.settings.answer_lease / 3);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let content = text.lock().map(|t| t.clone()).unwrap_or_default();
+            let update = AnswerUpdate {
+                conversation_id: conversation_id.clone(),
+                seq,
+                content,
+                finished: None,
+                lease_ms: lease_until(&state),
+            };
+            if let Err(e) = state.store.update_answer(&update).await {
+                tracing::warn!(conversation = %conversation_id, "could not renew an answer's lease: {e}");
+            }
+        }
+    })
 }
 
 /// Streams one side's deltas into `tx`; a client that goes away cancels the generation. The
@@ -300,83 +423,154 @@ async fn run_side(
         system_message: None,
         return_tokens: false,
     };
-    let mut text = String::new();
+    let text = Arc::new(Mutex::new(String::new()));
+    let keeper = keep_alive(state.clone(), &job, text.clone());
     let mut ttft_ms = None;
     let outcome = match state.gateway.start_generation(request, how.in_battle).await {
-        Err(e) => Outcome::failed(e.message),
+        Err(e) => Outcome::failed(e.message, e.code),
         Ok(started) => {
             ttft_ms = Some(dispatched.elapsed().as_millis() as i64);
-            relay(started, job.tag, &mut text, &tx).await
+            let hold = how.anonymous().then(Coalescer::default);
+            relay(started, job.tag, hold, &text, &tx).await
         }
     };
+    keeper.abort();
+    let content = text.lock().map(|t| t.clone()).unwrap_or_default();
     let stored = state
         .store
-        .add_messages(&[NewMessage {
+        .update_answer(&AnswerUpdate {
             conversation_id: job.conversation_id.clone(),
             seq: job.seq,
-            turn: job.turn,
-            role: "assistant",
-            content: text,
-            model: Some(job.model.clone()),
-            prompt_tokens: outcome.prompt_tokens,
-            completion_tokens: outcome.completion_tokens,
-            latency_ms: Some(dispatched.elapsed().as_millis() as i64),
-            ttft_ms,
-            finish_reason: Some(outcome.finish.to_string()),
-            error: outcome.error.clone(),
-        }])
+            content,
+            finished: Some(Finished {
+                prompt_tokens: outcome.prompt_tokens,
+                completion_tokens: outcome.completion_tokens,
+                latency_ms: Some(dispatched.elapsed().as_millis() as i64),
+                ttft_ms,
+                finish_reason: outcome.finish.to_string(),
+                error: outcome
+                    .error
+                    .as_ref()
+                    .map(|f| f.message.clone())
+                    .or(outcome.note.map(str::to_string)),
+            }),
+            lease_ms: 0,
+        })
         .await;
     let last = match (stored, &outcome.error) {
         (Err(e), _) => {
             tracing::error!(conversation = %job.conversation_id, "could not store an answer: {e}");
             json!({"type": "error", "side": job.tag, "message": "the answer could not be stored"})
         }
-        (Ok(()), Some(message)) => {
-            json!({"type": "error", "side": job.tag, "message": redact(message, &how.hide)})
+        (Ok(()), Some(failure)) => {
+            json!({"type": "error", "side": job.tag, "message": how.public_error(failure)})
         }
-        (Ok(()), None) => json!({
-            "type": "end",
-            "side": job.tag,
-            "finish_reason": outcome.finish,
-            "tokens": outcome.completion_tokens,
-        }),
+        (Ok(()), None) => {
+            let mut end = json!({"type": "end", "side": job.tag, "finish_reason": outcome.finish});
+            // A token count tells tokenizers apart: anonymous battles leave it out.
+            if !how.anonymous() {
+                end["tokens"] = json!(outcome.completion_tokens);
+            }
+            end
+        }
     };
     let _ = tx.send(event(last)).await;
 }
 
-/// Forwards a started generation's text as delta events until it finishes, fails, or the
-/// client leaves (then the stream is dropped, which cancels the sequence on the worker).
+/// Sends one delta event; false when the client has gone.
+async fn send_delta(tx: &mpsc::Sender<Event>, tag: &str, text: Option<String>) -> bool {
+    match text {
+        Some(t) if !t.is_empty() => tx
+            .send(event(json!({"type": "delta", "side": tag, "text": t})))
+            .await
+            .is_ok(),
+        _ => true,
+    }
+}
+
+/// Forwards a started generation's text as delta events (coalesced into words when `hold`
+/// is set) until it finishes, fails, or the client leaves (then the stream is dropped, which
+/// cancels the sequence on the worker).
 async fn relay(
     mut started: Started,
     tag: &'static str,
-    text: &mut String,
+    mut hold: Option<Coalescer>,
+    text: &Mutex<String>,
     tx: &mpsc::Sender<Event>,
 ) -> Outcome {
     loop {
-        let m = match started.next_message().await {
-            Ok(m) => m,
-            Err(broken) => return Outcome::failed(broken.describe("the model")),
+        let deadline = hold.as_ref().and_then(Coalescer::deadline);
+        let next = match deadline {
+            // next_message is cancel-safe: a message is never lost to the timer.
+            Some(at) => tokio::select! {
+                m = started.next_message() => Some(m),
+                _ = tokio::time::sleep_until(at) => None,
+            },
+            None => Some(started.next_message().await),
+        };
+        let now = tokio::time::Instant::now();
+        let m = match next {
+            None => {
+                let held = hold.as_mut().and_then(|h| h.flush(now));
+                if !send_delta(tx, tag, held).await {
+                    return Outcome::interrupted();
+                }
+                continue;
+            }
+            Some(Ok(m)) => m,
+            Some(Err(broken)) => {
+                let held = hold.as_mut().and_then(|h| h.flush(now));
+                send_delta(tx, tag, held).await;
+                return Outcome::failed(broken.describe("the model"), "model_error");
+            }
         };
         if !m.text.is_empty() {
-            text.push_str(&m.text);
-            let delta = json!({"type": "delta", "side": tag, "text": m.text});
-            if tx.send(event(delta)).await.is_err() {
-                return Outcome {
-                    finish: "cancelled",
-                    error: None,
-                    prompt_tokens: None,
-                    completion_tokens: None,
-                };
+            if let Ok(mut t) = text.lock() {
+                t.push_str(&m.text);
+            }
+            let out = match hold.as_mut() {
+                Some(h) => h.push(&m.text, now),
+                None => Some(m.text.clone()),
+            };
+            if !send_delta(tx, tag, out).await {
+                return Outcome::interrupted();
             }
         }
         if let Some(reason) = finish_reason(&m) {
+            let held = hold.as_mut().and_then(|h| h.flush(now));
+            if !send_delta(tx, tag, held).await {
+                return Outcome::interrupted();
+            }
             let u = usage(&m);
             return Outcome {
                 finish: reason,
                 error: None,
+                note: None,
                 prompt_tokens: Some(i64::from(u.prompt_tokens)),
                 completion_tokens: Some(i64::from(u.completion_tokens)),
             };
         }
     }
+}
+
+/// Closes the answers whose lease ran out (their controller stopped) as `interrupted`: once
+/// at start, then every half lease.
+pub fn spawn_lease_sweep(
+    store: Arc<dyn ArenaStore>,
+    lease: Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval((lease / 2).max(Duration::from_millis(50)));
+        loop {
+            tick.tick().await;
+            match store.close_expired_answers(unix_ms() as i64).await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    answers = n,
+                    "closed answers whose controller stopped as interrupted"
+                ),
+                Err(e) => tracing::warn!("could not close expired answers: {e}"),
+            }
+        }
+    })
 }

@@ -1,5 +1,7 @@
-//! Serving: the served model, the gRPC server, and registration with the controller.
+//! Serving: the served model, the gRPC server, who may call it, and registration with the
+//! controller.
 
+pub mod auth;
 pub mod registration;
 pub mod served;
 pub mod server;

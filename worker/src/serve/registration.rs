@@ -1,12 +1,12 @@
 //! Registering with the controller and heartbeating, resilient to the controller being down.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use arena_proto::v1::controller_client::ControllerClient;
 use arena_proto::v1::{DeregisterRequest, HeartbeatRequest, RegisterRequest};
 use tokio::sync::watch;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::Code;
 
 use crate::error::{Result, WorkerError};
@@ -36,6 +36,8 @@ pub struct Registration {
     pub max_concurrency: u32,
     /// Shared secret, when the controller requires one.
     pub token: Option<String>,
+    /// Extra CA certificate (PEM) trusted beside the system roots for an `https://` controller.
+    pub controller_ca: Option<Vec<u8>>,
     /// Heartbeat period when the controller does not set one.
     pub heartbeat_interval: Duration,
 }
@@ -49,10 +51,15 @@ pub async fn run(
     stats: Arc<EngineStats>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<()> {
-    let endpoint = Endpoint::from_shared(reg.controller.clone())
+    let mut endpoint = Endpoint::from_shared(reg.controller.clone())
         .map_err(|e| WorkerError::Server(format!("bad controller URL '{}': {e}", reg.controller)))?
         .connect_timeout(CALL_TIMEOUT)
         .timeout(CALL_TIMEOUT);
+    if reg.controller.starts_with("https://") {
+        endpoint = endpoint
+            .tls_config(client_tls(reg.controller_ca.as_deref())?)
+            .map_err(|e| WorkerError::Server(format!("TLS to '{}': {e}", reg.controller)))?;
+    }
     let client = ControllerClient::new(endpoint.connect_lazy());
     let mut interval = reg.heartbeat_interval;
     let mut registered = false;
@@ -137,6 +144,27 @@ pub async fn run(
         }
     }
     Ok(())
+}
+
+/// TLS that trusts the system roots (when the machine has any: a slim container may have none,
+/// and tonic refuses to build the connection then, even with `ca` given) plus `ca`.
+fn client_tls(ca: Option<&[u8]>) -> Result<ClientTlsConfig> {
+    static SYSTEM_ROOTS: OnceLock<bool> = OnceLock::new();
+    let mut tls = ClientTlsConfig::new();
+    if *SYSTEM_ROOTS.get_or_init(|| !rustls_native_certs::load_native_certs().certs.is_empty()) {
+        tls = tls.with_native_roots();
+    }
+    if let Some(pem) = ca {
+        // tonic skips what is not PEM without a word; say so here rather than fail later
+        // with an unknown-issuer error.
+        if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+            return Err(WorkerError::Server(
+                "--controller-ca holds no PEM certificate".into(),
+            ));
+        }
+        tls = tls.ca_certificate(Certificate::from_pem(pem));
+    }
+    Ok(tls)
 }
 
 async fn register(

@@ -1,11 +1,8 @@
-//! Attacks on a public arena, each run against real processes: the worker and controller
-//! binaries with the real SmolLM2 model (see SECURITY.md for the threat model).
+//! Role forgery: special tokens typed into messages and raw prompts.
 
-mod common;
-
+use crate::common::{self, post, rows};
 use arena_proto::v1::worker_client::WorkerClient;
 use arena_proto::v1::{count_tokens_request, generate_request, ChatMessage, CountTokensRequest};
-use common::{post, rows};
 use serde_json::{json, Value};
 use tonic::transport::Channel;
 
