@@ -7,7 +7,7 @@
 #   scripts/check-installs.sh          quick (about a minute): apt_install as root and through
 #                                      `sudo -n` on a small package it removes first, its clear
 #                                      failure without sudo rights, fetch-models.sh into an empty
-#                                      folder, the test clients' virtualenv
+#                                      folder, the test clients' two virtualenvs
 #   scripts/check-installs.sh --all    also removes postgresql (with its server), redis-server,
 #                                      chromium and chromium-driver and installs them back as
 #                                      scripts/test.sh does, and builds the three benchmark
@@ -101,9 +101,11 @@ model="$(ARENA_MODELS="$TMP/models" ./scripts/fetch-models.sh)"
 [ -s "$model" ] || die "fetch-models.sh printed $model, which is not there"
 pass "fetch-models.sh fetched $(basename "$model") ($(du -h "$model" | cut -f1))"
 
-# 5. The test clients' virtualenv, from nothing.
+# 5. The test clients' virtualenvs (the pinned old client and the newest), from nothing.
 clients_venv "$TMP/venv-clients"
 pass "clients_venv: $("$TMP/venv-clients/bin/python" -c 'import openai; print("openai", openai.__version__)')"
+clients_latest_venv "$TMP/venv-clients-latest"
+pass "clients_latest_venv: $("$TMP/venv-clients-latest/bin/python" -c 'import openai; print("openai", openai.__version__)')"
 
 if [ "$ALL" -eq 1 ]; then
   # 6. The test packages, the Postgres server package too (initdb lives there).

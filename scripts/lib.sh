@@ -64,6 +64,15 @@ clients_venv() {
     openai==1.12.0 httpx==0.26.0
 }
 
+# The newest OpenAI Python client when this pin was last moved (`pip index versions openai`),
+# for the same tests: the API must work with the client people install today, not only an old
+# one. Pinned so that every run tests the same client; move it forward on purpose.
+OPENAI_LATEST=3.57.0
+clients_latest_venv() {
+  venv_install "$1" "import openai, sys; sys.exit(openai.__version__ != '$OPENAI_LATEST')" \
+    "openai==$OPENAI_LATEST"
+}
+
 # The Debian packages the test suite needs.
 TEST_PACKAGES=(postgresql redis-server chromium chromium-driver)
 

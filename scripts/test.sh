@@ -2,7 +2,7 @@
 # Runs every check and test of the project: the README's test command, and what CI runs.
 #
 # It installs what the tests need when it can (postgresql, redis-server, chromium and
-# chromium-driver from Debian, the openai client from PyPI), starts a throwaway Postgres
+# chromium-driver from Debian, the openai clients from PyPI), starts a throwaway Postgres
 # cluster and Redis on free ports in a temp dir, fetches the real model into its cache,
 # then runs rustfmt, clippy and the whole test suite (cargo-nextest when installed, cargo
 # test otherwise). Anything it starts is stopped when it exits, also on failure or Ctrl-C, and
@@ -77,10 +77,13 @@ ARENA_MODELS="${ARENA_MODELS:-$HOME/.cache/arena/models}"
 export ARENA_MODELS
 ./scripts/fetch-models.sh >/dev/null
 
-log "OpenAI Python client for the API client tests (cached virtualenv)"
+log "OpenAI Python clients for the API client tests, the pinned old one and the newest (cached virtualenvs)"
 VENV="${ARENA_CLIENTS_VENV:-$HOME/.cache/arena/venv-clients}"
 clients_venv "$VENV"
 export ARENA_CLIENTS_PYTHON="$VENV/bin/python"
+VENV_LATEST="${ARENA_CLIENTS_LATEST_VENV:-$HOME/.cache/arena/venv-clients-latest}"
+clients_latest_venv "$VENV_LATEST"
+export ARENA_CLIENTS_LATEST_PYTHON="$VENV_LATEST/bin/python"
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

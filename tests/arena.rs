@@ -483,7 +483,11 @@ async fn the_page_is_served_with_a_strict_content_security_policy() {
     ] {
         assert_eq!(get(&c.http, asset).await.status, 200, "{asset}");
     }
-    let ready = get(&c.http, "/ready").await.json();
+    assert_eq!(
+        get(&c.http, "/ready").await.json(),
+        json!({"status": "ready"})
+    );
+    let ready = get(&c.ops, "/ready").await.json();
     assert_eq!(ready["store"], "sqlite");
 }
 

@@ -10,22 +10,7 @@ use common::{get, post, rows, Arena};
 use serde_json::{json, Value};
 
 async fn smollm2_arena(backend: &str, dir: &std::path::Path) -> Arena {
-    let model = common::smollm2();
-    common::bin()
-        .spawn_arena(
-            backend,
-            dir,
-            &[],
-            &[
-                (&model, "smollm2-135m", &["--threads", "1"]),
-                (
-                    &model,
-                    "smollm2-135m (vicuna template)",
-                    &["--threads", "1", "--template", "vicuna_v1.1"],
-                ),
-            ],
-        )
-        .await
+    common::bin().spawn_smollm2_arena(backend, dir).await
 }
 
 async fn new_battle(http: &str) -> String {
@@ -202,12 +187,19 @@ async fn arena_demo_serves_a_battle_and_stops_everything_on_a_signal() {
         Duration::from_secs(180),
     );
     let http = url.split_whitespace().next().unwrap().to_string();
-    let c = common::Controller {
-        proc: demo,
-        http: http.clone(),
-        grpc: String::new(),
-    };
-    common::wait_workers(&c, 2).await;
+    // The demo's ops port is private: wait until the page's own config lists both models.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(&http, "/api/config").await.json()["models"]
+        .as_array()
+        .map_or(0, Vec::len)
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the demo's workers never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let id = new_battle(&http).await;
     let t = post(
         &http,
@@ -231,7 +223,7 @@ async fn arena_demo_serves_a_battle_and_stops_everything_on_a_signal() {
     // The store is the default one: SQLite in ARENA_HOME.
     assert!(home.path().join("arena.db").exists());
 
-    let mut demo = c.proc;
+    let mut demo = demo;
     demo.terminate();
     let status = demo
         .wait(Duration::from_secs(30))

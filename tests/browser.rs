@@ -12,24 +12,12 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
     let dir = tempfile::tempdir().unwrap();
-    let model = common::smollm2();
     let a = common::bin()
-        .spawn_arena(
-            "sqlite",
-            dir.path(),
-            &[],
-            &[
-                (&model, "smollm2-135m", &["--threads", "1"]),
-                (
-                    &model,
-                    "smollm2-135m (vicuna template)",
-                    &["--threads", "1", "--template", "vicuna_v1.1"],
-                ),
-            ],
-        )
+        .spawn_smollm2_arena("sqlite", dir.path())
         .await;
     let browser = Browser::start(1280, 1000).await;
     browser.goto(&a.c.http).await;
+    browser.accept_terms().await;
     // Nothing on the page names a model before the vote.
     let before = browser
         .eval("return document.documentElement.outerHTML")
@@ -187,6 +175,7 @@ async fn markup_in_a_model_answer_renders_as_text() {
 
     let browser = Browser::start(900, 900).await;
     browser.goto(&format!("{}/#direct", c.http)).await;
+    browser.accept_terms().await;
     browser
         .wait_for(
             "return [...document.querySelectorAll('#direct-model option')].some(o => o.value === 'hostile')",
@@ -262,6 +251,7 @@ async fn one_side_failing_shows_a_banner_while_the_other_answers() {
 
     let browser = Browser::start(1000, 900).await;
     browser.goto(&format!("{}/#sbs", a.c.http)).await;
+    browser.accept_terms().await;
     browser
         .wait_for(
             "return [...document.querySelectorAll('#sbs-model-a option')].some(o => o.value === 'broken')",
@@ -308,5 +298,131 @@ async fn one_side_failing_shows_a_banner_while_the_other_answers() {
     assert!(
         b.len() > "hello there".len() + 1,
         "side B did not answer: {b}"
+    );
+}
+
+/// Every composer's input and Send button: disabled or not.
+const COMPOSERS_DISABLED: &str = "return ['battle', 'sbs', 'direct'].flatMap(p => \
+     [document.querySelector(`#${p}-input`).disabled, document.querySelector(`#${p}-send`).disabled])";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fresh_browser_agrees_to_the_terms_once_before_its_first_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let terms = dir.path().join("terms.txt");
+    std::fs::write(
+        &terms,
+        "Be kind to the models. <b>Not bold</b>\n\nConversations may be published.\n",
+    )
+    .unwrap();
+    let model = common::tiny_gguf(dir.path());
+    let a = common::bin()
+        .spawn_arena(
+            "sqlite",
+            dir.path(),
+            &["--terms", terms.to_str().unwrap()],
+            &[(&model, "tiny-a", &[]), (&model, "tiny-b", &[])],
+        )
+        .await;
+    let config = common::get(&a.c.http, "/api/config").await.json();
+    let version = config["terms"]["version"].as_str().unwrap().to_string();
+
+    // A phone-sized window.
+    let browser = Browser::start(390, 800).await;
+    browser.goto(&a.c.http).await;
+    browser
+        .wait_for(
+            "return !document.querySelector('#terms').hidden && !document.querySelector('#terms-accept').disabled",
+            Duration::from_secs(20),
+        )
+        .await;
+    // The operator's text, as text in two paragraphs: markup in it stays markup.
+    let shown = browser
+        .eval("const t = document.querySelector('#terms-text'); return [t.innerText, t.querySelectorAll('p').length, t.querySelectorAll('b').length]")
+        .await;
+    let text = shown[0].as_str().unwrap();
+    assert!(
+        text.contains("Be kind to the models. <b>Not bold</b>"),
+        "{shown}"
+    );
+    assert!(text.contains("Conversations may be published."), "{shown}");
+    assert_eq!(shown[1], 2, "{shown}");
+    assert_eq!(shown[2], 0, "{shown}");
+    // It fits the phone's width, with the button to agree on screen.
+    assert_eq!(
+        browser
+            .eval("const r = document.querySelector('#terms-accept').getBoundingClientRect(); return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth && r.bottom <= window.innerHeight")
+            .await,
+        json!(true)
+    );
+    // Before agreeing nothing can be typed or sent, in any tab.
+    assert_eq!(
+        browser.eval(COMPOSERS_DISABLED).await,
+        json!([true, true, true, true, true, true])
+    );
+
+    browser.click("#terms-accept").await;
+    browser
+        .wait_for(
+            "return document.querySelector('#terms').hidden",
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(
+        browser.eval(COMPOSERS_DISABLED).await,
+        json!([false, false, false, false, false, false])
+    );
+    let cookie = browser.eval("return document.cookie").await;
+    assert!(
+        cookie
+            .as_str()
+            .unwrap()
+            .contains(&format!("arena_terms={version}")),
+        "{cookie}"
+    );
+
+    browser
+        .eval("document.querySelector('#battle-temperature').value = '0'; document.querySelector('#battle-max-tokens').value = '8'; return true")
+        .await;
+    browser
+        .type_into("#battle-input", "Hello there\u{E007}")
+        .await;
+    browser
+        .wait_for(
+            "return !document.querySelector('#battle-vote-tie').disabled",
+            Duration::from_secs(60),
+        )
+        .await;
+    // Both sides of the battle were stored with the accepted version.
+    let stored = rows(&a.db_url, "SELECT terms_version FROM conversations").await;
+    assert_eq!(stored, [[version.clone()], [version.clone()]], "{stored:?}");
+
+    // Accepted once per browser: a reload does not ask again.
+    browser.goto(&a.c.http).await;
+    browser
+        .wait_for(
+            "return !document.querySelector('#battle-input').disabled",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval("return document.querySelector('#terms').hidden")
+            .await,
+        json!(true)
+    );
+    // New terms have a new version: a browser that accepted other terms is asked again.
+    browser
+        .eval("document.cookie = 'arena_terms=0000000000000000; Path=/; SameSite=Strict'; return true")
+        .await;
+    browser.goto(&a.c.http).await;
+    browser
+        .wait_for(
+            "return !document.querySelector('#terms').hidden && !document.querySelector('#terms-accept').disabled",
+            Duration::from_secs(20),
+        )
+        .await;
+    assert_eq!(
+        browser.eval(COMPOSERS_DISABLED).await,
+        json!([true, true, true, true, true, true])
     );
 }

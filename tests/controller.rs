@@ -9,7 +9,7 @@ use common::{wait_workers, Controller};
 use serde_json::{json, Value};
 
 async fn workers(c: &Controller) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("{}/api/workers", c.http))
+    let v: Value = reqwest::get(format!("{}/api/workers", c.ops))
         .await
         .unwrap()
         .json()
@@ -101,7 +101,7 @@ async fn chat_through_the_controller_matches_the_worker_streamed_or_not() {
     assert_eq!(finish[0]["choices"][0]["finish_reason"], "length");
     assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 20);
 
-    let metrics = reqwest::get(format!("{}/metrics", c.http))
+    let metrics = reqwest::get(format!("{}/metrics", c.ops))
         .await
         .unwrap()
         .text()

@@ -34,7 +34,7 @@ async fn a_worker_registered_with_one_replica_is_routable_from_the_other() {
     }
     // A third replica started later loads the shared registry before it serves.
     let late = common::bin().spawn_controller(&["--redis-url", &url]);
-    let v: Value = reqwest::get(format!("{}/api/workers", late.http))
+    let v: Value = reqwest::get(format!("{}/api/workers", late.ops))
         .await
         .unwrap()
         .json()
@@ -69,7 +69,8 @@ async fn replicas_on_one_redis_share_each_clients_rate_limit() {
         "2",
         "--rate-window-s",
         "3600",
-        "--trust-forwarded-for",
+        "--trusted-proxies",
+        "127.0.0.1",
     ];
     let a = common::bin().spawn_controller(&args);
     let b = common::bin().spawn_controller(&args);

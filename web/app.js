@@ -1,11 +1,12 @@
-// The arena page: tabs, config loading and the wiring of the three conversations
-// (conversation.js) and the leaderboard (leaderboard.js). Talks to the routes in
+// The arena page: tabs, config loading, the terms of use, and the wiring of the three
+// conversations (conversation.js) and the leaderboard (leaderboard.js). Talks to the routes in
 // docs/ARENA_API.md. Loaded last: markdown.js, conversation.js, leaderboard.js, app.js.
 'use strict';
 (function () {
   const { $, el, ApiError, getJson, postJson, Conversation, Leaderboard } = window.Arena;
 
-  // ---- config (only for the side-by-side and direct tabs) ------------------------------
+  // ---- config: the terms of use at start; models and limits for the side-by-side and
+  // direct tabs (the battle tab never shows the model names it holds)
 
   let configPromise = null;
   function loadConfig() {
@@ -39,6 +40,7 @@
     base: 'battles',
     sideName: battleSideName,
     create: (signal) => postJson('/api/battles', { mode: 'anonymous' }, signal),
+    locked: true,
   });
 
   const sbsA = $('sbs-model-a');
@@ -52,6 +54,7 @@
       if (!sbsA.value || !sbsB.value) throw new ApiError('Pick two models first.');
       return postJson('/api/battles', { mode: 'named', model_a: sbsA.value, model_b: sbsB.value }, signal);
     },
+    locked: true,
     onCreated: (r, conv) => {
       if (r.model_a) conv.names.a.textContent = `Model A: ${r.model_a}`;
       if (r.model_b) conv.names.b.textContent = `Model B: ${r.model_b}`;
@@ -68,6 +71,7 @@
       if (!directModel.value) throw new ApiError('Pick a model first.');
       return postJson('/api/chats', { model: directModel.value }, signal);
     },
+    locked: true,
   });
 
   // Changing a model starts a new conversation with it.
@@ -102,6 +106,80 @@
     }
     conv.reset();
   }
+
+  // ---- terms of use -------------------------------------------------------------------
+  // Accepted once per browser: the cookie holds the accepted version, which the server reads
+  // when a battle or chat begins and stores with it. New terms have a new version and are
+  // asked again. Until then no conversation takes input.
+
+  const TERMS_COOKIE = 'arena_terms';
+  const conversations = [battle, sbs, direct];
+  const termsBox = $('terms');
+  const termsText = $('terms-text');
+  const termsError = $('terms-error');
+  const termsAccept = $('terms-accept');
+  let termsVersion = null;
+
+  function acceptedTerms() {
+    for (const part of document.cookie.split(';')) {
+      const eq = part.indexOf('=');
+      if (eq > 0 && part.slice(0, eq).trim() === TERMS_COOKIE) return part.slice(eq + 1).trim();
+    }
+    return null;
+  }
+
+  // Plain text, a paragraph per blank-line-separated block: never parsed as HTML.
+  function paragraphs(text) {
+    return String(text).split(/\n\s*\n/).map((p) => p.trim()).filter(Boolean)
+      .map((p) => el('p', null, p));
+  }
+
+  // While the notice is up, the rest of the page is inert (no focus, no clicks).
+  function showTerms(on) {
+    termsBox.hidden = !on;
+    for (const node of document.body.children) if (node !== termsBox) node.inert = on;
+  }
+
+  function unlock() {
+    showTerms(false);
+    for (const c of conversations) c.setLocked(false);
+  }
+
+  async function checkTerms() {
+    let cfg;
+    try {
+      cfg = await loadConfig();
+    } catch (e) {
+      termsAccept.disabled = true;
+      termsError.replaceChildren(el('div', null, `Could not load the terms of use (${e.message}). Retrying…`));
+      termsError.hidden = false;
+      showTerms(true);
+      setTimeout(checkTerms, 3000);
+      return;
+    }
+    const terms = cfg.terms || {};
+    termsVersion = String(terms.version || '');
+    termsText.replaceChildren(...paragraphs(terms.text || ''));
+    $('about-terms').replaceChildren(...paragraphs(terms.text || ''));
+    termsError.hidden = true;
+    if (termsVersion && acceptedTerms() === termsVersion) {
+      unlock();
+      return;
+    }
+    termsAccept.disabled = false;
+    showTerms(true);
+    termsAccept.focus();
+  }
+
+  termsAccept.addEventListener('click', () => {
+    if (!termsVersion) return;
+    const secure = location.protocol === 'https:' ? '; Secure' : '';
+    document.cookie = `${TERMS_COOKIE}=${termsVersion}; Path=/; Max-Age=31536000; SameSite=Strict${secure}`;
+    unlock();
+    const tab = TABS.find((t) => !$(`panel-${t}`).hidden);
+    const input = tab && $(`${tab}-input`);
+    if (input) input.focus();
+  });
 
   // ---- tabs ---------------------------------------------------------------------------
 
@@ -146,4 +224,5 @@
 
   const initial = location.hash.slice(1);
   showTab(TABS.includes(initial) ? initial : 'battle');
+  checkTerms();
 })();

@@ -92,11 +92,13 @@
 
   class Conversation {
     // opts: prefix, sides (['a','b'] or ['a']), base ('battles' | 'chats'),
-    //       create(signal) -> {id, ...}, sideName(side) -> label used in messages
+    //       create(signal) -> {id, ...}, sideName(side) -> label used in messages,
+    //       locked (input and Send stay disabled until setLocked(false): the terms of use)
     constructor(opts) {
       this.opts = opts;
       const p = opts.prefix;
       this.sides = opts.sides;
+      this.locked = !!opts.locked;
       this.maxChars = 0;
       this.panes = {};
       this.names = {};
@@ -169,6 +171,11 @@
       this.update();
     }
 
+    setLocked(locked) {
+      this.locked = locked;
+      this.update();
+    }
+
     hideBanners() {
       this.errorBox.hidden = true;
       this.errorBox.replaceChildren();
@@ -210,8 +217,8 @@
 
     update() {
       const idle = !this.busy;
-      this.sendBtn.disabled = !idle || this.voted;
-      this.input.disabled = this.voted;
+      this.sendBtn.disabled = !idle || this.voted || this.locked;
+      this.input.disabled = this.voted || this.locked;
       this.regenBtn.disabled = !idle || this.voted || !this.settled(['end', 'error', 'lost']);
       const canVote = idle && !this.voted && this.settled(['end']);
       for (const b of Object.values(this.voteBtns)) b.disabled = !canVote;
@@ -283,7 +290,7 @@
 
     async send() {
       const text = this.input.value;
-      if (this.busy || this.voted || !text.trim()) return;
+      if (this.busy || this.voted || this.locked || !text.trim()) return;
       if (this.maxChars && text.length > this.maxChars) {
         this.hideBanners();
         this.showError(`Your message is too long: ${text.length} characters, the limit is ${this.maxChars}.`);

@@ -4,7 +4,6 @@
 //! gateway, the OpenAI API, the site and the ops endpoints together.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use crate::gateway::register::ControllerService;
 use crate::gateway::registry::Registry;
 use crate::gateway::shared::{RedisRegistry, SharedRegistry};
 use crate::gateway::worker_auth::{self, WorkerDialer};
-use crate::gateway::{contestants, Gateway};
+use crate::gateway::{api_client, contestants, Gateway};
 use crate::http::ratelimit::RateLimiter;
 use crate::http::{self, Limit};
 use crate::metrics::{self, Metrics};
@@ -28,13 +27,16 @@ use crate::site::leaderboard::LeaderboardCache;
 use crate::site::moderation::{LocalRules, Moderation, RemoteModeration};
 use crate::site::{self, ArenaState};
 
-/// The stable stderr line scripts and tests wait for, followed by `http=ADDR grpc=ADDR`.
+/// The stable stderr line scripts and tests wait for, followed by
+/// `http=ADDR grpc=ADDR ops=ADDR`.
 pub const READY_LINE: &str = "arena controller listening on ";
 
 /// A controller ready to serve: every connection made, nothing bound yet.
 pub struct App {
-    /// The HTTP routes: the OpenAI API, the arena and its page, ops and metrics.
+    /// The public HTTP routes: the OpenAI API, the arena and its page, `/health`, `/ready`.
     pub router: Router,
+    /// The ops routes (`/api/workers`, `/metrics`, detailed `/ready`), on their own listener.
+    pub ops: Router,
     /// The gRPC service workers register and heartbeat with.
     pub grpc: ControllerServer<ControllerService>,
     /// The gRPC server builder, with TLS when `--tls-cert`/`--tls-key` are set.
@@ -56,7 +58,8 @@ impl App {
         let grpc_server =
             worker_auth::grpc_server(opts.grpc_tls_cert.as_deref(), opts.grpc_tls_key.as_deref())?;
         let dialer =
-            WorkerDialer::with_ca_file(opts.worker_token.as_deref(), opts.worker_ca.as_deref())?;
+            WorkerDialer::with_ca_file(opts.worker_token.as_deref(), opts.worker_ca.as_deref())?
+                .with_connect_timeout(opts.timeouts.connect);
         let endpoints = match &opts.endpoints {
             Some(path) => contestants::load(path)?,
             None => Default::default(),
@@ -70,7 +73,12 @@ impl App {
             url = %arena_store::redact(&opts.database_url),
             "arena store ready"
         );
-        let registry = Arc::new(Registry::with_dialer(opts.worker_expiry, dialer));
+        let metrics =
+            Arc::new(Metrics::new().map_err(|e| ControllerError::Server(format!("metrics: {e}")))?);
+        let registry = Arc::new(
+            Registry::with_dialer(opts.worker_expiry, dialer)
+                .with_breaker(opts.breaker, metrics.circuit_opened.clone()),
+        );
         let mut redis = None;
         let shared: Option<Arc<dyn SharedRegistry>> = match &opts.redis_url {
             Some(url) => {
@@ -93,18 +101,19 @@ impl App {
             opts.worker_token.clone(),
             opts.heartbeat_interval,
         ));
-        let metrics =
-            Arc::new(Metrics::new().map_err(|e| ControllerError::Server(format!("metrics: {e}")))?);
         let gateway = Arc::new(Gateway {
             registry: registry.clone(),
             metrics: metrics.clone(),
             policy: opts.policy,
             endpoints,
-            http: reqwest::Client::new(),
+            http: api_client::http_client(&opts.timeouts)?,
+            timeouts: opts.timeouts,
         });
+        let ops = http::ops::router(registry.clone(), db.clone(), metrics.clone());
         let router = routes(&opts, gateway, db.clone(), redis, metrics)?;
         Ok(Self {
             router,
+            ops,
             grpc,
             grpc_server,
             registry,
@@ -124,8 +133,10 @@ impl App {
         let opts = self.opts;
         let grpc_listener = tokio::net::TcpListener::bind(opts.grpc_addr).await?;
         let http_listener = tokio::net::TcpListener::bind(opts.http_addr).await?;
+        let ops_listener = tokio::net::TcpListener::bind(opts.ops_addr).await?;
         let grpc_addr = grpc_listener.local_addr()?;
         let http_addr = http_listener.local_addr()?;
+        let ops_addr = ops_listener.local_addr()?;
 
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let wait_stop = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
@@ -142,21 +153,18 @@ impl App {
                 ),
         );
         let http_stop = wait_stop(stop_rx.clone());
-        // SSE writes are small: without TCP_NODELAY, Nagle's algorithm and the client's delayed
-        // ACK hold each token back by up to 40 ms.
-        let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("could not set TCP_NODELAY: {e}");
-            }
-        });
-        let router = self.router;
-        let http = tokio::spawn(async move {
-            axum::serve(
-                http_listener,
-                router.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(http_stop)
-            .await
+        let http = tokio::spawn(http::server::serve(
+            http_listener,
+            self.router,
+            opts.server_limits,
+            http_stop,
+        ));
+        let ops_router = self.ops;
+        let ops_stop = wait_stop(stop_rx.clone());
+        let ops = tokio::spawn(async move {
+            axum::serve(ops_listener, ops_router)
+                .with_graceful_shutdown(ops_stop)
+                .await
         });
         let expiry = spawn_expiry(self.registry.clone(), opts.worker_expiry);
         let sweep = site::spawn_lease_sweep(self.store, opts.arena.answer_lease);
@@ -164,12 +172,13 @@ impl App {
             .shared
             .map(|shared| spawn_sync(self.registry, shared, opts.heartbeat_interval));
         // A stable line on stderr that scripts and tests wait for.
-        eprintln!("{READY_LINE}http={http_addr} grpc={grpc_addr}");
+        eprintln!("{READY_LINE}http={http_addr} grpc={grpc_addr} ops={ops_addr}");
 
         shutdown.await;
         tracing::info!("shutting down: no new connections; finishing running requests");
         let _ = stop_tx.send(true);
         expiry.abort();
+        ops.abort();
         sweep.abort();
         if let Some(sync) = sync {
             sync.abort();
@@ -209,14 +218,14 @@ fn routes(
             gateway.http.clone(),
         )));
     }
-    let limiter = |limit: u32| {
+    let limiter = |limit: u32, scope: &str| {
         let limiter = match &redis {
-            Some(conn) => RateLimiter::redis(limit, opts.rate_window, conn.clone()),
+            Some(conn) => RateLimiter::redis(limit, opts.rate_window, conn.clone(), scope),
             None => RateLimiter::local(limit, opts.rate_window),
         };
         Arc::new(Limit {
             limiter,
-            trust_forwarded_for: opts.arena.trust_forwarded_for,
+            proxies: opts.arena.trusted_proxies.clone(),
         })
     };
     let leaderboard = LeaderboardCache::new(
@@ -228,13 +237,13 @@ fn routes(
             ..Default::default()
         },
     );
-    let registry = gateway.registry.clone();
     let arena_state = Arc::new(ArenaState::new(
         gateway.clone(),
         db.clone(),
         opts.arena.clone(),
         moderation,
         leaderboard,
+        site::terms::Terms::load(opts.terms.as_deref())?,
     ));
     let mut v1 = openai::router(Arc::new(ApiState {
         gateway,
@@ -243,14 +252,18 @@ fn routes(
     // No limit, no layer: the OpenAI path is the latency-critical one.
     if opts.api_rate_limit > 0 {
         v1 = v1.route_layer(axum::middleware::from_fn_with_state(
-            limiter(opts.api_rate_limit),
+            limiter(opts.api_rate_limit, "api"),
             http::rate_limit,
         ));
     }
     Ok(v1
-        .merge(site::router(arena_state, limiter(opts.rate_limit)))
+        .merge(site::router(
+            arena_state,
+            limiter(opts.rate_limit, "arena"),
+            limiter(opts.vote_rate_limit, "votes"),
+        ))
         .merge(site::web::router())
-        .merge(http::ops::router(registry, db, metrics.clone()))
+        .merge(http::ops::public_router(db))
         .layer(axum::extract::DefaultBodyLimit::max(opts.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             metrics,

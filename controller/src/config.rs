@@ -6,11 +6,15 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::gateway::dispatch::Policy;
+use crate::http::TrustedProxies;
 
 /// Where the HTTP APIs and the page listen.
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 /// Where workers register over gRPC.
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:21001";
+/// Default ops address: loopback only, since worker loads and per-model timings would tell an
+/// anonymous battle's sides apart.
+pub const DEFAULT_OPS_ADDR: &str = "127.0.0.1:21003";
 /// Seconds running requests may take to finish on SIGTERM.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_S: u64 = 30;
 /// Heartbeat period asked of workers, in milliseconds.
@@ -31,6 +35,11 @@ pub const DEFAULT_TEMPERATURE: f32 = 0.7;
 pub const DEFAULT_TOP_P: f32 = 1.0;
 /// Arena generation requests per client and window.
 pub const DEFAULT_RATE_LIMIT: u32 = 30;
+/// Default votes and ratings per client and window: a person votes after reading two
+/// answers, so a fast voter is a script.
+pub const DEFAULT_VOTE_RATE_LIMIT: u32 = 20;
+/// Most choices (`n`) one OpenAI API request may ask for: each is a sequence on a worker.
+pub const MAX_CHOICES: u32 = 8;
 /// `/v1` requests per client and window (0: no limit).
 pub const DEFAULT_API_RATE_LIMIT: u32 = 0;
 /// The rate-limit window, in seconds.
@@ -43,6 +52,28 @@ pub const DEFAULT_LEADERBOARD_INTERVAL_S: u64 = 10;
 /// Bootstrap rounds behind the leaderboard's intervals.
 pub const DEFAULT_LEADERBOARD_BOOTSTRAP: usize = 100;
 
+/// Milliseconds a worker or API-hosted contestant may take to accept a connection.
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
+/// Milliseconds to wait for the first token: a long prompt on a CPU worker needs its prefill
+/// time, so this is generous; past it the request moves to another worker.
+pub const DEFAULT_FIRST_TOKEN_TIMEOUT_MS: u64 = 60_000;
+/// Milliseconds to wait for each next token; past it the stream ends with an error.
+pub const DEFAULT_TOKEN_TIMEOUT_MS: u64 = 30_000;
+/// Consecutive failures or timeouts of a worker that open its circuit breaker (0: never).
+pub const DEFAULT_BREAKER_FAILURES: u32 = 3;
+/// Milliseconds an open breaker keeps a worker out of dispatch, doubling each time it opens
+/// again, before one trial request.
+pub const DEFAULT_BREAKER_COOLDOWN_MS: u64 = 10_000;
+/// The longest cool-down, in milliseconds.
+pub const DEFAULT_BREAKER_MAX_COOLDOWN_MS: u64 = 60_000;
+/// Milliseconds a client may take to send a request's headers; also how long an idle
+/// keep-alive connection stays open.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+/// Open HTTP connections at most (others get 503).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Open HTTP connections per client address at most (others get 429; 0: no cap).
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: usize = 64;
+
 /// Options of `arena controller`.
 #[derive(Debug, Clone)]
 pub struct ControllerOptions {
@@ -50,6 +81,8 @@ pub struct ControllerOptions {
     pub http_addr: SocketAddr,
     /// gRPC listen address for workers.
     pub grpc_addr: SocketAddr,
+    /// Ops listen address: `/api/workers`, `/metrics`, detailed `/ready`.
+    pub ops_addr: SocketAddr,
     /// Secret workers must present to register; also sent on every call to a worker.
     pub worker_token: Option<String>,
     /// Extra CA certificate (PEM file) trusted, beside the system roots, for `https://` workers.
@@ -76,6 +109,8 @@ pub struct ControllerOptions {
     pub database_url: String,
     /// Limits and rules of the arena.
     pub arena: ArenaSettings,
+    /// File of the terms of use shown before the first message; built-in ones when None.
+    pub terms: Option<std::path::PathBuf>,
     /// File of local moderation rules (one regular expression per line).
     pub moderation_rules: Option<std::path::PathBuf>,
     /// An OpenAI-compatible `/v1/moderations` URL every user message is checked with.
@@ -86,6 +121,8 @@ pub struct ControllerOptions {
     pub rate_limit: u32,
     /// `/v1` requests per client and window; 0: no limit.
     pub api_rate_limit: u32,
+    /// Votes and ratings per client and window; 0: no limit.
+    pub vote_rate_limit: u32,
     /// The rate-limit window.
     pub rate_window: Duration,
     /// Largest request body in bytes; larger ones get 413.
@@ -94,6 +131,12 @@ pub struct ControllerOptions {
     pub leaderboard_interval: Duration,
     /// Bootstrap rounds behind the leaderboard's intervals.
     pub leaderboard_bootstrap: usize,
+    /// How long calls to workers and API-hosted contestants may wait.
+    pub timeouts: Timeouts,
+    /// When a failing worker is taken out of dispatch for a while.
+    pub breaker: BreakerSettings,
+    /// Timeouts and connection caps of the HTTP listener.
+    pub server_limits: ServerLimits,
 }
 
 /// Phrases that give a model's identity away, after FastChat's `clean_battle_data.py`, plus
@@ -137,8 +180,8 @@ pub struct ArenaSettings {
     pub battle_weights: HashMap<String, f64>,
     /// Phrases whose presence in an answer keeps a vote off the leaderboard.
     pub identity_phrases: Vec<String>,
-    /// Take the client address from `X-Forwarded-For` (behind a trusted proxy only).
-    pub trust_forwarded_for: bool,
+    /// Proxies whose `X-Forwarded-For` names the client; none: the peer is the client.
+    pub trusted_proxies: TrustedProxies,
     /// Salt of voter and client hashes; random per start when None.
     pub voter_salt: Option<String>,
     /// Sampling defaults the page starts from.
@@ -161,12 +204,77 @@ impl Default for ArenaSettings {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
-            trust_forwarded_for: false,
+            trusted_proxies: TrustedProxies::default(),
             voter_salt: None,
             default_temperature: DEFAULT_TEMPERATURE,
             default_top_p: DEFAULT_TOP_P,
             default_max_tokens: DEFAULT_MAX_TOKENS,
             answer_lease: DEFAULT_ANSWER_LEASE,
+        }
+    }
+}
+
+/// How long the gateway waits on a worker or an API-hosted contestant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To connect.
+    pub connect: Duration,
+    /// From dispatch to the first message; past it the request fails over.
+    pub first_token: Duration,
+    /// Between two messages; past it the stream ends with an error.
+    pub between_tokens: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_millis(DEFAULT_CONNECT_TIMEOUT_MS),
+            first_token: Duration::from_millis(DEFAULT_FIRST_TOKEN_TIMEOUT_MS),
+            between_tokens: Duration::from_millis(DEFAULT_TOKEN_TIMEOUT_MS),
+        }
+    }
+}
+
+/// The per-worker circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerSettings {
+    /// Consecutive failures that open it (0: it never opens).
+    pub failures: u32,
+    /// How long it stays open the first time; doubled each time it opens again.
+    pub cool_down: Duration,
+    /// The longest cool-down.
+    pub max_cool_down: Duration,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            failures: DEFAULT_BREAKER_FAILURES,
+            cool_down: Duration::from_millis(DEFAULT_BREAKER_COOLDOWN_MS),
+            max_cool_down: Duration::from_millis(DEFAULT_BREAKER_MAX_COOLDOWN_MS),
+        }
+    }
+}
+
+/// What an HTTP listener allows its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// To send a request's headers, from the connection's start or the previous response
+    /// (so also the idle keep-alive timeout).
+    pub header_read_timeout: Duration,
+    /// Open connections at most; the next one is answered 503 and closed.
+    pub max_connections: usize,
+    /// Open connections per client address (IPv6: per /64) at most; the next one is answered
+    /// 429 and closed. 0: no cap (behind a proxy every client shares its address).
+    pub max_connections_per_client: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_millis(DEFAULT_HEADER_READ_TIMEOUT_MS),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
         }
     }
 }

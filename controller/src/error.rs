@@ -63,6 +63,14 @@ impl ApiError {
         }
     }
 
+    /// 400 for a parameter (or a value of it) this server does not support.
+    pub fn unsupported_param(param: &str, message: impl Into<String>) -> Self {
+        Self {
+            code: "unsupported_parameter",
+            ..Self::invalid_param(param, message)
+        }
+    }
+
     /// 400 about the request as a whole.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self {

@@ -33,6 +33,8 @@ pub struct Metrics {
     pub dispatch_failures: IntCounter,
     /// Requests retried on another worker.
     pub retries: IntCounter,
+    /// Times a worker's circuit breaker opened (`arena_worker_circuit_open_total`).
+    pub circuit_opened: IntCounter,
     worker_in_flight: IntGaugeVec,
     worker_queue: IntGaugeVec,
 }
@@ -78,6 +80,10 @@ impl Metrics {
             "dispatch_retries_total",
             "Requests retried on another worker",
         )?;
+        let circuit_opened = IntCounter::new(
+            "worker_circuit_open_total",
+            "Times a worker's circuit breaker opened after repeated failures or timeouts",
+        )?;
         let worker_in_flight = IntGaugeVec::new(
             Opts::new(
                 "worker_in_flight",
@@ -96,6 +102,7 @@ impl Metrics {
         registry.register(Box::new(tokens.clone()))?;
         registry.register(Box::new(dispatch_failures.clone()))?;
         registry.register(Box::new(retries.clone()))?;
+        registry.register(Box::new(circuit_opened.clone()))?;
         registry.register(Box::new(worker_in_flight.clone()))?;
         registry.register(Box::new(worker_queue.clone()))?;
         Ok(Self {
@@ -107,6 +114,7 @@ impl Metrics {
             tokens,
             dispatch_failures,
             retries,
+            circuit_opened,
             worker_in_flight,
             worker_queue,
         })

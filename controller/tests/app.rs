@@ -15,6 +15,7 @@ fn options(dir: &std::path::Path, api_keys: &[&str]) -> ControllerOptions {
     ControllerOptions {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         grpc_addr: "127.0.0.1:0".parse().unwrap(),
+        ops_addr: "127.0.0.1:0".parse().unwrap(),
         worker_token: None,
         worker_ca: None,
         grpc_tls_cert: None,
@@ -28,15 +29,20 @@ fn options(dir: &std::path::Path, api_keys: &[&str]) -> ControllerOptions {
         shutdown_timeout: Duration::from_secs(1),
         database_url: format!("sqlite://{}", dir.join("arena.db").display()),
         arena: ArenaSettings::default(),
+        terms: None,
         moderation_rules: None,
         moderation_url: None,
         moderation_api_key: None,
         rate_limit: 0,
         api_rate_limit: 0,
+        vote_rate_limit: 0,
         rate_window: Duration::from_secs(60),
         max_body_bytes: 4096,
         leaderboard_interval: Duration::from_secs(1),
         leaderboard_bootstrap: 10,
+        timeouts: Default::default(),
+        breaker: Default::default(),
+        server_limits: Default::default(),
     }
 }
 
@@ -73,12 +79,29 @@ async fn the_router_serves_ops_the_api_and_the_arena_in_process() {
         call(&app, get("/health")).await,
         (StatusCode::OK, json!({"status": "ok"}))
     );
-    let (status, ready) = call(&app, get("/ready")).await;
-    assert_eq!(status, StatusCode::OK);
+    // Publicly, readiness only; the details are on the ops router.
+    assert_eq!(
+        call(&app, get("/ready")).await,
+        (StatusCode::OK, json!({"status": "ready"}))
+    );
+    let ready = app.ops.clone().oneshot(get("/ready")).await.unwrap();
+    let ready: Value = serde_json::from_slice(
+        &axum::body::to_bytes(ready.into_body(), 1 << 20)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         ready,
         json!({"status": "ready", "workers": 0, "store": "sqlite"})
     );
+    for path in ["/api/workers", "/metrics"] {
+        assert_eq!(
+            call(&app, get(path)).await.0,
+            StatusCode::NOT_FOUND,
+            "{path}"
+        );
+    }
     assert_eq!(
         call(&app, get("/v1/models")).await,
         (StatusCode::OK, json!({"object": "list", "data": []}))
@@ -117,7 +140,7 @@ async fn the_router_serves_ops_the_api_and_the_arena_in_process() {
     );
 
     // Every request above was counted by route pattern.
-    let response = app.router.clone().oneshot(get("/metrics")).await.unwrap();
+    let response = app.ops.clone().oneshot(get("/metrics")).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let text = String::from_utf8(
         axum::body::to_bytes(response.into_body(), 1 << 20)
@@ -184,4 +207,126 @@ async fn a_body_over_the_limit_is_413_before_it_is_parsed() {
     )
     .await;
     assert_ne!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// Options with two API-hosted contestants, `alpha` and `beta` (never called: creating a
+/// battle or a chat only names them), and the terms of use in `terms` when given.
+fn with_contestants(dir: &std::path::Path, terms: Option<&str>) -> ControllerOptions {
+    let endpoints = dir.join("endpoints.toml");
+    std::fs::write(
+        &endpoints,
+        "[[endpoint]]\nname = \"alpha\"\nbase_url = \"http://127.0.0.1:9/v1\"\n\n\
+         [[endpoint]]\nname = \"beta\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
+    )
+    .unwrap();
+    let mut opts = options(dir, &[]);
+    opts.endpoints = Some(endpoints);
+    if let Some(text) = terms {
+        let file = dir.join("terms.txt");
+        std::fs::write(&file, text).unwrap();
+        opts.terms = Some(file);
+    }
+    opts
+}
+
+/// A POST with a `Cookie` header.
+fn post_with_cookie(path: &str, body: Value, cookie: Option<&str>) -> Request<Body> {
+    let mut r = Request::post(path).header("content-type", "application/json");
+    if let Some(c) = cookie {
+        r = r.header("cookie", c);
+    }
+    r.body(Body::from(body.to_string())).unwrap()
+}
+
+#[tokio::test]
+async fn the_config_carries_the_terms_and_their_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = App::build(options(dir.path(), &[])).await.unwrap();
+    let (status, config) = call(&app, get("/api/config")).await;
+    assert_eq!(status, StatusCode::OK);
+    let text = config["terms"]["text"].as_str().unwrap();
+    assert!(text.contains("research preview"), "{config}");
+    assert!(text.contains("Creative Commons"), "{config}");
+    let default_version = config["terms"]["version"].as_str().unwrap().to_string();
+    assert_eq!(default_version.len(), 16, "{config}");
+
+    let other = tempfile::tempdir().unwrap();
+    let app = App::build(with_contestants(
+        other.path(),
+        Some("Be nice.\n\nReally.\n"),
+    ))
+    .await
+    .unwrap();
+    let (_, config) = call(&app, get("/api/config")).await;
+    assert_eq!(config["terms"]["text"], "Be nice.\n\nReally.");
+    let version = config["terms"]["version"].as_str().unwrap();
+    assert_eq!(version.len(), 16);
+    assert!(version.chars().all(|c| c.is_ascii_hexdigit()), "{version}");
+    assert_ne!(version, default_version);
+}
+
+#[tokio::test]
+async fn conversations_store_the_terms_their_client_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = with_contestants(dir.path(), Some("Be nice."));
+    let store = arena_store::connect(&opts.database_url).await.unwrap();
+    let app = App::build(opts).await.unwrap();
+    let (_, config) = call(&app, get("/api/config")).await;
+    let version = config["terms"]["version"].as_str().unwrap().to_string();
+
+    let battle = json!({"mode": "named", "model_a": "alpha", "model_b": "beta"});
+    let right = format!("theme=dark; arena_terms={version}");
+    let cases = [
+        (Some(right.as_str()), Some(version.as_str())),
+        // Older terms, another cookie, no cookie: created all the same, stored as NULL.
+        (Some("arena_terms=0123456789abcdef"), None),
+        (Some("theme=dark"), None),
+        (None, None),
+    ];
+    for (cookie, want) in cases {
+        let (status, created) = call(
+            &app,
+            post_with_cookie("/api/battles", battle.clone(), cookie),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{created}");
+        let b = store
+            .battle(created["id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        for side in [&b.conversation_a, &b.conversation_b] {
+            let c = store.conversation(side).await.unwrap().unwrap();
+            assert_eq!(
+                c.terms_version.as_deref(),
+                want,
+                "battle, cookie {cookie:?}"
+            );
+        }
+
+        let (status, created) = call(
+            &app,
+            post_with_cookie("/api/chats", json!({"model": "alpha"}), cookie),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{created}");
+        let c = store
+            .conversation(created["id"].as_str().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.terms_version.as_deref(), want, "chat, cookie {cookie:?}");
+    }
+}
+
+#[tokio::test]
+async fn terms_from_a_missing_file_stop_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(dir.path(), &[]);
+    let missing = dir.path().join("no-such-terms.txt");
+    opts.terms = Some(missing.clone());
+    let e = App::build(opts).await.err().expect("start-up fails");
+    let e = e.to_string();
+    assert!(e.contains(&missing.display().to_string()), "{e}");
+    assert!(e.contains("terms of use"), "{e}");
 }

@@ -84,6 +84,8 @@ pub async fn run(
             &http,
             "--grpc-addr",
             "127.0.0.1:0",
+            "--ops-addr",
+            "127.0.0.1:0",
         ],
         &[],
         arena_controller::READY_LINE,

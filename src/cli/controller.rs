@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use arena_controller::config;
 use arena_controller::gateway::dispatch::Policy;
+use arena_controller::http::TrustedProxies;
 use arena_controller::site::ArenaSettings;
 use arena_controller::ControllerOptions;
 use clap::Args;
@@ -21,16 +22,22 @@ const ACCESS: &str = "Access and limits";
 const MODERATION: &str = "Moderation";
 const LEADERBOARD: &str = "Leaderboard";
 const REDIS: &str = "Redis";
+const TIMEOUTS: &str = "Timeouts and connection limits";
 
 /// Flags of `arena controller`.
 #[derive(Args, Debug)]
 pub struct ControllerArgs {
-    /// HTTP address: OpenAI-compatible API and ops endpoints; port 0 picks a free port.
+    /// Public HTTP address: the OpenAI-compatible API, the arena and its page, `/health`,
+    /// `/ready`; port 0 picks a free port.
     #[arg(long, env = "ARENA_HTTP_ADDR", default_value = config::DEFAULT_HTTP_ADDR, help_heading = NETWORK)]
     pub http_addr: SocketAddr,
     /// gRPC address workers register with; port 0 picks a free port.
     #[arg(long, env = "ARENA_GRPC_ADDR", default_value = config::DEFAULT_GRPC_ADDR, help_heading = NETWORK)]
     pub grpc_addr: SocketAddr,
+    /// Ops HTTP address (`/api/workers`, `/metrics`, detailed `/ready`): keep it private
+    /// (loopback by default), since load and timings per worker tell battle sides apart.
+    #[arg(long, env = "ARENA_OPS_ADDR", default_value = config::DEFAULT_OPS_ADDR, help_heading = NETWORK)]
+    pub ops_addr: SocketAddr,
     /// Serve the gRPC port workers register with over TLS, with this certificate chain (PEM);
     /// needs --tls-key.
     #[arg(long, env = "ARENA_GRPC_TLS_CERT", requires = "tls_key", help_heading = NETWORK)]
@@ -99,6 +106,10 @@ pub struct ControllerArgs {
     /// voter's votes across restarts and replicas).
     #[arg(long, env = "ARENA_VOTER_SALT", hide_env_values = true, help_heading = ARENA)]
     pub voter_salt: Option<String>,
+    /// File of the terms of use (plain text, blank lines between paragraphs) the page shows
+    /// before the first message; default: a research-preview notice like chat.lmsys.org's.
+    #[arg(long, env = "ARENA_TERMS", help_heading = ARENA)]
+    pub terms: Option<PathBuf>,
 
     /// Comma-separated API keys accepted as `Authorization: Bearer KEY`; none: open API.
     #[arg(
@@ -113,6 +124,9 @@ pub struct ControllerArgs {
     /// 0: no limit.
     #[arg(long, env = "ARENA_RATE_LIMIT", default_value_t = config::DEFAULT_RATE_LIMIT, help_heading = ACCESS)]
     pub rate_limit: u32,
+    /// Votes and ratings per client and window; 0: no limit.
+    #[arg(long, env = "ARENA_VOTE_RATE_LIMIT", default_value_t = config::DEFAULT_VOTE_RATE_LIMIT, help_heading = ACCESS)]
+    pub vote_rate_limit: u32,
     /// /v1 API requests per client and window; 0: no limit.
     #[arg(long, env = "ARENA_API_RATE_LIMIT", default_value_t = config::DEFAULT_API_RATE_LIMIT, help_heading = ACCESS)]
     pub api_rate_limit: u32,
@@ -122,10 +136,11 @@ pub struct ControllerArgs {
     /// Largest request body in bytes; larger ones are refused with 413 before they are read.
     #[arg(long, env = "ARENA_MAX_BODY_BYTES", default_value_t = config::DEFAULT_MAX_BODY_BYTES, help_heading = ACCESS)]
     pub max_body_bytes: usize,
-    /// Tell clients apart by the first X-Forwarded-For address (only behind a proxy that
-    /// sets it).
-    #[arg(long, env = "ARENA_TRUST_FORWARDED_FOR", help_heading = ACCESS)]
-    pub trust_forwarded_for: bool,
+    /// Comma-separated addresses or CIDR blocks of the reverse proxies in front of the
+    /// controller. A request from one of them is keyed by the right-most X-Forwarded-For hop
+    /// that is not one of them; without this flag X-Forwarded-For is ignored.
+    #[arg(long, env = "ARENA_TRUSTED_PROXIES", value_delimiter = ',', help_heading = ACCESS)]
+    pub trusted_proxies: Vec<String>,
 
     /// File of local moderation rules: one regular expression per line, `#` comments.
     #[arg(long, env = "ARENA_MODERATION_RULES", help_heading = MODERATION)]
@@ -163,6 +178,40 @@ pub struct ControllerArgs {
     /// replicas; in-process only when absent.
     #[arg(long, env = "REDIS_URL", help_heading = REDIS)]
     pub redis_url: Option<String>,
+
+    /// Milliseconds a worker or API-hosted contestant may take to accept a connection.
+    #[arg(long, env = "ARENA_CONNECT_TIMEOUT_MS", default_value_t = config::DEFAULT_CONNECT_TIMEOUT_MS, help_heading = TIMEOUTS)]
+    pub connect_timeout_ms: u64,
+    /// Milliseconds to wait for a generation's first token (prefill of a long prompt
+    /// included); past it the request moves to another worker.
+    #[arg(long, env = "ARENA_FIRST_TOKEN_TIMEOUT_MS", default_value_t = config::DEFAULT_FIRST_TOKEN_TIMEOUT_MS, help_heading = TIMEOUTS)]
+    pub first_token_timeout_ms: u64,
+    /// Milliseconds to wait for each next token; past it the stream ends with an error and
+    /// the worker's sequence is cancelled.
+    #[arg(long, env = "ARENA_TOKEN_TIMEOUT_MS", default_value_t = config::DEFAULT_TOKEN_TIMEOUT_MS, help_heading = TIMEOUTS)]
+    pub token_timeout_ms: u64,
+    /// Consecutive failures or timeouts after which a worker's circuit breaker opens and
+    /// dispatch skips it for a cool-down; 0: never.
+    #[arg(long, env = "ARENA_BREAKER_FAILURES", default_value_t = config::DEFAULT_BREAKER_FAILURES, help_heading = TIMEOUTS)]
+    pub breaker_failures: u32,
+    /// Milliseconds an open breaker skips a worker before one trial request (doubling each
+    /// time it opens again).
+    #[arg(long, env = "ARENA_BREAKER_COOLDOWN_MS", default_value_t = config::DEFAULT_BREAKER_COOLDOWN_MS, help_heading = TIMEOUTS)]
+    pub breaker_cooldown_ms: u64,
+    /// The longest cool-down of a breaker, in milliseconds.
+    #[arg(long, env = "ARENA_BREAKER_MAX_COOLDOWN_MS", default_value_t = config::DEFAULT_BREAKER_MAX_COOLDOWN_MS, help_heading = TIMEOUTS)]
+    pub breaker_max_cooldown_ms: u64,
+    /// Milliseconds an HTTP client may take to send a request's headers; also how long an
+    /// idle keep-alive connection stays open.
+    #[arg(long, env = "ARENA_HEADER_READ_TIMEOUT_MS", default_value_t = config::DEFAULT_HEADER_READ_TIMEOUT_MS, help_heading = TIMEOUTS)]
+    pub header_read_timeout_ms: u64,
+    /// Open HTTP connections at most; more are answered 503 and closed.
+    #[arg(long, env = "ARENA_MAX_CONNECTIONS", default_value_t = config::DEFAULT_MAX_CONNECTIONS, help_heading = TIMEOUTS)]
+    pub max_connections: usize,
+    /// Open HTTP connections per client address (IPv6: per /64) at most; more are answered
+    /// 429 and closed. 0: no cap (set it behind a proxy, where every client shares its address).
+    #[arg(long, env = "ARENA_MAX_CONNECTIONS_PER_CLIENT", default_value_t = config::DEFAULT_MAX_CONNECTIONS_PER_CLIENT, help_heading = TIMEOUTS)]
+    pub max_connections_per_client: usize,
 }
 
 impl ControllerArgs {
@@ -171,7 +220,7 @@ impl ControllerArgs {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        arena_controller::App::build(self.options())
+        arena_controller::App::build(self.options()?)
             .await?
             .serve(shutdown)
             .await?;
@@ -179,10 +228,11 @@ impl ControllerArgs {
     }
 
     /// Library options for these flags.
-    fn options(self) -> ControllerOptions {
-        ControllerOptions {
+    fn options(self) -> anyhow::Result<ControllerOptions> {
+        Ok(ControllerOptions {
             http_addr: self.http_addr,
             grpc_addr: self.grpc_addr,
+            ops_addr: self.ops_addr,
             worker_token: self.worker_token.filter(|t| !t.is_empty()),
             worker_ca: self.worker_ca,
             grpc_tls_cert: self.tls_cert,
@@ -207,21 +257,39 @@ impl ControllerArgs {
                 identity_phrases: self
                     .identity_phrases
                     .unwrap_or_else(|| ArenaSettings::default().identity_phrases),
-                trust_forwarded_for: self.trust_forwarded_for,
+                trusted_proxies: TrustedProxies::parse(&self.trusted_proxies)
+                    .map_err(|e| anyhow::anyhow!("--trusted-proxies: {e}"))?,
                 voter_salt: self.voter_salt.filter(|s| !s.is_empty()),
                 default_max_tokens: self.max_tokens.max(1),
                 answer_lease: std::time::Duration::from_millis(self.answer_lease_ms.max(100)),
                 ..ArenaSettings::default()
             },
+            terms: self.terms.filter(|p| !p.as_os_str().is_empty()),
             moderation_rules: self.moderation_rules,
             moderation_url: self.moderation_url.filter(|u| !u.is_empty()),
             moderation_api_key: self.moderation_api_key.filter(|k| !k.is_empty()),
             rate_limit: self.rate_limit,
             api_rate_limit: self.api_rate_limit,
+            vote_rate_limit: self.vote_rate_limit,
             rate_window: Duration::from_secs(self.rate_window_s.max(1)),
             max_body_bytes: self.max_body_bytes.max(1),
             leaderboard_interval: Duration::from_secs(self.leaderboard_interval_s),
             leaderboard_bootstrap: self.leaderboard_bootstrap,
-        }
+            timeouts: config::Timeouts {
+                connect: Duration::from_millis(self.connect_timeout_ms.max(1)),
+                first_token: Duration::from_millis(self.first_token_timeout_ms.max(1)),
+                between_tokens: Duration::from_millis(self.token_timeout_ms.max(1)),
+            },
+            breaker: config::BreakerSettings {
+                failures: self.breaker_failures,
+                cool_down: Duration::from_millis(self.breaker_cooldown_ms.max(1)),
+                max_cool_down: Duration::from_millis(self.breaker_max_cooldown_ms.max(1)),
+            },
+            server_limits: config::ServerLimits {
+                header_read_timeout: Duration::from_millis(self.header_read_timeout_ms.max(1)),
+                max_connections: self.max_connections.max(1),
+                max_connections_per_client: self.max_connections_per_client,
+            },
+        })
     }
 }

@@ -17,6 +17,10 @@ pub struct ExportArgs {
     /// Also export votes that do not count for the leaderboard (chatbot-arena).
     #[arg(long)]
     pub all: bool,
+    /// Leave out conversations begun without accepting the page's terms of use (API clients,
+    /// older rows), and votes on battles with such a conversation.
+    #[arg(long)]
+    pub accepted_terms_only: bool,
     /// Write here instead of stdout.
     #[arg(long)]
     pub output: Option<PathBuf>,
@@ -34,7 +38,11 @@ impl ExportArgs {
             )),
             None => Box::new(std::io::BufWriter::new(std::io::stdout())),
         };
-        let n = arena_store::export::export(&*store, self.format, self.all, &mut *out).await?;
+        let filter = arena_store::ExportFilter {
+            all_votes: self.all,
+            accepted_terms_only: self.accepted_terms_only,
+        };
+        let n = arena_store::export::export(&*store, self.format, filter, &mut *out).await?;
         eprintln!("arena export: {n} rows");
         Ok(())
     }

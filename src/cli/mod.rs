@@ -45,7 +45,7 @@ pub enum Command {
     /// (fetches the model on first run). Ctrl-C stops everything.
     Demo(DemoArgs),
     /// Run the controller: worker registry (gRPC) and the HTTP APIs.
-    Controller(ControllerArgs),
+    Controller(Box<ControllerArgs>),
     /// Serve one model over gRPC, registered with a controller when `--controller` is given.
     Worker(WorkerArgs),
     /// Generate text locally from a model file; the text alone goes to stdout.

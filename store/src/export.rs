@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde_json::{json, Value};
 
-use crate::{ArenaStore, ExportBattle, ExportConversation, StoreError};
+use crate::{ArenaStore, ExportBattle, ExportConversation, ExportFilter, StoreError};
 
 /// What to export.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,23 +69,23 @@ fn write_line(out: &mut (dyn Write + Send), v: &Value) -> Result<(), StoreError>
     Ok(())
 }
 
-/// Writes the export to `out`, one JSON object per line; returns the rows written. With
-/// `all`, votes that do not count for the leaderboard are exported too.
+/// Writes the export to `out`, one JSON object per line; returns the rows written. `filter`
+/// says which votes and conversations are left out.
 pub async fn export(
     store: &dyn ArenaStore,
     format: Format,
-    all: bool,
+    filter: ExportFilter,
     out: &mut (dyn Write + Send),
 ) -> Result<u64, StoreError> {
     let n = match format {
         Format::ChatbotArena => {
             store
-                .export_battles(all, &mut |b| write_line(out, &chatbot_arena_row(&b)))
+                .export_battles(filter, &mut |b| write_line(out, &chatbot_arena_row(&b)))
                 .await?
         }
         Format::ShareGpt => {
             store
-                .export_conversations(&mut |c| write_line(out, &sharegpt_row(&c)))
+                .export_conversations(filter, &mut |c| write_line(out, &sharegpt_row(&c)))
                 .await?
         }
     };

@@ -31,6 +31,9 @@ pub struct NewBattle {
     pub conversation_b: String,
     /// Salted hash of the client.
     pub client_hash: String,
+    /// Version of the terms of use the client had accepted, stored with both conversations;
+    /// None when it had accepted none.
+    pub terms_version: Option<String>,
 }
 
 /// A stored battle and whether it has been voted on.
@@ -61,6 +64,8 @@ pub struct ConversationRecord {
     pub mode: String,
     /// The model answering in it.
     pub model: String,
+    /// Version of the terms of use the client had accepted when it began; None when none.
+    pub terms_version: Option<String>,
 }
 
 /// One message to store.
@@ -304,6 +309,16 @@ pub struct ExportConversation {
     pub messages: Vec<(String, String)>,
 }
 
+/// Which rows an export leaves out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExportFilter {
+    /// Votes too that do not count for the leaderboard (battles only).
+    pub all_votes: bool,
+    /// Only conversations begun under accepted terms of use, and only votes on battles
+    /// whose two conversations both were: the others' users never agreed to publication.
+    pub accepted_terms_only: bool,
+}
+
 /// Receives streamed rows; an error stops the stream.
 pub type Sink<'a, T> = &'a mut (dyn FnMut(T) -> Result<(), StoreError> + Send);
 
@@ -318,9 +333,15 @@ pub trait ArenaStore: Send + Sync {
     async fn create_battle(&self, battle: &NewBattle) -> Result<(), StoreError>;
     /// A battle by id.
     async fn battle(&self, id: &str) -> Result<Option<BattleRecord>, StoreError>;
-    /// Stores a direct-chat conversation.
-    async fn create_chat(&self, id: &str, model: &str, client_hash: &str)
-        -> Result<(), StoreError>;
+    /// Stores a direct-chat conversation, with the version of the terms of use its client
+    /// had accepted (None: none).
+    async fn create_chat(
+        &self,
+        id: &str,
+        model: &str,
+        client_hash: &str,
+        terms_version: Option<&str>,
+    ) -> Result<(), StoreError>;
     /// A conversation by id.
     async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>, StoreError>;
     /// Every message of a conversation in order, superseded ones included.
@@ -351,15 +372,17 @@ pub trait ArenaStore: Send + Sync {
     async fn last_vote_ms(&self) -> Result<i64, StoreError>;
     /// Streams the counted anonymous votes in the order they were cast; returns how many.
     async fn counted_battles(&self, sink: Sink<'_, BattleRow>) -> Result<u64, StoreError>;
-    /// Streams votes (counted ones only unless `all`) with both conversations, oldest first.
+    /// Streams votes (counted ones only unless `filter.all_votes`) with both conversations,
+    /// oldest first.
     async fn export_battles(
         &self,
-        all: bool,
+        filter: ExportFilter,
         sink: Sink<'_, ExportBattle>,
     ) -> Result<u64, StoreError>;
-    /// Streams every conversation that has messages, oldest first.
+    /// Streams every conversation that has messages (and that `filter` keeps), oldest first.
     async fn export_conversations(
         &self,
+        filter: ExportFilter,
         sink: Sink<'_, ExportConversation>,
     ) -> Result<u64, StoreError>;
 }

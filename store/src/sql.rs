@@ -7,9 +7,9 @@ use futures_util::StreamExt;
 
 use crate::{
     AnswerUpdate, ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExportBattle,
-    ExportConversation, MessageRecord, ModelStats, NewBattle, NewFlag, NewMessage, NewRating,
-    NewVote, OpenTurn, PostgresStore, Sink, SqliteStore, StoreError, COMPLETE, GENERATING,
-    INTERRUPTED,
+    ExportConversation, ExportFilter, MessageRecord, ModelStats, NewBattle, NewFlag, NewMessage,
+    NewRating, NewVote, OpenTurn, PostgresStore, Sink, SqliteStore, StoreError, COMPLETE,
+    GENERATING, INTERRUPTED,
 };
 
 /// Why a vote cannot be stored, from the rows of its battle's two conversations as
@@ -98,13 +98,14 @@ macro_rules! arena_store_sql {
                     [(&b.conversation_a, &b.model_a), (&b.conversation_b, &b.model_b)]
                 {
                     sqlx::query(
-                        "INSERT INTO conversations (id, mode, model, client_hash, created_ms) \
-                         VALUES ($1, 'battle', $2, $3, $4)",
+                        "INSERT INTO conversations (id, mode, model, client_hash, created_ms, \
+                         terms_version) VALUES ($1, 'battle', $2, $3, $4, $5)",
                     )
                     .bind(conversation)
                     .bind(model)
                     .bind(&b.client_hash)
                     .bind(now)
+                    .bind(&b.terms_version)
                     .execute(&mut *tx)
                     .await
                     .map_err(query_error)?;
@@ -228,15 +229,17 @@ macro_rules! arena_store_sql {
                 id: &str,
                 model: &str,
                 client_hash: &str,
+                terms_version: Option<&str>,
             ) -> Result<(), StoreError> {
                 sqlx::query(
-                    "INSERT INTO conversations (id, mode, model, client_hash, created_ms) \
-                     VALUES ($1, 'direct', $2, $3, $4)",
+                    "INSERT INTO conversations (id, mode, model, client_hash, created_ms, \
+                     terms_version) VALUES ($1, 'direct', $2, $3, $4, $5)",
                 )
                 .bind(id)
                 .bind(model)
                 .bind(client_hash)
                 .bind(unix_ms() as i64)
+                .bind(terms_version)
                 .execute(&self.pool)
                 .await
                 .map(|_| ())
@@ -247,13 +250,19 @@ macro_rules! arena_store_sql {
                 &self,
                 id: &str,
             ) -> Result<Option<ConversationRecord>, StoreError> {
-                let row: Option<(String, String, String)> =
-                    sqlx::query_as("SELECT id, mode, model FROM conversations WHERE id = $1")
-                        .bind(id)
-                        .fetch_optional(&self.pool)
-                        .await
-                        .map_err(query_error)?;
-                Ok(row.map(|(id, mode, model)| ConversationRecord { id, mode, model }))
+                let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
+                    "SELECT id, mode, model, terms_version FROM conversations WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_error)?;
+                Ok(row.map(|(id, mode, model, terms_version)| ConversationRecord {
+                    id,
+                    mode,
+                    model,
+                    terms_version,
+                }))
             }
 
             async fn messages(
@@ -425,7 +434,7 @@ macro_rules! arena_store_sql {
 
             async fn export_battles(
                 &self,
-                all: bool,
+                filter: ExportFilter,
                 sink: Sink<'_, ExportBattle>,
             ) -> Result<u64, StoreError> {
                 // One row per message, grouped by battle in order: memory holds one battle.
@@ -439,9 +448,12 @@ macro_rules! arena_store_sql {
                      FROM votes v JOIN battles b ON b.id = v.battle_id \
                      JOIN messages m ON (m.conversation_id = b.conversation_a OR m.conversation_id = b.conversation_b) \
                      AND NOT m.superseded WHERE ($1 OR v.counted) \
+                     AND (NOT $2 OR NOT EXISTS (SELECT 1 FROM conversations c \
+                     WHERE c.id IN (b.conversation_a, b.conversation_b) AND c.terms_version IS NULL)) \
                      ORDER BY v.created_ms, v.battle_id, 10, m.seq",
                 )
-                .bind(all)
+                .bind(filter.all_votes)
+                .bind(filter.accepted_terms_only)
                 .fetch(&self.pool);
                 let mut current: Option<ExportBattle> = None;
                 let mut n = 0;
@@ -478,13 +490,16 @@ macro_rules! arena_store_sql {
 
             async fn export_conversations(
                 &self,
+                filter: ExportFilter,
                 sink: Sink<'_, ExportConversation>,
             ) -> Result<u64, StoreError> {
                 let mut rows = sqlx::query_as::<_, (String, String, String, String, String)>(
                     "SELECT c.id, c.model, c.mode, m.role, m.content FROM conversations c \
                      JOIN messages m ON m.conversation_id = c.id AND NOT m.superseded \
+                     WHERE (NOT $1 OR c.terms_version IS NOT NULL) \
                      ORDER BY c.created_ms, c.id, m.seq",
                 )
+                .bind(filter.accepted_terms_only)
                 .fetch(&self.pool);
                 let mut current: Option<ExportConversation> = None;
                 let mut n = 0;

@@ -1,7 +1,8 @@
 //! The store suite: every test runs against SQLite and Postgres, each on a fresh database.
 
 use arena_store::{
-    ArenaStore, NewBattle, NewFlag, NewMessage, NewRating, NewVote, OpenTurn, StoreError,
+    ArenaStore, ExportFilter, NewBattle, NewFlag, NewMessage, NewRating, NewVote, OpenTurn,
+    StoreError,
 };
 use arena_testkit::{db, on_both_backends};
 use std::future::Future;
@@ -33,6 +34,7 @@ fn battle(id: &str, a: &str, b: &str, anonymous: bool) -> NewBattle {
         conversation_a: format!("{id}-a"),
         conversation_b: format!("{id}-b"),
         client_hash: "client".into(),
+        terms_version: None,
     }
 }
 
@@ -131,7 +133,7 @@ on_both_backends!(
     messages_keep_order_and_regenerations_supersede,
     with_store,
     |s: Arc<dyn ArenaStore>| async move {
-        s.create_chat("c1", "alpha", "client").await.unwrap();
+        s.create_chat("c1", "alpha", "client", None).await.unwrap();
         s.add_messages(&[
             message("c1", 0, 1, "user", "Hi"),
             message("c1", 1, 1, "assistant", "Hello"),
@@ -274,7 +276,7 @@ async fn sqlite_creates_its_file_and_directory_on_first_start() {
     let s = arena_store::connect(&format!("sqlite://{}", path.display()))
         .await
         .unwrap();
-    s.create_chat("c", "m", "h").await.unwrap();
+    s.create_chat("c", "m", "h", None).await.unwrap();
 }
 
 on_both_backends!(
@@ -326,7 +328,7 @@ on_both_backends!(
 
         let mut battles = Vec::new();
         assert_eq!(
-            s.export_battles(false, &mut |b| {
+            s.export_battles(ExportFilter::default(), &mut |b| {
                 battles.push(b);
                 Ok(())
             })
@@ -344,10 +346,16 @@ on_both_backends!(
         assert_eq!(conv, vec![("user", "Hi"), ("assistant", "b1 b")]);
         let mut all = 0;
         assert_eq!(
-            s.export_battles(true, &mut |_| {
-                all += 1;
-                Ok(())
-            })
+            s.export_battles(
+                ExportFilter {
+                    all_votes: true,
+                    ..Default::default()
+                },
+                &mut |_| {
+                    all += 1;
+                    Ok(())
+                }
+            )
             .await
             .unwrap(),
             3
@@ -356,7 +364,7 @@ on_both_backends!(
 
         let mut conversations = Vec::new();
         assert_eq!(
-            s.export_conversations(&mut |c| {
+            s.export_conversations(ExportFilter::default(), &mut |c| {
                 conversations.push(c);
                 Ok(())
             })
@@ -367,7 +375,9 @@ on_both_backends!(
         assert!(conversations.iter().all(|c| c.messages.len() == 2));
         // A failing sink stops the stream with its error.
         let e = s
-            .export_conversations(&mut |_| Err(StoreError::Config("disk full".into())))
+            .export_conversations(ExportFilter::default(), &mut |_| {
+                Err(StoreError::Config("disk full".into()))
+            })
             .await
             .unwrap_err();
         assert!(e.to_string().contains("disk full"));

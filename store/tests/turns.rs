@@ -28,6 +28,7 @@ async fn battle(s: &Arc<dyn ArenaStore>, id: &str) {
         conversation_a: format!("{id}-a"),
         conversation_b: format!("{id}-b"),
         client_hash: "client".into(),
+        terms_version: None,
     })
     .await
     .unwrap();
@@ -85,6 +86,19 @@ async fn finish(s: &Arc<dyn ArenaStore>, id: &str, side: &str, seq: i64, reason:
 }
 
 static NEXT_VOTE: AtomicU64 = AtomicU64::new(0);
+
+/// Saves the text so far of `conversation`'s first answer with a new lease.
+async fn progress(s: &Arc<dyn ArenaStore>, conversation: &str, content: &str, lease_ms: i64) {
+    s.update_answer(&AnswerUpdate {
+        conversation_id: conversation.into(),
+        seq: 1,
+        content: content.into(),
+        finished: None,
+        lease_ms,
+    })
+    .await
+    .unwrap();
+}
 
 fn vote(id: &str, turn: i64) -> NewVote {
     NewVote {
@@ -160,15 +174,7 @@ async fn expired_leases(backend: &'static str) {
             .await
             .unwrap();
         // Progress is saved while the lease holds.
-        s.update_answer(&AnswerUpdate {
-            conversation_id: "dead-a".into(),
-            seq: 1,
-            content: "partial".into(),
-            finished: None,
-            lease_ms: now() - 1,
-        })
-        .await
-        .unwrap();
+        progress(&s, "dead-a", "partial", now() - 1).await;
         let m = s.messages("alive-a").await.unwrap();
         assert!(m[1].in_flight(now()));
         assert!(!s.messages("dead-a").await.unwrap()[1].in_flight(now()));
@@ -180,15 +186,7 @@ async fn expired_leases(backend: &'static str) {
         );
         assert_eq!(answer_state(&s, "alive-b").await.0, "generating");
         // A progress tick after the answer was closed does not reopen it.
-        s.update_answer(&AnswerUpdate {
-            conversation_id: "dead-a".into(),
-            seq: 1,
-            content: "late".into(),
-            finished: None,
-            lease_ms: now() + 60_000,
-        })
-        .await
-        .unwrap();
+        progress(&s, "dead-a", "late", now() + 60_000).await;
         assert_eq!(answer_state(&s, "dead-a").await.0, "interrupted");
         assert_eq!(s.close_expired_answers(now()).await.unwrap(), 0);
     })

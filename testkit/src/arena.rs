@@ -42,6 +42,26 @@ impl Bin {
         wait_workers(&c, workers.len()).await;
         Arena { c, workers, db_url }
     }
+
+    /// The real SmolLM2 as two contestants, one set of weights under two templates in two
+    /// worker processes: `smollm2-135m` (its own ChatML) and `smollm2-135m (vicuna template)`.
+    pub async fn spawn_smollm2_arena(&self, backend: &str, dir: &Path) -> Arena {
+        let model = crate::worker::smollm2();
+        self.spawn_arena(
+            backend,
+            dir,
+            &[],
+            &[
+                (&model, "smollm2-135m", &["--threads", "1"]),
+                (
+                    &model,
+                    "smollm2-135m (vicuna template)",
+                    &["--threads", "1", "--template", "vicuna_v1.1"],
+                ),
+            ],
+        )
+        .await
+    }
 }
 
 /// A call's status, headers and body (JSON when it parses, else a string).

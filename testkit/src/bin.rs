@@ -24,6 +24,8 @@ pub struct Controller {
     pub http: String,
     /// `http://ADDR` workers register with.
     pub grpc: String,
+    /// `http://ADDR` of the ops endpoints (`/api/workers`, `/metrics`).
+    pub ops: String,
 }
 
 impl Bin {
@@ -93,6 +95,8 @@ impl Bin {
             "127.0.0.1:0",
             "--grpc-addr",
             "127.0.0.1:0",
+            "--ops-addr",
+            "127.0.0.1:0",
         ]);
         cmd
     }
@@ -115,15 +119,20 @@ pub fn start_controller(cmd: Command) -> Controller {
             .map(|a| format!("http://{a}"))
             .unwrap_or_else(|| panic!("no {key} in '{rest}'"))
     };
-    let (http, grpc) = (url("http="), url("grpc="));
-    Controller { proc, http, grpc }
+    let (http, grpc, ops) = (url("http="), url("grpc="), url("ops="));
+    Controller {
+        proc,
+        http,
+        grpc,
+        ops,
+    }
 }
 
 /// Waits until the controller lists `n` workers.
 pub async fn wait_workers(c: &Controller, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let v: serde_json::Value = reqwest::get(format!("{}/api/workers", c.http))
+        let v: serde_json::Value = reqwest::get(format!("{}/api/workers", c.ops))
             .await
             .unwrap()
             .json()

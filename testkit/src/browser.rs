@@ -193,6 +193,23 @@ impl Browser {
         }
     }
 
+    /// Waits for the terms-of-use notice of a fresh browser and agrees to them, as a visitor
+    /// does before the first message.
+    pub async fn accept_terms(&self) {
+        self.wait_for(
+            "const b = document.querySelector('#terms-accept'); \
+             return !!b && !b.disabled && !document.querySelector('#terms').hidden",
+            Duration::from_secs(20),
+        )
+        .await;
+        self.click("#terms-accept").await;
+        self.wait_for(
+            "return document.querySelector('#terms').hidden",
+            Duration::from_secs(5),
+        )
+        .await;
+    }
+
     /// A PNG screenshot of the window.
     pub async fn screenshot(&self) -> Vec<u8> {
         use base64::Engine;

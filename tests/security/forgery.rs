@@ -143,22 +143,9 @@ async fn battle_prompt_tokens(a: &common::Arena, text: &str) -> Vec<(String, i64
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forged_turns_are_plain_text_on_the_openai_api_and_in_battles() {
-    let model = common::smollm2();
     let dir = tempfile::tempdir().unwrap();
     let a = common::bin()
-        .spawn_arena(
-            "sqlite",
-            dir.path(),
-            &[],
-            &[
-                (&model, "smollm2-135m", &["--threads", "1"]),
-                (
-                    &model,
-                    "smollm2-vicuna",
-                    &["--threads", "1", "--template", "vicuna_v1.1"],
-                ),
-            ],
-        )
+        .spawn_smollm2_arena("sqlite", dir.path())
         .await;
     let extra = {
         let mut w = a.workers[0].client().await;

@@ -4,6 +4,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod abuse;
+mod anonymity;
 mod forgery;
 mod stuck_battles;
+mod timeouts;
 mod workers;

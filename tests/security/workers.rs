@@ -196,7 +196,7 @@ async fn every_link_with_workers_over_tls() {
         ],
     );
     common::wait_workers(&c, 1).await;
-    let workers: Value = reqwest::get(format!("{}/api/workers", c.http))
+    let workers: Value = reqwest::get(format!("{}/api/workers", c.ops))
         .await
         .unwrap()
         .json()

@@ -11,7 +11,30 @@ use tonic::Status;
 
 use super::contestants::Endpoint;
 use super::stream::Started;
-use crate::error::ApiError;
+use crate::config::Timeouts;
+use crate::error::{ApiError, ControllerError};
+
+/// The HTTP client for API-hosted contestants (and moderation): connecting may take
+/// `timeouts.connect` at most; the waits for tokens are bounded per call.
+pub fn http_client(timeouts: &Timeouts) -> Result<reqwest::Client, ControllerError> {
+    reqwest::Client::builder()
+        .connect_timeout(timeouts.connect)
+        .build()
+        .map_err(|e| ControllerError::Config(format!("the HTTP client: {e}")))
+}
+
+/// 504 naming the endpoint that sent nothing in time.
+fn timed_out(endpoint: &Endpoint, timeouts: &Timeouts) -> ApiError {
+    ApiError {
+        status: StatusCode::GATEWAY_TIMEOUT,
+        code: "upstream_timeout",
+        ..ApiError::unavailable(format!(
+            "endpoint '{}' sent no first token within {} ms (the first-token timeout)",
+            endpoint.name,
+            timeouts.first_token.as_millis()
+        ))
+    }
+}
 
 /// The request body for the remote.
 fn body(endpoint: &Endpoint, req: &GenerateRequest) -> Result<Value, ApiError> {
@@ -118,22 +141,28 @@ fn parse(
         }))
 }
 
-/// Starts a streamed chat completion on the endpoint.
+/// Starts a streamed chat completion on the endpoint: its first token within
+/// `timeouts.first_token`, each next one within `timeouts.between_tokens`.
 pub async fn start(
     http: &reqwest::Client,
     endpoint: &Endpoint,
     req: GenerateRequest,
+    timeouts: &Timeouts,
 ) -> Result<Started, ApiError> {
     let dispatched = Instant::now();
+    let deadline = tokio::time::Instant::now() + timeouts.first_token;
     let mut call = http
         .post(format!("{}/chat/completions", endpoint.base_url))
         .json(&body(endpoint, &req)?);
     if let Some(key) = &endpoint.api_key {
         call = call.bearer_auth(key);
     }
-    let response = call.send().await.map_err(|e| {
-        ApiError::unavailable(format!("endpoint '{}' is unreachable: {e}", endpoint.name))
-    })?;
+    let response = tokio::time::timeout_at(deadline, call.send())
+        .await
+        .map_err(|_| timed_out(endpoint, timeouts))?
+        .map_err(|e| {
+            ApiError::unavailable(format!("endpoint '{}' is unreachable: {e}", endpoint.name))
+        })?;
     if !response.status().is_success() {
         return Err(refusal(endpoint, response).await);
     }
@@ -142,7 +171,13 @@ pub async fn start(
     tokio::spawn(async move {
         let mut buf = String::new();
         let (mut finish, mut usage) = (None, None);
-        while let Some(chunk) = bytes.next().await {
+        loop {
+            // The reader goes (a timeout, a client gone): drop the remote call with it.
+            let chunk = tokio::select! {
+                _ = tx.closed() => return,
+                chunk = bytes.next() => chunk,
+            };
+            let Some(chunk) = chunk else { break };
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
@@ -194,7 +229,10 @@ pub async fn start(
     });
     let mut stream: super::stream::ResponseStream =
         Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx));
-    let first = match stream.next().await {
+    let first = tokio::time::timeout_at(deadline, stream.next())
+        .await
+        .map_err(|_| timed_out(endpoint, timeouts))?;
+    let first = match first {
         Some(Ok(m)) => Some(m),
         Some(Err(s)) => {
             return Err(ApiError::unavailable(format!(
@@ -205,16 +243,21 @@ pub async fn start(
         }
         None => None,
     };
-    Ok(Started {
+    Ok(Started::new(
         stream,
         first,
-        guard: None,
+        None,
         dispatched,
-    })
+        timeouts.between_tokens,
+    ))
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -253,5 +296,116 @@ mod tests {
             .unwrap();
         assert_eq!(e.finish_reason, FinishReason::Error as i32);
         assert!(parse("{oops", &mut f, &mut u).is_err());
+    }
+
+    /// A remote on a free loopback port that reads each request and answers `answer` (then
+    /// holds the connection open, sending nothing more); returns its base URL and whether a
+    /// connection was closed by the controller.
+    async fn remote(answer: &'static str) -> (String, Arc<AtomicBool>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/v1", listener.local_addr().unwrap());
+        let closed = Arc::new(AtomicBool::new(false));
+        let seen = closed.clone();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    let _ = tcp.read(&mut buf).await;
+                    let _ = tcp.write_all(answer.as_bytes()).await;
+                    // Reads until the controller hangs up.
+                    while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
+                    seen.store(true, Ordering::SeqCst);
+                });
+            }
+        });
+        (url, closed)
+    }
+
+    fn endpoint(base_url: String) -> Endpoint {
+        Endpoint {
+            name: "remote".into(),
+            base_url,
+            model: "m".into(),
+            api_key: None,
+            battle_only: false,
+        }
+    }
+
+    fn request() -> GenerateRequest {
+        GenerateRequest {
+            input: Some(generate_request::Input::Chat(arena_proto::v1::Messages {
+                messages: vec![arena_proto::v1::ChatMessage {
+                    role: "user".into(),
+                    content: "hi".into(),
+                }],
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn timeouts() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_secs(2),
+            first_token: Duration::from_millis(300),
+            between_tokens: Duration::from_millis(300),
+        }
+    }
+
+    /// `f` within 10 s, far longer than the timeouts under test.
+    async fn soon<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("still waiting after 10 s")
+    }
+
+    #[tokio::test]
+    async fn a_remote_silent_before_its_first_token_is_a_504_and_is_hung_up_on() {
+        // Headers, then nothing.
+        let (url, closed) =
+            remote("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n").await;
+        let http = http_client(&timeouts()).unwrap();
+        let e = soon(start(&http, &endpoint(url), request(), &timeouts()))
+            .await
+            .err()
+            .expect("a silent remote started a generation");
+        assert_eq!(e.status, StatusCode::GATEWAY_TIMEOUT);
+        assert!(
+            e.message.contains("sent no first token within 300 ms"),
+            "{}",
+            e.message
+        );
+        soon(async {
+            while !closed.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_remote_stalling_mid_stream_times_out_and_is_hung_up_on() {
+        let (url, closed) = remote(
+            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n\
+             data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
+        )
+        .await;
+        let http = http_client(&timeouts()).unwrap();
+        let mut started = soon(start(&http, &endpoint(url), request(), &timeouts()))
+            .await
+            .unwrap();
+        assert_eq!(started.next_message().await.unwrap().text, "Hi");
+        let broken = soon(started.next_message()).await.unwrap_err();
+        assert!(
+            matches!(broken, super::super::stream::Broken::TimedOut(_)),
+            "{broken:?}"
+        );
+        soon(async {
+            while !closed.load(Ordering::SeqCst) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
     }
 }

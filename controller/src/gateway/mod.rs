@@ -4,6 +4,7 @@
 //! every caller (the OpenAI API, the arena) starts a generation.
 
 pub mod api_client;
+pub mod breaker;
 pub mod contestants;
 pub mod dispatch;
 pub mod register;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use arena_proto::v1::GenerateRequest;
 
+use crate::config::Timeouts;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use contestants::Endpoints;
@@ -37,6 +39,8 @@ pub struct Gateway {
     pub endpoints: Endpoints,
     /// HTTP client for the contestants.
     pub http: reqwest::Client,
+    /// How long calls to workers and contestants may wait.
+    pub timeouts: Timeouts,
 }
 
 impl Gateway {
@@ -52,10 +56,18 @@ impl Gateway {
             .get(&req.model)
             .filter(|e| in_battle || !e.battle_only)
         {
-            Some(endpoint) => api_client::start(&self.http, endpoint, req).await,
+            Some(endpoint) => api_client::start(&self.http, endpoint, req, &self.timeouts).await,
             None => {
                 let model = req.model.clone();
-                worker_client::start(&self.registry, self.policy, &self.metrics, &model, req).await
+                worker_client::start(
+                    &self.registry,
+                    self.policy,
+                    &self.metrics,
+                    &self.timeouts,
+                    &model,
+                    req,
+                )
+                .await
             }
         }
     }

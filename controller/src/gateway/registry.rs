@@ -1,13 +1,17 @@
-//! The registry of workers: who serves what, where, and how loaded they are.
+//! The registry of workers: who serves what, where, how loaded they are, and whether their
+//! circuit breaker lets requests through.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 
+use super::breaker::{Breaker, Circuit};
 use super::worker_auth::{WorkerDialer, WorkerRpc};
+use crate::config::BreakerSettings;
 use crate::error::ControllerError;
 use arena_ratings::clock::unix_ms;
 
@@ -26,18 +30,57 @@ pub struct WorkerInfo {
     pub max_concurrency: u32,
 }
 
+/// What the requests to one worker have shown: how many run, and its breaker. Shared with the
+/// guards of its running requests, which report how each went.
+struct Health {
+    worker_id: String,
+    in_flight: AtomicUsize,
+    breaker: Mutex<Breaker>,
+    /// Counts breakers opening (`arena_worker_circuit_open_total`).
+    opened: Option<IntCounter>,
+}
+
+impl Health {
+    fn new(worker_id: &str, settings: BreakerSettings, opened: Option<IntCounter>) -> Self {
+        Self {
+            worker_id: worker_id.to_string(),
+            in_flight: AtomicUsize::new(0),
+            breaker: Mutex::new(Breaker::new(settings)),
+            opened,
+        }
+    }
+
+    fn breaker(&self) -> std::sync::MutexGuard<'_, Breaker> {
+        self.breaker.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records how a request went: a success closes the breaker, failures may open it.
+    fn verdict(&self, ok: bool) {
+        let mut breaker = self.breaker();
+        if ok {
+            breaker.on_success();
+        } else if breaker.on_failure(Instant::now()) {
+            drop(breaker);
+            if let Some(c) = &self.opened {
+                c.inc();
+            }
+            tracing::warn!(worker_id = %self.worker_id, "circuit breaker open: the worker failed repeatedly; dispatch skips it for a while");
+        }
+    }
+}
+
 struct Entry {
     info: WorkerInfo,
     client: WorkerRpc,
     last_heartbeat: Instant,
     queue_length: u32,
-    in_flight: Arc<AtomicUsize>,
+    health: Arc<Health>,
     failed: bool,
 }
 
 impl Entry {
     fn load(&self) -> usize {
-        self.in_flight.load(Ordering::Relaxed) + self.queue_length as usize
+        self.health.in_flight.load(Ordering::Relaxed) + self.queue_length as usize
     }
 
     fn candidate(&self) -> Candidate {
@@ -46,7 +89,7 @@ impl Entry {
             client: self.client.clone(),
             load: self.load(),
             capacity: self.info.max_concurrency,
-            in_flight: self.in_flight.clone(),
+            health: self.health.clone(),
         }
     }
 }
@@ -71,23 +114,48 @@ pub struct Candidate {
     pub load: usize,
     /// The worker's `max_concurrency`.
     pub capacity: u32,
-    in_flight: Arc<AtomicUsize>,
+    health: Arc<Health>,
 }
 
 impl Candidate {
     /// Counts a request as running on this worker until the guard drops.
     pub fn start(&self) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(self.in_flight.clone())
+        self.health.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight {
+            health: self.health.clone(),
+            judged: false,
+        }
     }
 }
 
-/// Decrements the worker's in-flight count when dropped.
-pub struct InFlight(Arc<AtomicUsize>);
+/// A request running on a worker: decrements the worker's in-flight count when dropped, and
+/// tells the worker's breaker how the request went (once; later verdicts are ignored).
+pub struct InFlight {
+    health: Arc<Health>,
+    judged: bool,
+}
+
+impl InFlight {
+    /// The worker answered well (a whole generation, or a refusal of a bad request).
+    pub fn succeeded(&mut self) {
+        self.judge(true);
+    }
+
+    /// The worker failed, broke off or timed out.
+    pub fn failed(&mut self) {
+        self.judge(false);
+    }
+
+    fn judge(&mut self, ok: bool) {
+        if !std::mem::replace(&mut self.judged, true) {
+            self.health.verdict(ok);
+        }
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        self.health.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -110,8 +178,14 @@ pub struct WorkerView {
     pub queue_length: u32,
     /// Milliseconds since its last heartbeat.
     pub last_heartbeat_ms: u64,
-    /// False after a failed call, until its next heartbeat.
+    /// False after a failed call, until its next heartbeat, and while its breaker is not
+    /// closed.
     pub healthy: bool,
+    /// Its circuit breaker: `closed`, `open` (skipped by dispatch) or `half_open` (one trial
+    /// request decides).
+    pub circuit: Circuit,
+    /// Failures in a row counted toward opening the breaker.
+    pub consecutive_failures: u32,
 }
 
 /// The in-process registry.
@@ -119,6 +193,8 @@ pub struct Registry {
     workers: RwLock<HashMap<String, Entry>>,
     expiry: Duration,
     dialer: WorkerDialer,
+    breaker: BreakerSettings,
+    circuit_opened: Option<IntCounter>,
 }
 
 impl Registry {
@@ -134,6 +210,18 @@ impl Registry {
             workers: RwLock::new(HashMap::new()),
             expiry,
             dialer,
+            breaker: BreakerSettings::default(),
+            circuit_opened: None,
+        }
+    }
+
+    /// The same registry, with per-worker breakers set by `settings` whose openings count in
+    /// `opened`.
+    pub fn with_breaker(self, settings: BreakerSettings, opened: IntCounter) -> Self {
+        Self {
+            breaker: settings,
+            circuit_opened: Some(opened),
+            ..self
         }
     }
 
@@ -149,11 +237,18 @@ impl Registry {
     pub fn register(&self, info: WorkerInfo) -> Result<(), ControllerError> {
         let client = self.dialer.client(&info.address)?;
         let mut workers = self.write();
-        // A re-registering worker keeps the count of requests still running on it.
-        let in_flight = workers
+        // A re-registering worker keeps the count of requests still running on it, and its
+        // breaker: re-registering must not clear a record of hanging.
+        let health = workers
             .get(&info.id)
-            .map(|e| e.in_flight.clone())
-            .unwrap_or_default();
+            .map(|e| e.health.clone())
+            .unwrap_or_else(|| {
+                Arc::new(Health::new(
+                    &info.id,
+                    self.breaker,
+                    self.circuit_opened.clone(),
+                ))
+            });
         workers.insert(
             info.id.clone(),
             Entry {
@@ -161,7 +256,7 @@ impl Registry {
                 client,
                 last_heartbeat: Instant::now(),
                 queue_length: 0,
-                in_flight,
+                health,
                 failed: false,
             },
         );
@@ -263,8 +358,9 @@ impl Registry {
             .retain(|id, _| records.iter().any(|r| &r.id == id));
     }
 
-    /// Picks a live, healthy worker of `model` by `policy`, skipping `exclude`, in one pass
-    /// under the read lock; only the chosen one is cloned.
+    /// Picks a live, healthy worker of `model` whose breaker admits a request, by `policy`,
+    /// skipping `exclude`, in one pass under the read lock; only the chosen one is cloned.
+    /// When half-open, the chosen worker's breaker counts this request as its one trial.
     pub fn pick(
         &self,
         model: &str,
@@ -273,13 +369,34 @@ impl Registry {
     ) -> Option<Candidate> {
         let now = Instant::now();
         let workers = self.read();
-        let eligible = workers.values().filter(|e| {
-            !e.failed
-                && now.duration_since(e.last_heartbeat) <= self.expiry
-                && e.info.models.iter().any(|m| m == model)
-                && !exclude.contains(&e.info.id)
-        });
-        super::dispatch::choose(policy, eligible).map(Entry::candidate)
+        // Another request may take a half-open worker's one trial between the filter and the
+        // choice: then choose again without it.
+        let mut lost: Vec<&str> = Vec::new();
+        loop {
+            let eligible = workers.values().filter(|e| {
+                !e.failed
+                    && now.duration_since(e.last_heartbeat) <= self.expiry
+                    && e.info.models.iter().any(|m| m == model)
+                    && !exclude.contains(&e.info.id)
+                    && !lost.contains(&e.info.id.as_str())
+                    && e.health.breaker().admits(now)
+            });
+            let chosen = super::dispatch::choose(policy, eligible)?;
+            if chosen.health.breaker().try_dispatch(now) {
+                return Some(chosen.candidate());
+            }
+            lost.push(&chosen.info.id);
+        }
+    }
+
+    /// How many workers of `model` their breaker keeps out of dispatch now.
+    pub fn paused(&self, model: &str) -> usize {
+        let now = Instant::now();
+        self.read()
+            .values()
+            .filter(|e| e.info.models.iter().any(|m| m == model))
+            .filter(|e| !e.health.breaker().admits(now))
+            .count()
     }
 
     /// Whether any registered worker (healthy or not) serves `model`.
@@ -307,16 +424,22 @@ impl Registry {
         let mut v: Vec<WorkerView> = self
             .read()
             .values()
-            .map(|e| WorkerView {
-                id: e.info.id.clone(),
-                address: e.info.address.clone(),
-                models: e.info.models.clone(),
-                context_length: e.info.context_length,
-                max_concurrency: e.info.max_concurrency,
-                in_flight: e.in_flight.load(Ordering::Relaxed),
-                queue_length: e.queue_length,
-                last_heartbeat_ms: now.duration_since(e.last_heartbeat).as_millis() as u64,
-                healthy: !e.failed,
+            .map(|e| {
+                let breaker = e.health.breaker();
+                let circuit = breaker.circuit(now);
+                WorkerView {
+                    id: e.info.id.clone(),
+                    address: e.info.address.clone(),
+                    models: e.info.models.clone(),
+                    context_length: e.info.context_length,
+                    max_concurrency: e.info.max_concurrency,
+                    in_flight: e.health.in_flight.load(Ordering::Relaxed),
+                    queue_length: e.queue_length,
+                    last_heartbeat_ms: now.duration_since(e.last_heartbeat).as_millis() as u64,
+                    healthy: !e.failed && circuit == Circuit::Closed,
+                    circuit,
+                    consecutive_failures: breaker.failures(),
+                }
             })
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
@@ -428,6 +551,47 @@ mod tests {
         assert_eq!(b.candidates("m")[0].load, 1);
         b.sync_from(&[]);
         assert!(b.models().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_open_breaker_takes_a_worker_out_of_dispatch_until_it_closes() {
+        let opened = IntCounter::new("opened", "breakers opened").unwrap();
+        let settings = BreakerSettings {
+            failures: 2,
+            cool_down: Duration::from_secs(600),
+            max_cool_down: Duration::from_secs(600),
+        };
+        let r = Registry::new(Duration::from_secs(5)).with_breaker(settings, opened.clone());
+        r.register(info("a", "m")).unwrap();
+        r.register(info("b", "m")).unwrap();
+        let a = || r.candidates("m").into_iter().find(|c| c.id == "a").unwrap();
+        let mut g = a().start();
+        g.failed();
+        g.succeeded(); // ignored: one verdict per request
+        drop(g);
+        assert_eq!(opened.get(), 0);
+        a().start().failed();
+        assert_eq!(opened.get(), 1);
+        for _ in 0..50 {
+            let c = r.pick("m", super::super::dispatch::Policy::ShortestQueue, &[]);
+            assert_eq!(c.unwrap().id, "b", "an open worker is never picked");
+        }
+        assert_eq!(r.paused("m"), 1);
+        assert!(r.heartbeat("a", 0), "heartbeats do not close a breaker");
+        r.register(info("a", "m")).unwrap();
+        assert_eq!(r.paused("m"), 1, "nor does registering again");
+        let view = r.snapshot();
+        assert_eq!(view[0].circuit, Circuit::Open);
+        assert!(!view[0].healthy);
+        assert_eq!(view[1].circuit, Circuit::Closed);
+        assert!(view[1].healthy);
+        let json = serde_json::to_value(&view[0]).unwrap();
+        assert_eq!(json["circuit"], "open");
+        // A success (a call sent before it opened) closes it.
+        a().start().succeeded();
+        assert_eq!(r.paused("m"), 0);
+        assert_eq!(r.snapshot()[0].circuit, Circuit::Closed);
+        assert_eq!(r.snapshot()[0].in_flight, 0, "guards dropped");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! A generation once started, from a worker or an API-hosted contestant: its messages, and
-//! what they mean (finished, failed, broken off).
+//! what they mean (finished, failed, broken off, timed out).
 
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arena_proto::v1::{FinishReason, GenerateResponse, Usage};
 use tokio_stream::Stream;
@@ -19,10 +19,16 @@ pub struct Started {
     pub stream: ResponseStream,
     /// Its first message, already read (None when the stream was empty).
     pub first: Option<GenerateResponse>,
-    /// Counts the request against the worker while held (none for endpoints).
+    /// Counts the request against the worker while held, and tells the worker's breaker how
+    /// the generation went (none for endpoints).
     pub guard: Option<InFlight>,
     /// When the request was dispatched.
     pub dispatched: Instant,
+    /// The longest wait for each next message.
+    token_timeout: Duration,
+    /// When the message being waited for is late. Kept across calls, so that a caller that
+    /// wakes up for its own timers (and cancels the call) does not restart the clock.
+    deadline: Option<tokio::time::Instant>,
 }
 
 /// Why a generation stopped before its finish.
@@ -34,6 +40,8 @@ pub enum Broken {
     Ended,
     /// The worker reported an error.
     Failed(String),
+    /// Nothing came for this long (the token timeout); the call was dropped.
+    TimedOut(Duration),
 }
 
 impl Broken {
@@ -43,23 +51,77 @@ impl Broken {
             Self::Call(status) => format!("{who} failed mid-generation: {}", status.message()),
             Self::Ended => format!("{who}'s stream ended without a finish reason"),
             Self::Failed(error) => format!("{who} reported an error: {error}"),
+            Self::TimedOut(wait) => format!(
+                "{who} stopped sending tokens: nothing came for {} ms (the token timeout), so the generation was stopped",
+                wait.as_millis()
+            ),
         }
     }
 }
 
 impl Started {
-    /// The next message (the first, already read, comes first); an error message is `Broken`.
+    /// A started generation whose first message is `first`; each later message may take
+    /// `token_timeout` at most.
+    pub fn new(
+        stream: ResponseStream,
+        first: Option<GenerateResponse>,
+        guard: Option<InFlight>,
+        dispatched: Instant,
+        token_timeout: Duration,
+    ) -> Self {
+        Self {
+            stream,
+            first,
+            guard,
+            dispatched,
+            token_timeout,
+            deadline: None,
+        }
+    }
+
+    /// The next message (the first, already read, comes first); an error message, a broken
+    /// call or a message later than the token timeout is `Broken`, and then the call is
+    /// dropped (which cancels the sequence on the worker). Cancel-safe: no message is lost
+    /// when the returned future is dropped, and the token timeout keeps running.
     pub async fn next_message(&mut self) -> Result<GenerateResponse, Broken> {
         let next = match self.first.take() {
             Some(m) => Some(Ok(m)),
-            None => tokio_stream::StreamExt::next(&mut self.stream).await,
+            None => {
+                let timeout = self.token_timeout;
+                let deadline = *self
+                    .deadline
+                    .get_or_insert_with(|| tokio::time::Instant::now() + timeout);
+                let next = tokio_stream::StreamExt::next(&mut self.stream);
+                match tokio::time::timeout_at(deadline, next).await {
+                    Ok(next) => next,
+                    Err(_) => return Err(self.broke(Broken::TimedOut(timeout))),
+                }
+            }
         };
+        self.deadline = None;
         match next {
-            Some(Ok(m)) if is_error(&m) => Err(Broken::Failed(m.error)),
-            Some(Ok(m)) => Ok(m),
-            Some(Err(status)) => Err(Broken::Call(status)),
-            None => Err(Broken::Ended),
+            Some(Ok(m)) if is_error(&m) => Err(self.broke(Broken::Failed(m.error))),
+            Some(Ok(m)) => {
+                if finish_reason(&m).is_some() {
+                    if let Some(g) = self.guard.as_mut() {
+                        g.succeeded();
+                    }
+                }
+                Ok(m)
+            }
+            Some(Err(status)) => Err(self.broke(Broken::Call(status))),
+            None => Err(self.broke(Broken::Ended)),
         }
+    }
+
+    /// Counts the failure against the worker and drops the call: the worker stops the
+    /// sequence, and the request no longer counts as running on it.
+    fn broke(&mut self, why: Broken) -> Broken {
+        if let Some(mut g) = self.guard.take() {
+            g.failed();
+        }
+        self.stream = Box::pin(tokio_stream::empty());
+        why
     }
 }
 
@@ -97,12 +159,13 @@ mod tests {
         first: Option<GenerateResponse>,
         rest: Vec<Result<GenerateResponse, Status>>,
     ) -> Started {
-        Started {
-            stream: Box::pin(tokio_stream::iter(rest)),
+        Started::new(
+            Box::pin(tokio_stream::iter(rest)),
             first,
-            guard: None,
-            dispatched: Instant::now(),
-        }
+            None,
+            Instant::now(),
+            Duration::from_secs(30),
+        )
     }
 
     #[tokio::test]
@@ -136,5 +199,57 @@ mod tests {
             broken.describe("the worker"),
             "the worker failed mid-generation: connection reset"
         );
+    }
+
+    /// A stream whose next message never comes.
+    fn stalled(first: Option<GenerateResponse>, timeout: Duration) -> Started {
+        let stream = tokio_stream::StreamExt::chain(
+            tokio_stream::iter(vec![Ok(text("b"))]),
+            tokio_stream::pending(),
+        );
+        Started::new(Box::pin(stream), first, None, Instant::now(), timeout)
+    }
+
+    /// Whether `f` finishes within 10 s: the timeouts under test are far shorter, and a
+    /// broken timeout waits forever.
+    async fn soon<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(10), f)
+            .await
+            .expect("still waiting after 10 s")
+    }
+
+    #[tokio::test]
+    async fn a_stalled_stream_times_out_between_tokens_and_is_dropped() {
+        let mut s = stalled(Some(text("a")), Duration::from_millis(200));
+        assert_eq!(s.next_message().await.unwrap().text, "a");
+        assert_eq!(s.next_message().await.unwrap().text, "b");
+        let started = Instant::now();
+        let broken = soon(s.next_message()).await.unwrap_err();
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        assert!(matches!(broken, Broken::TimedOut(_)));
+        assert_eq!(
+            broken.describe("the worker"),
+            "the worker stopped sending tokens: nothing came for 200 ms (the token timeout), so the generation was stopped"
+        );
+        // The call is gone: nothing more comes, at once.
+        assert!(matches!(soon(s.next_message()).await, Err(Broken::Ended)));
+    }
+
+    #[tokio::test]
+    async fn cancelled_waits_do_not_restart_the_token_timeout() {
+        let mut s = stalled(None, Duration::from_millis(300));
+        assert_eq!(s.next_message().await.unwrap().text, "b");
+        // A caller waking every 20 ms for its own timer, as the arena's word coalescing does:
+        // were the clock restarted on each call, this would never end.
+        let broken = soon(async {
+            loop {
+                tokio::select! {
+                    m = s.next_message() => break m.unwrap_err(),
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        })
+        .await;
+        assert!(matches!(broken, Broken::TimedOut(_)));
     }
 }

@@ -18,7 +18,8 @@ use tonic::{Request, Status};
 
 use crate::error::ControllerError;
 
-/// How long a call to a worker may take to connect.
+/// How long a call to a worker may take to connect, unless
+/// [`WorkerDialer::with_connect_timeout`] says otherwise.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The metadata key the token travels in; the worker reads the same one.
@@ -74,6 +75,7 @@ impl Interceptor for AddToken {
 pub struct WorkerDialer {
     token: AddToken,
     tls: ClientTlsConfig,
+    connect_timeout: Duration,
 }
 
 impl Default for WorkerDialer {
@@ -82,6 +84,7 @@ impl Default for WorkerDialer {
         Self {
             token: AddToken::default(),
             tls: system_roots(),
+            connect_timeout: CONNECT_TIMEOUT,
         }
     }
 }
@@ -104,7 +107,17 @@ impl WorkerDialer {
         Ok(Self {
             token: AddToken::new(token)?,
             tls,
+            connect_timeout: CONNECT_TIMEOUT,
         })
+    }
+
+    /// The same dialer, whose clients give up connecting after `timeout`
+    /// (`--connect-timeout-ms`).
+    pub fn with_connect_timeout(self, timeout: Duration) -> Self {
+        Self {
+            connect_timeout: timeout,
+            ..self
+        }
     }
 
     /// [`WorkerDialer::new`] with the CA read from `ca_file`.
@@ -125,7 +138,7 @@ impl WorkerDialer {
         };
         let mut endpoint = Endpoint::from_shared(address.to_string())
             .map_err(|e| bad(&e))?
-            .connect_timeout(CONNECT_TIMEOUT);
+            .connect_timeout(self.connect_timeout);
         if address.starts_with("https://") {
             endpoint = endpoint.tls_config(self.tls.clone()).map_err(|e| bad(&e))?;
         }

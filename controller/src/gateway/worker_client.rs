@@ -1,20 +1,24 @@
-//! Starting a generation on a worker, with failover before the first token.
+//! Starting a generation on a worker, with failover before the first token: a worker that
+//! refuses, breaks or sends nothing within the first-token timeout gives way to another.
 
 use std::time::Instant;
 
 use arena_proto::v1::GenerateRequest;
+use axum::http::StatusCode;
 use tonic::{Code, Status};
 
 use super::dispatch::Policy;
 use super::registry::Registry;
 use super::stream::Started;
+use crate::config::Timeouts;
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 
 /// Other workers tried after the first fails before streaming.
 const MAX_RETRIES: usize = 2;
 
-/// Failures worth another worker: the worker is gone, draining or broke before answering.
+/// Failures worth another worker: the worker is gone, draining, broke before answering, or
+/// sent nothing within the first-token timeout (`DeadlineExceeded`).
 fn retryable(s: &Status) -> bool {
     matches!(
         s.code(),
@@ -24,6 +28,20 @@ fn retryable(s: &Status) -> bool {
             | Code::DeadlineExceeded
             | Code::Aborted
     )
+}
+
+/// What a refusal says of the worker, for its breaker: Some(true) when it answered sanely (the
+/// request was at fault), Some(false) when it is broken, None when it only is busy.
+fn worker_was_fine(s: &Status) -> Option<bool> {
+    match s.code() {
+        Code::InvalidArgument
+        | Code::OutOfRange
+        | Code::NotFound
+        | Code::FailedPrecondition
+        | Code::AlreadyExists => Some(true),
+        Code::ResourceExhausted => None,
+        _ => Some(false),
+    }
 }
 
 /// Maps a worker's refusal to the HTTP error the caller should see.
@@ -56,12 +74,14 @@ pub fn api_error_of(s: &Status) -> ApiError {
     }
 }
 
-/// Sends `req` to the least-loaded worker of `model`, moving on to another when one fails
-/// before its first message. No worker at all is an immediate error, never a wait.
+/// Sends `req` to the least-loaded worker of `model` whose breaker admits it, moving on to
+/// another when one fails or times out before its first message. No worker at all is an
+/// immediate error, never a wait.
 pub async fn start(
     registry: &Registry,
     policy: Policy,
     metrics: &Metrics,
+    timeouts: &Timeouts,
     model: &str,
     req: GenerateRequest,
 ) -> Result<Started, ApiError> {
@@ -76,13 +96,20 @@ pub async fn start(
             metrics.retries.inc();
         }
         tried.push(worker.id.clone());
-        let guard = worker.start();
-        let outcome = match worker.client.clone().generate(req.clone()).await {
-            Ok(response) => {
-                let mut stream = response.into_inner();
-                stream.message().await.map(|first| (stream, first))
-            }
-            Err(status) => Err(status),
+        let mut guard = worker.start();
+        let mut client = worker.client.clone();
+        let call = async {
+            let mut stream = client.generate(req.clone()).await?.into_inner();
+            stream.message().await.map(|first| (stream, first))
+        };
+        // Dropping the call on timeout resets its HTTP/2 stream: the worker drops the sequence.
+        let outcome = match tokio::time::timeout(timeouts.first_token, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(Status::deadline_exceeded(format!(
+                "worker '{}' sent no first token within {} ms (the first-token timeout)",
+                worker.id,
+                timeouts.first_token.as_millis()
+            ))),
         };
         match outcome {
             Ok((stream, first)) => {
@@ -90,30 +117,58 @@ pub async fn start(
                     .ttft
                     .with_label_values(&[model])
                     .observe(dispatched.elapsed().as_secs_f64());
-                return Ok(Started {
-                    stream: Box::pin(stream),
+                return Ok(Started::new(
+                    Box::pin(stream),
                     first,
-                    guard: Some(guard),
+                    Some(guard),
                     dispatched,
-                });
+                    timeouts.between_tokens,
+                ));
             }
             Err(status) if retryable(&status) => {
                 metrics.dispatch_failures.inc();
                 tracing::warn!(worker_id = %worker.id, "worker failed before its first token ({}); trying another", status.message());
+                guard.failed();
                 registry.mark_failed(&worker.id);
                 last_error = Some(status);
             }
-            Err(status) => return Err(api_error_of(&status)),
+            Err(status) => {
+                match worker_was_fine(&status) {
+                    Some(true) => guard.succeeded(),
+                    Some(false) => guard.failed(),
+                    None => {}
+                }
+                return Err(api_error_of(&status));
+            }
         }
     }
     match last_error {
+        // The last worker tried sent nothing in time: a gateway timeout, not a refusal.
+        Some(status) if status.code() == Code::DeadlineExceeded => Err(ApiError {
+            status: StatusCode::GATEWAY_TIMEOUT,
+            code: "worker_timeout",
+            ..ApiError::unavailable(format!(
+                "every worker serving '{model}' failed: {}",
+                status.message()
+            ))
+        }),
         Some(status) => Err(ApiError::unavailable(format!(
             "every worker serving '{model}' failed: {}",
             status.message()
         ))),
-        None if registry.knows_model(model) => Err(ApiError::unavailable(format!(
-            "no worker serving '{model}' is available right now"
-        ))),
+        None if registry.knows_model(model) => {
+            let paused = registry.paused(model);
+            let why = if paused > 0 {
+                format!(
+                    " ({paused} paused by the circuit breaker after repeated failures or timeouts)"
+                )
+            } else {
+                String::new()
+            };
+            Err(ApiError::unavailable(format!(
+                "no worker serving '{model}' is available right now{why}"
+            )))
+        }
         None => Err(ApiError::model_not_found(model)),
     }
 }

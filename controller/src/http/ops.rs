@@ -1,4 +1,6 @@
-//! Ops endpoints: liveness, readiness, the workers listing and the Prometheus metrics.
+//! Ops endpoints: liveness, readiness, the workers listing and the Prometheus metrics. The
+//! public listener gets only liveness and a bare readiness: per-worker loads and per-model
+//! timings, polled during a battle, would tell its anonymous sides apart.
 
 use std::sync::Arc;
 
@@ -21,17 +23,36 @@ struct Ops {
     metrics: Arc<Metrics>,
 }
 
-/// `/health`, `/ready`, `/api/workers`, `/metrics`.
+/// The public part: `/health` and `/ready` without details.
+pub fn public_router(store: Arc<dyn ArenaStore>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ready", get(public_ready))
+        .with_state(store)
+}
+
+async fn health() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+async fn public_ready(
+    State(store): State<Arc<dyn ArenaStore>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    store
+        .ping()
+        .await
+        .map_err(|_| ApiError::unavailable("the arena's database does not answer"))?;
+    Ok(Json(serde_json::json!({"status": "ready"})))
+}
+
+/// The ops listener: `/health`, `/ready` with details, `/api/workers`, `/metrics`.
 pub fn router(
     registry: Arc<Registry>,
     store: Arc<dyn ArenaStore>,
     metrics: Arc<Metrics>,
 ) -> Router {
     Router::new()
-        .route(
-            "/health",
-            get(|| async { Json(serde_json::json!({"status": "ok"})) }),
-        )
+        .route("/health", get(health))
         .route("/ready", get(ready))
         .route("/api/workers", get(workers))
         .route("/metrics", get(prometheus))

@@ -1,10 +1,22 @@
-//! The OpenAI-compatible API: `/v1/models` and `/v1/chat/completions`.
+//! The OpenAI-compatible API: `/v1/models`, `/v1/chat/completions`, `/v1/completions` and a
+//! text-only `/v1/responses`. Bodies are read field by field so that every error names the
+//! client's field, and a field this server cannot honour is refused, never ignored.
 
 mod chat;
 mod completions;
+mod fields;
+mod logprobs;
+mod messages;
 mod params;
 mod respond;
+mod responses;
+mod responses_stream;
 mod shapes;
+mod stream;
+#[cfg(test)]
+mod test_support;
+#[cfg(test)]
+mod tests;
 pub mod types;
 
 use std::sync::Arc;
@@ -34,6 +46,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/responses", post(responses::responses))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key))
         .with_state(state)
 }

@@ -1,23 +1,24 @@
-//! Turning a worker's stream into OpenAI responses: one JSON body, or SSE chunks.
+//! Starting a checked request's `n` generations at once, and answering with one JSON body;
+//! streams are in `stream`.
 
-use std::convert::Infallible;
+use std::time::Instant;
 
-use arena_proto::v1::GenerateResponse;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use arena_proto::v1::GenerateRequest;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::future::try_join_all;
 
-use super::shapes::{Choice, Delta, Envelope, Message};
-use super::types::{CommonParams, Usage};
+use super::logprobs::{self, Token};
+use super::shapes::{Choice, Envelope, Message};
+use super::stream;
+use super::types::Usage;
 use super::{now_secs, ApiState};
-use std::sync::Arc;
-
 use crate::error::ApiError;
 use crate::gateway::stream::{self as generation, finish_reason, Started};
 use crate::metrics::Metrics;
 
 /// Which endpoint's shapes to produce.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
     /// `/v1/chat/completions`: messages and deltas.
     Chat,
@@ -25,275 +26,275 @@ pub enum Flavor {
     Text,
 }
 
-/// What every response of one request carries.
-pub struct Meta {
-    /// Response id.
-    pub id: String,
-    /// Served model name.
-    pub model: String,
-    /// Endpoint flavor.
-    pub flavor: Flavor,
+/// How the client named the fields the worker's errors are about.
+#[derive(Debug, Clone, Copy)]
+pub struct Names {
+    /// The token limit (`max_tokens`, `max_completion_tokens`, `max_output_tokens`).
+    pub max_tokens: &'static str,
+    /// The input (`messages`, `prompt`, `input`).
+    pub input: &'static str,
+    /// The alternatives per token (`top_logprobs`, or `logprobs` on text completions).
+    pub top_logprobs: &'static str,
 }
 
-impl Meta {
-    fn object(&self, chunk: bool) -> &'static str {
-        match (self.flavor, chunk) {
-            (Flavor::Chat, false) => "chat.completion",
-            (Flavor::Chat, true) => "chat.completion.chunk",
-            (Flavor::Text, _) => "text_completion",
+/// A checked request, ready to dispatch.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The generation every choice runs (each gets its own id, and seed when seeded).
+    pub generate: GenerateRequest,
+    /// Choices.
+    pub n: u32,
+    /// Answer as server-sent events.
+    pub stream: bool,
+    /// Streams end with a usage chunk.
+    pub include_usage: bool,
+    /// Alternatives per token when log-probabilities were asked for.
+    pub logprobs: Option<u32>,
+    /// The client's field names, for the worker's errors.
+    pub names: Names,
+}
+
+/// Rewrites an error from dispatch so that it names the client's fields: the worker says
+/// `max_new_tokens`, `prompt` and `messages` whatever the endpoint.
+pub fn rename(mut e: ApiError, names: Names) -> ApiError {
+    let renamed = match e.param.as_deref() {
+        Some("max_new_tokens") => Some(names.max_tokens),
+        Some("messages" | "prompt") => Some(names.input),
+        Some("top_logprobs") => Some(names.top_logprobs),
+        // The conversation template refused the messages (roles out of order).
+        None if e.message.starts_with("template error") => Some(names.input),
+        _ => None,
+    };
+    if let Some(name) = renamed {
+        e.param = Some(name.to_string());
+    }
+    e.message = e.message.replace("max_new_tokens", names.max_tokens);
+    e
+}
+
+/// Starts the plan's `n` generations at once, so the worker batches them; if one cannot
+/// start, the others are dropped (which cancels them) and its error is the answer.
+pub async fn start(state: &ApiState, plan: &Plan) -> Result<Vec<Started>, ApiError> {
+    let model = &plan.generate.model;
+    if plan.logprobs.is_some()
+        && state
+            .gateway
+            .endpoints
+            .get(model)
+            .is_some_and(|e| !e.battle_only)
+    {
+        return Err(ApiError::unsupported_param(
+            "logprobs",
+            format!("'{model}' is API-hosted: log-probabilities are not available for it"),
+        ));
+    }
+    let requests = (0..plan.n).map(|i| {
+        let mut req = plan.generate.clone();
+        if i > 0 {
+            req.request_id = format!("{}-{i}", req.request_id);
+            // Seeded choices differ from each other, and each is reproducible.
+            if let Some(p) = req.params.as_mut() {
+                p.seed = p.seed.map(|s| s.wrapping_add(u64::from(i)));
+            }
         }
-    }
-
-    fn envelope<'a>(
-        &'a self,
-        chunk: bool,
-        created: u64,
-        choices: Vec<Choice<'a>>,
-        usage: Option<Usage>,
-    ) -> Envelope<'a> {
-        Envelope {
-            id: &self.id,
-            object: self.object(chunk),
-            created,
-            model: &self.model,
-            choices,
-            usage,
+        if let Some(top) = plan.logprobs {
+            req.return_tokens = true;
+            if let Some(p) = req.params.as_mut() {
+                p.top_logprobs = Some(top);
+            }
         }
-    }
-
-    fn full<'a>(&'a self, text: &'a str, finish: &'a str, usage: Usage) -> Envelope<'a> {
-        let choice = match self.flavor {
-            Flavor::Chat => Choice::Message {
-                index: 0,
-                message: Message {
-                    role: "assistant",
-                    content: text,
-                },
-                finish_reason: finish,
-            },
-            Flavor::Text => Choice::Text {
-                index: 0,
-                text,
-                logprobs: None,
-                finish_reason: Some(finish),
-            },
-        };
-        self.envelope(false, now_secs(), vec![choice], Some(usage))
-    }
-
-    /// A chunk with new text (`None` for the role-only opening chunk of chat).
-    fn chunk(&self, created: u64, text: Option<&str>, finish: Option<&str>) -> Event {
-        let choice = match self.flavor {
-            Flavor::Chat => Choice::Delta {
-                index: 0,
-                delta: Delta {
-                    role: (text.is_none() && finish.is_none()).then_some("assistant"),
-                    content: text,
-                },
-                finish_reason: finish,
-            },
-            Flavor::Text => Choice::Text {
-                index: 0,
-                text: text.unwrap_or(""),
-                logprobs: None,
-                finish_reason: finish,
-            },
-        };
-        event(&self.envelope(true, created, vec![choice], None))
-    }
-
-    fn usage_chunk(&self, created: u64, usage: Usage) -> Event {
-        event(&self.envelope(true, created, Vec::new(), Some(usage)))
-    }
+        state.gateway.start_generation(req, false)
+    });
+    try_join_all(requests)
+        .await
+        .map_err(|e| rename(e, plan.names))
 }
 
-/// An SSE event carrying `body` as JSON.
-fn event(body: &Envelope<'_>) -> Event {
-    Event::default()
-        .json_data(body)
-        .unwrap_or_else(|e| error_event(format!("could not encode a chunk: {e}")))
-}
-
-/// The OpenAI usage of a last message.
-fn usage(m: &GenerateResponse) -> Usage {
-    let u = generation::usage(m);
-    Usage {
-        prompt_tokens: u.prompt_tokens,
-        completion_tokens: u.completion_tokens,
-        total_tokens: u.prompt_tokens + u.completion_tokens,
-    }
+/// One choice, generated to its end.
+#[derive(Debug, Default)]
+pub struct Finished {
+    /// The text.
+    pub text: String,
+    /// "stop" or "length".
+    pub finish: &'static str,
+    /// Its prompt and completion tokens.
+    pub prompt_tokens: u32,
+    /// Tokens generated.
+    pub completion_tokens: u32,
+    /// The tokens, when asked for.
+    pub tokens: Vec<Token>,
 }
 
 /// Counts a finished generation's tokens and duration.
-fn record(metrics: &Metrics, meta: &Meta, started: std::time::Instant, m: &GenerateResponse) {
-    let u = usage(m);
+pub fn record(metrics: &Metrics, model: &str, dispatched: Instant, completion_tokens: u32) {
     metrics
         .tokens
-        .with_label_values(&[&meta.model])
-        .inc_by(u64::from(u.completion_tokens));
+        .with_label_values(&[model])
+        .inc_by(u64::from(completion_tokens));
     metrics
         .generation
-        .with_label_values(&[&meta.model])
-        .observe(started.elapsed().as_secs_f64());
+        .with_label_values(&[model])
+        .observe(dispatched.elapsed().as_secs_f64());
 }
 
-/// Dispatches a checked request and answers in the endpoint's shape, streamed or not.
-pub async fn serve(
-    state: &ApiState,
-    generate: arena_proto::v1::GenerateRequest,
-    flavor: Flavor,
-    common: &CommonParams,
-) -> Result<Response, ApiError> {
-    let meta = Meta {
-        id: generate.request_id.clone(),
-        model: generate.model.clone(),
-        flavor,
-    };
-    let started = state.gateway.start_generation(generate, false).await?;
-    if common.stream {
-        let include_usage = common
-            .stream_options
-            .as_ref()
-            .is_some_and(|o| o.include_usage);
-        Ok(stream(
-            started,
-            meta,
-            include_usage,
-            state.gateway.metrics.clone(),
-        ))
-    } else {
-        complete(started, meta, &state.gateway.metrics).await
-    }
-}
-
-/// Collects the whole generation into one response body.
-async fn complete(
+/// Reads one generation to its end.
+pub async fn collect(
     mut started: Started,
-    meta: Meta,
+    model: &str,
     metrics: &Metrics,
-) -> Result<Response, ApiError> {
-    let mut text = String::new();
+) -> Result<Finished, ApiError> {
+    let mut done = Finished::default();
     loop {
         let m = started
             .next_message()
             .await
             .map_err(|b| ApiError::internal(b.describe("the worker")))?;
-        text.push_str(&m.text);
+        done.text.push_str(&m.text);
+        done.tokens.extend(logprobs::tokens(&m));
         if let Some(finish) = finish_reason(&m) {
             started.guard.take();
-            record(metrics, &meta, started.dispatched, &m);
-            return Ok(Json(meta.full(&text, finish, usage(&m))).into_response());
+            let u = generation::usage(&m);
+            record(metrics, model, started.dispatched, u.completion_tokens);
+            done.finish = finish;
+            done.prompt_tokens = u.prompt_tokens;
+            done.completion_tokens = u.completion_tokens;
+            return Ok(done);
         }
     }
 }
 
-fn error_event(message: String) -> Event {
-    Event::default().data(ApiError::internal(message).body().to_string())
+/// Every choice generated to its end, concurrently, in choice order.
+pub async fn collect_all(
+    started: Vec<Started>,
+    model: &str,
+    metrics: &Metrics,
+) -> Result<Vec<Finished>, ApiError> {
+    try_join_all(started.into_iter().map(|s| collect(s, model, metrics))).await
 }
 
-/// Where a response stream is.
-enum Phase {
-    /// Chat opens with a role-only chunk.
-    Role,
-    /// Relaying the worker's messages.
-    Body,
-    /// The finish chunk is next.
-    Finish(&'static str, GenerateResponse),
-    /// The usage chunk is next.
-    Usage(Usage),
-    /// `[DONE]` is next.
-    Done,
-    /// Nothing more.
-    End,
+/// The usage of finished choices: the prompt once, every choice's output.
+pub fn usage_of(choices: &[Finished]) -> Usage {
+    Usage::of_choices(
+        choices.first().map_or(0, |c| c.prompt_tokens),
+        choices.iter().map(|c| c.completion_tokens),
+    )
 }
 
-/// The state of one SSE response.
-struct Relay {
-    started: Started,
-    meta: Meta,
-    created: u64,
-    include_usage: bool,
-    metrics: Arc<Metrics>,
-    phase: Phase,
-}
-
-impl Relay {
-    /// The next event, or None at the end.
-    async fn step(&mut self) -> Option<Event> {
-        loop {
-            match std::mem::replace(&mut self.phase, Phase::End) {
-                Phase::End => return None,
-                Phase::Role => {
-                    self.phase = Phase::Body;
-                    if matches!(self.meta.flavor, Flavor::Chat) {
-                        return Some(self.meta.chunk(self.created, None, None));
-                    }
-                }
-                Phase::Body => {
-                    self.phase = Phase::Done;
-                    let m = match self.started.next_message().await {
-                        Ok(m) => m,
-                        Err(broken) => return Some(error_event(broken.describe("the worker"))),
-                    };
-                    let text = (!m.text.is_empty())
-                        .then(|| self.meta.chunk(self.created, Some(&m.text), None));
-                    self.phase = match finish_reason(&m) {
-                        Some(reason) => Phase::Finish(reason, m),
-                        None => Phase::Body,
-                    };
-                    if text.is_some() {
-                        return text;
-                    }
-                }
-                Phase::Finish(reason, m) => {
-                    record(&self.metrics, &self.meta, self.started.dispatched, &m);
-                    self.phase = if self.include_usage {
-                        Phase::Usage(usage(&m))
-                    } else {
-                        Phase::Done
-                    };
-                    return Some(self.meta.chunk(self.created, None, Some(reason)));
-                }
-                Phase::Usage(u) => {
-                    self.phase = Phase::Done;
-                    return Some(self.meta.usage_chunk(self.created, u));
-                }
-                Phase::Done => {
-                    // The worker is free for dispatch before the client reads the last line.
-                    self.started.guard.take();
-                    return Some(Event::default().data("[DONE]"));
-                }
-            }
-        }
-    }
-}
-
-/// Streams SSE chunks: (chat: the role first), text deltas, a chunk with the finish reason,
-/// usage when asked for, then `[DONE]`. A worker failing after the first token ends the stream
-/// with an error event. The response body drives the worker stream itself (no task or channel
-/// in between, so the role chunk and the first text leave in one write); a client that goes
-/// away drops it, which cancels the sequence on the worker.
-pub fn stream(
-    started: Started,
-    meta: Meta,
-    include_usage: bool,
-    metrics: Arc<Metrics>,
-) -> Response {
-    let relay = Relay {
-        started,
-        meta,
+/// Dispatches a checked chat or text completion and answers in its shape, streamed or not.
+pub async fn serve(state: &ApiState, plan: Plan, flavor: Flavor) -> Result<Response, ApiError> {
+    let started = start(state, &plan).await?;
+    let meta = stream::Meta {
+        id: plan.generate.request_id.clone(),
+        model: plan.generate.model.clone(),
+        flavor,
         created: now_secs(),
-        include_usage,
-        metrics,
-        phase: Phase::Role,
+        logprobs: plan.logprobs,
     };
-    let events = futures_util::stream::unfold(relay, |mut relay| async move {
-        relay
-            .step()
-            .await
-            .map(|e| (Ok::<Event, Infallible>(e), relay))
-    });
-    Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response()
+    let metrics = state.gateway.metrics.clone();
+    if plan.stream {
+        return Ok(stream::sse(started, meta, plan.include_usage, metrics));
+    }
+    let choices = collect_all(started, &meta.model, &metrics).await?;
+    let usage = usage_of(&choices);
+    let body = Envelope {
+        id: &meta.id,
+        object: match flavor {
+            Flavor::Chat => "chat.completion",
+            Flavor::Text => "text_completion",
+        },
+        created: meta.created,
+        model: &meta.model,
+        choices: choices
+            .iter()
+            .zip(0..)
+            .map(|(c, index)| whole(c, index, flavor, plan.logprobs))
+            .collect(),
+        usage: Some(usage),
+    };
+    Ok(Json(body).into_response())
+}
+
+/// One finished choice in the endpoint's shape.
+fn whole(c: &Finished, index: u32, flavor: Flavor, logprobs: Option<u32>) -> Choice<'_> {
+    match flavor {
+        Flavor::Chat => Choice::Message {
+            index,
+            message: Message {
+                role: "assistant",
+                content: &c.text,
+            },
+            logprobs: logprobs.map(|_| logprobs::chat(&c.tokens)),
+            finish_reason: c.finish,
+        },
+        Flavor::Text => Choice::Text {
+            index,
+            text: &c.text,
+            logprobs: logprobs.map(|top| logprobs::text(&c.tokens, &mut 0, top > 0)),
+            finish_reason: Some(c.finish),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names() -> Names {
+        Names {
+            max_tokens: "max_output_tokens",
+            input: "input",
+            top_logprobs: "logprobs",
+        }
+    }
+
+    #[test]
+    fn worker_names_become_the_clients() {
+        let e = rename(
+            ApiError::invalid_param(
+                "max_new_tokens",
+                "invalid parameter 'max_new_tokens': 5000 is outside [1, 256]",
+            ),
+            names(),
+        );
+        assert_eq!(e.param.as_deref(), Some("max_output_tokens"));
+        assert_eq!(
+            e.message,
+            "invalid parameter 'max_output_tokens': 5000 is outside [1, 256]"
+        );
+        let e = rename(
+            ApiError {
+                code: "context_length_exceeded",
+                ..ApiError::invalid_param(
+                    "messages",
+                    "prompt of 300 tokens plus max_new_tokens 10 exceeds",
+                )
+            },
+            names(),
+        );
+        assert_eq!(e.param.as_deref(), Some("input"));
+        assert!(e.message.contains("max_output_tokens 10"), "{}", e.message);
+        let e = rename(
+            ApiError::bad_request("template error: message 1 has role"),
+            names(),
+        );
+        assert_eq!(e.param.as_deref(), Some("input"));
+        let e = rename(ApiError::invalid_param("top_logprobs", "x"), names());
+        assert_eq!(e.param.as_deref(), Some("logprobs"));
+        let e = rename(ApiError::invalid_param("temperature", "x"), names());
+        assert_eq!(e.param.as_deref(), Some("temperature"));
+    }
+
+    #[test]
+    fn usage_counts_the_prompt_once() {
+        let c = |completion_tokens| Finished {
+            prompt_tokens: 7,
+            completion_tokens,
+            ..Default::default()
+        };
+        let u = usage_of(&[c(3), c(5)]);
+        assert_eq!(
+            (u.prompt_tokens, u.completion_tokens, u.total_tokens),
+            (7, 8, 15)
+        );
+    }
 }

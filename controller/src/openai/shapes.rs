@@ -1,8 +1,10 @@
-//! Response bodies of the OpenAI-compatible API, typed so that each streamed chunk is
-//! serialised straight into its event without building a JSON tree, with OpenAI's key order.
+//! Response bodies of the chat and text completion endpoints, typed so that each streamed
+//! chunk is serialised straight into its event without building a JSON tree, with OpenAI's
+//! key order.
 
 use serde::Serialize;
 
+use super::logprobs::{ChatLogprobs, TextLogprobs};
 use super::types::Usage;
 
 /// A whole response or one streamed chunk.
@@ -16,7 +18,7 @@ pub struct Envelope<'a> {
     pub created: u64,
     /// Served model name.
     pub model: &'a str,
-    /// One choice, or none in the usage chunk.
+    /// The choices (a chunk carries one; the usage chunk none).
     pub choices: Vec<Choice<'a>>,
     /// Token counts (whole responses, and the last chunk when asked for).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -29,31 +31,35 @@ pub struct Envelope<'a> {
 pub enum Choice<'a> {
     /// A whole chat answer.
     Message {
-        /// Always 0 (n = 1).
+        /// Which of the `n` choices.
         index: u32,
         /// The answer.
         message: Message<'a>,
+        /// Per-token log-probabilities when asked for, else null.
+        logprobs: Option<ChatLogprobs>,
         /// "stop" or "length".
         finish_reason: &'a str,
     },
     /// A chat chunk.
     Delta {
-        /// Always 0 (n = 1).
+        /// Which of the `n` choices.
         index: u32,
         /// What changed.
         delta: Delta<'a>,
-        /// Set on the last chunk.
+        /// The chunk's tokens when asked for, else null.
+        logprobs: Option<ChatLogprobs>,
+        /// Set on the choice's last chunk.
         finish_reason: Option<&'a str>,
     },
     /// Completion text, whole or a chunk of it.
     Text {
-        /// Always 0 (n = 1).
+        /// Which of the `n` choices.
         index: u32,
         /// The text.
         text: &'a str,
-        /// Not supported: always null.
-        logprobs: Option<()>,
-        /// Set on the last chunk, or the whole response.
+        /// The tokens when asked for, else null.
+        logprobs: Option<TextLogprobs>,
+        /// Set on the choice's last chunk, or the whole response.
         finish_reason: Option<&'a str>,
     },
 }

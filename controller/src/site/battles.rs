@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::hygiene::exclusion_reason;
 use super::input::{Sampling, TurnBody};
 use super::pick::draw_pair;
+use super::terms::AcceptedTerms;
 use super::turns::{self, Streaming, Thread};
 use super::{body, optional_body, store_error, ArenaState, Client};
 use crate::error::ApiError;
@@ -37,10 +38,11 @@ pub enum NewBattleBody {
 /// The four outcomes of a vote.
 const WINNERS: [&str; 4] = ["model_a", "model_b", "tie", "tie (bothbad)"];
 
-/// `POST /api/battles`.
+/// `POST /api/battles`; the terms of use the client accepted are stored with both sides.
 pub async fn create(
     State(state): State<Arc<ArenaState>>,
     client: Client,
+    AcceptedTerms(terms_version): AcceptedTerms,
     b: Result<Json<NewBattleBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let models = state.gateway.served_models(true);
@@ -75,6 +77,7 @@ pub async fn create(
         conversation_a: random_id("c_"),
         conversation_b: random_id("c_"),
         client_hash: client.hash,
+        terms_version,
     };
     state
         .store

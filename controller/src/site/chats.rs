@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::input::{Sampling, TurnBody};
+use super::terms::AcceptedTerms;
 use super::turns::{self, Streaming, Thread};
 use super::{body, optional_body, store_error, ArenaState, Client};
 use crate::error::ApiError;
@@ -24,10 +25,11 @@ pub struct NewChatBody {
     pub model: String,
 }
 
-/// `POST /api/chats`.
+/// `POST /api/chats`; the terms of use the client accepted are stored with the chat.
 pub async fn create(
     State(state): State<Arc<ArenaState>>,
     client: Client,
+    AcceptedTerms(terms_version): AcceptedTerms,
     b: Result<Json<NewChatBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let req = body(b)?;
@@ -37,7 +39,7 @@ pub async fn create(
     let id = random_id("c_");
     state
         .store
-        .create_chat(&id, &req.model, &client.hash)
+        .create_chat(&id, &req.model, &client.hash, terms_version.as_deref())
         .await
         .map_err(store_error)?;
     Ok(Json(json!({"id": id, "model": req.model})))

@@ -293,6 +293,7 @@ mod tests {
                 conversation_a: "ca".into(),
                 conversation_b: "cb".into(),
                 client_hash: "h".into(),
+                terms_version: None,
             })
             .await
             .unwrap();

@@ -10,6 +10,7 @@ mod input;
 pub mod leaderboard;
 pub mod moderation;
 pub mod pick;
+pub mod terms;
 mod turns;
 pub mod web;
 
@@ -30,6 +31,7 @@ use crate::gateway::Gateway;
 use crate::http::{client_addr, rate_limit, Limit};
 use leaderboard::LeaderboardCache;
 use moderation::Moderation;
+use terms::Terms;
 pub use turns::spawn_lease_sweep;
 
 /// What the arena handlers share.
@@ -44,6 +46,8 @@ pub struct ArenaState {
     pub moderation: Moderation,
     /// The ratings, recomputed as votes arrive.
     pub leaderboard: LeaderboardCache,
+    /// The terms of use the page shows before the first message.
+    pub terms: Terms,
     salt: String,
 }
 
@@ -55,6 +59,7 @@ impl ArenaState {
         settings: ArenaSettings,
         moderation: Moderation,
         leaderboard: LeaderboardCache,
+        terms: Terms,
     ) -> Self {
         let salt = settings
             .voter_salt
@@ -66,6 +71,7 @@ impl ArenaState {
             settings,
             moderation,
             leaderboard,
+            terms,
             salt,
         }
     }
@@ -77,7 +83,8 @@ impl ArenaState {
     }
 }
 
-/// The client's address (or the first `X-Forwarded-For` hop when trusted) and its hash.
+/// The client's address (the right-most untrusted `X-Forwarded-For` hop behind trusted
+/// proxies) and its hash.
 pub struct Client {
     /// The address as seen, used as the rate-limit key.
     pub addr: String,
@@ -92,7 +99,7 @@ impl FromRequestParts<Arc<ArenaState>> for Client {
         parts: &mut Parts,
         state: &Arc<ArenaState>,
     ) -> Result<Self, Self::Rejection> {
-        let addr = client_addr(parts, state.settings.trust_forwarded_for);
+        let addr = client_addr(parts, &state.settings.trusted_proxies);
         Ok(Client {
             hash: state.hash_client(&addr),
             addr,
@@ -100,8 +107,13 @@ impl FromRequestParts<Arc<ArenaState>> for Client {
     }
 }
 
-/// The arena routes (docs/ARENA_API.md); generation routes are rate limited.
-pub fn router(state: Arc<ArenaState>, limit: Arc<Limit>) -> Router {
+/// The arena routes (docs/ARENA_API.md); generation routes and votes are rate limited, each
+/// with its own limit.
+pub fn router(state: Arc<ArenaState>, limit: Arc<Limit>, vote_limit: Arc<Limit>) -> Router {
+    let votes = Router::new()
+        .route("/api/battles/{id}/vote", post(battles::vote))
+        .route("/api/chats/{id}/rating", post(chats::rating))
+        .route_layer(middleware::from_fn_with_state(vote_limit, rate_limit));
     let limited = Router::new()
         .route("/api/battles", post(battles::create))
         .route("/api/battles/{id}/turns", post(battles::turn))
@@ -113,10 +125,9 @@ pub fn router(state: Arc<ArenaState>, limit: Arc<Limit>) -> Router {
     Router::new()
         .route("/api/config", get(config))
         .route("/api/battles/{id}", get(battles::show))
-        .route("/api/battles/{id}/vote", post(battles::vote))
-        .route("/api/chats/{id}/rating", post(chats::rating))
         .route("/api/leaderboard", get(leaderboard))
         .merge(limited)
+        .merge(votes)
         .with_state(state)
 }
 
@@ -131,6 +142,7 @@ async fn config(State(state): State<Arc<ArenaState>>) -> Json<serde_json::Value>
             "top_p": s.default_top_p,
             "max_tokens": s.default_max_tokens,
         },
+        "terms": {"version": state.terms.version, "text": state.terms.text},
     }))
 }
 

@@ -158,6 +158,8 @@ async fn measure(
             "127.0.0.1:0",
             "--grpc-addr",
             "127.0.0.1:0",
+            "--ops-addr",
+            "127.0.0.1:0",
             "--heartbeat-ms",
             "500",
         ],
@@ -165,8 +167,10 @@ async fn measure(
         arena_controller::READY_LINE,
         false,
     )?;
-    let (http_addr, grpc_addr) = process::field(&rest, "http=")
+    let (http_addr, grpc_addr, ops_addr) = process::field(&rest, "http=")
         .zip(process::field(&rest, "grpc="))
+        .zip(process::field(&rest, "ops="))
+        .map(|((h, g), o)| (h, g, o))
         .ok_or_else(|| LaunchError::Server(format!("cannot parse '{rest}'")))?;
     let model = model.to_string_lossy().into_owned();
     // Every request is admitted at once, so the worker's queue is not what is measured.
@@ -198,7 +202,7 @@ async fn measure(
         .map_err(|e| LaunchError::Server(e.to_string()))?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while !http
-        .get(format!("http://{http_addr}/api/workers"))
+        .get(format!("http://{ops_addr}/api/workers"))
         .send()
         .await
         .map_err(|e| LaunchError::Server(e.to_string()))?

@@ -13,6 +13,7 @@ use std::sync::{mpsc as std_mpsc, Arc};
 use tokio::sync::mpsc;
 
 use crate::error::{Result, WorkerError};
+use crate::generate::logprobs::{Alternative, Report, TokenBytes};
 use crate::generate::params::GenerationParams;
 use crate::generate::sampling::Sampler;
 use crate::model::kv_cache::KvCache;
@@ -43,6 +44,10 @@ pub enum Event {
         token_ids: Vec<u32>,
         /// Their log-probabilities, when requested.
         logprobs: Vec<f32>,
+        /// Their bytes, when requested.
+        token_bytes: Vec<Vec<u8>>,
+        /// The most likely tokens at each of their steps, when alternatives were requested.
+        top_logprobs: Vec<Vec<Alternative>>,
     },
     /// The last event of a successful generation.
     Done {
@@ -160,6 +165,7 @@ pub fn spawn(
     let max_concurrency = max_concurrency.max(1);
     let engine = Engine {
         model,
+        pieces: TokenBytes::new(&tokenizer),
         tokenizer,
         rx,
         stats: stats.clone(),
@@ -194,6 +200,7 @@ struct Sequence {
 struct Engine {
     model: Llama,
     tokenizer: Arc<Tokenizer>,
+    pieces: TokenBytes,
     rx: std_mpsc::Receiver<Submission>,
     stats: Arc<EngineStats>,
     max_concurrency: usize,
@@ -294,7 +301,7 @@ impl Engine {
                     continue;
                 }
             }
-            if let Some(done) = advance(seq, &self.tokenizer, &mut logits) {
+            if let Some(done) = advance(seq, &self.tokenizer, &self.pieces, &mut logits) {
                 let _ = seq.events.send(done);
                 finished.push(i);
             }
@@ -307,21 +314,29 @@ impl Engine {
 }
 
 /// Samples one token for `seq`, streams its text, and returns the final event if it ended.
-fn advance(seq: &mut Sequence, tok: &Tokenizer, logits: &mut [f32]) -> Option<Event> {
+fn advance(
+    seq: &mut Sequence,
+    tok: &Tokenizer,
+    pieces: &TokenBytes,
+    logits: &mut [f32],
+) -> Option<Event> {
     let history: Vec<u32> = if seq.params.sampling.repetition_penalty != 1.0 {
         seq.prompt.iter().chain(&seq.generated).copied().collect()
     } else {
         Vec::new()
     };
-    let (id, logprob) = seq.sampler.sample(logits, &history);
+    // The sampler changes the logits in place (penalty, temperature): keep the model's own
+    // for the report, only when one was asked for.
+    let raw = seq.params.return_tokens.then(|| logits.to_vec());
+    let id = seq.sampler.sample(logits, &history);
     seq.generated.push(id);
     seq.next_input = Some(id);
-    let (token_ids, logprobs) = if seq.params.return_tokens {
-        (vec![id], vec![logprob])
-    } else {
-        (Vec::new(), Vec::new())
-    };
     let is_stop_token = tok.eos_ids().contains(&id) || seq.params.stop_token_ids.contains(&id);
+    // A stop token is not part of the text, so it is not reported either.
+    let reported = match raw {
+        Some(raw) if !is_stop_token => Report::of(&raw, id, seq.params.top_logprobs, tok, pieces),
+        _ => Report::default(),
+    };
     let mut text = String::new();
     let mut finish = None;
     let mut stopped_by_string = false;
@@ -357,11 +372,13 @@ fn advance(seq: &mut Sequence, tok: &Tokenizer, logits: &mut [f32]) -> Option<Ev
             Err(e) => return Some(Event::Error(e.to_string())),
         }
     }
-    if !text.is_empty() || !token_ids.is_empty() {
+    if !text.is_empty() || !reported.token_ids.is_empty() {
         let _ = seq.events.send(Event::Token {
             text,
-            token_ids,
-            logprobs,
+            token_ids: reported.token_ids,
+            logprobs: reported.logprobs,
+            token_bytes: reported.token_bytes,
+            top_logprobs: reported.top_logprobs,
         });
     }
     finish.map(|finish| Event::Done {

@@ -1,6 +1,7 @@
 //! Validation of request parameters: every range check lives here.
 
 use crate::error::{Result, WorkerError};
+use crate::generate::logprobs::MAX_TOP_LOGPROBS;
 use crate::generate::sampling::SamplingConfig;
 
 /// Default `max_new_tokens` when the caller sets none.
@@ -44,6 +45,8 @@ pub struct GenerationParams {
     pub stop_token_ids: Vec<u32>,
     /// Whether to send token ids and log-probabilities.
     pub return_tokens: bool,
+    /// Alternatives to report at each step with the tokens (0 to 20).
+    pub top_logprobs: usize,
 }
 
 fn check_range(param: &'static str, v: f32, lo: f32, hi: f32) -> Result<f32> {
@@ -128,8 +131,22 @@ impl RawParams {
             stop: self.stop.clone(),
             stop_token_ids: self.stop_token_ids.clone(),
             return_tokens: false,
+            top_logprobs: 0,
         })
     }
+}
+
+/// Checks how many alternatives per step a caller asks for (it travels beside `RawParams`,
+/// which the command line builds too).
+pub fn check_top_logprobs(n: Option<u32>) -> Result<usize> {
+    let n = n.unwrap_or(0) as usize;
+    if n > MAX_TOP_LOGPROBS {
+        return Err(WorkerError::param(
+            "top_logprobs",
+            format!("{n} is outside [0, {MAX_TOP_LOGPROBS}]"),
+        ));
+    }
+    Ok(n)
 }
 
 /// Rejects a prompt that cannot fit with the requested new tokens.
@@ -240,6 +257,14 @@ mod tests {
             let e = err(p);
             assert!(e.contains(&format!("'{name}'")), "{e}");
         }
+    }
+
+    #[test]
+    fn top_logprobs_is_bounded() {
+        assert_eq!(check_top_logprobs(None).unwrap(), 0);
+        assert_eq!(check_top_logprobs(Some(20)).unwrap(), 20);
+        let e = check_top_logprobs(Some(21)).unwrap_err().to_string();
+        assert!(e.contains("'top_logprobs'"), "{e}");
     }
 
     #[test]

@@ -59,14 +59,14 @@ impl Sampler {
         Self { cfg, rng }
     }
 
-    /// Picks the next token; returns it with its log-probability under the final distribution.
-    pub fn sample(&mut self, logits: &mut [f32], previous: &[u32]) -> (u32, f32) {
+    /// Picks the next token. `logits` are changed (penalty, temperature): a caller that needs
+    /// the model's own distribution reads it first.
+    pub fn sample(&mut self, logits: &mut [f32], previous: &[u32]) -> u32 {
         if self.cfg.repetition_penalty != 1.0 {
             apply_repetition_penalty(logits, previous, self.cfg.repetition_penalty);
         }
         if self.cfg.is_greedy() {
-            let id = argmax(logits);
-            return (id, log_softmax_at(logits, id));
+            return argmax(logits);
         }
         let inv_t = 1.0 / self.cfg.temperature;
         logits.iter_mut().for_each(|l| *l *= inv_t);
@@ -77,7 +77,7 @@ impl Sampler {
             .map(|(i, &l)| (i as u32, l))
             .collect();
         if candidates.is_empty() {
-            return (argmax(logits), f32::NEG_INFINITY);
+            return argmax(logits);
         }
         candidates.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
         if self.cfg.top_k > 0 && self.cfg.top_k < candidates.len() {
@@ -108,11 +108,10 @@ impl Sampler {
         for (i, p) in probs.iter().enumerate() {
             acc += p;
             if r < acc {
-                return (candidates[i].0, p.ln());
+                return candidates[i].0;
             }
         }
-        let last = probs.len() - 1;
-        (candidates[last].0, probs[last].ln())
+        candidates[probs.len() - 1].0
     }
 }
 
@@ -140,12 +139,6 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-fn log_softmax_at(logits: &[f32], id: u32) -> f32 {
-    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let sum: f32 = logits.iter().map(|l| (l - max).exp()).sum();
-    logits[id as usize] - max - sum.ln()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,20 +156,16 @@ mod tests {
     #[test]
     fn greedy_picks_the_max_and_lowest_index_on_ties() {
         let mut s = Sampler::new(cfg(0.0, 1.0, 0, 1));
-        assert_eq!(s.sample(&mut [0.1, 3.0, 3.0, -1.0], &[]).0, 1);
+        assert_eq!(s.sample(&mut [0.1, 3.0, 3.0, -1.0], &[]), 1);
         let mut s = Sampler::new(cfg(1.0, 0.0, 0, 1));
-        assert_eq!(
-            s.sample(&mut [0.1, 0.2, 5.0], &[]).0,
-            2,
-            "top_p 0 is greedy"
-        );
+        assert_eq!(s.sample(&mut [0.1, 0.2, 5.0], &[]), 2, "top_p 0 is greedy");
     }
 
     #[test]
     fn top_k_one_is_greedy_even_when_hot() {
         let mut s = Sampler::new(cfg(5.0, 1.0, 1, 7));
         for _ in 0..50 {
-            assert_eq!(s.sample(&mut [0.0, 1.0, 0.5], &[]).0, 1);
+            assert_eq!(s.sample(&mut [0.0, 1.0, 0.5], &[]), 1);
         }
     }
 
@@ -186,7 +175,7 @@ mod tests {
         let mut s = Sampler::new(cfg(1.0, 0.7, 0, 3));
         let logits = [3.0f32, 2.0, 1.0, 0.0];
         for _ in 0..500 {
-            let id = s.sample(&mut logits.clone(), &[]).0;
+            let id = s.sample(&mut logits.clone(), &[]);
             assert!(id <= 1, "sampled {id}");
         }
     }
@@ -196,13 +185,13 @@ mod tests {
         let logits = [0.0f32, (3.0f32).ln()]; // p = 0.25, 0.75
         let mut s = Sampler::new(cfg(1.0, 1.0, 0, 42));
         let draws: Vec<u32> = (0..4000)
-            .map(|_| s.sample(&mut logits.clone(), &[]).0)
+            .map(|_| s.sample(&mut logits.clone(), &[]))
             .collect();
         let ones = draws.iter().filter(|&&d| d == 1).count() as f32 / 4000.0;
         assert!((ones - 0.75).abs() < 0.03, "{ones}");
         let mut again = Sampler::new(cfg(1.0, 1.0, 0, 42));
         let replay: Vec<u32> = (0..4000)
-            .map(|_| again.sample(&mut logits.clone(), &[]).0)
+            .map(|_| again.sample(&mut logits.clone(), &[]))
             .collect();
         assert_eq!(draws, replay);
     }
@@ -212,12 +201,5 @@ mod tests {
         let mut logits = [2.0f32, -2.0, 1.0];
         apply_repetition_penalty(&mut logits, &[0, 1, 1], 2.0);
         assert_eq!(logits, [1.0, -4.0, 1.0]);
-    }
-
-    #[test]
-    fn logprob_of_greedy_choice() {
-        let mut s = Sampler::new(cfg(0.0, 1.0, 0, 1));
-        let (_, lp) = s.sample(&mut [0.0, 0.0], &[]);
-        assert!((lp - 0.5f32.ln()).abs() < 1e-6);
     }
 }

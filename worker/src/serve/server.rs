@@ -7,7 +7,7 @@ use arena_proto::v1::worker_server::Worker;
 use arena_proto::v1::{
     count_tokens_request, generate_request, ChatMessage, CountTokensRequest, CountTokensResponse,
     FinishReason, GenerateRequest, GenerateResponse, InfoRequest, InfoResponse, SamplingParams,
-    Usage,
+    TokenLogprob, TopLogprobs, Usage,
 };
 use tokio_stream::wrappers::UnboundedReceiverStream;
 use tokio_stream::{Stream, StreamExt};
@@ -15,7 +15,8 @@ use tonic::{Request, Response, Status};
 
 use crate::error::WorkerError;
 use crate::generate::engine::{Event, Finish};
-use crate::generate::params::RawParams;
+use crate::generate::logprobs::Alternative;
+use crate::generate::params::{check_top_logprobs, GenerationParams, RawParams};
 use crate::serve::served::{Input, ServedModel};
 use crate::text::template::{Message, Role};
 
@@ -75,10 +76,14 @@ fn response_of(event: Event) -> GenerateResponse {
             text,
             token_ids,
             logprobs,
+            token_bytes,
+            top_logprobs,
         } => GenerateResponse {
             text,
             token_ids,
             logprobs,
+            token_bytes,
+            top_logprobs: top_logprobs.into_iter().map(alternatives).collect(),
             ..Default::default()
         },
         Event::Done {
@@ -101,6 +106,19 @@ fn response_of(event: Event) -> GenerateResponse {
             error,
             ..Default::default()
         },
+    }
+}
+
+fn alternatives(step: Vec<Alternative>) -> TopLogprobs {
+    TopLogprobs {
+        tokens: step
+            .into_iter()
+            .map(|a| TokenLogprob {
+                token_id: a.id,
+                token: a.bytes,
+                logprob: a.logprob,
+            })
+            .collect(),
     }
 }
 
@@ -135,6 +153,8 @@ impl Worker for WorkerService {
             }
         };
         let model = self.model.clone();
+        let top_logprobs = check_top_logprobs(req.params.as_ref().and_then(|p| p.top_logprobs))
+            .map_err(status_of)?;
         let params = raw_params(req.params);
         let system = req.system_message;
         let return_tokens = req.return_tokens;
@@ -145,6 +165,10 @@ impl Worker for WorkerService {
         .await
         .map_err(|e| Status::internal(e.to_string()))?
         .map_err(status_of)?;
+        let params = GenerationParams {
+            top_logprobs,
+            ..params
+        };
         tracing::debug!(request_id = %req.request_id, prompt_tokens = ids.len(), "generate");
         let rx = self.model.engine().submit(ids, params).map_err(status_of)?;
         let stream = UnboundedReceiverStream::new(rx).map(|e| Ok(response_of(e)));
