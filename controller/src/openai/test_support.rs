@@ -24,6 +24,10 @@ use crate::metrics::Metrics;
 /// The scripted answer: these tokens, one message each.
 pub const WORDS: [&str; 4] = ["Hel", "lo", " wor", "ld"];
 
+/// A message containing this makes the worker hold each answer's end until two such
+/// requests have arrived, so concurrent choices provably overlap however loaded the machine.
+pub const TOGETHER: &str = "together";
+
 /// A worker that answers every request with [`WORDS`] and remembers the requests.
 #[derive(Clone, Default)]
 pub struct Scripted {
@@ -78,6 +82,8 @@ impl Worker for Scripted {
             )));
         }
         let fail = format!("{:?}", req.input).contains("fail");
+        let together = format!("{:?}", req.input).contains(TOGETHER);
+        let seen = self.seen.clone();
         let count = max.map_or(WORDS.len(), |m| (m as usize).min(WORDS.len()));
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         tokio::spawn(async move {
@@ -89,6 +95,25 @@ impl Worker for Scripted {
                 }
                 // Slow enough for concurrent choices to interleave.
                 tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if together {
+                let partners = || {
+                    seen.lock()
+                        .map(|s| {
+                            s.iter()
+                                .filter(|r| format!("{:?}", r.input).contains(TOGETHER))
+                                .count()
+                        })
+                        .unwrap_or(0)
+                };
+                for _ in 0..1000 {
+                    if partners() >= 2 {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                // Let the partner's first words reach the client first.
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
             let finish = if max.is_some_and(|m| m as usize <= WORDS.len()) {
                 FinishReason::Length

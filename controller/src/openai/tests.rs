@@ -5,7 +5,7 @@
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use super::test_support::{chat, post, post_json, setup, sse_events};
+use super::test_support::{chat, post, post_json, setup, sse_events, TOGETHER};
 
 #[tokio::test]
 async fn n_choices_run_at_once_with_logprobs_and_summed_usage() {
@@ -62,7 +62,8 @@ async fn streamed_choices_interleave_with_their_index_then_usage_then_done() {
         &app,
         "/v1/chat/completions",
         chat(json!({"n": 2, "stream": true, "logprobs": true,
-            "stream_options": {"include_usage": true}})),
+            "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": TOGETHER}]})),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{text}");
