@@ -1,0 +1,38 @@
+//! The eval crate's error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong in evaluation.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// A question file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line of a question file is not a question.
+    #[error("{path}:{line}: {reason}")]
+    BadQuestion {
+        /// The file.
+        path: PathBuf,
+        /// The line, from 1.
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A question file holds the same id twice.
+    #[error("{path}:{line}: question id '{id}' was already used on line {first}")]
+    DuplicateId {
+        /// The file.
+        path: PathBuf,
+        /// The second line, from 1.
+        line: usize,
+        /// The first line.
+        first: usize,
+        /// The id.
+        id: String,
+    },
+}
