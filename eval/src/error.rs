@@ -23,6 +23,9 @@ pub enum EvalError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A judge prompt does not parse or render.
+    #[error("{0}")]
+    Prompt(String),
     /// A question file holds the same id twice.
     #[error("{path}:{line}: question id '{id}' was already used on line {first}")]
     DuplicateId {

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod prompts;
 pub mod questions;
 pub mod report;
 pub mod swap;
