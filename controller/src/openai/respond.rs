@@ -1,8 +1,6 @@
 //! Starting a checked request's `n` generations at once, and answering with one JSON body;
 //! streams are in `stream`.
 
-use std::time::Instant;
-
 use arena_proto::v1::GenerateRequest;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -125,16 +123,25 @@ pub struct Finished {
     pub tokens: Vec<Token>,
 }
 
-/// Counts a finished generation's tokens and duration.
-pub fn record(metrics: &Metrics, model: &str, dispatched: Instant, completion_tokens: u32) {
+/// Ends a generation at its last message `m`: frees the worker for dispatch (before the
+/// client reads the rest), counts its tokens and duration, and returns its usage.
+pub fn finish(
+    started: &mut Started,
+    m: &arena_proto::v1::GenerateResponse,
+    metrics: &Metrics,
+    model: &str,
+) -> arena_proto::v1::Usage {
+    started.guard.take();
+    let u = generation::usage(m);
     metrics
         .tokens
         .with_label_values(&[model])
-        .inc_by(u64::from(completion_tokens));
+        .inc_by(u64::from(u.completion_tokens));
     metrics
         .generation
         .with_label_values(&[model])
-        .observe(dispatched.elapsed().as_secs_f64());
+        .observe(started.dispatched.elapsed().as_secs_f64());
+    u
 }
 
 /// Reads one generation to its end.
@@ -151,11 +158,9 @@ pub async fn collect(
             .map_err(|b| ApiError::internal(b.describe("the worker")))?;
         done.text.push_str(&m.text);
         done.tokens.extend(logprobs::tokens(&m));
-        if let Some(finish) = finish_reason(&m) {
-            started.guard.take();
-            let u = generation::usage(&m);
-            record(metrics, model, started.dispatched, u.completion_tokens);
-            done.finish = finish;
+        if let Some(reason) = finish_reason(&m) {
+            let u = finish(&mut started, &m, metrics, model);
+            done.finish = reason;
             done.prompt_tokens = u.prompt_tokens;
             done.completion_tokens = u.completion_tokens;
             return Ok(done);

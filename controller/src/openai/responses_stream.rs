@@ -15,10 +15,10 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::respond::record;
+use super::respond::finish;
 use super::responses::{Meta, Status};
 use super::types::Usage;
-use crate::gateway::stream::{self as generation, finish_reason, Started};
+use crate::gateway::stream::{finish_reason, Started};
 use crate::metrics::Metrics;
 
 /// The state of one streamed response.
@@ -127,18 +127,11 @@ impl Relay {
                 delta["logprobs"] = json!([]);
                 self.push("response.output_text.delta", delta);
             }
-            if let Some(finish) = finish_reason(&m) {
+            if let Some(reason) = finish_reason(&m) {
                 self.ended = true;
-                self.started.guard.take();
-                let u = generation::usage(&m);
-                record(
-                    &self.metrics,
-                    &self.meta.model,
-                    self.started.dispatched,
-                    u.completion_tokens,
-                );
+                let u = finish(&mut self.started, &m, &self.metrics, &self.meta.model);
                 let usage = Usage::of_choices(u.prompt_tokens, [u.completion_tokens]);
-                self.close(Status::of_finish(finish), usage);
+                self.close(Status::of_finish(reason), usage);
             }
         }
     }

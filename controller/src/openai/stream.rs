@@ -15,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use tokio_stream::{Stream, StreamExt, StreamMap};
 
 use super::logprobs;
-use super::respond::{record, Flavor};
+use super::respond::{finish, Flavor};
 use super::shapes::{Choice, Delta, Envelope};
 use super::types::Usage;
 use crate::error::ApiError;
-use crate::gateway::stream::{self as generation, finish_reason, Started};
+use crate::gateway::stream::{finish_reason, Started};
 use crate::metrics::Metrics;
 
 /// What every chunk of one response carries.
@@ -168,15 +168,7 @@ impl ChoiceRelay {
                     }
                 }
                 Phase::Finish(reason, m) => {
-                    // The worker is free for dispatch before the client reads the last line.
-                    self.started.guard.take();
-                    let u = generation::usage(&m);
-                    record(
-                        &self.metrics,
-                        &self.meta.model,
-                        self.started.dispatched,
-                        u.completion_tokens,
-                    );
+                    let u = finish(&mut self.started, &m, &self.metrics, &self.meta.model);
                     self.phase = Phase::Usage(u);
                     return Some(Piece::Chunk(self.chunk(None, None, Some(reason))));
                 }
