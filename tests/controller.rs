@@ -5,18 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{wait_workers, Controller};
+use common::{wait_workers, workers, Controller};
 use serde_json::{json, Value};
-
-async fn workers(c: &Controller) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("{}/api/workers", c.ops))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["workers"].as_array().cloned().unwrap_or_default()
-}
 
 async fn chat(c: &Controller, body: Value) -> (u16, Value) {
     let (status, text) = common::post_chat(&c.http, &body).await;

@@ -34,13 +34,8 @@ async fn a_worker_registered_with_one_replica_is_routable_from_the_other() {
     }
     // A third replica started later loads the shared registry before it serves.
     let late = common::bin().spawn_controller(&["--redis-url", &url]);
-    let v: Value = reqwest::get(format!("{}/api/workers", late.ops))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(v["workers"][0]["id"], "shared-w", "{v}");
+    let listed = common::workers(&late).await;
+    assert_eq!(listed[0]["id"], "shared-w", "{listed:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -128,21 +128,29 @@ pub fn start_controller(cmd: Command) -> Controller {
     }
 }
 
+/// The workers the controller lists on its ops listener (`/api/workers`).
+pub async fn workers(c: &Controller) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = reqwest::get(format!("{}/api/workers", c.ops))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["workers"].as_array().cloned().unwrap_or_default()
+}
+
 /// Waits until the controller lists `n` workers.
 pub async fn wait_workers(c: &Controller, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let v: serde_json::Value = reqwest::get(format!("{}/api/workers", c.ops))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let have = v["workers"].as_array().map_or(0, Vec::len);
-        if have == n {
+        let have = workers(c).await;
+        if have.len() == n {
             return;
         }
-        assert!(Instant::now() < deadline, "expected {n} workers, have {v}");
+        assert!(
+            Instant::now() < deadline,
+            "expected {n} workers, have {have:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

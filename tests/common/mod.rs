@@ -3,7 +3,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub use arena_testkit::arena::{get, post, Answer, Arena};
-pub use arena_testkit::bin::{post_chat, start_controller, wait_workers, Bin, Controller};
+pub use arena_testkit::bin::{post_chat, start_controller, wait_workers, workers, Bin, Controller};
 pub use arena_testkit::db::rows;
 pub use arena_testkit::process::{free_port, kill_group, output_ok, rand_u64, spawn_until, Proc};
 pub use arena_testkit::worker::{chat_request, collect, smollm2, tiny_gguf};

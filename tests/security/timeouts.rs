@@ -181,16 +181,12 @@ async fn post(c: &Controller, body: &Value) -> (u16, String) {
 
 /// The worker `id` as `/api/workers` shows it.
 async fn worker_view(c: &Controller, id: &str) -> Value {
-    let v: Value = reqwest::get(format!("{}/api/workers", c.ops))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["workers"]
-        .as_array()
-        .and_then(|ws| ws.iter().find(|w| w["id"] == id).cloned())
-        .unwrap_or_else(|| panic!("no worker {id} in {v}"))
+    let listed = common::workers(c).await;
+    listed
+        .iter()
+        .find(|w| w["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("no worker {id} in {listed:?}"))
 }
 
 /// The value of the Prometheus counter `name` (0 when absent).

@@ -196,14 +196,9 @@ async fn every_link_with_workers_over_tls() {
         ],
     );
     common::wait_workers(&c, 1).await;
-    let workers: Value = reqwest::get(format!("{}/api/workers", c.ops))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let workers = common::workers(&c).await;
     assert_eq!(
-        workers["workers"][0]["address"],
+        workers[0]["address"],
         format!("https://{}", w.addr),
         "with TLS the worker advertises https://"
     );
