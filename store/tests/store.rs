@@ -1,17 +1,14 @@
 //! The store suite: every test runs against SQLite and Postgres, each on a fresh database.
 
 use arena_store::{
-    ArenaStore, ExportFilter, NewBattle, NewFlag, NewMessage, NewRating, NewVote, OpenTurn,
-    StoreError,
+    ArenaStore, ExportFilter, NewFlag, NewMessage, NewRating, NewVote, OpenTurn, StoreError,
 };
-use arena_testkit::{db, on_both_backends};
+use arena_testkit::on_both_backends;
 use std::future::Future;
 use std::sync::Arc;
 
-async fn open(backend: &str, dir: &tempfile::TempDir) -> Arc<dyn ArenaStore> {
-    let url = db::database_url(backend, dir.path()).await;
-    arena_store::connect(&url).await.expect("open the store")
-}
+mod common;
+use common::battle;
 
 /// Runs `body` with a fresh store on `backend` (the setup of `on_both_backends!`).
 async fn with_store<F, Fut>(backend: &'static str, body: F)
@@ -19,23 +16,7 @@ where
     F: FnOnce(Arc<dyn ArenaStore>) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(backend, &dir).await;
-    assert_eq!(store.backend(), backend);
-    body(store).await;
-}
-
-fn battle(id: &str, a: &str, b: &str, anonymous: bool) -> NewBattle {
-    NewBattle {
-        id: id.into(),
-        model_a: a.into(),
-        model_b: b.into(),
-        anonymous,
-        conversation_a: format!("{id}-a"),
-        conversation_b: format!("{id}-b"),
-        client_hash: "client".into(),
-        terms_version: None,
-    }
+    common::with_fresh_store(backend, async |s, _| body(s).await).await;
 }
 
 fn vote(id: &str, battle: &str, winner: &str, counted: bool) -> NewVote {

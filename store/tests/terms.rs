@@ -6,13 +6,11 @@ use std::sync::Arc;
 use arena_store::{ArenaStore, ExportFilter, NewBattle, NewMessage, NewVote};
 use arena_testkit::{db, on_both_backends};
 
+mod common;
+
 const VERSION: &str = "0123456789abcdef";
 
-async fn fresh(backend: &'static str, body: impl AsyncFnOnce(Arc<dyn ArenaStore>, String)) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = db::database_url(backend, dir.path()).await;
-    body(arena_store::connect(&url).await.unwrap(), url).await;
-}
+use common::with_fresh_store as fresh;
 
 fn answered(conversation: &str) -> [NewMessage; 2] {
     let row = |seq, role: &'static str| NewMessage {
@@ -30,14 +28,8 @@ fn answered(conversation: &str) -> [NewMessage; 2] {
 /// A battle answered on both sides and voted on, begun under `terms`.
 async fn voted_battle(s: &Arc<dyn ArenaStore>, id: &str, terms: Option<&str>) {
     s.create_battle(&NewBattle {
-        id: id.into(),
-        model_a: "alpha".into(),
-        model_b: "beta".into(),
-        anonymous: true,
-        conversation_a: format!("{id}-a"),
-        conversation_b: format!("{id}-b"),
-        client_hash: "client".into(),
         terms_version: terms.map(str::to_string),
+        ..common::battle(id, "alpha", "beta", true)
     })
     .await
     .unwrap();

@@ -4,15 +4,13 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use arena_store::{
-    AnswerUpdate, ArenaStore, Finished, NewBattle, NewMessage, NewVote, OpenTurn, StoreError,
-};
-use arena_testkit::{db, on_both_backends};
+use arena_store::{AnswerUpdate, ArenaStore, Finished, NewMessage, NewVote, OpenTurn, StoreError};
+use arena_testkit::on_both_backends;
+
+mod common;
 
 async fn fresh(backend: &'static str, body: impl AsyncFnOnce(Arc<dyn ArenaStore>)) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = db::database_url(backend, dir.path()).await;
-    body(arena_store::connect(&url).await.unwrap()).await;
+    common::with_fresh_store(backend, async |s, _| body(s).await).await;
 }
 
 fn now() -> i64 {
@@ -20,18 +18,9 @@ fn now() -> i64 {
 }
 
 async fn battle(s: &Arc<dyn ArenaStore>, id: &str) {
-    s.create_battle(&NewBattle {
-        id: id.into(),
-        model_a: "alpha".into(),
-        model_b: "beta".into(),
-        anonymous: true,
-        conversation_a: format!("{id}-a"),
-        conversation_b: format!("{id}-b"),
-        client_hash: "client".into(),
-        terms_version: None,
-    })
-    .await
-    .unwrap();
+    s.create_battle(&common::battle(id, "alpha", "beta", true))
+        .await
+        .unwrap();
 }
 
 /// Turn `turn` on both sides of battle `id`: the user rows and answers being generated,
