@@ -46,6 +46,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Tokenize(args) => args.run(),
             Command::Leaderboard(args) => args.run().await,
             Command::Export(args) => args.run().await,
+            Command::Eval(command) => command.run().await,
             Command::Bench(command) => command.run().await,
         }
     })

@@ -1,5 +1,7 @@
 // The leaderboard tab: the table of ratings, a plot of the 95% intervals and heat maps of the
-// pairwise win fractions and battle counts, from GET /api/leaderboard (docs/ARENA_API.md).
+// pairwise win fractions and battle counts, from GET /api/leaderboard (docs/ARENA_API.md);
+// below them the LLM-as-a-judge evaluations from GET /api/evaluation, each with its chart
+// (an <img> of /api/evaluation/chart.svg, drawn by the server) and a table.
 // Charts are SVG built with createElementNS; every name and number reaches the page as text.
 // Older servers send only model, battles, wins, losses, ties, win_rate: the rating columns and
 // the charts then stay hidden.
@@ -134,16 +136,19 @@
     return td;
   }
 
+  // Header cells for columns {key, label, title?}.
+  const headCells = (cols) => cols.map((c) => {
+    const th = el('th', `col-${c.key}`, c.label);
+    th.scope = 'col';
+    if (c.title) th.title = c.title;
+    return th;
+  });
+
   function renderTable(lb) {
     const table = $('leaderboard-table');
     // With no rows we cannot tell what the server knows: show the full set of headers.
     const cols = COLUMNS.filter((c) => !c.need || !lb.rows.length || lb.cols[c.need]);
-    table.tHead.rows[0].replaceChildren(...cols.map((c) => {
-      const th = el('th', `col-${c.key}`, c.label);
-      th.scope = 'col';
-      if (c.title) th.title = c.title;
-      return th;
-    }));
+    table.tHead.rows[0].replaceChildren(...headCells(cols));
     const tbody = table.tBodies[0];
     if (!lb.rows.length) {
       const td = el('td', 'empty');
@@ -363,6 +368,94 @@
     }
   }
 
+  // ---- evaluation (LLM as a judge, GET /api/evaluation) ---------------------------------
+
+  const MODES = { single: 'single grades (1–10)', pairwise: 'pairwise', 'arena-hard': 'Arena-Hard' };
+  const fixed = (v, digits) => (isNum(v) ? v.toFixed(digits) : '');
+  const pct = (v, digits) => (isNum(v) ? (v * 100).toFixed(digits) : '');
+
+  // Columns {key, label, title?, cell(model) -> text}, by mode.
+  function evalColumns(s) {
+    const model = { key: 'model', label: 'Model', cell: (m) => m.model };
+    if (s.mode === 'single') {
+      const turns = Math.max(0, ...s.models.map((m) => (m.single && Array.isArray(m.single.turns) ? m.single.turns.length : 0)));
+      const sc = (m) => m.single || {};
+      return [model,
+        { key: 'score', label: 'Score', title: 'Mean grade, 1–10', cell: (m) => (sc(m).graded ? fixed(sc(m).overall, 2) : '') },
+        ...Array.from({ length: turns }, (_, t) => (
+          { key: 'turn', label: `Turn ${t + 1}`, title: `Mean grade on turn ${t + 1}`, cell: (m) => fixed((sc(m).turns || [])[t], 2) })),
+        { key: 'relative', label: 'Relative %', title: s.baseline ? `Total score as a percentage of ${s.baseline}'s` : '',
+          cell: (m) => fixed(sc(m).relative, 1) }];
+    }
+    const pr = (m) => m.pairs || {};
+    return [model,
+      { key: 'win_rate', label: 'Win rate %', title: 'Ties count as half; bootstrap 95% interval over questions',
+        cell: (m) => (isNum(pr(m).win_rate) ? `${pct(pr(m).win_rate, 1)} (${pct(pr(m).ci_low, 1)} – ${pct(pr(m).ci_high, 1)})` : '') },
+      { key: 'wtl', label: 'W / T / L', title: 'Wins, ties (including pairs whose two orders disagreed) and losses',
+        cell: (m) => [pr(m).wins, pr(m).ties, pr(m).losses].map((v) => (isNum(v) ? String(v) : '?')).join(' / ') },
+      { key: 'consistency', label: 'Consistency %', title: 'Pairs where the judge said the same in both orders',
+        cell: (m) => pct(pr(m).consistency, 0) }];
+  }
+
+  function chartUrl(s) {
+    const q = [['set', s.question_set], ['judge', s.judge], ['mode', s.mode]]
+      .map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('&');
+    return `/api/evaluation/chart.svg?${q}`;
+  }
+
+  function renderEvaluation(s) {
+    const box = el('article', 'eval-run');
+    box.appendChild(el('h3', null, `${s.question_set} · judged by ${s.judge} · ${MODES[s.mode] || s.mode}`));
+    const single = s.mode === 'single';
+    const about = single
+      ? (s.baseline ? `Each model's total score as a percentage of ${s.baseline}'s` : 'Relative scores')
+      : `Win rate ${s.baseline ? `against ${s.baseline}` : 'over all pairs'}, with its 95% interval`;
+    // The chart carries its own title; the figure is its frame.
+    const fig = el('figure', 'chart eval-chart');
+    const img = el('img');
+    img.alt = `Bar chart. ${about} (${s.question_set}, judge ${s.judge}); the table below gives the numbers.`;
+    img.addEventListener('error', () => { fig.hidden = true; }); // nothing to draw: 404
+    img.src = chartUrl(s);
+    fig.appendChild(el('div', 'chart-scroll')).appendChild(img);
+    const cols = evalColumns(s);
+    const table = el('table', 'lb-table eval-table');
+    table.createTHead().insertRow().replaceChildren(...headCells(cols));
+    const body = table.createTBody();
+    for (const m of s.models) {
+      const tr = body.insertRow();
+      for (const c of cols) tr.appendChild(el('td', `col-${c.key}`, c.cell(m)));
+    }
+    const wrap = el('div', 'table-wrap');
+    wrap.appendChild(table);
+    const note = el('p', 'lb-note', `${plural(Number(s.judgments) || 0, 'judgment', 'judgments')}, ` +
+      `${plural(Number(s.unreadable) || 0, 'unreadable verdict', 'unreadable verdicts')} (counted, never guessed)`);
+    box.append(fig, wrap, note);
+    return box;
+  }
+
+  let evalSeq = 0;
+  async function loadEvaluations() {
+    const mine = ++evalSeq;
+    const errBox = $('evaluation-error');
+    try {
+      const data = await getJson('/api/evaluation');
+      if (mine !== evalSeq) return;
+      errBox.hidden = true;
+      const list = (Array.isArray(data && data.evaluations) ? data.evaluations : [])
+        .filter((s) => s && typeof s === 'object' && Array.isArray(s.models))
+        .map((s) => Object.assign({}, s, {
+          question_set: String(s.question_set), judge: String(s.judge), mode: String(s.mode),
+          models: s.models.filter((m) => m && m.model != null).map((m) => Object.assign({}, m, { model: String(m.model) })),
+        }));
+      $('evaluation-empty').hidden = list.length > 0;
+      $('evaluation-list').replaceChildren(...list.map(renderEvaluation));
+    } catch (e) {
+      if (mine !== evalSeq) return;
+      errBox.textContent = `Could not load the evaluations: ${e.message}`;
+      errBox.hidden = false;
+    }
+  }
+
   // ---- loading ------------------------------------------------------------------------
 
   let seq = 0;
@@ -377,6 +470,7 @@
   }
 
   async function load() {
+    loadEvaluations();
     const mine = ++seq;
     const errBox = $('leaderboard-error');
     const tbody = $('leaderboard-table').tBodies[0];

@@ -26,6 +26,9 @@ pub enum EvalError {
     /// A judge prompt does not parse or render.
     #[error("{0}")]
     Prompt(String),
+    /// Ratings could not be fitted (the message starts with `ratings: `).
+    #[error("{0}")]
+    Ratings(String),
     /// A question file holds the same id twice.
     #[error("{path}:{line}: question id '{id}' was already used on line {first}")]
     DuplicateId {
@@ -38,4 +41,16 @@ pub enum EvalError {
         /// The id.
         id: String,
     },
+    /// An OpenAI-compatible endpoint refused or failed a call (the message says which and why).
+    #[error("{0}")]
+    Endpoint(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] arena_store::StoreError),
+    /// Bad options or a request that cannot be carried out (a model with no answers, ...).
+    #[error("{0}")]
+    Invalid(String),
+    /// Writing output failed.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
 }

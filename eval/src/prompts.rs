@@ -33,12 +33,32 @@ impl Mode {
         }
     }
 
+    /// Its name in the store and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Single => "single",
+            Mode::Pairwise => "pairwise",
+            Mode::ArenaHard => "arena-hard",
+        }
+    }
+
     fn builtin(self) -> &'static str {
         match self {
             Mode::Single => include_str!("../prompts/single.jinja"),
             Mode::Pairwise => include_str!("../prompts/pairwise.jinja"),
             Mode::ArenaHard => include_str!("../prompts/arena-hard.jinja"),
         }
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Mode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| format!("unknown mode '{s}': use single, pairwise or arena-hard"))
     }
 }
 

@@ -79,6 +79,53 @@ pub fn parse_line(line: &str) -> Result<Question, String> {
     })
 }
 
+/// The question set shipped with the project: 80 questions in 8 categories, two turns each.
+pub const ARENA_80: &str = "arena-80";
+
+/// A named list of questions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QuestionSet {
+    /// Its name in the store: the file's stem (`mt_bench` for `mt_bench.jsonl`), or `arena-80`.
+    pub name: String,
+    /// Its questions, in file order.
+    pub questions: Vec<Question>,
+}
+
+impl QuestionSet {
+    /// `arena-80` (the shipped set) or the question file at `spec`.
+    pub fn open(spec: &str) -> Result<Self, EvalError> {
+        if spec == ARENA_80 {
+            let questions = parse(
+                include_str!("../questions/arena-80.jsonl"),
+                Path::new("eval/questions/arena-80.jsonl"),
+            )?;
+            return Ok(Self {
+                name: ARENA_80.to_string(),
+                questions,
+            });
+        }
+        Ok(Self {
+            name: Self::name_of(spec),
+            questions: load(Path::new(spec))?,
+        })
+    }
+
+    /// The name `open(spec)` gives its set, without reading it.
+    pub fn name_of(spec: &str) -> String {
+        Path::new(spec)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty() && spec != ARENA_80)
+            .unwrap_or(spec)
+            .to_string()
+    }
+
+    /// The question with this id.
+    pub fn get(&self, id: &str) -> Option<&Question> {
+        self.questions.iter().find(|q| q.id == id)
+    }
+}
+
 /// Reads a question file; blank lines are skipped, a bad line or a repeated id is an error
 /// naming the line.
 pub fn load(path: &Path) -> Result<Vec<Question>, EvalError> {
@@ -86,6 +133,11 @@ pub fn load(path: &Path) -> Result<Vec<Question>, EvalError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse(&text, path)
+}
+
+/// Reads the lines of a question file whose errors name `path`.
+fn parse(text: &str, path: &Path) -> Result<Vec<Question>, EvalError> {
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -106,6 +158,12 @@ pub fn load(path: &Path) -> Result<Vec<Question>, EvalError> {
             });
         }
         out.push(q);
+    }
+    if out.is_empty() {
+        return Err(EvalError::Invalid(format!(
+            "{} holds no questions",
+            path.display()
+        )));
     }
     Ok(out)
 }

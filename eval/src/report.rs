@@ -95,7 +95,7 @@ pub fn relative_to(
 }
 
 /// Wins, ties and losses against the baseline, with a bootstrap interval on the win rate.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct WinRate {
     /// Pairs the model won.
     pub wins: usize,
@@ -113,57 +113,107 @@ pub struct WinRate {
     pub ci_high: f64,
 }
 
-fn rate(outcomes: &[Outcome]) -> f64 {
-    let (mut points, mut n) = (0.0, 0usize);
-    for o in outcomes {
-        match o {
-            Outcome::Win => points += 1.0,
-            Outcome::Tie => points += 0.5,
-            Outcome::Loss => {}
-            Outcome::Error => continue,
+/// Votes of one question (or several added up) from the model's side.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Wins (Arena-Hard: votes, strong verdicts ×3).
+    pub wins: u32,
+    /// Ties.
+    pub ties: u32,
+    /// Losses.
+    pub losses: u32,
+    /// Pairs whose verdicts could not be read.
+    pub errors: u32,
+}
+
+impl Tally {
+    /// A tally of these counts.
+    pub fn new(wins: u32, ties: u32, losses: u32, errors: u32) -> Self {
+        Self {
+            wins,
+            ties,
+            losses,
+            errors,
         }
-        n += 1;
     }
-    if n == 0 {
-        0.0
-    } else {
-        points / n as f64
+
+    /// Both tallies added up.
+    pub fn plus(self, o: Self) -> Self {
+        Self::new(
+            self.wins + o.wins,
+            self.ties + o.ties,
+            self.losses + o.losses,
+            self.errors + o.errors,
+        )
+    }
+
+    /// Votes with a result.
+    pub fn decided(self) -> u32 {
+        self.wins + self.ties + self.losses
+    }
+
+    /// (wins + ties / 2) / decided votes; 0 without any.
+    pub fn rate(self) -> f64 {
+        match self.decided() {
+            0 => 0.0,
+            n => (f64::from(self.wins) + 0.5 * f64::from(self.ties)) / f64::from(n),
+        }
+    }
+}
+
+impl From<Outcome> for Tally {
+    fn from(o: Outcome) -> Self {
+        match o {
+            Outcome::Win => Tally::new(1, 0, 0, 0),
+            Outcome::Tie => Tally::new(0, 1, 0, 0),
+            Outcome::Loss => Tally::new(0, 0, 1, 0),
+            Outcome::Error => Tally::new(0, 0, 0, 1),
+        }
     }
 }
 
 /// Win rate of one model's pairs against the baseline, with `rounds` bootstrap resamples
-/// of its questions (seeded, so a report is reproducible).
+/// of its outcomes (seeded, so a report is reproducible).
 pub fn win_rate(outcomes: &[Outcome], rounds: usize, seed: u64) -> WinRate {
-    let count = |o: Outcome| outcomes.iter().filter(|x| **x == o).count();
+    let tallies: Vec<Tally> = outcomes.iter().map(|o| Tally::from(*o)).collect();
+    win_rate_of(&tallies, rounds, seed)
+}
+
+/// Win rate over per-question tallies, the questions resampled `rounds` times for the 95%
+/// interval (seeded). Questions with nothing decided take no part in the resampling.
+pub fn win_rate_of(per_question: &[Tally], rounds: usize, seed: u64) -> WinRate {
+    let total = per_question
+        .iter()
+        .fold(Tally::default(), |a, t| a.plus(*t));
     let mut rng = StdRng::seed_from_u64(seed);
-    let decided: Vec<Outcome> = outcomes
+    let decided: Vec<Tally> = per_question
         .iter()
         .copied()
-        .filter(|o| *o != Outcome::Error)
+        .filter(|t| t.decided() > 0)
         .collect();
     let mut boots: Vec<f64> = (0..rounds)
         .filter(|_| !decided.is_empty())
         .map(|_| {
-            let sample: Vec<Outcome> = (0..decided.len())
+            (0..decided.len())
                 .map(|_| decided[rng.random_range(0..decided.len())])
-                .collect();
-            rate(&sample)
+                .fold(Tally::default(), Tally::plus)
+                .rate()
         })
         .collect();
     boots.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         if boots.is_empty() {
-            rate(&decided)
+            total.rate()
         } else {
             boots[((boots.len() - 1) as f64 * p).round() as usize]
         }
     };
     WinRate {
-        wins: count(Outcome::Win),
-        ties: count(Outcome::Tie),
-        losses: count(Outcome::Loss),
-        errors: count(Outcome::Error),
-        win_rate: rate(&decided),
+        wins: total.wins as usize,
+        ties: total.ties as usize,
+        losses: total.losses as usize,
+        errors: total.errors as usize,
+        win_rate: total.rate(),
         ci_low: pct(0.025),
         ci_high: pct(0.975),
     }

@@ -5,6 +5,8 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use crate::prompts::Mode;
+
 /// A single-answer grade's bracketed form, MT-bench's `Rating: [[N]]`.
 static RATING: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\[\[\s*(\d+(?:\.\d+)?)\s*\]\]").expect("a valid pattern"));
@@ -129,6 +131,73 @@ pub fn five_level(text: &str) -> Option<Level> {
     only(levels.into_iter().flatten())
 }
 
+impl Level {
+    /// The verdict as stored: `A>>B`, `A>B`, `A=B`, `B>A` or `B>>A`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AMuchBetter => "A>>B",
+            Self::ABetter => "A>B",
+            Self::Same => "A=B",
+            Self::BBetter => "B>A",
+            Self::BMuchBetter => "B>>A",
+        }
+    }
+}
+
+impl Pairwise {
+    /// The verdict as stored: `A`, `B` or `C`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A => "A",
+            Self::B => "B",
+            Self::Tie => "C",
+        }
+    }
+}
+
+/// What was read from one judge output, as the store keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    /// The verdict (`7`, `A`, `A>>B`, ...), None when unreadable.
+    pub verdict: Option<String>,
+    /// Single mode's grade.
+    pub score: Option<f64>,
+    /// Why nothing could be read.
+    pub error: Option<String>,
+}
+
+/// Reads the verdict `mode` asks for from a judge's output.
+pub fn read(mode: Mode, text: &str) -> Reading {
+    let (verdict, score, expected) = match mode {
+        Mode::Single => {
+            let g = rating(text);
+            (
+                g.map(|g| g.to_string()),
+                g,
+                "one 'Rating: [[N]]' with N from 1 to 10",
+            )
+        }
+        Mode::Pairwise => (
+            pairwise(text).map(|v| v.as_str().to_string()),
+            None,
+            "one of [[A]], [[B]] or [[C]]",
+        ),
+        Mode::ArenaHard => (
+            five_level(text).map(|v| v.as_str().to_string()),
+            None,
+            "one of [[A>>B]], [[A>B]], [[A=B]], [[B>A]] or [[B>>A]]",
+        ),
+    };
+    let error = verdict
+        .is_none()
+        .then(|| format!("no readable verdict: expected exactly {expected}"));
+    Reading {
+        verdict,
+        score,
+        error,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,5 +278,36 @@ mod tests {
             assert_eq!(five_level(text), None, "{text}");
         }
         assert_eq!(Level::AMuchBetter.swapped().swapped(), Level::AMuchBetter);
+    }
+
+    #[test]
+    fn readings_store_what_the_summary_reads_back() {
+        let r = read(Mode::Single, "Good.\nRating: [[7.5]]");
+        assert_eq!(
+            (r.verdict.as_deref(), r.score, r.error),
+            (Some("7.5"), Some(7.5), None)
+        );
+        let r = read(Mode::Single, "Rating: [[10]]");
+        assert_eq!(r.verdict.as_deref(), Some("10"));
+        let r = read(Mode::Pairwise, "Assistant B is better. [[B]]");
+        assert_eq!(r.verdict.as_deref(), Some("B"));
+        assert_eq!(
+            pairwise(&format!("[[{}]]", r.verdict.unwrap())),
+            Some(Pairwise::B)
+        );
+        for level in [
+            Level::AMuchBetter,
+            Level::ABetter,
+            Level::Same,
+            Level::BBetter,
+            Level::BMuchBetter,
+        ] {
+            assert_eq!(five_level(&format!("[[{}]]", level.as_str())), Some(level));
+        }
+        let r = read(Mode::ArenaHard, "My final verdict is tie: [[A=B]]");
+        assert_eq!(r.verdict.as_deref(), Some("A=B"));
+        let r = read(Mode::Pairwise, "I cannot decide.");
+        assert_eq!(r.verdict, None);
+        assert!(r.error.unwrap().contains("[[A]], [[B]] or [[C]]"));
     }
 }

@@ -4,6 +4,7 @@
 mod bench;
 mod controller;
 mod demo;
+mod eval;
 mod export;
 mod generate;
 mod leaderboard;
@@ -18,6 +19,7 @@ use clap::{Args, Parser, Subcommand};
 pub use bench::BenchCommand;
 pub use controller::ControllerArgs;
 pub use demo::DemoArgs;
+pub use eval::EvalCommand;
 pub use export::ExportArgs;
 pub use generate::GenerateArgs;
 pub use leaderboard::LeaderboardArgs;
@@ -57,6 +59,10 @@ pub enum Command {
     Leaderboard(LeaderboardArgs),
     /// Export votes (Chatbot Arena dataset columns) or conversations (ShareGPT) as JSON lines.
     Export(ExportArgs),
+    /// LLM as a judge: answer a question set, judge the answers, show the scores, and compare
+    /// the judge with the arena's human votes.
+    #[command(subcommand)]
+    Eval(EvalCommand),
     /// Benchmarks (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -1,4 +1,5 @@
-//! The arena's store: conversations, messages, battles, votes, ratings and moderation flags,
+//! The arena's store: conversations, messages, battles, votes, ratings, moderation flags and
+//! the answers and judgments of `arena eval`,
 //! in Postgres (production, several replicas) or an SQLite file (the zero-set-up default),
 //! behind one trait. Both backends share one schema, one set of analyst views and one set of
 //! queries (`sql.rs`); only the migrations directory differs.
@@ -6,6 +7,7 @@
 
 mod backends;
 mod error;
+mod eval;
 pub mod export;
 mod sql;
 
@@ -13,6 +15,7 @@ use std::sync::Arc;
 
 pub use backends::{PostgresStore, SqliteStore};
 pub use error::StoreError;
+pub use eval::{EvalAnswer, EvalJudgment, EvalLedger, EvalRun, JudgmentFilter};
 
 /// A new anonymous or named battle: the battle row and its two conversations.
 #[derive(Debug, Clone)]
@@ -322,9 +325,9 @@ pub struct ExportFilter {
 /// Receives streamed rows; an error stops the stream.
 pub type Sink<'a, T> = &'a mut (dyn FnMut(T) -> Result<(), StoreError> + Send);
 
-/// Where the arena keeps everything.
+/// Where the arena keeps everything (the judge's ledger of `arena eval` included).
 #[async_trait::async_trait]
-pub trait ArenaStore: Send + Sync {
+pub trait ArenaStore: EvalLedger + Send + Sync {
     /// `postgres` or `sqlite`.
     fn backend(&self) -> &'static str;
     /// Fails when the database cannot be reached.

@@ -40,7 +40,7 @@ fn vote_refusal(
 const STOPPED: &str = "the answer stopped when the server did; regenerate it";
 
 /// A unique-constraint violation is a conflict the caller reports (409); the rest are failures.
-fn query_error(e: sqlx::Error) -> StoreError {
+pub(crate) fn query_error(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.message().to_string())

@@ -55,6 +55,7 @@ pub async fn rows(db_url: &str, sql: &str) -> Vec<Vec<String>> {
                         .map(|i| {
                             r.try_get::<String, _>(i)
                                 .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
+                                .or_else(|_| r.try_get::<f64, _>(i).map(|v| v.to_string()))
                                 .or_else(|_| r.try_get::<bool, _>(i).map(|v| v.to_string()))
                                 .unwrap_or_default()
                         })

@@ -5,6 +5,7 @@
 mod battles;
 mod chats;
 pub mod coalesce;
+pub mod evaluation;
 pub mod hygiene;
 mod input;
 pub mod leaderboard;
@@ -126,6 +127,7 @@ pub fn router(state: Arc<ArenaState>, limit: Arc<Limit>, vote_limit: Arc<Limit>)
         .route("/api/config", get(config))
         .route("/api/battles/{id}", get(battles::show))
         .route("/api/leaderboard", get(leaderboard))
+        .merge(evaluation::router(Arc::clone(&state.store)))
         .merge(limited)
         .merge(votes)
         .with_state(state)

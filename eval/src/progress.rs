@@ -1,0 +1,86 @@
+//! Progress of a long run: a bar on a terminal (indicatif), plain lines on stderr otherwise
+//! (a log file or CI gets a line every tenth of the work, not a redrawn bar).
+
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Counts finished items of one run.
+#[derive(Debug)]
+pub struct Progress {
+    label: String,
+    total: u64,
+    done: AtomicU64,
+    bar: Option<ProgressBar>,
+    quiet: bool,
+}
+
+impl Progress {
+    /// A bar when stderr is a terminal, else plain lines; `total` items to do.
+    pub fn new(label: &str, total: u64) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            let style =
+                ProgressStyle::with_template("{msg} [{bar:40.cyan/blue}] {pos}/{len} ({eta} left)")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar());
+            bar.set_style(style.progress_chars("=> "));
+            bar.set_message(label.to_string());
+            bar
+        });
+        Self {
+            label: label.to_string(),
+            total,
+            done: AtomicU64::new(0),
+            bar,
+            quiet: false,
+        }
+    }
+
+    /// Counts nothing aloud (tests, library use).
+    pub fn hidden(total: u64) -> Self {
+        Self {
+            label: String::new(),
+            total,
+            done: AtomicU64::new(0),
+            bar: None,
+            quiet: true,
+        }
+    }
+
+    /// One more item done.
+    pub fn inc(&self) {
+        let done = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        match &self.bar {
+            Some(bar) => bar.inc(1),
+            None if !self.quiet => {
+                let step = (self.total / 10).max(1);
+                if done.is_multiple_of(step) || done == self.total {
+                    eprintln!("{}: {done}/{}", self.label, self.total);
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// A line that does not break the bar.
+    pub fn println(&self, line: &str) {
+        match &self.bar {
+            Some(bar) => bar.println(line),
+            None if !self.quiet => eprintln!("{line}"),
+            None => {}
+        }
+    }
+
+    /// Items done so far.
+    pub fn done(&self) -> u64 {
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Ends the bar, leaving its last state on screen.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
