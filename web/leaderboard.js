@@ -390,7 +390,7 @@
     const pr = (m) => m.pairs || {};
     return [model,
       { key: 'win_rate', label: 'Win rate %', title: 'Ties count as half; bootstrap 95% interval over questions',
-        cell: (m) => (isNum(pr(m).win_rate) ? `${pct(pr(m).win_rate, 1)} (${pct(pr(m).ci_low, 1)} – ${pct(pr(m).ci_high, 1)})` : '') },
+        cell: (m) => (isNum(pr(m).win_rate) && (pr(m).wins + pr(m).ties + pr(m).losses) > 0 ? `${pct(pr(m).win_rate, 1)} (${pct(pr(m).ci_low, 1)} – ${pct(pr(m).ci_high, 1)})` : '') },
       { key: 'wtl', label: 'W / T / L', title: 'Wins, ties (including pairs whose two orders disagreed) and losses',
         cell: (m) => [pr(m).wins, pr(m).ties, pr(m).losses].map((v) => (isNum(v) ? String(v) : '?')).join(' / ') },
       { key: 'consistency', label: 'Consistency %', title: 'Pairs where the judge said the same in both orders',

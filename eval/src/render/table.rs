@@ -1,118 +1,8 @@
-//! `arena eval show`'s output: a [`Summary`](crate::summary::Summary) as a table for people,
-//! JSON, or CSV.
+//! The summary as aligned columns for a terminal: a main table, then one by category.
 
 use std::fmt::Write as _;
-use std::str::FromStr;
 
-use crate::summary::{ModelSummary, Summary};
-
-/// How results are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Format {
-    /// Aligned columns for a terminal.
-    #[default]
-    Table,
-    /// One JSON document.
-    Json,
-    /// Comma-separated values with a header row.
-    Csv,
-}
-
-impl FromStr for Format {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "table" => Ok(Self::Table),
-            "json" => Ok(Self::Json),
-            "csv" => Ok(Self::Csv),
-            other => Err(format!("unknown format '{other}': use table, json or csv")),
-        }
-    }
-}
-
-/// `s` written in `format`, ending with a newline.
-pub fn summary(s: &Summary, format: Format) -> String {
-    match format {
-        Format::Table => table(s),
-        Format::Json => json(s),
-        Format::Csv => csv_text(s),
-    }
-}
-
-fn json(s: &Summary) -> String {
-    let text = serde_json::to_string_pretty(s)
-        .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string());
-    text + "\n"
-}
-
-/// The CSV columns, in order.
-const CSV_HEADER: &str = "question_set,judge,mode,baseline,model,category,score,relative,wins,ties,losses,unreadable,win_rate,ci_low,ci_high,consistency";
-
-fn csv_text(s: &Summary) -> String {
-    csv_rows(s).unwrap_or_else(|e| format!("error writing CSV: {e}\n"))
-}
-
-fn csv_rows(s: &Summary) -> Result<String, csv::Error> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(CSV_HEADER.split(','))?;
-    let base = s.baseline.as_deref().unwrap_or_default();
-    for m in &s.models {
-        for row in model_rows(m, &s.categories) {
-            let head = [s.question_set.as_str(), &s.judge, &s.mode, base, &m.model];
-            w.write_record(
-                head.iter()
-                    .map(|h| h.as_bytes())
-                    .chain(row.iter().map(|c| c.as_bytes())),
-            )?;
-        }
-    }
-    let bytes = w
-        .into_inner()
-        .map_err(|e| csv::Error::from(e.into_error()))?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-fn num(x: Option<f64>) -> String {
-    x.map(|v| v.to_string()).unwrap_or_default()
-}
-
-/// One model's CSV cells from `category` on: its overall row, then one per category.
-/// Rates stay fractions as in the JSON, so the two agree.
-fn model_rows(m: &ModelSummary, categories: &[String]) -> Vec<[String; 11]> {
-    let empty = || -> [String; 11] { Default::default() };
-    let mut overall = empty();
-    overall[0] = "overall".into();
-    if let Some(g) = &m.single {
-        overall[1] = num((g.graded > 0).then_some(g.overall));
-        overall[2] = num(g.relative);
-        overall[6] = g.unreadable.to_string();
-    }
-    if let Some(p) = &m.pairs {
-        let r = &p.rate;
-        overall[3] = r.wins.to_string();
-        overall[4] = r.ties.to_string();
-        overall[5] = r.losses.to_string();
-        overall[6] = r.errors.to_string();
-        overall[7] = num(Some(r.win_rate));
-        overall[8] = num(Some(r.ci_low));
-        overall[9] = num(Some(r.ci_high));
-        overall[10] = num(p.consistency);
-    }
-    let mut rows = vec![overall];
-    for c in categories {
-        let mut row = empty();
-        row[0] = c.clone();
-        if let Some(g) = &m.single {
-            row[1] = num(g.by_category.get(c).copied());
-        }
-        if let Some(p) = &m.pairs {
-            row[7] = num(p.by_category.get(c).copied());
-        }
-        rows.push(row);
-    }
-    rows
-}
+use crate::summary::Summary;
 
 /// Control characters escaped, so a user's model name cannot move a terminal's cursor.
 fn printable(s: &str) -> String {
@@ -176,7 +66,8 @@ fn percent(x: Option<f64>) -> String {
     x.map_or_else(|| "-".into(), |v| format!("{v:.1}%"))
 }
 
-fn table(s: &Summary) -> String {
+/// The header lines, the main table and the table by category; a line when nothing is done.
+pub(super) fn table(s: &Summary) -> String {
     let what = describe(s);
     if s.models.is_empty() {
         return if s.judgments == 0 {
@@ -295,12 +186,14 @@ fn pair_rows(s: &Summary) -> (Vec<String>, Rows) {
         let r = &p.rate;
         let mut row = vec![name.clone()];
         row.extend([r.wins, r.ties, r.losses, r.errors].map(|n| n.to_string()));
-        row.push(percent(Some(100.0 * r.win_rate)));
-        row.push(format!(
-            "[{:.1}, {:.1}]",
-            100.0 * r.ci_low,
-            100.0 * r.ci_high
-        ));
+        // Nothing decided (every verdict unreadable) has no rate, not a rate of 0.
+        let decided = r.wins + r.ties + r.losses > 0;
+        row.push(percent(decided.then(|| 100.0 * r.win_rate)));
+        row.push(if decided {
+            format!("[{:.1}, {:.1}]", 100.0 * r.ci_low, 100.0 * r.ci_high)
+        } else {
+            "-".to_string()
+        });
         row.push(percent(p.consistency.map(|c| 100.0 * c)));
         let cats = s
             .categories
@@ -314,98 +207,8 @@ fn pair_rows(s: &Summary) -> (Vec<String>, Rows) {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
-    use super::*;
-    use crate::report::WinRate;
-    use crate::summary::{PairScores, SingleScores};
-
-    const ODD: &str = "a, \"quoted\" model";
-
-    fn cats(v: &[(&str, f64)]) -> BTreeMap<String, f64> {
-        v.iter().map(|(c, x)| (c.to_string(), *x)).collect()
-    }
-
-    fn base(mode: &str, baseline: &str, models: Vec<ModelSummary>) -> Summary {
-        Summary {
-            question_set: "mt-bench".into(),
-            judge: "gpt-4".into(),
-            mode: mode.into(),
-            baseline: Some(baseline.into()),
-            categories: vec!["math".into(), "writing".into()],
-            judgments: 21,
-            unreadable: 3,
-            models,
-        }
-    }
-
-    fn graded(
-        model: &str,
-        overall: f64,
-        turns: Vec<Option<f64>>,
-        rel: f64,
-        n: (usize, usize),
-    ) -> ModelSummary {
-        ModelSummary {
-            model: model.into(),
-            single: Some(SingleScores {
-                overall,
-                turns,
-                by_category: cats(&[("math", overall - 0.75), ("writing", overall + 0.75)]),
-                relative: Some(rel),
-                graded: n.0,
-                unreadable: n.1,
-            }),
-            pairs: None,
-        }
-    }
-
-    fn single_summary() -> Summary {
-        base(
-            "single",
-            "chatgpt",
-            vec![
-                graded("chatgpt", 8.0, vec![Some(8.0), None], 100.0, (8, 2)),
-                graded(ODD, 7.25, vec![Some(7.5), Some(7.0)], 92.345, (10, 1)),
-            ],
-        )
-    }
-
-    fn paired(
-        model: &str,
-        w: (usize, usize, usize, usize),
-        rate: f64,
-        ci: (f64, f64),
-    ) -> ModelSummary {
-        ModelSummary {
-            model: model.into(),
-            single: None,
-            pairs: Some(PairScores {
-                rate: WinRate {
-                    wins: w.0,
-                    ties: w.1,
-                    losses: w.2,
-                    errors: w.3,
-                    win_rate: rate,
-                    ci_low: ci.0,
-                    ci_high: ci.1,
-                },
-                by_category: cats(&[("math", 0.5)]),
-                consistency: Some(0.8),
-            }),
-        }
-    }
-
-    fn pair_summary() -> Summary {
-        base(
-            "pairwise",
-            "gpt-3.5",
-            vec![
-                paired(ODD, (4, 2, 2, 1), 0.625, (0.5, 0.75)),
-                paired("alpaca", (1, 0, 7, 0), 0.125, (0.0, 0.25)),
-            ],
-        )
-    }
+    use crate::render::fixtures::{pair_summary, single_summary, ODD};
+    use crate::render::{summary, Format};
 
     #[test]
     fn single_table_shows_grades_turns_and_unreadable() {
@@ -482,83 +285,5 @@ mod tests {
         s.models[0].model = "evil\x1b[2J".into();
         let t = summary(&s, Format::Table);
         assert!(!t.contains('\x1b') && t.contains("evil\\u{1b}[2J"), "{t}");
-    }
-
-    #[test]
-    fn json_keeps_the_serde_shape() {
-        let v: serde_json::Value =
-            serde_json::from_str(&summary(&single_summary(), Format::Json)).unwrap();
-        assert_eq!(v["mode"], "single");
-        assert_eq!(v["unreadable"], 3);
-        assert_eq!(
-            v["models"][0]["single"]["turns"][1],
-            serde_json::Value::Null
-        );
-        assert_eq!(v["models"][1]["model"], ODD);
-        assert!(v["models"][0].get("pairs").is_none());
-        let v: serde_json::Value =
-            serde_json::from_str(&summary(&pair_summary(), Format::Json)).unwrap();
-        let p = &v["models"][0]["pairs"];
-        assert_eq!(
-            (p["wins"].clone(), p["errors"].clone()),
-            (4.into(), 1.into())
-        );
-        assert_eq!(p["win_rate"], 0.625);
-        assert_eq!(p["by_category"]["math"], 0.5);
-    }
-
-    fn parse(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
-        let mut r = csv::Reader::from_reader(text.as_bytes());
-        let header = r.headers().unwrap().iter().map(String::from).collect();
-        let rows = r
-            .records()
-            .map(|rec| rec.unwrap().iter().map(String::from).collect())
-            .collect();
-        (header, rows)
-    }
-
-    #[test]
-    fn single_csv_parses_back() {
-        let (header, rows) = parse(&summary(&single_summary(), Format::Csv));
-        assert_eq!(header, CSV_HEADER.split(',').collect::<Vec<_>>());
-        assert_eq!(rows.len(), 2 * 3);
-        let row = |model: &str, cat: &str| {
-            rows.iter()
-                .find(|r| r[4] == model && r[5] == cat)
-                .unwrap()
-                .clone()
-        };
-        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-        assert_eq!(
-            row(ODD, "overall"),
-            s(&[
-                "mt-bench", "gpt-4", "single", "chatgpt", ODD, "overall", "7.25", "92.345", "", "",
-                "", "1", "", "", "", ""
-            ])
-        );
-        assert_eq!(row(ODD, "math")[6..8], s(&["6.5", ""]));
-        assert_eq!(row("chatgpt", "writing")[6], "8.75");
-    }
-
-    #[test]
-    fn pair_csv_parses_back() {
-        let (_, rows) = parse(&summary(&pair_summary(), Format::Csv));
-        assert_eq!(rows.len(), 2 * 3);
-        let overall = &rows[0];
-        assert_eq!(overall[4], ODD);
-        assert_eq!(
-            overall[5..],
-            ["overall", "", "", "4", "2", "2", "1", "0.625", "0.5", "0.75", "0.8"]
-        );
-        let writing = rows
-            .iter()
-            .find(|r| r[4] == "alpaca" && r[5] == "writing")
-            .unwrap();
-        assert!(writing[6..].iter().all(String::is_empty), "{writing:?}");
-        let math = rows
-            .iter()
-            .find(|r| r[4] == "alpaca" && r[5] == "math")
-            .unwrap();
-        assert_eq!(math[12], "0.5");
     }
 }
