@@ -376,6 +376,26 @@ async fn kill_when(db: &str, args: &[&str], sql: &str, at: usize) -> usize {
     count(db, sql).await
 }
 
+/// Kills `arena eval ARGS` once 30 of the 160 rows `sql` counts are stored, runs it again to
+/// the end, and checks that the second run said `said(made, stored)` and asked the endpoint
+/// exactly for the rows the store lacked.
+async fn kill_and_resume(
+    db: &str,
+    args: &[&str],
+    sql: &str,
+    seen: &Seen,
+    said: impl Fn(usize, usize) -> String,
+) {
+    let stored = kill_when(db, args, sql, 30).await;
+    assert!((30..160).contains(&stored), "{stored}");
+    let asked_before = seen.lock().unwrap().len();
+    let (_, stderr) = eval_ok(db, args);
+    let line = said(160 - stored, stored);
+    assert!(stderr.contains(&line), "no '{line}' in {stderr}");
+    assert_eq!(count(db, sql).await, 160);
+    assert_eq!(seen.lock().unwrap().len() - asked_before, 160 - stored);
+}
+
 async fn killed_runs_resume(backend: &str) {
     let dir = tempfile::tempdir().unwrap();
     let db = arena_testkit::db::database_url(backend, dir.path()).await;
@@ -392,21 +412,14 @@ async fn killed_runs_resume(backend: &str) {
         "--parallel",
         "4",
     ];
-    let answers = "SELECT COUNT(*) FROM eval_answers";
-    let stored = kill_when(&db, &gen, answers, 30).await;
-    assert!((30..160).contains(&stored), "{stored}");
-    let asked_before = seen.lock().unwrap().len();
-    let (_, stderr) = eval_ok(&db, &gen);
-    assert!(
-        stderr.contains(&format!(
-            "{} turns answered, {stored} already stored",
-            160 - stored
-        )),
-        "{stderr}"
-    );
-    assert_eq!(count(&db, answers).await, 160);
-    // The resumed run asked only for what the store lacked.
-    assert_eq!(seen.lock().unwrap().len() - asked_before, 160 - stored);
+    kill_and_resume(
+        &db,
+        &gen,
+        "SELECT COUNT(*) FROM eval_answers",
+        &seen,
+        |made, stored| format!("{made} turns answered, {stored} already stored"),
+    )
+    .await;
     // Every second turn was asked with the first turn's stored answer as its context.
     let first: std::collections::HashMap<String, String> = rows(
         &db,
@@ -438,19 +451,16 @@ async fn killed_runs_resume(backend: &str) {
         "--parallel",
         "4",
     ];
-    let judgments = "SELECT COUNT(*) FROM eval_judgments";
-    let stored = kill_when(&db, &judge, judgments, 30).await;
-    assert!((30..160).contains(&stored), "{stored}");
-    let asked_before = seen.lock().unwrap().len();
-    let (_, stderr) = eval_ok(&db, &judge);
-    assert!(
-        stderr.contains(&format!(
-            "{} judgments made (0 without a readable verdict), {stored} already stored",
-            160 - stored
-        )),
-        "{stderr}"
-    );
-    assert_eq!(seen.lock().unwrap().len() - asked_before, 160 - stored);
+    kill_and_resume(
+        &db,
+        &judge,
+        "SELECT COUNT(*) FROM eval_judgments",
+        &seen,
+        |made, stored| {
+            format!("{made} judgments made (0 without a readable verdict), {stored} already stored")
+        },
+    )
+    .await;
     let (json_out, _) = eval_ok(&db, &["show", "--format", "json"]);
     let s: Value = serde_json::from_str(&json_out).unwrap();
     assert_eq!(s["judgments"], 160);

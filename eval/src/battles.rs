@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 
-use arena_ratings::{Aggregate, Battle, Winner};
-use arena_store::{ArenaStore, ExportBattle, ExportFilter, JudgmentFilter, StoreError};
+use arena_ratings::Winner;
+use arena_store::ratings::counted_aggregate;
+use arena_store::{ArenaStore, ExportBattle, ExportFilter, JudgmentFilter};
 
 use crate::agreement::{self, Agreement, JudgedBattle, RankComparison};
 use crate::client::ChatClient;
@@ -146,28 +147,6 @@ async fn voted_battles(
     Ok((shown, left_out))
 }
 
-/// The arena's counted votes folded for the ratings.
-async fn arena_votes(store: &dyn ArenaStore) -> Result<Aggregate, EvalError> {
-    let mut agg = Aggregate::new();
-    store
-        .counted_battles(&mut |row| {
-            let winner = Winner::parse(&row.winner).ok_or_else(|| {
-                StoreError::Database(format!("a vote with winner '{}'", row.winner))
-            })?;
-            agg.add(&Battle {
-                model_a: row.model_a,
-                model_b: row.model_b,
-                winner,
-                tstamp: Some(row.tstamp_ms as f64 / 1000.0),
-                anony: Some(true),
-                turn: None,
-            })
-            .map_err(|e| StoreError::Database(e.to_string()))
-        })
-        .await?;
-    Ok(agg)
-}
-
 /// Judges the voted battles the store has not seen judged by `opts.judge`, then reports the
 /// agreement over every judged one. `categories` names the category of a battle whose first
 /// prompt is one of its questions.
@@ -228,10 +207,7 @@ pub async fn agree(
             });
         }
     }
-    let progress = match progress_label {
-        Some(label) => Progress::new(label, calls.len() as u64),
-        None => Progress::hidden(calls.len() as u64),
-    };
+    let progress = Progress::labelled(progress_label, calls.len() as u64);
     let judge_opts = JudgeOptions {
         judge: opts.judge.clone(),
         mode: Mode::Pairwise,
@@ -276,7 +252,9 @@ pub async fn agree(
         .collect();
     let agreement = agreement::agreement(&judged_battles);
     let ranks = Some(agreement::rank_comparison(
-        &arena_votes(store).await?,
+        &counted_aggregate(store)
+            .await?
+            .map_err(|e| EvalError::Ratings(e.to_string()))?,
         &judged_battles,
     )?)
     .filter(|r| r.models >= 2);

@@ -5,11 +5,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use arena_store::{EvalAnswer, EvalLedger};
-use futures_util::stream::{self, StreamExt};
 use serde_json::json;
 
 use crate::client::{ChatClient, ChatRequest, Message};
-use crate::progress::Progress;
+use crate::progress::{until_first_error, Progress};
 use crate::questions::{Question, QuestionSet};
 use crate::EvalError;
 
@@ -153,26 +152,13 @@ pub async fn generate(
             }
         }
     }
-    let progress = match progress_label {
-        Some(label) => Progress::new(label, jobs.len() as u64),
-        None => Progress::hidden(jobs.len() as u64),
-    };
-    let progress = &progress;
-    let results: Vec<Result<usize, EvalError>> = stream::iter(jobs)
-        .map(|job| answer(store, client, &set.name, opts, job, progress))
-        .buffer_unordered(opts.parallel.max(1))
-        // The first error ends the stream: in-flight answers finish, no new one starts.
-        .scan(false, |failed, r| {
-            let stop = *failed;
-            *failed |= r.is_err();
-            std::future::ready((!stop).then_some(r))
-        })
-        .collect()
-        .await;
+    let progress = Progress::labelled(progress_label, jobs.len() as u64);
+    let work = jobs
+        .into_iter()
+        .map(|job| answer(store, client, &set.name, opts, job, &progress));
+    let answered = until_first_error(work, opts.parallel).await;
     progress.finish();
-    for r in results {
-        report.answered += r?;
-    }
+    report.answered = answered?.into_iter().sum();
     Ok(report)
 }
 

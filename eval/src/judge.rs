@@ -6,10 +6,9 @@
 use std::collections::{BTreeMap, HashSet};
 
 use arena_store::{EvalJudgment, EvalLedger, JudgmentFilter};
-use futures_util::stream::{self, StreamExt};
 
 use crate::client::{ChatClient, ChatRequest, Message};
-use crate::progress::Progress;
+use crate::progress::{until_first_error, Progress};
 use crate::prompts::{JudgePrompts, Mode, PairTurn, SingleTurn};
 use crate::questions::{Question, QuestionSet, REFERENCE_CATEGORIES};
 use crate::verdict;
@@ -213,10 +212,7 @@ pub async fn judge(
             i.model_b.clone(),
         ))
     });
-    let progress = match progress_label {
-        Some(label) => Progress::new(label, todo.len() as u64),
-        None => Progress::hidden(todo.len() as u64),
-    };
+    let progress = Progress::labelled(progress_label, todo.len() as u64);
     let calls = todo.into_iter().map(|item| Call {
         question_set: set.name.clone(),
         mode,
@@ -247,52 +243,39 @@ pub(crate) async fn run_calls(
     calls: impl Iterator<Item = Call>,
     progress: &Progress,
 ) -> Result<(usize, usize), EvalError> {
-    let results: Vec<Result<bool, EvalError>> = stream::iter(calls)
-        .map(|call| async move {
-            let messages = [Message::new("user", call.item.prompt.clone())];
-            let reply = client
-                .chat(&ChatRequest {
-                    model: &opts.judge,
-                    messages: &messages,
-                    temperature: 0.0,
-                    max_tokens: opts.max_tokens,
-                })
-                .await?;
-            let reading = verdict::read(opts.mode, &reply.content);
-            let readable = reading.verdict.is_some();
-            store
-                .add_eval_judgment(&EvalJudgment {
-                    question_set: call.question_set,
-                    question_id: call.item.question_id,
-                    mode: call.mode.to_string(),
-                    judge: opts.judge.clone(),
-                    turn: call.item.turn as i64,
-                    model_a: call.item.model_a,
-                    model_b: call.item.model_b,
-                    category: call.item.category,
-                    prompt: call.item.prompt,
-                    output: reply.content,
-                    verdict: reading.verdict,
-                    score: reading.score,
-                    error: reading.error,
-                })
-                .await?;
-            progress.inc();
-            Ok(readable)
-        })
-        .buffer_unordered(opts.parallel.max(1))
-        .scan(false, |failed, r| {
-            let stop = *failed;
-            *failed |= r.is_err();
-            std::future::ready((!stop).then_some(r))
-        })
-        .collect()
-        .await;
-    let mut judged = 0;
-    let mut unreadable = 0;
-    for r in results {
-        judged += 1;
-        unreadable += usize::from(!r?);
-    }
-    Ok((judged, unreadable))
+    let work = calls.map(|call| async move {
+        let messages = [Message::new("user", call.item.prompt.clone())];
+        let reply = client
+            .chat(&ChatRequest {
+                model: &opts.judge,
+                messages: &messages,
+                temperature: 0.0,
+                max_tokens: opts.max_tokens,
+            })
+            .await?;
+        let reading = verdict::read(opts.mode, &reply.content);
+        let readable = reading.verdict.is_some();
+        store
+            .add_eval_judgment(&EvalJudgment {
+                question_set: call.question_set,
+                question_id: call.item.question_id,
+                mode: call.mode.to_string(),
+                judge: opts.judge.clone(),
+                turn: call.item.turn as i64,
+                model_a: call.item.model_a,
+                model_b: call.item.model_b,
+                category: call.item.category,
+                prompt: call.item.prompt,
+                output: reply.content,
+                verdict: reading.verdict,
+                score: reading.score,
+                error: reading.error,
+            })
+            .await?;
+        progress.inc();
+        Ok(readable)
+    });
+    let readable = until_first_error(work, opts.parallel).await?;
+    let unreadable = readable.iter().filter(|r| !**r).count();
+    Ok((readable.len(), unreadable))
 }

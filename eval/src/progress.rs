@@ -1,10 +1,14 @@
 //! Progress of a long run: a bar on a terminal (indicatif), plain lines on stderr otherwise
-//! (a log file or CI gets a line every tenth of the work, not a redrawn bar).
+//! (a log file or CI gets a line every tenth of the work, not a redrawn bar); and the bounded
+//! parallelism every run shares.
 
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::stream::{self, StreamExt};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::EvalError;
 
 /// Counts finished items of one run.
 #[derive(Debug)]
@@ -34,6 +38,14 @@ impl Progress {
             done: AtomicU64::new(0),
             bar,
             quiet: false,
+        }
+    }
+
+    /// A bar labelled `label`, or [`Progress::hidden`] without one.
+    pub fn labelled(label: Option<&str>, total: u64) -> Self {
+        match label {
+            Some(label) => Self::new(label, total),
+            None => Self::hidden(total),
         }
     }
 
@@ -83,4 +95,25 @@ impl Progress {
             bar.finish();
         }
     }
+}
+
+/// Runs `work` `parallel` at a time. The first failure ends the run: calls in flight finish
+/// (what they store stays), no new one starts, and the failure is the result.
+pub(crate) async fn until_first_error<T, F>(
+    work: impl Iterator<Item = F>,
+    parallel: usize,
+) -> Result<Vec<T>, EvalError>
+where
+    F: std::future::Future<Output = Result<T, EvalError>>,
+{
+    let results: Vec<Result<T, EvalError>> = stream::iter(work)
+        .buffer_unordered(parallel.max(1))
+        .scan(false, |failed, r| {
+            let stop = *failed;
+            *failed |= r.is_err();
+            std::future::ready((!stop).then_some(r))
+        })
+        .collect()
+        .await;
+    results.into_iter().collect()
 }

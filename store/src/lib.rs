@@ -9,6 +9,7 @@ mod backends;
 mod error;
 mod eval;
 pub mod export;
+pub mod ratings;
 mod sql;
 
 use std::sync::Arc;

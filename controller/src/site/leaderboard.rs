@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arena_ratings::{Aggregate, Battle, Leaderboard, RatingOptions, Winner};
-use arena_store::{ArenaStore, ModelStats, StoreError};
+use arena_ratings::{Aggregate, Leaderboard, RatingOptions};
+use arena_store::{ArenaStore, ModelStats};
 use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
@@ -15,36 +15,11 @@ use serde_json::{json, Value};
 use crate::error::ControllerError;
 
 /// Folds the store's counted anonymous votes, in the order they were cast, into an aggregate.
-/// A vote the ratings refuse stops the stream and is the error, as it is, not a store error.
+/// A vote the ratings refuse is the error, as it is, not a store error.
 pub async fn aggregate_store(store: &dyn ArenaStore) -> Result<Aggregate, ControllerError> {
-    let mut agg = Aggregate::new();
-    let mut refused = None;
-    let streamed = store
-        .counted_battles(&mut |row| {
-            let winner = Winner::parse(&row.winner).ok_or_else(|| {
-                StoreError::Database(format!("a vote with winner '{}'", row.winner))
-            })?;
-            agg.add(&Battle {
-                model_a: row.model_a,
-                model_b: row.model_b,
-                winner,
-                tstamp: Some(row.tstamp_ms as f64 / 1000.0),
-                anony: Some(true),
-                turn: None,
-            })
-            .map_err(|e| {
-                // Stops the stream; the ratings error itself is returned below.
-                let stop = StoreError::Database(e.to_string());
-                refused = Some(e);
-                stop
-            })
-        })
-        .await;
-    if let Some(e) = refused {
-        return Err(ControllerError::Ratings(e));
-    }
-    streamed?;
-    Ok(agg)
+    arena_store::ratings::counted_aggregate(store)
+        .await?
+        .map_err(ControllerError::Ratings)
 }
 
 /// Ratings off the async threads: the bootstrap keeps every core busy for a moment.

@@ -188,7 +188,7 @@ fn pair_rows(s: &Summary) -> (Vec<String>, Rows) {
         row.extend([r.wins, r.ties, r.losses, r.errors].map(|n| n.to_string()));
         // Nothing decided (every verdict unreadable) has no rate, not a rate of 0.
         let decided = r.wins + r.ties + r.losses > 0;
-        row.push(percent(decided.then(|| 100.0 * r.win_rate)));
+        row.push(percent(decided.then_some(100.0 * r.win_rate)));
         row.push(if decided {
             format!("[{:.1}, {:.1}]", 100.0 * r.ci_low, 100.0 * r.ci_high)
         } else {
