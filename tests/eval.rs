@@ -480,6 +480,8 @@ fn bad_input_gets_a_clear_error() {
         "{\"question_id\": 1, \"turns\": [\"a\"]}\n{\"turns\": [\"b\"]}\n",
     )
     .unwrap();
+    let reserved = dir.path().join("arena-battles.jsonl");
+    std::fs::write(&reserved, "{\"question_id\": 1, \"turns\": [\"a\"]}\n").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["gen", "--model", "m", "--questions", bad.to_str().unwrap()],
@@ -506,6 +508,10 @@ fn bad_input_gets_a_clear_error() {
             "model 'ghost' has no complete answers",
         ),
         (vec!["show"], "no judgments of question set 'arena-80'"),
+        (
+            vec!["gen", "--model", "m", "--questions", reserved.to_str().unwrap()],
+            "names the judged arena battles",
+        ),
     ];
     for (args, needle) in cases {
         let out = eval(&db, &args);

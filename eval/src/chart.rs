@@ -187,6 +187,7 @@ mod tests {
             judgments: 10,
             unreadable: 0,
             models,
+            arena: None,
         }
     }
 

@@ -104,8 +104,15 @@ impl QuestionSet {
                 questions,
             });
         }
+        let name = Self::name_of(spec);
+        if name == crate::battles::ARENA_BATTLES {
+            return Err(EvalError::Invalid(format!(
+                "'{}' names the judged arena battles of `arena eval agree`: rename the question file",
+                name
+            )));
+        }
         Ok(Self {
-            name: Self::name_of(spec),
+            name,
             questions: load(Path::new(spec))?,
         })
     }

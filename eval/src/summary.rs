@@ -5,7 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use arena_store::{EvalJudgment, EvalLedger, JudgmentFilter};
+use arena_store::{ArenaStore, EvalJudgment, EvalLedger, JudgmentFilter};
+
+use crate::agreement::{benchmark_vs_arena, RankComparison};
 use serde::Serialize;
 
 use crate::report::{self, Tally, WinRate};
@@ -33,6 +35,10 @@ pub struct Summary {
     pub unreadable: usize,
     /// One entry per model, best first.
     pub models: Vec<ModelSummary>,
+    /// The models' scores beside the arena's Bradley-Terry ratings, when asked for
+    /// ([`compare_with_arena`]) and two models or more are in both.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arena: Option<RankComparison>,
 }
 
 /// One model's results.
@@ -100,6 +106,7 @@ pub fn build(judgments: &[EvalJudgment], baseline: Option<&str>, seed: u64) -> S
         judgments: judgments.len(),
         unreadable: judgments.iter().filter(|j| j.verdict.is_none()).count(),
         models: Vec::new(),
+        arena: None,
     };
     if mode == "single" {
         single(&mut summary, judgments, baseline);
@@ -152,6 +159,16 @@ pub async fn load(
         })
         .await?;
     Ok(build(&judgments, baseline, seed))
+}
+
+/// Sets `s.arena`: the models' scores beside the Bradley-Terry ratings of the arena's counted
+/// votes in `store`, when two models or more are in both.
+pub async fn compare_with_arena(store: &dyn ArenaStore, s: &mut Summary) -> Result<(), EvalError> {
+    let arena = arena_store::ratings::counted_aggregate(store)
+        .await?
+        .map_err(|e| EvalError::Ratings(e.to_string()))?;
+    s.arena = Some(benchmark_vs_arena(&arena, s)?).filter(|r| r.models >= 2);
+    Ok(())
 }
 
 fn single(summary: &mut Summary, judgments: &[EvalJudgment], baseline: Option<&str>) {

@@ -154,3 +154,54 @@ fn nothing_judged_is_an_empty_summary() {
     assert!(s.models.is_empty());
     assert_eq!((s.judgments, s.unreadable), (0, 0));
 }
+
+#[test]
+fn a_benchmark_ranking_beside_the_arenas() {
+    use arena_eval::agreement::benchmark_vs_arena;
+    use arena_ratings::{Aggregate, Battle, Winner};
+    // The arena: p beats q, q beats r, p beats r, each 3 times of 4.
+    let mut arena = Aggregate::new();
+    for (a, b) in [("p", "q"), ("q", "r"), ("p", "r")] {
+        for i in 0..4 {
+            let winner = if i < 3 {
+                Winner::ModelA
+            } else {
+                Winner::ModelB
+            };
+            let battle = Battle {
+                model_a: a.into(),
+                model_b: b.into(),
+                winner,
+                tstamp: None,
+                anony: None,
+                turn: None,
+            };
+            arena.add(&battle).unwrap();
+        }
+    }
+    let graded = |scores: [(&str, &str); 4]| {
+        let rows: Vec<EvalJudgment> = scores
+            .iter()
+            .map(|(m, g)| j("single", "q1", "math", 1, m, "", Some(g)))
+            .collect();
+        build(&rows, None, 0)
+    };
+    // The same order as the arena; `z` is not in the arena and is left out.
+    let same = benchmark_vs_arena(
+        &arena,
+        &graded([("p", "9"), ("q", "7"), ("r", "5"), ("z", "10")]),
+    )
+    .unwrap();
+    assert_eq!(same.models, 3);
+    assert_eq!(same.spearman, Some(1.0));
+    let names: Vec<&str> = same.rows.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(names, ["p", "q", "r"]);
+    assert_eq!(same.rows[2].judge_rating, 5.0);
+    let reversed = benchmark_vs_arena(
+        &arena,
+        &graded([("p", "2"), ("q", "6"), ("r", "8"), ("z", "1")]),
+    )
+    .unwrap();
+    assert_eq!(reversed.spearman, Some(-1.0));
+    assert_eq!(reversed.rows[0].judge_rank, 3);
+}

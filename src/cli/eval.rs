@@ -299,7 +299,7 @@ pub struct ShowArgs {
 impl ShowArgs {
     async fn run(self) -> anyhow::Result<()> {
         let store = self.ledger.store().await?;
-        let s = summary::load(
+        let mut s = summary::load(
             store.as_ref(),
             &QuestionSet::name_of(&self.ledger.questions),
             self.judge_model.as_deref(),
@@ -308,6 +308,7 @@ impl ShowArgs {
             self.seed,
         )
         .await?;
+        summary::compare_with_arena(store.as_ref(), &mut s).await?;
         print!("{}", render::summary(&s, self.format));
         if let Some(path) = &self.chart {
             let svg = chart::relative_chart(&s)

@@ -24,7 +24,7 @@ mod ranks;
 mod render;
 
 pub use humans::HumanAgreement;
-pub use ranks::{rank_comparison, spearman, RankComparison, RankRow};
+pub use ranks::{benchmark_vs_arena, rank_comparison, spearman, RankComparison, RankRow};
 pub use render::render;
 
 /// One arena battle, its human vote and the judge's two games.

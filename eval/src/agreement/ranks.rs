@@ -100,18 +100,50 @@ pub fn rank_comparison(
         };
         judged.add(&battle).map_err(fail)?;
     }
-    let arena_board = arena_ratings::compute(arena, &opts).map_err(fail)?;
     let judge_board = arena_ratings::compute(&judged, &opts).map_err(fail)?;
     let judge_bt: HashMap<&str, f64> = judge_board
         .rows
         .iter()
         .map(|r| (r.model.as_str(), r.bt))
         .collect();
+    compare(arena, &judge_bt)
+}
+
+/// A benchmark's scores (mean grade, or win rate against the baseline) beside the arena's
+/// Bradley-Terry ratings, over the models in both: how well the benchmark predicts the
+/// arena, Arena-Hard's headline figure. The "judge" columns hold the benchmark's scores.
+pub fn benchmark_vs_arena(
+    arena: &Aggregate,
+    summary: &crate::summary::Summary,
+) -> Result<RankComparison, EvalError> {
+    let scores: HashMap<&str, f64> = summary
+        .models
+        .iter()
+        .filter_map(|m| {
+            let score = match (&m.single, &m.pairs) {
+                (Some(s), _) if s.graded > 0 => s.overall,
+                (_, Some(p)) if p.rate.wins + p.rate.ties + p.rate.losses > 0 => p.rate.win_rate,
+                _ => return None,
+            };
+            Some((m.model.as_str(), score))
+        })
+        .collect();
+    compare(arena, &scores)
+}
+
+/// The arena's Bradley-Terry ratings beside `judge` scores, over the models in both.
+fn compare(arena: &Aggregate, judge: &HashMap<&str, f64>) -> Result<RankComparison, EvalError> {
+    let opts = RatingOptions {
+        bootstrap_rounds: 0,
+        ..Default::default()
+    };
+    let arena_board =
+        arena_ratings::compute(arena, &opts).map_err(|e| EvalError::Ratings(e.to_string()))?;
     // Leaderboard rows come best first, so the rows do too.
     let both: Vec<(&str, f64, f64)> = arena_board
         .rows
         .iter()
-        .filter_map(|r| Some((r.model.as_str(), r.bt, *judge_bt.get(r.model.as_str())?)))
+        .filter_map(|r| Some((r.model.as_str(), r.bt, *judge.get(r.model.as_str())?)))
         .collect();
     let arena_bt: Vec<f64> = both.iter().map(|b| b.1).collect();
     let judge_bt: Vec<f64> = both.iter().map(|b| b.2).collect();

@@ -21,6 +21,7 @@ fn base(mode: &str, baseline: &str, models: Vec<ModelSummary>) -> Summary {
         judgments: 21,
         unreadable: 3,
         models,
+        arena: None,
     }
 }
 

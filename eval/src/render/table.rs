@@ -115,6 +115,37 @@ pub(super) fn table(s: &Summary) -> String {
         .chain(s.categories.iter().map(|c| printable(c)))
         .collect();
     grid(&mut out, &cat_header, &by_cat);
+    if let Some(r) = &s.arena {
+        let rho = r.spearman.map_or_else(|| "-".into(), |v| format!("{v:.3}"));
+        let _ = writeln!(
+            out,
+            "\nbeside the arena (Bradley-Terry from counted votes): Spearman's rho = {rho} over {} models",
+            r.models
+        );
+        let header = [
+            "model",
+            "arena rating",
+            "arena rank",
+            "score here",
+            "rank here",
+        ]
+        .map(String::from)
+        .to_vec();
+        let rows: Vec<Vec<String>> = r
+            .rows
+            .iter()
+            .map(|row| {
+                vec![
+                    printable(&row.model),
+                    format!("{:.0}", row.arena_rating),
+                    row.arena_rank.to_string(),
+                    format!("{:.3}", row.judge_rating),
+                    row.judge_rank.to_string(),
+                ]
+            })
+            .collect();
+        grid(&mut out, &header, &rows);
+    }
     out
 }
 
