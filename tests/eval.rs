@@ -509,7 +509,13 @@ fn bad_input_gets_a_clear_error() {
         ),
         (vec!["show"], "no judgments of question set 'arena-80'"),
         (
-            vec!["gen", "--model", "m", "--questions", reserved.to_str().unwrap()],
+            vec![
+                "gen",
+                "--model",
+                "m",
+                "--questions",
+                reserved.to_str().unwrap(),
+            ],
             "names the judged arena battles",
         ),
     ];

@@ -47,6 +47,11 @@ pub struct WorkerArgs {
     /// Sequences generated at once; more requests wait in a queue.
     #[arg(long, env = "ARENA_MAX_CONCURRENCY", default_value_t = 8)]
     pub max_concurrency: usize,
+    /// MiB of finished sequences' keys and values kept, so that the next turn of a
+    /// conversation (which re-sends the whole conversation) prefills only what is new; least
+    /// recently used first out; 0 turns it off.
+    #[arg(long, env = "ARENA_PREFIX_CACHE_MIB", default_value_t = 512)]
+    pub prefix_cache: usize,
     /// Heartbeat period in milliseconds, unless the controller sets one.
     #[arg(long, env = "ARENA_HEARTBEAT_MS", default_value_t = 2000)]
     pub heartbeat_ms: u64,
@@ -80,6 +85,7 @@ impl WorkerArgs {
             controller_ca: self.controller_ca,
             worker_id: self.worker_id,
             max_concurrency: self.max_concurrency,
+            prefix_cache_bytes: self.prefix_cache.saturating_mul(1 << 20),
             heartbeat_interval: Duration::from_millis(self.heartbeat_ms.max(1)),
             drain_timeout: Duration::from_secs(self.drain_timeout_s),
         }

@@ -11,7 +11,7 @@ use tokio::sync::{oneshot, watch};
 use tonic::transport::{Identity, ServerTlsConfig};
 
 use crate::error::{Result, WorkerError};
-use crate::generate::engine::Event;
+use crate::generate::engine::{EngineOptions, Event};
 use crate::generate::params::RawParams;
 use crate::model::loader::{self, LoadedModel};
 use crate::serve::auth::RequireToken;
@@ -57,6 +57,9 @@ pub struct WorkerOptions {
     pub worker_id: Option<String>,
     /// Running sequences at most.
     pub max_concurrency: usize,
+    /// Bytes of finished sequences' KV kept so a conversation's next turn prefills only what
+    /// is new (0: off).
+    pub prefix_cache_bytes: usize,
     /// Heartbeat period unless the controller sets one.
     pub heartbeat_interval: Duration,
     /// How long to wait for running requests on shutdown.
@@ -134,7 +137,10 @@ pub async fn run_worker(
         loaded,
         name.clone(),
         template,
-        opts.max_concurrency,
+        EngineOptions {
+            max_concurrency: opts.max_concurrency,
+            prefix_cache_bytes: opts.prefix_cache_bytes,
+        },
         opts.model.allow_special_tokens,
     )?;
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
@@ -253,7 +259,17 @@ pub struct GenerateOptions {
 /// Generates locally and writes the text alone to `out` as it streams.
 pub async fn generate(opts: GenerateOptions, out: &mut (dyn Write + Send)) -> Result<()> {
     let (loaded, name, template) = load(&opts.model).await?;
-    let served = ServedModel::start(loaded, name, template, 1, opts.model.allow_special_tokens)?;
+    let engine = EngineOptions {
+        max_concurrency: 1,
+        prefix_cache_bytes: 0,
+    };
+    let served = ServedModel::start(
+        loaded,
+        name,
+        template,
+        engine,
+        opts.model.allow_special_tokens,
+    )?;
     let (ids, params) = served.prepare(&opts.input, opts.system.as_deref(), &opts.params, false)?;
     let mut rx = served.engine().submit(ids, params)?;
     while let Some(event) = rx.recv().await {
@@ -266,6 +282,7 @@ pub async fn generate(opts: GenerateOptions, out: &mut (dyn Write + Send)) -> Re
                 finish,
                 prompt_tokens,
                 completion_tokens,
+                ..
             } => {
                 tracing::info!(?finish, prompt_tokens, completion_tokens, "done");
                 break;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use arena_worker::generate::engine::{Event, Finish};
+use arena_worker::generate::engine::{EngineOptions, Event, Finish};
 use arena_worker::generate::params::RawParams;
 use arena_worker::model::loader;
 use arena_worker::serve::served::{Input, ServedModel};
@@ -12,12 +12,19 @@ use arena_worker::tiny::{self, VocabKind};
 use candle_core::Device;
 
 fn served(max_concurrency: usize) -> Arc<ServedModel> {
+    served_with(EngineOptions {
+        max_concurrency,
+        prefix_cache_bytes: 0,
+    })
+}
+
+fn served_with(engine: EngineOptions) -> Arc<ServedModel> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
     tiny::write_tiny_gguf(&path, VocabKind::Gpt2, 11).unwrap();
     let loaded = loader::load(&path, &Device::Cpu).unwrap();
     let template = Template::select(None, loaded.own_template.clone(), "tiny").unwrap();
-    ServedModel::start(loaded, "tiny".into(), template, max_concurrency, false).unwrap()
+    ServedModel::start(loaded, "tiny".into(), template, engine, false).unwrap()
 }
 
 fn input(text: &str) -> Input {

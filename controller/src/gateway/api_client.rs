@@ -124,6 +124,10 @@ fn parse(
         *usage = Some(Usage {
             prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0) as u32,
             completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0) as u32,
+            // OpenAI's own count of prompt tokens its cache served.
+            cached_tokens: u["prompt_tokens_details"]["cached_tokens"]
+                .as_u64()
+                .unwrap_or(0) as u32,
         });
     }
     let choice = &v["choices"][0];

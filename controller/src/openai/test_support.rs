@@ -126,6 +126,7 @@ impl Worker for Scripted {
                     usage: Some(Usage {
                         prompt_tokens: 4,
                         completion_tokens: count as u32,
+                        cached_tokens: 0,
                     }),
                     ..Default::default()
                 }))

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::error::{Result, WorkerError};
 use crate::generate::logprobs::{Alternative, Report, TokenBytes};
 use crate::generate::params::GenerationParams;
+use crate::generate::prefix_cache::PrefixCache;
 use crate::generate::sampling::Sampler;
 use crate::model::kv_cache::KvCache;
 use crate::model::llama::{BatchItem, Llama};
@@ -57,6 +58,8 @@ pub enum Event {
         prompt_tokens: usize,
         /// Tokens generated.
         completion_tokens: usize,
+        /// Prompt tokens whose KV came from the prefix cache instead of being prefilled.
+        cached_tokens: usize,
     },
     /// The last event of a failed generation.
     Error(String),
@@ -67,6 +70,8 @@ pub enum Event {
 pub struct EngineStats {
     waiting: AtomicUsize,
     running: AtomicUsize,
+    prefix_hits: AtomicUsize,
+    prefix_tokens: AtomicUsize,
 }
 
 impl EngineStats {
@@ -78,6 +83,33 @@ impl EngineStats {
     /// Requests generating now.
     pub fn in_flight(&self) -> usize {
         self.running.load(Ordering::Relaxed)
+    }
+
+    /// Requests that started from the prefix cache, and the prompt tokens it saved them.
+    pub fn prefix_cache(&self) -> (usize, usize) {
+        (
+            self.prefix_hits.load(Ordering::Relaxed),
+            self.prefix_tokens.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// How the engine runs.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineOptions {
+    /// Sequences generated at once; more wait in a queue.
+    pub max_concurrency: usize,
+    /// Bytes of finished sequences' KV kept for the next turn (0: no prefix cache).
+    pub prefix_cache_bytes: usize,
+}
+
+impl Default for EngineOptions {
+    /// Eight sequences, no prefix cache.
+    fn default() -> Self {
+        Self {
+            max_concurrency: 8,
+            prefix_cache_bytes: 0,
+        }
     }
 }
 
@@ -155,14 +187,10 @@ pub fn compute_pool() -> Result<rayon::ThreadPool> {
 }
 
 /// Starts the engine thread; it stops when every handle is dropped.
-pub fn spawn(
-    model: Llama,
-    tokenizer: Arc<Tokenizer>,
-    max_concurrency: usize,
-) -> Result<EngineHandle> {
+pub fn spawn(model: Llama, tokenizer: Arc<Tokenizer>, opts: EngineOptions) -> Result<EngineHandle> {
     let (tx, rx) = std_mpsc::channel();
     let stats = Arc::new(EngineStats::default());
-    let max_concurrency = max_concurrency.max(1);
+    let max_concurrency = opts.max_concurrency.max(1);
     let engine = Engine {
         model,
         pieces: TokenBytes::new(&tokenizer),
@@ -172,6 +200,7 @@ pub fn spawn(
         max_concurrency,
         waiting: VecDeque::new(),
         running: Vec::new(),
+        prefix: (opts.prefix_cache_bytes > 0).then(|| PrefixCache::new(opts.prefix_cache_bytes)),
     };
     let pool = compute_pool()?;
     std::thread::Builder::new()
@@ -187,6 +216,7 @@ pub fn spawn(
 struct Sequence {
     prompt: Vec<u32>,
     fed: usize,
+    cached: usize,
     next_input: Option<u32>,
     generated: Vec<u32>,
     cache: KvCache,
@@ -206,6 +236,7 @@ struct Engine {
     max_concurrency: usize,
     waiting: VecDeque<Submission>,
     running: Vec<Sequence>,
+    prefix: Option<PrefixCache>,
 }
 
 impl Engine {
@@ -240,13 +271,20 @@ impl Engine {
             };
             left += 1;
             self.stats.running.fetch_add(1, Ordering::Relaxed);
+            let reused = self.prefix.as_mut().and_then(|p| p.take(&s.prompt));
+            if let Some((_, n)) = &reused {
+                self.stats.prefix_hits.fetch_add(1, Ordering::Relaxed);
+                self.stats.prefix_tokens.fetch_add(*n, Ordering::Relaxed);
+            }
+            let (cache, cached) = reused.unwrap_or_else(|| (self.model.new_cache(), 0));
             self.running.push(Sequence {
-                cache: self.model.new_cache(),
+                cache,
                 sampler: Sampler::new(s.params.sampling.clone()),
                 decoder: StreamDecoder::default(),
                 stop: StopMatcher::new(s.params.stop.iter().cloned()),
                 prompt: s.prompt,
-                fed: 0,
+                fed: cached,
+                cached,
                 next_input: None,
                 generated: Vec::new(),
                 params: s.params,
@@ -307,8 +345,14 @@ impl Engine {
             }
         }
         for i in finished.into_iter().rev() {
-            self.running.swap_remove(i);
+            let seq = self.running.swap_remove(i);
             self.stats.running.fetch_sub(1, Ordering::Relaxed);
+            if let Some(prefix) = &mut self.prefix {
+                // Its KV holds the prompt and every generated token but the last (never fed).
+                let mut tokens = seq.prompt;
+                tokens.extend(seq.generated);
+                prefix.put(tokens, seq.cache);
+            }
         }
     }
 }
@@ -385,5 +429,6 @@ fn advance(
         finish,
         prompt_tokens: seq.prompt.len(),
         completion_tokens: seq.generated.len(),
+        cached_tokens: seq.cached,
     })
 }

@@ -80,4 +80,75 @@ impl KvCache {
     pub fn commit(&mut self, t: usize) {
         self.len += t;
     }
+
+    /// A new cache holding a copy of the first `len` positions (the copy owns its memory, so
+    /// writing to either never changes the other).
+    pub fn copy_prefix(&self, len: usize) -> Result<KvCache> {
+        let len = len.min(self.len);
+        let mut copy = KvCache::new(self.layers.len(), self.max_len);
+        if len == 0 {
+            return Ok(copy);
+        }
+        for (layer, entry) in self.layers.iter().enumerate() {
+            if let Some((k, v)) = entry {
+                copy.append(layer, &k.narrow(1, 0, len)?, &v.narrow(1, 0, len)?)?;
+            }
+        }
+        copy.commit(len);
+        Ok(copy)
+    }
+
+    /// Forgets every position from `len` on; the next append writes over them.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Bytes of key and value memory it holds (its allocated capacity, not only its length).
+    pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.elem_count() + v.elem_count()) * k.dtype().size_in_bytes())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device};
+
+    #[test]
+    fn a_copied_prefix_is_independent_of_its_source() {
+        let dev = Device::Cpu;
+        let mut src = KvCache::new(1, 64);
+        let k = Tensor::arange(0f32, 8.0, &dev)
+            .unwrap()
+            .reshape((1, 4, 2))
+            .unwrap();
+        src.append(0, &k, &k).unwrap();
+        src.commit(4);
+        let mut copy = src.copy_prefix(3).unwrap();
+        assert_eq!(copy.len(), 3);
+        // Writing position 3 of the copy leaves the source's position 3 as it was.
+        let new = Tensor::full(-1f32, (1, 1, 2), &dev).unwrap();
+        let (all_k, _) = copy.append(0, &new, &new).unwrap();
+        copy.commit(1);
+        assert_eq!(
+            all_k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [0., 1., 2., 3., 4., 5., -1., -1.]
+        );
+        let (src_k, _) = src
+            .append(
+                0,
+                &Tensor::zeros((1, 0, 2), DType::F32, &dev).unwrap(),
+                &Tensor::zeros((1, 0, 2), DType::F32, &dev).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            src_k.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            [0., 1., 2., 3., 4., 5., 6., 7.]
+        );
+        assert!(src.copy_prefix(0).unwrap().is_empty());
+    }
 }

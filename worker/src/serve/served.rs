@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::error::Result;
-use crate::generate::engine::{self, EngineHandle};
+use crate::generate::engine::{self, EngineHandle, EngineOptions};
 use crate::generate::params::{check_context, GenerationParams, RawParams};
 use crate::model::loader::LoadedModel;
 use crate::text::template::{Message, Template};
@@ -54,13 +54,13 @@ impl ServedModel {
         loaded: LoadedModel,
         name: String,
         template: Template,
-        max_concurrency: usize,
+        engine: EngineOptions,
         allow_special_tokens: bool,
     ) -> Result<Arc<Self>> {
         let cfg = loaded.model.config().clone();
         let device = format!("{:?}", loaded.model.device().location());
         let tokenizer = Arc::new(loaded.tokenizer);
-        let engine = engine::spawn(loaded.model, tokenizer.clone(), max_concurrency)?;
+        let engine = engine::spawn(loaded.model, tokenizer.clone(), engine)?;
         Ok(Arc::new(Self {
             info: ModelInfo {
                 name,

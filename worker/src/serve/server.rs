@@ -90,6 +90,7 @@ fn response_of(event: Event) -> GenerateResponse {
             finish,
             prompt_tokens,
             completion_tokens,
+            cached_tokens,
         } => GenerateResponse {
             finish_reason: match finish {
                 Finish::Stop => FinishReason::Stop,
@@ -98,6 +99,7 @@ fn response_of(event: Event) -> GenerateResponse {
             usage: Some(Usage {
                 prompt_tokens: prompt_tokens as u32,
                 completion_tokens: completion_tokens as u32,
+                cached_tokens: cached_tokens as u32,
             }),
             ..Default::default()
         },

@@ -1,0 +1,205 @@
+//! The KV of finished sequences, kept so that the next turn of a conversation (which re-sends
+//! the whole conversation) prefills only what is new. Bounded in bytes, least recently used
+//! first out.
+//!
+//! An entry a new prompt extends whole is handed over, not shared: the cache's tensors are
+//! written in place, so two sequences on one entry would overwrite each other's positions.
+//! A prompt that shares only part of an entry (another question after the same system
+//! prompt, a regenerated answer) gets a copy of that part, and the entry stays.
+
+use crate::model::kv_cache::KvCache;
+
+/// One finished sequence: the tokens its KV holds, in order.
+struct Entry {
+    tokens: Vec<u32>,
+    cache: KvCache,
+    bytes: usize,
+    used: u64,
+}
+
+/// Finished sequences' KV, at most `capacity` bytes.
+pub struct PrefixCache {
+    entries: Vec<Entry>,
+    capacity: usize,
+    bytes: usize,
+    clock: u64,
+}
+
+/// How long the common start of two token lists is.
+fn common_prefix(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
+impl PrefixCache {
+    /// An empty cache of at most `capacity` bytes.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            entries: Vec::new(),
+            capacity,
+            bytes: 0,
+            clock: 0,
+        }
+    }
+
+    /// Bytes held now.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Entries held now.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The KV of the longest start `prompt` shares with an entry, and its length: the entry
+    /// itself when the prompt extends all of it, else a copy of the shared part. At least the
+    /// prompt's last token is left to feed, since sampling needs its logits. None when no
+    /// entry shares a token.
+    pub fn take(&mut self, prompt: &[u32]) -> Option<(KvCache, usize)> {
+        let usable = prompt.len().saturating_sub(1);
+        let (best, shared) = self
+            .entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (i, common_prefix(&e.tokens, prompt).min(usable)))
+            .max_by_key(|&(i, n)| (n, self.entries[i].used))?;
+        if shared == 0 {
+            return None;
+        }
+        self.clock += 1;
+        if shared < self.entries[best].tokens.len() {
+            let entry = &mut self.entries[best];
+            entry.used = self.clock;
+            // A failed copy (out of memory) only costs the reuse: the prompt is prefilled.
+            return entry.cache.copy_prefix(shared).ok().map(|c| (c, shared));
+        }
+        let entry = self.entries.swap_remove(best);
+        self.bytes -= entry.bytes;
+        let mut cache = entry.cache;
+        cache.truncate(shared);
+        Some((cache, shared))
+    }
+
+    /// Keeps `cache`, whose positions hold `tokens`, evicting the least recently used entries
+    /// to make room. Entries it extends (their tokens a prefix of these) go: this one serves
+    /// every prompt they served.
+    pub fn put(&mut self, mut tokens: Vec<u32>, cache: KvCache) {
+        tokens.truncate(cache.len());
+        let bytes = cache.bytes();
+        if tokens.is_empty() || bytes > self.capacity {
+            return;
+        }
+        let before = self.entries.len();
+        self.entries
+            .retain(|e| !(e.tokens.len() <= tokens.len() && tokens.starts_with(&e.tokens)));
+        if self.entries.len() != before {
+            self.bytes = self.entries.iter().map(|e| e.bytes).sum();
+        }
+        while self.bytes + bytes > self.capacity {
+            let Some(oldest) = (0..self.entries.len()).min_by_key(|&i| self.entries[i].used) else {
+                break;
+            };
+            let e = self.entries.swap_remove(oldest);
+            self.bytes -= e.bytes;
+        }
+        self.clock += 1;
+        self.bytes += bytes;
+        self.entries.push(Entry {
+            tokens,
+            cache,
+            bytes,
+            used: self.clock,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{DType, Device, Tensor};
+
+    /// A one-layer cache holding `n` positions of 2 heads x 4 dims.
+    fn cache(n: usize) -> KvCache {
+        let mut c = KvCache::new(1, 4096);
+        let k = Tensor::zeros((2, n, 4), DType::F32, &Device::Cpu).unwrap();
+        c.append(0, &k, &k).unwrap();
+        c.commit(n);
+        c
+    }
+
+    #[test]
+    fn the_longest_shared_start_is_taken_and_cut() {
+        let mut pc = PrefixCache::new(usize::MAX);
+        pc.put(vec![1, 2, 3, 4, 5], cache(5));
+        pc.put(vec![1, 2, 9], cache(3));
+        assert_eq!(pc.len(), 2);
+        // Shares 4 tokens with the first, 2 with the second: a copy of the first's 4.
+        let (c, n) = pc.take(&[1, 2, 3, 4, 7, 8]).unwrap();
+        assert_eq!((n, c.len()), (4, 4));
+        assert_eq!(pc.len(), 2);
+        // A prompt extending an entry whole gets the entry itself, which leaves the cache.
+        let (c, n) = pc.take(&[1, 2, 3, 4, 5, 6]).unwrap();
+        assert_eq!((n, c.len()), (5, 5));
+        assert_eq!(pc.len(), 1);
+        let (_, n) = pc.take(&[1, 2, 3, 4, 7, 8]).unwrap();
+        assert_eq!(n, 2);
+        assert!(pc.take(&[3]).is_none());
+    }
+
+    #[test]
+    fn the_last_prompt_token_is_always_fed() {
+        let mut pc = PrefixCache::new(usize::MAX);
+        pc.put(vec![1, 2, 3], cache(3));
+        let (c, n) = pc.take(&[1, 2, 3]).unwrap();
+        assert_eq!((n, c.len()), (2, 2));
+        // Only part of the entry was used: it stays for the next prompt.
+        assert_eq!(pc.len(), 1);
+        pc.put(vec![5], cache(1));
+        assert!(
+            pc.take(&[5]).is_none(),
+            "nothing can be reused of a one-token prompt"
+        );
+        assert!(pc.take(&[6, 7]).is_none());
+    }
+
+    #[test]
+    fn bytes_are_bounded_least_recently_used_first() {
+        let one = cache(10).bytes();
+        let mut pc = PrefixCache::new(2 * one);
+        pc.put((0..10).collect(), cache(10));
+        pc.put((100..110).collect(), cache(10));
+        pc.put((200..210).collect(), cache(10));
+        assert_eq!((pc.len(), pc.bytes()), (2, 2 * one));
+        assert!(pc.take(&[0, 1, 2]).is_none(), "the oldest was evicted");
+        // A copy's use counts as a use: the entry it came from is now the newest.
+        assert!(pc.take(&[100, 101, 102]).is_some());
+        pc.put((300..310).collect(), cache(10));
+        assert!(pc.take(&[100, 101, 7]).is_some());
+        assert!(
+            pc.take(&[200, 201, 7]).is_none(),
+            "the least recently used went"
+        );
+        // Too big to hold at all: not kept, nothing evicted for it.
+        let mut small = PrefixCache::new(one / 2);
+        small.put((0..10).collect(), cache(10));
+        assert!(small.is_empty());
+    }
+
+    #[test]
+    fn a_longer_turn_replaces_the_entry_it_extends() {
+        let mut pc = PrefixCache::new(usize::MAX);
+        pc.put(vec![1, 2, 3], cache(3));
+        pc.put(vec![1, 2, 3, 4, 5, 6], cache(6));
+        assert_eq!(pc.len(), 1);
+        assert_eq!(pc.bytes(), cache(6).bytes());
+        // Tokens beyond what the cache holds (the last sampled one, never fed) are not kept.
+        pc.put(vec![7, 8, 9, 10], cache(3));
+        let (_, n) = pc.take(&[7, 8, 9, 10, 11]).unwrap();
+        assert_eq!(n, 3);
+    }
+}
