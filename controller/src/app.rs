@@ -108,6 +108,9 @@ impl App {
             endpoints,
             http: api_client::http_client(&opts.timeouts)?,
             timeouts: opts.timeouts,
+            affinity: crate::gateway::affinity::Affinity::new(
+                crate::gateway::affinity::DEFAULT_CAPACITY,
+            ),
         });
         let ops = http::ops::router(registry.clone(), db.clone(), metrics.clone());
         let router = routes(&opts, gateway, db.clone(), redis, metrics)?;

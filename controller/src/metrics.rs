@@ -29,6 +29,10 @@ pub struct Metrics {
     pub generation: HistogramVec,
     /// Tokens generated, by model.
     pub tokens: IntCounterVec,
+    /// Generations whose prompt a worker's prefix cache served in part, by model.
+    pub prefix_cache_hits: IntCounterVec,
+    /// Prompt tokens the workers' prefix caches saved prefilling, by model.
+    pub prefix_cache_tokens: IntCounterVec,
     /// Calls to a worker that failed before its first token.
     pub dispatch_failures: IntCounter,
     /// Requests retried on another worker.
@@ -72,6 +76,20 @@ impl Metrics {
             Opts::new("generated_tokens_total", "Tokens generated"),
             &["model"],
         )?;
+        let prefix_cache_hits = IntCounterVec::new(
+            Opts::new(
+                "prefix_cache_hits_total",
+                "Generations whose prompt a worker's prefix cache served in part",
+            ),
+            &["model"],
+        )?;
+        let prefix_cache_tokens = IntCounterVec::new(
+            Opts::new(
+                "prefix_cache_tokens_saved_total",
+                "Prompt tokens the workers' prefix caches saved prefilling",
+            ),
+            &["model"],
+        )?;
         let dispatch_failures = IntCounter::new(
             "dispatch_failures_total",
             "Worker calls that failed before the first token",
@@ -100,6 +118,8 @@ impl Metrics {
         registry.register(Box::new(ttft.clone()))?;
         registry.register(Box::new(generation.clone()))?;
         registry.register(Box::new(tokens.clone()))?;
+        registry.register(Box::new(prefix_cache_hits.clone()))?;
+        registry.register(Box::new(prefix_cache_tokens.clone()))?;
         registry.register(Box::new(dispatch_failures.clone()))?;
         registry.register(Box::new(retries.clone()))?;
         registry.register(Box::new(circuit_opened.clone()))?;
@@ -112,6 +132,8 @@ impl Metrics {
             ttft,
             generation,
             tokens,
+            prefix_cache_hits,
+            prefix_cache_tokens,
             dispatch_failures,
             retries,
             circuit_opened,

@@ -113,6 +113,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_conversations_worker_is_preferred_while_it_has_a_free_slot() {
+        let r = registry(&["a", "b"]);
+        let pick = |prefer: Option<&str>, exclude: &[String]| {
+            r.pick_preferring("m", Policy::ShortestQueue, exclude, prefer)
+                .map(|c| c.id)
+        };
+        // Equal loads would split at random; the preference decides every time.
+        for _ in 0..20 {
+            assert_eq!(pick(Some("b"), &[]).as_deref(), Some("b"));
+        }
+        // Busy (its one slot taken by a queued request): the shortest queue decides.
+        assert!(r.heartbeat("b", 1));
+        assert_eq!(pick(Some("b"), &[]).as_deref(), Some("a"));
+        assert!(r.heartbeat("b", 0));
+        // Tried and failed, or unknown: ignored.
+        assert_eq!(pick(Some("b"), &["b".to_string()]).as_deref(), Some("a"));
+        assert!(pick(Some("nobody"), &[]).is_some());
+        r.mark_failed("b");
+        assert_eq!(pick(Some("b"), &[]).as_deref(), Some("a"));
+    }
+
+    #[tokio::test]
     async fn picks_the_least_loaded_and_spreads_ties() {
         let r = registry(&["a", "b", "c"]);
         assert!(r.heartbeat("a", 5));

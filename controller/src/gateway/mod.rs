@@ -3,6 +3,7 @@
 //! and the gRPC service workers register with. [`Gateway::start_generation`] is the one way
 //! every caller (the OpenAI API, the arena) starts a generation.
 
+pub mod affinity;
 pub mod api_client;
 pub mod breaker;
 pub mod contestants;
@@ -41,15 +42,19 @@ pub struct Gateway {
     pub http: reqwest::Client,
     /// How long calls to workers and contestants may wait.
     pub timeouts: Timeouts,
+    /// The worker that served each recent conversation's last turn.
+    pub affinity: affinity::Affinity,
 }
 
 impl Gateway {
     /// Starts `req` on a worker or the API-hosted contestant serving its model. Battle-only
-    /// contestants are reachable only when `in_battle`.
+    /// contestants are reachable only when `in_battle`. The turns of one `session` (a
+    /// conversation) go to the worker that served its last turn while it can take them.
     pub async fn start_generation(
         &self,
         req: GenerateRequest,
         in_battle: bool,
+        session: Option<&str>,
     ) -> Result<Started, ApiError> {
         match self
             .endpoints
@@ -66,6 +71,7 @@ impl Gateway {
                     &self.timeouts,
                     &model,
                     req,
+                    session.map(|s| (&self.affinity, s)),
                 )
                 .await
             }

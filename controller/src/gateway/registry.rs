@@ -367,8 +367,32 @@ impl Registry {
         policy: super::dispatch::Policy,
         exclude: &[String],
     ) -> Option<Candidate> {
+        self.pick_preferring(model, policy, exclude, None)
+    }
+
+    /// As [`Registry::pick`], but `preferred` (the worker that served the conversation's
+    /// last turn) when it is eligible and has a free slot: it holds the conversation in its
+    /// prefix cache. A busy or failing preferred worker gives way to `policy`.
+    pub fn pick_preferring(
+        &self,
+        model: &str,
+        policy: super::dispatch::Policy,
+        exclude: &[String],
+        preferred: Option<&str>,
+    ) -> Option<Candidate> {
         let now = Instant::now();
         let workers = self.read();
+        if let Some(e) = preferred.and_then(|id| workers.get(id)) {
+            let eligible = !e.failed
+                && now.duration_since(e.last_heartbeat) <= self.expiry
+                && e.info.models.iter().any(|m| m == model)
+                && !exclude.contains(&e.info.id)
+                && e.load() < e.info.max_concurrency as usize
+                && e.health.breaker().admits(now);
+            if eligible && e.health.breaker().try_dispatch(now) {
+                return Some(e.candidate());
+            }
+        }
         // Another request may take a half-open worker's one trial between the filter and the
         // choice: then choose again without it.
         let mut lost: Vec<&str> = Vec::new();

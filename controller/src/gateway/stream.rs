@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use arena_proto::v1::{FinishReason, GenerateResponse, Usage};
+use prometheus::IntCounter;
 use tokio_stream::Stream;
 use tonic::Status;
 
@@ -29,6 +30,8 @@ pub struct Started {
     /// When the message being waited for is late. Kept across calls, so that a caller that
     /// wakes up for its own timers (and cancels the call) does not restart the clock.
     deadline: Option<tokio::time::Instant>,
+    /// Requests served from the worker's prefix cache and the prompt tokens it saved.
+    prefix_cache: Option<(IntCounter, IntCounter)>,
 }
 
 /// Why a generation stopped before its finish.
@@ -76,7 +79,15 @@ impl Started {
             dispatched,
             token_timeout,
             deadline: None,
+            prefix_cache: None,
         }
+    }
+
+    /// Counts, at the last message, whether the worker's prefix cache served the prompt and
+    /// how many prompt tokens it saved.
+    pub fn counting_prefix_cache(mut self, hits: IntCounter, tokens: IntCounter) -> Self {
+        self.prefix_cache = Some((hits, tokens));
+        self
     }
 
     /// The next message (the first, already read, comes first); an error message, a broken
@@ -105,6 +116,12 @@ impl Started {
                 if finish_reason(&m).is_some() {
                     if let Some(g) = self.guard.as_mut() {
                         g.succeeded();
+                    }
+                    let cached = usage(&m).cached_tokens;
+                    if let Some((hits, tokens)) = self.prefix_cache.as_ref().filter(|_| cached > 0)
+                    {
+                        hits.inc();
+                        tokens.inc_by(u64::from(cached));
                     }
                 }
                 Ok(m)

@@ -7,6 +7,7 @@ use arena_proto::v1::GenerateRequest;
 use axum::http::StatusCode;
 use tonic::{Code, Status};
 
+use super::affinity::Affinity;
 use super::dispatch::Policy;
 use super::registry::Registry;
 use super::stream::Started;
@@ -84,12 +85,15 @@ pub async fn start(
     timeouts: &Timeouts,
     model: &str,
     req: GenerateRequest,
+    session: Option<(&Affinity, &str)>,
 ) -> Result<Started, ApiError> {
     let dispatched = Instant::now();
     let mut tried: Vec<String> = Vec::new();
     let mut last_error = None;
+    let preferred = session.and_then(|(affinity, key)| affinity.worker(model, key));
     for _ in 0..=MAX_RETRIES {
-        let Some(worker) = registry.pick(model, policy, &tried) else {
+        let Some(worker) = registry.pick_preferring(model, policy, &tried, preferred.as_deref())
+        else {
             break;
         };
         if !tried.is_empty() {
@@ -117,12 +121,19 @@ pub async fn start(
                     .ttft
                     .with_label_values(&[model])
                     .observe(dispatched.elapsed().as_secs_f64());
-                return Ok(Started::new(
+                if let Some((affinity, key)) = session {
+                    affinity.remember(model, key, &worker.id);
+                }
+                let started = Started::new(
                     Box::pin(stream),
                     first,
                     Some(guard),
                     dispatched,
                     timeouts.between_tokens,
+                );
+                return Ok(started.counting_prefix_cache(
+                    metrics.prefix_cache_hits.with_label_values(&[model]),
+                    metrics.prefix_cache_tokens.with_label_values(&[model]),
                 ));
             }
             Err(status) if retryable(&status) => {

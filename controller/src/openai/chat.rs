@@ -5,6 +5,7 @@ use std::sync::Arc;
 use arena_proto::v1::{generate_request, GenerateRequest, Messages};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::Json;
 use serde_json::Value;
@@ -76,6 +77,7 @@ fn plan(body: Value) -> Result<Plan, ApiError> {
         stream: common.stream,
         include_usage: common.include_usage,
         logprobs,
+        session: common.user,
         names: Names {
             max_tokens: common.max_name,
             input: "messages",
@@ -87,10 +89,15 @@ fn plan(body: Value) -> Result<Plan, ApiError> {
 /// The handler.
 pub async fn chat_completions(
     State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::from_json_rejection(&e))?;
-    respond::serve(&state, plan(body)?, Flavor::Chat).await
+    let mut plan = plan(body)?;
+    if let Some(session) = respond::session_header(&headers) {
+        plan.session = Some(session);
+    }
+    respond::serve(&state, plan, Flavor::Chat).await
 }
 
 #[cfg(test)]

@@ -25,6 +25,8 @@ pub struct Common {
     pub include_usage: bool,
     /// How the client named the token limit, for errors about it.
     pub max_name: &'static str,
+    /// The `user` field: whose conversation this is, for routing its turns to one worker.
+    pub user: Option<String>,
 }
 
 /// The model name: required, not blank.
@@ -110,8 +112,9 @@ pub fn common(f: &mut Fields, default_max_tokens: Option<u32>) -> Result<Common,
         |v| v.as_object().is_some_and(|m| m.is_empty()),
         "token biases are not applied",
     )?;
-    // The caller's id for abuse tracking: nothing to do with it here.
-    f.take::<String>("user")?;
+    // The caller's id for its end users: the turns of one user go to the worker that holds
+    // their conversation in its prefix cache.
+    let user = f.take::<String>("user")?.filter(|u| !u.is_empty());
     let (stream, include_usage) = streaming(f)?;
     Ok(Common {
         sampling,
@@ -119,6 +122,7 @@ pub fn common(f: &mut Fields, default_max_tokens: Option<u32>) -> Result<Common,
         stream,
         include_usage,
         max_name,
+        user,
     })
 }
 

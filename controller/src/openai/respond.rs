@@ -50,6 +50,19 @@ pub struct Plan {
     pub logprobs: Option<u32>,
     /// The client's field names, for the worker's errors.
     pub names: Names,
+    /// The conversation (`x-session-id` header, else the `user` field) whose turns go to the
+    /// worker holding it in its prefix cache.
+    pub session: Option<String>,
+}
+
+/// The `x-session-id` header, when it is non-empty text.
+pub fn session_header(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get("x-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// Rewrites an error from dispatch so that it names the client's fields: the worker says
@@ -101,7 +114,9 @@ pub async fn start(state: &ApiState, plan: &Plan) -> Result<Vec<Started>, ApiErr
                 p.top_logprobs = Some(top);
             }
         }
-        state.gateway.start_generation(req, false)
+        state
+            .gateway
+            .start_generation(req, false, plan.session.as_deref())
     });
     try_join_all(requests)
         .await
@@ -119,6 +134,8 @@ pub struct Finished {
     pub prompt_tokens: u32,
     /// Tokens generated.
     pub completion_tokens: u32,
+    /// Prompt tokens the worker's prefix cache served.
+    pub cached_tokens: u32,
     /// The tokens, when asked for.
     pub tokens: Vec<Token>,
 }
@@ -163,6 +180,7 @@ pub async fn collect(
             done.finish = reason;
             done.prompt_tokens = u.prompt_tokens;
             done.completion_tokens = u.completion_tokens;
+            done.cached_tokens = u.cached_tokens;
             return Ok(done);
         }
     }
@@ -183,6 +201,7 @@ pub fn usage_of(choices: &[Finished]) -> Usage {
         choices.first().map_or(0, |c| c.prompt_tokens),
         choices.iter().map(|c| c.completion_tokens),
     )
+    .with_cached(choices.first().map_or(0, |c| c.cached_tokens))
 }
 
 /// Dispatches a checked chat or text completion and answers in its shape, streamed or not.

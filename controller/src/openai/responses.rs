@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arena_proto::v1::{generate_request, GenerateRequest, Messages};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
@@ -130,7 +131,7 @@ impl Meta {
             "truncation": "disabled",
             "usage": usage.map(|u| json!({
                 "input_tokens": u.prompt_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
+                "input_tokens_details": {"cached_tokens": u.cached_tokens()},
                 "output_tokens": u.completion_tokens,
                 "output_tokens_details": {"reasoning_tokens": 0},
                 "total_tokens": u.total_tokens,
@@ -213,6 +214,7 @@ fn plan(body: Value) -> Result<(Plan, Meta), ApiError> {
         stream,
         include_usage: false,
         logprobs: None,
+        session: None,
         names: Names {
             max_tokens: "max_output_tokens",
             input: "input",
@@ -225,10 +227,12 @@ fn plan(body: Value) -> Result<(Plan, Meta), ApiError> {
 /// The handler.
 pub async fn responses(
     State(state): State<Arc<ApiState>>,
+    headers: HeaderMap,
     body: Result<Json<Value>, JsonRejection>,
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::from_json_rejection(&e))?;
-    let (plan, meta) = plan(body)?;
+    let (mut plan, meta) = plan(body)?;
+    plan.session = respond::session_header(&headers);
     let started = respond::start(&state, &plan).await?;
     let metrics = state.gateway.metrics.clone();
     if plan.stream {

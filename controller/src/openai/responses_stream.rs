@@ -130,7 +130,8 @@ impl Relay {
             if let Some(reason) = finish_reason(&m) {
                 self.ended = true;
                 let u = finish(&mut self.started, &m, &self.metrics, &self.meta.model);
-                let usage = Usage::of_choices(u.prompt_tokens, [u.completion_tokens]);
+                let usage = Usage::of_choices(u.prompt_tokens, [u.completion_tokens])
+                    .with_cached(u.cached_tokens);
                 self.close(Status::of_finish(reason), usage);
             }
         }

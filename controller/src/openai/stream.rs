@@ -196,6 +196,8 @@ struct Merge {
     meta: Arc<Meta>,
     include_usage: bool,
     prompt_tokens: Option<u32>,
+    /// The first choice's prompt tokens served by the prefix cache.
+    cached_tokens: Option<u32>,
     completions: Vec<u32>,
     phase: MergePhase,
 }
@@ -213,6 +215,7 @@ impl Merge {
                     Some((_, Piece::Chunk(e))) => return Some(e),
                     Some((_, Piece::Finished(u))) => {
                         self.prompt_tokens.get_or_insert(u.prompt_tokens);
+                        self.cached_tokens.get_or_insert(u.cached_tokens);
                         self.completions.push(u.completion_tokens);
                     }
                     Some((_, Piece::Failed(e))) => {
@@ -227,7 +230,8 @@ impl Merge {
                             let usage = Usage::of_choices(
                                 self.prompt_tokens.unwrap_or(0),
                                 self.completions.iter().copied(),
-                            );
+                            )
+                            .with_cached(self.cached_tokens.unwrap_or(0));
                             return Some(self.meta.event(Vec::new(), Some(usage)));
                         }
                     }
@@ -265,6 +269,7 @@ pub fn sse(
         meta,
         include_usage,
         prompt_tokens: None,
+        cached_tokens: None,
         completions: Vec::new(),
         phase: MergePhase::Relay,
     };

@@ -177,6 +177,9 @@ pub async fn setup() -> (axum::Router, Scripted) {
         endpoints: Default::default(),
         http: reqwest::Client::new(),
         timeouts: Default::default(),
+        affinity: crate::gateway::affinity::Affinity::new(
+            crate::gateway::affinity::DEFAULT_CAPACITY,
+        ),
     });
     let state = Arc::new(ApiState {
         gateway,

@@ -12,6 +12,16 @@ pub struct Usage {
     pub completion_tokens: u32,
     /// Their sum.
     pub total_tokens: u32,
+    /// How many prompt tokens the worker's prefix cache served (OpenAI's field), when any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+/// OpenAI's `usage.prompt_tokens_details`.
+#[derive(Debug, Clone, Copy, Serialize, Default, PartialEq, Eq)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens not prefilled: their keys and values came from the prefix cache.
+    pub cached_tokens: u32,
 }
 
 impl Usage {
@@ -22,7 +32,22 @@ impl Usage {
             prompt_tokens,
             completion_tokens,
             total_tokens: prompt_tokens + completion_tokens,
+            prompt_tokens_details: None,
         }
+    }
+
+    /// The same, saying that `cached` prompt tokens came from the prefix cache (nothing is
+    /// said of none).
+    pub fn with_cached(mut self, cached: u32) -> Self {
+        self.prompt_tokens_details = (cached > 0).then_some(PromptTokensDetails {
+            cached_tokens: cached,
+        });
+        self
+    }
+
+    /// Prompt tokens the prefix cache served.
+    pub fn cached_tokens(&self) -> u32 {
+        self.prompt_tokens_details.map_or(0, |d| d.cached_tokens)
     }
 }
 

@@ -426,7 +426,11 @@ async fn run_side(
     let text = Arc::new(Mutex::new(String::new()));
     let keeper = keep_alive(state.clone(), &job, text.clone());
     let mut ttft_ms = None;
-    let outcome = match state.gateway.start_generation(request, how.in_battle).await {
+    let outcome = match state
+        .gateway
+        .start_generation(request, how.in_battle, Some(&job.conversation_id))
+        .await
+    {
         Err(e) => Outcome::failed(e.message, e.code),
         Ok(started) => {
             ttft_ms = Some(dispatched.elapsed().as_millis() as i64);
