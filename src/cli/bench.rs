@@ -9,6 +9,8 @@ use clap::{Args, Subcommand};
 pub enum BenchCommand {
     /// Prefill and decode throughput of a model's forward pass, and peak memory.
     Worker(BenchWorkerArgs),
+    /// Time to first token along a multi-turn conversation, with and without the prefix cache.
+    Chat(BenchChatArgs),
     /// Latency the controller adds over calling the worker directly, and dispatch rate.
     Controller(BenchControllerArgs),
     /// Ratings (online Elo, Bradley-Terry, bootstrap) on synthetic battles.
@@ -20,6 +22,7 @@ impl BenchCommand {
     pub async fn run(self) -> anyhow::Result<()> {
         match self {
             Self::Worker(args) => args.run().await,
+            Self::Chat(args) => args.run().await,
             Self::Controller(args) => args.run().await,
             Self::Leaderboard(args) => args.run().await,
         }
@@ -189,6 +192,43 @@ impl BenchWorkerArgs {
                 println!("{:<45} {:>9.1} tok/s", m.name, m.tokens_per_s);
             }
             println!("{:<45} {:>9.1} MiB", "peak RSS", report.peak_rss_mib);
+        }
+        Ok(())
+    }
+}
+
+/// Flags of `arena bench chat`.
+#[derive(Args, Debug)]
+pub struct BenchChatArgs {
+    /// A `.gguf` file or a Hugging Face folder.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Turns of the conversation (at most 12).
+    #[arg(long, default_value_t = 10)]
+    pub turns: usize,
+    /// Tokens per answer at most (greedy).
+    #[arg(long, default_value_t = 200)]
+    pub answer_tokens: u32,
+    /// MiB of prefix cache for the run with it.
+    #[arg(long, default_value_t = 512)]
+    pub prefix_cache: usize,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl BenchChatArgs {
+    async fn run(self) -> anyhow::Result<()> {
+        let opts = arena_worker::chat_bench::ChatBenchOptions {
+            turns: self.turns,
+            answer_tokens: self.answer_tokens,
+            prefix_cache_bytes: self.prefix_cache.saturating_mul(1 << 20),
+        };
+        let report = arena_worker::chat_bench::run(&self.model, &opts).await?;
+        if self.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            print!("{}", report.table());
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ pub mod serve;
 pub mod text;
 
 pub mod bench;
+pub mod chat_bench;
 pub mod run;
 
 #[cfg(feature = "tiny")]

@@ -1,0 +1,184 @@
+//! `arena bench chat`: time to first token along one multi-turn conversation, with and
+//! without the prefix cache. Every turn re-sends the whole conversation, as chat clients and
+//! the arena do; without the cache each turn prefills all of it again.
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::Device;
+use serde::Serialize;
+
+use crate::error::{Result, WorkerError};
+use crate::generate::engine::{EngineOptions, Event};
+use crate::generate::params::RawParams;
+use crate::model::loader;
+use crate::serve::served::{Input, ServedModel};
+use crate::text::template::{Message, Role, Template};
+
+/// The user's turns, each asking for a long answer, in order.
+const QUESTIONS: [&str; 12] = [
+    "Explain how a bicycle stays upright while it moves.",
+    "Now explain it again for a ten-year-old, with an example.",
+    "What are the main parts of a bicycle and what does each do?",
+    "Describe how to fix a flat tire, step by step.",
+    "Compare road bikes, mountain bikes and city bikes.",
+    "Write a short story about a long bicycle trip across a country.",
+    "Summarize everything we discussed so far in a few paragraphs.",
+    "List ten safety tips for cycling in a city, with a reason for each.",
+    "How did the bicycle change society in the nineteenth century?",
+    "Write a poem about riding a bicycle at dawn.",
+    "What should someone pack for a week-long bicycle tour?",
+    "Give a final summary of the whole conversation.",
+];
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct ChatBenchOptions {
+    /// Turns of the conversation (at most 12).
+    pub turns: usize,
+    /// Tokens per answer at most (greedy; an answer may stop sooner).
+    pub answer_tokens: u32,
+    /// The prefix cache's size for the run with it, bytes.
+    pub prefix_cache_bytes: usize,
+}
+
+/// One turn, with and without the cache.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnTiming {
+    /// The turn, from 1.
+    pub turn: usize,
+    /// Prompt tokens (the whole conversation so far).
+    pub prompt_tokens: usize,
+    /// Of those, served by the cache.
+    pub cached_tokens: usize,
+    /// Time to first token with the cache, ms.
+    pub ttft_ms_cached: f64,
+    /// Time to first token without it, ms.
+    pub ttft_ms_uncached: f64,
+    /// Tokens of the answer (the conversation goes on with the cached run's answer).
+    pub answer_tokens: usize,
+}
+
+/// A run's figures.
+#[derive(Debug, Serialize)]
+pub struct ChatBenchReport {
+    /// The model file.
+    pub model: String,
+    /// Threads used by the kernels.
+    pub threads: usize,
+    /// Per turn.
+    pub turns: Vec<TurnTiming>,
+}
+
+impl ChatBenchReport {
+    /// TTFT of the last turn over the first's, with the cache (the target is at most 1.2).
+    pub fn last_over_first_cached(&self) -> Option<f64> {
+        let (first, last) = (self.turns.first()?, self.turns.last()?);
+        Some(last.ttft_ms_cached / first.ttft_ms_cached)
+    }
+
+    /// The table for people.
+    pub fn table(&self) -> String {
+        let mut out = format!("model: {}  threads: {}\n", self.model, self.threads);
+        out.push_str("turn  prompt  cached  answer  TTFT cached ms  TTFT uncached ms  speed-up\n");
+        for t in &self.turns {
+            out.push_str(&format!(
+                "{:>4}  {:>6}  {:>6}  {:>6}  {:>14.1}  {:>16.1}  {:>7.2}x\n",
+                t.turn,
+                t.prompt_tokens,
+                t.cached_tokens,
+                t.answer_tokens,
+                t.ttft_ms_cached,
+                t.ttft_ms_uncached,
+                t.ttft_ms_uncached / t.ttft_ms_cached
+            ));
+        }
+        if let Some(r) = self.last_over_first_cached() {
+            out.push_str(&format!(
+                "last turn's TTFT over the first's, with the cache: {r:.2}x\n"
+            ));
+        }
+        out
+    }
+}
+
+/// One greedy turn: (time to first token in ms, prompt tokens, cached tokens, answer text,
+/// answer tokens).
+async fn turn(
+    model: &ServedModel,
+    messages: &[Message],
+    answer_tokens: u32,
+) -> Result<(f64, usize, usize, String, usize)> {
+    let raw = RawParams {
+        temperature: Some(0.0),
+        max_new_tokens: Some(answer_tokens),
+        ..Default::default()
+    };
+    let (ids, params) = model.prepare(&Input::Chat(messages.to_vec()), None, &raw, true)?;
+    let started = Instant::now();
+    let mut rx = model.engine().submit(ids, params)?;
+    let (mut ttft, mut text, mut n) = (None, String::new(), 0);
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::Token {
+                text: t, token_ids, ..
+            } => {
+                ttft.get_or_insert_with(|| started.elapsed().as_secs_f64() * 1000.0);
+                text.push_str(&t);
+                n += token_ids.len();
+            }
+            Event::Done {
+                prompt_tokens,
+                cached_tokens,
+                ..
+            } => {
+                let ttft = ttft.unwrap_or_else(|| started.elapsed().as_secs_f64() * 1000.0);
+                return Ok((ttft, prompt_tokens, cached_tokens, text, n));
+            }
+            Event::Error(e) => return Err(WorkerError::Server(e)),
+        }
+    }
+    Err(WorkerError::EngineStopped)
+}
+
+fn serve(path: &Path, prefix_cache_bytes: usize) -> Result<std::sync::Arc<ServedModel>> {
+    let loaded = loader::load(path, &Device::Cpu)?;
+    let name = path.display().to_string();
+    let template = Template::select(None, loaded.own_template.clone(), &name)?;
+    let engine = EngineOptions {
+        max_concurrency: 1,
+        prefix_cache_bytes,
+    };
+    ServedModel::start(loaded, name, template, engine, false)
+}
+
+/// Plays one conversation on a worker with the cache; every turn's prompt is also answered by
+/// a worker without it, for the comparison.
+pub async fn run(path: &Path, opts: &ChatBenchOptions) -> Result<ChatBenchReport> {
+    let turns = opts.turns.clamp(1, QUESTIONS.len());
+    let cached = serve(path, opts.prefix_cache_bytes)?;
+    let fresh = serve(path, 0)?;
+    let mut messages: Vec<Message> = Vec::new();
+    let mut report = ChatBenchReport {
+        model: path.display().to_string(),
+        threads: candle_core::utils::get_num_threads(),
+        turns: Vec::new(),
+    };
+    for (i, question) in QUESTIONS.iter().take(turns).enumerate() {
+        messages.push(Message::new(Role::User, *question));
+        let (ttft_cached, prompt, hit, answer, n) =
+            turn(&cached, &messages, opts.answer_tokens).await?;
+        // The uncached worker only needs its first token: one step is enough.
+        let (ttft_uncached, ..) = turn(&fresh, &messages, 1).await?;
+        report.turns.push(TurnTiming {
+            turn: i + 1,
+            prompt_tokens: prompt,
+            cached_tokens: hit,
+            ttft_ms_cached: ttft_cached,
+            ttft_ms_uncached: ttft_uncached,
+            answer_tokens: n,
+        });
+        messages.push(Message::new(Role::Assistant, answer));
+    }
+    Ok(report)
+}
