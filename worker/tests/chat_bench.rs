@@ -22,7 +22,10 @@ async fn each_turn_is_timed_and_later_turns_start_from_the_cache() {
         if i > 0 {
             // The whole previous prompt at least.
             let previous = report.turns[i - 1].prompt_tokens;
-            assert!(t.cached_tokens >= previous && t.cached_tokens < t.prompt_tokens, "{t:?}");
+            assert!(
+                t.cached_tokens >= previous && t.cached_tokens < t.prompt_tokens,
+                "{t:?}"
+            );
         }
     }
     assert_eq!(report.turns[0].cached_tokens, 0);
