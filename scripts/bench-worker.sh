@@ -10,7 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS="${THREADS:-2}"
-MODEL="$(./scripts/fetch-models.sh)"
+# MODEL=FILE measures another GGUF (e.g. from scripts/make-bench-models.py); SmolLM2 by default.
+MODEL="${MODEL:-$(./scripts/fetch-models.sh)}"
 
 LLAMACPP_PYTHON="$(./scripts/setup-bench.sh llamacpp)"
 cargo build --release --quiet
