@@ -7,6 +7,7 @@
 use candle_core::{DType, Device, Result, Tensor};
 
 use crate::model::config::{LlamaConfig, RopeStyle};
+use crate::model::embedding::Embedding;
 use crate::model::kv_cache::KvCache;
 use crate::model::linear::{Linear, GEMM_ROWS};
 
@@ -36,8 +37,8 @@ pub struct Block {
 /// All weights of a model, in the layout the forward pass uses.
 #[derive(Debug, Clone)]
 pub struct LlamaWeights {
-    /// Token embeddings `[vocab, hidden]`, f32.
-    pub embed: Tensor,
+    /// Token embeddings `[vocab, hidden]`.
+    pub embed: Embedding,
     /// Transformer blocks.
     pub blocks: Vec<Block>,
     /// Final RMS norm.
@@ -130,8 +131,7 @@ impl Llama {
             all_tokens.extend_from_slice(item.tokens);
             last_rows.push((all_tokens.len() - 1) as u32);
         }
-        let ids = Tensor::new(all_tokens.as_slice(), &self.device)?;
-        let mut x = self.weights.embed.index_select(&ids, 0)?;
+        let mut x = self.weights.embed.lookup(&all_tokens, &self.device)?;
         let eps = self.cfg.rms_norm_eps as f32;
         for (layer, block) in self.weights.blocks.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;

@@ -1,7 +1,8 @@
-//! The model: configuration, the LLaMA forward pass, linear layers, the KV cache, quantized
-//! kernels, and the loaders that build it from GGUF files and Hugging Face folders.
+//! The model: configuration, the LLaMA forward pass, token embeddings, linear layers, the KV
+//! cache, quantized kernels, and the loaders that build it from GGUF files and Hugging Face folders.
 
 pub mod config;
+pub mod embedding;
 pub mod kv_cache;
 pub mod linear;
 pub mod llama;

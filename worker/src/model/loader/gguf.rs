@@ -11,6 +11,7 @@ use candle_core::Device;
 use super::{block_shapes, expect_shape, BlockNames, LoadedModel};
 use crate::error::{Result, WorkerError};
 use crate::model::config::{LlamaConfig, RopeStyle};
+use crate::model::embedding::Embedding;
 use crate::model::linear::Linear;
 use crate::model::llama::{Block, Llama, LlamaWeights};
 use crate::text::template::Template;
@@ -179,7 +180,6 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
         path,
     };
     let embed_q = reader.qtensor("token_embd.weight", &[vocab_size, hidden])?;
-    let embed = embed_q.dequantize(device)?;
     let mut blocks = Vec::with_capacity(cfg.num_layers);
     let shapes = block_shapes(&cfg);
     for i in 0..cfg.num_layers {
@@ -212,10 +212,20 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
         blocks.push(block);
     }
     let norm = reader.norm("output_norm.weight", &cfg)?;
-    let lm_head = if content.tensor_infos.contains_key("output.weight") {
-        Linear::from_qtensor(reader.qtensor("output.weight", &[vocab_size, hidden])?)?
+    let (embed, lm_head) = if content.tensor_infos.contains_key("output.weight") {
+        let out = reader.qtensor("output.weight", &[vocab_size, hidden])?;
+        (
+            Embedding::from_qtensor(embed_q, device)?,
+            Linear::from_qtensor(out)?,
+        )
     } else {
-        Linear::from_qtensor(embed_q)?
+        // Tied: the output layer gets its own copy of the quantized bytes (a second quantized
+        // copy costs far less than one f32 table).
+        let again = reader.qtensor("token_embd.weight", &[vocab_size, hidden])?;
+        (
+            Embedding::from_qtensor(embed_q, device)?,
+            Linear::from_qtensor(again)?,
+        )
     };
     let weights = LlamaWeights {
         embed,

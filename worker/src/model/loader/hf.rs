@@ -9,6 +9,7 @@ use serde::Deserialize;
 use super::{block_shapes, expect_shape, BlockNames, LoadedModel};
 use crate::error::{Result, WorkerError};
 use crate::model::config::{LlamaConfig, RopeStyle};
+use crate::model::embedding::Embedding;
 use crate::model::linear::Linear;
 use crate::model::llama::{Block, Llama, LlamaWeights};
 use crate::text::template::Template;
@@ -212,7 +213,7 @@ pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
         model: Llama::new(
             llama_cfg,
             LlamaWeights {
-                embed,
+                embed: Embedding::Dense(embed),
                 blocks,
                 norm,
                 lm_head,
