@@ -254,20 +254,10 @@ async fn smollm2_contestants_and_judge(backend: &str) {
     .unwrap();
     voted_battle(db, "b1", writing["turns"][0].as_str().unwrap(), "model_a").await;
     voted_battle(db, "b2", "What is the capital of France?", "tie").await;
-    let agree = [
-        "agree",
-        "--questions",
-        &questions,
-        "--judge-model",
-        CONTESTANTS[0],
-        "--judge-url",
-        &url,
-        "--judge-max-tokens",
-        "24",
-        "--quiet",
-        "--format",
-        "json",
-    ];
+    let agree: Vec<&str> = std::iter::once("agree")
+        .chain(judge)
+        .chain(["--format", "json"])
+        .collect();
     let (json_out, stderr) = eval_ok(db, &agree);
     assert!(stderr.contains("4 judgments made"), "{stderr}");
     let a: Value = serde_json::from_str(&json_out).unwrap();

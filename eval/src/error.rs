@@ -50,7 +50,4 @@ pub enum EvalError {
     /// Bad options or a request that cannot be carried out (a model with no answers, ...).
     #[error("{0}")]
     Invalid(String),
-    /// Writing output failed.
-    #[error("i/o error: {0}")]
-    Io(#[from] std::io::Error),
 }

@@ -75,20 +75,6 @@ impl Progress {
         }
     }
 
-    /// A line that does not break the bar.
-    pub fn println(&self, line: &str) {
-        match &self.bar {
-            Some(bar) => bar.println(line),
-            None if !self.quiet => eprintln!("{line}"),
-            None => {}
-        }
-    }
-
-    /// Items done so far.
-    pub fn done(&self) -> u64 {
-        self.done.load(Ordering::Relaxed)
-    }
-
     /// Ends the bar, leaving its last state on screen.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

@@ -94,9 +94,7 @@ pub async fn chat_completions(
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::from_json_rejection(&e))?;
     let mut plan = plan(body)?;
-    if let Some(session) = respond::session_header(&headers) {
-        plan.session = Some(session);
-    }
+    plan.session_from(&headers);
     respond::serve(&state, plan, Flavor::Chat).await
 }
 

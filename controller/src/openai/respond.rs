@@ -55,14 +55,19 @@ pub struct Plan {
     pub session: Option<String>,
 }
 
-/// The `x-session-id` header, when it is non-empty text.
-pub fn session_header(headers: &axum::http::HeaderMap) -> Option<String> {
-    headers
-        .get("x-session-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
+impl Plan {
+    /// Takes the conversation from the `x-session-id` header when it holds non-empty text; it
+    /// wins over the `user` field.
+    pub fn session_from(&mut self, headers: &axum::http::HeaderMap) {
+        let header = headers
+            .get("x-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        if let Some(session) = header {
+            self.session = Some(session.to_string());
+        }
+    }
 }
 
 /// Rewrites an error from dispatch so that it names the client's fields: the worker says

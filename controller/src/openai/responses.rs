@@ -232,7 +232,7 @@ pub async fn responses(
 ) -> Result<Response, ApiError> {
     let Json(body) = body.map_err(|e| ApiError::from_json_rejection(&e))?;
     let (mut plan, meta) = plan(body)?;
-    plan.session = respond::session_header(&headers);
+    plan.session_from(&headers);
     let started = respond::start(&state, &plan).await?;
     let metrics = state.gateway.metrics.clone();
     if plan.stream {
