@@ -127,7 +127,7 @@ fn batched_and_chunked_steps_match_one_sequence_at_a_time() {
 
 #[test]
 fn quantized_gguf_prefill_paths_agree() {
-    // Long prompts go through dequantized GEMM, short steps through quantized kernels.
+    // Long prompts go through unpacked weight tiles, short steps through the fused kernel.
     let dir = tempfile::tempdir().unwrap();
     let m = load(&tiny_gguf(dir.path(), VocabKind::Gpt2)).unwrap().model;
     let prompt: Vec<u32> = (0..64).map(|i| (i * 7 % 250) as u32).collect();

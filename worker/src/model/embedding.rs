@@ -8,12 +8,18 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{Device, Result, Tensor};
 
+use crate::model::linear::own_matrix;
+use crate::model::quant::QMatrix;
+
 /// `[vocab, hidden]` token embeddings.
 #[derive(Debug, Clone)]
 pub enum Embedding {
     /// Float rows (float files, GPU devices).
     Dense(Tensor),
-    /// Quantized rows on the CPU, dequantized when looked up.
+    /// Rows in a format our kernels multiply, dequantized when looked up; a tied output layer
+    /// shares the same matrix.
+    Shared(Arc<QMatrix>),
+    /// Other quantized rows on the CPU, dequantized when looked up.
     Quantized {
         /// The GGUF tensor.
         q: Arc<QTensor>,
@@ -35,6 +41,9 @@ impl Embedding {
         if float || !device.is_cpu() || hidden % dtype.block_size() != 0 {
             return Ok(Self::Dense(q.dequantize(device)?));
         }
+        if let Some(m) = own_matrix(&q)? {
+            return Ok(Self::Shared(Arc::new(m)));
+        }
         let row_bytes = hidden / dtype.block_size() * dtype.type_size();
         Ok(Self::Quantized {
             q: Arc::new(q),
@@ -44,10 +53,31 @@ impl Embedding {
         })
     }
 
+    /// The matrix a tied output layer can share, if the table is one.
+    pub fn matrix(&self) -> Option<Arc<QMatrix>> {
+        match self {
+            Self::Shared(m) => Some(m.clone()),
+            _ => None,
+        }
+    }
+
     /// The rows of `ids`, `[ids.len(), hidden]` in f32.
     pub fn lookup(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
         match self {
             Self::Dense(t) => t.index_select(&Tensor::new(ids, device)?, 0),
+            Self::Shared(m) => {
+                let hidden = m.cols();
+                let mut out = vec![0f32; ids.len() * hidden];
+                for (&id, row) in ids.iter().zip(out.chunks_exact_mut(hidden)) {
+                    if m.dequantize_row(id as usize, row).is_none() {
+                        candle_core::bail!(
+                            "token id {id} is outside the vocabulary of {}",
+                            m.rows()
+                        )
+                    }
+                }
+                Tensor::from_vec(out, (ids.len(), hidden), device)
+            }
             Self::Quantized {
                 q,
                 row_bytes,
@@ -100,7 +130,7 @@ mod tests {
                 .unwrap();
             let e = Embedding::from_qtensor(q, &dev).unwrap();
             assert_eq!(
-                matches!(e, Embedding::Quantized { .. }),
+                matches!(e, Embedding::Quantized { .. } | Embedding::Shared(_)),
                 dtype != GgmlDType::F16,
                 "{dtype:?}"
             );

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 
-use crate::model::qmatrix::{BlockQ4_1, BlockQ8_0, QMatrix, WeightBlock};
+use crate::model::quant::{Format, QMatrix};
 
 /// Rows at and above which a quantized layer is dequantized and run through GEMM.
 ///
@@ -16,10 +16,8 @@ pub const GEMM_ROWS: usize = 32;
 
 #[derive(Debug, Clone)]
 enum Weight {
-    /// Q4_1 on the CPU, through our SIMD kernels.
-    Q4_1(Arc<QMatrix<BlockQ4_1>>),
-    /// Q8_0 on the CPU, through our SIMD kernels.
-    Q8_0(Arc<QMatrix<BlockQ8_0>>),
+    /// A format our int8 kernels multiply, on the CPU.
+    Own(Arc<QMatrix>),
     /// Other quantized types, through candle's kernels.
     Quantized(QMatMul, Arc<QTensor>),
     /// Float weights.
@@ -36,21 +34,9 @@ pub struct Linear {
 impl Linear {
     /// Wraps a GGUF tensor; float GGUF tensors are dequantized once at load.
     pub fn from_qtensor(q: QTensor) -> Result<Self> {
-        let (out_features, in_features) = q.shape().dims2()?;
-        if matches!(q.device(), Device::Cpu) {
-            let own = match q.dtype() {
-                GgmlDType::Q4_1 => QMatrix::from_gguf_bytes(&q.data()?, out_features, in_features)
-                    .map(|m| Weight::Q4_1(Arc::new(m))),
-                GgmlDType::Q8_0 => QMatrix::from_gguf_bytes(&q.data()?, out_features, in_features)
-                    .map(|m| Weight::Q8_0(Arc::new(m))),
-                _ => None,
-            };
-            if let Some(weight) = own {
-                return Ok(Self {
-                    weight,
-                    out_features,
-                });
-            }
+        let out_features = q.shape().dims2()?.0;
+        if let Some(m) = own_matrix(&q)? {
+            return Ok(Self::from_matrix(Arc::new(m)));
         }
         let q = Arc::new(q);
         let mm = QMatMul::from_arc(q.clone())?;
@@ -62,6 +48,14 @@ impl Linear {
             weight,
             out_features,
         })
+    }
+
+    /// Wraps a matrix our kernels multiply (shared, e.g. with tied embeddings).
+    pub fn from_matrix(m: Arc<QMatrix>) -> Self {
+        Self {
+            out_features: m.rows(),
+            weight: Weight::Own(m),
+        }
     }
 
     /// Wraps a float tensor `[out, in]`.
@@ -86,17 +80,15 @@ impl Linear {
     pub fn forward(&self, x: &Tensor, gemm_from: usize) -> Result<Tensor> {
         let rows = x.dim(0)?;
         let gemm_from = gemm_from.min(rows);
-        if matches!(self.weight, Weight::Float(_))
+        if matches!(self.weight, Weight::Float(_) | Weight::Own(_))
             || gemm_from == rows
             || !matches!(x.device(), Device::Cpu)
         {
             return self.quantized_path(x);
         }
         let w = match &self.weight {
-            Weight::Q4_1(m) => Tensor::from_vec(m.dequantize(), (m.rows(), x.dim(1)?), x.device())?,
-            Weight::Q8_0(m) => Tensor::from_vec(m.dequantize(), (m.rows(), x.dim(1)?), x.device())?,
             Weight::Quantized(_, q) => q.dequantize(x.device())?,
-            Weight::Float(_) => unreachable!("handled above"),
+            Weight::Own(_) | Weight::Float(_) => unreachable!("handled above"),
         };
         let long = x.narrow(0, gemm_from, rows - gemm_from)?.matmul(&w.t()?)?;
         if gemm_from == 0 {
@@ -108,14 +100,38 @@ impl Linear {
 
     fn quantized_path(&self, x: &Tensor) -> Result<Tensor> {
         match &self.weight {
-            Weight::Q4_1(m) => own_matmul(m, x),
-            Weight::Q8_0(m) => own_matmul(m, x),
+            Weight::Own(m) => own_matmul(m, x),
             Weight::Quantized(mm, _) | Weight::Float(mm) => mm.forward(x),
         }
     }
 }
 
-fn own_matmul<B: WeightBlock>(m: &QMatrix<B>, x: &Tensor) -> Result<Tensor> {
+/// The GGUF format of `q` if our kernels multiply it here (CPU, whole blocks per row).
+pub fn own_format(q: &QTensor) -> Option<Format> {
+    if !matches!(q.device(), Device::Cpu) {
+        return None;
+    }
+    match q.dtype() {
+        GgmlDType::Q4_0 => Some(Format::Q4_0),
+        GgmlDType::Q4_1 => Some(Format::Q4_1),
+        GgmlDType::Q8_0 => Some(Format::Q8_0),
+        GgmlDType::Q4K => Some(Format::Q4K),
+        GgmlDType::Q5K => Some(Format::Q5K),
+        GgmlDType::Q6K => Some(Format::Q6K),
+        _ => None,
+    }
+}
+
+/// `q` as a matrix our kernels multiply, if they can.
+pub fn own_matrix(q: &QTensor) -> Result<Option<QMatrix>> {
+    let Some(format) = own_format(q) else {
+        return Ok(None);
+    };
+    let (rows, cols) = q.shape().dims2()?;
+    Ok(QMatrix::new(format, q.data()?.into_owned(), rows, cols))
+}
+
+fn own_matmul(m: &QMatrix, x: &Tensor) -> Result<Tensor> {
     let rows = x.dim(0)?;
     let flat: Vec<f32> = x.flatten_all()?.to_vec1()?;
     Tensor::from_vec(m.matmul(&flat, rows), (rows, m.rows()), x.device())

@@ -7,5 +7,5 @@ pub mod kv_cache;
 pub mod linear;
 pub mod llama;
 pub mod loader;
-pub mod qmatrix;
+pub mod quant;
 pub mod tiny_gguf;

@@ -219,13 +219,17 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
             Linear::from_qtensor(out)?,
         )
     } else {
-        // Tied: the output layer gets its own copy of the quantized bytes (a second quantized
-        // copy costs far less than one f32 table).
-        let again = reader.qtensor("token_embd.weight", &[vocab_size, hidden])?;
-        (
-            Embedding::from_qtensor(embed_q, device)?,
-            Linear::from_qtensor(again)?,
-        )
+        // Tied: the output layer shares the embedding's matrix where our kernels multiply its
+        // format; otherwise it gets its own copy of the quantized bytes (still far less than
+        // one f32 table).
+        let embed = Embedding::from_qtensor(embed_q, device)?;
+        let head = match embed.matrix() {
+            Some(m) => Linear::from_matrix(m),
+            None => {
+                Linear::from_qtensor(reader.qtensor("token_embd.weight", &[vocab_size, hidden])?)?
+            }
+        };
+        (embed, head)
     };
     let weights = LlamaWeights {
         embed,

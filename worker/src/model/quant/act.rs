@@ -1,0 +1,91 @@
+//! Activations quantized to 8 bits per 32 values, as llama.cpp's `Q8_1`, for the int8 kernels.
+
+use crate::model::quant::format::QK;
+
+/// `rows` rows of `cols` activations, each padded with zeros to `padded` values.
+#[derive(Debug, Default)]
+pub struct Activations {
+    /// Values per row as stored (a multiple of 64).
+    pub padded: usize,
+    /// Rows.
+    pub rows: usize,
+    /// `q` per value, row-major.
+    pub q: Vec<i8>,
+    /// Scale `d` per 32 values.
+    pub d: Vec<f32>,
+    /// `d·Σq` per 16 values: what a weight offset `b` multiplies.
+    pub s: Vec<f32>,
+    /// `d·Σq` per 32 values (for formats whose offsets span 32).
+    pub t: Vec<f32>,
+}
+
+impl Activations {
+    /// Space for `rows` rows of `padded` values.
+    pub fn resize(&mut self, rows: usize, padded: usize) {
+        self.rows = rows;
+        self.padded = padded;
+        self.q.resize(rows * padded, 0);
+        self.d.resize(rows * padded / QK, 0.0);
+        self.s.resize(rows * padded / 16, 0.0);
+        self.t.resize(rows * padded / QK, 0.0);
+    }
+
+    /// Fills `t` from `s`.
+    pub fn sum_pairs(&mut self) {
+        for (t, s) in self.t.iter_mut().zip(self.s.chunks_exact(2)) {
+            *t = s[0] + s[1];
+        }
+    }
+
+    /// The sums of row `r`, one per 32 values.
+    pub fn row_t(&self, r: usize) -> &[f32] {
+        let n = self.padded / QK;
+        &self.t[r * n..(r + 1) * n]
+    }
+
+    /// The quantized values of row `r`.
+    pub fn row_q(&self, r: usize) -> &[i8] {
+        &self.q[r * self.padded..(r + 1) * self.padded]
+    }
+
+    /// The scales of row `r`, one per 32 values.
+    pub fn row_d(&self, r: usize) -> &[f32] {
+        let n = self.padded / QK;
+        &self.d[r * n..(r + 1) * n]
+    }
+
+    /// The sums of row `r`, one per 16 values.
+    pub fn row_s(&self, r: usize) -> &[f32] {
+        let n = self.padded / 16;
+        &self.s[r * n..(r + 1) * n]
+    }
+}
+
+/// Quantizes one row of `x` (a multiple of 32 values) into `q`, `d` and `s`, which may be longer
+/// (padding): what lies past `x` is zeroed.
+#[inline(always)]
+pub fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    for (i, xs) in x.chunks_exact(QK).enumerate() {
+        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let di = amax / 127.0;
+        let id = if di > 0.0 { 1.0 / di } else { 0.0 };
+        let qb = &mut q[i * QK..(i + 1) * QK];
+        for (o, v) in qb.iter_mut().zip(xs) {
+            *o = (v * id).round() as i8;
+        }
+        d[i] = di;
+        for h in 0..2 {
+            let sum: i32 = qb[16 * h..16 * h + 16].iter().map(|&v| i32::from(v)).sum();
+            s[2 * i + h] = di * sum as f32;
+        }
+    }
+    let used = x.len();
+    q[used..].fill(0);
+    d[used / QK..].fill(0.0);
+    s[used / 16..].fill(0.0);
+}
+
+/// `n` rounded up to a multiple of 64, the width the kernels step by.
+pub fn padded(n: usize) -> usize {
+    n.div_ceil(64) * 64
+}

@@ -1,0 +1,189 @@
+//! The instruction sets the int8 kernels are built for, chosen at run time.
+//!
+//! Every kernel is compiled into every x86-64 binary behind `#[target_feature]` and picked by
+//! what the CPU reports when the worker starts, so a binary built on one machine runs, with the
+//! best kernels it can, on another. `ARENA_KERNELS=scalar|avx2|avx512` forces a lower level
+//! (benchmarks, tests); a level the CPU lacks is never used.
+
+use std::sync::OnceLock;
+
+use crate::model::quant::act::Activations;
+use crate::model::quant::format::Format;
+use crate::model::quant::tile::{Tile, TILE_ROWS};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod fused;
+#[cfg(target_arch = "x86_64")]
+mod regs;
+mod scalar;
+
+/// Activation rows per microkernel call, at most.
+pub const COLS: usize = 4;
+
+/// Results of one microkernel call: `[weight row][activation row]`.
+pub type Block = [[f32; COLS]; TILE_ROWS];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    Scalar,
+    Avx2,
+    Avx512Vnni,
+}
+
+/// A kernel family this CPU can run; only [`Isa::best`] and [`Isa::available`] make one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Isa(Level);
+
+impl Isa {
+    /// Every level this CPU supports, lowest first.
+    pub fn available() -> Vec<Isa> {
+        let mut out = vec![Isa(Level::Scalar)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::is_x86_feature_detected as has;
+            if has!("avx2") && has!("fma") {
+                out.push(Isa(Level::Avx2));
+                if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
+                    out.push(Isa(Level::Avx512Vnni));
+                }
+            }
+        }
+        out
+    }
+
+    /// The best level, or the one `ARENA_KERNELS` asks for if the CPU has it.
+    pub fn best() -> Isa {
+        static BEST: OnceLock<Isa> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            let all = Self::available();
+            let top = all[all.len() - 1];
+            match std::env::var("ARENA_KERNELS") {
+                Ok(want) => all
+                    .iter()
+                    .copied()
+                    .find(|i| i.name() == want.trim())
+                    .unwrap_or_else(|| {
+                        tracing::warn!(%want, using = top.name(), "ARENA_KERNELS not available here");
+                        top
+                    }),
+                Err(_) => top,
+            }
+        })
+    }
+
+    /// `scalar`, `avx2` or `avx512`.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2",
+            Level::Avx512Vnni => "avx512",
+        }
+    }
+
+    /// Unpacks `n` weight rows into `tile` in the form this level multiplies.
+    pub fn fill(self, tile: &mut Tile, format: Format, data: &[u8], n: usize, cols: usize) {
+        let padded = crate::model::quant::act::padded(cols);
+        match self.0 {
+            Level::Scalar => tile.fill(format, data, n, cols, padded, false),
+            // SAFETY: an `Isa` above scalar exists only where detection found its features.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx2 => unsafe { avx2::fill(tile, format, data, n, cols, padded) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx512Vnni => unsafe { avx512::fill(tile, format, data, n, cols, padded) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => tile.fill(format, data, n, cols, padded, false),
+        }
+    }
+
+    /// Quantizes one activation row (see [`crate::model::quant::act::quantize_row`]).
+    pub fn quantize(self, x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+        use crate::model::quant::act::quantize_row;
+        match self.0 {
+            Level::Scalar => quantize_row(x, q, d, s),
+            // SAFETY: an `Isa` above scalar exists only where detection found its features.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx2 => unsafe { avx2::quantize(x, q, d, s) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx512Vnni => unsafe { avx512::quantize(x, q, d, s) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => quantize_row(x, q, d, s),
+        }
+    }
+
+    /// Dots tile rows `r0..r0 + 4` with activation rows `c0..c0 + n` (`n ≤ 4`) into `out`.
+    pub fn micro(
+        self,
+        tile: &Tile,
+        r0: usize,
+        acts: &Activations,
+        c0: usize,
+        n: usize,
+        out: &mut Block,
+    ) {
+        assert!((1..=COLS).contains(&n) && c0 + n <= acts.rows && r0 + TILE_ROWS <= tile.rows);
+        assert_eq!(tile.padded, acts.padded);
+        match self.0 {
+            Level::Scalar => scalar::micro(tile, r0, acts, c0, n, out),
+            // SAFETY: features detected (see `fill`); the assertions above keep every row the
+            // kernel reads inside the tile and the activations.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx2 => unsafe { avx2::micro(tile, r0, acts, c0, n, out) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx512Vnni => unsafe { avx512::micro(tile, r0, acts, c0, n, out) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => scalar::micro(tile, r0, acts, c0, n, out),
+        }
+    }
+}
+
+impl Isa {
+    /// Weight rows (`data`: whole rows of `row_bytes` GGUF bytes each) times every activation
+    /// row into `out`, `[weight row][activation row]`, with the fused kernel; `false` (nothing
+    /// done) on levels without one.
+    pub fn fused(
+        self,
+        format: Format,
+        data: &[u8],
+        row_bytes: usize,
+        acts: &Activations,
+        out: &mut [f32],
+    ) -> bool {
+        let (bytes, values) = (format.block_bytes(), format.block_values());
+        assert!(row_bytes > 0 && row_bytes.is_multiple_of(bytes));
+        assert!(row_bytes / bytes * values <= acts.padded);
+        assert!(data.len().is_multiple_of(row_bytes));
+        assert_eq!(out.len(), data.len() / row_bytes * acts.rows);
+        match self.0 {
+            // SAFETY: an `Isa` above scalar exists only where detection found its features;
+            // the assertions above keep the kernel's reads inside `data` and the activations.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx2 => unsafe { fused::rows_avx2(format, data, row_bytes, acts, out) },
+            // SAFETY: as above (AVX-512 VNNI implies the VL form this kernel uses).
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx512Vnni => unsafe { fused::rows_vnni(format, data, row_bytes, acts, out) },
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// `Σ b·s` over one weight row's offsets and one activation row's sums.
+#[inline(always)]
+fn offsets(b: &[f32], s: &[f32]) -> f32 {
+    b.iter().zip(s).map(|(b, s)| b * s).sum()
+}

@@ -1,0 +1,171 @@
+//! Quantized weight matrices in GGUF's formats, multiplied by our own int8 kernels.
+//!
+//! A matrix keeps its file bytes and nothing else (no second copy). A multiplication
+//! quantizes the activations to 8 bits per 32 values (as llama.cpp does), then each parallel
+//! task unpacks a few weight rows into one common form ([`tile`]) and runs a microkernel for
+//! the CPU's instruction set ([`kernel`]) over every activation row: weights are unpacked
+//! once per call, however many rows a step carries, so one path serves decode, batched decode
+//! and prefill.
+
+pub mod act;
+pub mod format;
+pub mod kernel;
+pub mod tile;
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+pub use format::Format;
+pub use kernel::Isa;
+
+use act::{padded, Activations};
+use kernel::{Block, COLS};
+use tile::{Tile, TILE_ROWS};
+
+/// Activation rows up to which the fused kernel runs (decode and small batches): unpacking
+/// to a tile costs more than it saves until weights are reused across many rows.
+const FUSED_ROWS: usize = 8;
+
+/// Weight rows per parallel task.
+const TASK_ROWS: usize = 32;
+
+thread_local! {
+    static TILE: RefCell<Tile> = RefCell::new(Tile::default());
+}
+
+/// A `[rows, cols]` matrix in a GGUF block format.
+#[derive(Debug, Clone)]
+pub struct QMatrix {
+    format: Format,
+    data: Vec<u8>,
+    rows: usize,
+    cols: usize,
+    row_bytes: usize,
+}
+
+impl QMatrix {
+    /// Takes the GGUF bytes of a `[rows, cols]` tensor; `None` if the sizes do not match.
+    pub fn new(format: Format, data: Vec<u8>, rows: usize, cols: usize) -> Option<Self> {
+        let row_bytes = format.row_bytes(cols)?;
+        (rows > 0 && data.len() == rows * row_bytes).then_some(Self {
+            format,
+            data,
+            rows,
+            cols,
+            row_bytes,
+        })
+    }
+
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The block format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Row `r` as f32 into `out` (`cols` values); `None` if there is no such row.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Option<()> {
+        let row = self
+            .data
+            .get(r * self.row_bytes..(r + 1) * self.row_bytes)?;
+        self.format.dequantize(row, out.get_mut(..self.cols)?);
+        Some(())
+    }
+
+    /// `x · Wᵀ` for `m` rows of `cols` values; returns `[m, rows]` row-major.
+    pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.matmul_with(Isa::best(), x, m)
+    }
+
+    /// As [`QMatrix::matmul`] with the kernels of `isa`.
+    pub fn matmul_with(&self, isa: Isa, x: &[f32], m: usize) -> Vec<f32> {
+        assert_eq!(x.len(), m * self.cols, "activation shape");
+        let acts = quantize(isa, x, m, self.cols);
+        // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
+        let mut out_t = vec![0f32; self.rows * m];
+        out_t
+            .par_chunks_mut(TASK_ROWS * m)
+            .enumerate()
+            .for_each(|(task, chunk)| {
+                let first = task * TASK_ROWS;
+                let n = chunk.len() / m;
+                let data = &self.data[first * self.row_bytes..(first + n) * self.row_bytes];
+                if m <= FUSED_ROWS && isa.fused(self.format, data, self.row_bytes, &acts, chunk) {
+                    return;
+                }
+                // Few activation rows: unpack four weight rows at a time so they stay in L1
+                // while every activation row meets them. Many rows: unpack the whole task's
+                // rows once and sweep the activations in groups.
+                let group = if m <= 2 * COLS { TILE_ROWS } else { TASK_ROWS };
+                TILE.with_borrow_mut(|tile| {
+                    let mut block: Block = [[0.0; COLS]; TILE_ROWS];
+                    for g in (0..n).step_by(group) {
+                        let k = (n - g).min(group);
+                        let bytes = &data[g * self.row_bytes..(g + k) * self.row_bytes];
+                        isa.fill(tile, self.format, bytes, k, self.cols);
+                        for c0 in (0..m).step_by(COLS) {
+                            let nc = (m - c0).min(COLS);
+                            for r0 in (0..tile.rows).step_by(TILE_ROWS) {
+                                isa.micro(tile, r0, &acts, c0, nc, &mut block);
+                                for (r, vals) in block.iter().enumerate().take(k.saturating_sub(r0))
+                                {
+                                    let at = (g + r0 + r) * m + c0;
+                                    chunk[at..at + nc].copy_from_slice(&vals[..nc]);
+                                }
+                            }
+                        }
+                    }
+                });
+            });
+        if m == 1 {
+            return out_t;
+        }
+        let mut out = vec![0f32; m * self.rows];
+        for (row, vals) in out_t.chunks_exact(m).enumerate() {
+            for (i, v) in vals.iter().enumerate() {
+                out[i * self.rows + row] = *v;
+            }
+        }
+        out
+    }
+}
+
+/// Quantizes `m` rows of `cols` activations, in parallel when there are many.
+fn quantize(isa: Isa, x: &[f32], m: usize, cols: usize) -> Activations {
+    let mut acts = Activations::default();
+    let kp = padded(cols);
+    acts.resize(m, kp);
+    if m >= 16 {
+        x.par_chunks_exact(cols)
+            .zip(acts.q.par_chunks_exact_mut(kp))
+            .zip(acts.d.par_chunks_exact_mut(kp / format::QK))
+            .zip(acts.s.par_chunks_exact_mut(kp / 16))
+            .for_each(|(((x, q), d), s)| isa.quantize(x, q, d, s));
+    } else {
+        let q = acts.q.chunks_exact_mut(kp);
+        let d = acts.d.chunks_exact_mut(kp / format::QK);
+        let s = acts.s.chunks_exact_mut(kp / 16);
+        for (((x, q), d), s) in x.chunks_exact(cols).zip(q).zip(d).zip(s) {
+            isa.quantize(x, q, d, s);
+        }
+    }
+    acts.sum_pairs();
+    acts
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,177 @@
+use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
+use candle_core::{Device, Module, Tensor};
+
+use super::*;
+
+fn dtype(f: Format) -> GgmlDType {
+    match f {
+        Format::Q4_0 => GgmlDType::Q4_0,
+        Format::Q4_1 => GgmlDType::Q4_1,
+        Format::Q8_0 => GgmlDType::Q8_0,
+        Format::Q4K => GgmlDType::Q4K,
+        Format::Q5K => GgmlDType::Q5K,
+        Format::Q6K => GgmlDType::Q6K,
+    }
+}
+
+/// Deterministic values of varied sign and size (an LCG through a sum of uniforms).
+fn values(n: usize, seed: u64, scale: f32) -> Vec<f32> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            let mut acc = 0f32;
+            for _ in 0..3 {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                acc += (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5;
+            }
+            acc * scale
+        })
+        .collect()
+}
+
+/// A `[rows, cols]` matrix quantized by candle (llama.cpp's quantizers), and ours over it.
+fn matrix(f: Format, rows: usize, cols: usize) -> (QMatrix, QTensor) {
+    let w = values(rows * cols, 7, 0.6);
+    let t = Tensor::from_vec(w, (rows, cols), &Device::Cpu).unwrap();
+    let q = QTensor::quantize(&t, dtype(f)).unwrap();
+    let m = QMatrix::new(f, q.data().unwrap().into_owned(), rows, cols).unwrap();
+    (m, q)
+}
+
+/// Columns per format: an odd number of 32-blocks (padding) and several K super-blocks.
+fn cols(f: Format) -> usize {
+    if f.block_values() == 32 {
+        32 * 7
+    } else {
+        256 * 3
+    }
+}
+
+fn dequantized(q: &QTensor) -> Vec<f32> {
+    q.dequantize(&Device::Cpu)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap()
+}
+
+#[test]
+fn every_format_dequantizes_exactly_as_llama_cpp() {
+    for f in Format::ALL {
+        let (rows, cols) = (5, cols(f));
+        let (m, q) = matrix(f, rows, cols);
+        let want = dequantized(&q);
+        let mut row = vec![0f32; cols];
+        for r in 0..rows {
+            m.dequantize_row(r, &mut row).unwrap();
+            assert_eq!(row, want[r * cols..(r + 1) * cols], "{f:?} row {r}");
+        }
+        assert!(m.dequantize_row(rows, &mut row).is_none());
+    }
+}
+
+/// For each format, each kernel level this CPU has, and batches from one row (decode) to
+/// many (prefill): the product is within activation-quantization error of the product with
+/// the dequantized weights, and every SIMD level equals the scalar reference.
+#[test]
+fn every_kernel_multiplies_every_format() {
+    let levels = Isa::available();
+    for f in Format::ALL {
+        // 70 rows: a partial task and a partial 4-row tile.
+        let (rows, cols) = (70, cols(f));
+        let (m, q) = matrix(f, rows, cols);
+        let w = dequantized(&q);
+        for batch in [1, 2, 3, 5, 17] {
+            let x = values(batch * cols, batch as u64, 2.0);
+            let exact: Vec<f32> = (0..batch * rows)
+                .map(|i| {
+                    let (b, r) = (i / rows, i % rows);
+                    (0..cols).map(|c| x[b * cols + c] * w[r * cols + c]).sum()
+                })
+                .collect();
+            let rms = (exact.iter().map(|v| v * v).sum::<f32>() / exact.len() as f32).sqrt();
+            let reference = m.matmul_with(levels[0], &x, batch);
+            for (i, (g, e)) in reference.iter().zip(&exact).enumerate() {
+                assert!(
+                    (g - e).abs() <= 0.02 * rms,
+                    "{f:?} scalar [{i}]: {g} vs {e}"
+                );
+            }
+            for &isa in &levels[1..] {
+                let got = m.matmul_with(isa, &x, batch);
+                for (i, (g, r)) in got.iter().zip(&reference).enumerate() {
+                    assert!(
+                        (g - r).abs() <= 1e-4 * rms,
+                        "{f:?} {} batch {batch} [{i}]: {g} vs scalar {r}",
+                        isa.name()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// candle's quantized matmul is llama.cpp's algorithm (activations in Q8_0 or Q8_K): ours is
+/// at least as close to the exact product of the same quantized weights.
+#[test]
+fn products_agree_with_llama_cpps_quantized_path() {
+    for f in Format::ALL {
+        // candle's own kernels want whole pairs of 32-blocks.
+        let (rows, cols, batch) = (40, 512, 3);
+        let (m, q) = matrix(f, rows, cols);
+        let x = values(batch * cols, 99, 1.0);
+        let xt = Tensor::from_vec(x.clone(), (batch, cols), &Device::Cpu).unwrap();
+        let w = dequantized(&q);
+        let theirs: Vec<f32> = QMatMul::from_qtensor(q)
+            .unwrap()
+            .forward(&xt)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let ours = m.matmul(&x, batch);
+        let exact: Vec<f32> = (0..batch * rows)
+            .map(|i| {
+                let (b, r) = (i / rows, i % rows);
+                (0..cols).map(|c| x[b * cols + c] * w[r * cols + c]).sum()
+            })
+            .collect();
+        let rms = (exact.iter().map(|v| v * v).sum::<f32>() / exact.len() as f32).sqrt();
+        let err = |v: &[f32]| -> f32 {
+            v.iter()
+                .zip(&exact)
+                .map(|(a, e)| (a - e).abs())
+                .fold(0.0, f32::max)
+                / rms
+        };
+        // Per-256 activation scales (Q8_K) round more than ours per 32: for the K formats we
+        // land closer to the exact product than llama.cpp does, never farther.
+        let (e_ours, e_theirs) = (err(&ours), err(&theirs));
+        assert!(
+            e_ours <= e_theirs * 1.05 && e_ours < 0.02,
+            "{f:?}: max error {e_ours} of the rms, llama.cpp's {e_theirs}"
+        );
+    }
+}
+
+#[test]
+fn sizes_that_do_not_match_the_format_are_refused() {
+    assert!(QMatrix::new(Format::Q4_1, vec![0; 40], 1, 33).is_none());
+    assert!(QMatrix::new(Format::Q4_1, vec![0; 39], 1, 64).is_none());
+    assert!(QMatrix::new(Format::Q4K, vec![0; 144], 1, 128).is_none());
+    assert!(QMatrix::new(Format::Q6K, vec![0; 210], 1, 256).is_some());
+    assert!(QMatrix::new(Format::Q8_0, vec![], 0, 32).is_none());
+}
+
+#[test]
+fn the_scalar_level_is_always_available_and_best_is_one_of_them() {
+    let all = Isa::available();
+    assert_eq!(all[0].name(), "scalar");
+    assert!(all.contains(&Isa::best()));
+}
