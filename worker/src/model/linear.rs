@@ -7,10 +7,11 @@ use candle_core::{Device, Module, Result, Tensor};
 
 use crate::model::quant::{Format, QMatrix};
 
-/// Rows at and above which a quantized layer is dequantized and run through GEMM.
+/// Rows at and above which a layer of a type candle multiplies is dequantized and run through
+/// GEMM (our own formats pick their kernel per step in [`crate::model::quant`]).
 ///
-/// Quantized vec-dot kernels are several times slower than dequantize-then-GEMM once a
-/// step carries many rows (prompt prefill); decode steps stay on the quantized path, which
+/// candle's quantized vec-dot kernels are several times slower than dequantize-then-GEMM once
+/// a step carries many rows (prompt prefill); decode steps stay on the quantized path, which
 /// reads a quarter of the bytes.
 pub const GEMM_ROWS: usize = 32;
 
@@ -72,8 +73,9 @@ impl Linear {
         self.out_features
     }
 
-    /// Applies the layer to `x: [rows, in]`: rows before `gemm_from` through the quantized
-    /// kernels, the rest (long prompt chunks) dequantized through GEMM.
+    /// Applies the layer to `x: [rows, in]`. Our own formats run every row through their int8
+    /// kernels; candle's quantized types take rows before `gemm_from` through its kernels and
+    /// the rest (long prompt chunks) dequantized through GEMM.
     ///
     /// The split is by row, not by step, so a row's result does not depend on what else
     /// shares its batch.

@@ -135,11 +135,13 @@ impl QMatrix {
             return out_t;
         }
         let mut out = vec![0f32; m * self.rows];
-        for (row, vals) in out_t.chunks_exact(m).enumerate() {
-            for (i, v) in vals.iter().enumerate() {
-                out[i * self.rows + row] = *v;
-            }
-        }
+        out.par_chunks_mut(self.rows)
+            .enumerate()
+            .for_each(|(i, dst)| {
+                for (d, vals) in dst.iter_mut().zip(out_t.chunks_exact(m)) {
+                    *d = vals[i];
+                }
+            });
         out
     }
 }
