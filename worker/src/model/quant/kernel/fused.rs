@@ -80,9 +80,17 @@ unsafe fn by_rows<R: Regs, const VNNI: bool>(
     }
 }
 
+/// The activation rows a call reads.
+struct Rows<const N: usize> {
+    q: [*const i8; N],
+    d: [*const f32; N],
+    t: [*const f32; N],
+    h: [*const f32; N],
+}
+
 // SAFETY: `row` is whole blocks of `R::BYTES` (checked when the matrix was made), so `R::sub`
 // reads inside a block; activation rows hold at least `row`'s values, so block `k` of each
-// (32 bytes at `32·k`, scale `k`, sums `2k`, `2k + 1`) is inside its row.
+// (32 bytes at `32·k`, scale `k`, sums `k` and `2k`, `2k + 1`) is inside its row.
 #[allow(unsafe_code)]
 #[inline(always)]
 unsafe fn dot<R: Regs, const N: usize, const VNNI: bool>(
@@ -91,51 +99,94 @@ unsafe fn dot<R: Regs, const N: usize, const VNNI: bool>(
     c0: usize,
     out: &mut [f32],
 ) {
-    let subs = R::VALUES / 32;
-    let ones = _mm256_set1_epi16(1);
-    let xq: [*const i8; N] = std::array::from_fn(|c| acts.row_q(c0 + c).as_ptr());
-    let xd: [*const f32; N] = std::array::from_fn(|c| acts.row_d(c0 + c).as_ptr());
-    let xt: [*const f32; N] = std::array::from_fn(|c| acts.row_t(c0 + c).as_ptr());
-    let xh: [*const f32; N] = std::array::from_fn(|c| acts.row_s(c0 + c).as_ptr());
-    // Two accumulators per row, alternating by sub-block, so consecutive FMAs do not wait on
-    // each other.
-    let mut acc = [[_mm256_setzero_ps(); 2]; N];
-    for (i, blk) in row.chunks_exact(R::BYTES).enumerate() {
-        let p = blk.as_ptr();
-        let sc = R::scales(p);
-        for j in 0..subs {
-            let w = R::sub(p, j);
-            // Signed weights go through the sign trick: |w| · (y with w's sign).
-            let wabs = if R::UNSIGNED {
-                w
-            } else {
-                _mm256_sign_epi8(w, w)
-            };
-            let av = R::a(&sc, j);
-            let k = i * subs + j;
-            for c in 0..N {
-                let y = _mm256_loadu_si256(xq[c].add(32 * k).cast());
-                let sy = if R::UNSIGNED {
-                    y
-                } else {
-                    _mm256_sign_epi8(y, w)
-                };
-                // |w| ≤ 128, |y| ≤ 127: maddubs pairs stay inside i16.
-                let sums = if VNNI {
-                    _mm256_dpbusd_epi32(_mm256_setzero_si256(), wabs, sy)
-                } else {
-                    _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, sy), ones)
-                };
-                let scale = _mm256_mul_ps(av, _mm256_set1_ps(*xd[c].add(k)));
-                acc[c][k % 2] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc[c][k % 2]);
+    let x = Rows::<N> {
+        q: std::array::from_fn(|c| acts.row_q(c0 + c).as_ptr()),
+        d: std::array::from_fn(|c| acts.row_d(c0 + c).as_ptr()),
+        t: std::array::from_fn(|c| acts.row_t(c0 + c).as_ptr()),
+        h: std::array::from_fn(|c| acts.row_s(c0 + c).as_ptr()),
+    };
+    // Two sets of accumulators, alternating by sub-block (by block where a block is a single
+    // sub-block), so consecutive FMAs do not wait on each other. The alternation is fixed at
+    // compile time: indexed at run time the accumulators would live on the stack.
+    let mut even = [_mm256_setzero_ps(); N];
+    let mut odd = [_mm256_setzero_ps(); N];
+    let mut blocks = row.chunks_exact(R::BYTES).enumerate();
+    if R::VALUES == 32 {
+        while let Some((i, blk)) = blocks.next() {
+            block::<R, N, VNNI>(blk, i, &x, &mut even, &mut odd);
+            if let Some((i, blk)) = blocks.next() {
+                block::<R, N, VNNI>(blk, i, &x, &mut odd, &mut even);
             }
         }
-        for c in 0..N {
-            let (t, h) = (xt[c].add(i * subs), xh[c].add(2 * i * subs));
-            acc[c][1] = R::offsets(&sc, t, h, acc[c][1]);
+    } else {
+        for (i, blk) in blocks {
+            block::<R, N, VNNI>(blk, i, &x, &mut even, &mut odd);
         }
     }
     for c in 0..N {
-        out[c] = super::avx2::hsum(_mm256_add_ps(acc[c][0], acc[c][1]));
+        out[c] = super::avx2::hsum(_mm256_add_ps(even[c], odd[c]));
+    }
+}
+
+/// Block `i`: even sub-blocks into `first`, odd ones and the offsets into `second`.
+// SAFETY: as `dot`.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn block<R: Regs, const N: usize, const VNNI: bool>(
+    blk: &[u8],
+    i: usize,
+    x: &Rows<N>,
+    first: &mut [__m256; N],
+    second: &mut [__m256; N],
+) {
+    let subs = R::VALUES / 32;
+    let p = blk.as_ptr();
+    let sc = R::scales(p);
+    for j in (0..subs).step_by(2) {
+        sub::<R, N, VNNI>(p, &sc, j, i * subs + j, x, first);
+        if j + 1 < subs {
+            sub::<R, N, VNNI>(p, &sc, j + 1, i * subs + j + 1, x, second);
+        }
+    }
+    for (c, acc) in second.iter_mut().enumerate() {
+        *acc = R::offsets(&sc, x.t[c].add(i * subs), x.h[c].add(2 * i * subs), *acc);
+    }
+}
+
+/// Sub-block `j` of a block, activation block `k`, into `acc`.
+// SAFETY: as `dot`.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn sub<R: Regs, const N: usize, const VNNI: bool>(
+    p: *const u8,
+    sc: &R::Scales,
+    j: usize,
+    k: usize,
+    x: &Rows<N>,
+    acc: &mut [__m256; N],
+) {
+    let w = R::sub(p, j);
+    // Signed weights go through the sign trick: |w| · (y with w's sign).
+    let wabs = if R::UNSIGNED {
+        w
+    } else {
+        _mm256_sign_epi8(w, w)
+    };
+    let av = R::a(sc, j);
+    for (c, acc) in acc.iter_mut().enumerate() {
+        let y = _mm256_loadu_si256(x.q[c].add(32 * k).cast());
+        let sy = if R::UNSIGNED {
+            y
+        } else {
+            _mm256_sign_epi8(y, w)
+        };
+        // |w| ≤ 128, |y| ≤ 127: maddubs pairs stay inside i16.
+        let sums = if VNNI {
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), wabs, sy)
+        } else {
+            _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, sy), _mm256_set1_epi16(1))
+        };
+        let scale = _mm256_mul_ps(av, _mm256_set1_ps(*x.d[c].add(k)));
+        *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, *acc);
     }
 }
