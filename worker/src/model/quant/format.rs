@@ -202,6 +202,33 @@ fn k4_scales<const U: bool>(blk: &[u8], a: &mut [f32; 16], b: &mut [f32; 16]) {
     }
 }
 
+/// Q4_K, or Q5_K with `FIVE`: 64 weights per 32 bytes of nibbles (low nibbles sub-block 2c,
+/// high ones 2c + 1) at `at`; for Q5_K, bit j of byte l of the 32 bytes at 16 is the fifth bit
+/// of weight l of sub-block j.
+#[inline(always)]
+fn unpack_k4<const U: bool, const FIVE: bool>(
+    blk: &[u8],
+    at: usize,
+    q: &mut [i8; 256],
+    a: &mut [f32; 16],
+    b: &mut [f32; 16],
+) {
+    k4_scales::<U>(blk, a, b);
+    for c in 0..4 {
+        for l in 0..32 {
+            let v = blk[at + 32 * c + l];
+            let (mut lo, mut hi) = (v & 0x0F, v >> 4);
+            if FIVE {
+                let h = blk[16 + l];
+                lo |= ((h >> (2 * c)) & 1) << 4;
+                hi |= ((h >> (2 * c + 1)) & 1) << 4;
+            }
+            q[64 * c + l] = byte::<U>(lo as i8);
+            q[64 * c + 32 + l] = byte::<U>(hi as i8);
+        }
+    }
+}
+
 #[inline(always)]
 fn unpack_q4k<const U: bool>(
     blk: &[u8; 144],
@@ -209,15 +236,7 @@ fn unpack_q4k<const U: bool>(
     a: &mut [f32; 16],
     b: &mut [f32; 16],
 ) {
-    k4_scales::<U>(blk, a, b);
-    // 64 weights per 32 bytes: low nibbles are sub-block 2c, high nibbles 2c + 1.
-    for c in 0..4 {
-        for l in 0..32 {
-            let v = blk[16 + 32 * c + l];
-            q[64 * c + l] = byte::<U>((v & 0x0F) as i8);
-            q[64 * c + 32 + l] = byte::<U>((v >> 4) as i8);
-        }
-    }
+    unpack_k4::<U, false>(blk, 16, q, a, b);
 }
 
 #[inline(always)]
@@ -227,17 +246,7 @@ fn unpack_q5k<const U: bool>(
     a: &mut [f32; 16],
     b: &mut [f32; 16],
 ) {
-    k4_scales::<U>(blk, a, b);
-    // As Q4_K; bit j of `qh[l]` is the fifth bit of weight l of sub-block j.
-    for c in 0..4 {
-        for l in 0..32 {
-            let (v, h) = (blk[48 + 32 * c + l], blk[16 + l]);
-            let lo = (v & 0x0F) | (((h >> (2 * c)) & 1) << 4);
-            let hi = (v >> 4) | (((h >> (2 * c + 1)) & 1) << 4);
-            q[64 * c + l] = byte::<U>(lo as i8);
-            q[64 * c + 32 + l] = byte::<U>(hi as i8);
-        }
-    }
+    unpack_k4::<U, true>(blk, 48, q, a, b);
 }
 
 #[inline(always)]

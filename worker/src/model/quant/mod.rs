@@ -94,6 +94,9 @@ impl QMatrix {
     /// As [`QMatrix::matmul`] with the kernels of `isa`.
     pub fn matmul_with(&self, isa: Isa, x: &[f32], m: usize) -> Vec<f32> {
         assert_eq!(x.len(), m * self.cols, "activation shape");
+        if m == 0 {
+            return Vec::new();
+        }
         let acts = quantize(isa, x, m, self.cols);
         // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
         let mut out_t = vec![0f32; self.rows * m];

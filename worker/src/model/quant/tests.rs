@@ -60,6 +60,18 @@ fn dequantized(q: &QTensor) -> Vec<f32> {
         .unwrap()
 }
 
+/// `x · wᵀ` in f32 for `batch` rows of `x` and `rows` rows of `w`, and its root mean square.
+fn exact_product(x: &[f32], w: &[f32], batch: usize, rows: usize, cols: usize) -> (Vec<f32>, f32) {
+    let exact: Vec<f32> = (0..batch * rows)
+        .map(|i| {
+            let (b, r) = (i / rows, i % rows);
+            (0..cols).map(|c| x[b * cols + c] * w[r * cols + c]).sum()
+        })
+        .collect();
+    let rms = (exact.iter().map(|v| v * v).sum::<f32>() / exact.len() as f32).sqrt();
+    (exact, rms)
+}
+
 #[test]
 fn every_format_dequantizes_exactly_as_llama_cpp() {
     for f in Format::ALL {
@@ -88,13 +100,7 @@ fn every_kernel_multiplies_every_format() {
         let w = dequantized(&q);
         for batch in [1, 2, 3, 5, 17] {
             let x = values(batch * cols, batch as u64, 2.0);
-            let exact: Vec<f32> = (0..batch * rows)
-                .map(|i| {
-                    let (b, r) = (i / rows, i % rows);
-                    (0..cols).map(|c| x[b * cols + c] * w[r * cols + c]).sum()
-                })
-                .collect();
-            let rms = (exact.iter().map(|v| v * v).sum::<f32>() / exact.len() as f32).sqrt();
+            let (exact, rms) = exact_product(&x, &w, batch, rows, cols);
             let reference = m.matmul_with(levels[0], &x, batch);
             for (i, (g, e)) in reference.iter().zip(&exact).enumerate() {
                 assert!(
@@ -136,13 +142,7 @@ fn products_agree_with_llama_cpps_quantized_path() {
             .to_vec1()
             .unwrap();
         let ours = m.matmul(&x, batch);
-        let exact: Vec<f32> = (0..batch * rows)
-            .map(|i| {
-                let (b, r) = (i / rows, i % rows);
-                (0..cols).map(|c| x[b * cols + c] * w[r * cols + c]).sum()
-            })
-            .collect();
-        let rms = (exact.iter().map(|v| v * v).sum::<f32>() / exact.len() as f32).sqrt();
+        let (exact, rms) = exact_product(&x, &w, batch, rows, cols);
         let err = |v: &[f32]| -> f32 {
             v.iter()
                 .zip(&exact)
@@ -157,6 +157,14 @@ fn products_agree_with_llama_cpps_quantized_path() {
             e_ours <= e_theirs * 1.05 && e_ours < 0.02,
             "{f:?}: max error {e_ours} of the rms, llama.cpp's {e_theirs}"
         );
+    }
+}
+
+#[test]
+fn an_empty_batch_gives_an_empty_product() {
+    let (m, _) = matrix(Format::Q4K, 4, 256);
+    for isa in Isa::available() {
+        assert!(m.matmul_with(isa, &[], 0).is_empty());
     }
 }
 

@@ -100,85 +100,74 @@ unsafe fn flat_offsets(s: &Flat, t: *const f32, acc: __m256) -> __m256 {
     )
 }
 
-#[allow(unsafe_code)]
-impl Regs for Q4_0 {
-    const VALUES: usize = 32;
-    const BYTES: usize = 18;
-    const UNSIGNED: bool = true;
-    type Scales = Flat;
-    #[inline(always)]
-    unsafe fn scales(blk: *const u8) -> Flat {
-        // The nibbles as they are, 0..16, and the 8 subtracted through the offset.
+/// The `Regs` of a format of single 32-weight blocks: bytes per block, whether its values are
+/// unsigned and have offsets, how to read `Flat` scales and the 32 values.
+macro_rules! flat_regs {
+    ($name:ident, $bytes:expr, $unsigned:expr, $offsets:expr, $scales:expr, $sub:expr) => {
+        #[allow(unsafe_code)]
+        impl Regs for $name {
+            const VALUES: usize = 32;
+            const BYTES: usize = $bytes;
+            const UNSIGNED: bool = $unsigned;
+            type Scales = Flat;
+            #[inline(always)]
+            unsafe fn scales(blk: *const u8) -> Flat {
+                $scales(blk)
+            }
+            #[inline(always)]
+            unsafe fn a(s: &Flat, _j: usize) -> __m256 {
+                _mm256_set1_ps(s.d)
+            }
+            #[inline(always)]
+            unsafe fn offsets(s: &Flat, t: *const f32, _h: *const f32, acc: __m256) -> __m256 {
+                if $offsets {
+                    flat_offsets(s, t, acc)
+                } else {
+                    acc
+                }
+            }
+            #[inline(always)]
+            unsafe fn sub(blk: *const u8, _j: usize) -> __m256i {
+                $sub(blk)
+            }
+        }
+    };
+}
+
+// Q4_0 keeps its nibbles as they are, 0..16, and subtracts the 8 through the offset.
+flat_regs!(
+    Q4_0,
+    18,
+    true,
+    true,
+    |blk: *const u8| {
         let d = f16_at(blk);
         Flat { d, m: -8.0 * d }
-    }
-    #[inline(always)]
-    unsafe fn a(s: &Flat, _j: usize) -> __m256 {
-        _mm256_set1_ps(s.d)
-    }
-    #[inline(always)]
-    unsafe fn offsets(s: &Flat, t: *const f32, _h: *const f32, acc: __m256) -> __m256 {
-        flat_offsets(s, t, acc)
-    }
-    #[inline(always)]
-    unsafe fn sub(blk: *const u8, _j: usize) -> __m256i {
-        nibbles16(blk.add(2))
-    }
-}
-
-#[allow(unsafe_code)]
-impl Regs for Q4_1 {
-    const VALUES: usize = 32;
-    const BYTES: usize = 20;
-    const UNSIGNED: bool = true;
-    type Scales = Flat;
-    #[inline(always)]
-    unsafe fn scales(blk: *const u8) -> Flat {
-        Flat {
-            d: f16_at(blk),
-            m: f16_at(blk.add(2)),
-        }
-    }
-    #[inline(always)]
-    unsafe fn a(s: &Flat, _j: usize) -> __m256 {
-        _mm256_set1_ps(s.d)
-    }
-    #[inline(always)]
-    unsafe fn offsets(s: &Flat, t: *const f32, _h: *const f32, acc: __m256) -> __m256 {
-        flat_offsets(s, t, acc)
-    }
-    #[inline(always)]
-    unsafe fn sub(blk: *const u8, _j: usize) -> __m256i {
-        nibbles16(blk.add(4))
-    }
-}
-
-#[allow(unsafe_code)]
-impl Regs for Q8_0 {
-    const VALUES: usize = 32;
-    const BYTES: usize = 34;
-    const UNSIGNED: bool = false;
-    type Scales = Flat;
-    #[inline(always)]
-    unsafe fn scales(blk: *const u8) -> Flat {
-        Flat {
-            d: f16_at(blk),
-            m: 0.0,
-        }
-    }
-    #[inline(always)]
-    unsafe fn a(s: &Flat, _j: usize) -> __m256 {
-        _mm256_set1_ps(s.d)
-    }
-    #[inline(always)]
-    unsafe fn offsets(_s: &Flat, _t: *const f32, _h: *const f32, acc: __m256) -> __m256 {
-        acc
-    }
-    #[inline(always)]
-    unsafe fn sub(blk: *const u8, _j: usize) -> __m256i {
-        _mm256_loadu_si256(blk.add(2).cast())
-    }
-}
+    },
+    |blk: *const u8| nibbles16(blk.add(2))
+);
+flat_regs!(
+    Q4_1,
+    20,
+    true,
+    true,
+    |blk: *const u8| Flat {
+        d: f16_at(blk),
+        m: f16_at(blk.add(2)),
+    },
+    |blk: *const u8| nibbles16(blk.add(4))
+);
+flat_regs!(
+    Q8_0,
+    34,
+    false,
+    false,
+    |blk: *const u8| Flat {
+        d: f16_at(blk),
+        m: 0.0,
+    },
+    |blk: *const u8| _mm256_loadu_si256(blk.add(2).cast())
+);
 
 /// Scales `d·sc` and offsets `−dmin·m` of the 8 sub-blocks of a Q4_K/Q5_K block.
 #[derive(Clone, Copy)]
@@ -213,66 +202,44 @@ unsafe fn k4_scales(blk: *const u8) -> K4 {
     }
 }
 
-#[allow(unsafe_code)]
-#[inline(always)]
-unsafe fn k4_a(s: &K4, j: usize) -> __m256 {
-    _mm256_permutevar8x32_ps(s.a, _mm256_set1_epi32(j as i32))
+/// The `Regs` of Q4_K and Q5_K: bytes per block and how to read sub-block `j`.
+macro_rules! k4_regs {
+    ($name:ident, $bytes:expr, $sub:expr) => {
+        #[allow(unsafe_code)]
+        impl Regs for $name {
+            const VALUES: usize = 256;
+            const BYTES: usize = $bytes;
+            const UNSIGNED: bool = true;
+            type Scales = K4;
+            #[inline(always)]
+            unsafe fn scales(blk: *const u8) -> K4 {
+                k4_scales(blk)
+            }
+            #[inline(always)]
+            unsafe fn a(s: &K4, j: usize) -> __m256 {
+                _mm256_permutevar8x32_ps(s.a, _mm256_set1_epi32(j as i32))
+            }
+            #[inline(always)]
+            unsafe fn offsets(s: &K4, t: *const f32, _h: *const f32, acc: __m256) -> __m256 {
+                _mm256_fmadd_ps(s.b, _mm256_loadu_ps(t), acc)
+            }
+            #[inline(always)]
+            unsafe fn sub(blk: *const u8, j: usize) -> __m256i {
+                $sub(blk, j)
+            }
+        }
+    };
 }
 
-#[allow(unsafe_code)]
-#[inline(always)]
-unsafe fn k4_offsets(s: &K4, t: *const f32, acc: __m256) -> __m256 {
-    _mm256_fmadd_ps(s.b, _mm256_loadu_ps(t), acc)
-}
-
-#[allow(unsafe_code)]
-impl Regs for Q4K {
-    const VALUES: usize = 256;
-    const BYTES: usize = 144;
-    const UNSIGNED: bool = true;
-    type Scales = K4;
-    #[inline(always)]
-    unsafe fn scales(blk: *const u8) -> K4 {
-        k4_scales(blk)
-    }
-    #[inline(always)]
-    unsafe fn a(s: &K4, j: usize) -> __m256 {
-        k4_a(s, j)
-    }
-    #[inline(always)]
-    unsafe fn offsets(s: &K4, t: *const f32, _h: *const f32, acc: __m256) -> __m256 {
-        k4_offsets(s, t, acc)
-    }
-    #[inline(always)]
-    unsafe fn sub(blk: *const u8, j: usize) -> __m256i {
-        nibble32(blk.add(16 + 32 * (j / 2)), j % 2 == 1)
-    }
-}
-
-#[allow(unsafe_code)]
-impl Regs for Q5K {
-    const VALUES: usize = 256;
-    const BYTES: usize = 176;
-    const UNSIGNED: bool = true;
-    type Scales = K4;
-    #[inline(always)]
-    unsafe fn scales(blk: *const u8) -> K4 {
-        k4_scales(blk)
-    }
-    #[inline(always)]
-    unsafe fn a(s: &K4, j: usize) -> __m256 {
-        k4_a(s, j)
-    }
-    #[inline(always)]
-    unsafe fn offsets(s: &K4, t: *const f32, _h: *const f32, acc: __m256) -> __m256 {
-        k4_offsets(s, t, acc)
-    }
-    #[inline(always)]
-    unsafe fn sub(blk: *const u8, j: usize) -> __m256i {
-        let low = nibble32(blk.add(48 + 32 * (j / 2)), j % 2 == 1);
-        _mm256_or_si256(low, high_bits(blk.add(16), j, 1))
-    }
-}
+k4_regs!(Q4K, 144, |blk: *const u8, j: usize| nibble32(
+    blk.add(16 + 32 * (j / 2)),
+    j % 2 == 1
+));
+// As Q4_K; bit j of byte l of the 32 bytes at 16 is the fifth bit of weight l of sub-block j.
+k4_regs!(Q5K, 176, |blk: *const u8, j: usize| {
+    let low = nibble32(blk.add(48 + 32 * (j / 2)), j % 2 == 1);
+    _mm256_or_si256(low, high_bits(blk.add(16), j, 1))
+});
 
 /// The 16 scales `d·sc` of a Q6_K block, halves 0–7 and 8–15.
 #[derive(Clone, Copy)]
