@@ -59,20 +59,26 @@ impl Isa {
     pub fn best() -> Isa {
         static BEST: OnceLock<Isa> = OnceLock::new();
         *BEST.get_or_init(|| {
-            let all = Self::available();
-            let top = all[all.len() - 1];
-            match std::env::var("ARENA_KERNELS") {
-                Ok(want) => all
-                    .iter()
-                    .copied()
-                    .find(|i| i.name() == want.trim())
-                    .unwrap_or_else(|| {
-                        tracing::warn!(%want, using = top.name(), "ARENA_KERNELS not available here");
-                        top
-                    }),
-                Err(_) => top,
+            let want = std::env::var("ARENA_KERNELS").ok();
+            let (isa, found) = Self::choose(&Self::available(), want.as_deref());
+            if !found {
+                tracing::warn!(want, using = isa.name(), "ARENA_KERNELS not available here");
             }
+            isa
         })
+    }
+
+    /// The level named `want` among `levels` (lowest first), else the highest; and whether
+    /// `want`, if given, was found.
+    fn choose(levels: &[Isa], want: Option<&str>) -> (Isa, bool) {
+        let top = levels[levels.len() - 1];
+        match want {
+            None => (top, true),
+            Some(w) => levels
+                .iter()
+                .find(|i| i.name() == w.trim())
+                .map_or((top, false), |&i| (i, true)),
+        }
     }
 
     /// `scalar`, `avx2` or `avx512`.
@@ -186,4 +192,20 @@ impl Isa {
 #[inline(always)]
 fn offsets(b: &[f32], s: &[f32]) -> f32 {
     b.iter().zip(s).map(|(b, s)| b * s).sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arena_kernels_picks_a_level_the_cpu_has_and_nothing_else() {
+        let all = [Isa(Level::Scalar), Isa(Level::Avx2), Isa(Level::Avx512Vnni)];
+        assert_eq!(Isa::choose(&all, None), (all[2], true));
+        assert_eq!(Isa::choose(&all, Some("scalar")), (all[0], true));
+        assert_eq!(Isa::choose(&all, Some(" avx2\n")), (all[1], true));
+        // Asked for a level this CPU lacks, or a misspelt one: the best it has, and a warning.
+        assert_eq!(Isa::choose(&all[..2], Some("avx512")), (all[1], false));
+        assert_eq!(Isa::choose(&all, Some("AVX9")), (all[2], false));
+    }
 }
