@@ -109,7 +109,7 @@ impl Linear {
 }
 
 /// The GGUF format of `q` if our kernels multiply it here (CPU, whole blocks per row).
-pub fn own_format(q: &QTensor) -> Option<Format> {
+fn own_format(q: &QTensor) -> Option<Format> {
     if !matches!(q.device(), Device::Cpu) {
         return None;
     }

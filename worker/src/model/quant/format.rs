@@ -79,15 +79,19 @@ impl Format {
         }
     }
 
-    /// Dequantizes one row of `out.len()` weights.
+    /// Dequantizes one row of `out.len()` weights, a block at a time on the stack (embedding
+    /// lookups call this for every prompt token).
     pub fn dequantize(self, row: &[u8], out: &mut [f32]) {
-        let n = out.len();
-        let mut q = vec![0i8; n];
-        let mut a = vec![0f32; n / 16];
-        let mut b = vec![0f32; n / 16];
-        self.unpack::<false>(row, &mut q, &mut a, &mut b);
-        for (i, (o, &v)) in out.iter_mut().zip(&q).enumerate() {
-            *o = a[i / 16] * f32::from(v) + b[i / 16];
+        let n = self.block_values();
+        let (mut q, mut a, mut b) = ([0i8; 256], [0f32; 16], [0f32; 16]);
+        let blocks = row
+            .chunks_exact(self.block_bytes())
+            .zip(out.chunks_exact_mut(n));
+        for (blk, out) in blocks {
+            self.unpack::<false>(blk, &mut q[..n], &mut a[..n / 16], &mut b[..n / 16]);
+            for (i, (o, &v)) in out.iter_mut().zip(&q[..n]).enumerate() {
+                *o = a[i / 16] * f32::from(v) + b[i / 16];
+            }
         }
     }
 }

@@ -67,16 +67,6 @@ impl QMatrix {
         self.cols
     }
 
-    /// The block format.
-    pub fn format(&self) -> Format {
-        self.format
-    }
-
-    /// Bytes held.
-    pub fn bytes(&self) -> usize {
-        self.data.len()
-    }
-
     /// Row `r` as f32 into `out` (`cols` values); `None` if there is no such row.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Option<()> {
         let row = self
