@@ -1,6 +1,7 @@
 //! The model: configuration, the LLaMA forward pass, token embeddings, linear layers, the KV
 //! cache, quantized kernels, and the loaders that build it from GGUF files and Hugging Face folders.
 
+pub mod alloc;
 pub mod config;
 pub mod embedding;
 pub mod kv_cache;

@@ -32,6 +32,9 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
     if !path.exists() {
         return Err(WorkerError::NotFound(path.to_path_buf()));
     }
+    if device.is_cpu() {
+        crate::model::alloc::keep_freed_buffers();
+    }
     if path.is_dir() {
         hf::load(path, device)
     } else {

@@ -57,6 +57,14 @@ impl Format {
         }
     }
 
+    /// Weights that share one scale and one offset once unpacked: 32, or 16 for Q6_K.
+    pub fn scale_span(self) -> usize {
+        match self {
+            Self::Q6K => 16,
+            _ => 32,
+        }
+    }
+
     /// Bytes of one row of `cols` weights, `None` unless `cols` is a whole number of blocks.
     pub fn row_bytes(self, cols: usize) -> Option<usize> {
         (cols > 0 && cols.is_multiple_of(self.block_values()))

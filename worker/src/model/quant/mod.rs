@@ -10,6 +10,7 @@
 pub mod act;
 pub mod format;
 pub mod kernel;
+pub mod panel;
 pub mod tile;
 
 use std::cell::RefCell;
@@ -20,18 +21,20 @@ pub use format::Format;
 pub use kernel::Isa;
 
 use act::{padded, Activations};
-use kernel::{Block, COLS};
+use kernel::{Block, PanelBlock, COLS};
+use panel::{Panel, PANEL_ROWS};
 use tile::{Tile, TILE_ROWS};
 
 /// Activation rows up to which the fused kernel runs (decode and small batches): unpacking
 /// to a tile costs more than it saves until weights are reused across many rows.
 const FUSED_ROWS: usize = 8;
 
-/// Weight rows per parallel task.
-const TASK_ROWS: usize = 32;
+/// Weight rows per parallel task: one panel.
+const TASK_ROWS: usize = PANEL_ROWS;
 
 thread_local! {
     static TILE: RefCell<Tile> = RefCell::new(Tile::default());
+    static PANEL: RefCell<Panel> = RefCell::new(Panel::default());
 }
 
 /// A `[rows, cols]` matrix in a GGUF block format.
@@ -88,6 +91,9 @@ impl QMatrix {
             return Vec::new();
         }
         let acts = quantize(isa, x, m, self.cols);
+        if m > FUSED_ROWS && isa.has_gemm() {
+            return self.gemm(isa, &acts);
+        }
         // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
         let mut out_t = vec![0f32; self.rows * m];
         out_t
@@ -136,6 +142,60 @@ impl QMatrix {
                 }
             });
         out
+    }
+}
+
+impl QMatrix {
+    /// `acts · Wᵀ` with the panel GEMM kernel, written straight into `[m, rows]`: each task
+    /// interleaves 32 weight rows once and meets every activation row with them.
+    fn gemm(&self, isa: Isa, acts: &Activations) -> Vec<f32> {
+        let (m, rows) = (acts.rows, self.rows);
+        let mut out = vec![0f32; m * rows];
+        let dst = Shared(out.as_mut_ptr());
+        let span = self.format.scale_span();
+        (0..rows.div_ceil(TASK_ROWS))
+            .into_par_iter()
+            .for_each(|task| {
+                let first = task * TASK_ROWS;
+                let n = (rows - first).min(TASK_ROWS);
+                let data = &self.data[first * self.row_bytes..(first + n) * self.row_bytes];
+                PANEL.with_borrow_mut(|panel| {
+                    isa.fill_panel(panel, self.format, data, n, self.cols);
+                    let mut block: PanelBlock = [[0.0; PANEL_ROWS]; COLS];
+                    for c0 in (0..m).step_by(COLS) {
+                        let nc = (m - c0).min(COLS);
+                        isa.gemm(panel, span, acts, c0, nc, &mut block);
+                        for (c, vals) in block.iter().enumerate().take(nc) {
+                            // SAFETY: `out` holds `m · rows` values and outlives this loop;
+                            // this task alone writes columns `first..first + n` of each row.
+                            #[allow(unsafe_code)]
+                            let row = unsafe {
+                                std::slice::from_raw_parts_mut(dst.at((c0 + c) * rows + first), n)
+                            };
+                            row.copy_from_slice(&vals[..n]);
+                        }
+                    }
+                });
+            });
+        out
+    }
+}
+
+/// The output of a parallel product, which tasks write at disjoint places.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+
+// SAFETY: tasks only write through it at places no other task writes (see `QMatrix::gemm`).
+#[allow(unsafe_code)]
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+#[allow(unsafe_code)]
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// The place of value `i`.
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
     }
 }
 

@@ -6,6 +6,7 @@ use std::arch::x86_64::*;
 use super::{Block, COLS};
 use crate::model::quant::act::{quantize_row, Activations};
 use crate::model::quant::format::Format;
+use crate::model::quant::panel::Panel;
 use crate::model::quant::tile::{Tile, TILE_ROWS};
 
 /// [`Tile::fill`] compiled for AVX-512, with bytes offset to unsigned.
@@ -21,6 +22,70 @@ pub unsafe fn fill(
     padded: usize,
 ) {
     tile.fill(format, data, n, cols, padded, true);
+}
+
+/// [`Panel::fill`] compiled for AVX-512.
+// SAFETY: callers hold AVX-512 F/BW/VNNI (runtime detection).
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+pub unsafe fn fill_panel(
+    panel: &mut Panel,
+    format: Format,
+    data: &[u8],
+    n: usize,
+    cols: usize,
+    padded: usize,
+) {
+    // SAFETY: this function's callers hold AVX-512 F, which `transpose16` needs.
+    let t = |src: &[u32], stride: usize, at: usize, dst: &mut [u32]| unsafe {
+        transpose16(src, stride, at, dst)
+    };
+    panel.fill(format, data, n, cols, padded, t);
+}
+
+/// [`crate::model::quant::panel::transpose`] in 64 shuffles: 32-bit and 64-bit unpacks
+/// transpose 4×4 words inside each 128-bit lane, two rounds of lane shuffles the lanes.
+// SAFETY: callers hold AVX-512 F. The assertions keep every load and store in bounds.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn transpose16(src: &[u32], stride: usize, at: usize, dst: &mut [u32]) {
+    assert!(at + 16 + 15 * stride <= src.len() && dst.len() >= 256);
+    let r: [__m512i; 16] =
+        std::array::from_fn(|i| _mm512_loadu_si512(src.as_ptr().add(i * stride + at).cast()));
+    // t[4k..4k+4]: rows 4k..4k+4 paired by 32-bit words; u[4k + j]: column j of each lane.
+    let t: [__m512i; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi32(a, b)
+        } else {
+            _mm512_unpackhi_epi32(a, b)
+        }
+    });
+    let u: [__m512i; 16] = std::array::from_fn(|i| {
+        let (k, j) = (i / 4, i % 4);
+        let (a, b) = (t[4 * k + j / 2], t[4 * k + 2 + j / 2]);
+        if j % 2 == 0 {
+            _mm512_unpacklo_epi64(a, b)
+        } else {
+            _mm512_unpackhi_epi64(a, b)
+        }
+    });
+    for j in 0..4 {
+        let v0 = _mm512_shuffle_i32x4::<0x88>(u[j], u[4 + j]);
+        let v1 = _mm512_shuffle_i32x4::<0xDD>(u[j], u[4 + j]);
+        let v2 = _mm512_shuffle_i32x4::<0x88>(u[8 + j], u[12 + j]);
+        let v3 = _mm512_shuffle_i32x4::<0xDD>(u[8 + j], u[12 + j]);
+        // Output column 4L + j holds lane L of u[j], u[4 + j], u[8 + j] and u[12 + j].
+        let out = [
+            _mm512_shuffle_i32x4::<0x88>(v0, v2),
+            _mm512_shuffle_i32x4::<0x88>(v1, v3),
+            _mm512_shuffle_i32x4::<0xDD>(v0, v2),
+            _mm512_shuffle_i32x4::<0xDD>(v1, v3),
+        ];
+        for (l, o) in out.into_iter().enumerate() {
+            _mm512_storeu_si512(dst.as_mut_ptr().add(16 * (4 * l + j)).cast(), o);
+        }
+    }
 }
 
 /// [`quantize_row`] compiled for AVX-512.

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use crate::model::quant::act::Activations;
 use crate::model::quant::format::Format;
+use crate::model::quant::panel::{Panel, PANEL_ROWS};
 use crate::model::quant::tile::{Tile, TILE_ROWS};
 
 #[cfg(target_arch = "x86_64")]
@@ -18,6 +19,8 @@ mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod fused;
 #[cfg(target_arch = "x86_64")]
+mod gemm;
+#[cfg(target_arch = "x86_64")]
 mod regs;
 mod scalar;
 
@@ -26,6 +29,9 @@ pub const COLS: usize = 4;
 
 /// Results of one microkernel call: `[weight row][activation row]`.
 pub type Block = [[f32; COLS]; TILE_ROWS];
+
+/// Results of one GEMM call: `[activation row][panel row]`.
+pub type PanelBlock = [[f32; PANEL_ROWS]; COLS];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Level {
@@ -185,6 +191,59 @@ impl Isa {
             _ => return false,
         }
         true
+    }
+}
+
+impl Isa {
+    /// Whether this level has the panel GEMM kernel ([`Isa::gemm`]).
+    pub fn has_gemm(self) -> bool {
+        self.0 == Level::Avx512Vnni
+    }
+
+    /// Unpacks `n` weight rows into `panel` for [`Isa::gemm`]; only on levels that have it.
+    pub fn fill_panel(self, panel: &mut Panel, format: Format, data: &[u8], n: usize, cols: usize) {
+        assert!(self.has_gemm());
+        let padded = crate::model::quant::act::padded(cols);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `has_gemm` holds only where detection found AVX-512 F/BW/VNNI.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx512::fill_panel(panel, format, data, n, cols, padded)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        panel.fill(
+            format,
+            data,
+            n,
+            cols,
+            padded,
+            crate::model::quant::panel::transpose,
+        );
+    }
+
+    /// Every panel row times activation rows `c0..c0 + n` (`n ≤ 4`) into `out`, with scales
+    /// spanning `span` weights (`Format::scale_span`); only on levels that have it.
+    pub fn gemm(
+        self,
+        panel: &Panel,
+        span: usize,
+        acts: &Activations,
+        c0: usize,
+        n: usize,
+        out: &mut PanelBlock,
+    ) {
+        assert!(self.has_gemm() && (span == 16 || span == 32));
+        assert!((1..=COLS).contains(&n) && c0 + n <= acts.rows);
+        assert!(panel.groups >= 1 && panel.padded == acts.padded);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: features detected (see `fill_panel`); the assertions above keep every row
+        // the kernel reads inside the panel and the activations.
+        #[allow(unsafe_code)]
+        unsafe {
+            gemm::gemm(panel, span, acts, c0, n, out)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (panel, span, acts, c0, n, out);
     }
 }
 

@@ -1,0 +1,103 @@
+//! The AVX-512 VNNI GEMM kernel over a [`Panel`]: up to 32 weight rows (two vectors of 16)
+//! times up to four activation rows per call, for prefill.
+//!
+//! Per four columns it loads one vector per 16 weight rows and broadcasts four bytes of each
+//! activation row, so eight `vpdpbusd` need six loads and no shuffle. Integer sums run over one
+//! scale span (32 weights, 16 for Q6_K); only then are they converted and scaled, a vector of
+//! 16 rows at a time.
+
+use std::arch::x86_64::*;
+
+use super::PanelBlock;
+use crate::model::quant::act::Activations;
+use crate::model::quant::panel::{Panel, LANES};
+
+/// See [`super::Isa::gemm`].
+// SAFETY: callers hold AVX-512 F/BW/VNNI and have checked the shapes (see `Isa::gemm`).
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+pub unsafe fn gemm(
+    panel: &Panel,
+    span: usize,
+    acts: &Activations,
+    c0: usize,
+    n: usize,
+    out: &mut PanelBlock,
+) {
+    macro_rules! by_cols {
+        ($g:literal, $s:literal) => {
+            match n {
+                1 => pass::<$g, 1, $s>(panel, acts, c0, out),
+                2 => pass::<$g, 2, $s>(panel, acts, c0, out),
+                3 => pass::<$g, 3, $s>(panel, acts, c0, out),
+                _ => pass::<$g, 4, $s>(panel, acts, c0, out),
+            }
+        };
+    }
+    match (panel.groups, span) {
+        (1, 16) => by_cols!(1, 16),
+        (1, _) => by_cols!(1, 32),
+        (_, 16) => by_cols!(2, 16),
+        _ => by_cols!(2, 32),
+    }
+}
+
+// SAFETY: reached only from `gemm`. Each group holds `padded / 4` vectors and `padded / 16`
+// scale and offset vectors, each activation row `padded` bytes, `padded / 32` scales and
+// `padded / S` sums, and `padded` is a multiple of 64 (so of `S`): every load is in bounds.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn pass<const G: usize, const N: usize, const S: usize>(
+    panel: &Panel,
+    acts: &Activations,
+    c0: usize,
+    out: &mut PanelBlock,
+) {
+    let padded = panel.padded;
+    let wq: [*const u32; G] = std::array::from_fn(|g| panel.group_q(g).as_ptr());
+    let wa: [*const f32; G] = std::array::from_fn(|g| panel.group_a(g).as_ptr());
+    let wb: [*const f32; G] = std::array::from_fn(|g| panel.group_b(g).as_ptr());
+    let xq: [*const i8; N] = std::array::from_fn(|c| acts.row_q(c0 + c).as_ptr());
+    let xd: [*const f32; N] = std::array::from_fn(|c| acts.row_d(c0 + c).as_ptr());
+    // The activation sums over one span: per 16 values, or per 32.
+    let xs: [*const f32; N] = std::array::from_fn(|c| {
+        if S == 16 {
+            acts.row_s(c0 + c).as_ptr()
+        } else {
+            acts.row_t(c0 + c).as_ptr()
+        }
+    });
+    let mut facc = [[_mm512_setzero_ps(); N]; G];
+    for span in 0..padded / S {
+        let mut iacc = [[_mm512_setzero_si512(); N]; G];
+        for step in 0..S / 4 {
+            let k = span * (S / 4) + step;
+            let w: [__m512i; G] =
+                std::array::from_fn(|g| _mm512_loadu_si512(wq[g].add(16 * k).cast()));
+            for c in 0..N {
+                let x = _mm512_set1_epi32(xq[c].add(4 * k).cast::<i32>().read_unaligned());
+                for g in 0..G {
+                    iacc[g][c] = _mm512_dpbusd_epi32(iacc[g][c], w[g], x);
+                }
+            }
+        }
+        // Scales and offsets are stored per 16 weights; over a span of 32 both halves agree.
+        let h = span * (S / 16);
+        let a: [__m512; G] = std::array::from_fn(|g| _mm512_loadu_ps(wa[g].add(LANES * h)));
+        let b: [__m512; G] = std::array::from_fn(|g| _mm512_loadu_ps(wb[g].add(LANES * h)));
+        for c in 0..N {
+            let d = _mm512_set1_ps(*xd[c].add(span * S / 32));
+            let s = _mm512_set1_ps(*xs[c].add(span));
+            for g in 0..G {
+                let v = _mm512_cvtepi32_ps(iacc[g][c]);
+                facc[g][c] = _mm512_fmadd_ps(v, _mm512_mul_ps(a[g], d), facc[g][c]);
+                facc[g][c] = _mm512_fmadd_ps(b[g], s, facc[g][c]);
+            }
+        }
+    }
+    for c in 0..N {
+        for g in 0..G {
+            _mm512_storeu_ps(out[c][LANES * g..].as_mut_ptr(), facc[g][c]);
+        }
+    }
+}
