@@ -71,7 +71,8 @@ pub fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
         let id = if di > 0.0 { 1.0 / di } else { 0.0 };
         let qb = &mut q[i * QK..(i + 1) * QK];
         for (o, v) in qb.iter_mut().zip(xs) {
-            *o = (v * id).round() as i8;
+            // Ties to even, as the SIMD conversions round.
+            *o = (v * id).round_ties_even() as i8;
         }
         d[i] = di;
         for h in 0..2 {

@@ -4,7 +4,7 @@
 use std::arch::x86_64::*;
 
 use super::{Block, COLS};
-use crate::model::quant::act::{quantize_row, Activations};
+use crate::model::quant::act::Activations;
 use crate::model::quant::format::Format;
 use crate::model::quant::panel::Panel;
 use crate::model::quant::tile::{Tile, TILE_ROWS};
@@ -88,12 +88,42 @@ unsafe fn transpose16(src: &[u32], stride: usize, at: usize, dst: &mut [u32]) {
     }
 }
 
-/// [`quantize_row`] compiled for AVX-512.
-// SAFETY: callers hold AVX-512 F/BW/VNNI (runtime detection).
+/// [`crate::model::quant::act::quantize_row`] with AVX-512: a block of 32 is two vectors, each one half's sum.
+// SAFETY: callers hold AVX-512 F/BW/VNNI (runtime detection). The assertion keeps every
+// block's loads inside `x` and its stores inside `q`, `d` and `s`.
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 pub unsafe fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
-    quantize_row(x, q, d, s);
+    let blocks = x.len() / 32;
+    assert!(
+        x.len().is_multiple_of(32)
+            && q.len() >= x.len()
+            && d.len() >= blocks
+            && s.len() >= 2 * blocks
+    );
+    for i in 0..blocks {
+        let v = [
+            _mm512_loadu_ps(x.as_ptr().add(32 * i)),
+            _mm512_loadu_ps(x.as_ptr().add(32 * i + 16)),
+        ];
+        let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
+        let di = amax / 127.0;
+        let id = if di > 0.0 { 1.0 / di } else { 0.0 };
+        d[i] = di;
+        for (h, v) in v.into_iter().enumerate() {
+            // Round to nearest even (the default mode), as `quantize_row` does; |v·id| ≤ 127.
+            let n = _mm512_cvtps_epi32(_mm512_mul_ps(v, _mm512_set1_ps(id)));
+            _mm_storeu_si128(
+                q.as_mut_ptr().add(32 * i + 16 * h).cast(),
+                _mm512_cvtsepi32_epi8(n),
+            );
+            s[2 * i + h] = di * _mm512_reduce_add_epi32(n) as f32;
+        }
+    }
+    let used = x.len();
+    q[used..].fill(0);
+    d[used / 32..].fill(0.0);
+    s[used / 16..].fill(0.0);
 }
 
 /// See [`super::Isa::micro`].
