@@ -1,11 +1,14 @@
 //! Quantized weight matrices in GGUF's formats, multiplied by our own int8 kernels.
 //!
 //! A matrix keeps its file bytes and nothing else (no second copy). A multiplication
-//! quantizes the activations to 8 bits per 32 values (as llama.cpp does), then each parallel
-//! task unpacks a few weight rows into one common form ([`tile`]) and runs a microkernel for
-//! the CPU's instruction set ([`kernel`]) over every activation row: weights are unpacked
-//! once per call, however many rows a step carries, so one path serves decode, batched decode
-//! and prefill.
+//! quantizes the activations to 8 bits per 32 values (as llama.cpp does), then, by the step's
+//! rows and the CPU's instruction set ([`kernel`]):
+//! - few rows (decode): the fused kernel unpacks weights in registers as it multiplies;
+//! - more rows on AVX-512 VNNI: each parallel task interleaves 32 weight rows into a [`panel`]
+//!   and runs the GEMM kernel over every activation row, writing into the output in place;
+//! - more rows elsewhere: each task unpacks weight rows into a [`tile`] for a microkernel.
+//!
+//! Either way weights are unpacked once per call, however many rows a step carries.
 
 pub mod act;
 pub mod format;

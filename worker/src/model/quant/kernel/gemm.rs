@@ -1,5 +1,5 @@
 //! The AVX-512 VNNI GEMM kernel over a [`Panel`]: up to 32 weight rows (two vectors of 16)
-//! times up to four activation rows per call, for prefill.
+//! times up to four activation rows per call, for prefill and batches of five rows or more.
 //!
 //! Per four columns it loads one vector per 16 weight rows and broadcasts four bytes of each
 //! activation row, so eight `vpdpbusd` need six loads and no shuffle. Integer sums run over one

@@ -101,14 +101,14 @@ impl Isa {
         let padded = crate::model::quant::act::padded(cols);
         match self.0 {
             Level::Scalar => tile.fill(format, data, n, cols, padded, false),
-            // SAFETY: an `Isa` above scalar exists only where detection found its features.
+            // SAFETY: an `Isa` above scalar exists only where detection found its features, and
+            // AVX-512 levels have AVX2 (their steps take the fused kernel or the panel GEMM, so
+            // they reach tiles only when called directly).
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 => unsafe { avx2::fill(tile, format, data, n, cols, padded) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            #[allow(unsafe_code)]
-            Level::Avx512Vnni => unsafe { avx512::fill(tile, format, data, n, cols, padded) },
+            Level::Avx2 | Level::Avx512Vnni => unsafe {
+                avx2::fill(tile, format, data, n, cols, padded)
+            },
             #[cfg(not(target_arch = "x86_64"))]
             _ => tile.fill(format, data, n, cols, padded, false),
         }
@@ -150,11 +150,7 @@ impl Isa {
             // kernel reads inside the tile and the activations.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 => unsafe { avx2::micro(tile, r0, acts, c0, n, out) },
-            // SAFETY: as above.
-            #[cfg(target_arch = "x86_64")]
-            #[allow(unsafe_code)]
-            Level::Avx512Vnni => unsafe { avx512::micro(tile, r0, acts, c0, n, out) },
+            Level::Avx2 | Level::Avx512Vnni => unsafe { avx2::micro(tile, r0, acts, c0, n, out) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => scalar::micro(tile, r0, acts, c0, n, out),
         }
