@@ -87,6 +87,32 @@ impl Format {
         }
     }
 
+    /// As [`Format::unpack`] for a row of `cols` weights into `q`, `a` and `b`, which may be
+    /// longer (padding, zeroed); `None` (a missing row) zeroes all, so its products are zero.
+    #[inline(always)]
+    pub fn unpack_padded<const U: bool>(
+        self,
+        row: Option<&[u8]>,
+        cols: usize,
+        q: &mut [i8],
+        a: &mut [f32],
+        b: &mut [f32],
+    ) {
+        let Some(row) = row else {
+            q.fill(0);
+            a.fill(0.0);
+            b.fill(0.0);
+            return;
+        };
+        let (qv, qpad) = q.split_at_mut(cols);
+        let (av, apad) = a.split_at_mut(cols / 16);
+        let (bv, bpad) = b.split_at_mut(cols / 16);
+        self.unpack::<U>(row, qv, av, bv);
+        qpad.fill(0);
+        apad.fill(0.0);
+        bpad.fill(0.0);
+    }
+
     /// Dequantizes one row of `out.len()` weights, a block at a time on the stack (embedding
     /// lookups call this for every prompt token).
     pub fn dequantize(self, row: &[u8], out: &mut [f32]) {

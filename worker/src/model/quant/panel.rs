@@ -79,21 +79,8 @@ impl Panel {
                 let q = bytes_mut(&mut self.row_q[lane * words..(lane + 1) * words]);
                 let a = &mut self.row_a[lane * halves..(lane + 1) * halves];
                 let b = &mut self.row_b[lane * halves..(lane + 1) * halves];
-                if r < n {
-                    let row = &data[r * row_bytes..(r + 1) * row_bytes];
-                    let (qv, qpad) = q.split_at_mut(cols);
-                    let (av, apad) = a.split_at_mut(cols / 16);
-                    let (bv, bpad) = b.split_at_mut(cols / 16);
-                    format.unpack::<true>(row, qv, av, bv);
-                    qpad.fill(0);
-                    apad.fill(0.0);
-                    bpad.fill(0.0);
-                } else {
-                    // A scale and offset of zero make a missing row's products zero.
-                    q.fill(0);
-                    a.fill(0.0);
-                    b.fill(0.0);
-                }
+                let row = (r < n).then(|| &data[r * row_bytes..(r + 1) * row_bytes]);
+                format.unpack_padded::<true>(row, cols, q, a, b);
             }
             let q = &mut self.q[g * LANES * words..(g + 1) * LANES * words];
             for k in (0..words).step_by(LANES) {

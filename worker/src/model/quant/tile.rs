@@ -45,24 +45,12 @@ impl Tile {
             let q = &mut self.q[r * padded..(r + 1) * padded];
             let a = &mut self.a[r * halves..(r + 1) * halves];
             let b = &mut self.b[r * halves..(r + 1) * halves];
-            if r >= n {
-                q.fill(0);
-                a.fill(0.0);
-                b.fill(0.0);
-                continue;
-            }
-            let (qv, qpad) = q.split_at_mut(cols);
-            let (av, apad) = a.split_at_mut(cols / 16);
-            let (bv, bpad) = b.split_at_mut(cols / 16);
-            let row = &data[r * row_bytes..(r + 1) * row_bytes];
+            let row = (r < n).then(|| &data[r * row_bytes..(r + 1) * row_bytes]);
             if unsigned {
-                format.unpack::<true>(row, qv, av, bv);
+                format.unpack_padded::<true>(row, cols, q, a, b);
             } else {
-                format.unpack::<false>(row, qv, av, bv);
+                format.unpack_padded::<false>(row, cols, q, a, b);
             }
-            qpad.fill(0);
-            apad.fill(0.0);
-            bpad.fill(0.0);
         }
     }
 
