@@ -5,7 +5,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 
-use crate::model::quant::{Format, QMatrix};
+use crate::model::quant::{Format, Isa, QMatrix};
 
 /// Rows at and above which a layer of a type candle multiplies is dequantized and run through
 /// GEMM (our own formats pick their kernel per step in [`crate::model::quant`]).
@@ -124,13 +124,17 @@ fn own_format(q: &QTensor) -> Option<Format> {
     }
 }
 
-/// `q` as a matrix our kernels multiply, if they can.
+/// `q` as a matrix our kernels multiply, if they can, laid out for this CPU's best kernels.
 pub fn own_matrix(q: &QTensor) -> Result<Option<QMatrix>> {
     let Some(format) = own_format(q) else {
         return Ok(None);
     };
     let (rows, cols) = q.shape().dims2()?;
-    Ok(QMatrix::new(format, q.data()?.into_owned(), rows, cols))
+    let m = QMatrix::new(format, q.data()?.into_owned(), rows, cols);
+    if !crate::model::quant::packed::enabled() {
+        return Ok(m);
+    }
+    Ok(m.map(|m| m.packed_for(Isa::best())))
 }
 
 fn own_matmul(m: &QMatrix, x: &Tensor) -> Result<Tensor> {

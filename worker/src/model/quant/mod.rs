@@ -8,11 +8,15 @@
 //!   and runs the GEMM kernel over every activation row, writing into the output in place;
 //! - more rows elsewhere: each task unpacks weight rows into a [`tile`] for a microkernel.
 //!
-//! Either way weights are unpacked once per call, however many rows a step carries.
+//! Either way weights are unpacked once per call, however many rows a step carries. On
+//! AVX-512 VNNI, formats of 32-weight blocks are [`packed`] at load (16 rows side by side, the
+//! same bytes in another order): few rows then take the repacked kernel, which needs no
+//! horizontal sums, and the panel fill is a plain unpack instead of a transpose.
 
 pub mod act;
 pub mod format;
 pub mod kernel;
+pub mod packed;
 pub mod panel;
 pub mod tile;
 
@@ -25,6 +29,7 @@ pub use kernel::Isa;
 
 use act::{padded, Activations};
 use kernel::{Block, PanelBlock, COLS};
+use packed::GROUP;
 use panel::{Panel, PANEL_ROWS};
 use tile::{Tile, TILE_ROWS};
 
@@ -43,6 +48,7 @@ const TASK_ROWS: usize = PANEL_ROWS;
 thread_local! {
     static TILE: RefCell<Tile> = RefCell::new(Tile::default());
     static PANEL: RefCell<Panel> = RefCell::new(Panel::default());
+    static FILE_ROWS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A `[rows, cols]` matrix in a GGUF block format.
@@ -53,6 +59,8 @@ pub struct QMatrix {
     rows: usize,
     cols: usize,
     row_bytes: usize,
+    /// Whether `data` is [`packed`] (whole groups of 16 rows, zero rows past `rows`).
+    packed: bool,
 }
 
 impl QMatrix {
@@ -65,7 +73,30 @@ impl QMatrix {
             rows,
             cols,
             row_bytes,
+            packed: false,
         })
+    }
+
+    /// The matrix repacked for `isa`'s kernels where they have a layout for its format
+    /// ([`Isa::packs`]), else as it was. Repacks in place, a group at a time.
+    pub fn packed_for(mut self, isa: Isa) -> Self {
+        if self.packed || !isa.packs(self.format) {
+            return self;
+        }
+        let group_bytes = GROUP * self.row_bytes;
+        self.data.resize(self.rows.div_ceil(GROUP) * group_bytes, 0);
+        let mut rows = vec![0u8; group_bytes];
+        for group in self.data.chunks_exact_mut(group_bytes) {
+            rows.copy_from_slice(group);
+            packed::pack_group(self.format, &rows, self.row_bytes, group);
+        }
+        self.packed = true;
+        self
+    }
+
+    /// Whether the matrix is held repacked ([`QMatrix::packed_for`]).
+    pub fn is_packed(&self) -> bool {
+        self.packed
     }
 
     /// Output features.
@@ -80,11 +111,44 @@ impl QMatrix {
 
     /// Row `r` as f32 into `out` (`cols` values); `None` if there is no such row.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Option<()> {
-        let row = self
-            .data
-            .get(r * self.row_bytes..(r + 1) * self.row_bytes)?;
-        self.format.dequantize(row, out.get_mut(..self.cols)?);
+        if r >= self.rows {
+            return None;
+        }
+        let out = out.get_mut(..self.cols)?;
+        if self.packed {
+            let group = &self.groups(r - r % GROUP, 1);
+            let mut row = vec![0u8; self.row_bytes];
+            packed::unpack_row(self.format, group, r % GROUP, &mut row);
+            self.format.dequantize(&row, out);
+        } else {
+            let row = &self.data[r * self.row_bytes..(r + 1) * self.row_bytes];
+            self.format.dequantize(row, out);
+        }
         Some(())
+    }
+
+    /// The repacked groups holding rows `first..first + n` (`first` a multiple of 16).
+    fn groups(&self, first: usize, n: usize) -> &[u8] {
+        let group_bytes = GROUP * self.row_bytes;
+        &self.data[first / GROUP * group_bytes..(first + n).div_ceil(GROUP) * group_bytes]
+    }
+
+    /// Rows `first..first + n` (`first` a multiple of 16) as file bytes: borrowed, or unpacked
+    /// into `buf` from a repacked matrix (for levels without its kernels).
+    fn file_rows<'a>(&'a self, first: usize, n: usize, buf: &'a mut Vec<u8>) -> &'a [u8] {
+        let rb = self.row_bytes;
+        if !self.packed {
+            return &self.data[first * rb..(first + n) * rb];
+        }
+        let src = self.groups(first, n);
+        buf.resize(src.len(), 0);
+        for (src, dst) in src
+            .chunks_exact(GROUP * rb)
+            .zip(buf.chunks_exact_mut(GROUP * rb))
+        {
+            packed::unpack_group(self.format, src, rb, dst);
+        }
+        &buf[..n * rb]
     }
 
     /// `x · Wᵀ` for `m` rows of `cols` values; returns `[m, rows]` row-major.
@@ -102,6 +166,9 @@ impl QMatrix {
         if m >= PANEL_FROM && isa.has_gemm() {
             return self.gemm(isa, &acts);
         }
+        if self.packed && isa.packs(self.format) {
+            return self.gemv(isa, &acts);
+        }
         // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
         let mut out_t = vec![0f32; self.rows * m];
         out_t
@@ -110,8 +177,10 @@ impl QMatrix {
             .for_each(|(task, chunk)| {
                 let first = task * TASK_ROWS;
                 let n = chunk.len() / m;
-                let data = &self.data[first * self.row_bytes..(first + n) * self.row_bytes];
+                let mut buf = FILE_ROWS.take();
+                let data = self.file_rows(first, n, &mut buf);
                 if m <= FUSED_ROWS && isa.fused(self.format, data, self.row_bytes, &acts, chunk) {
+                    FILE_ROWS.set(buf);
                     return;
                 }
                 // Few activation rows: unpack four weight rows at a time so they stay in L1
@@ -137,6 +206,7 @@ impl QMatrix {
                         }
                     }
                 });
+                FILE_ROWS.set(buf);
             });
         if m == 1 {
             return out_t;
@@ -154,37 +224,68 @@ impl QMatrix {
 }
 
 impl QMatrix {
-    /// `acts · Wᵀ` with the panel GEMM kernel, written straight into `[m, rows]`: each task
-    /// interleaves 32 weight rows once and meets every activation row with them.
+    /// `acts · Wᵀ` with the panel GEMM kernel: each task interleaves 32 weight rows once (or
+    /// unpacks them, repacked) and meets every activation row with them.
     fn gemm(&self, isa: Isa, acts: &Activations) -> Vec<f32> {
-        let (m, rows) = (acts.rows, self.rows);
+        let span = self.format.scale_span();
+        self.by_tasks(acts.rows, |first, n, put| {
+            PANEL.with_borrow_mut(|panel| {
+                if self.packed {
+                    isa.fill_panel_packed(panel, self.format, self.groups(first, n), self.cols);
+                } else {
+                    let data = &self.data[first * self.row_bytes..(first + n) * self.row_bytes];
+                    isa.fill_panel(panel, self.format, data, n, self.cols);
+                }
+                let mut block: PanelBlock = [[0.0; PANEL_ROWS]; COLS];
+                for c0 in (0..acts.rows).step_by(COLS) {
+                    let nc = (acts.rows - c0).min(COLS);
+                    isa.gemm(panel, span, acts, c0, nc, &mut block);
+                    put(c0, nc, &block);
+                }
+            });
+        })
+    }
+
+    /// `acts · Wᵀ` for few activation rows over repacked weights, straight from memory.
+    fn gemv(&self, isa: Isa, acts: &Activations) -> Vec<f32> {
+        self.by_tasks(acts.rows, |first, n, put| {
+            let src = self.groups(first, n);
+            let mut block: PanelBlock = [[0.0; PANEL_ROWS]; COLS];
+            for c0 in (0..acts.rows).step_by(COLS) {
+                let nc = (acts.rows - c0).min(COLS);
+                isa.gemv_packed(self.format, src, self.cols, acts, c0, nc, &mut block);
+                put(c0, nc, &block);
+            }
+        })
+    }
+
+    /// Runs `task(first, n, put)` in parallel for every 32 weight rows `first..first + n`
+    /// into a `[m, rows]` output, where `put(c0, nc, block)` stores a kernel's results for
+    /// activation rows `c0..c0 + nc`.
+    fn by_tasks<F>(&self, m: usize, task: F) -> Vec<f32>
+    where
+        F: Fn(usize, usize, &dyn Fn(usize, usize, &PanelBlock)) + Sync,
+    {
+        let rows = self.rows;
         let mut out = vec![0f32; m * rows];
         let dst = Shared(out.as_mut_ptr());
-        let span = self.format.scale_span();
-        (0..rows.div_ceil(TASK_ROWS))
-            .into_par_iter()
-            .for_each(|task| {
-                let first = task * TASK_ROWS;
-                let n = (rows - first).min(TASK_ROWS);
-                let data = &self.data[first * self.row_bytes..(first + n) * self.row_bytes];
-                PANEL.with_borrow_mut(|panel| {
-                    isa.fill_panel(panel, self.format, data, n, self.cols);
-                    let mut block: PanelBlock = [[0.0; PANEL_ROWS]; COLS];
-                    for c0 in (0..m).step_by(COLS) {
-                        let nc = (m - c0).min(COLS);
-                        isa.gemm(panel, span, acts, c0, nc, &mut block);
-                        for (c, vals) in block.iter().enumerate().take(nc) {
-                            // SAFETY: `out` holds `m · rows` values and outlives this loop;
-                            // this task alone writes columns `first..first + n` of each row.
-                            #[allow(unsafe_code)]
-                            let row = unsafe {
-                                std::slice::from_raw_parts_mut(dst.at((c0 + c) * rows + first), n)
-                            };
-                            row.copy_from_slice(&vals[..n]);
-                        }
-                    }
-                });
-            });
+        (0..rows.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
+            let first = t * TASK_ROWS;
+            let n = (rows - first).min(TASK_ROWS);
+            let put = |c0: usize, nc: usize, block: &PanelBlock| {
+                assert!(c0 + nc <= m);
+                for (c, vals) in block.iter().enumerate().take(nc) {
+                    // SAFETY: `out` holds `m · rows` values and outlives the loop; only
+                    // this task writes columns `first..first + n` of each row.
+                    #[allow(unsafe_code)]
+                    let row = unsafe {
+                        std::slice::from_raw_parts_mut(dst.at((c0 + c) * rows + first), n)
+                    };
+                    row.copy_from_slice(&vals[..n]);
+                }
+            };
+            task(first, n, &put);
+        });
         out
     }
 }

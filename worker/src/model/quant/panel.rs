@@ -60,15 +60,10 @@ impl Panel {
         padded: usize,
         t: impl Fn(&[u32], usize, usize, &mut [u32]),
     ) {
-        assert!((1..=PANEL_ROWS).contains(&n) && padded >= cols && padded.is_multiple_of(64));
+        assert!((1..=PANEL_ROWS).contains(&n) && padded >= cols);
         let groups = n.div_ceil(LANES);
-        let (words, halves) = (padded / 4, (padded / 16).div_ceil(LANES) * LANES);
-        self.padded = padded;
-        self.groups = groups;
-        self.halves = halves;
-        self.q.resize(groups * LANES * words, 0);
-        self.a.resize(groups * LANES * halves, 0.0);
-        self.b.resize(groups * LANES * halves, 0.0);
+        self.reset(groups, padded);
+        let (words, halves) = (padded / 4, self.halves);
         self.row_q.resize(LANES * words, 0);
         self.row_a.resize(LANES * halves, 0.0);
         self.row_b.resize(LANES * halves, 0.0);
@@ -99,6 +94,29 @@ impl Panel {
                 }
             }
         }
+    }
+
+    /// Sizes the panel for `groups` groups of rows of `padded` values (a multiple of 64);
+    /// what it holds is left for the caller to overwrite.
+    pub fn reset(&mut self, groups: usize, padded: usize) {
+        assert!((1..=GROUPS).contains(&groups) && padded.is_multiple_of(64));
+        let halves = (padded / 16).div_ceil(LANES) * LANES;
+        self.padded = padded;
+        self.groups = groups;
+        self.halves = halves;
+        self.q.resize(groups * LANES * padded / 4, 0);
+        self.a.resize(groups * LANES * halves, 0.0);
+        self.b.resize(groups * LANES * halves, 0.0);
+    }
+
+    /// Bytes, scales and offsets of group `g`, to write.
+    pub fn group_mut(&mut self, g: usize) -> (&mut [u32], &mut [f32], &mut [f32]) {
+        let (nq, nh) = (LANES * self.padded / 4, LANES * self.halves);
+        (
+            &mut self.q[g * nq..(g + 1) * nq],
+            &mut self.a[g * nh..(g + 1) * nh],
+            &mut self.b[g * nh..(g + 1) * nh],
+        )
     }
 
     /// Bytes of group `g`, `[padded / 4][LANES][4]`.

@@ -92,12 +92,24 @@ fn every_format_dequantizes_exactly_as_llama_cpp() {
         let (m, q) = matrix(f, rows, cols);
         let want = dequantized(&q);
         let mut row = vec![0f32; cols];
-        for r in 0..rows {
-            m.dequantize_row(r, &mut row).unwrap();
-            assert_eq!(row, want[r * cols..(r + 1) * cols], "{f:?} row {r}");
+        for m in [m.clone(), repacked(m)] {
+            for r in 0..rows {
+                m.dequantize_row(r, &mut row).unwrap();
+                assert_eq!(row, want[r * cols..(r + 1) * cols], "{f:?} row {r}");
+            }
+            // A repacked matrix holds zero rows up to 16: they are not rows of it.
+            assert!(m.dequantize_row(rows, &mut row).is_none());
         }
-        assert!(m.dequantize_row(rows, &mut row).is_none());
     }
+}
+
+/// `m` repacked for the best level, where it repacks this format.
+fn repacked(m: QMatrix) -> QMatrix {
+    let best = *Isa::available().last().unwrap();
+    let packs = best.packs(m.format);
+    let m = m.packed_for(best);
+    assert_eq!(m.is_packed(), packs);
+    m
 }
 
 /// For each format, each kernel level this CPU has, and batches from one row (decode) to
@@ -110,6 +122,7 @@ fn every_kernel_multiplies_every_format() {
         // 70 rows: a partial task and a partial 4-row tile.
         let (rows, cols) = (70, cols(f));
         let (m, q) = matrix(f, rows, cols);
+        let packed = repacked(m.clone());
         let w = dequantized(&q);
         for batch in [1, 2, 3, 4, 5, 10, 11, 14, 17] {
             let x = values(batch * cols, batch as u64, 2.0);
@@ -128,6 +141,17 @@ fn every_kernel_multiplies_every_format() {
                     assert!(
                         (g - r).abs() <= 1e-4 * rms,
                         "{f:?} {} batch {batch} [{i}]: {g} vs scalar {r}",
+                        isa.name()
+                    );
+                }
+            }
+            // Repacked, with its own kernels on the best level and unpacked again below it.
+            for &isa in levels.iter().filter(|_| packed.is_packed()) {
+                let got = packed.matmul_with(isa, &x, batch);
+                for (i, (g, r)) in got.iter().zip(&reference).enumerate() {
+                    assert!(
+                        (g - r).abs() <= 1e-4 * rms,
+                        "{f:?} repacked, {} batch {batch} [{i}]: {g} vs scalar {r}",
                         isa.name()
                     );
                 }

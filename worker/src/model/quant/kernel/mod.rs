@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use crate::model::quant::act::Activations;
 use crate::model::quant::format::Format;
+use crate::model::quant::packed::GROUP;
 use crate::model::quant::panel::{Panel, PANEL_ROWS};
 use crate::model::quant::tile::{Tile, TILE_ROWS};
 
@@ -20,6 +21,8 @@ mod avx512;
 mod fused;
 #[cfg(target_arch = "x86_64")]
 mod gemm;
+#[cfg(target_arch = "x86_64")]
+mod packed;
 #[cfg(target_arch = "x86_64")]
 mod regs;
 mod scalar;
@@ -240,6 +243,84 @@ impl Isa {
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = (panel, span, acts, c0, n, out);
+    }
+}
+
+/// Where a kernel over repacked weights reads: `groups` groups of 16 rows, `group_bytes`
+/// apart, `blocks` file blocks each.
+#[derive(Clone, Copy)]
+pub struct Groups {
+    at: *const u8,
+    groups: usize,
+    group_bytes: usize,
+    blocks: usize,
+}
+
+impl Groups {
+    /// One or two whole repacked groups of `cols` weights per row in `src`.
+    fn new(format: Format, src: &[u8], cols: usize) -> Groups {
+        let row_bytes = format.row_bytes(cols).expect("whole blocks");
+        let group_bytes = GROUP * row_bytes;
+        assert!(crate::model::quant::packed::packs(format));
+        assert!(!src.is_empty() && src.len().is_multiple_of(group_bytes));
+        assert!(src.len() / group_bytes <= crate::model::quant::panel::GROUPS);
+        Groups {
+            at: src.as_ptr(),
+            groups: src.len() / group_bytes,
+            group_bytes,
+            blocks: cols / format.block_values(),
+        }
+    }
+}
+
+impl Isa {
+    /// Whether matrices in `format` are repacked for this level
+    /// ([`crate::model::quant::packed`]); only then do the two calls below apply.
+    pub fn packs(self, format: Format) -> bool {
+        self.has_gemm() && crate::model::quant::packed::packs(format)
+    }
+
+    /// The rows of `src` (one or two repacked groups of `cols` weights per row) times
+    /// activation rows `c0..c0 + n` (`n ≤ 4`) into `out`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemv_packed(
+        self,
+        format: Format,
+        src: &[u8],
+        cols: usize,
+        acts: &Activations,
+        c0: usize,
+        n: usize,
+        out: &mut PanelBlock,
+    ) {
+        assert!(self.packs(format) && (1..=COLS).contains(&n) && c0 + n <= acts.rows);
+        assert!(acts.padded >= cols);
+        let groups = Groups::new(format, src, cols);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `packs` holds only where detection found AVX-512 F/BW/VNNI; `Groups::new`
+        // checked the groups are whole and the assertions above that the activations hold
+        // every value the kernel reads.
+        #[allow(unsafe_code)]
+        unsafe {
+            packed::gemv(format, groups, acts, c0, n, out)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (groups, out);
+    }
+
+    /// Unpacks the rows of `src` (one or two repacked groups) into `panel` for [`Isa::gemm`].
+    pub fn fill_panel_packed(self, panel: &mut Panel, format: Format, src: &[u8], cols: usize) {
+        assert!(self.packs(format));
+        let groups = Groups::new(format, src, cols);
+        let padded = crate::model::quant::act::padded(cols);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: as `gemv_packed`; `padded` covers every block and is a multiple of 64.
+        #[allow(unsafe_code)]
+        unsafe {
+            packed::fill_panel(format, groups, panel, padded)
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (groups, panel, padded);
     }
 }
 

@@ -1,0 +1,394 @@
+//! AVX-512 VNNI kernels over repacked weights ([`crate::model::quant::packed`]): the product
+//! for a few activation rows (decode), and the panel fill for the GEMM.
+//!
+//! Each 32 weights of 16 rows unpack to eight vectors, each holding four weights of every row,
+//! so per activation row eight `vpdpbusd` with broadcast activation bytes give 16 rows' integer
+//! sums, and one scale vector and one offset vector per scale span finish them. No horizontal
+//! sums, no per-row scales.
+
+use std::arch::x86_64::*;
+
+use super::{Groups, PanelBlock};
+use crate::model::quant::act::Activations;
+use crate::model::quant::format::Format;
+use crate::model::quant::packed::{field_at, group_block};
+use crate::model::quant::panel::{Panel, LANES};
+
+/// Unpacked words per unit of 32 weights, four weights each.
+const WORDS: usize = 8;
+
+/// How one format's repacked block becomes vectors of unsigned bytes `u` with `w = a·u + b`,
+/// 32 weights (a unit) at a time.
+// SAFETY: the methods read inside the repacked block they are given (`u` below the block's
+// units, `j` below its scale spans) and are reached only from AVX-512 F/BW code.
+#[allow(unsafe_code)]
+trait Unpack {
+    const FORMAT: Format;
+    /// Weights sharing a scale: 32, or 16.
+    const SPAN: usize;
+    /// What a block's scales decode to, once per block.
+    type Scales: Copy;
+    /// The eight words of unit `u` of the block at `blk`.
+    unsafe fn words(blk: *const u8, u: usize) -> [__m512i; WORDS];
+    /// Decodes the scales of the block at `blk`.
+    unsafe fn scales(blk: *const u8) -> Self::Scales;
+    /// Scales `a` and offsets `b` of the 16 rows for scale span `j`.
+    unsafe fn ab(blk: *const u8, sc: &Self::Scales, j: usize) -> (__m512, __m512);
+}
+
+// SAFETY (helpers): unaligned loads inside a repacked block, AVX-512 F/BW present.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn load(at: *const u8) -> __m512i {
+    _mm512_loadu_si512(at.cast())
+}
+
+/// The 16 rows' f16 values at `at`, as floats.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn halves(at: *const u8) -> __m512 {
+    _mm512_cvtph_ps(_mm256_loadu_si256(at.cast()))
+}
+
+/// The 16 rows' unsigned bytes as floats.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn u8s(v: __m128i) -> __m512 {
+    _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v))
+}
+
+/// Nibbles of the `W` words at `at`, low or high.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn nibbles<const W: usize>(at: *const u8, high: bool) -> [__m512i; W] {
+    let mask = _mm512_set1_epi8(0x0F);
+    std::array::from_fn(|p| {
+        let v = load(at.add(64 * p));
+        let v = if high { _mm512_srli_epi16(v, 4) } else { v };
+        _mm512_and_si512(v, mask)
+    })
+}
+
+/// Nibbles `q` with `w = d·(q − 8)`.
+struct Q40;
+/// Nibbles `q` with `w = d·q + m`.
+struct Q41;
+/// Signed bytes `q` with `w = d·q`, offset by 128 to unsigned.
+struct Q80;
+/// Nibbles (and a fifth bit with `FIVE`) with `w = d·sc·q − dmin·m` per 32.
+struct K4<const FIVE: bool>;
+/// Six bits `q` with `w = d·sc·(q − 32)` per 16.
+struct Q6;
+
+#[allow(unsafe_code)]
+impl Unpack for Q40 {
+    const FORMAT: Format = Format::Q4_0;
+    const SPAN: usize = 32;
+    /// Low nibbles of word `p` are weights `4p..4p + 4`, high ones `16 + 4p..`.
+    #[inline(always)]
+    unsafe fn words(blk: *const u8, _: usize) -> [__m512i; WORDS] {
+        let q = blk.add(field_at(Self::FORMAT, 1));
+        let (lo, hi) = (nibbles::<4>(q, false), nibbles::<4>(q, true));
+        std::array::from_fn(|p| if p < 4 { lo[p] } else { hi[p - 4] })
+    }
+    type Scales = (__m512, __m512);
+    #[inline(always)]
+    unsafe fn scales(blk: *const u8) -> Self::Scales {
+        let d = halves(blk);
+        (d, _mm512_mul_ps(d, _mm512_set1_ps(-8.0)))
+    }
+    #[inline(always)]
+    unsafe fn ab(_: *const u8, sc: &Self::Scales, _: usize) -> (__m512, __m512) {
+        *sc
+    }
+}
+
+#[allow(unsafe_code)]
+impl Unpack for Q41 {
+    const FORMAT: Format = Format::Q4_1;
+    const SPAN: usize = 32;
+    #[inline(always)]
+    unsafe fn words(blk: *const u8, _: usize) -> [__m512i; WORDS] {
+        let q = blk.add(field_at(Self::FORMAT, 2));
+        let (lo, hi) = (nibbles::<4>(q, false), nibbles::<4>(q, true));
+        std::array::from_fn(|p| if p < 4 { lo[p] } else { hi[p - 4] })
+    }
+    type Scales = (__m512, __m512);
+    #[inline(always)]
+    unsafe fn scales(blk: *const u8) -> Self::Scales {
+        (halves(blk), halves(blk.add(field_at(Self::FORMAT, 1))))
+    }
+    #[inline(always)]
+    unsafe fn ab(_: *const u8, sc: &Self::Scales, _: usize) -> (__m512, __m512) {
+        *sc
+    }
+}
+
+#[allow(unsafe_code)]
+impl Unpack for Q80 {
+    const FORMAT: Format = Format::Q8_0;
+    const SPAN: usize = 32;
+    #[inline(always)]
+    unsafe fn words(blk: *const u8, _: usize) -> [__m512i; WORDS] {
+        let (q, flip) = (
+            blk.add(field_at(Self::FORMAT, 1)),
+            _mm512_set1_epi8(i8::MIN),
+        );
+        std::array::from_fn(|p| _mm512_xor_si512(load(q.add(64 * p)), flip))
+    }
+    type Scales = (__m512, __m512);
+    #[inline(always)]
+    unsafe fn scales(blk: *const u8) -> Self::Scales {
+        let d = halves(blk);
+        (d, _mm512_mul_ps(d, _mm512_set1_ps(-128.0)))
+    }
+    #[inline(always)]
+    unsafe fn ab(_: *const u8, sc: &Self::Scales, _: usize) -> (__m512, __m512) {
+        *sc
+    }
+}
+
+#[allow(unsafe_code)]
+impl<const FIVE: bool> Unpack for K4<FIVE> {
+    const FORMAT: Format = if FIVE { Format::Q5K } else { Format::Q4K };
+    const SPAN: usize = 32;
+    /// Unit `u` is the low (even `u`) or high nibbles of the 32 bytes `32·(u / 2)..`; with
+    /// `FIVE`, bit `u` of the fifth-bit bytes adds 16.
+    #[inline(always)]
+    unsafe fn words(blk: *const u8, u: usize) -> [__m512i; WORDS] {
+        let quants = field_at(Self::FORMAT, if FIVE { 4 } else { 3 });
+        let w = nibbles(blk.add(quants + 64 * WORDS * (u / 2)), u % 2 == 1);
+        if !FIVE {
+            return w;
+        }
+        let (qh, bit, sixteen) = (
+            blk.add(field_at(Self::FORMAT, 3)),
+            _mm512_set1_epi8((1u8 << u) as i8),
+            _mm512_set1_epi8(16),
+        );
+        std::array::from_fn(|p| {
+            let has = _mm512_test_epi8_mask(load(qh.add(64 * p)), bit);
+            _mm512_mask_add_epi8(w[p], has, w[p], sixteen)
+        })
+    }
+    /// Per sub-block `a = d·sc`, `b = −dmin·m`.
+    type Scales = ([__m512; 8], [__m512; 8]);
+    /// Sub-blocks 0–3 take the low 6 bits of scale bytes 0–3 and 4–7; 4–7 the nibbles of
+    /// bytes 8–11 and the top 2 bits of bytes 0–7.
+    #[inline(always)]
+    unsafe fn scales(blk: *const u8) -> Self::Scales {
+        let at = blk.add(field_at(Self::FORMAT, 2));
+        let s: [__m128i; 12] = std::array::from_fn(|i| _mm_loadu_si128(at.add(16 * i).cast()));
+        let (six, four, three) = (_mm_set1_epi8(63), _mm_set1_epi8(0x0F), _mm_set1_epi8(3));
+        let top = |v: __m128i| _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(v, 6), three), 4);
+        let (mut sc, mut mn) = ([_mm_setzero_si128(); 8], [_mm_setzero_si128(); 8]);
+        for j in 0..4 {
+            sc[j] = _mm_and_si128(s[j], six);
+            mn[j] = _mm_and_si128(s[j + 4], six);
+            sc[j + 4] = _mm_or_si128(_mm_and_si128(s[j + 8], four), top(s[j]));
+            let high = _mm_and_si128(_mm_srli_epi16(s[j + 8], 4), four);
+            mn[j + 4] = _mm_or_si128(high, top(s[j + 4]));
+        }
+        let d = halves(blk);
+        let minus_dmin = _mm512_sub_ps(
+            _mm512_setzero_ps(),
+            halves(blk.add(field_at(Self::FORMAT, 1))),
+        );
+        (
+            std::array::from_fn(|j| _mm512_mul_ps(d, u8s(sc[j]))),
+            std::array::from_fn(|j| _mm512_mul_ps(minus_dmin, u8s(mn[j]))),
+        )
+    }
+    #[inline(always)]
+    unsafe fn ab(_: *const u8, sc: &Self::Scales, j: usize) -> (__m512, __m512) {
+        (sc.0[j], sc.1[j])
+    }
+}
+
+#[allow(unsafe_code)]
+impl Unpack for Q6 {
+    const FORMAT: Format = Format::Q6K;
+    const SPAN: usize = 16;
+    /// Unit `u = 4n + s`: low (s < 2) or high nibbles of low-bit words `16n + 8(s % 2)..`, and
+    /// bit pair `s` of high-bit words `8n..`.
+    #[inline(always)]
+    unsafe fn words(blk: *const u8, u: usize) -> [__m512i; WORDS] {
+        let (n, s) = (u / 4, u % 4);
+        let low = nibbles::<WORDS>(blk.add(64 * (16 * n + 8 * (s % 2))), s >= 2);
+        let qh = blk.add(field_at(Self::FORMAT, 1) + 64 * 8 * n);
+        let (three, shift) = (_mm512_set1_epi8(3), _mm_cvtsi32_si128(2 * s as i32));
+        std::array::from_fn(|p| {
+            let v = _mm512_srl_epi16(load(qh.add(64 * p)), shift);
+            let high = _mm512_slli_epi16(_mm512_and_si512(v, three), 4);
+            _mm512_or_si512(low[p], high)
+        })
+    }
+    /// The block's `d`; the 16 signed scales are read per span.
+    type Scales = __m512;
+    #[inline(always)]
+    unsafe fn scales(blk: *const u8) -> Self::Scales {
+        halves(blk.add(field_at(Self::FORMAT, 3)))
+    }
+    #[inline(always)]
+    unsafe fn ab(blk: *const u8, d: &Self::Scales, j: usize) -> (__m512, __m512) {
+        let sc = _mm_loadu_si128(blk.add(field_at(Self::FORMAT, 2) + 16 * j).cast());
+        let a = _mm512_mul_ps(*d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
+        (a, _mm512_mul_ps(a, _mm512_set1_ps(-32.0)))
+    }
+}
+
+/// Runs `$body` with `$u` the unpacker of `$format`.
+macro_rules! by_format {
+    ($format:expr, $u:ident => $body:expr) => {
+        match $format {
+            Format::Q4_0 => {
+                type $u = Q40;
+                $body
+            }
+            Format::Q4_1 => {
+                type $u = Q41;
+                $body
+            }
+            Format::Q8_0 => {
+                type $u = Q80;
+                $body
+            }
+            Format::Q4K => {
+                type $u = K4<false>;
+                $body
+            }
+            Format::Q5K => {
+                type $u = K4<true>;
+                $body
+            }
+            Format::Q6K => {
+                type $u = Q6;
+                $body
+            }
+        }
+    };
+}
+
+/// Rows of `src` times activation rows `c0..c0 + n` into `out` (`[activation][row]`).
+// SAFETY: callers hold AVX-512 F/BW/VNNI, `src` covers whole repacked groups (1 or 2) of
+// `format`, and activation rows `c0..c0 + n` hold at least every value of `src`'s rows.
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+pub unsafe fn gemv(
+    format: Format,
+    src: Groups,
+    acts: &Activations,
+    c0: usize,
+    n: usize,
+    out: &mut PanelBlock,
+) {
+    by_format!(format, U => match (src.groups, n) {
+        (1, 1) => pass::<U, 1, 1>(src, acts, c0, out),
+        (1, 2) => pass::<U, 1, 2>(src, acts, c0, out),
+        (1, 3) => pass::<U, 1, 3>(src, acts, c0, out),
+        (1, _) => pass::<U, 1, 4>(src, acts, c0, out),
+        (_, 1) => pass::<U, 2, 1>(src, acts, c0, out),
+        (_, 2) => pass::<U, 2, 2>(src, acts, c0, out),
+        (_, 3) => pass::<U, 2, 3>(src, acts, c0, out),
+        _ => pass::<U, 2, 4>(src, acts, c0, out),
+    })
+}
+
+// SAFETY: reached only from `gemv`.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn pass<U: Unpack, const G: usize, const N: usize>(
+    src: Groups,
+    acts: &Activations,
+    c0: usize,
+    out: &mut PanelBlock,
+) {
+    let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
+    let xq: [*const i8; N] = std::array::from_fn(|c| acts.row_q(c0 + c).as_ptr());
+    let xd: [*const f32; N] = std::array::from_fn(|c| acts.row_d(c0 + c).as_ptr());
+    // Activation sums per scale span: per 32 values, or per 16.
+    let xs: [*const f32; N] = std::array::from_fn(|c| {
+        if U::SPAN == 16 {
+            acts.row_s(c0 + c).as_ptr()
+        } else {
+            acts.row_t(c0 + c).as_ptr()
+        }
+    });
+    let per_span = WORDS * U::SPAN / 32;
+    let mut facc = [[_mm512_setzero_ps(); N]; G];
+    for k in 0..src.blocks {
+        for (g, facc) in facc.iter_mut().enumerate() {
+            let blk = src.at.add(g * src.group_bytes + k * block);
+            let sc = U::scales(blk);
+            for u in 0..units {
+                let at = k * units + u;
+                let w = U::words(blk, u);
+                for h in 0..32 / U::SPAN {
+                    let span = at * 32 / U::SPAN + h;
+                    let (a, b) = U::ab(blk, &sc, u * 32 / U::SPAN + h);
+                    for c in 0..N {
+                        let x = xq[c].add(32 * at + 4 * per_span * h);
+                        let word = |p: usize| {
+                            _mm512_set1_epi32(x.add(4 * p).cast::<i32>().read_unaligned())
+                        };
+                        // Two chains, so consecutive `vpdpbusd` do not wait on each other.
+                        let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                        for p in (0..per_span).step_by(2) {
+                            s0 = _mm512_dpbusd_epi32(s0, w[per_span * h + p], word(p));
+                            s1 = _mm512_dpbusd_epi32(s1, w[per_span * h + p + 1], word(p + 1));
+                        }
+                        let sums = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+                        let scale = _mm512_mul_ps(a, _mm512_set1_ps(*xd[c].add(at)));
+                        facc[c] = _mm512_fmadd_ps(sums, scale, facc[c]);
+                        facc[c] = _mm512_fmadd_ps(b, _mm512_set1_ps(*xs[c].add(span)), facc[c]);
+                    }
+                }
+            }
+        }
+    }
+    for (g, facc) in facc.iter().enumerate() {
+        for (c, v) in facc.iter().enumerate() {
+            _mm512_storeu_ps(out[c][LANES * g..].as_mut_ptr(), *v);
+        }
+    }
+}
+
+/// Unpacks the groups of `src` into `panel` for the GEMM, padding to `padded` weights.
+// SAFETY: callers hold AVX-512 F/BW, `src` covers whole repacked groups (1 or 2) of `format`,
+// and `padded`, a multiple of 64, is at least the rows' weights.
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+pub unsafe fn fill_panel(format: Format, src: Groups, panel: &mut Panel, padded: usize) {
+    by_format!(format, U => fill::<U>(src, panel, padded))
+}
+
+// SAFETY: reached only from `fill_panel`; `Panel::reset` sizes every group for `padded`.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
+    let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
+    panel.reset(src.groups, padded);
+    for g in 0..src.groups {
+        let (q, a, b) = panel.group_mut(g);
+        for k in 0..src.blocks {
+            let blk = src.at.add(g * src.group_bytes + k * block);
+            let sc = U::scales(blk);
+            for u in 0..units {
+                let at = k * units + u;
+                for (p, w) in U::words(blk, u).iter().enumerate() {
+                    _mm512_storeu_si512(q.as_mut_ptr().add(LANES * (WORDS * at + p)).cast(), *w);
+                }
+                // Scales and offsets are kept per 16 weights.
+                for h in 0..2 {
+                    let (av, bv) = U::ab(blk, &sc, (2 * u + h) * 16 / U::SPAN);
+                    _mm512_storeu_ps(a.as_mut_ptr().add(LANES * (2 * at + h)), av);
+                    _mm512_storeu_ps(b.as_mut_ptr().add(LANES * (2 * at + h)), bv);
+                }
+            }
+        }
+        let units = src.blocks * units;
+        q[LANES * WORDS * units..].fill(0);
+        a[LANES * 2 * units..].fill(0.0);
+        b[LANES * 2 * units..].fill(0.0);
+    }
+}
