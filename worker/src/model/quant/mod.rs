@@ -9,9 +9,9 @@
 //! - more rows elsewhere: each task unpacks weight rows into a [`tile`] for a microkernel.
 //!
 //! Either way weights are unpacked once per call, however many rows a step carries. On
-//! AVX-512 VNNI, formats of 32-weight blocks are [`packed`] at load (16 rows side by side, the
-//! same bytes in another order): few rows then take the repacked kernel, which needs no
-//! horizontal sums, and the panel fill is a plain unpack instead of a transpose.
+//! AVX-512 VNNI every format is [`packed`] at load instead (16 rows side by side, the same
+//! bytes in another order): under 32 rows the repacked kernel multiplies straight from memory
+//! with no horizontal sums, and from 32 the panel fill is a plain unpack, not a transpose.
 
 pub mod act;
 pub mod format;
@@ -41,6 +41,12 @@ const FUSED_ROWS: usize = 8;
 /// interleaving costs more than it saves for four rows, less from five (8 sequences, same
 /// machine: 28.6 → 28.9 tok/s on a Q4_K_M 1.1B, 32.4 → 37.1 on a 7B-shaped Q8_0).
 const PANEL_FROM: usize = 5;
+
+/// Activation rows from which the panel GEMM beats the repacked kernel (which re-reads the
+/// weights once per four rows): 8 and 16 sequences of a 1.1B Q4_K_M decoded at 110–120 and
+/// 109–115 tok/s against 69–77 and 91–95 through the GEMM; a 128-token prompt 185 against
+/// 150–172 (AMD EPYC Zen 4, 2 threads).
+const PACKED_PANEL_FROM: usize = 32;
 
 /// Weight rows per parallel task: one panel.
 const TASK_ROWS: usize = PANEL_ROWS;
@@ -163,11 +169,12 @@ impl QMatrix {
             return Vec::new();
         }
         let acts = quantize(isa, x, m, self.cols);
+        let packed = self.packed && isa.packs(self.format);
+        if packed && m < PACKED_PANEL_FROM {
+            return self.gemv(isa, &acts);
+        }
         if m >= PANEL_FROM && isa.has_gemm() {
             return self.gemm(isa, &acts);
-        }
-        if self.packed && isa.packs(self.format) {
-            return self.gemv(isa, &acts);
         }
         // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
         let mut out_t = vec![0f32; self.rows * m];
@@ -249,11 +256,14 @@ impl QMatrix {
     /// `acts · Wᵀ` for few activation rows over repacked weights, straight from memory.
     fn gemv(&self, isa: Isa, acts: &Activations) -> Vec<f32> {
         self.by_tasks(acts.rows, |first, n, put| {
-            let src = self.groups(first, n);
+            let groups = self.groups(first, n).chunks_exact(GROUP * self.row_bytes);
             let mut block: PanelBlock = [[0.0; PANEL_ROWS]; COLS];
             for c0 in (0..acts.rows).step_by(COLS) {
                 let nc = (acts.rows - c0).min(COLS);
-                isa.gemv_packed(self.format, src, self.cols, acts, c0, nc, &mut block);
+                for (g, src) in groups.clone().enumerate() {
+                    let (format, cols) = (self.format, self.cols);
+                    isa.gemv_packed(format, src, cols, acts, c0, nc, &mut block, GROUP * g);
+                }
                 put(c0, nc, &block);
             }
         })

@@ -28,12 +28,28 @@ pub fn packs(format: Format) -> bool {
 
 /// Where field `f` of a repacked block starts.
 pub fn field_at(format: Format, f: usize) -> usize {
-    GROUP * fields(format)[f].0
+    GROUP
+        * fields(format)
+            .iter()
+            .take(f)
+            .map(|&(start, _)| field_len(format, start))
+            .sum::<usize>()
 }
 
-/// The fields of a file block as (first byte, bytes per element): each field of the 16 rows
-/// is stored element by element, `[element][row]`, in the order of the file. Quantized bytes
-/// go four at a time (one 32-bit lane per row), scales as they are.
+/// Bytes per file block of the field starting at `start`: up to the next field in the file.
+fn field_len(format: Format, start: usize) -> usize {
+    let next = fields(format)
+        .iter()
+        .map(|f| f.0)
+        .filter(|&s| s > start)
+        .min();
+    next.unwrap_or(format.block_bytes()) - start
+}
+
+/// The fields of a file block as (first byte, bytes per element), in the order they are
+/// stored: each field of the 16 rows element by element, `[element][row]`. Quantized bytes go
+/// four at a time (one 32-bit lane per row), scales as they are. Scales come first, where a
+/// kernel starts reading a block.
 fn fields(format: Format) -> &'static [(usize, usize)] {
     match format {
         // Scale (f16), quantized bytes.
@@ -44,8 +60,8 @@ fn fields(format: Format) -> &'static [(usize, usize)] {
         Format::Q4K => &[(0, 2), (2, 2), (4, 1), (16, 4)],
         // As Q4_K with 32 bytes of fifth bits before the nibbles.
         Format::Q5K => &[(0, 2), (2, 2), (4, 1), (16, 4), (48, 4)],
-        // Low nibbles, high bit pairs, 16 signed scales, d (f16).
-        Format::Q6K => &[(0, 4), (128, 4), (192, 1), (208, 2)],
+        // d (f16), 16 signed scales, low nibbles, high bit pairs.
+        Format::Q6K => &[(208, 2), (192, 1), (0, 4), (128, 4)],
     }
 }
 
@@ -54,14 +70,20 @@ pub fn group_block(format: Format) -> usize {
     GROUP * format.block_bytes()
 }
 
-/// Where byte `i` of file block `lane` goes inside a repacked block.
+/// Calls `f(file, packed, n)` for each run of `n` bytes at `file` in block `lane` of a group
+/// that lies at `packed` in the repacked block.
 #[inline(always)]
-fn place(format: Format, lane: usize, i: usize) -> usize {
-    let fields = fields(format);
-    let f = fields.iter().rposition(|f| f.0 <= i).unwrap_or(0);
-    let (start, size) = fields[f];
-    let j = i - start;
-    GROUP * start + GROUP * size * (j / size) + size * lane + j % size
+fn runs(format: Format, lane: usize, mut f: impl FnMut(usize, usize, usize)) {
+    for (i, &(start, size)) in fields(format).iter().enumerate() {
+        let base = field_at(format, i);
+        for e in 0..field_len(format, start) / size {
+            f(
+                start + e * size,
+                base + GROUP * size * e + size * lane,
+                size,
+            );
+        }
+    }
 }
 
 /// Repacks 16 rows of `row_bytes` file bytes (`src`) into `dst`, the same size.
@@ -71,9 +93,9 @@ pub fn pack_group(format: Format, src: &[u8], row_bytes: usize, dst: &mut [u8]) 
     for (k, out) in dst.chunks_exact_mut(GROUP * bb).enumerate() {
         for lane in 0..GROUP {
             let blk = &src[lane * row_bytes + k * bb..][..bb];
-            for (i, &v) in blk.iter().enumerate() {
-                out[place(format, lane, i)] = v;
-            }
+            runs(format, lane, |from, to, n| {
+                out[to..to + n].copy_from_slice(&blk[from..from + n]);
+            });
         }
     }
 }
@@ -83,9 +105,9 @@ pub fn unpack_row(format: Format, src: &[u8], lane: usize, row: &mut [u8]) {
     let bb = format.block_bytes();
     assert!(packs(format) && lane < GROUP && src.len() == GROUP * row.len());
     for (blk, from) in row.chunks_exact_mut(bb).zip(src.chunks_exact(GROUP * bb)) {
-        for (i, v) in blk.iter_mut().enumerate() {
-            *v = from[place(format, lane, i)];
-        }
+        runs(format, lane, |to, at, n| {
+            blk[to..to + n].copy_from_slice(&from[at..at + n]);
+        });
     }
 }
 

@@ -280,8 +280,8 @@ impl Isa {
         self.has_gemm() && crate::model::quant::packed::packs(format)
     }
 
-    /// The rows of `src` (one or two repacked groups of `cols` weights per row) times
-    /// activation rows `c0..c0 + n` (`n ≤ 4`) into `out`.
+    /// The 16 rows of `src` (one repacked group of `cols` weights per row) times activation
+    /// rows `c0..c0 + n` (`n ≤ 4`) into `out[c][at..at + 16]` (`at` 0 or 16).
     #[allow(clippy::too_many_arguments)]
     pub fn gemv_packed(
         self,
@@ -292,20 +292,22 @@ impl Isa {
         c0: usize,
         n: usize,
         out: &mut PanelBlock,
+        at: usize,
     ) {
         assert!(self.packs(format) && (1..=COLS).contains(&n) && c0 + n <= acts.rows);
-        assert!(acts.padded >= cols);
+        assert!(acts.padded >= cols && (at == 0 || at == GROUP));
         let groups = Groups::new(format, src, cols);
+        assert_eq!(groups.groups, 1);
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `packs` holds only where detection found AVX-512 F/BW/VNNI; `Groups::new`
         // checked the groups are whole and the assertions above that the activations hold
         // every value the kernel reads.
         #[allow(unsafe_code)]
         unsafe {
-            packed::gemv(format, groups, acts, c0, n, out)
+            packed::gemv(format, groups, acts, c0, n, out, at)
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (groups, out);
+        let _ = (groups, out, at);
     }
 
     /// Unpacks the rows of `src` (one or two repacked groups) into `panel` for [`Isa::gemm`].
