@@ -83,10 +83,10 @@ impl QMatrix {
         })
     }
 
-    /// The matrix repacked for `isa`'s kernels where they have a layout for its format
-    /// ([`Isa::packs`]), else as it was. Repacks in place, a group at a time.
+    /// The matrix repacked for `isa`'s kernels where they want it ([`Isa::packs`]), else as
+    /// it was. Repacks in place, a group at a time.
     pub fn packed_for(mut self, isa: Isa) -> Self {
-        if self.packed || !isa.packs(self.format) {
+        if self.packed || !isa.packs() {
             return self;
         }
         let group_bytes = GROUP * self.row_bytes;
@@ -169,8 +169,7 @@ impl QMatrix {
             return Vec::new();
         }
         let acts = quantize(isa, x, m, self.cols);
-        let packed = self.packed && isa.packs(self.format);
-        if packed && m < PACKED_PANEL_FROM {
+        if self.packed && isa.packs() && m < PACKED_PANEL_FROM {
             return self.gemv(isa, &acts);
         }
         if m >= PANEL_FROM && isa.has_gemm() {

@@ -2,12 +2,12 @@
 //!
 //! In GGUF each row's blocks follow one another, so a kernel reading one row at a time needs a
 //! horizontal sum and a scale per row and block. Repacked, block `k` of 16 rows is one unit:
-//! the 16 rows' scales (f16, and Q4_1's minimums) first, then their quantized bytes four at a
-//! time, `[word p][row]`. One 64-byte load then holds word `p` of all 16 rows, so a `vpdpbusd`
-//! with four activation bytes broadcast advances 16 dot products, and one vector of scales
-//! applies to 16 rows. The repacked bytes are the file's bytes in another order: the same
-//! size, nothing held twice.
-//!
+//! each field of the file block (scales, quantized bytes, ...) for the 16 rows, element by
+//! element, `[element][row]`, scales first and quantized bytes four at a time. One 64-byte
+//! load then holds four weights of all 16 rows, so a `vpdpbusd` with four activation bytes
+//! broadcast advances 16 dot products, and one vector of scales applies to 16 rows. The
+//! repacked bytes are the file's bytes in another order: the same size, nothing held twice.
+//! Every format the kernels multiply has a layout.
 
 use crate::model::quant::format::Format;
 
@@ -19,11 +19,6 @@ pub const GROUP: usize = 16;
 pub fn enabled() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var("ARENA_REPACK").map_or(true, |v| v.trim() != "off"))
-}
-
-/// Whether `format` has a repacked layout (every format the kernels multiply has).
-pub fn packs(format: Format) -> bool {
-    !fields(format).is_empty()
 }
 
 /// Where field `f` of a repacked block starts.
@@ -89,7 +84,7 @@ fn runs(format: Format, lane: usize, mut f: impl FnMut(usize, usize, usize)) {
 /// Repacks 16 rows of `row_bytes` file bytes (`src`) into `dst`, the same size.
 pub fn pack_group(format: Format, src: &[u8], row_bytes: usize, dst: &mut [u8]) {
     let bb = format.block_bytes();
-    assert!(packs(format) && src.len() == GROUP * row_bytes && dst.len() == src.len());
+    assert!(src.len() == GROUP * row_bytes && dst.len() == src.len());
     for (k, out) in dst.chunks_exact_mut(GROUP * bb).enumerate() {
         for lane in 0..GROUP {
             let blk = &src[lane * row_bytes + k * bb..][..bb];
@@ -103,7 +98,7 @@ pub fn pack_group(format: Format, src: &[u8], row_bytes: usize, dst: &mut [u8]) 
 /// The file bytes of row `lane` of a repacked group (`src`) into `row` (`row_bytes` long).
 pub fn unpack_row(format: Format, src: &[u8], lane: usize, row: &mut [u8]) {
     let bb = format.block_bytes();
-    assert!(packs(format) && lane < GROUP && src.len() == GROUP * row.len());
+    assert!(lane < GROUP && src.len() == GROUP * row.len());
     for (blk, from) in row.chunks_exact_mut(bb).zip(src.chunks_exact(GROUP * bb)) {
         runs(format, lane, |to, at, n| {
             blk[to..to + n].copy_from_slice(&from[at..at + n]);

@@ -106,7 +106,7 @@ fn every_format_dequantizes_exactly_as_llama_cpp() {
 /// `m` repacked for the best level, where it repacks this format.
 fn repacked(m: QMatrix) -> QMatrix {
     let best = *Isa::available().last().unwrap();
-    let packs = best.packs(m.format);
+    let packs = best.packs();
     let m = m.packed_for(best);
     assert_eq!(m.is_packed(), packs);
     m
@@ -135,23 +135,17 @@ fn every_kernel_multiplies_every_format() {
                     "{f:?} scalar batch {batch} [{i}]: {g} vs {e}, bound {bound}"
                 );
             }
-            for &isa in &levels[1..] {
+            // Every SIMD level on file order; repacked, its own kernels on the best level and
+            // the rows unpacked again below it.
+            let file_order = levels[1..].iter().map(|&isa| (&m, isa));
+            let repacked = levels.iter().filter(|_| packed.is_packed());
+            for (m, isa) in file_order.chain(repacked.map(|&isa| (&packed, isa))) {
                 let got = m.matmul_with(isa, &x, batch);
+                let layout = if m.is_packed() { "repacked, " } else { "" };
                 for (i, (g, r)) in got.iter().zip(&reference).enumerate() {
                     assert!(
                         (g - r).abs() <= 1e-4 * rms,
-                        "{f:?} {} batch {batch} [{i}]: {g} vs scalar {r}",
-                        isa.name()
-                    );
-                }
-            }
-            // Repacked, with its own kernels on the best level and unpacked again below it.
-            for &isa in levels.iter().filter(|_| packed.is_packed()) {
-                let got = packed.matmul_with(isa, &x, batch);
-                for (i, (g, r)) in got.iter().zip(&reference).enumerate() {
-                    assert!(
-                        (g - r).abs() <= 1e-4 * rms,
-                        "{f:?} repacked, {} batch {batch} [{i}]: {g} vs scalar {r}",
+                        "{f:?} {layout}{} batch {batch} [{i}]: {g} vs scalar {r}",
                         isa.name()
                     );
                 }

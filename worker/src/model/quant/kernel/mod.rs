@@ -261,7 +261,6 @@ impl Groups {
     fn new(format: Format, src: &[u8], cols: usize) -> Groups {
         let row_bytes = format.row_bytes(cols).expect("whole blocks");
         let group_bytes = GROUP * row_bytes;
-        assert!(crate::model::quant::packed::packs(format));
         assert!(!src.is_empty() && src.len().is_multiple_of(group_bytes));
         assert!(src.len() / group_bytes <= crate::model::quant::panel::GROUPS);
         Groups {
@@ -274,10 +273,10 @@ impl Groups {
 }
 
 impl Isa {
-    /// Whether matrices in `format` are repacked for this level
-    /// ([`crate::model::quant::packed`]); only then do the two calls below apply.
-    pub fn packs(self, format: Format) -> bool {
-        self.has_gemm() && crate::model::quant::packed::packs(format)
+    /// Whether matrices are repacked for this level ([`crate::model::quant::packed`], every
+    /// format); only then do the two calls below apply.
+    pub fn packs(self) -> bool {
+        self.has_gemm()
     }
 
     /// The 16 rows of `src` (one repacked group of `cols` weights per row) times activation
@@ -294,7 +293,7 @@ impl Isa {
         out: &mut PanelBlock,
         at: usize,
     ) {
-        assert!(self.packs(format) && (1..=COLS).contains(&n) && c0 + n <= acts.rows);
+        assert!(self.packs() && (1..=COLS).contains(&n) && c0 + n <= acts.rows);
         assert!(acts.padded >= cols && (at == 0 || at == GROUP));
         let groups = Groups::new(format, src, cols);
         assert_eq!(groups.groups, 1);
@@ -312,7 +311,7 @@ impl Isa {
 
     /// Unpacks the rows of `src` (one or two repacked groups) into `panel` for [`Isa::gemm`].
     pub fn fill_panel_packed(self, panel: &mut Panel, format: Format, src: &[u8], cols: usize) {
-        assert!(self.packs(format));
+        assert!(self.packs());
         let groups = Groups::new(format, src, cols);
         let padded = crate::model::quant::act::padded(cols);
         #[cfg(target_arch = "x86_64")]

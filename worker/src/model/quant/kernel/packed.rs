@@ -69,6 +69,15 @@ unsafe fn nibbles<const W: usize>(at: *const u8, high: bool) -> [__m512i; W] {
     })
 }
 
+/// The eight words of a block of 32 nibbles at `q`: low nibbles of word `p` are weights
+/// `4p..4p + 4`, high ones `16 + 4p..`.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn nibble_block(q: *const u8) -> [__m512i; WORDS] {
+    let (lo, hi) = (nibbles::<4>(q, false), nibbles::<4>(q, true));
+    std::array::from_fn(|p| if p < 4 { lo[p] } else { hi[p - 4] })
+}
+
 /// Nibbles `q` with `w = d·(q − 8)`.
 struct Q40;
 /// Nibbles `q` with `w = d·q + m`.
@@ -84,12 +93,9 @@ struct Q6;
 impl Unpack for Q40 {
     const FORMAT: Format = Format::Q4_0;
     const SPAN: usize = 32;
-    /// Low nibbles of word `p` are weights `4p..4p + 4`, high ones `16 + 4p..`.
     #[inline(always)]
     unsafe fn words(blk: *const u8, _: usize) -> [__m512i; WORDS] {
-        let q = blk.add(field_at(Self::FORMAT, 1));
-        let (lo, hi) = (nibbles::<4>(q, false), nibbles::<4>(q, true));
-        std::array::from_fn(|p| if p < 4 { lo[p] } else { hi[p - 4] })
+        nibble_block(blk.add(field_at(Self::FORMAT, 1)))
     }
     type Scales = (__m512, __m512);
     #[inline(always)]
@@ -109,9 +115,7 @@ impl Unpack for Q41 {
     const SPAN: usize = 32;
     #[inline(always)]
     unsafe fn words(blk: *const u8, _: usize) -> [__m512i; WORDS] {
-        let q = blk.add(field_at(Self::FORMAT, 2));
-        let (lo, hi) = (nibbles::<4>(q, false), nibbles::<4>(q, true));
-        std::array::from_fn(|p| if p < 4 { lo[p] } else { hi[p - 4] })
+        nibble_block(blk.add(field_at(Self::FORMAT, 2)))
     }
     type Scales = (__m512, __m512);
     #[inline(always)]
