@@ -6,16 +6,17 @@ Run (from the repository root; the llama.cpp virtualenv has gguf, numpy and llam
 which is, once that virtualenv exists:
     ~/.cache/arena/venv-llamacpp/bin/python scripts/make-bench-models.py \
         --out ~/.cache/arena/bench-models [--shapes tinyllama,7b-4l] \
-        [--types q4_0,q4_1,q4_k_m,q5_k_m,q6_k,q8_0] [--smollm2 PATH] [--threads N] [--drop-f16]
+        [--types q4_0,q4_1,q4_k_m,q5_k_m,q6_k,q8_0,bf16] [--smollm2 PATH] [--threads N] [--drop-f16]
 
 For each shape it writes DIR/{shape}-f16.gguf (F16 matrices, F32 norms, weights drawn from a
 normal distribution with std 0.02 from a fixed seed, norms 1.0) with the GGUF writer of the
 `gguf` package, then quantizes it with llama.cpp's own quantizer (llama_model_quantize with
-its default parameters, as `llama-quantize` does) into DIR/{shape}-{type}.gguf. Each file
+its default parameters, as `llama-quantize` does) into DIR/{shape}-{type}.gguf (bf16: the
+same weights rounded to BF16). Each file
 gets a DIR/{name}.json sidecar holding its recipe; a file whose sidecar holds the same recipe
 (and whose size matches) is kept, so a second run only writes what is missing. --drop-f16
 deletes the F16 file once its quantized files exist (it is remade from the seed when needed):
-both shapes with all types take about 11 GB without the F16 files and 16 GB with them.
+both shapes with all types take about 16 GB without the F16 files and 21 GB with them.
 
 Shapes (vocabulary and tokenizer copied from SmolLM2-135M-Instruct: every tokenizer.* key,
 gpt2 BPE with 49152 tokens, `<|im_start|>`/`<|im_end|>` as BOS/EOS, ChatML template):
@@ -65,6 +66,7 @@ TYPES = {
     "q5_k_m": ("LLAMA_FTYPE_MOSTLY_Q5_K_M", 5.9),
     "q6_k": ("LLAMA_FTYPE_MOSTLY_Q6_K", 6.7),
     "q8_0": ("LLAMA_FTYPE_MOSTLY_Q8_0", 8.6),
+    "bf16": ("LLAMA_FTYPE_MOSTLY_BF16", 16.0),
 }
 
 LLAMA_FTYPE_MOSTLY_F16 = 1

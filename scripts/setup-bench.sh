@@ -37,17 +37,32 @@ llamacpp_cmake_args() {
   echo "$args"
 }
 
+# A venv's llama.cpp is kept only if it was built for this CPU's features (or unpacked from the
+# same prebuilt package): one built elsewhere can die with SIGILL here (an AVX-VNNI build on an
+# AMD Zen 4) or run slower than this CPU allows.
 setup_llamacpp() {
   local venv="$VENVS/venv-llamacpp" check="import llama_cpp, sys; sys.exit(llama_cpp.__version__ != '0.3.36')"
+  local built="$venv/arena-llamacpp-build" want
+  if [ -n "${LLAMACPP_PREBUILT:-}" ]; then
+    want="prebuilt $(basename "$LLAMACPP_PREBUILT")"
+  else
+    want="cmake $(llamacpp_cmake_args)"
+  fi
   if "$venv/bin/python" -c "$check" >/dev/null 2>&1; then
-    echo "$venv/bin/python"
-    return 0
+    if [ "$(cat "$built" 2>/dev/null)" = "$want" ]; then
+      echo "$venv/bin/python"
+      return 0
+    fi
+    log "llama-cpp-python in $venv was built for another CPU or source ($(cat "$built" 2>/dev/null || echo unknown)); rebuilding"
+    "$venv/bin/pip" uninstall --quiet --yes llama-cpp-python >/dev/null 2>&1 || true
   fi
   venv_install "$venv" "import numpy, gguf, jinja2, diskcache" numpy gguf typing_extensions diskcache jinja2
   local site
   site="$("$venv/bin/python" -c 'import site; print(site.getsitepackages()[0])')"
+  rm -f "$built"
   if [ -n "${LLAMACPP_PREBUILT:-}" ]; then
     log "unpacking llama-cpp-python from $LLAMACPP_PREBUILT"
+    rm -rf "$site/llama_cpp" "$site"/llama_cpp_python-*.dist-info
     tar xzf "$LLAMACPP_PREBUILT" -C "$site" || die "cannot unpack $LLAMACPP_PREBUILT"
   else
     need_cmd c++
@@ -59,6 +74,7 @@ setup_llamacpp() {
       || die "could not build llama-cpp-python 0.3.36 (needs a C++ compiler; pip fetches cmake)"
   fi
   "$venv/bin/python" -c "$check" || die "llama_cpp 0.3.36 does not import from $venv"
+  echo "$want" >"$built"
   echo "$venv/bin/python"
 }
 

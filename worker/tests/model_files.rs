@@ -347,3 +347,45 @@ fn unknown_device_is_a_clear_error() {
         .to_string()
         .contains("--features cuda"));
 }
+
+/// A 16-bit HF folder is held at 2 bytes per weight on the CPU and computes what the same
+/// values held in f32 compute (through candle's f32 path).
+#[test]
+fn sixteen_bit_weights_stay_sixteen_bit_and_match_their_f32_values() {
+    let dir = tempfile::tempdir().unwrap();
+    for (dtype, name) in [(DType::F16, "f16"), (DType::BF16, "bf16")] {
+        let half = dir.path().join(format!("hf-{name}"));
+        tiny::write_tiny_hf(&half, dtype, 11).unwrap();
+        // The same values widened to f32, in a second folder.
+        let wide = dir.path().join(format!("hf-{name}-as-f32"));
+        std::fs::create_dir_all(&wide).unwrap();
+        for entry in std::fs::read_dir(&half).unwrap() {
+            let path = entry.unwrap().path();
+            let to = wide.join(path.file_name().unwrap());
+            if path.extension().is_some_and(|e| e == "safetensors") {
+                let tensors = candle_core::safetensors::load(&path, &Device::Cpu).unwrap();
+                let tensors: std::collections::HashMap<_, _> = tensors
+                    .into_iter()
+                    .map(|(k, t)| (k, t.to_dtype(DType::F32).unwrap()))
+                    .collect();
+                candle_core::safetensors::save(&tensors, &to).unwrap();
+            } else {
+                std::fs::copy(&path, &to).unwrap();
+            }
+        }
+        let h = load(&half).unwrap().model;
+        let w = load(&wide).unwrap().model;
+        assert_eq!(h.held_as(), (name, name), "tied head and blocks in {name}");
+        assert_eq!(w.held_as(), ("f32", "f32"));
+        for tokens in [&[5u32, 6, 7][..], &(0..40).collect::<Vec<u32>>()[..]] {
+            let (a, b) = (logits(&h, tokens), logits(&w, tokens));
+            let scale = b.iter().map(|x| x.abs()).fold(0.0, f32::max);
+            assert!(
+                max_diff(&a, &b) <= 1e-4 * scale.max(1.0),
+                "{name}, {} tokens: {} (scale {scale})",
+                tokens.len(),
+                max_diff(&a, &b)
+            );
+        }
+    }
+}

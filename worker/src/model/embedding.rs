@@ -8,7 +8,8 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{Device, Result, Tensor};
 
-use crate::model::linear::own_matrix;
+use crate::model::half::HalfMatrix;
+use crate::model::linear::{half_matrix, own_matrix, Linear};
 use crate::model::quant::QMatrix;
 
 /// `[vocab, hidden]` token embeddings.
@@ -19,6 +20,8 @@ pub enum Embedding {
     /// Rows in a format our kernels multiply, dequantized when looked up; a tied output layer
     /// shares the same matrix.
     Shared(Arc<QMatrix>),
+    /// 16-bit float rows on the CPU, converted when looked up; shared as [`Embedding::Shared`].
+    Half(Arc<HalfMatrix>),
     /// Other quantized rows on the CPU, dequantized when looked up.
     Quantized {
         /// The GGUF tensor.
@@ -33,10 +36,15 @@ pub enum Embedding {
 }
 
 impl Embedding {
-    /// Keeps a quantized CPU tensor quantized; anything else is dequantized once.
+    /// Keeps a quantized or 16-bit CPU tensor as it is; anything else is dequantized once.
     pub fn from_qtensor(q: QTensor, device: &Device) -> Result<Self> {
         let (vocab, hidden) = q.shape().dims2()?;
         let dtype = q.dtype();
+        if device.is_cpu() {
+            if let Some(m) = half_matrix(&q)? {
+                return Ok(Self::Half(Arc::new(m)));
+            }
+        }
         let float = matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
         if float || !device.is_cpu() || hidden % dtype.block_size() != 0 {
             return Ok(Self::Dense(q.dequantize(device)?));
@@ -53,11 +61,12 @@ impl Embedding {
         })
     }
 
-    /// The matrix a tied output layer can share, if the table is one.
-    pub fn matrix(&self) -> Option<Arc<QMatrix>> {
+    /// A tied output layer sharing this table's matrix, where our kernels multiply it.
+    pub fn tied_head(&self) -> Option<Linear> {
         match self {
-            Self::Shared(m) => Some(m.clone()),
-            _ => None,
+            Self::Shared(m) => Some(Linear::from_matrix(m.clone())),
+            Self::Half(m) => Some(Linear::from_half(m.clone())),
+            Self::Dense(_) | Self::Quantized { .. } => None,
         }
     }
 
@@ -65,19 +74,12 @@ impl Embedding {
     pub fn lookup(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
         match self {
             Self::Dense(t) => t.index_select(&Tensor::new(ids, device)?, 0),
-            Self::Shared(m) => {
-                let hidden = m.cols();
-                let mut out = vec![0f32; ids.len() * hidden];
-                for (&id, row) in ids.iter().zip(out.chunks_exact_mut(hidden)) {
-                    if m.dequantize_row(id as usize, row).is_none() {
-                        candle_core::bail!(
-                            "token id {id} is outside the vocabulary of {}",
-                            m.rows()
-                        )
-                    }
-                }
-                Tensor::from_vec(out, (ids.len(), hidden), device)
-            }
+            Self::Shared(m) => rows_of(ids, m.rows(), m.cols(), device, |r, out| {
+                m.dequantize_row(r, out)
+            }),
+            Self::Half(m) => rows_of(ids, m.rows(), m.cols(), device, |r, out| {
+                m.dequantize_row(r, out)
+            }),
             Self::Quantized {
                 q,
                 row_bytes,
@@ -98,6 +100,23 @@ impl Embedding {
             }
         }
     }
+}
+
+/// The rows of `ids` from a `[vocab, hidden]` table whose `row(r, out)` writes row `r`.
+fn rows_of(
+    ids: &[u32],
+    vocab: usize,
+    hidden: usize,
+    device: &Device,
+    row: impl Fn(usize, &mut [f32]) -> Option<()>,
+) -> Result<Tensor> {
+    let mut out = vec![0f32; ids.len() * hidden];
+    for (&id, dst) in ids.iter().zip(out.chunks_exact_mut(hidden)) {
+        if row(id as usize, dst).is_none() {
+            candle_core::bail!("token id {id} is outside the vocabulary of {vocab}")
+        }
+    }
+    Tensor::from_vec(out, (ids.len(), hidden), device)
 }
 
 #[cfg(test)]
@@ -122,6 +141,7 @@ mod tests {
             GgmlDType::Q5K,
             GgmlDType::Q6K,
             GgmlDType::F16,
+            GgmlDType::BF16,
         ] {
             let q = QTensor::quantize(&table, dtype).unwrap();
             let whole = q.dequantize(&dev).unwrap();
@@ -129,11 +149,11 @@ mod tests {
                 .index_select(&Tensor::new(&ids[..], &dev).unwrap(), 0)
                 .unwrap();
             let e = Embedding::from_qtensor(q, &dev).unwrap();
-            assert_eq!(
-                matches!(e, Embedding::Quantized { .. } | Embedding::Shared(_)),
-                dtype != GgmlDType::F16,
-                "{dtype:?}"
-            );
+            let kept = match dtype {
+                GgmlDType::F16 | GgmlDType::BF16 => matches!(e, Embedding::Half(_)),
+                _ => matches!(e, Embedding::Quantized { .. } | Embedding::Shared(_)),
+            };
+            assert!(kept, "{dtype:?} held as {e:?}");
             let got = e.lookup(&ids, &dev).unwrap();
             assert_eq!(
                 got.to_vec2::<f32>().unwrap(),

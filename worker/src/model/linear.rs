@@ -5,6 +5,7 @@ use std::sync::Arc;
 use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
 use candle_core::{Device, Module, Result, Tensor};
 
+use crate::model::half::{Half, HalfMatrix};
 use crate::model::quant::{Format, Isa, QMatrix};
 
 /// Rows at and above which a layer of a type candle multiplies is dequantized and run through
@@ -19,6 +20,8 @@ pub const GEMM_ROWS: usize = 32;
 enum Weight {
     /// A format our int8 kernels multiply, on the CPU.
     Own(Arc<QMatrix>),
+    /// 16-bit floats, kept at 2 bytes per weight, on the CPU.
+    Half(Arc<HalfMatrix>),
     /// Other quantized types, through candle's kernels.
     Quantized(QMatMul, Arc<QTensor>),
     /// Float weights.
@@ -33,11 +36,15 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// Wraps a GGUF tensor; float GGUF tensors are dequantized once at load.
+    /// Wraps a GGUF tensor; F32 GGUF tensors (and 16-bit ones off the CPU) are dequantized
+    /// once at load.
     pub fn from_qtensor(q: QTensor) -> Result<Self> {
         let out_features = q.shape().dims2()?.0;
         if let Some(m) = own_matrix(&q)? {
             return Ok(Self::from_matrix(Arc::new(m)));
+        }
+        if let Some(m) = half_matrix(&q)? {
+            return Ok(Self::from_half(Arc::new(m)));
         }
         let q = Arc::new(q);
         let mm = QMatMul::from_arc(q.clone())?;
@@ -59,6 +66,14 @@ impl Linear {
         }
     }
 
+    /// Wraps a 16-bit float matrix (shared, e.g. with tied embeddings).
+    pub fn from_half(m: Arc<HalfMatrix>) -> Self {
+        Self {
+            out_features: m.rows(),
+            weight: Weight::Half(m),
+        }
+    }
+
     /// Wraps a float tensor `[out, in]`.
     pub fn from_tensor(w: Tensor) -> Result<Self> {
         let out_features = w.dim(0)?;
@@ -66,6 +81,19 @@ impl Linear {
             weight: Weight::Float(QMatMul::Tensor(w)),
             out_features,
         })
+    }
+
+    /// How the weight is held and multiplied.
+    pub fn held_as(&self) -> &'static str {
+        match &self.weight {
+            Weight::Own(m) => m.format().held_as(),
+            Weight::Half(m) => match m.kind() {
+                Half::F16 => "f16",
+                Half::Bf16 => "bf16",
+            },
+            Weight::Quantized(..) => "candle quantized",
+            Weight::Float(_) => "f32",
+        }
     }
 
     /// Output width.
@@ -82,15 +110,17 @@ impl Linear {
     pub fn forward(&self, x: &Tensor, gemm_from: usize) -> Result<Tensor> {
         let rows = x.dim(0)?;
         let gemm_from = gemm_from.min(rows);
-        if matches!(self.weight, Weight::Float(_) | Weight::Own(_))
-            || gemm_from == rows
+        if matches!(
+            self.weight,
+            Weight::Float(_) | Weight::Own(_) | Weight::Half(_)
+        ) || gemm_from == rows
             || !matches!(x.device(), Device::Cpu)
         {
             return self.quantized_path(x);
         }
         let w = match &self.weight {
             Weight::Quantized(_, q) => q.dequantize(x.device())?,
-            Weight::Own(_) | Weight::Float(_) => unreachable!("handled above"),
+            Weight::Own(_) | Weight::Half(_) | Weight::Float(_) => unreachable!("handled above"),
         };
         let long = x.narrow(0, gemm_from, rows - gemm_from)?.matmul(&w.t()?)?;
         if gemm_from == 0 {
@@ -102,7 +132,8 @@ impl Linear {
 
     fn quantized_path(&self, x: &Tensor) -> Result<Tensor> {
         match &self.weight {
-            Weight::Own(m) => own_matmul(m, x),
+            Weight::Own(m) => host_matmul(x, m.rows(), |x, rows| m.matmul(x, rows)),
+            Weight::Half(m) => host_matmul(x, m.rows(), |x, rows| m.matmul(x, rows)),
             Weight::Quantized(mm, _) | Weight::Float(mm) => mm.forward(x),
         }
     }
@@ -137,8 +168,66 @@ pub fn own_matrix(q: &QTensor) -> Result<Option<QMatrix>> {
     Ok(m.map(|m| m.packed_for(Isa::best())))
 }
 
-fn own_matmul(m: &QMatrix, x: &Tensor) -> Result<Tensor> {
+/// A product of our own kernels, `f(x, rows)`, on `x: [rows, in]`, as a `[rows, out]` tensor.
+fn host_matmul(
+    x: &Tensor,
+    out: usize,
+    f: impl FnOnce(&[f32], usize) -> Vec<f32>,
+) -> Result<Tensor> {
     let rows = x.dim(0)?;
     let flat: Vec<f32> = x.flatten_all()?.to_vec1()?;
-    Tensor::from_vec(m.matmul(&flat, rows), (rows, m.rows()), x.device())
+    Tensor::from_vec(f(&flat, rows), (rows, out), x.device())
+}
+
+/// `q` as a 16-bit float matrix kept at 2 bytes per weight, if it is one on the CPU.
+pub fn half_matrix(q: &QTensor) -> Result<Option<HalfMatrix>> {
+    let kind = match q.dtype() {
+        GgmlDType::F16 => Half::F16,
+        GgmlDType::BF16 => Half::Bf16,
+        _ => return Ok(None),
+    };
+    if !matches!(q.device(), Device::Cpu) {
+        return Ok(None);
+    }
+    let (rows, cols) = q.shape().dims2()?;
+    let m = HalfMatrix::from_le_bytes(kind, &q.data()?, rows, cols);
+    m.map(Some).ok_or_else(|| {
+        candle_core::Error::Msg(format!(
+            "{kind:?} tensor of {rows}x{cols}: wrong byte count"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sixteen_bit_gguf_tensors_are_held_as_such_and_multiply_like_their_f32_values() {
+        let dev = Device::Cpu;
+        let w = Tensor::randn(0f32, 1.0, (37, 64), &dev).unwrap();
+        for (dtype, name) in [(GgmlDType::F16, "f16"), (GgmlDType::BF16, "bf16")] {
+            let q = QTensor::quantize(&w, dtype).unwrap();
+            let exact = q.dequantize(&dev).unwrap();
+            let lin = Linear::from_qtensor(q).unwrap();
+            assert_eq!(lin.held_as(), name);
+            assert_eq!(lin.out_features(), 37);
+            for rows in [1, 3, 20] {
+                let x = Tensor::randn(0f32, 1.0, (rows, 64), &dev).unwrap();
+                let got = lin
+                    .forward(&x, GEMM_ROWS)
+                    .unwrap()
+                    .to_vec2::<f32>()
+                    .unwrap();
+                let want = x
+                    .matmul(&exact.t().unwrap())
+                    .unwrap()
+                    .to_vec2::<f32>()
+                    .unwrap();
+                for (g, e) in got.iter().flatten().zip(want.iter().flatten()) {
+                    assert!((g - e).abs() < 1e-4, "{name} rows={rows}: {g} vs {e}");
+                }
+            }
+        }
+    }
 }

@@ -96,6 +96,17 @@ impl Llama {
         &self.device
     }
 
+    /// How the weights are held, per layer kind: the output layer's and the first block's
+    /// attention query (`"f16"`, `"q4_k (int8 kernels)"`, ...), for logs and tests.
+    pub fn held_as(&self) -> (&'static str, &'static str) {
+        let wq = self
+            .weights
+            .blocks
+            .first()
+            .map_or("none", |b| b.wq.held_as());
+        (self.weights.lm_head.held_as(), wq)
+    }
+
     /// A fresh cache for one sequence.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.cfg.num_layers, self.cfg.context_length)

@@ -1,9 +1,10 @@
 //! The model: configuration, the LLaMA forward pass, token embeddings, linear layers, the KV
-//! cache, quantized kernels, and the loaders that build it from GGUF files and Hugging Face folders.
+//! cache, quantized and 16-bit float kernels, and the loaders that build it from GGUF files and Hugging Face folders.
 
 pub mod alloc;
 pub mod config;
 pub mod embedding;
+pub mod half;
 pub mod kv_cache;
 pub mod linear;
 pub mod llama;

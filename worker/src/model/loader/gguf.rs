@@ -223,8 +223,8 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
         // format; otherwise it gets its own copy of the quantized bytes (still far less than
         // one f32 table).
         let embed = Embedding::from_qtensor(embed_q, device)?;
-        let head = match embed.matrix() {
-            Some(m) => Linear::from_matrix(m),
+        let head = match embed.tied_head() {
+            Some(head) => head,
             None => {
                 Linear::from_qtensor(reader.qtensor("token_embd.weight", &[vocab_size, hidden])?)?
             }

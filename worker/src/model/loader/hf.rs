@@ -1,6 +1,7 @@
 //! Hugging Face folders: `config.json`, `tokenizer.json`, `*.safetensors`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use candle_core::safetensors::MmapedSafetensors;
 use candle_core::{DType, Device, Tensor};
@@ -10,6 +11,7 @@ use super::{block_shapes, expect_shape, BlockNames, LoadedModel};
 use crate::error::{Result, WorkerError};
 use crate::model::config::{LlamaConfig, RopeStyle};
 use crate::model::embedding::Embedding;
+use crate::model::half::{Half, HalfMatrix};
 use crate::model::linear::Linear;
 use crate::model::llama::{Block, Llama, LlamaWeights};
 use crate::text::template::Template;
@@ -172,7 +174,7 @@ pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
         dir,
     };
     let c = &llama_cfg;
-    let embed = loader.get("model.embed_tokens.weight", &[c.vocab_size, c.hidden_size])?;
+    let embed = loader.embedding("model.embed_tokens.weight", &[c.vocab_size, c.hidden_size])?;
     let shapes = block_shapes(c);
     let mut blocks = Vec::with_capacity(c.num_layers);
     for i in 0..c.num_layers {
@@ -188,9 +190,7 @@ pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
             up: n("mlp.up_proj"),
             down: n("mlp.down_proj"),
         };
-        let lin = |name: &str, (r, k): (usize, usize)| -> Result<Linear> {
-            Ok(Linear::from_tensor(loader.get(name, &[r, k])?)?)
-        };
+        let lin = |name: &str, (r, k): (usize, usize)| loader.linear(name, &[r, k]);
         blocks.push(Block {
             attn_norm: loader.norm(&names.attn_norm, c)?,
             wq: lin(&names.wq, shapes[0])?,
@@ -205,15 +205,21 @@ pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
     }
     let norm = loader.norm("model.norm.weight", c)?;
     let lm_head = if cfg.tie_word_embeddings && st.get("lm_head.weight").is_err() {
-        Linear::from_tensor(embed.clone())?
+        match (&embed, embed.tied_head()) {
+            (_, Some(head)) => head,
+            (Embedding::Dense(t), None) => Linear::from_tensor(t.clone())?,
+            (_, None) => {
+                loader.linear("model.embed_tokens.weight", &[c.vocab_size, c.hidden_size])?
+            }
+        }
     } else {
-        Linear::from_tensor(loader.get("lm_head.weight", &[c.vocab_size, c.hidden_size])?)?
+        loader.linear("lm_head.weight", &[c.vocab_size, c.hidden_size])?
     };
     Ok(LoadedModel {
         model: Llama::new(
             llama_cfg,
             LlamaWeights {
-                embed: Embedding::Dense(embed),
+                embed,
                 blocks,
                 norm,
                 lm_head,
@@ -269,6 +275,45 @@ struct Weights<'a> {
 }
 
 impl Weights<'_> {
+    /// A `[rows, cols]` matrix as 16-bit floats our kernels multiply, if it is stored so and
+    /// runs on the CPU (at half the memory of the f32 copy candle would make).
+    fn half(&self, name: &str, shape: &[usize]) -> Result<Option<HalfMatrix>> {
+        let view = self
+            .st
+            .get(name)
+            .map_err(|_| WorkerError::MissingTensor(name.into()))?;
+        let kind = match view.dtype() {
+            safetensors::Dtype::F16 => Half::F16,
+            safetensors::Dtype::BF16 => Half::Bf16,
+            _ => return Ok(None),
+        };
+        if !self.device.is_cpu() {
+            return Ok(None);
+        }
+        expect_shape(name, view.shape(), shape, self.dir)?;
+        HalfMatrix::from_le_bytes(kind, view.data(), shape[0], shape[1])
+            .map(Some)
+            .ok_or_else(|| {
+                WorkerError::invalid(self.dir, format!("tensor '{name}': wrong byte count"))
+            })
+    }
+
+    /// A linear layer's weight `[out, in]`.
+    fn linear(&self, name: &str, shape: &[usize]) -> Result<Linear> {
+        match self.half(name, shape)? {
+            Some(m) => Ok(Linear::from_half(Arc::new(m))),
+            None => Ok(Linear::from_tensor(self.get(name, shape)?)?),
+        }
+    }
+
+    /// The token embeddings `[vocab, hidden]`.
+    fn embedding(&self, name: &str, shape: &[usize]) -> Result<Embedding> {
+        match self.half(name, shape)? {
+            Some(m) => Ok(Embedding::Half(Arc::new(m))),
+            None => Ok(Embedding::Dense(self.get(name, shape)?)),
+        }
+    }
+
     fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let view = self
             .st

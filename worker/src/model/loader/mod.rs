@@ -35,11 +35,14 @@ pub fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
     if device.is_cpu() {
         crate::model::alloc::keep_freed_buffers();
     }
-    if path.is_dir() {
-        hf::load(path, device)
+    let loaded = if path.is_dir() {
+        hf::load(path, device)?
     } else {
-        gguf::load(path, device)
-    }
+        gguf::load(path, device)?
+    };
+    let (head, blocks) = loaded.model.held_as();
+    tracing::info!(path = %path.display(), format = loaded.format, head, blocks, "model loaded");
+    Ok(loaded)
 }
 
 /// Loads only the tokenizer of a model (for `arena tokenize`).

@@ -37,6 +37,18 @@ impl Format {
         Format::Q6K,
     ];
 
+    /// The format's name, multiplied by our int8 kernels.
+    pub fn held_as(self) -> &'static str {
+        match self {
+            Self::Q4_0 => "q4_0 (int8 kernels)",
+            Self::Q4_1 => "q4_1 (int8 kernels)",
+            Self::Q8_0 => "q8_0 (int8 kernels)",
+            Self::Q4K => "q4_k (int8 kernels)",
+            Self::Q5K => "q5_k (int8 kernels)",
+            Self::Q6K => "q6_k (int8 kernels)",
+        }
+    }
+
     /// Weights per block in the file.
     pub fn block_values(self) -> usize {
         match self {

@@ -100,6 +100,11 @@ impl QMatrix {
         self
     }
 
+    /// The GGUF format.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     /// Whether the matrix is held repacked ([`QMatrix::packed_for`]).
     pub fn is_packed(&self) -> bool {
         self.packed

@@ -194,6 +194,11 @@ impl Isa {
 }
 
 impl Isa {
+    /// Whether this level has AVX2 and FMA (every level above scalar).
+    pub fn has_avx2(self) -> bool {
+        self.0 >= Level::Avx2
+    }
+
     /// Whether this level has the panel GEMM kernel ([`Isa::gemm`]).
     pub fn has_gemm(self) -> bool {
         self.0 == Level::Avx512Vnni

@@ -1,0 +1,191 @@
+//! Weight matrices in 16-bit floats (F16, BF16), held at 2 bytes per weight and multiplied
+//! with f32 activations.
+//!
+//! candle would turn such weights into f32 on the CPU, twice the memory of the file and twice
+//! the bytes read per decoded token. Here a product with few activation rows (decode, small
+//! batches) reads each weight once and converts it in registers; one with many rows (prompt
+//! prefill) converts a block of weight rows to f32 once per task and runs it through the `gemm`
+//! crate, where the conversion is small beside the arithmetic.
+
+mod kernel;
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use crate::model::quant::Isa;
+
+/// The 16-bit float format of a matrix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Half {
+    /// IEEE half precision.
+    F16,
+    /// bfloat16 (the top half of an f32).
+    Bf16,
+}
+
+impl Half {
+    /// One value as f32.
+    pub fn to_f32(self, bits: u16) -> f32 {
+        match self {
+            Half::F16 => half::f16::from_bits(bits).to_f32(),
+            Half::Bf16 => half::bf16::from_bits(bits).to_f32(),
+        }
+    }
+}
+
+/// Activation rows from which a product goes through GEMM on converted blocks.
+const GEMM_FROM: usize = 16;
+
+/// Weight rows per parallel task of the direct kernel.
+const DOT_TASK_ROWS: usize = 32;
+
+/// Weight rows per parallel task of the GEMM path: the `gemm` crate packs the activations
+/// once per call, so a task covers enough rows for that to cost little.
+const GEMM_TASK_ROWS: usize = 128;
+
+thread_local! {
+    static TILE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A `[rows, cols]` matrix of 16-bit floats, row-major.
+#[derive(Debug, Clone)]
+pub struct HalfMatrix {
+    kind: Half,
+    data: Vec<u16>,
+    rows: usize,
+    cols: usize,
+}
+
+impl HalfMatrix {
+    /// Takes the little-endian bytes of a `[rows, cols]` tensor; `None` if the sizes differ.
+    pub fn from_le_bytes(kind: Half, bytes: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        let values = rows.checked_mul(cols)?;
+        if values == 0 || bytes.len() != values.checked_mul(2)? {
+            return None;
+        }
+        let data = bytes
+            .chunks_exact(2)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]))
+            .collect();
+        Some(Self {
+            kind,
+            data,
+            rows,
+            cols,
+        })
+    }
+
+    /// The value format.
+    pub fn kind(&self) -> Half {
+        self.kind
+    }
+
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Input features.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Row `r` as f32 into `out` (`cols` values); `None` if there is no such row.
+    pub fn dequantize_row(&self, r: usize, out: &mut [f32]) -> Option<()> {
+        if r >= self.rows {
+            return None;
+        }
+        let out = out.get_mut(..self.cols)?;
+        let row = &self.data[r * self.cols..(r + 1) * self.cols];
+        kernel::convert(kernel::has_simd(Isa::best()), self.kind, row, out);
+        Some(())
+    }
+
+    /// `x · Wᵀ` for `m` rows of `cols` values; returns `[m, rows]` row-major.
+    pub fn matmul(&self, x: &[f32], m: usize) -> Vec<f32> {
+        self.matmul_with(Isa::best(), x, m)
+    }
+
+    /// As [`HalfMatrix::matmul`] with the kernels of `isa`.
+    pub fn matmul_with(&self, isa: Isa, x: &[f32], m: usize) -> Vec<f32> {
+        assert_eq!(x.len(), m * self.cols, "activation shape");
+        if m == 0 {
+            return Vec::new();
+        }
+        let (simd, kind, cols) = (kernel::has_simd(isa), self.kind, self.cols);
+        // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
+        let mut out_t = vec![0f32; self.rows * m];
+        if m < GEMM_FROM {
+            out_t
+                .par_chunks_mut(DOT_TASK_ROWS * m)
+                .enumerate()
+                .for_each(|(task, chunk)| {
+                    let first = task * DOT_TASK_ROWS;
+                    let w = &self.data[first * cols..(first + chunk.len() / m) * cols];
+                    kernel::dot(simd, kind, w, cols, x, m, chunk);
+                });
+        } else {
+            out_t
+                .par_chunks_mut(GEMM_TASK_ROWS * m)
+                .enumerate()
+                .for_each(|(task, chunk)| {
+                    let first = task * GEMM_TASK_ROWS;
+                    let n = chunk.len() / m;
+                    TILE.with_borrow_mut(|tile| {
+                        tile.resize(n * cols, 0.0);
+                        kernel::convert(simd, kind, &self.data[first * cols..][..n * cols], tile);
+                        gemm_into(chunk, x, tile, m, n, cols);
+                    });
+                });
+        }
+        if m == 1 {
+            return out_t;
+        }
+        let mut out = vec![0f32; m * self.rows];
+        out.par_chunks_mut(self.rows)
+            .enumerate()
+            .for_each(|(i, dst)| {
+                for (d, vals) in dst.iter_mut().zip(out_t.chunks_exact(m)) {
+                    *d = vals[i];
+                }
+            });
+        out
+    }
+}
+
+/// `dst[j·m + i] = Σₖ x[i·cols + k] · w[j·cols + k]` for `i < m`, `j < n`: the activations
+/// times `n` converted weight rows, written weight-row-major.
+fn gemm_into(dst: &mut [f32], x: &[f32], w: &[f32], m: usize, n: usize, cols: usize) {
+    assert!(dst.len() == m * n && x.len() == m * cols && w.len() == n * cols);
+    let (dst_cs, k) = (m as isize, cols as isize);
+    // SAFETY: the asserts above bound every index the strides reach: dst is m × n with
+    // element (i, j) at j·m + i, lhs m × cols at i·cols + k, rhs cols × n at j·cols + k.
+    #[allow(unsafe_code)]
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            cols,
+            dst.as_mut_ptr(),
+            dst_cs,
+            1,
+            false,
+            x.as_ptr(),
+            1,
+            k,
+            w.as_ptr(),
+            k,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests;

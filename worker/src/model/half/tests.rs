@@ -1,0 +1,107 @@
+use super::*;
+
+/// Deterministic values in [-1, 1) (xorshift), so failures reproduce.
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn matrix(kind: Half, rows: usize, cols: usize, seed: u64) -> HalfMatrix {
+    let bytes: Vec<u8> = values(rows * cols, seed)
+        .into_iter()
+        .flat_map(|v| match kind {
+            Half::F16 => half::f16::from_f32(v).to_le_bytes(),
+            Half::Bf16 => half::bf16::from_f32(v).to_le_bytes(),
+        })
+        .collect();
+    HalfMatrix::from_le_bytes(kind, &bytes, rows, cols).unwrap()
+}
+
+/// `x · Wᵀ` in f64 from the stored values, and the scale of each sum (Σ|w·x|) for tolerance.
+fn reference(w: &HalfMatrix, x: &[f32], m: usize) -> (Vec<f64>, Vec<f64>) {
+    let mut out = vec![0f64; m * w.rows()];
+    let mut scale = vec![0f64; m * w.rows()];
+    for r in 0..w.rows() {
+        let bits = &w.data[r * w.cols()..(r + 1) * w.cols()];
+        let row: Vec<f32> = bits.iter().map(|&b| w.kind().to_f32(b)).collect();
+        for i in 0..m {
+            let xi = &x[i * w.cols()..(i + 1) * w.cols()];
+            let terms = row.iter().zip(xi).map(|(&a, &b)| a as f64 * b as f64);
+            out[i * w.rows() + r] = terms.clone().sum();
+            scale[i * w.rows() + r] = terms.map(f64::abs).sum();
+        }
+    }
+    (out, scale)
+}
+
+#[test]
+fn products_equal_the_f64_reference_for_every_kind_level_and_shape() {
+    // Columns with and without a tail past the last 8; rows past whole groups of 4 and of
+    // a task; activation rows on both paths and either side of GEMM_FROM.
+    for kind in [Half::F16, Half::Bf16] {
+        for (rows, cols) in [(1, 8), (5, 40), (33, 96), (130, 67)] {
+            let w = matrix(kind, rows, cols, (rows * cols) as u64);
+            for m in [1, 2, 3, 5, GEMM_FROM - 1, GEMM_FROM, 17, 40] {
+                let x = values(m * cols, m as u64 + 7);
+                let (want, scale) = reference(&w, &x, m);
+                for isa in Isa::available() {
+                    let got = w.matmul_with(isa, &x, m);
+                    assert_eq!(got.len(), want.len());
+                    for (k, ((&g, &e), &s)) in got.iter().zip(&want).zip(&scale).enumerate() {
+                        assert!(
+                            (g as f64 - e).abs() <= 1e-5 * s.max(1e-3),
+                            "{kind:?} {} {rows}x{cols} m={m} at {k}: {g} vs {e}",
+                            isa.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn stored_values_read_back_exactly() {
+    let vals = [1.0f32, -2.5, 0.333_333_34, 65504.0, -0.0, 1e-7, 3.0e38, 7.0];
+    for kind in [Half::F16, Half::Bf16] {
+        let bits: Vec<u16> = vals
+            .iter()
+            .map(|&v| match kind {
+                Half::F16 => half::f16::from_f32(v).to_bits(),
+                Half::Bf16 => half::bf16::from_f32(v).to_bits(),
+            })
+            .collect();
+        let bytes: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
+        let m = HalfMatrix::from_le_bytes(kind, &bytes, 1, vals.len()).unwrap();
+        let want: Vec<f32> = bits.iter().map(|&b| kind.to_f32(b)).collect();
+        for simd in [false, kernel::has_simd(Isa::best())] {
+            let mut got = vec![0f32; vals.len()];
+            kernel::convert(simd, kind, &m.data, &mut got);
+            assert_eq!(
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{kind:?} simd={simd}"
+            );
+        }
+        let mut row = vec![0f32; vals.len()];
+        assert!(m.dequantize_row(1, &mut row).is_none(), "no row 1");
+        m.dequantize_row(0, &mut row).unwrap();
+        assert_eq!(row, want);
+    }
+}
+
+#[test]
+fn byte_counts_that_do_not_match_the_shape_are_refused() {
+    assert!(HalfMatrix::from_le_bytes(Half::F16, &[0; 8], 2, 2).is_some());
+    assert!(HalfMatrix::from_le_bytes(Half::F16, &[0; 7], 2, 2).is_none());
+    assert!(HalfMatrix::from_le_bytes(Half::Bf16, &[0; 10], 2, 2).is_none());
+    assert!(HalfMatrix::from_le_bytes(Half::Bf16, &[], 0, 2).is_none());
+    assert!(HalfMatrix::from_le_bytes(Half::F16, &[0; 8], usize::MAX, 2).is_none());
+}
