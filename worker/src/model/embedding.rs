@@ -9,7 +9,7 @@ use candle_core::quantized::{GgmlDType, QStorage, QTensor};
 use candle_core::{Device, Result, Tensor};
 
 use crate::model::half::HalfMatrix;
-use crate::model::linear::{half_matrix, own_matrix, Linear};
+use crate::model::linear::{host_matrix_of, HostMatrix, Linear};
 use crate::model::quant::QMatrix;
 
 /// `[vocab, hidden]` token embeddings.
@@ -40,17 +40,14 @@ impl Embedding {
     pub fn from_qtensor(q: QTensor, device: &Device) -> Result<Self> {
         let (vocab, hidden) = q.shape().dims2()?;
         let dtype = q.dtype();
-        if device.is_cpu() {
-            if let Some(m) = half_matrix(&q)? {
-                return Ok(Self::Half(Arc::new(m)));
+        if device.is_cpu() && hidden % dtype.block_size() == 0 {
+            if let Some(m) = host_matrix_of(&q)? {
+                return Ok(Self::from_host(m));
             }
         }
         let float = matches!(dtype, GgmlDType::F32 | GgmlDType::F16 | GgmlDType::BF16);
         if float || !device.is_cpu() || hidden % dtype.block_size() != 0 {
             return Ok(Self::Dense(q.dequantize(device)?));
-        }
-        if let Some(m) = own_matrix(&q)? {
-            return Ok(Self::Shared(Arc::new(m)));
         }
         let row_bytes = hidden / dtype.block_size() * dtype.type_size();
         Ok(Self::Quantized {
@@ -59,6 +56,14 @@ impl Embedding {
             vocab,
             hidden,
         })
+    }
+
+    /// Wraps a matrix our kernels multiply; looked-up rows are converted to f32.
+    pub fn from_host(m: HostMatrix) -> Self {
+        match m {
+            HostMatrix::Int8(m) => Self::Shared(m),
+            HostMatrix::Half(m) => Self::Half(m),
+        }
     }
 
     /// A tied output layer sharing this table's matrix, where our kernels multiply it.

@@ -40,11 +40,8 @@ impl Linear {
     /// once at load.
     pub fn from_qtensor(q: QTensor) -> Result<Self> {
         let out_features = q.shape().dims2()?.0;
-        if let Some(m) = own_matrix(&q)? {
-            return Ok(Self::from_matrix(Arc::new(m)));
-        }
-        if let Some(m) = half_matrix(&q)? {
-            return Ok(Self::from_half(Arc::new(m)));
+        if let Some(m) = host_matrix_of(&q)? {
+            return Ok(Self::from_host(m));
         }
         let q = Arc::new(q);
         let mm = QMatMul::from_arc(q.clone())?;
@@ -56,6 +53,14 @@ impl Linear {
             weight,
             out_features,
         })
+    }
+
+    /// Wraps a matrix our own kernels multiply.
+    pub fn from_host(m: HostMatrix) -> Self {
+        match m {
+            HostMatrix::Int8(m) => Self::from_matrix(m),
+            HostMatrix::Half(m) => Self::from_half(m),
+        }
     }
 
     /// Wraps a matrix our kernels multiply (shared, e.g. with tied embeddings).
@@ -139,12 +144,22 @@ impl Linear {
     }
 }
 
-/// The GGUF format of `q` if our kernels multiply it here (CPU, whole blocks per row).
-fn own_format(q: &QTensor) -> Option<Format> {
-    if !matches!(q.device(), Device::Cpu) {
-        return None;
-    }
-    match q.dtype() {
+/// A weight matrix our own CPU kernels multiply.
+#[derive(Debug, Clone)]
+pub enum HostMatrix {
+    /// A GGUF block format, through the int8 kernels.
+    Int8(Arc<QMatrix>),
+    /// F16 or BF16.
+    Half(Arc<HalfMatrix>),
+}
+
+/// Whether our kernels multiply GGUF type `dtype` (on the CPU).
+pub fn host_type(dtype: GgmlDType) -> bool {
+    host_format(dtype).is_some() || matches!(dtype, GgmlDType::F16 | GgmlDType::BF16)
+}
+
+fn host_format(dtype: GgmlDType) -> Option<Format> {
+    match dtype {
         GgmlDType::Q4_0 => Some(Format::Q4_0),
         GgmlDType::Q4_1 => Some(Format::Q4_1),
         GgmlDType::Q8_0 => Some(Format::Q8_0),
@@ -155,17 +170,40 @@ fn own_format(q: &QTensor) -> Option<Format> {
     }
 }
 
-/// `q` as a matrix our kernels multiply, if they can, laid out for this CPU's best kernels.
-pub fn own_matrix(q: &QTensor) -> Result<Option<QMatrix>> {
-    let Some(format) = own_format(q) else {
-        return Ok(None);
+/// The bytes of a `[rows, cols]` GGUF tensor of type `dtype` as a matrix our kernels multiply,
+/// taken over (not copied) and laid out for this CPU's best kernels; `None` for other types,
+/// or rows that are not whole blocks.
+pub fn host_matrix(
+    dtype: GgmlDType,
+    bytes: Vec<u8>,
+    rows: usize,
+    cols: usize,
+) -> Option<HostMatrix> {
+    let half = match dtype {
+        GgmlDType::F16 => Some(Half::F16),
+        GgmlDType::BF16 => Some(Half::Bf16),
+        _ => None,
     };
-    let (rows, cols) = q.shape().dims2()?;
-    let m = QMatrix::new(format, q.data()?.into_owned(), rows, cols);
-    if !crate::model::quant::packed::enabled() {
-        return Ok(m);
+    if let Some(kind) = half {
+        let m = HalfMatrix::from_le_bytes(kind, bytes, rows, cols)?;
+        return Some(HostMatrix::Half(Arc::new(m)));
     }
-    Ok(m.map(|m| m.packed_for(Isa::best())))
+    let m = QMatrix::new(host_format(dtype)?, bytes, rows, cols)?;
+    let m = if crate::model::quant::packed::enabled() {
+        m.packed_for(Isa::best())
+    } else {
+        m
+    };
+    Some(HostMatrix::Int8(Arc::new(m)))
+}
+
+/// `q` as a matrix our kernels multiply, if it is on the CPU in a type they take.
+pub fn host_matrix_of(q: &QTensor) -> Result<Option<HostMatrix>> {
+    if !matches!(q.device(), Device::Cpu) || !host_type(q.dtype()) {
+        return Ok(None);
+    }
+    let (rows, cols) = q.shape().dims2()?;
+    Ok(host_matrix(q.dtype(), q.data()?.into_owned(), rows, cols))
 }
 
 /// A product of our own kernels, `f(x, rows)`, on `x: [rows, in]`, as a `[rows, out]` tensor.
@@ -177,25 +215,6 @@ fn host_matmul(
     let rows = x.dim(0)?;
     let flat: Vec<f32> = x.flatten_all()?.to_vec1()?;
     Tensor::from_vec(f(&flat, rows), (rows, out), x.device())
-}
-
-/// `q` as a 16-bit float matrix kept at 2 bytes per weight, if it is one on the CPU.
-pub fn half_matrix(q: &QTensor) -> Result<Option<HalfMatrix>> {
-    let kind = match q.dtype() {
-        GgmlDType::F16 => Half::F16,
-        GgmlDType::BF16 => Half::Bf16,
-        _ => return Ok(None),
-    };
-    if !matches!(q.device(), Device::Cpu) {
-        return Ok(None);
-    }
-    let (rows, cols) = q.shape().dims2()?;
-    let m = HalfMatrix::from_le_bytes(kind, &q.data()?, rows, cols);
-    m.map(Some).ok_or_else(|| {
-        candle_core::Error::Msg(format!(
-            "{kind:?} tensor of {rows}x{cols}: wrong byte count"
-        ))
-    })
 }
 
 #[cfg(test)]

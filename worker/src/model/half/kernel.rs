@@ -18,9 +18,14 @@ pub fn has_simd(isa: Isa) -> bool {
     }
 }
 
-/// `src` as f32 into `dst` (same length).
-pub fn convert(simd: bool, kind: Half, src: &[u16], dst: &mut [f32]) {
-    assert_eq!(src.len(), dst.len());
+/// Value `i` of little-endian 16-bit `bytes`, as f32.
+fn at(kind: Half, bytes: &[u8], i: usize) -> f32 {
+    kind.to_f32(u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]))
+}
+
+/// The little-endian 16-bit values `src` as f32 into `dst` (half as many values as bytes).
+pub fn convert(simd: bool, kind: Half, src: &[u8], dst: &mut [f32]) {
+    assert_eq!(src.len(), 2 * dst.len());
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: `simd` comes from `has_simd`, which checked AVX2, FMA and F16C.
@@ -34,16 +39,16 @@ pub fn convert(simd: bool, kind: Half, src: &[u16], dst: &mut [f32]) {
         return;
     }
     let _ = simd;
-    for (d, &s) in dst.iter_mut().zip(src) {
-        *d = kind.to_f32(s);
+    for (i, d) in dst.iter_mut().enumerate() {
+        *d = at(kind, src, i);
     }
 }
 
-/// `out[r·m + i] = w[r] · x[i]` for every weight row `r` of `w` (`cols` values each) and
-/// activation row `i < m` of `x`.
-pub fn dot(simd: bool, kind: Half, w: &[u16], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
-    let n = w.len() / cols;
-    assert!(w.len() == n * cols && x.len() == m * cols && out.len() == n * m);
+/// `out[r·m + i] = w[r] · x[i]` for every weight row `r` of `w` (`cols` little-endian 16-bit
+/// values each) and activation row `i < m` of `x`.
+pub fn dot(simd: bool, kind: Half, w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    let n = w.len() / (2 * cols);
+    assert!(w.len() == 2 * n * cols && x.len() == m * cols && out.len() == n * m);
     #[cfg(target_arch = "x86_64")]
     if simd {
         // SAFETY: as in `convert`; the shapes were checked above.
@@ -57,9 +62,13 @@ pub fn dot(simd: bool, kind: Half, w: &[u16], cols: usize, x: &[f32], m: usize, 
         return;
     }
     let _ = simd;
-    for (row, out) in w.chunks_exact(cols).zip(out.chunks_exact_mut(m)) {
+    for (row, out) in w.chunks_exact(2 * cols).zip(out.chunks_exact_mut(m)) {
         for (o, x) in out.iter_mut().zip(x.chunks_exact(cols)) {
-            *o = row.iter().zip(x).map(|(&w, &x)| kind.to_f32(w) * x).sum();
+            *o = x
+                .iter()
+                .enumerate()
+                .map(|(k, &x)| at(kind, row, k) * x)
+                .sum();
         }
     }
 }
@@ -69,9 +78,10 @@ pub fn dot(simd: bool, kind: Half, w: &[u16], cols: usize, x: &[f32], m: usize, 
 mod avx2 {
     use std::arch::x86_64::*;
 
-    /// Eight values at `p` as f32: F16 through F16C, BF16 by a shift into the top half.
+    /// Eight values at `p` (16 little-endian bytes) as f32: F16 through F16C, BF16 by a
+    /// shift into the top half.
     #[inline(always)]
-    unsafe fn load8<const BF: bool>(p: *const u16) -> __m256 {
+    unsafe fn load8<const BF: bool>(p: *const u8) -> __m256 {
         let h = _mm_loadu_si128(p as *const __m128i);
         if BF {
             _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16))
@@ -87,7 +97,9 @@ mod avx2 {
         _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
     }
 
-    fn scalar<const BF: bool>(bits: u16) -> f32 {
+    /// Value `i` of `bytes`, one at a time (tails past the last 8).
+    fn scalar<const BF: bool>(bytes: &[u8], i: usize) -> f32 {
+        let bits = u16::from_le_bytes([bytes[2 * i], bytes[2 * i + 1]]);
         if BF {
             half::bf16::from_bits(bits).to_f32()
         } else {
@@ -97,33 +109,30 @@ mod avx2 {
 
     // SAFETY: callers hold AVX2, FMA and F16C; every access is within `src` and `dst`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn convert<const BF: bool>(src: &[u16], dst: &mut [f32]) {
-        let full = src.len() / 8 * 8;
+    pub unsafe fn convert<const BF: bool>(src: &[u8], dst: &mut [f32]) {
+        let full = dst.len() / 8 * 8;
         for k in (0..full).step_by(8) {
-            _mm256_storeu_ps(dst.as_mut_ptr().add(k), load8::<BF>(src.as_ptr().add(k)));
+            _mm256_storeu_ps(
+                dst.as_mut_ptr().add(k),
+                load8::<BF>(src.as_ptr().add(2 * k)),
+            );
         }
-        for k in full..src.len() {
-            dst[k] = scalar::<BF>(src[k]);
+        for (k, d) in dst.iter_mut().enumerate().skip(full) {
+            *d = scalar::<BF>(src, k);
         }
     }
 
-    // SAFETY: callers hold AVX2, FMA and F16C and pass `w` of `n · cols`, `x` of `m · cols`
-    // and `out` of `n · m` values.
+    // SAFETY: callers hold AVX2, FMA and F16C and pass `w` of `n · cols` values (twice as
+    // many bytes), `x` of `m · cols` and `out` of `n · m` values.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn dot<const BF: bool>(
-        w: &[u16],
-        cols: usize,
-        x: &[f32],
-        m: usize,
-        out: &mut [f32],
-    ) {
-        let n = w.len() / cols;
+    pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
+        let n = w.len() / (2 * cols);
         for r0 in (0..n).step_by(4) {
             let nr = (n - r0).min(4);
             // Past the last row the kernel re-reads it; those sums are dropped.
-            let rows: [&[u16]; 4] = std::array::from_fn(|r| {
+            let rows: [&[u8]; 4] = std::array::from_fn(|r| {
                 let r = r0 + r.min(nr - 1);
-                &w[r * cols..(r + 1) * cols]
+                &w[2 * r * cols..2 * (r + 1) * cols]
             });
             let mut i = 0;
             while i < m {
@@ -147,7 +156,7 @@ mod avx2 {
     /// accumulators, each weight vector converted once and used `NC` times.
     #[inline(always)]
     unsafe fn rows4<const BF: bool, const NC: usize>(
-        rows: [&[u16]; 4],
+        rows: [&[u8]; 4],
         xs: &[f32],
         cols: usize,
     ) -> [[f32; NC]; 4] {
@@ -157,7 +166,7 @@ mod avx2 {
             let xv: [__m256; NC] =
                 std::array::from_fn(|c| _mm256_loadu_ps(xs.as_ptr().add(c * cols + k)));
             for (acc, row) in acc.iter_mut().zip(&rows) {
-                let wv = load8::<BF>(row.as_ptr().add(k));
+                let wv = load8::<BF>(row.as_ptr().add(2 * k));
                 for (a, &xv) in acc.iter_mut().zip(&xv) {
                     *a = _mm256_fmadd_ps(wv, xv, *a);
                 }
@@ -166,7 +175,7 @@ mod avx2 {
         std::array::from_fn(|r| {
             std::array::from_fn(|c| {
                 let tail: f32 = (full..cols)
-                    .map(|k| scalar::<BF>(rows[r][k]) * xs[c * cols + k])
+                    .map(|k| scalar::<BF>(rows[r], k) * xs[c * cols + k])
                     .sum();
                 hsum(acc[r][c]) + tail
             })

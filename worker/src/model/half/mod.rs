@@ -48,26 +48,23 @@ thread_local! {
     static TILE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A `[rows, cols]` matrix of 16-bit floats, row-major.
+/// A `[rows, cols]` matrix of 16-bit floats, row-major, as the file's little-endian bytes.
 #[derive(Debug, Clone)]
 pub struct HalfMatrix {
     kind: Half,
-    data: Vec<u16>,
+    data: Vec<u8>,
     rows: usize,
     cols: usize,
 }
 
 impl HalfMatrix {
-    /// Takes the little-endian bytes of a `[rows, cols]` tensor; `None` if the sizes differ.
-    pub fn from_le_bytes(kind: Half, bytes: &[u8], rows: usize, cols: usize) -> Option<Self> {
+    /// Takes the little-endian bytes of a `[rows, cols]` tensor (kept as they are, no copy);
+    /// `None` if the sizes differ.
+    pub fn from_le_bytes(kind: Half, data: Vec<u8>, rows: usize, cols: usize) -> Option<Self> {
         let values = rows.checked_mul(cols)?;
-        if values == 0 || bytes.len() != values.checked_mul(2)? {
+        if values == 0 || data.len() != values.checked_mul(2)? {
             return None;
         }
-        let data = bytes
-            .chunks_exact(2)
-            .map(|b| u16::from_le_bytes([b[0], b[1]]))
-            .collect();
         Some(Self {
             kind,
             data,
@@ -97,7 +94,7 @@ impl HalfMatrix {
             return None;
         }
         let out = out.get_mut(..self.cols)?;
-        let row = &self.data[r * self.cols..(r + 1) * self.cols];
+        let row = &self.data[2 * r * self.cols..2 * (r + 1) * self.cols];
         kernel::convert(kernel::has_simd(Isa::best()), self.kind, row, out);
         Some(())
     }
@@ -122,7 +119,7 @@ impl HalfMatrix {
                 .enumerate()
                 .for_each(|(task, chunk)| {
                     let first = task * DOT_TASK_ROWS;
-                    let w = &self.data[first * cols..(first + chunk.len() / m) * cols];
+                    let w = &self.data[2 * first * cols..2 * (first + chunk.len() / m) * cols];
                     kernel::dot(simd, kind, w, cols, x, m, chunk);
                 });
         } else {
@@ -134,7 +131,8 @@ impl HalfMatrix {
                     let n = chunk.len() / m;
                     TILE.with_borrow_mut(|tile| {
                         tile.resize(n * cols, 0.0);
-                        kernel::convert(simd, kind, &self.data[first * cols..][..n * cols], tile);
+                        let w = &self.data[2 * first * cols..][..2 * n * cols];
+                        kernel::convert(simd, kind, w, tile);
                         gemm_into(chunk, x, tile, m, n, cols);
                     });
                 });

@@ -21,7 +21,7 @@ fn matrix(kind: Half, rows: usize, cols: usize, seed: u64) -> HalfMatrix {
             Half::Bf16 => half::bf16::from_f32(v).to_le_bytes(),
         })
         .collect();
-    HalfMatrix::from_le_bytes(kind, &bytes, rows, cols).unwrap()
+    HalfMatrix::from_le_bytes(kind, bytes, rows, cols).unwrap()
 }
 
 /// `x · Wᵀ` in f64 from the stored values, and the scale of each sum (Σ|w·x|) for tolerance.
@@ -29,8 +29,11 @@ fn reference(w: &HalfMatrix, x: &[f32], m: usize) -> (Vec<f64>, Vec<f64>) {
     let mut out = vec![0f64; m * w.rows()];
     let mut scale = vec![0f64; m * w.rows()];
     for r in 0..w.rows() {
-        let bits = &w.data[r * w.cols()..(r + 1) * w.cols()];
-        let row: Vec<f32> = bits.iter().map(|&b| w.kind().to_f32(b)).collect();
+        let bytes = &w.data[2 * r * w.cols()..2 * (r + 1) * w.cols()];
+        let row: Vec<f32> = bytes
+            .chunks_exact(2)
+            .map(|b| w.kind().to_f32(u16::from_le_bytes([b[0], b[1]])))
+            .collect();
         for i in 0..m {
             let xi = &x[i * w.cols()..(i + 1) * w.cols()];
             let terms = row.iter().zip(xi).map(|(&a, &b)| a as f64 * b as f64);
@@ -79,7 +82,7 @@ fn stored_values_read_back_exactly() {
             })
             .collect();
         let bytes: Vec<u8> = bits.iter().flat_map(|b| b.to_le_bytes()).collect();
-        let m = HalfMatrix::from_le_bytes(kind, &bytes, 1, vals.len()).unwrap();
+        let m = HalfMatrix::from_le_bytes(kind, bytes, 1, vals.len()).unwrap();
         let want: Vec<f32> = bits.iter().map(|&b| kind.to_f32(b)).collect();
         for simd in [false, kernel::has_simd(Isa::best())] {
             let mut got = vec![0f32; vals.len()];
@@ -99,9 +102,10 @@ fn stored_values_read_back_exactly() {
 
 #[test]
 fn byte_counts_that_do_not_match_the_shape_are_refused() {
-    assert!(HalfMatrix::from_le_bytes(Half::F16, &[0; 8], 2, 2).is_some());
-    assert!(HalfMatrix::from_le_bytes(Half::F16, &[0; 7], 2, 2).is_none());
-    assert!(HalfMatrix::from_le_bytes(Half::Bf16, &[0; 10], 2, 2).is_none());
-    assert!(HalfMatrix::from_le_bytes(Half::Bf16, &[], 0, 2).is_none());
-    assert!(HalfMatrix::from_le_bytes(Half::F16, &[0; 8], usize::MAX, 2).is_none());
+    let bytes = |n: usize| vec![0u8; n];
+    assert!(HalfMatrix::from_le_bytes(Half::F16, bytes(8), 2, 2).is_some());
+    assert!(HalfMatrix::from_le_bytes(Half::F16, bytes(7), 2, 2).is_none());
+    assert!(HalfMatrix::from_le_bytes(Half::Bf16, bytes(10), 2, 2).is_none());
+    assert!(HalfMatrix::from_le_bytes(Half::Bf16, bytes(0), 0, 2).is_none());
+    assert!(HalfMatrix::from_le_bytes(Half::F16, bytes(8), usize::MAX, 2).is_none());
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use candle_core::quantized::gguf_file::{Content, Value};
@@ -12,7 +13,7 @@ use super::{block_shapes, expect_shape, BlockNames, LoadedModel};
 use crate::error::{Result, WorkerError};
 use crate::model::config::{LlamaConfig, RopeStyle};
 use crate::model::embedding::Embedding;
-use crate::model::linear::Linear;
+use crate::model::linear::{host_matrix, host_type, HostMatrix, Linear};
 use crate::model::llama::{Block, Llama, LlamaWeights};
 use crate::text::template::Template;
 use crate::text::tokenizer::{GgufVocab, Tokenizer};
@@ -179,7 +180,7 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
         device,
         path,
     };
-    let embed_q = reader.qtensor("token_embd.weight", &[vocab_size, hidden])?;
+    let embed = reader.embedding("token_embd.weight", vocab_size, hidden)?;
     let mut blocks = Vec::with_capacity(cfg.num_layers);
     let shapes = block_shapes(&cfg);
     for i in 0..cfg.num_layers {
@@ -195,9 +196,8 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
             up: n("ffn_up"),
             down: n("ffn_down"),
         };
-        let mut lin = |name: &str, (r, c): (usize, usize)| -> Result<Linear> {
-            Ok(Linear::from_qtensor(reader.qtensor(name, &[r, c])?)?)
-        };
+        let mut lin =
+            |name: &str, (r, c): (usize, usize)| -> Result<Linear> { reader.linear(name, r, c) };
         let block = Block {
             wq: lin(&names.wq, shapes[0])?,
             wk: lin(&names.wk, shapes[1])?,
@@ -212,24 +212,16 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
         blocks.push(block);
     }
     let norm = reader.norm("output_norm.weight", &cfg)?;
-    let (embed, lm_head) = if content.tensor_infos.contains_key("output.weight") {
-        let out = reader.qtensor("output.weight", &[vocab_size, hidden])?;
-        (
-            Embedding::from_qtensor(embed_q, device)?,
-            Linear::from_qtensor(out)?,
-        )
+    let lm_head = if content.tensor_infos.contains_key("output.weight") {
+        reader.linear("output.weight", vocab_size, hidden)?
     } else {
         // Tied: the output layer shares the embedding's matrix where our kernels multiply its
         // format; otherwise it gets its own copy of the quantized bytes (still far less than
         // one f32 table).
-        let embed = Embedding::from_qtensor(embed_q, device)?;
-        let head = match embed.tied_head() {
+        match embed.tied_head() {
             Some(head) => head,
-            None => {
-                Linear::from_qtensor(reader.qtensor("token_embd.weight", &[vocab_size, hidden])?)?
-            }
-        };
-        (embed, head)
+            None => reader.linear("token_embd.weight", vocab_size, hidden)?,
+        }
     };
     let weights = LlamaWeights {
         embed,
@@ -317,6 +309,49 @@ impl Reader<'_> {
         self.content
             .tensor(self.file, name, self.device)
             .map_err(|e| read_error(self.path, e))
+    }
+
+    /// A `[rows, cols]` tensor our own kernels multiply, read from the file straight into the
+    /// matrix's buffer (no intermediate copy: peak memory stays the file's size); `None` for
+    /// other types or devices.
+    fn host(&mut self, name: &str, rows: usize, cols: usize) -> Result<Option<HostMatrix>> {
+        let info = self
+            .content
+            .tensor_infos
+            .get(name)
+            .ok_or_else(|| WorkerError::MissingTensor(name.into()))?;
+        expect_shape(name, info.shape.dims(), &[rows, cols], self.path)?;
+        let dtype = info.ggml_dtype;
+        if !self.device.is_cpu() || !host_type(dtype) || !cols.is_multiple_of(dtype.block_size()) {
+            return Ok(None);
+        }
+        let len = rows * cols / dtype.block_size() * dtype.type_size();
+        let start = self.content.tensor_data_offset + info.offset;
+        let mut bytes = vec![0u8; len];
+        self.file.seek(SeekFrom::Start(start))?;
+        self.file
+            .read_exact(&mut bytes)
+            .map_err(|e| WorkerError::invalid(self.path, format!("tensor '{name}': {e}")))?;
+        Ok(host_matrix(dtype, bytes, rows, cols))
+    }
+
+    /// A linear layer's weight `[rows, cols]`.
+    fn linear(&mut self, name: &str, rows: usize, cols: usize) -> Result<Linear> {
+        match self.host(name, rows, cols)? {
+            Some(m) => Ok(Linear::from_host(m)),
+            None => Ok(Linear::from_qtensor(self.qtensor(name, &[rows, cols])?)?),
+        }
+    }
+
+    /// The token embeddings `[vocab, hidden]`.
+    fn embedding(&mut self, name: &str, vocab: usize, hidden: usize) -> Result<Embedding> {
+        match self.host(name, vocab, hidden)? {
+            Some(m) => Ok(Embedding::from_host(m)),
+            None => Ok(Embedding::from_qtensor(
+                self.qtensor(name, &[vocab, hidden])?,
+                self.device,
+            )?),
+        }
     }
 
     fn norm(&mut self, name: &str, cfg: &LlamaConfig) -> Result<candle_core::Tensor> {
