@@ -4,14 +4,17 @@
 //! quantizes the activations to 8 bits per 32 values (as llama.cpp does), then, by the step's
 //! rows and the CPU's instruction set ([`kernel`]):
 //! - few rows (decode): the fused kernel unpacks weights in registers as it multiplies;
-//! - more rows on AVX-512 VNNI: each parallel task interleaves 32 weight rows into a [`panel`]
-//!   and runs the GEMM kernel over every activation row, writing into the output in place;
-//! - more rows elsewhere: each task unpacks weight rows into a [`tile`] for a microkernel.
+//! - more rows on AVX2 and AVX-512 VNNI: each parallel task interleaves 32 weight rows into a
+//!   [`panel`] and runs the GEMM kernel over every activation row, writing into the output in
+//!   place;
+//! - more rows elsewhere (scalar): each task unpacks weight rows into a [`tile`] for a
+//!   microkernel.
 //!
-//! Either way weights are unpacked once per call, however many rows a step carries. On
-//! AVX-512 VNNI every format is [`packed`] at load instead (16 rows side by side, the same
-//! bytes in another order): under 32 rows the repacked kernel multiplies straight from memory
-//! with no horizontal sums, and from 32 the panel fill is a plain unpack, not a transpose.
+//! Either way weights are unpacked once per call, however many rows a step carries. On AVX2
+//! and AVX-512 VNNI every format is [`packed`] at load instead (16 rows side by side, the same
+//! bytes in another order, one layout for both levels): under 32 rows the repacked kernel
+//! multiplies straight from memory with no horizontal sums, and from 32 the panel fill is a
+//! plain unpack, not a transpose.
 
 pub mod act;
 pub mod format;
@@ -45,7 +48,8 @@ const PANEL_FROM: usize = 5;
 /// Activation rows from which the panel GEMM beats the repacked kernel (which re-reads the
 /// weights once per four rows): 8 and 16 sequences of a 1.1B Q4_K_M decoded at 110–120 and
 /// 109–115 tok/s against 69–77 and 91–95 through the GEMM; a 128-token prompt 185 against
-/// 150–172 (AMD EPYC Zen 4, 2 threads).
+/// 150–172 (AMD EPYC Zen 4, 2 threads). On AVX2 both cost the same per row (Zen 3, 1
+/// thread: 4, 8 and 16 sequences 45–46 tok/s with the switch at 5, 8 or 32).
 const PACKED_PANEL_FROM: usize = 32;
 
 /// Weight rows per parallel task: one panel.
@@ -174,8 +178,11 @@ impl QMatrix {
             return Vec::new();
         }
         let acts = quantize(isa, x, m, self.cols);
-        if self.packed && isa.packs() && m < PACKED_PANEL_FROM {
-            return self.gemv(isa, &acts);
+        if self.packed && isa.packs() {
+            if m < PACKED_PANEL_FROM {
+                return self.gemv(isa, &acts);
+            }
+            return self.gemm(isa, &acts);
         }
         if m >= PANEL_FROM && isa.has_gemm() {
             return self.gemm(isa, &acts);
@@ -238,7 +245,6 @@ impl QMatrix {
     /// `acts · Wᵀ` with the panel GEMM kernel: each task interleaves 32 weight rows once (or
     /// unpacks them, repacked) and meets every activation row with them.
     fn gemm(&self, isa: Isa, acts: &Activations) -> Vec<f32> {
-        let span = self.format.scale_span();
         self.by_tasks(acts.rows, |first, n, put| {
             PANEL.with_borrow_mut(|panel| {
                 if self.packed {
@@ -250,7 +256,7 @@ impl QMatrix {
                 let mut block: PanelBlock = [[0.0; PANEL_ROWS]; COLS];
                 for c0 in (0..acts.rows).step_by(COLS) {
                     let nc = (acts.rows - c0).min(COLS);
-                    isa.gemm(panel, span, acts, c0, nc, &mut block);
+                    isa.gemm(panel, self.format, acts, c0, nc, &mut block);
                     put(c0, nc, &block);
                 }
             });

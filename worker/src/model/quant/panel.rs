@@ -33,6 +33,9 @@ pub struct Panel {
     pub padded: usize,
     /// Groups of [`LANES`] rows held (1 or 2).
     pub groups: usize,
+    /// Whether bytes are `q + 128` ([`Panel::fill`], file order, for AVX-512 only) rather than
+    /// the small unsigned values of repacked rows (at most 63, Q8_0's offset by 128).
+    pub biased: bool,
     /// `[group][padded / 4][LANES]` words, each four weight bytes of one row.
     q: Vec<u32>,
     /// `[group][halves][LANES]` scales, one per 16 weights (`halves` ≥ `padded / 16`).
@@ -63,6 +66,7 @@ impl Panel {
         assert!((1..=PANEL_ROWS).contains(&n) && padded >= cols);
         let groups = n.div_ceil(LANES);
         self.reset(groups, padded);
+        self.biased = true;
         let (words, halves) = (padded / 4, self.halves);
         self.row_q.resize(LANES * words, 0);
         self.row_a.resize(LANES * halves, 0.0);
@@ -103,6 +107,7 @@ impl Panel {
         let halves = (padded / 16).div_ceil(LANES) * LANES;
         self.padded = padded;
         self.groups = groups;
+        self.biased = false;
         self.halves = halves;
         self.q.resize(groups * LANES * padded / 4, 0);
         self.a.resize(groups * LANES * halves, 0.0);

@@ -154,6 +154,56 @@ fn every_kernel_multiplies_every_format() {
     }
 }
 
+/// A `[rows, cols]` matrix whose every quantized byte is at its format's extreme (nibbles 15,
+/// Q5_K's fifth bits and Q6_K's high bits set, Q8_0's bytes −128), scales 1 and minimums 0.
+fn extreme(f: Format, rows: usize, cols: usize) -> QMatrix {
+    let quant = if f == Format::Q8_0 { 0x80 } else { 0xFF };
+    let mut data = vec![quant; rows * f.row_bytes(cols).unwrap()];
+    let (one, zero) = (half::f16::ONE.to_le_bytes(), [0u8; 2]);
+    for blk in data.chunks_exact_mut(f.block_bytes()) {
+        match f {
+            Format::Q6K => blk[208..210].copy_from_slice(&one),
+            Format::Q4_0 | Format::Q8_0 => blk[0..2].copy_from_slice(&one),
+            Format::Q4_1 | Format::Q4K | Format::Q5K => {
+                blk[0..2].copy_from_slice(&one);
+                blk[2..4].copy_from_slice(&zero);
+            }
+        }
+    }
+    QMatrix::new(f, data, rows, cols).unwrap()
+}
+
+/// Weights at their extremes times activations all +127: the 16-bit sums that the AVX2
+/// kernels add before widening are at their largest, and no kernel may overflow them.
+#[test]
+fn extreme_weights_and_activations_overflow_no_kernel() {
+    let levels = Isa::available();
+    for f in Format::ALL {
+        let (rows, cols) = (32, cols(f));
+        let m = extreme(f, rows, cols);
+        let packed = repacked(m.clone());
+        for batch in [1, 4, 5, 33] {
+            let x = vec![1.0f32; batch * cols];
+            let reference = m.matmul_with(levels[0], &x, batch);
+            let scale = reference.iter().fold(0f32, |a, v| a.max(v.abs()));
+            assert!(scale > 0.0, "{f:?}: the extreme matrix multiplies to zero");
+            let file_order = levels[1..].iter().map(|&isa| (&m, isa));
+            let repacked = levels.iter().filter(|_| packed.is_packed());
+            for (m, isa) in file_order.chain(repacked.map(|&isa| (&packed, isa))) {
+                let got = m.matmul_with(isa, &x, batch);
+                for (i, (g, r)) in got.iter().zip(&reference).enumerate() {
+                    assert!(
+                        (g - r).abs() <= 1e-5 * scale,
+                        "{f:?} {} packed={} batch {batch} [{i}]: {g} vs scalar {r}",
+                        isa.name(),
+                        m.is_packed()
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// candle's quantized matmul is llama.cpp's algorithm (activations in Q8_0 or Q8_K): ours is
 /// at least as close to the exact product of the same quantized weights.
 #[test]

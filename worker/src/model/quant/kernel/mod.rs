@@ -14,6 +14,40 @@ use crate::model::quant::panel::{Panel, PANEL_ROWS};
 use crate::model::quant::tile::{Tile, TILE_ROWS};
 
 #[cfg(target_arch = "x86_64")]
+/// Runs `$body` with `$u` the unpacker of `$format`: the types `Q40`, `Q41`, `Q80`, `K4` and
+/// `Q6` where it is used (the repacked kernels of each level).
+macro_rules! by_format {
+    ($format:expr, $u:ident => $body:expr) => {
+        match $format {
+            Format::Q4_0 => {
+                type $u = Q40;
+                $body
+            }
+            Format::Q4_1 => {
+                type $u = Q41;
+                $body
+            }
+            Format::Q8_0 => {
+                type $u = Q80;
+                $body
+            }
+            Format::Q4K => {
+                type $u = K4<false>;
+                $body
+            }
+            Format::Q5K => {
+                type $u = K4<true>;
+                $body
+            }
+            Format::Q6K => {
+                type $u = Q6;
+                $body
+            }
+        }
+    };
+}
+
+#[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
@@ -22,10 +56,16 @@ mod fused;
 #[cfg(target_arch = "x86_64")]
 mod gemm;
 #[cfg(target_arch = "x86_64")]
+mod gemm_avx2;
+#[cfg(target_arch = "x86_64")]
 mod packed;
+#[cfg(target_arch = "x86_64")]
+mod packed_avx2;
 #[cfg(target_arch = "x86_64")]
 mod regs;
 mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod unpack_avx2;
 
 /// Activation rows per microkernel call, at most.
 pub const COLS: usize = 4;
@@ -54,7 +94,7 @@ impl Isa {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::is_x86_feature_detected as has;
-            if has!("avx2") && has!("fma") {
+            if has!("avx2") && has!("fma") && has!("f16c") {
                 out.push(Isa(Level::Avx2));
                 if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
                     out.push(Isa(Level::Avx512Vnni));
@@ -194,12 +234,14 @@ impl Isa {
 }
 
 impl Isa {
-    /// Whether this level has AVX2 and FMA (every level above scalar).
+    /// Whether this level has AVX2, FMA and F16C (every level above scalar).
     pub fn has_avx2(self) -> bool {
         self.0 >= Level::Avx2
     }
 
-    /// Whether this level has the panel GEMM kernel ([`Isa::gemm`]).
+    /// Whether this level fills panels from rows in file order ([`Isa::fill_panel`]) for its
+    /// GEMM: AVX-512 VNNI only, since such panels hold bytes offset by 128, which `vpdpbusd`
+    /// takes and AVX2's 16-bit pair sums would overflow.
     pub fn has_gemm(self) -> bool {
         self.0 == Level::Avx512Vnni
     }
@@ -209,12 +251,14 @@ impl Isa {
         assert!(self.has_gemm());
         let padded = crate::model::quant::act::padded(cols);
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `has_gemm` holds only where detection found AVX-512 F/BW/VNNI.
-        #[allow(unsafe_code)]
-        unsafe {
-            avx512::fill_panel(panel, format, data, n, cols, padded)
+        if self.0 == Level::Avx512Vnni {
+            // SAFETY: this level exists only where detection found AVX-512 F/BW/VNNI.
+            #[allow(unsafe_code)]
+            unsafe {
+                avx512::fill_panel(panel, format, data, n, cols, padded)
+            };
+            return;
         }
-        #[cfg(not(target_arch = "x86_64"))]
         panel.fill(
             format,
             data,
@@ -225,29 +269,35 @@ impl Isa {
         );
     }
 
-    /// Every panel row times activation rows `c0..c0 + n` (`n ≤ 4`) into `out`, with scales
-    /// spanning `span` weights (`Format::scale_span`); only on levels that have it.
+    /// Every panel row (of `format`'s weights) times activation rows `c0..c0 + n` (`n ≤ 4`)
+    /// into `out`; on levels that pack, for panels filled from repacked rows, and on AVX-512
+    /// for panels filled from file order too.
     pub fn gemm(
         self,
         panel: &Panel,
-        span: usize,
+        format: Format,
         acts: &Activations,
         c0: usize,
         n: usize,
         out: &mut PanelBlock,
     ) {
-        assert!(self.has_gemm() && (span == 16 || span == 32));
+        assert!(self.packs() && (self.has_gemm() || !panel.biased));
         assert!((1..=COLS).contains(&n) && c0 + n <= acts.rows);
         assert!(panel.groups >= 1 && panel.padded == acts.padded);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: features detected (see `fill_panel`); the assertions above keep every row
-        // the kernel reads inside the panel and the activations.
-        #[allow(unsafe_code)]
-        unsafe {
-            gemm::gemm(panel, span, acts, c0, n, out)
+        match self.0 {
+            // SAFETY: features detected (see `fill_panel`); the assertions above keep every
+            // row the kernel reads inside the panel and the activations.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx512Vnni => unsafe {
+                gemm::gemm(panel, format.scale_span(), acts, c0, n, out)
+            },
+            // SAFETY: as above, with AVX2 and FMA detected.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx2 => unsafe { gemm_avx2::gemm(panel, format, acts, c0, n, out) },
+            _ => unreachable!("has_gemm checked"),
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (panel, span, acts, c0, n, out);
     }
 }
 
@@ -279,9 +329,9 @@ impl Groups {
 
 impl Isa {
     /// Whether matrices are repacked for this level ([`crate::model::quant::packed`], every
-    /// format); only then do the two calls below apply.
+    /// format; one layout for every level that packs); only then do the two calls below apply.
     pub fn packs(self) -> bool {
-        self.has_gemm()
+        self.0 >= Level::Avx2
     }
 
     /// The 16 rows of `src` (one repacked group of `cols` weights per row) times activation
@@ -302,16 +352,19 @@ impl Isa {
         assert!(acts.padded >= cols && (at == 0 || at == GROUP));
         let groups = Groups::new(format, src, cols);
         assert_eq!(groups.groups, 1);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `packs` holds only where detection found AVX-512 F/BW/VNNI; `Groups::new`
-        // checked the groups are whole and the assertions above that the activations hold
-        // every value the kernel reads.
-        #[allow(unsafe_code)]
-        unsafe {
-            packed::gemv(format, groups, acts, c0, n, out, at)
+        match self.0 {
+            // SAFETY: this level exists only where detection found AVX-512 F/BW/VNNI;
+            // `Groups::new` checked the groups are whole and the assertions above that the
+            // activations hold every value the kernel reads.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx512Vnni => unsafe { packed::gemv(format, groups, acts, c0, n, out, at) },
+            // SAFETY: as above, with AVX2, FMA and F16C detected.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx2 => unsafe { packed_avx2::gemv(format, groups, acts, c0, n, out, at) },
+            _ => unreachable!("packs checked"),
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (groups, out, at);
     }
 
     /// Unpacks the rows of `src` (one or two repacked groups) into `panel` for [`Isa::gemm`].
@@ -319,14 +372,17 @@ impl Isa {
         assert!(self.packs());
         let groups = Groups::new(format, src, cols);
         let padded = crate::model::quant::act::padded(cols);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as `gemv_packed`; `padded` covers every block and is a multiple of 64.
-        #[allow(unsafe_code)]
-        unsafe {
-            packed::fill_panel(format, groups, panel, padded)
+        match self.0 {
+            // SAFETY: as `gemv_packed`; `padded` covers every block and is a multiple of 64.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx512Vnni => unsafe { packed::fill_panel(format, groups, panel, padded) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::Avx2 => unsafe { packed_avx2::fill_panel(format, groups, panel, padded) },
+            _ => unreachable!("packs checked"),
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = (groups, panel, padded);
     }
 }
 

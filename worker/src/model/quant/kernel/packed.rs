@@ -242,38 +242,6 @@ impl Unpack for Q6 {
     }
 }
 
-/// Runs `$body` with `$u` the unpacker of `$format`.
-macro_rules! by_format {
-    ($format:expr, $u:ident => $body:expr) => {
-        match $format {
-            Format::Q4_0 => {
-                type $u = Q40;
-                $body
-            }
-            Format::Q4_1 => {
-                type $u = Q41;
-                $body
-            }
-            Format::Q8_0 => {
-                type $u = Q80;
-                $body
-            }
-            Format::Q4K => {
-                type $u = K4<false>;
-                $body
-            }
-            Format::Q5K => {
-                type $u = K4<true>;
-                $body
-            }
-            Format::Q6K => {
-                type $u = Q6;
-                $body
-            }
-        }
-    };
-}
-
 /// The 16 rows of `src` (one group) times activation rows `c0..c0 + n` into
 /// `out[c][at..at + 16]`. One group at a time: two read side by side ran 20–25% slower (two
 /// streams for the prefetchers instead of one).
@@ -365,7 +333,7 @@ const PREFETCH_AHEAD: usize = 4096;
 /// and high bits): decode of a 1.1B Q6_K ran at half the speed (13–14 against 25–26 tok/s,
 /// AMD EPYC Zen 4, 2 threads; 4096 and 6000 bytes ahead measured alike, 2048 a little worse).
 #[inline(always)]
-fn prefetch_next(blk: *const u8, block: usize, u: usize, units: usize) {
+pub(super) fn prefetch_next(blk: *const u8, block: usize, u: usize, units: usize) {
     let lines = block.div_ceil(64);
     let per = lines.div_ceil(units);
     let next = blk.wrapping_add(block * (PREFETCH_AHEAD / block).max(1));

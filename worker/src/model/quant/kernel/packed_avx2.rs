@@ -1,0 +1,186 @@
+//! AVX2 kernels over repacked weights ([`crate::model::quant::packed`]), for CPUs without
+//! AVX-512 VNNI: the product for a few activation rows (decode), and the panel fill for the
+//! GEMM ([`super::gemm_avx2`]).
+//!
+//! The layout is the AVX-512 one (`super::packed`): a 64-byte word holds four weights of 16
+//! rows, so its two 32-byte halves are rows 0–7 and 8–15, each a vector here. Without
+//! `vpdpbusd`, `maddubs` multiplies unsigned weight bytes with signed activation bytes into
+//! pairs of 16-bit sums; those are added in 16 bits for as many words as cannot overflow
+//! (`Unpack::PAIRS`, in `super::unpack_avx2`) and only then widened with `madd`. Q8_0's
+//! bytes offset to unsigned would overflow a pair (255·127·2), so they stay signed and go
+//! through the sign trick.
+
+use std::arch::x86_64::*;
+
+use super::packed::prefetch_next;
+use super::unpack_avx2::{Unpack, HALF, K4, Q40, Q41, Q6, Q80, WORDS};
+use super::{Groups, PanelBlock};
+use crate::model::quant::act::Activations;
+use crate::model::quant::format::Format;
+use crate::model::quant::packed::group_block;
+use crate::model::quant::panel::{Panel, LANES};
+
+/// Four weight bytes of eight rows times four activation bytes: eight 16-bit pair sums.
+/// Signed weights go through the sign trick (`|w| ≤ 128`, so a pair stays inside 16 bits).
+// SAFETY: register-only intrinsics, reached from AVX2 code.
+#[allow(unsafe_code)]
+#[inline(always)]
+pub(super) unsafe fn dot(signed: bool, w: __m256i, x: __m256i) -> __m256i {
+    if signed {
+        _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
+    } else {
+        _mm256_maddubs_epi16(w, x)
+    }
+}
+
+/// The 32-bit sums of eight rows over `w.len()` words and the activation bytes at `x` (four
+/// per word), adding `pairs` words in 16 bits before widening (constants once inlined).
+// SAFETY: `x` holds four bytes per word of `w`; AVX2 present.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn sums(signed: bool, pairs: usize, w: &[__m256i], x: *const i8) -> __m256i {
+    let ones = _mm256_set1_epi16(1);
+    let word = |p: usize| _mm256_set1_epi32(x.add(4 * p).cast::<i32>().read_unaligned());
+    let mut acc = _mm256_setzero_si256();
+    for (i, chunk) in w.chunks_exact(pairs).enumerate() {
+        let mut s = _mm256_setzero_si256();
+        for (j, &wp) in chunk.iter().enumerate() {
+            s = _mm256_add_epi16(s, dot(signed, wp, word(i * pairs + j)));
+        }
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, ones));
+    }
+    acc
+}
+
+/// The 16 rows of `src` (one group) times activation rows `c0..c0 + n` into
+/// `out[c][at..at + 16]`.
+// SAFETY: callers hold AVX2, FMA and F16C, `src` is one whole repacked group of `format`,
+// activation rows `c0..c0 + n` hold at least every value of its rows, and `at + 16 ≤ 32`.
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn gemv(
+    format: Format,
+    src: Groups,
+    acts: &Activations,
+    c0: usize,
+    n: usize,
+    out: &mut PanelBlock,
+    at: usize,
+) {
+    by_format!(format, U => match n {
+        1 => pass::<U, 1>(src, acts, c0, out, at),
+        2 => pass::<U, 2>(src, acts, c0, out, at),
+        3 => pass::<U, 3>(src, acts, c0, out, at),
+        _ => pass::<U, 4>(src, acts, c0, out, at),
+    })
+}
+
+// SAFETY: reached only from `gemv`.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn pass<U: Unpack, const N: usize>(
+    src: Groups,
+    acts: &Activations,
+    c0: usize,
+    out: &mut PanelBlock,
+    at: usize,
+) {
+    let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
+    let xq: [*const i8; N] = std::array::from_fn(|c| acts.row_q(c0 + c).as_ptr());
+    let xd: [*const f32; N] = std::array::from_fn(|c| acts.row_d(c0 + c).as_ptr());
+    // Activation sums per scale span: per 32 values, or per 16.
+    let xs: [*const f32; N] = std::array::from_fn(|c| {
+        if U::SPAN == 16 {
+            acts.row_s(c0 + c).as_ptr()
+        } else {
+            acts.row_t(c0 + c).as_ptr()
+        }
+    });
+    let per_span = WORDS * U::SPAN / 32;
+    let mut facc = [[_mm256_setzero_ps(); N]; 2];
+    for k in 0..src.blocks {
+        let blk = src.at.add(k * block);
+        // A half at a time: the second pass over the block finds it in L1.
+        for (h, facc) in facc.iter_mut().enumerate() {
+            let sc = U::scales(blk, h);
+            for u in 0..units {
+                let unit = k * units + u;
+                if h == 0 {
+                    prefetch_next(blk, block, u, units);
+                }
+                let w = U::words(blk, u, h);
+                for hs in 0..32 / U::SPAN {
+                    let span = unit * 32 / U::SPAN + hs;
+                    let (a, b) = U::ab(blk, &sc, u * 32 / U::SPAN + hs, h);
+                    let w = &w[per_span * hs..per_span * (hs + 1)];
+                    for c in 0..N {
+                        let x = xq[c].add(32 * unit + 4 * per_span * hs);
+                        let s = _mm256_cvtepi32_ps(sums(U::SIGNED, U::PAIRS, w, x));
+                        let scale = _mm256_mul_ps(a, _mm256_set1_ps(*xd[c].add(unit)));
+                        facc[c] = _mm256_fmadd_ps(s, scale, facc[c]);
+                        if !U::SIGNED {
+                            let t = _mm256_set1_ps(*xs[c].add(span));
+                            facc[c] = _mm256_fmadd_ps(b, t, facc[c]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    for (h, facc) in facc.iter().enumerate() {
+        for (c, v) in facc.iter().enumerate() {
+            _mm256_storeu_ps(out[c][at + HALF * h..at + HALF * (h + 1)].as_mut_ptr(), *v);
+        }
+    }
+}
+
+/// Unpacks the groups of `src` into `panel` for the GEMM, padding to `padded` weights; the
+/// panel holds unsigned bytes (Q8_0's offset by 128), as on every level.
+// SAFETY: callers hold AVX2, FMA and F16C, `src` covers whole repacked groups (1 or 2) of
+// `format`, and `padded`, a multiple of 64, is at least the rows' weights.
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn fill_panel(format: Format, src: Groups, panel: &mut Panel, padded: usize) {
+    by_format!(format, U => fill::<U>(src, panel, padded))
+}
+
+// SAFETY: reached only from `fill_panel`; `Panel::reset` sizes every group for `padded`.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
+    let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
+    let flip = _mm256_set1_epi8(i8::MIN);
+    panel.reset(src.groups, padded);
+    for g in 0..src.groups {
+        let (q, a, b) = panel.group_mut(g);
+        for k in 0..src.blocks {
+            let blk = src.at.add(g * src.group_bytes + k * block);
+            for h in 0..2 {
+                let sc = U::scales(blk, h);
+                for u in 0..units {
+                    let at = k * units + u;
+                    for (p, w) in U::words(blk, u, h).iter().enumerate() {
+                        let w = if U::SIGNED {
+                            _mm256_xor_si256(*w, flip)
+                        } else {
+                            *w
+                        };
+                        let to = LANES * (WORDS * at + p) + HALF * h;
+                        _mm256_storeu_si256(q.as_mut_ptr().add(to).cast(), w);
+                    }
+                    // Scales and offsets are kept per 16 weights.
+                    for hh in 0..2 {
+                        let (av, bv) = U::ab(blk, &sc, (2 * u + hh) * 16 / U::SPAN, h);
+                        let to = LANES * (2 * at + hh) + HALF * h;
+                        _mm256_storeu_ps(a.as_mut_ptr().add(to), av);
+                        _mm256_storeu_ps(b.as_mut_ptr().add(to), bv);
+                    }
+                }
+            }
+        }
+        let units = src.blocks * units;
+        q[LANES * WORDS * units..].fill(0);
+        a[LANES * 2 * units..].fill(0.0);
+        b[LANES * 2 * units..].fill(0.0);
+    }
+}
