@@ -21,8 +21,11 @@ if [ "${#models[@]}" -eq 0 ]; then
     echo "bench-matrix: no GGUF files given and none in $dir; run scripts/make-bench-models.py first" >&2
     exit 1
 fi
-cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-echo "CPU: ${cpu:-unknown} ($(nproc) cores), threads: $THREADS, $(date -u +%Y-%m-%d)"
+field() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'; }
+cpu=$(field 'model name')
+# VMs often report only "AMD EPYC": family and model name the generation (25/1 Zen 3, 25/17 Zen 4).
+simd=$(grep -m1 '^flags' /proc/cpuinfo | grep -qw avx512_vnni && echo "AVX-512 VNNI" || echo "AVX2, no AVX-512 VNNI")
+echo "CPU: ${cpu:-unknown} (family $(field 'cpu family') model $(field model), $simd, $(nproc) cores), threads: $THREADS, $(date -u +%Y-%m-%d)"
 for m in "${models[@]}"; do
     echo
     echo "### $(basename "$m" .gguf)"

@@ -9,7 +9,7 @@
 use std::arch::x86_64::*;
 
 use super::PanelBlock;
-use crate::model::quant::act::Activations;
+use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::panel::{Panel, LANES};
 
 /// See [`super::Isa::gemm`].
@@ -57,16 +57,11 @@ unsafe fn pass<const G: usize, const N: usize, const S: usize>(
     let wq: [*const u32; G] = std::array::from_fn(|g| panel.group_q(g).as_ptr());
     let wa: [*const f32; G] = std::array::from_fn(|g| panel.group_a(g).as_ptr());
     let wb: [*const f32; G] = std::array::from_fn(|g| panel.group_b(g).as_ptr());
-    let xq: [*const i8; N] = std::array::from_fn(|c| acts.row_q(c0 + c).as_ptr());
-    let xd: [*const f32; N] = std::array::from_fn(|c| acts.row_d(c0 + c).as_ptr());
-    // The activation sums over one span: per 16 values, or per 32.
-    let xs: [*const f32; N] = std::array::from_fn(|c| {
-        if S == 16 {
-            acts.row_s(c0 + c).as_ptr()
-        } else {
-            acts.row_t(c0 + c).as_ptr()
-        }
-    });
+    let Rows {
+        q: xq,
+        d: xd,
+        s: xs,
+    } = acts.rows_at::<N>(c0, S);
     let mut facc = [[_mm512_setzero_ps(); N]; G];
     for span in 0..padded / S {
         let mut iacc = [[_mm512_setzero_si512(); N]; G];

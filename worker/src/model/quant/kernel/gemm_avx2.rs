@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 
 use super::packed_avx2::dot;
 use super::PanelBlock;
-use crate::model::quant::act::Activations;
+use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::format::Format;
 use crate::model::quant::panel::{Panel, LANES};
 
@@ -63,16 +63,11 @@ unsafe fn pass<const N: usize, const S: usize, const P: usize, const SIGNED: boo
 ) {
     let padded = panel.padded;
     let (ones, flip) = (_mm256_set1_epi16(1), _mm256_set1_epi8(i8::MIN));
-    let xq: [*const i8; N] = std::array::from_fn(|c| acts.row_q(c0 + c).as_ptr());
-    let xd: [*const f32; N] = std::array::from_fn(|c| acts.row_d(c0 + c).as_ptr());
-    // The activation sums over one span: per 16 values, or per 32.
-    let xs: [*const f32; N] = std::array::from_fn(|c| {
-        if S == 16 {
-            acts.row_s(c0 + c).as_ptr()
-        } else {
-            acts.row_t(c0 + c).as_ptr()
-        }
-    });
+    let Rows {
+        q: xq,
+        d: xd,
+        s: xs,
+    } = acts.rows_at::<N>(c0, S);
     for g in 0..panel.groups {
         for h in 0..2 {
             let wq = panel.group_q(g).as_ptr().add(HALF * h);

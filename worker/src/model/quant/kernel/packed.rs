@@ -9,7 +9,7 @@
 use std::arch::x86_64::*;
 
 use super::{Groups, PanelBlock};
-use crate::model::quant::act::Activations;
+use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::format::Format;
 use crate::model::quant::packed::{field_at, group_block};
 use crate::model::quant::panel::{Panel, LANES};
@@ -76,6 +76,28 @@ unsafe fn nibbles<const W: usize>(at: *const u8, high: bool) -> [__m512i; W] {
 unsafe fn nibble_block(q: *const u8) -> [__m512i; WORDS] {
     let (lo, hi) = (nibbles::<4>(q, false), nibbles::<4>(q, true));
     std::array::from_fn(|p| if p < 4 { lo[p] } else { hi[p - 4] })
+}
+
+/// The 6-bit scales and minimums of 16 rows' Q4_K/Q5_K blocks from their 12 repacked scale
+/// bytes at `at` (`[byte][row]`), a vector of 16 rows per sub-block: sub-blocks 0–3 take the
+/// low 6 bits of bytes 0–3 and 4–7; 4–7 the nibbles of bytes 8–11 and the top 2 bits of bytes
+/// 0–7.
+// SAFETY: reads the 192 bytes at `at`; SSE2 only (every x86-64).
+#[allow(unsafe_code)]
+#[inline(always)]
+pub(super) unsafe fn k4_scale_bytes(at: *const u8) -> ([__m128i; 8], [__m128i; 8]) {
+    let s: [__m128i; 12] = std::array::from_fn(|i| _mm_loadu_si128(at.add(16 * i).cast()));
+    let (six, four, three) = (_mm_set1_epi8(63), _mm_set1_epi8(0x0F), _mm_set1_epi8(3));
+    let top = |v: __m128i| _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(v, 6), three), 4);
+    let (mut sc, mut mn) = ([_mm_setzero_si128(); 8], [_mm_setzero_si128(); 8]);
+    for j in 0..4 {
+        sc[j] = _mm_and_si128(s[j], six);
+        mn[j] = _mm_and_si128(s[j + 4], six);
+        sc[j + 4] = _mm_or_si128(_mm_and_si128(s[j + 8], four), top(s[j]));
+        let high = _mm_and_si128(_mm_srli_epi16(s[j + 8], 4), four);
+        mn[j + 4] = _mm_or_si128(high, top(s[j + 4]));
+    }
+    (sc, mn)
 }
 
 /// Nibbles `q` with `w = d·(q − 8)`.
@@ -177,22 +199,10 @@ impl<const FIVE: bool> Unpack for K4<FIVE> {
     }
     /// Per sub-block `a = d·sc`, `b = −dmin·m`.
     type Scales = ([__m512; 8], [__m512; 8]);
-    /// Sub-blocks 0–3 take the low 6 bits of scale bytes 0–3 and 4–7; 4–7 the nibbles of
-    /// bytes 8–11 and the top 2 bits of bytes 0–7.
     #[inline(always)]
     unsafe fn scales(blk: *const u8) -> Self::Scales {
         let at = blk.add(field_at(Self::FORMAT, 2));
-        let s: [__m128i; 12] = std::array::from_fn(|i| _mm_loadu_si128(at.add(16 * i).cast()));
-        let (six, four, three) = (_mm_set1_epi8(63), _mm_set1_epi8(0x0F), _mm_set1_epi8(3));
-        let top = |v: __m128i| _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(v, 6), three), 4);
-        let (mut sc, mut mn) = ([_mm_setzero_si128(); 8], [_mm_setzero_si128(); 8]);
-        for j in 0..4 {
-            sc[j] = _mm_and_si128(s[j], six);
-            mn[j] = _mm_and_si128(s[j + 4], six);
-            sc[j + 4] = _mm_or_si128(_mm_and_si128(s[j + 8], four), top(s[j]));
-            let high = _mm_and_si128(_mm_srli_epi16(s[j + 8], 4), four);
-            mn[j + 4] = _mm_or_si128(high, top(s[j + 4]));
-        }
+        let (sc, mn) = k4_scale_bytes(at);
         let d = halves(blk);
         let minus_dmin = _mm512_sub_ps(
             _mm512_setzero_ps(),
@@ -277,16 +287,11 @@ unsafe fn pass<U: Unpack, const N: usize>(
     at: usize,
 ) {
     let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
-    let xq: [*const i8; N] = std::array::from_fn(|c| acts.row_q(c0 + c).as_ptr());
-    let xd: [*const f32; N] = std::array::from_fn(|c| acts.row_d(c0 + c).as_ptr());
-    // Activation sums per scale span: per 32 values, or per 16.
-    let xs: [*const f32; N] = std::array::from_fn(|c| {
-        if U::SPAN == 16 {
-            acts.row_s(c0 + c).as_ptr()
-        } else {
-            acts.row_t(c0 + c).as_ptr()
-        }
-    });
+    let Rows {
+        q: xq,
+        d: xd,
+        s: xs,
+    } = acts.rows_at::<N>(c0, U::SPAN);
     let per_span = WORDS * U::SPAN / 32;
     let mut facc = [_mm512_setzero_ps(); N];
     for k in 0..src.blocks {

@@ -15,7 +15,7 @@ use std::arch::x86_64::*;
 use super::packed::prefetch_next;
 use super::unpack_avx2::{Unpack, HALF, K4, Q40, Q41, Q6, Q80, WORDS};
 use super::{Groups, PanelBlock};
-use crate::model::quant::act::Activations;
+use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::format::Format;
 use crate::model::quant::packed::group_block;
 use crate::model::quant::panel::{Panel, LANES};
@@ -86,16 +86,11 @@ unsafe fn pass<U: Unpack, const N: usize>(
     at: usize,
 ) {
     let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
-    let xq: [*const i8; N] = std::array::from_fn(|c| acts.row_q(c0 + c).as_ptr());
-    let xd: [*const f32; N] = std::array::from_fn(|c| acts.row_d(c0 + c).as_ptr());
-    // Activation sums per scale span: per 32 values, or per 16.
-    let xs: [*const f32; N] = std::array::from_fn(|c| {
-        if U::SPAN == 16 {
-            acts.row_s(c0 + c).as_ptr()
-        } else {
-            acts.row_t(c0 + c).as_ptr()
-        }
-    });
+    let Rows {
+        q: xq,
+        d: xd,
+        s: xs,
+    } = acts.rows_at::<N>(c0, U::SPAN);
     let per_span = WORDS * U::SPAN / 32;
     let mut facc = [[_mm256_setzero_ps(); N]; 2];
     for k in 0..src.blocks {

@@ -4,6 +4,7 @@
 
 use std::arch::x86_64::*;
 
+use super::packed::k4_scale_bytes;
 use crate::model::quant::format::Format;
 use crate::model::quant::packed::field_at;
 
@@ -187,22 +188,10 @@ impl<const FIVE: bool> Unpack for K4<FIVE> {
     }
     /// Per sub-block `a = d·sc`, `b = −dmin·m`.
     type Scales = ([__m256; 8], [__m256; 8]);
-    /// Sub-blocks 0–3 take the low 6 bits of scale bytes 0–3 and 4–7; 4–7 the nibbles of
-    /// bytes 8–11 and the top 2 bits of bytes 0–7.
     #[inline(always)]
     unsafe fn scales(blk: *const u8, h: usize) -> Self::Scales {
         let at = blk.add(field_at(Self::FORMAT, 2));
-        let s: [__m128i; 12] = std::array::from_fn(|i| _mm_loadu_si128(at.add(16 * i).cast()));
-        let (six, four, three) = (_mm_set1_epi8(63), _mm_set1_epi8(0x0F), _mm_set1_epi8(3));
-        let top = |v: __m128i| _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(v, 6), three), 4);
-        let (mut sc, mut mn) = ([_mm_setzero_si128(); 8], [_mm_setzero_si128(); 8]);
-        for j in 0..4 {
-            sc[j] = _mm_and_si128(s[j], six);
-            mn[j] = _mm_and_si128(s[j + 4], six);
-            sc[j + 4] = _mm_or_si128(_mm_and_si128(s[j + 8], four), top(s[j]));
-            let high = _mm_and_si128(_mm_srli_epi16(s[j + 8], 4), four);
-            mn[j + 4] = _mm_or_si128(high, top(s[j + 4]));
-        }
+        let (sc, mn) = k4_scale_bytes(at);
         let d = halves(blk, h);
         let minus_dmin = _mm256_sub_ps(
             _mm256_setzero_ps(),
