@@ -100,8 +100,9 @@ def main():
         ttft_c, answer, n = turn(cached, messages, args.answer_tokens)
         fresh.reset()
         ttft_f, _, _ = turn(fresh, messages, 1)
-        # The prompt is what the fresh context evaluated before its one new token.
-        prompt_tokens = fresh.n_tokens - 1 if fresh.n_tokens > 0 else 0
+        # The prompt is what the fresh context evaluated: llama-cpp-python samples its one new
+        # token without evaluating it.
+        prompt_tokens = fresh.n_tokens
         rows.append({"turn": i + 1, "prompt_tokens": prompt_tokens, "held_before": before,
                      "ttft_ms_cached": ttft_c, "ttft_ms_uncached": ttft_f, "answer_tokens": n})
         messages.append({"role": "assistant", "content": answer})
