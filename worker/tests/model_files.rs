@@ -47,6 +47,8 @@ fn gguf_and_hf_tiny_models_load_and_run() {
         let m = load(&tiny_gguf(dir.path(), kind)).unwrap();
         assert_eq!(m.format, "gguf");
         assert_eq!(m.model.config().context_length, tiny::CONTEXT);
+        // No `output.weight`: the head multiplies the Q8_0 embedding itself, held once.
+        assert!(m.model.head_shares_embedding(), "the tied head is a copy");
         let l = logits(&m.model, &[1, 2, 3]);
         assert_eq!(l.len(), m.model.config().vocab_size);
         assert!(l.iter().all(|x| x.is_finite()));
@@ -376,6 +378,10 @@ fn sixteen_bit_weights_stay_sixteen_bit_and_match_their_f32_values() {
         let h = load(&half).unwrap().model;
         let w = load(&wide).unwrap().model;
         assert_eq!(h.held_as(), (name, name), "tied head and blocks in {name}");
+        assert!(
+            h.head_shares_embedding(),
+            "{name}: the tied head is a second copy"
+        );
         assert_eq!(w.held_as(), ("f32", "f32"));
         for tokens in [&[5u32, 6, 7][..], &(0..40).collect::<Vec<u32>>()[..]] {
             let (a, b) = (logits(&h, tokens), logits(&w, tokens));

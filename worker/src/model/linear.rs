@@ -88,6 +88,17 @@ impl Linear {
         })
     }
 
+    /// Whether both layers multiply the very same matrix in memory (a tied output layer and
+    /// its embedding), not two copies of it.
+    pub fn shares_matrix_with(&self, other: &Linear) -> bool {
+        match (&self.weight, &other.weight) {
+            (Weight::Own(a), Weight::Own(b)) => Arc::ptr_eq(a, b),
+            (Weight::Half(a), Weight::Half(b)) => Arc::ptr_eq(a, b),
+            (Weight::Quantized(_, a), Weight::Quantized(_, b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+
     /// How the weight is held and multiplied.
     pub fn held_as(&self) -> &'static str {
         match &self.weight {

@@ -107,6 +107,15 @@ impl Llama {
         (self.weights.lm_head.held_as(), wq)
     }
 
+    /// Whether the output layer multiplies the embedding's own matrix (tied weights held
+    /// once), for tests and logs.
+    pub fn head_shares_embedding(&self) -> bool {
+        let w = &self.weights;
+        w.embed
+            .tied_head()
+            .is_some_and(|h| h.shares_matrix_with(&w.lm_head))
+    }
+
     /// A fresh cache for one sequence.
     pub fn new_cache(&self) -> KvCache {
         KvCache::new(self.cfg.num_layers, self.cfg.context_length)
