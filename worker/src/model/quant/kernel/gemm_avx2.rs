@@ -9,6 +9,7 @@
 use std::arch::x86_64::*;
 
 use super::packed_avx2::dot;
+use super::unpack_avx2::{Unpack, K4, Q40, Q41, Q6, Q80};
 use super::PanelBlock;
 use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::format::Format;
@@ -29,33 +30,23 @@ pub unsafe fn gemm(
     n: usize,
     out: &mut PanelBlock,
 ) {
-    // (span, steps added in 16 bits, signed): the panel's bytes are at most 15 for Q4_0,
-    // Q4_1 and Q4_K, 31 for Q5_K, 63 for Q6_K; Q8_0's go back to signed for the sign trick.
-    macro_rules! by_cols {
-        ($s:literal, $p:literal, $signed:literal) => {
-            match n {
-                1 => pass::<1, $s, $p, $signed>(panel, acts, c0, out),
-                2 => pass::<2, $s, $p, $signed>(panel, acts, c0, out),
-                3 => pass::<3, $s, $p, $signed>(panel, acts, c0, out),
-                _ => pass::<4, $s, $p, $signed>(panel, acts, c0, out),
-            }
-        };
-    }
-    match format {
-        Format::Q4_0 | Format::Q4_1 | Format::Q4K => by_cols!(32, 8, false),
-        Format::Q5K => by_cols!(32, 4, false),
-        Format::Q6K => by_cols!(16, 2, false),
-        Format::Q8_0 => by_cols!(32, 1, true),
-    }
+    // The panel holds the bytes the repacked kernel unpacks, so its unpacker's span and
+    // 16-bit bounds hold here too.
+    by_format!(format, U => match n {
+        1 => pass::<U, 1>(panel, acts, c0, out),
+        2 => pass::<U, 2>(panel, acts, c0, out),
+        3 => pass::<U, 3>(panel, acts, c0, out),
+        _ => pass::<U, 4>(panel, acts, c0, out),
+    })
 }
 
 // SAFETY: reached only from `gemm`. Each group holds `padded / 4` vectors of 16 words and
 // `padded / 16` scale and offset vectors, each activation row `padded` bytes, `padded / 32`
-// scales and `padded / S` sums, and `padded` is a multiple of 64 (so of `S`): every load is
+// scales and `padded / U::SPAN` sums, and `padded` is a multiple of 64 (so of the span): every load is
 // in bounds.
 #[allow(unsafe_code)]
 #[inline(always)]
-unsafe fn pass<const N: usize, const S: usize, const P: usize, const SIGNED: bool>(
+unsafe fn pass<U: Unpack, const N: usize>(
     panel: &Panel,
     acts: &Activations,
     c0: usize,
@@ -67,25 +58,29 @@ unsafe fn pass<const N: usize, const S: usize, const P: usize, const SIGNED: boo
         q: xq,
         d: xd,
         s: xs,
-    } = acts.rows_at::<N>(c0, S);
+    } = acts.rows_at::<N>(c0, U::SPAN);
     for g in 0..panel.groups {
         for h in 0..2 {
             let wq = panel.group_q(g).as_ptr().add(HALF * h);
             let wa = panel.group_a(g).as_ptr().add(HALF * h);
             let wb = panel.group_b(g).as_ptr().add(HALF * h);
             let mut facc = [_mm256_setzero_ps(); N];
-            for span in 0..padded / S {
+            for span in 0..padded / U::SPAN {
                 let mut iacc = [_mm256_setzero_si256(); N];
-                for p0 in (0..S / 4).step_by(P) {
+                for p0 in (0..U::SPAN / 4).step_by(U::PAIRS) {
                     let mut s16 = [_mm256_setzero_si256(); N];
-                    for step in p0..p0 + P {
-                        let k = span * (S / 4) + step;
+                    for step in p0..p0 + U::PAIRS {
+                        let k = span * (U::SPAN / 4) + step;
                         let w = _mm256_loadu_si256(wq.add(LANES * k).cast());
-                        let w = if SIGNED { _mm256_xor_si256(w, flip) } else { w };
+                        let w = if U::SIGNED {
+                            _mm256_xor_si256(w, flip)
+                        } else {
+                            w
+                        };
                         for c in 0..N {
                             let x =
                                 _mm256_set1_epi32(xq[c].add(4 * k).cast::<i32>().read_unaligned());
-                            s16[c] = _mm256_add_epi16(s16[c], dot(SIGNED, w, x));
+                            s16[c] = _mm256_add_epi16(s16[c], dot(U::SIGNED, w, x));
                         }
                     }
                     for c in 0..N {
@@ -93,14 +88,14 @@ unsafe fn pass<const N: usize, const S: usize, const P: usize, const SIGNED: boo
                     }
                 }
                 // Scales and offsets are stored per 16 weights; over a span of 32 both halves agree.
-                let at = LANES * span * (S / 16);
+                let at = LANES * span * (U::SPAN / 16);
                 let (a, b) = (_mm256_loadu_ps(wa.add(at)), _mm256_loadu_ps(wb.add(at)));
                 for c in 0..N {
-                    let d = _mm256_set1_ps(*xd[c].add(span * S / 32));
+                    let d = _mm256_set1_ps(*xd[c].add(span * U::SPAN / 32));
                     let v = _mm256_cvtepi32_ps(iacc[c]);
                     facc[c] = _mm256_fmadd_ps(v, _mm256_mul_ps(a, d), facc[c]);
                     // Signed Q8_0 bytes already hold the offset.
-                    if !SIGNED {
+                    if !U::SIGNED {
                         let s = _mm256_set1_ps(*xs[c].add(span));
                         facc[c] = _mm256_fmadd_ps(b, s, facc[c]);
                     }

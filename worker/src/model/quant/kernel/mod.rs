@@ -251,14 +251,12 @@ impl Isa {
         assert!(self.has_gemm());
         let padded = crate::model::quant::act::padded(cols);
         #[cfg(target_arch = "x86_64")]
-        if self.0 == Level::Avx512Vnni {
-            // SAFETY: this level exists only where detection found AVX-512 F/BW/VNNI.
-            #[allow(unsafe_code)]
-            unsafe {
-                avx512::fill_panel(panel, format, data, n, cols, padded)
-            };
-            return;
+        // SAFETY: `has_gemm` holds only where detection found AVX-512 F/BW/VNNI.
+        #[allow(unsafe_code)]
+        unsafe {
+            avx512::fill_panel(panel, format, data, n, cols, padded)
         }
+        #[cfg(not(target_arch = "x86_64"))]
         panel.fill(
             format,
             data,
@@ -296,7 +294,7 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Level::Avx2 => unsafe { gemm_avx2::gemm(panel, format, acts, c0, n, out) },
-            _ => unreachable!("has_gemm checked"),
+            _ => unreachable!("packs checked"),
         }
     }
 }
