@@ -168,3 +168,59 @@ async fn replicas_share_one_leaderboard_through_redis_and_recompute_on_new_votes
     assert_eq!(second["votes"], 2, "{second}");
     assert_ne!(second["computed_ms"], first["computed_ms"]);
 }
+
+/// One greedy chat turn of `messages` through `http` in conversation `session`: the answer,
+/// its prompt tokens and the prompt tokens the worker's prefix cache served.
+async fn session_turn(http: &str, messages: &[Value], session: &str) -> (String, u64, u64) {
+    let body = json!({"model": "smol", "messages": messages, "max_tokens": 12, "temperature": 0});
+    let r = reqwest::Client::new()
+        .post(format!("{http}/v1/chat/completions"))
+        .header("x-session-id", session)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let text = v["choices"][0]["message"]["content"].as_str().unwrap();
+    let prompt = v["usage"]["prompt_tokens"].as_u64().unwrap();
+    let cached = v["usage"]["prompt_tokens_details"]["cached_tokens"]
+        .as_u64()
+        .unwrap_or(0);
+    (text.to_string(), prompt, cached)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_conversations_turns_find_their_worker_through_either_replica() {
+    let url = redis_url();
+    let model = common::smollm2();
+    let a = common::bin().spawn_controller(&["--redis-url", &url]);
+    let b = common::bin().spawn_controller(&["--redis-url", &url]);
+    let worker = ["--name", "smol", "--threads", "1"];
+    let _w1 = common::bin().spawn_registered_worker(&model, &a.grpc, &worker);
+    let _w2 = common::bin().spawn_registered_worker(&model, &a.grpc, &worker);
+    common::wait_workers(&a, 2).await;
+    common::wait_workers(&b, 2).await;
+    // A load balancer without sticky sessions: the turns alternate between the replicas, and
+    // each later turn still reuses the whole previous prompt, so it reached the worker that
+    // served the turn before. Replica B alone has never seen the conversation; choosing
+    // without the shared map, one round in two would land on the other worker (it would then
+    // reuse only the template's opening): six rounds pass by chance once in 64 runs.
+    let run = common::rand_u64();
+    for round in 0..6 {
+        let session = format!("replicas-{run}-{round}");
+        let mut messages = vec![json!({"role": "user", "content": "Name a color."})];
+        let mut turns = Vec::new();
+        for (i, next) in ["Name another one.", "And a third?", ""].iter().enumerate() {
+            let http = if i % 2 == 0 { &a.http } else { &b.http };
+            let (answer, prompt, cached) = session_turn(http, &messages, &session).await;
+            turns.push((prompt, cached));
+            messages.push(json!({"role": "assistant", "content": answer}));
+            messages.push(json!({"role": "user", "content": next}));
+        }
+        assert!(
+            turns.windows(2).all(|w| w[1].1 >= w[0].0),
+            "round {round}: (prompt, cached) per turn {turns:?}"
+        );
+    }
+}

@@ -101,6 +101,11 @@ impl App {
             opts.worker_token.clone(),
             opts.heartbeat_interval,
         ));
+        let mut affinity =
+            crate::gateway::affinity::Affinity::new(crate::gateway::affinity::DEFAULT_CAPACITY);
+        if let Some(conn) = &redis {
+            affinity = affinity.with_redis(conn.clone());
+        }
         let gateway = Arc::new(Gateway {
             registry: registry.clone(),
             metrics: metrics.clone(),
@@ -108,9 +113,7 @@ impl App {
             endpoints,
             http: api_client::http_client(&opts.timeouts)?,
             timeouts: opts.timeouts,
-            affinity: crate::gateway::affinity::Affinity::new(
-                crate::gateway::affinity::DEFAULT_CAPACITY,
-            ),
+            affinity,
         });
         let ops = http::ops::router(registry.clone(), db.clone(), metrics.clone());
         let router = routes(&opts, gateway, db.clone(), redis, metrics)?;

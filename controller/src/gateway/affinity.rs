@@ -2,9 +2,19 @@
 //! is healthy and has a free slot: the worker still holds the conversation's keys and values
 //! in its prefix cache, and prefills only the new turn. Bounded: the oldest half of the
 //! entries goes when the map is full.
+//!
+//! With Redis, replicas share the map: one key per conversation, `arena:affinity:` and the
+//! SHA-256 of model and session (a client's session id may be anything; the hash bounds the
+//! key and keeps it out of Redis in the clear), expiring after [`SHARED_TTL`]. A turn that a
+//! load balancer sends to another replica then still finds its worker. The in-process map
+//! stays as the fallback when Redis fails.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use sha2::{Digest, Sha256};
 
 /// Longest session key kept; a client's `user` or `x-session-id` may be anything.
 const MAX_KEY_BYTES: usize = 200;
@@ -12,14 +22,32 @@ const MAX_KEY_BYTES: usize = 200;
 /// Conversations remembered by default.
 pub const DEFAULT_CAPACITY: usize = 100_000;
 
+/// How long Redis remembers a conversation's worker after its last turn: longer than a
+/// worker's prefix cache holds an idle conversation under load.
+pub const SHARED_TTL: Duration = Duration::from_secs(3600);
+
+/// How long a lookup waits for Redis before using the in-process map.
+const SHARED_WAIT: Duration = Duration::from_millis(250);
+
+const PREFIX: &str = "arena:affinity:";
+
 /// (model, session) → (worker id, when it was last used).
 type Entries = HashMap<(String, String), (String, u64)>;
 
 /// The worker of each recent conversation.
-#[derive(Debug)]
 pub struct Affinity {
     entries: Mutex<(Entries, u64)>,
     capacity: usize,
+    shared: Option<ConnectionManager>,
+}
+
+impl std::fmt::Debug for Affinity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Affinity")
+            .field("capacity", &self.capacity)
+            .field("shared", &self.shared.is_some())
+            .finish()
+    }
 }
 
 /// `key` cut to at most [`MAX_KEY_BYTES`], on a character boundary.
@@ -34,13 +62,32 @@ fn bounded(key: &str) -> &str {
     &key[..end]
 }
 
+/// The Redis key of `session` of `model`. The lengths go in first so that no two (model,
+/// session) pairs hash the same bytes.
+fn shared_key(model: &str, session: &str) -> String {
+    let mut h = Sha256::new();
+    h.update((model.len() as u64).to_le_bytes());
+    h.update(model.as_bytes());
+    h.update(session.as_bytes());
+    let digest = h.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{PREFIX}{hex}")
+}
+
 impl Affinity {
-    /// Remembers at most `capacity` conversations (at least 2).
+    /// Remembers at most `capacity` conversations (at least 2) in this process.
     pub fn new(capacity: usize) -> Self {
         Self {
             entries: Mutex::new((HashMap::new(), 0)),
             capacity: capacity.max(2),
+            shared: None,
         }
+    }
+
+    /// Shares the map with other replicas through Redis.
+    pub fn with_redis(mut self, conn: ConnectionManager) -> Self {
+        self.shared = Some(conn);
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (Entries, u64)> {
@@ -48,14 +95,53 @@ impl Affinity {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The worker that served `session` of `model` last, if remembered.
-    pub fn worker(&self, model: &str, session: &str) -> Option<String> {
+    /// The worker that served `session` of `model` last, if remembered: Redis's answer when
+    /// shared (another replica may have served the last turn), else this process's.
+    pub async fn worker(&self, model: &str, session: &str) -> Option<String> {
+        if let Some(conn) = &self.shared {
+            let mut conn = conn.clone();
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(shared_key(model, session));
+            let get = cmd.query_async::<Option<String>>(&mut conn);
+            match tokio::time::timeout(SHARED_WAIT, get).await {
+                Ok(Ok(found)) => return found,
+                Ok(Err(e)) => tracing::warn!("conversation's worker not read from redis: {e}"),
+                Err(_) => tracing::warn!(
+                    "conversation's worker not read: redis did not answer within {} ms",
+                    SHARED_WAIT.as_millis()
+                ),
+            }
+        }
+        self.local_worker(model, session)
+    }
+
+    fn local_worker(&self, model: &str, session: &str) -> Option<String> {
         let key = (model.to_string(), bounded(session).to_string());
         self.lock().0.get(&key).map(|(w, _)| w.clone())
     }
 
-    /// Remembers that `worker` served `session` of `model`.
+    /// Remembers that `worker` served `session` of `model`. The write to Redis runs on its
+    /// own task: the turn's first token does not wait for it, and the next turn comes only
+    /// after this one's answer.
     pub fn remember(&self, model: &str, session: &str, worker: &str) {
+        if let Some(conn) = &self.shared {
+            let mut conn = conn.clone();
+            let key = shared_key(model, session);
+            let worker = worker.to_string();
+            tokio::spawn(async move {
+                let mut cmd = redis::cmd("SET");
+                cmd.arg(key)
+                    .arg(worker)
+                    .arg("PX")
+                    .arg(SHARED_TTL.as_millis() as u64);
+                let set = cmd.query_async::<()>(&mut conn);
+                match tokio::time::timeout(SHARED_WAIT * 4, set).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!("conversation's worker not shared: {e}"),
+                    Err(_) => tracing::warn!("conversation's worker not shared: redis timed out"),
+                }
+            });
+        }
         let mut guard = self.lock();
         let (entries, clock) = &mut *guard;
         *clock += 1;
@@ -71,7 +157,7 @@ impl Affinity {
         }
     }
 
-    /// Conversations remembered now.
+    /// Conversations remembered in this process now.
     pub fn len(&self) -> usize {
         self.lock().0.len()
     }
@@ -89,14 +175,23 @@ mod tests {
     #[test]
     fn remembers_the_last_worker_per_model_and_session() {
         let a = Affinity::new(10);
-        assert_eq!(a.worker("m", "s1"), None);
+        assert_eq!(a.local_worker("m", "s1"), None);
         a.remember("m", "s1", "w1");
         a.remember("m", "s2", "w2");
         a.remember("other", "s1", "w3");
-        assert_eq!(a.worker("m", "s1").as_deref(), Some("w1"));
-        assert_eq!(a.worker("other", "s1").as_deref(), Some("w3"));
+        assert_eq!(a.local_worker("m", "s1").as_deref(), Some("w1"));
+        assert_eq!(a.local_worker("other", "s1").as_deref(), Some("w3"));
         a.remember("m", "s1", "w2");
-        assert_eq!(a.worker("m", "s1").as_deref(), Some("w2"));
+        assert_eq!(a.local_worker("m", "s1").as_deref(), Some("w2"));
+    }
+
+    #[test]
+    fn shared_keys_tell_every_model_and_session_apart() {
+        assert_ne!(shared_key("ab", "c"), shared_key("a", "bc"));
+        assert_ne!(shared_key("m", "s"), shared_key("m", "t"));
+        assert_eq!(shared_key("m", "s"), shared_key("m", "s"));
+        let long = shared_key("m", &"x".repeat(100_000));
+        assert_eq!(long.len(), PREFIX.len() + 64);
     }
 
     #[test]
@@ -106,12 +201,12 @@ mod tests {
             a.remember("m", &format!("s{i}"), "w");
         }
         assert!(a.len() <= 100, "{}", a.len());
-        assert_eq!(a.worker("m", "s999").as_deref(), Some("w"));
-        assert_eq!(a.worker("m", "s0"), None);
+        assert_eq!(a.local_worker("m", "s999").as_deref(), Some("w"));
+        assert_eq!(a.local_worker("m", "s0"), None);
         // Huge keys are cut, not stored whole.
         let long = "é".repeat(10_000);
         a.remember("m", &long, "w9");
-        assert_eq!(a.worker("m", &long).as_deref(), Some("w9"));
+        assert_eq!(a.local_worker("m", &long).as_deref(), Some("w9"));
         let stored = a.lock().0.keys().map(|k| k.1.len()).max().unwrap();
         assert!(stored <= MAX_KEY_BYTES);
     }

@@ -90,7 +90,10 @@ pub async fn start(
     let dispatched = Instant::now();
     let mut tried: Vec<String> = Vec::new();
     let mut last_error = None;
-    let preferred = session.and_then(|(affinity, key)| affinity.worker(model, key));
+    let preferred = match session {
+        Some((affinity, key)) => affinity.worker(model, key).await,
+        None => None,
+    };
     for _ in 0..=MAX_RETRIES {
         let Some(worker) = registry.pick_preferring(model, policy, &tried, preferred.as_deref())
         else {
