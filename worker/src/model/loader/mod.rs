@@ -94,8 +94,12 @@ pub fn parse_device(s: &str) -> Result<Device> {
                     "this build has no CUDA support: rebuild with `--features cuda`".into(),
                 ));
             }
-            Device::new_cuda(ordinal)
-                .map_err(|e| WorkerError::Device(format!("cuda:{ordinal}: {e}")))
+            Device::new_cuda(ordinal).map_err(|e| {
+                WorkerError::Device(format!(
+                    "no usable NVIDIA GPU cuda:{ordinal} ({e}); `nvidia-smi -L` lists the GPUs \
+                     the driver sees, or run with --device cpu"
+                ))
+            })
         }
     }
 }
