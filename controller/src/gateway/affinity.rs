@@ -69,9 +69,7 @@ fn shared_key(model: &str, session: &str) -> String {
     h.update((model.len() as u64).to_le_bytes());
     h.update(model.as_bytes());
     h.update(session.as_bytes());
-    let digest = h.finalize();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{PREFIX}{hex}")
+    format!("{PREFIX}{}", crate::ids::hex(&h.finalize()))
 }
 
 impl Affinity {

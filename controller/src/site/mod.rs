@@ -80,7 +80,7 @@ impl ArenaState {
     /// A salted hash of a client address: votes can be grouped per voter without storing IPs.
     fn hash_client(&self, client: &str) -> String {
         let digest = Sha256::digest(format!("{}:{client}", self.salt));
-        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+        crate::ids::hex(&digest[..16])
     }
 }
 

@@ -49,7 +49,7 @@ impl Terms {
     pub fn new(text: &str) -> Self {
         let text = text.trim().to_string();
         let digest = Sha256::digest(text.as_bytes());
-        let version = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        let version = crate::ids::hex(&digest[..8]);
         Self { text, version }
     }
 
