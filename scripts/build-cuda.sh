@@ -115,7 +115,7 @@ log "built $bin ($(du -h "$bin" | cut -f1))"
 
 if [ "$run_test" = 1 ]; then
   log "checking the CUDA build (tests/cuda.rs)"
-  ARENA_CUDA_BIN="$bin" LD_LIBRARY_PATH="$runtime_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+  LD_LIBRARY_PATH="$runtime_path${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     cargo test --release --features cuda --test cuda -- --ignored --nocapture
 fi
 
