@@ -6,6 +6,7 @@
 
 use candle_core::{DType, Device, Result, Tensor};
 
+use crate::model::attention;
 use crate::model::config::{LlamaConfig, RopeStyle};
 use crate::model::embedding::Embedding;
 use crate::model::kv_cache::KvCache;
@@ -229,34 +230,8 @@ impl Llama {
         let k = rope(k, kvh)?;
         let v = v.reshape((t, kvh, hd))?.transpose(0, 1)?.contiguous()?;
         let (k_all, v_all) = cache.append(layer, &k, &v)?;
-        let len = offset + t;
-        // Query heads sharing one key/value head are stacked as extra rows, so the cache is
-        // never copied per head.
-        let q = q.reshape((kvh, n_rep * t, hd))?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let scores = (q.matmul(&k_all.t()?)? * scale)?;
-        let scores = if t > 1 {
-            let mask: Vec<f32> = (0..t)
-                .flat_map(|i| {
-                    (0..len).map(move |j| {
-                        if j <= offset + i {
-                            0.0
-                        } else {
-                            f32::NEG_INFINITY
-                        }
-                    })
-                })
-                .collect();
-            let mask = Tensor::from_vec(mask, (t, len), q.device())?;
-            scores
-                .reshape((kvh, n_rep, t, len))?
-                .broadcast_add(&mask)?
-                .reshape((kvh, n_rep * t, len))?
-        } else {
-            scores
-        };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
-        let out = probs.matmul(&v_all)?;
+        let q = q.reshape((kvh, n_rep, t, hd))?;
+        let out = attention::causal(&q, &k_all, &v_all, offset)?;
         out.reshape((h, t, hd))?
             .transpose(0, 1)?
             .reshape((t, h * hd))

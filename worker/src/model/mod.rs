@@ -2,6 +2,7 @@
 //! cache, quantized and 16-bit float kernels, and the loaders that build it from GGUF files and Hugging Face folders.
 
 pub mod alloc;
+pub mod attention;
 pub mod config;
 pub mod embedding;
 pub mod half;
