@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::aggregate::Aggregate;
 use super::battle::{Battle, Winner};
 use super::elo::{OnlineElo, SCALE};
-use super::{bootstrap, bradley_terry, compute, RatingOptions};
+use super::{bootstrap, bradley_terry, compute, Ci, Method, RatingOptions};
 use crate::error::RatingsError;
 
 /// Share of votes that are ties, and ties where both were bad, roughly the public arena's.
@@ -199,7 +199,11 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
     let elo_s = t.elapsed().as_secs_f64();
     drop(rows);
 
+    // FastChat's method, the reference this benchmark is measured beside.
     let opts_rating = RatingOptions {
+        method: Method::FastChat,
+        ci: Ci::Bootstrap,
+        interval_floor: false,
         bootstrap_rounds: opts.bootstrap_rounds,
         ..RatingOptions::default()
     };
@@ -215,6 +219,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
     let ci = bootstrap::intervals(
         n,
         &pairs,
+        &vec![1.0; pairs.len()],
         opts_rating.regularization,
         opts.bootstrap_rounds,
         opts_rating.seed,

@@ -11,6 +11,7 @@
 use serde::Serialize;
 
 use super::aggregate::PairCounts;
+use super::math::{cholesky_solve, sigmoid, softplus};
 
 const LN10: f64 = std::f64::consts::LN_10;
 /// Newton steps this small (log10 odds; 4e-8 rating points) mean we are at the optimum.
@@ -51,13 +52,21 @@ pub(crate) struct Weighted {
 }
 
 impl Weighted {
-    /// The doubled-table weights of one pair's counts (`i`, `j` already compact indices).
-    pub(crate) fn new(i: usize, j: usize, wins_i: u64, wins_j: u64, ties: u64) -> Self {
+    /// The doubled-table weights of one pair's counts (`i`, `j` already compact indices),
+    /// each battle counted `weight` times.
+    pub(crate) fn new(
+        i: usize,
+        j: usize,
+        wins_i: u64,
+        wins_j: u64,
+        ties: u64,
+        weight: f64,
+    ) -> Self {
         Self {
             i,
             j,
-            won_i: (2 * wins_i + ties) as f64,
-            won_j: (2 * wins_j + ties) as f64,
+            won_i: weight * (2 * wins_i + ties) as f64,
+            won_j: weight * (2 * wins_j + ties) as f64,
         }
     }
 }
@@ -72,14 +81,27 @@ pub(crate) fn fit(
     reg: Regularization,
     start: Option<&[f64]>,
 ) -> Result<Vec<f64>, FitError> {
+    fit_weighted(n, pairs, None, reg, start)
+}
+
+/// `fit` with each pair's battles counted `weights[k]` times (`None`: once), as arena-rank's
+/// reweighting does.
+pub(crate) fn fit_weighted(
+    n: usize,
+    pairs: &[PairCounts],
+    weights: Option<&[f64]>,
+    reg: Regularization,
+    start: Option<&[f64]>,
+) -> Result<Vec<f64>, FitError> {
     // Only models that played enter the system; compact indices keep it small and regular.
     let mut local = vec![usize::MAX; n];
     let mut active = Vec::new();
     let mut weighted = Vec::with_capacity(pairs.len());
-    for p in pairs {
+    for (k, p) in pairs.iter().enumerate() {
         if p.wins_i + p.wins_j + p.ties == 0 {
             continue;
         }
+        let weight = weights.map_or(1.0, |w| w[k]);
         let mut slot = |m: u32| {
             let m = m as usize;
             if local[m] == usize::MAX {
@@ -89,7 +111,7 @@ pub(crate) fn fit(
             local[m]
         };
         let (i, j) = (slot(p.i), slot(p.j));
-        weighted.push(Weighted::new(i, j, p.wins_i, p.wins_j, p.ties));
+        weighted.push(Weighted::new(i, j, p.wins_i, p.wins_j, p.ties, weight));
     }
     let mut w: Vec<f64> = active
         .iter()
@@ -213,52 +235,6 @@ fn evaluate(
         }
     }
     f
-}
-
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// ln(1 + e^z) without overflow.
-fn softplus(z: f64) -> f64 {
-    z.max(0.0) + (-z.abs()).exp().ln_1p()
-}
-
-/// Solves `A x = b` for symmetric positive definite `A` (row-major, overwritten by its
-/// Cholesky factor); `b` becomes `x`. `None` if `A` is not positive definite.
-fn cholesky_solve(a: &mut [f64], n: usize, b: &mut [f64]) -> Option<()> {
-    for j in 0..n {
-        let mut diag = a[j * n + j];
-        for k in 0..j {
-            diag -= a[j * n + k] * a[j * n + k];
-        }
-        if diag <= 0.0 || !diag.is_finite() {
-            return None;
-        }
-        let diag = diag.sqrt();
-        a[j * n + j] = diag;
-        for i in j + 1..n {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = s / diag;
-        }
-    }
-    for i in 0..n {
-        let s: f64 = (0..i).map(|k| a[i * n + k] * b[k]).sum();
-        b[i] = (b[i] - s) / a[i * n + i];
-    }
-    for i in (0..n).rev() {
-        let s: f64 = (i + 1..n).map(|k| a[k * n + i] * b[k]).sum();
-        b[i] = (b[i] - s) / a[i * n + i];
-    }
-    Some(())
 }
 
 /// A model that some other model cannot reach along "won at least once against" edges (or

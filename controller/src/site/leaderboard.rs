@@ -22,7 +22,7 @@ pub async fn aggregate_store(store: &dyn ArenaStore) -> Result<Aggregate, Contro
         .map_err(ControllerError::Ratings)
 }
 
-/// Ratings off the async threads: the bootstrap keeps every core busy for a moment.
+/// Ratings off the async threads: a bootstrap keeps every core busy for a moment.
 async fn compute(agg: Aggregate, opts: RatingOptions) -> Result<Leaderboard, ControllerError> {
     tokio::task::spawn_blocking(move || arena_ratings::compute(&agg, &opts))
         .await
@@ -52,7 +52,13 @@ pub fn leaderboard_json(board: &Leaderboard, stats: &[ModelStats], computed_ms: 
         "win_fraction": {"models": board.models, "values": board.win_fraction},
         "battle_counts": {"models": board.models, "values": board.battle_counts},
         "votes": board.battles,
+        "method": board.method,
+        "ci": board.ci,
         "bootstrap_rounds": board.bootstrap_rounds,
+        "intervals": arena_ratings::describe(board),
+        "min_battles": board.min_battles,
+        "fallback_l2": board.fallback_l2,
+        "style_coefficients": board.style_coefficients,
         "computed_ms": computed_ms,
     })
 }
