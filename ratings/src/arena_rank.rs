@@ -136,20 +136,10 @@ fn half_widths(
 mod tests {
     use super::*;
 
-    fn pair(wins_i: u64, wins_j: u64, ties: u64) -> PairCounts {
-        PairCounts {
-            i: 0,
-            j: 1,
-            wins_i,
-            wins_j,
-            ties,
-        }
-    }
-
     #[test]
     fn one_even_pair_has_arena_ranks_interval() {
         // arena-rank 0.1.1 on x beat y, y beat x: ratings 1000 and 1000, 759.25 to 1240.75.
-        let pairs = [pair(1, 1, 0)];
+        let pairs = [PairCounts::two(1, 1, 0)];
         let hw = sandwich_half_widths(2, &pairs, &[1.0], false, &[0.0, 0.0]);
         assert!((hw[0] - 240.7513383).abs() < 1e-3, "{hw:?}");
         assert!((hw[1] - hw[0]).abs() < 1e-9);
@@ -160,7 +150,7 @@ mod tests {
         // arena-rank's optimum is at infinity; at any large rating gap the residual of the
         // one battle vanishes and so does its interval (it reports ±0.03 points). The
         // floor is that of a coin toss: ±1.96·√(1/1)·173.7 for two models and one battle.
-        let pairs = [pair(1, 0, 0)];
+        let pairs = [PairCounts::two(1, 0, 0)];
         let hw = sandwich_half_widths(2, &pairs, &[1.0], false, &[4.0, -4.0]);
         assert!(hw[0] < 1.0, "{hw:?}");
         let floor = floor_half_widths(2, &pairs, &[1.0], false);
@@ -169,7 +159,7 @@ mod tests {
 
     #[test]
     fn reweighting_caps_a_pairs_weight() {
-        let pairs = [pair(300, 100, 0), pair(3, 2, 1)];
+        let pairs = [PairCounts::two(300, 100, 0), PairCounts::two(3, 2, 1)];
         assert_eq!(
             pair_weights(&pairs, Some(50)),
             vec![1.0 / 400.0, 1.0 / 50.0]

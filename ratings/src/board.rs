@@ -63,16 +63,8 @@ pub fn compute(agg: &Aggregate, opts: &RatingOptions) -> Result<Leaderboard, Rat
         (low, high),
         floor,
         Meta {
-            bootstrap_rounds: rounds,
-            min_battles: opts.min_battles,
-            method: opts.method,
-            ci: opts.ci,
-            reweight: opts.reweight,
-            interval_floor: opts.interval_floor,
             fallback_l2: reg != Regularization::None && opts.method == Method::ArenaRank,
-            style_coefficients: Vec::new(),
-            ties: Ties::HalfWin,
-            tie_propensity: None,
+            ..Meta::of(opts, rounds)
         },
     ))
 }
@@ -111,16 +103,10 @@ fn davidson_board(
         (low, high),
         floor,
         Meta {
-            bootstrap_rounds: rounds,
-            min_battles: opts.min_battles,
-            method: opts.method,
-            ci: opts.ci,
             reweight: None,
-            interval_floor: opts.interval_floor,
-            fallback_l2: false,
-            style_coefficients: Vec::new(),
             ties: Ties::Davidson,
             tie_propensity: Some(fit.nu),
+            ..Meta::of(opts, rounds)
         },
     ))
 }

@@ -11,7 +11,7 @@
 use serde::Serialize;
 
 use super::aggregate::PairCounts;
-use super::math::{cholesky_solve, sigmoid, softplus};
+use super::math::{self, sigmoid, softplus, Stop};
 
 const LN10: f64 = std::f64::consts::LN_10;
 /// Newton steps this small (log10 odds; 4e-8 rating points) mean we are at the optimum.
@@ -145,57 +145,19 @@ pub(crate) fn newton(
         Regularization::L2 { c } => 1.0 / c,
         Regularization::None => 0.0,
     };
-    if l2 == 0.0 {
+    let free = if l2 == 0.0 {
         recentre(w);
-    }
-    let mut g = vec![0.0; n];
-    let mut h = vec![0.0; n * n];
-    let mut d = vec![0.0; n];
-    let mut trial = vec![0.0; n];
-    for _ in 0..MAX_ITER {
-        let f = evaluate(w, pairs, l2, &mut g, Some(&mut h));
-        let grad = g.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        if grad <= GRAD_TOL {
-            return Ok(());
-        }
-        if l2 == 0.0 {
-            // The ratings' common shift is free; adding 11ᵀ (scaled like H) makes H
-            // invertible and leaves the step orthogonal to it, since g sums to zero.
-            let shift = (0..n).map(|k| h[k * n + k]).sum::<f64>() / n as f64;
-            h.iter_mut().for_each(|x| *x += shift);
-        }
-        d.iter_mut().zip(&g).for_each(|(d, g)| *d = -g);
-        cholesky_solve(&mut h, n, &mut d).ok_or(FitError::NoConvergence(grad))?;
-        let step = d.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        let slope: f64 = g.iter().zip(&d).map(|(g, d)| g * d).sum();
-        let mut t = 1.0;
-        if step > STEP_TOL {
-            // Backtrack until the objective drops enough; a slack of a few ulps of f keeps
-            // rounding from refusing a step near the optimum.
-            loop {
-                trial
-                    .iter_mut()
-                    .enumerate()
-                    .for_each(|(k, x)| *x = w[k] + t * d[k]);
-                let ft = evaluate(&trial, pairs, l2, &mut g, None);
-                if ft <= f + 1e-4 * t * slope + 1e-12 * f.abs() || t < 1e-8 {
-                    break;
-                }
-                t *= 0.5;
-            }
-        }
-        w.iter_mut().zip(&d).for_each(|(w, d)| *w += t * d);
-        if l2 == 0.0 {
-            recentre(w);
-        }
-        if t * step <= STEP_TOL {
-            return Ok(());
-        }
-    }
-    evaluate(w, pairs, l2, &mut g, None);
-    Err(FitError::NoConvergence(
-        g.iter().fold(0.0f64, |m, x| m.max(x.abs())),
-    ))
+        n
+    } else {
+        0
+    };
+    let stop = Stop {
+        grad_tol: GRAD_TOL,
+        step_tol: STEP_TOL,
+        max_iter: MAX_ITER,
+    };
+    math::newton(w, free, &stop, |w, g, h| evaluate(w, pairs, l2, g, h))
+        .map_err(FitError::NoConvergence)
 }
 
 fn recentre(w: &mut [f64]) {
@@ -209,7 +171,7 @@ fn evaluate(
     pairs: &[Weighted],
     l2: f64,
     g: &mut [f64],
-    h: Option<&mut Vec<f64>>,
+    h: Option<&mut [f64]>,
 ) -> f64 {
     let n = w.len();
     let mut f = 0.5 * l2 * w.iter().map(|x| x * x).sum::<f64>();
@@ -227,11 +189,7 @@ fn evaluate(
         g[p.i] += dz;
         g[p.j] -= dz;
         if let Some(h) = hess.as_deref_mut() {
-            let c = (p.won_i + p.won_j) * s * sm * LN10 * LN10;
-            h[p.i * n + p.i] += c;
-            h[p.j * n + p.j] += c;
-            h[p.i * n + p.j] -= c;
-            h[p.j * n + p.i] -= c;
+            math::add_pair(h, n, p.i, p.j, (p.won_i + p.won_j) * s * sm * LN10 * LN10);
         }
     }
     f

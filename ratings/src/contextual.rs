@@ -11,7 +11,7 @@
 
 use super::arena_rank::ALPHA;
 use super::bradley_terry::FitError;
-use super::math::{add_pair, cholesky_solve, sandwich_diagonal, sigmoid, softplus, Z95};
+use super::math::{add_pair, newton, sandwich_diagonal, sigmoid, softplus, Stop, Z95};
 
 const HESSIAN_REG: f64 = 1e-5;
 const GRAD_TOL: f64 = 1e-12;
@@ -47,59 +47,19 @@ pub(crate) struct Fit {
 /// Fits `n` models and `k` features. `ridge` > 0 adds `ridge/2·|r|²` to the loss, for data
 /// where some ratings have no finite optimum (the caller decides; see `super::compute`).
 pub(crate) fn fit(n: usize, k: usize, rows: &Rows, reg: f64, ridge: f64) -> Result<Fit, FitError> {
-    let m = n + k;
     let total = rows.outcomes.len() as f64;
-    let mut theta = vec![0.0; m];
-    let mut g = vec![0.0; m];
-    let mut h = vec![0.0; m * m];
-    let mut d = vec![0.0; m];
-    let mut trial = vec![0.0; m];
-    let mut converged = false;
-    for _ in 0..MAX_ITER {
-        let f = evaluate(n, k, rows, reg, ridge, &theta, &mut g, Some(&mut h));
-        let grad = g.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-        if grad <= GRAD_TOL {
-            converged = true;
-            break;
-        }
-        if ridge == 0.0 {
-            // A common shift of the ratings is free: fill that direction of H (as in
-            // `bradley_terry::newton`); g is orthogonal to it, so the step is too.
-            let shift = (0..n).map(|i| h[i * m + i]).sum::<f64>() / n as f64;
-            (0..n).for_each(|i| (0..n).for_each(|j| h[i * m + j] += shift));
-        }
-        d.iter_mut().zip(&g).for_each(|(d, g)| *d = -g);
-        cholesky_solve(&mut h, m, &mut d).ok_or(FitError::NoConvergence(grad))?;
-        let slope: f64 = g.iter().zip(&d).map(|(g, d)| g * d).sum();
-        let step = d.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-        let mut t = 1.0;
-        loop {
-            trial
-                .iter_mut()
-                .zip(theta.iter().zip(&d))
-                .for_each(|(x, (w, d))| *x = w + t * d);
-            let ft = evaluate(n, k, rows, reg, ridge, &trial, &mut g, None);
-            if ft <= f + 1e-4 * t * slope + 1e-12 * f.abs() || t < 1e-8 {
-                break;
-            }
-            t *= 0.5;
-        }
-        theta.copy_from_slice(&trial);
-        if ridge == 0.0 {
-            let mean = theta[..n].iter().sum::<f64>() / n as f64;
-            theta[..n].iter_mut().for_each(|x| *x -= mean);
-        }
-        if t * step <= STEP_TOL {
-            converged = true;
-            break;
-        }
-    }
-    if !converged {
-        evaluate(n, k, rows, reg, ridge, &theta, &mut g, None);
-        return Err(FitError::NoConvergence(
-            g.iter().fold(0.0f64, |a, x| a.max(x.abs())),
-        ));
-    }
+    let mut theta = vec![0.0; n + k];
+    let stop = Stop {
+        grad_tol: GRAD_TOL,
+        step_tol: STEP_TOL,
+        max_iter: MAX_ITER,
+    };
+    // Without a ridge a common shift of the ratings is free.
+    let free = if ridge == 0.0 { n } else { 0 };
+    newton(&mut theta, free, &stop, |t, g, h| {
+        evaluate(n, k, rows, reg, ridge, t, g, h)
+    })
+    .map_err(FitError::NoConvergence)?;
     let half_widths = sandwich(n, k, rows, reg, &theta, total);
     Ok(Fit {
         ratings: theta[..n].iter().map(|r| ALPHA * r + 1000.0).collect(),
@@ -120,7 +80,7 @@ fn evaluate(
     ridge: f64,
     theta: &[f64],
     g: &mut [f64],
-    mut h: Option<&mut Vec<f64>>,
+    mut h: Option<&mut [f64]>,
 ) -> f64 {
     let m = n + k;
     let total = rows.outcomes.len() as f64;

@@ -12,7 +12,7 @@
 use super::aggregate::PairCounts;
 use super::arena_rank::ALPHA;
 use super::bradley_terry::FitError;
-use super::math::{add_pair, cholesky_solve, sandwich_diagonal, Z95};
+use super::math::{add_pair, newton, sandwich_diagonal, Stop, Z95};
 
 const GRAD_TOL: f64 = 1e-11;
 const STEP_TOL: f64 = 1e-11;
@@ -48,7 +48,7 @@ fn evaluate(
     pairs: &[(usize, usize, f64, f64, f64)],
     theta: &[f64],
     g: &mut [f64],
-    mut h: Option<&mut Vec<f64>>,
+    mut h: Option<&mut [f64]>,
 ) -> f64 {
     let m = theta.len();
     let n = m - 1;
@@ -108,47 +108,13 @@ pub(crate) fn fit(n: usize, pairs: &[PairCounts]) -> Result<Fit, FitError> {
         .iter()
         .fold((0.0f64, 0.0f64), |(t, a), p| (t + p.4, a + p.2 + p.3 + p.4));
     theta[k] = (2.0 * ties.max(0.5) / (all - ties).max(1.0)).ln();
-    let (mut g, mut h) = (vec![0.0; m], vec![0.0; m * m]);
-    let (mut dir, mut trial) = (vec![0.0; m], vec![0.0; m]);
-    let mut done = false;
-    for _ in 0..MAX_ITER {
-        let f = evaluate(&data, &theta, &mut g, Some(&mut h));
-        let grad = g.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-        if grad <= GRAD_TOL * (1.0 + all) {
-            done = true;
-            break;
-        }
-        // The ratings' common shift is free (see `bradley_terry::newton`).
-        let shift = (0..k).map(|i| h[i * m + i]).sum::<f64>() / k.max(1) as f64;
-        (0..k).for_each(|i| (0..k).for_each(|j| h[i * m + j] += shift));
-        dir.iter_mut().zip(&g).for_each(|(d, g)| *d = -g);
-        cholesky_solve(&mut h, m, &mut dir).ok_or(FitError::NoConvergence(grad))?;
-        let slope: f64 = g.iter().zip(&dir).map(|(g, d)| g * d).sum();
-        let step = dir.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-        let mut t = 1.0;
-        loop {
-            trial
-                .iter_mut()
-                .enumerate()
-                .for_each(|(x, v)| *v = theta[x] + t * dir[x]);
-            let ft = evaluate(&data, &trial, &mut g, None);
-            if ft <= f + 1e-4 * t * slope + 1e-12 * f.abs() || t < 1e-8 {
-                break;
-            }
-            t *= 0.5;
-        }
-        theta.copy_from_slice(&trial);
-        let mean = theta[..k].iter().sum::<f64>() / k.max(1) as f64;
-        theta[..k].iter_mut().for_each(|x| *x -= mean);
-        if t * step <= STEP_TOL {
-            done = true;
-            break;
-        }
-    }
-    if !done {
-        let grad = g.iter().fold(0.0f64, |a, x| a.max(x.abs()));
-        return Err(FitError::NoConvergence(grad));
-    }
+    let stop = Stop {
+        grad_tol: GRAD_TOL * (1.0 + all),
+        step_tol: STEP_TOL,
+        max_iter: MAX_ITER,
+    };
+    newton(&mut theta, k, &stop, |t, g, h| evaluate(&data, t, g, h))
+        .map_err(FitError::NoConvergence)?;
     let var = sandwich(&data, &theta);
     let mut ratings = vec![f64::NAN; n];
     let mut half_widths = vec![f64::NAN; n];
@@ -170,7 +136,7 @@ fn sandwich(data: &[(usize, usize, f64, f64, f64)], theta: &[f64]) -> Vec<f64> {
     let n = m - 1;
     let mut g = vec![0.0; m];
     let mut h = vec![0.0; m * m];
-    evaluate(data, theta, &mut g, Some(&mut h));
+    evaluate(data, theta, &mut g, Some(&mut h[..]));
     let mut cov = vec![0.0; m * m];
     let mut battles = 0.0;
     for &(i, j, wi, wj, t) in data {
@@ -194,21 +160,11 @@ fn sandwich(data: &[(usize, usize, f64, f64, f64)], theta: &[f64]) -> Vec<f64> {
 mod tests {
     use super::*;
 
-    fn pair(wins_i: u64, wins_j: u64, ties: u64) -> PairCounts {
-        PairCounts {
-            i: 0,
-            j: 1,
-            wins_i,
-            wins_j,
-            ties,
-        }
-    }
-
     #[test]
     fn two_models_have_the_closed_form() {
         // With two models the optimum is the empirical frequencies: e^{d} = w_i / w_j and
         // ν / (e^{d/2} + e^{-d/2} + ν) = ties / all, so ν = t·(e^{d/2} + e^{-d/2}) / (w_i + w_j).
-        let f = fit(2, &[pair(30, 10, 20)]).expect("fit");
+        let f = fit(2, &[PairCounts::two(30, 10, 20)]).expect("fit");
         let d = (f.ratings[0] - f.ratings[1]) / ALPHA;
         assert!((d - 3f64.ln()).abs() < 1e-9, "{d}");
         let nu = 20.0 * ((d / 2.0).exp() + (-d / 2.0).exp()) / 40.0;
@@ -221,7 +177,7 @@ mod tests {
     fn ties_do_not_pull_ratings_together_as_half_wins_do() {
         // 30 wins to 10 plus 60 ties: half-wins make the odds (30 + 30) : (10 + 30) = 1.5;
         // Davidson keeps the decisive odds, 3.
-        let f = fit(2, &[pair(30, 10, 60)]).expect("fit");
+        let f = fit(2, &[PairCounts::two(30, 10, 60)]).expect("fit");
         let d = (f.ratings[0] - f.ratings[1]) / ALPHA;
         assert!((d - 3f64.ln()).abs() < 1e-9, "{d}");
     }

@@ -43,7 +43,10 @@ pub use board::compute;
 pub use bradley_terry::Regularization;
 pub use elo::{BASE, INIT_RATING, K, SCALE};
 pub use error::RatingsError;
-pub use read::{read_battles, read_battles_from, BadRow, Format, ReadReport, MAX_LISTED_BAD_ROWS};
+pub use read::{
+    read_battles, read_battles_from, read_styled_battles, BadRow, Format, ReadReport,
+    MAX_LISTED_BAD_ROWS,
+};
 pub use style::{style_counts, style_features, StyleCounts, STYLE_FEATURES, STYLE_FEATURE_NAMES};
 pub use styled::{compute_style_controlled, StyledBattle};
 pub use table::{

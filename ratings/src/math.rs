@@ -94,6 +94,72 @@ pub(crate) fn sandwich_diagonal(mut h: Vec<f64>, g: &[f64], n: usize) -> Option<
     )
 }
 
+/// When Newton stops.
+pub(crate) struct Stop {
+    /// Largest |gradient| that counts as the optimum.
+    pub grad_tol: f64,
+    /// Largest step (max |Δθ|) that counts as the optimum.
+    pub step_tol: f64,
+    /// Steps before giving up.
+    pub max_iter: usize,
+}
+
+/// Minimises a smooth convex objective from `theta` in place by Newton's method with a
+/// backtracking line search. `evaluate(θ, g, h)` returns the objective and fills the gradient
+/// `g`, and the Hessian `h` (row-major) when given. The first `free` parameters may shift
+/// together without changing the objective (ratings without an anchor): that direction of
+/// the Hessian is filled in, which leaves the step orthogonal to it (the gradient is), and
+/// they are re-centred to mean 0 after each step. `Err` holds the last gradient's size.
+pub(crate) fn newton(
+    theta: &mut [f64],
+    free: usize,
+    stop: &Stop,
+    mut evaluate: impl FnMut(&[f64], &mut [f64], Option<&mut [f64]>) -> f64,
+) -> Result<(), f64> {
+    let m = theta.len();
+    let (mut g, mut h) = (vec![0.0; m], vec![0.0; m * m]);
+    let (mut dir, mut trial) = (vec![0.0; m], vec![0.0; m]);
+    let size = |g: &[f64]| g.iter().fold(0.0f64, |a, x| a.max(x.abs()));
+    for _ in 0..stop.max_iter {
+        let f = evaluate(theta, &mut g, Some(h.as_mut_slice()));
+        let grad = size(&g);
+        if grad <= stop.grad_tol {
+            return Ok(());
+        }
+        if free > 0 {
+            let shift = (0..free).map(|i| h[i * m + i]).sum::<f64>() / free as f64;
+            (0..free).for_each(|i| (0..free).for_each(|j| h[i * m + j] += shift));
+        }
+        dir.iter_mut().zip(&g).for_each(|(d, g)| *d = -g);
+        cholesky_solve(&mut h, m, &mut dir).ok_or(grad)?;
+        let slope: f64 = g.iter().zip(&dir).map(|(g, d)| g * d).sum();
+        let step = size(&dir);
+        let mut t = 1.0;
+        loop {
+            trial
+                .iter_mut()
+                .zip(theta.iter().zip(&dir))
+                .for_each(|(x, (w, d))| *x = w + t * d);
+            let ft = evaluate(&trial, &mut g, None);
+            // A slack of a few ulps of f keeps rounding from refusing a step at the optimum.
+            if ft <= f + 1e-4 * t * slope + 1e-12 * f.abs() || t < 1e-8 {
+                break;
+            }
+            t *= 0.5;
+        }
+        theta.copy_from_slice(&trial);
+        if free > 0 {
+            let mean = theta[..free].iter().sum::<f64>() / free as f64;
+            theta[..free].iter_mut().for_each(|x| *x -= mean);
+        }
+        if t * step <= stop.step_tol {
+            return Ok(());
+        }
+    }
+    evaluate(theta, &mut g, None);
+    Err(size(&g))
+}
+
 /// Adds `v` to the Laplacian entries of the pair `i`, `j` (`+v` on both diagonals, `-v` off
 /// them), as a battle between two models enters a Hessian or a gradient covariance.
 pub(crate) fn add_pair(m: &mut [f64], n: usize, i: usize, j: usize, v: f64) {

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::aggregate::Aggregate;
 use super::battle::Winner;
-use super::{Ci, Method, Ties};
+use super::{Ci, Method, RatingOptions, Ties};
 
 /// One model's line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -90,6 +90,24 @@ pub(crate) struct Meta {
     pub style_coefficients: Vec<StyleCoefficient>,
     pub ties: Ties,
     pub tie_propensity: Option<f64>,
+}
+
+impl Meta {
+    /// What `opts` say, for a fit with half-win ties, no fallback and no style.
+    pub(crate) fn of(opts: &RatingOptions, bootstrap_rounds: usize) -> Self {
+        Self {
+            bootstrap_rounds,
+            min_battles: opts.min_battles,
+            method: opts.method,
+            ci: opts.ci,
+            reweight: opts.reweight,
+            interval_floor: opts.interval_floor,
+            fallback_l2: false,
+            style_coefficients: Vec::new(),
+            ties: Ties::HalfWin,
+            tie_propensity: None,
+        }
+    }
 }
 
 /// Assembles the leaderboard from per-model ratings indexed like `agg.models()`.

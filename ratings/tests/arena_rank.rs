@@ -180,3 +180,49 @@ fn style_control_equals_arena_ranks_contextual_model() {
         }
     }
 }
+
+#[test]
+fn the_public_datasets_conv_metadata_is_read_as_styles() {
+    let fx = fixture();
+    let battles = battles(&fx);
+    // The fixture's battles written as the public dataset writes them: counts as objects
+    // of parts, the newer "both_bad" spelling, and a row without metadata.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("battles.jsonl");
+    let mut text = String::new();
+    for b in &battles {
+        let winner = match b.battle.winner {
+            Winner::TieBothBad => "both_bad",
+            w => w.as_str(),
+        };
+        let row = serde_json::json!({
+            "model_a": b.battle.model_a, "model_b": b.battle.model_b, "winner": winner,
+            "conv_metadata": {
+                "sum_assistant_a_tokens": b.style_a.tokens, "sum_assistant_b_tokens": b.style_b.tokens,
+                "header_count_a": {"h1": b.style_a.headers, "h2": 0},
+                "header_count_b": {"h1": 0, "h2": b.style_b.headers},
+                "list_count_a": {"ordered": b.style_a.lists, "unordered": 0},
+                "list_count_b": {"ordered": 0, "unordered": b.style_b.lists},
+                "bold_count_a": {"**": b.style_a.bold, "__": 0},
+                "bold_count_b": {"**": 0, "__": b.style_b.bold},
+            },
+        });
+        text.push_str(&format!("{row}\n"));
+    }
+    text.push_str("{\"model_a\":\"x\",\"model_b\":\"y\",\"winner\":\"tie\"}\n");
+    text.push_str("{\"model_a\":\"x\",\"model_b\":\"y\",\"winner\":\"tie\",\"conv_metadata\":{\"sum_assistant_a_tokens\":-3}}\n");
+    std::fs::write(&path, text).expect("write");
+    let mut read = Vec::new();
+    let report = read_styled_battles(&path, false, |b| read.push(b)).expect("read");
+    assert_eq!((report.rows, report.bad_total), (3000, 2));
+    assert!(report.bad[0].reason.contains("no conv_metadata"), "{:?}", report.bad);
+    assert!(report.bad[1].reason.contains("not a count"), "{:?}", report.bad);
+    assert_eq!(read, battles);
+    let board = compute_style_controlled(&read, &arena_rank(Some(MIN_PAIR_COUNT))).expect("compute");
+    assert_agrees(&board, &fx["contextual"]);
+    // CSV carries no metadata: refused before reading.
+    let csv = dir.path().join("battles.csv");
+    std::fs::write(&csv, "model_a,model_b,winner\nx,y,tie\n").expect("write");
+    let err = read_styled_battles(&csv, false, |_| {}).expect_err("csv");
+    assert!(err.to_string().contains("JSON"), "{err}");
+}

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use arena_controller::site::leaderboard::{self, OutputFormat, Source};
-use arena_ratings::{Ci, Method, RatingOptions, Regularization, Ties};
+use arena_ratings::{Ci, Method, RatingOptions, Regularization, Ties, MIN_PAIR_COUNT};
 use clap::{Args, ValueEnum};
 
 /// `--method`.
@@ -54,9 +54,13 @@ pub struct LeaderboardArgs {
     #[arg(long, value_enum, default_value = "sandwich")]
     pub ci: CiArg,
     /// Reweight battles by 1/max(n_pair, N) so over-sampled pairs do not dominate
-    /// (arena-rank's option; N defaults to its 50, `arena_ratings::MIN_PAIR_COUNT`).
+    /// (arena-rank's option; N defaults to its 50). Style control reweights unless N is 0.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "50")]
     pub reweight: Option<u64>,
+    /// Style control: arena-rank's contextual Bradley-Terry over each answer's length and
+    /// markdown, from a battles file's conv_metadata (the public dataset's shape).
+    #[arg(long)]
+    pub style_control: bool,
     /// How ties count: half a win each way, or Davidson's fitted tie parameter.
     #[arg(long, value_enum, default_value = "half-win")]
     pub ties: TiesArg,
@@ -87,7 +91,9 @@ pub struct LeaderboardArgs {
 impl LeaderboardArgs {
     /// Computes and prints the leaderboard.
     pub async fn run(self) -> anyhow::Result<()> {
-        let out = leaderboard::run_cli(self.source(), self.options(), self.format).await?;
+        let out =
+            leaderboard::run_cli(self.source(), self.options(), self.style_control, self.format)
+                .await?;
         print!("{out}");
         Ok(())
     }
@@ -114,7 +120,12 @@ impl LeaderboardArgs {
                 CiArg::Sandwich => Ci::Sandwich,
                 CiArg::Bootstrap => Ci::Bootstrap,
             },
-            reweight: self.reweight.map(|n| n.max(1)),
+            reweight: match (self.reweight, self.style_control) {
+                (Some(0), _) | (None, false) => None,
+                (Some(n), _) => Some(n),
+                // arena-rank's contextual dataset reweights by default.
+                (None, true) => Some(MIN_PAIR_COUNT),
+            },
             interval_floor: !self.no_interval_floor,
             ties: match self.ties {
                 TiesArg::HalfWin => Ties::HalfWin,
@@ -161,9 +172,11 @@ mod tests {
 
     #[test]
     fn reweight_alone_takes_arena_ranks_threshold() {
+        assert_eq!(options(&["--reweight"]).reweight, Some(MIN_PAIR_COUNT));
+        assert_eq!(options(&["--style-control"]).reweight, Some(MIN_PAIR_COUNT));
         assert_eq!(
-            options(&["--reweight"]).reweight,
-            Some(arena_ratings::MIN_PAIR_COUNT)
+            options(&["--style-control", "--reweight", "0"]).reweight,
+            None
         );
         assert_eq!(options(&["--reweight", "20"]).reweight, Some(20));
         let o = options(&[
