@@ -208,8 +208,10 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
 
     let t = Instant::now();
     let rows: Vec<(u32, u32, Winner)> = (0..opts.battles).map(|_| gen.next()).collect();
-    let styles: Vec<(StyleCounts, StyleCounts)> =
-        rows.iter().map(|&(a, b, _)| (gen.style(a), gen.style(b))).collect();
+    let styles: Vec<(StyleCounts, StyleCounts)> = rows
+        .iter()
+        .map(|&(a, b, _)| (gen.style(a), gen.style(b)))
+        .collect();
     let generate_s = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -315,7 +317,7 @@ fn time_style_control(
         .iter()
         .zip(styles)
         .map(|(&(a, b, winner), (style_a, style_b))| StyledBattle {
-            battle: battle(&names, a, b, winner),
+            battle: battle(names, a, b, winner),
             style_a,
             style_b,
         })

@@ -166,13 +166,7 @@ fn recentre(w: &mut [f64]) {
 }
 
 /// The objective at `w`; fills the gradient, and the Hessian when asked.
-fn evaluate(
-    w: &[f64],
-    pairs: &[Weighted],
-    l2: f64,
-    g: &mut [f64],
-    h: Option<&mut [f64]>,
-) -> f64 {
+fn evaluate(w: &[f64], pairs: &[Weighted], l2: f64, g: &mut [f64], h: Option<&mut [f64]>) -> f64 {
     let n = w.len();
     let mut f = 0.5 * l2 * w.iter().map(|x| x * x).sum::<f64>();
     g.iter_mut().zip(w).for_each(|(g, w)| *g = l2 * w);

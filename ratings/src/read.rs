@@ -335,7 +335,8 @@ struct ArraySeed<'r, T, F> {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Item {
-    Row(JsonRow),
+    // Boxed: a row is seven JSON values, the other variant nothing.
+    Row(Box<JsonRow>),
     Other(IgnoredAny),
 }
 
@@ -358,7 +359,7 @@ impl<'de, T: ReadRow, F: FnMut(T)> Visitor<'de> for ArraySeed<'_, T, F> {
         while let Some(item) = seq.next_element::<Item>()? {
             let line = self.newlines.get() + 1;
             let row = match item {
-                Item::Row(row) => T::from_json(row),
+                Item::Row(row) => T::from_json(*row),
                 Item::Other(_) => Err("not a JSON object".to_string()),
             };
             if let Err(e) = self.rows.take(line, row) {

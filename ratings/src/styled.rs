@@ -68,8 +68,11 @@ pub(crate) fn styled_from_json(mut row: JsonRow) -> Result<StyledBattle, String>
 /// A count: a whole non-negative number, or an object of them (`{"h1": 2, "h2": 1}`) summed.
 fn count_field(v: Option<&serde_json::Value>, key: &str) -> Result<u64, String> {
     let whole = |v: &serde_json::Value| {
-        v.as_u64()
-            .or_else(|| v.as_f64().filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 9e15).map(|x| x as u64))
+        v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 9e15)
+                .map(|x| x as u64)
+        })
     };
     match v {
         None | Some(serde_json::Value::Null) => Err(format!("conv_metadata has no '{key}'")),
@@ -78,7 +81,9 @@ fn count_field(v: Option<&serde_json::Value>, key: &str) -> Result<u64, String> 
                 .map(|x| sum.saturating_add(x))
                 .ok_or_else(|| format!("conv_metadata '{key}' holds {p}, not a count"))
         }),
-        Some(other) => whole(other).ok_or_else(|| format!("conv_metadata '{key}' is {other}, not a count")),
+        Some(other) => {
+            whole(other).ok_or_else(|| format!("conv_metadata '{key}' is {other}, not a count"))
+        }
     }
 }
 

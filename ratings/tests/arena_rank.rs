@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use arena_ratings::{
-    compute, compute_style_controlled, Aggregate, Battle, Ci, Leaderboard, Method, RatingOptions,
-    StyleCounts, StyledBattle, Winner, MIN_PAIR_COUNT,
+    compute, compute_style_controlled, read_styled_battles, Aggregate, Battle, Ci, Leaderboard,
+    Method, RatingOptions, StyleCounts, StyledBattle, Winner, MIN_PAIR_COUNT,
 };
 use serde_json::Value;
 
@@ -215,10 +215,19 @@ fn the_public_datasets_conv_metadata_is_read_as_styles() {
     let mut read = Vec::new();
     let report = read_styled_battles(&path, false, |b| read.push(b)).expect("read");
     assert_eq!((report.rows, report.bad_total), (3000, 2));
-    assert!(report.bad[0].reason.contains("no conv_metadata"), "{:?}", report.bad);
-    assert!(report.bad[1].reason.contains("not a count"), "{:?}", report.bad);
+    assert!(
+        report.bad[0].reason.contains("no conv_metadata"),
+        "{:?}",
+        report.bad
+    );
+    assert!(
+        report.bad[1].reason.contains("not a count"),
+        "{:?}",
+        report.bad
+    );
     assert_eq!(read, battles);
-    let board = compute_style_controlled(&read, &arena_rank(Some(MIN_PAIR_COUNT))).expect("compute");
+    let board =
+        compute_style_controlled(&read, &arena_rank(Some(MIN_PAIR_COUNT))).expect("compute");
     assert_agrees(&board, &fx["contextual"]);
     // CSV carries no metadata: refused before reading.
     let csv = dir.path().join("battles.csv");

@@ -91,9 +91,13 @@ pub struct LeaderboardArgs {
 impl LeaderboardArgs {
     /// Computes and prints the leaderboard.
     pub async fn run(self) -> anyhow::Result<()> {
-        let out =
-            leaderboard::run_cli(self.source(), self.options(), self.style_control, self.format)
-                .await?;
+        let out = leaderboard::run_cli(
+            self.source(),
+            self.options(),
+            self.style_control,
+            self.format,
+        )
+        .await?;
         print!("{out}");
         Ok(())
     }
