@@ -119,7 +119,7 @@ if [ "$ALL" -eq 1 ]; then
   pass "apt_install ${TEST_PACKAGES[*]}: initdb, redis-server, $(chromium --version), chromedriver"
 
   # 7. The benchmark references, each into an empty folder.
-  for what in elo llamacpp fastchat; do
+  for what in elo arena-rank llamacpp fastchat; do
     python="$(ARENA_BENCH_VENVS="$TMP/bench" ./scripts/setup-bench.sh "$what")"
     pass "setup-bench.sh $what: $python"
   done

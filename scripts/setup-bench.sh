@@ -8,8 +8,10 @@
 #                                     ~/.cache/arena/venv-fastchat, several GB of wheels
 #   scripts/setup-bench.sh elo        FastChat 0.2.36's rating code with the numpy, pandas and
 #                                     scikit-learn of its time: ~/.cache/arena/venv-elo
+#   scripts/setup-bench.sh arena-rank LMArena's arena-rank 0.1.1 on jax 0.8.1 (CPU):
+#                                     ~/.cache/arena/venv-arena-rank, about 300 MB
 #
-# ARENA_BENCH_VENVS moves the three folders (default ~/.cache/arena). For llamacpp,
+# ARENA_BENCH_VENVS moves the folders (default ~/.cache/arena). For llamacpp,
 # LLAMACPP_PREBUILT=FILE.tar.gz unpacks a package folder built the same way instead of building
 # (the one in ../shared/cache, say). Prints the virtualenv's python on stdout.
 set -euo pipefail
@@ -106,12 +108,32 @@ setup_elo() {
   echo "$venv/bin/python"
 }
 
+# arena-rank pins jax and numpy; its other requirement, Hugging Face `datasets`, only serves its
+# example notebooks and is left out (--no-deps), with every library it does import pinned.
+setup_arena_rank() {
+  local venv="$VENVS/venv-arena-rank"
+  local check="import arena_rank, jax, optax, pandas, importlib.metadata as m, sys; sys.exit(m.version('arena-rank') != '0.1.1' or jax.__version__ != '0.8.1')"
+  if ! "$venv/bin/python" -c "$check" >/dev/null 2>&1; then
+    log "installing arena-rank 0.1.1 and jax 0.8.1 into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed (install Debian's python3-venv)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps arena-rank==0.1.1 \
+      jax==0.8.1 jaxlib==0.8.1 numpy==2.3.3 optax==0.2.8 jaxtyping==0.3.11 wadler_lindig==0.1.8 \
+      pandas==3.1.1 python-dateutil==4.0.0 tzdata==2026.6 absl-py==2.5.1 ml_dtypes==0.7.0 \
+      opt_einsum==3.4.0 scipy==1.17.1 \
+      || die "could not install arena-rank 0.1.1 into $venv"
+    "$venv/bin/python" -c "$check" || die "arena-rank 0.1.1 does not import from $venv"
+  fi
+  echo "$venv/bin/python"
+}
+
 case "${1:-}" in
   llamacpp) setup_llamacpp ;;
   fastchat) setup_fastchat ;;
   elo) setup_elo ;;
+  arena-rank) setup_arena_rank ;;
   *)
-    echo "usage: scripts/setup-bench.sh llamacpp|fastchat|elo" >&2
+    echo "usage: scripts/setup-bench.sh llamacpp|fastchat|elo|arena-rank" >&2
     exit 2
     ;;
 esac

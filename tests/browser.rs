@@ -117,10 +117,22 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
         .await;
     let table = table.as_str().unwrap();
     assert!(table.contains("smollm2-135m (vicuna template)"), "{table}");
+    // One vote is far below the minimum: no interval, however wide, is shown for it.
+    assert_eq!(table.matches("too few votes").count(), 2, "{table}");
     let drawn = browser
         .eval("return [document.querySelectorAll('#leaderboard-ci-plot circle').length, document.querySelectorAll('#leaderboard-heatmap rect').length > 0]")
         .await;
     assert_eq!(drawn, json!([2, true]), "{table}");
+    // With two models the heat map's colour bar is narrow: its two end labels must not be
+    // drawn over each other.
+    let apart = browser
+        .eval(
+            "const b = [...document.querySelectorAll('#leaderboard-heatmap text.legend')].map((e) => e.getBBox());
+             return b.length === 2 && (b[0].x + b[0].width <= b[1].x || b[1].x + b[1].width <= b[0].x
+               || b[0].y + b[0].height <= b[1].y || b[1].y + b[1].height <= b[0].y);",
+        )
+        .await;
+    assert_eq!(apart, json!(true), "the legend's labels overlap");
     if let Ok(path) = std::env::var("ARENA_SCREENSHOT_LEADERBOARD") {
         std::fs::write(path, browser.screenshot().await).unwrap();
     }

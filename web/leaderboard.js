@@ -13,6 +13,7 @@
   const SVG_NS = 'http://www.w3.org/2000/svg';
   const FEW_MARK = '†';
   const FEW_TEXT = 'fewer battles than needed for a stable rating';
+  const TOO_FEW = 'too few votes';
 
   const isNum = (v) => typeof v === 'number' && Number.isFinite(v);
   const rounded = (v) => (isNum(v) ? String(Math.round(v) || 0) : '');
@@ -70,7 +71,8 @@
     }
     // win_rate is a fraction (0..1) per the API; tolerate a server sending percentages.
     const winScale = rows.every((r) => !isNum(r.win_rate) || r.win_rate <= 1) ? 100 : 1;
-    return { rows, cols, winScale, order: rows.map((r) => r.model) };
+    const minBattles = isNum(data && data.min_battles) ? data.min_battles : 30;
+    return { rows, cols, winScale, minBattles, order: rows.map((r) => r.model) };
   }
 
   // {names, values} for a square matrix, rows and columns put in the table's order; null if malformed.
@@ -116,7 +118,12 @@
         break;
       case 'bt': td.textContent = rounded(r.bt); break;
       case 'ci':
-        if (isNum(r.bt) && isNum(r.ci_low) && isNum(r.ci_high)) {
+        if (r.few_battles) {
+          // Below the minimum an interval, however wide, reads as more than the votes say.
+          td.textContent = TOO_FEW;
+          td.classList.add('too-few');
+          td.title = `Fewer than ${lb.minBattles} votes: no interval yet`;
+        } else if (isNum(r.bt) && isNum(r.ci_low) && isNum(r.ci_high)) {
           td.textContent = `+${rounded(r.ci_high - r.bt)} / −${rounded(r.bt - r.ci_low)}`;
           td.title = `95% interval: ${rounded(r.ci_low)} – ${rounded(r.ci_high)}`;
         }
@@ -171,7 +178,9 @@
   function renderMeta(data) {
     const parts = [];
     if (isNum(data.votes)) parts.push(plural(data.votes, 'counted vote', 'counted votes'));
-    if (isNum(data.bootstrap_rounds)) {
+    if (typeof data.intervals === 'string' && data.intervals) {
+      parts.push(data.intervals);
+    } else if (isNum(data.bootstrap_rounds)) {
       parts.push(`95% intervals from ${plural(data.bootstrap_rounds, 'bootstrap round', 'bootstrap rounds')}`);
     }
     if (isNum(data.computed_ms)) {
@@ -219,7 +228,7 @@
     plot.setAttribute('width', width);
     plot.setAttribute('height', height);
     plot.setAttribute('viewBox', `0 0 ${width} ${height}`);
-    const kids = [svg('title', {}, 'Ratings with bootstrap 95% confidence intervals')];
+    const kids = [svg('title', {}, 'Ratings with 95% confidence intervals')];
     pts.forEach((r, i) => {
       if (i % 2 === 0) kids.push(svg('rect', { class: 'stripe', x: 0, y: TOP + i * ROW, width, height: ROW }));
     });
@@ -279,8 +288,15 @@
     const slant = labelW * Math.SQRT1_2;
     const left = labelW + 10, top = slant + 16;
     const right = Math.max(10, slant - CELL / 2 + 10);
-    const legendH = opts.legend ? 40 : 0;
-    const width = Math.ceil(left + n * CELL + right), height = Math.ceil(top + n * CELL + 8 + legendH);
+    // The legend's two end labels sit under the ends of its bar when they fit side by side;
+    // on a narrow bar (two or three models) the second goes on a line of its own, or the
+    // labels would be drawn over each other.
+    const LEGEND_FONT = 11, barW = Math.min(n * CELL, 240);
+    const legendW = opts.legend ? opts.legend.map((t) => textWidth(t, LEGEND_FONT)) : [0, 0];
+    const stacked = opts.legend && legendW[0] + legendW[1] + 12 > barW;
+    const legendH = opts.legend ? (stacked ? 56 : 40) : 0;
+    const width = Math.ceil(Math.max(left + n * CELL + right, left + Math.max(barW, ...legendW) + 10));
+    const height = Math.ceil(top + n * CELL + 8 + legendH);
     map.setAttribute('width', width);
     map.setAttribute('height', height);
     map.setAttribute('viewBox', `0 0 ${width} ${height}`);
@@ -316,12 +332,14 @@
       for (const t of [0, 0.25, 0.5, 0.75, 1]) {
         grad.appendChild(svg('stop', { offset: t, 'stop-color': `rgb(${opts.color(t * max, max).join(',')})` }));
       }
-      const y = top + n * CELL + 12, w = Math.min(n * CELL, 240);
+      const y = top + n * CELL + 12, w = barW;
       const defs = svg('defs');
       defs.appendChild(grad);
+      const second = stacked
+        ? svg('text', { class: 'legend', x: left, y: y + 38 }, opts.legend[1])
+        : svg('text', { class: 'legend', x: left + w, y: y + 22, 'text-anchor': 'end' }, opts.legend[1]);
       kids.push(defs, svg('rect', { class: 'legend-bar', x: left, y, width: w, height: 8, fill: `url(#${id})` }),
-        svg('text', { class: 'legend', x: left, y: y + 22 }, opts.legend[0]),
-        svg('text', { class: 'legend', x: left + w, y: y + 22, 'text-anchor': 'end' }, opts.legend[1]));
+        svg('text', { class: 'legend', x: left, y: y + 22 }, opts.legend[0]), second);
     }
     map.replaceChildren(...kids);
   }

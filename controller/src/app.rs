@@ -239,6 +239,11 @@ fn routes(
         redis.clone(),
         opts.leaderboard_interval,
         arena_ratings::RatingOptions {
+            ci: if opts.leaderboard_bootstrap > 0 {
+                arena_ratings::Ci::Bootstrap
+            } else {
+                arena_ratings::Ci::Sandwich
+            },
             bootstrap_rounds: opts.leaderboard_bootstrap,
             ..Default::default()
         },

@@ -49,8 +49,8 @@ pub const DEFAULT_RATE_WINDOW_S: u64 = 60;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 /// Seconds between leaderboard recomputations (at most; only when votes arrived).
 pub const DEFAULT_LEADERBOARD_INTERVAL_S: u64 = 10;
-/// Bootstrap rounds behind the leaderboard's intervals.
-pub const DEFAULT_LEADERBOARD_BOOTSTRAP: usize = 100;
+/// Bootstrap rounds behind the leaderboard's intervals (0: arena-rank's sandwich intervals instead).
+pub const DEFAULT_LEADERBOARD_BOOTSTRAP: usize = 0;
 
 /// Milliseconds a worker or API-hosted contestant may take to accept a connection.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
@@ -129,7 +129,7 @@ pub struct ControllerOptions {
     pub max_body_bytes: usize,
     /// The leaderboard is recomputed at most this often (and only when votes arrived).
     pub leaderboard_interval: Duration,
-    /// Bootstrap rounds behind the leaderboard's intervals.
+    /// Bootstrap rounds behind the leaderboard's intervals; 0: sandwich intervals.
     pub leaderboard_bootstrap: usize,
     /// How long calls to workers and API-hosted contestants may wait.
     pub timeouts: Timeouts,

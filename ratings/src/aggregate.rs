@@ -25,6 +25,20 @@ pub(crate) struct PairCounts {
     pub ties: u64,
 }
 
+#[cfg(test)]
+impl PairCounts {
+    /// Models 0 and 1 with these counts (unit tests).
+    pub(crate) fn two(wins_i: u64, wins_j: u64, ties: u64) -> Self {
+        Self {
+            i: 0,
+            j: 1,
+            wins_i,
+            wins_j,
+            ties,
+        }
+    }
+}
+
 /// Everything the ratings need from a stream of battles.
 #[derive(Debug, Clone, Default)]
 pub struct Aggregate {

@@ -25,13 +25,14 @@ impl Winner {
     /// All outcomes, in the order `Winner::index` numbers them.
     pub const ALL: [Winner; 4] = [Self::ModelA, Self::ModelB, Self::Tie, Self::TieBothBad];
 
-    /// Parses `model_a`, `model_b`, `tie` or `tie (bothbad)`.
+    /// Parses `model_a`, `model_b`, `tie` or `tie (bothbad)` (also spelled `both_bad`).
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "model_a" => Some(Self::ModelA),
             "model_b" => Some(Self::ModelB),
             "tie" => Some(Self::Tie),
-            "tie (bothbad)" => Some(Self::TieBothBad),
+            // The 2024-25 public datasets spell it as arena-rank does.
+            "tie (bothbad)" | "both_bad" => Some(Self::TieBothBad),
             _ => None,
         }
     }
@@ -87,29 +88,36 @@ pub(crate) struct JsonRow {
     tstamp: Option<Value>,
     anony: Option<Value>,
     turn: Option<Value>,
+    /// The public dataset's per-answer style counts (read only for style control).
+    pub(crate) conv_metadata: Option<Value>,
 }
 
 impl JsonRow {
     /// The battle, or why the row is not one.
-    pub(crate) fn into_battle(self) -> Result<Battle, String> {
-        let model_a = json_name(self.model_a, "model_a")?;
-        let model_b = json_name(self.model_b, "model_b")?;
-        let winner = match self.winner {
+    pub(crate) fn into_battle(mut self) -> Result<Battle, String> {
+        self.battle()
+    }
+
+    /// The battle without consuming the row's other fields.
+    pub(crate) fn battle(&mut self) -> Result<Battle, String> {
+        let model_a = json_name(self.model_a.take(), "model_a")?;
+        let model_b = json_name(self.model_b.take(), "model_b")?;
+        let winner = match self.winner.take() {
             Some(Value::String(s)) => parse_winner(&s)?,
             None | Some(Value::Null) => return Err("missing winner".into()),
             Some(other) => return Err(format!("winner is not a string: {other}")),
         };
-        let tstamp = match self.tstamp {
+        let tstamp = match self.tstamp.take() {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => n.as_f64(),
             Some(other) => return Err(format!("tstamp is not a number: {other}")),
         };
-        let anony = match self.anony {
+        let anony = match self.anony.take() {
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(b),
             Some(other) => return Err(format!("anony is not true or false: {other}")),
         };
-        let turn = match self.turn {
+        let turn = match self.turn.take() {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => Some(
                 n.as_f64()

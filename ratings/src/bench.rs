@@ -1,6 +1,6 @@
 //! `arena bench leaderboard`: how long the ratings take on many synthetic battles, and a
-//! writer for the same battles so FastChat can be timed on identical data
-//! (`scripts/bench-leaderboard-fastchat.py`).
+//! writer for the same battles so FastChat and arena-rank can be timed on identical data
+//! (`scripts/bench-leaderboard-fastchat.py`, `scripts/bench-leaderboard-arena-rank.py`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -15,7 +15,9 @@ use serde::Serialize;
 use super::aggregate::Aggregate;
 use super::battle::{Battle, Winner};
 use super::elo::{OnlineElo, SCALE};
-use super::{bootstrap, bradley_terry, compute, RatingOptions};
+use super::style::StyleCounts;
+use super::styled::{compute_style_controlled, StyledBattle};
+use super::{bootstrap, bradley_terry, compute, Ci, Method, RatingOptions, MIN_PAIR_COUNT};
 use crate::error::RatingsError;
 
 /// Share of votes that are ties, and ties where both were bad, roughly the public arena's.
@@ -69,6 +71,11 @@ pub struct BenchReport {
     pub bootstrap_s: f64,
     /// `aggregate_s + bt_s + bootstrap_s`: battles in, ratings and intervals out.
     pub total_s: f64,
+    /// arena-rank's method on the aggregate: the plain fit, sandwich intervals and floor.
+    pub arena_rank_s: f64,
+    /// Style control from the styled battles (aggregate, features, contextual fit, sandwich
+    /// intervals), reweighted as arena-rank's default.
+    pub style_s: f64,
     /// The public `compute` call on the aggregate (fit, bootstrap, matrices, rows).
     pub compute_s: f64,
     /// Peak resident memory of the process in MiB (Linux), including the generated battles.
@@ -80,10 +87,14 @@ pub struct BenchReport {
 }
 
 /// Deterministic synthetic battles: uniform pairs, sides random, BT outcomes from normally
-/// spread strengths, a share of ties of both kinds.
+/// spread strengths, a share of ties of both kinds; and each answer's style, from a second
+/// stream so that the battles are the same with or without it.
 struct Generator {
     rng: StdRng,
     strength: Vec<f64>,
+    style_rng: StdRng,
+    /// Each model's typical answer length in tokens.
+    verbosity: Vec<f64>,
 }
 
 impl Generator {
@@ -97,7 +108,28 @@ impl Generator {
         let normal =
             Normal::new(1000.0, STRENGTH_SD).map_err(|e| RatingsError::Bench(e.to_string()))?;
         let strength = (0..models).map(|_| normal.sample(&mut rng)).collect();
-        Ok(Self { rng, strength })
+        let mut style_rng = StdRng::seed_from_u64(seed ^ 0x5354_594c_4521);
+        let verbosity = (0..models)
+            .map(|_| style_rng.random_range(80.0..800.0))
+            .collect();
+        Ok(Self {
+            rng,
+            strength,
+            style_rng,
+            verbosity,
+        })
+    }
+
+    /// The style of an answer by model `m`.
+    fn style(&mut self, m: u32) -> StyleCounts {
+        let r = &mut self.style_rng;
+        let v = self.verbosity[m as usize];
+        StyleCounts {
+            tokens: r.random_range(v * 0.5..v * 1.5) as u64,
+            headers: r.random_range(0..4),
+            lists: r.random_range(0..10),
+            bold: r.random_range(0..6),
+        }
     }
 
     fn next(&mut self) -> (u32, u32, Winner) {
@@ -131,7 +163,8 @@ fn model_name(i: usize) -> String {
 }
 
 /// Writes `n` synthetic battles among `models` models (the ones `run` rates with the same
-/// seed) as CSV (`.csv`: model_a,model_b,winner,tstamp) or JSON lines (`.jsonl`).
+/// seed) as CSV (`.csv`: model_a,model_b,winner,tstamp) or JSON lines (`.jsonl`, with each
+/// answer's style in `conv_metadata`, the public dataset's shape).
 pub fn write_battles(path: &Path, n: u64, models: usize, seed: u64) -> Result<(), RatingsError> {
     let csv = path.extension().is_some_and(|e| e == "csv");
     let mut gen = Generator::new(models, seed)?;
@@ -145,23 +178,24 @@ pub fn write_battles(path: &Path, n: u64, models: usize, seed: u64) -> Result<()
         writeln!(out, "model_a,model_b,winner,tstamp").map_err(fail)?;
     }
     for k in 0..n {
-        let (a, b, winner) = gen.next();
-        let (a, b) = (&names[a as usize], &names[b as usize]);
+        let (ia, ib, winner) = gen.next();
+        let (a, b) = (&names[ia as usize], &names[ib as usize]);
         let tstamp = 1.7e9 + k as f64;
         if csv {
             writeln!(out, "{a},{b},{},{tstamp}", winner.as_str()).map_err(fail)?;
         } else {
-            let battle = Battle {
-                model_a: a.clone(),
-                model_b: b.clone(),
-                winner,
-                tstamp: Some(tstamp),
-                anony: Some(true),
-                turn: Some(1),
-            };
-            let line =
-                serde_json::to_string(&battle).map_err(|e| RatingsError::Bench(e.to_string()))?;
-            writeln!(out, "{line}").map_err(fail)?;
+            let (sa, sb) = (gen.style(ia), gen.style(ib));
+            let row = serde_json::json!({
+                "model_a": a, "model_b": b, "winner": winner.as_str(), "tstamp": tstamp,
+                "anony": true, "turn": 1,
+                "conv_metadata": {
+                    "sum_assistant_a_tokens": sa.tokens, "sum_assistant_b_tokens": sb.tokens,
+                    "header_count_a": sa.headers, "header_count_b": sb.headers,
+                    "list_count_a": sa.lists, "list_count_b": sb.lists,
+                    "bold_count_a": sa.bold, "bold_count_b": sb.bold,
+                },
+            });
+            writeln!(out, "{row}").map_err(fail)?;
         }
     }
     out.flush().map_err(fail)
@@ -174,20 +208,16 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
 
     let t = Instant::now();
     let rows: Vec<(u32, u32, Winner)> = (0..opts.battles).map(|_| gen.next()).collect();
+    let styles: Vec<(StyleCounts, StyleCounts)> = rows
+        .iter()
+        .map(|&(a, b, _)| (gen.style(a), gen.style(b)))
+        .collect();
     let generate_s = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
     let mut agg = Aggregate::new();
     for &(a, b, winner) in &rows {
-        let battle = Battle {
-            model_a: names[a as usize].clone(),
-            model_b: names[b as usize].clone(),
-            winner,
-            tstamp: None,
-            anony: None,
-            turn: None,
-        };
-        agg.add(&battle)?;
+        agg.add(&battle(&names, a, b, winner))?;
     }
     let aggregate_s = t.elapsed().as_secs_f64();
 
@@ -197,9 +227,15 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
         elo.update(a as usize, b as usize, winner);
     }
     let elo_s = t.elapsed().as_secs_f64();
+
+    let style_s = time_style_control(&rows, styles, &names)?;
     drop(rows);
 
+    // FastChat's method, the reference this benchmark is measured beside.
     let opts_rating = RatingOptions {
+        method: Method::FastChat,
+        ci: Ci::Bootstrap,
+        interval_floor: false,
         bootstrap_rounds: opts.bootstrap_rounds,
         ..RatingOptions::default()
     };
@@ -215,6 +251,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
     let ci = bootstrap::intervals(
         n,
         &pairs,
+        &vec![1.0; pairs.len()],
         opts_rating.regularization,
         opts.bootstrap_rounds,
         opts_rating.seed,
@@ -227,6 +264,10 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
     let t = Instant::now();
     let board = compute(&agg, &opts_rating)?;
     let compute_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    std::hint::black_box(compute(&agg, &RatingOptions::default())?);
+    let arena_rank_s = t.elapsed().as_secs_f64();
 
     // Model indices in the aggregate follow first appearance; map back through the names.
     let truth = |name: &str| {
@@ -246,10 +287,48 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
         bt_s,
         bootstrap_s,
         total_s: aggregate_s + bt_s + bootstrap_s,
+        arena_rank_s,
+        style_s,
         compute_s,
         peak_rss_mib: None,
         max_rating_error,
     })
+}
+
+/// Battle `a` against `b` with owned names, as a reader hands it over.
+fn battle(names: &[String], a: u32, b: u32, winner: Winner) -> Battle {
+    Battle {
+        model_a: names[a as usize].clone(),
+        model_b: names[b as usize].clone(),
+        winner,
+        tstamp: None,
+        anony: None,
+        turn: None,
+    }
+}
+
+/// Seconds that style control takes from the battles as a reader hands them over.
+fn time_style_control(
+    rows: &[(u32, u32, Winner)],
+    styles: Vec<(StyleCounts, StyleCounts)>,
+    names: &[String],
+) -> Result<f64, RatingsError> {
+    let battles: Vec<StyledBattle> = rows
+        .iter()
+        .zip(styles)
+        .map(|(&(a, b, winner), (style_a, style_b))| StyledBattle {
+            battle: battle(names, a, b, winner),
+            style_a,
+            style_b,
+        })
+        .collect();
+    let opts = RatingOptions {
+        reweight: Some(MIN_PAIR_COUNT),
+        ..RatingOptions::default()
+    };
+    let t = Instant::now();
+    std::hint::black_box(compute_style_controlled(&battles, &opts)?);
+    Ok(t.elapsed().as_secs_f64())
 }
 
 /// The largest gap between fitted and true ratings once both are centred; ties make the
@@ -274,8 +353,10 @@ pub fn render(r: &BenchReport) -> String {
     format!(
         "{} battles, {} models, {} rounds, {} threads\n\
          generate {:.3} s (not counted)\naggregate {:.3} s (incl. online Elo; Elo alone {:.3} s)\n\
-         BT fit {:.4} s\nbootstrap {:.3} s\ntotal {:.3} s (compute() {:.3} s)\npeak RSS {} MiB\n\
-         max rating error vs truth {:.1}\n",
+         BT fit {:.4} s\nbootstrap {:.3} s\ntotal {:.3} s (compute() {:.3} s)\n\
+         arena-rank BT with sandwich intervals {:.3} s (from battles {:.3} s)\n\
+         style control, arena-rank's contextual model with sandwich intervals {:.3} s\n\
+         peak RSS {} MiB\nmax rating error vs truth {:.1}\n",
         r.options.battles,
         r.options.models,
         r.options.bootstrap_rounds,
@@ -287,6 +368,9 @@ pub fn render(r: &BenchReport) -> String {
         r.bootstrap_s,
         r.total_s,
         r.compute_s,
+        r.arena_rank_s,
+        r.aggregate_s + r.arena_rank_s,
+        r.style_s,
         r.peak_rss_mib.map_or("?".into(), |m| format!("{m:.0}")),
         r.max_rating_error
     )

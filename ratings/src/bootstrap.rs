@@ -13,7 +13,7 @@ use rand_distr::{Binomial, Distribution};
 use rayon::prelude::*;
 
 use super::aggregate::PairCounts;
-use super::bradley_terry::{fit, Regularization};
+use super::bradley_terry::{fit_weighted, Regularization};
 
 /// Per model, the 2.5% and 97.5% quantiles of its bootstrap ratings.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,24 +27,40 @@ pub(crate) struct Intervals {
 }
 
 /// Runs `rounds` bootstrap rounds; `to_rating` turns one round's coefficients into ratings
-/// (scale, offset, anchor), NaN for models absent from that round.
+/// (scale, offset, anchor), NaN for models absent from that round. Each pair keeps its
+/// weight (`weights`, per pair) in every round, as arena-rank's bootstrap does.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn intervals(
     n: usize,
     pairs: &[PairCounts],
+    weights: &[f64],
     reg: Regularization,
     rounds: usize,
     seed: u64,
     start: &[f64],
     to_rating: &(dyn Fn(&mut [f64]) + Sync),
 ) -> Intervals {
+    intervals_of(n, pairs, rounds, seed, &|resampled| {
+        let mut w = fit_weighted(n, resampled, Some(weights), reg, Some(start)).ok()?;
+        to_rating(&mut w);
+        Some(w)
+    })
+}
+
+/// Runs `rounds` bootstrap rounds of any fit: `refit` rates one resample (NaN for models
+/// absent from it; `None` when it has no ratings).
+pub(crate) fn intervals_of(
+    n: usize,
+    pairs: &[PairCounts],
+    rounds: usize,
+    seed: u64,
+    refit: &(dyn Fn(&[PairCounts]) -> Option<Vec<f64>> + Sync),
+) -> Intervals {
     let samples: Vec<Vec<f64>> = (0..rounds as u64)
         .into_par_iter()
         .filter_map(|round| {
             let mut rng = StdRng::seed_from_u64(splitmix64(seed ^ splitmix64(round)));
-            let resampled = resample(pairs, &mut rng);
-            let mut w = fit(n, &resampled, reg, Some(start)).ok()?;
-            to_rating(&mut w);
-            Some(w)
+            refit(&resample(pairs, &mut rng))
         })
         .collect();
     let mut low = vec![f64::NAN; n];

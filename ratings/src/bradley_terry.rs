@@ -11,6 +11,7 @@
 use serde::Serialize;
 
 use super::aggregate::PairCounts;
+use super::math::{self, sigmoid, softplus, Stop};
 
 const LN10: f64 = std::f64::consts::LN_10;
 /// Newton steps this small (log10 odds; 4e-8 rating points) mean we are at the optimum.
@@ -51,13 +52,21 @@ pub(crate) struct Weighted {
 }
 
 impl Weighted {
-    /// The doubled-table weights of one pair's counts (`i`, `j` already compact indices).
-    pub(crate) fn new(i: usize, j: usize, wins_i: u64, wins_j: u64, ties: u64) -> Self {
+    /// The doubled-table weights of one pair's counts (`i`, `j` already compact indices),
+    /// each battle counted `weight` times.
+    pub(crate) fn new(
+        i: usize,
+        j: usize,
+        wins_i: u64,
+        wins_j: u64,
+        ties: u64,
+        weight: f64,
+    ) -> Self {
         Self {
             i,
             j,
-            won_i: (2 * wins_i + ties) as f64,
-            won_j: (2 * wins_j + ties) as f64,
+            won_i: weight * (2 * wins_i + ties) as f64,
+            won_j: weight * (2 * wins_j + ties) as f64,
         }
     }
 }
@@ -72,14 +81,27 @@ pub(crate) fn fit(
     reg: Regularization,
     start: Option<&[f64]>,
 ) -> Result<Vec<f64>, FitError> {
+    fit_weighted(n, pairs, None, reg, start)
+}
+
+/// `fit` with each pair's battles counted `weights[k]` times (`None`: once), as arena-rank's
+/// reweighting does.
+pub(crate) fn fit_weighted(
+    n: usize,
+    pairs: &[PairCounts],
+    weights: Option<&[f64]>,
+    reg: Regularization,
+    start: Option<&[f64]>,
+) -> Result<Vec<f64>, FitError> {
     // Only models that played enter the system; compact indices keep it small and regular.
     let mut local = vec![usize::MAX; n];
     let mut active = Vec::new();
     let mut weighted = Vec::with_capacity(pairs.len());
-    for p in pairs {
+    for (k, p) in pairs.iter().enumerate() {
         if p.wins_i + p.wins_j + p.ties == 0 {
             continue;
         }
+        let weight = weights.map_or(1.0, |w| w[k]);
         let mut slot = |m: u32| {
             let m = m as usize;
             if local[m] == usize::MAX {
@@ -89,7 +111,7 @@ pub(crate) fn fit(
             local[m]
         };
         let (i, j) = (slot(p.i), slot(p.j));
-        weighted.push(Weighted::new(i, j, p.wins_i, p.wins_j, p.ties));
+        weighted.push(Weighted::new(i, j, p.wins_i, p.wins_j, p.ties, weight));
     }
     let mut w: Vec<f64> = active
         .iter()
@@ -123,57 +145,19 @@ pub(crate) fn newton(
         Regularization::L2 { c } => 1.0 / c,
         Regularization::None => 0.0,
     };
-    if l2 == 0.0 {
+    let free = if l2 == 0.0 {
         recentre(w);
-    }
-    let mut g = vec![0.0; n];
-    let mut h = vec![0.0; n * n];
-    let mut d = vec![0.0; n];
-    let mut trial = vec![0.0; n];
-    for _ in 0..MAX_ITER {
-        let f = evaluate(w, pairs, l2, &mut g, Some(&mut h));
-        let grad = g.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        if grad <= GRAD_TOL {
-            return Ok(());
-        }
-        if l2 == 0.0 {
-            // The ratings' common shift is free; adding 11ᵀ (scaled like H) makes H
-            // invertible and leaves the step orthogonal to it, since g sums to zero.
-            let shift = (0..n).map(|k| h[k * n + k]).sum::<f64>() / n as f64;
-            h.iter_mut().for_each(|x| *x += shift);
-        }
-        d.iter_mut().zip(&g).for_each(|(d, g)| *d = -g);
-        cholesky_solve(&mut h, n, &mut d).ok_or(FitError::NoConvergence(grad))?;
-        let step = d.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-        let slope: f64 = g.iter().zip(&d).map(|(g, d)| g * d).sum();
-        let mut t = 1.0;
-        if step > STEP_TOL {
-            // Backtrack until the objective drops enough; a slack of a few ulps of f keeps
-            // rounding from refusing a step near the optimum.
-            loop {
-                trial
-                    .iter_mut()
-                    .enumerate()
-                    .for_each(|(k, x)| *x = w[k] + t * d[k]);
-                let ft = evaluate(&trial, pairs, l2, &mut g, None);
-                if ft <= f + 1e-4 * t * slope + 1e-12 * f.abs() || t < 1e-8 {
-                    break;
-                }
-                t *= 0.5;
-            }
-        }
-        w.iter_mut().zip(&d).for_each(|(w, d)| *w += t * d);
-        if l2 == 0.0 {
-            recentre(w);
-        }
-        if t * step <= STEP_TOL {
-            return Ok(());
-        }
-    }
-    evaluate(w, pairs, l2, &mut g, None);
-    Err(FitError::NoConvergence(
-        g.iter().fold(0.0f64, |m, x| m.max(x.abs())),
-    ))
+        n
+    } else {
+        0
+    };
+    let stop = Stop {
+        grad_tol: GRAD_TOL,
+        step_tol: STEP_TOL,
+        max_iter: MAX_ITER,
+    };
+    math::newton(w, free, &stop, |w, g, h| evaluate(w, pairs, l2, g, h))
+        .map_err(FitError::NoConvergence)
 }
 
 fn recentre(w: &mut [f64]) {
@@ -182,13 +166,7 @@ fn recentre(w: &mut [f64]) {
 }
 
 /// The objective at `w`; fills the gradient, and the Hessian when asked.
-fn evaluate(
-    w: &[f64],
-    pairs: &[Weighted],
-    l2: f64,
-    g: &mut [f64],
-    h: Option<&mut Vec<f64>>,
-) -> f64 {
+fn evaluate(w: &[f64], pairs: &[Weighted], l2: f64, g: &mut [f64], h: Option<&mut [f64]>) -> f64 {
     let n = w.len();
     let mut f = 0.5 * l2 * w.iter().map(|x| x * x).sum::<f64>();
     g.iter_mut().zip(w).for_each(|(g, w)| *g = l2 * w);
@@ -205,60 +183,10 @@ fn evaluate(
         g[p.i] += dz;
         g[p.j] -= dz;
         if let Some(h) = hess.as_deref_mut() {
-            let c = (p.won_i + p.won_j) * s * sm * LN10 * LN10;
-            h[p.i * n + p.i] += c;
-            h[p.j * n + p.j] += c;
-            h[p.i * n + p.j] -= c;
-            h[p.j * n + p.i] -= c;
+            math::add_pair(h, n, p.i, p.j, (p.won_i + p.won_j) * s * sm * LN10 * LN10);
         }
     }
     f
-}
-
-fn sigmoid(z: f64) -> f64 {
-    if z >= 0.0 {
-        1.0 / (1.0 + (-z).exp())
-    } else {
-        let e = z.exp();
-        e / (1.0 + e)
-    }
-}
-
-/// ln(1 + e^z) without overflow.
-fn softplus(z: f64) -> f64 {
-    z.max(0.0) + (-z.abs()).exp().ln_1p()
-}
-
-/// Solves `A x = b` for symmetric positive definite `A` (row-major, overwritten by its
-/// Cholesky factor); `b` becomes `x`. `None` if `A` is not positive definite.
-fn cholesky_solve(a: &mut [f64], n: usize, b: &mut [f64]) -> Option<()> {
-    for j in 0..n {
-        let mut diag = a[j * n + j];
-        for k in 0..j {
-            diag -= a[j * n + k] * a[j * n + k];
-        }
-        if diag <= 0.0 || !diag.is_finite() {
-            return None;
-        }
-        let diag = diag.sqrt();
-        a[j * n + j] = diag;
-        for i in j + 1..n {
-            let mut s = a[i * n + j];
-            for k in 0..j {
-                s -= a[i * n + k] * a[j * n + k];
-            }
-            a[i * n + j] = s / diag;
-        }
-    }
-    for i in 0..n {
-        let s: f64 = (0..i).map(|k| a[i * n + k] * b[k]).sum();
-        b[i] = (b[i] - s) / a[i * n + i];
-    }
-    for i in (0..n).rev() {
-        let s: f64 = (i + 1..n).map(|k| a[k * n + i] * b[k]).sum();
-        b[i] = (b[i] - s) / a[i * n + i];
-    }
-    Some(())
 }
 
 /// A model that some other model cannot reach along "won at least once against" edges (or

@@ -1,6 +1,8 @@
-//! The leaderboard's ratings engine: online Elo and Bradley-Terry with bootstrap confidence
-//! intervals, computed from battles (votes) the way FastChat's `elo_analysis.py` does, but
-//! from aggregated pair counts, so millions of votes take well under a second.
+//! The leaderboard's ratings engine: online Elo and Bradley-Terry computed from battles (votes)
+//! the way LMArena's `arena-rank` does (optional reweighting, sandwich intervals, style control)
+//! or the way FastChat's `elo_analysis.py` does (L2 fit, bootstrap intervals), plus Davidson's
+//! ties and a floor under every interval; from aggregated pair counts, so millions of votes
+//! take well under a second.
 //!
 //! Typical use: fold battles into an `Aggregate` (from a file with `Aggregate::from_file`, or
 //! one by one with `Aggregate::add` from the store), then `compute` the `Leaderboard` and
@@ -15,49 +17,120 @@
 #![forbid(unsafe_code)]
 
 mod aggregate;
+mod arena_rank;
 mod battle;
 pub mod bench;
+mod board;
 mod bootstrap;
 mod bradley_terry;
 pub mod clock;
+mod contextual;
+mod davidson;
 mod elo;
 mod error;
+mod math;
 pub mod parse;
 mod read;
+mod style;
+mod styled;
 mod table;
 
 use serde::Serialize;
 
 pub use aggregate::Aggregate;
 pub use battle::{Battle, Winner};
+pub use board::compute;
 pub use bradley_terry::Regularization;
 pub use elo::{BASE, INIT_RATING, K, SCALE};
 pub use error::RatingsError;
-pub use read::{read_battles, read_battles_from, BadRow, Format, ReadReport, MAX_LISTED_BAD_ROWS};
-pub use table::{to_csv, to_table, Leaderboard, LeaderboardRow};
+pub use read::{
+    read_battles, read_battles_from, read_styled_battles, BadRow, Format, ReadReport,
+    MAX_LISTED_BAD_ROWS,
+};
+pub use style::{style_counts, style_features, StyleCounts, STYLE_FEATURES, STYLE_FEATURE_NAMES};
+pub use styled::{compute_style_controlled, StyledBattle};
+pub use table::{
+    describe, to_csv, to_table, Leaderboard, LeaderboardRow, StyleCoefficient, TOO_FEW_VOTES,
+};
 
-use bradley_terry::FitError;
+/// Which Bradley-Terry fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// LMArena's `arena-rank` 0.1.1: plain maximum likelihood, a tie half a win each way,
+    /// no anchor (mean rating 1000).
+    #[default]
+    ArenaRank,
+    /// FastChat 0.2.36's `compute_mle_elo`: `regularization` (L2 with C = 1 unless told
+    /// otherwise) on its doubled table.
+    #[serde(rename = "fastchat")]
+    FastChat,
+}
+
+/// How the 95% intervals are computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ci {
+    /// arena-rank's sandwich estimator (robust asymptotic standard errors): no refits.
+    #[default]
+    Sandwich,
+    /// Percentiles of `bootstrap_rounds` refits on resampled battles (FastChat's way).
+    Bootstrap,
+}
+
+/// How ties enter the fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ties {
+    /// A tie (of either kind) is half a win each way, as FastChat and arena-rank count it.
+    #[default]
+    HalfWin,
+    /// Davidson's model: a tie parameter fitted beside the ratings (`davidson`).
+    Davidson,
+}
+
+/// arena-rank's `min_pair_count`: with reweighting, a pair's battles count `1/max(n, 50)`.
+pub const MIN_PAIR_COUNT: u64 = 50;
 
 /// How to compute the ratings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RatingOptions {
-    /// Bootstrap rounds for the 95% intervals (0: intervals collapse to the rating).
+    /// The fit.
+    pub method: Method,
+    /// The intervals.
+    pub ci: Ci,
+    /// With `Some(m)`, each pair's battles count `1/max(n_pair, m)` (arena-rank's
+    /// reweighting; `MIN_PAIR_COUNT` is its default `m`).
+    pub reweight: Option<u64>,
+    /// Widen every interval to at least what a fair coin toss per battle would give (see
+    /// `arena_rank::floor_half_widths`); off only to compare with other software.
+    pub interval_floor: bool,
+    /// How ties count.
+    pub ties: Ties,
+    /// Bootstrap rounds for `Ci::Bootstrap` (0: intervals from the floor alone).
     pub bootstrap_rounds: usize,
     /// Seed of the bootstrap draws; the same seed gives the same intervals.
     pub seed: u64,
     /// Shift Bradley-Terry ratings so this model has this rating (FastChat: `llama-13b`
     /// at 800 when present), in the fit and in every bootstrap round.
     pub anchor: Option<(String, f64)>,
-    /// The fit's penalty (FastChat: L2 with C = 1).
+    /// `Method::FastChat`'s penalty (FastChat: L2 with C = 1).
     pub regularization: Regularization,
     /// Models with fewer battles are flagged `few_battles`.
     pub min_battles: u64,
 }
 
 impl Default for RatingOptions {
-    /// FastChat's fit (L2, C = 1), 100 rounds, seed 0, no anchor, 30 battles.
+    /// arena-rank's fit and sandwich intervals (no reweighting, its default for plain
+    /// Bradley-Terry) with the floor; for `Ci::Bootstrap` 100 rounds, seed 0; no anchor;
+    /// 30 battles.
     fn default() -> Self {
         Self {
+            method: Method::ArenaRank,
+            ci: Ci::Sandwich,
+            reweight: None,
+            interval_floor: true,
+            ties: Ties::HalfWin,
             bootstrap_rounds: 100,
             seed: 0,
             anchor: None,
@@ -68,94 +141,17 @@ impl Default for RatingOptions {
 }
 
 impl RatingOptions {
-    /// FastChat 0.2.36's choices for these battles: the defaults, anchored at `llama-13b`
-    /// = 800 when that model has played.
+    /// FastChat 0.2.36's choices for these battles: its L2 fit and 100 bootstrap rounds,
+    /// no floor, anchored at `llama-13b` = 800 when that model has played.
     pub fn fastchat(agg: &Aggregate) -> Self {
         Self {
+            method: Method::FastChat,
+            ci: Ci::Bootstrap,
+            interval_floor: false,
             anchor: agg
                 .has_model("llama-13b")
                 .then(|| ("llama-13b".to_string(), 800.0)),
             ..Self::default()
         }
-    }
-}
-
-/// Computes the leaderboard. No battles give an empty leaderboard; an anchor model that has
-/// not played, a bad penalty, or (unregularised) ratings with no finite optimum are errors.
-pub fn compute(agg: &Aggregate, opts: &RatingOptions) -> Result<Leaderboard, RatingsError> {
-    let n = agg.models().len();
-    if let Regularization::L2 { c } = opts.regularization {
-        if !(c.is_finite() && c > 0.0) {
-            return Err(RatingsError::BadStrength { c });
-        }
-    }
-    let anchor = match &opts.anchor {
-        None => None,
-        Some((model, rating)) => {
-            let index = agg.models().iter().position(|m| m == model);
-            match index {
-                Some(i) if rating.is_finite() => Some((i, *rating)),
-                Some(_) => return Err(RatingsError::AnchorNotANumber { rating: *rating }),
-                None => {
-                    return Err(RatingsError::AnchorNotPlayed {
-                        model: model.clone(),
-                    })
-                }
-            }
-        }
-    };
-    let to_rating = |w: &mut [f64]| {
-        w.iter_mut().for_each(|x| *x = SCALE * *x + INIT_RATING);
-        // A round where the anchor did not play stays unshifted, as in FastChat.
-        if let Some((i, rating)) = anchor {
-            if w[i].is_finite() {
-                let shift = rating - w[i];
-                w.iter_mut().for_each(|x| *x += shift);
-            }
-        }
-    };
-    let pairs = agg.pair_counts();
-    let coef = if n == 1 {
-        vec![0.0]
-    } else {
-        bradley_terry::fit(n, &pairs, opts.regularization, None).map_err(|e| fit_error(agg, e))?
-    };
-    let mut bt = coef.clone();
-    to_rating(&mut bt);
-    let (mut low, mut high, rounds) = if opts.bootstrap_rounds > 0 && n > 1 {
-        let ci = bootstrap::intervals(
-            n,
-            &pairs,
-            opts.regularization,
-            opts.bootstrap_rounds,
-            opts.seed,
-            &coef,
-            &to_rating,
-        );
-        (ci.low, ci.high, ci.rounds_used)
-    } else {
-        (bt.clone(), bt.clone(), 0)
-    };
-    // A model absent from every round (or no round at all) has no spread to show.
-    for m in 0..n {
-        if low[m].is_nan() || high[m].is_nan() {
-            (low[m], high[m]) = (bt[m], bt[m]);
-        }
-    }
-    Ok(table::build(
-        agg,
-        &bt,
-        (&low, &high),
-        rounds,
-        opts.min_battles,
-    ))
-}
-
-fn fit_error(agg: &Aggregate, e: FitError) -> RatingsError {
-    match e {
-        FitError::NotConnected(m) => RatingsError::Infinite {
-            model: agg.models()[m].clone(),
-        },
-        FitError::NoConvergence(gradient) => RatingsError::NoConvergence { gradient },
     }
 }

@@ -13,7 +13,40 @@ use serde::de::{DeserializeSeed, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use super::battle::{battle_from_text, Battle, JsonRow};
+use super::styled::{styled_from_json, StyledBattle};
 use crate::error::RatingsError;
+
+/// What the readers can make of a row.
+trait ReadRow: Sized {
+    fn from_json(row: JsonRow) -> Result<Self, String>;
+    fn from_csv(record: &csv::ByteRecord, cols: &Columns) -> Result<Self, String>;
+    fn tstamp(&self) -> Option<f64>;
+}
+
+impl ReadRow for Battle {
+    fn from_json(row: JsonRow) -> Result<Self, String> {
+        row.into_battle()
+    }
+    fn from_csv(record: &csv::ByteRecord, cols: &Columns) -> Result<Self, String> {
+        csv_battle(record, cols)
+    }
+    fn tstamp(&self) -> Option<f64> {
+        self.tstamp
+    }
+}
+
+impl ReadRow for StyledBattle {
+    fn from_json(row: JsonRow) -> Result<Self, String> {
+        styled_from_json(row)
+    }
+    fn from_csv(_: &csv::ByteRecord, _: &Columns) -> Result<Self, String> {
+        // `read_styled_battles` refuses CSV files before reading a row.
+        Err("a CSV row has no conv_metadata".into())
+    }
+    fn tstamp(&self) -> Option<f64> {
+        self.battle.tstamp
+    }
+}
 
 /// The bad rows a report lists; past this only `bad_total` counts them (a wrong file can hold
 /// millions).
@@ -104,12 +137,49 @@ pub fn read_battles_from(
     strict: bool,
     sink: impl FnMut(Battle),
 ) -> Result<ReadReport, String> {
+    read_rows(reader, format, strict, sink)
+}
+
+/// Reads battles with the style of both answers from a JSON file in the public dataset's
+/// shape: each row's `conv_metadata` holds `sum_assistant_{a,b}_tokens` and
+/// `{header,list,bold}_count_{a,b}` (numbers, or objects whose values add up, as
+/// `{"h1": 2, "h2": 0}`). A row without them is a bad row; a CSV file is refused.
+pub fn read_styled_battles(
+    path: &Path,
+    strict: bool,
+    sink: impl FnMut(StyledBattle),
+) -> Result<ReadReport, RatingsError> {
+    let fail = |message: String| RatingsError::Read {
+        path: path.to_path_buf(),
+        message,
+    };
+    if Format::from_path(path)? == Format::Csv {
+        return Err(fail(
+            "style control reads each battle's conv_metadata, which CSV files do not carry; \
+             use the JSON or JSONL file"
+                .into(),
+        ));
+    }
+    let file = File::open(path).map_err(|error| RatingsError::Open {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    read_rows(file, Format::Json, strict, sink).map_err(fail)
+}
+
+fn read_rows<T: ReadRow>(
+    reader: impl Read,
+    format: Format,
+    strict: bool,
+    sink: impl FnMut(T),
+) -> Result<ReadReport, String> {
     let mut rows = Rows {
         report: ReadReport::default(),
         strict,
         failure: None,
         last_tstamp: None,
         sink,
+        row: std::marker::PhantomData,
     };
     let mut reader = BufReader::with_capacity(1 << 16, reader);
     match format {
@@ -127,20 +197,21 @@ pub fn read_battles_from(
 }
 
 /// Where rows go: good ones to the sink, bad ones to the report (or out as the error).
-struct Rows<F> {
+struct Rows<T, F> {
     report: ReadReport,
     strict: bool,
     /// The strict-mode error, kept whole while serde unwinds the array.
     failure: Option<String>,
     last_tstamp: Option<f64>,
     sink: F,
+    row: std::marker::PhantomData<fn(T)>,
 }
 
-impl<F: FnMut(Battle)> Rows<F> {
-    fn take(&mut self, line: u64, row: Result<Battle, String>) -> Result<(), String> {
+impl<T: ReadRow, F: FnMut(T)> Rows<T, F> {
+    fn take(&mut self, line: u64, row: Result<T, String>) -> Result<(), String> {
         match row {
             Ok(battle) => {
-                if let Some(t) = battle.tstamp {
+                if let Some(t) = battle.tstamp() {
                     if self.last_tstamp.is_some_and(|last| t < last) {
                         self.report.out_of_order += 1;
                     }
@@ -180,9 +251,9 @@ fn first_byte(reader: &mut impl BufRead) -> std::io::Result<Option<u8>> {
     }
 }
 
-fn read_json_lines<F: FnMut(Battle)>(
+fn read_json_lines<T: ReadRow, F: FnMut(T)>(
     mut reader: impl BufRead,
-    rows: &mut Rows<F>,
+    rows: &mut Rows<T, F>,
 ) -> Result<(), String> {
     let mut buf = Vec::new();
     let mut line = 0u64;
@@ -202,7 +273,7 @@ fn read_json_lines<F: FnMut(Battle)>(
         }
         let row = serde_json::from_slice::<JsonRow>(text)
             .map_err(|e| format!("not a JSON object: {}", strip_position(&e)))
-            .and_then(JsonRow::into_battle);
+            .and_then(T::from_json);
         rows.take(line, row)?;
     }
 }
@@ -216,9 +287,9 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
-fn read_json_array<F: FnMut(Battle)>(
+fn read_json_array<T: ReadRow, F: FnMut(T)>(
     reader: impl BufRead,
-    rows: &mut Rows<F>,
+    rows: &mut Rows<T, F>,
 ) -> Result<(), String> {
     let newlines = Rc::new(Cell::new(0u64));
     let counted = CountLines {
@@ -255,8 +326,8 @@ impl<R: Read> Read for CountLines<R> {
     }
 }
 
-struct ArraySeed<'r, F> {
-    rows: &'r mut Rows<F>,
+struct ArraySeed<'r, T, F> {
+    rows: &'r mut Rows<T, F>,
     newlines: Rc<Cell<u64>>,
 }
 
@@ -264,11 +335,12 @@ struct ArraySeed<'r, F> {
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Item {
-    Row(JsonRow),
+    // Boxed: a row is seven JSON values, the other variant nothing.
+    Row(Box<JsonRow>),
     Other(IgnoredAny),
 }
 
-impl<'de, F: FnMut(Battle)> DeserializeSeed<'de> for ArraySeed<'_, F> {
+impl<'de, T: ReadRow, F: FnMut(T)> DeserializeSeed<'de> for ArraySeed<'_, T, F> {
     type Value = ();
 
     fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
@@ -276,7 +348,7 @@ impl<'de, F: FnMut(Battle)> DeserializeSeed<'de> for ArraySeed<'_, F> {
     }
 }
 
-impl<'de, F: FnMut(Battle)> Visitor<'de> for ArraySeed<'_, F> {
+impl<'de, T: ReadRow, F: FnMut(T)> Visitor<'de> for ArraySeed<'_, T, F> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -287,7 +359,7 @@ impl<'de, F: FnMut(Battle)> Visitor<'de> for ArraySeed<'_, F> {
         while let Some(item) = seq.next_element::<Item>()? {
             let line = self.newlines.get() + 1;
             let row = match item {
-                Item::Row(row) => row.into_battle(),
+                Item::Row(row) => T::from_json(*row),
                 Item::Other(_) => Err("not a JSON object".to_string()),
             };
             if let Err(e) = self.rows.take(line, row) {
@@ -309,7 +381,10 @@ struct Columns {
     turn: Option<usize>,
 }
 
-fn read_csv<F: FnMut(Battle)>(reader: impl Read, rows: &mut Rows<F>) -> Result<(), String> {
+fn read_csv<T: ReadRow, F: FnMut(T)>(
+    reader: impl Read,
+    rows: &mut Rows<T, F>,
+) -> Result<(), String> {
     let mut csv = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -340,7 +415,7 @@ fn read_csv<F: FnMut(Battle)>(reader: impl Read, rows: &mut Rows<F>) -> Result<(
             Ok(false) => return Ok(()),
             Ok(true) => {
                 let line = record.position().map_or(0, csv::Position::line);
-                rows.take(line, csv_battle(&record, &cols))?;
+                rows.take(line, T::from_csv(&record, &cols))?;
             }
             Err(e) => {
                 let line = e.position().map_or(0, csv::Position::line);

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::aggregate::Aggregate;
 use super::battle::Winner;
+use super::{Ci, Method, RatingOptions, Ties};
 
 /// One model's line.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,6 +28,8 @@ pub struct LeaderboardRow {
     pub battles: u64,
     /// Fewer battles than `min_battles`: a preliminary rating.
     pub few_battles: bool,
+    /// Share of its battles voted "both are bad" (0 without battles).
+    pub both_bad: f64,
 }
 
 /// Ratings and pairwise statistics of all models.
@@ -43,25 +46,81 @@ pub struct Leaderboard {
     pub battle_counts: Vec<Vec<u64>>,
     /// All battles.
     pub battles: u64,
-    /// Bootstrap rounds behind the intervals.
+    /// Bootstrap rounds behind the intervals (0 for sandwich intervals).
     pub bootstrap_rounds: usize,
-    /// The `few_battles` threshold.
+    /// The `few_battles` threshold: below it a model's interval reads "too few votes".
     pub min_battles: u64,
+    /// The fit.
+    pub method: Method,
+    /// How the intervals were computed.
+    pub ci: Ci,
+    /// arena-rank's reweighting threshold, when on.
+    pub reweight: Option<u64>,
+    /// Whether intervals were widened to the coin-toss floor.
+    pub interval_floor: bool,
+    /// Plain maximum likelihood had no finite optimum (some models never lost or never
+    /// won against the rest), so FastChat's L2 penalty (C = 1) held the ratings.
+    pub fallback_l2: bool,
+    /// Style control's coefficients (empty without it).
+    pub style_coefficients: Vec<StyleCoefficient>,
+    /// How ties entered the fit.
+    pub ties: Ties,
+    /// Davidson's `ν`, when ties were fitted.
+    pub tie_propensity: Option<f64>,
+}
+
+/// One style feature's effect under style control.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StyleCoefficient {
+    /// The feature (`STYLE_FEATURE_NAMES`).
+    pub feature: String,
+    /// Log-odds of winning per standard deviation of the feature's normalised difference.
+    pub coefficient: f64,
+}
+
+/// What the leaderboard says about how it was computed.
+pub(crate) struct Meta {
+    pub bootstrap_rounds: usize,
+    pub min_battles: u64,
+    pub method: Method,
+    pub ci: Ci,
+    pub reweight: Option<u64>,
+    pub interval_floor: bool,
+    pub fallback_l2: bool,
+    pub style_coefficients: Vec<StyleCoefficient>,
+    pub ties: Ties,
+    pub tie_propensity: Option<f64>,
+}
+
+impl Meta {
+    /// What `opts` say, for a fit with half-win ties, no fallback and no style.
+    pub(crate) fn of(opts: &RatingOptions, bootstrap_rounds: usize) -> Self {
+        Self {
+            bootstrap_rounds,
+            min_battles: opts.min_battles,
+            method: opts.method,
+            ci: opts.ci,
+            reweight: opts.reweight,
+            interval_floor: opts.interval_floor,
+            fallback_l2: false,
+            style_coefficients: Vec::new(),
+            ties: Ties::HalfWin,
+            tie_propensity: None,
+        }
+    }
 }
 
 /// Assembles the leaderboard from per-model ratings indexed like `agg.models()`.
-pub(crate) fn build(
-    agg: &Aggregate,
-    bt: &[f64],
-    ci: (&[f64], &[f64]),
-    bootstrap_rounds: usize,
-    min_battles: u64,
-) -> Leaderboard {
+pub(crate) fn build(agg: &Aggregate, bt: &[f64], ci: (&[f64], &[f64]), meta: Meta) -> Leaderboard {
+    let min_battles = meta.min_battles;
     let n = agg.models().len();
     let mut wins = vec![vec![0u64; n]; n];
     let mut counts = vec![vec![0u64; n]; n];
+    let mut both_bad = vec![0u64; n];
     for ((a, b), c) in agg.cells() {
         let (a, b) = (a as usize, b as usize);
+        both_bad[a] += c[Winner::TieBothBad.index()];
+        both_bad[b] += c[Winner::TieBothBad.index()];
         wins[a][b] += c[Winner::ModelA.index()];
         wins[b][a] += c[Winner::ModelB.index()];
         let total: u64 = c.iter().sum();
@@ -88,6 +147,11 @@ pub(crate) fn build(
                 rank: 1 + (0..n).filter(|&o| low[o] > high[m]).count(),
                 battles,
                 few_battles: battles < min_battles,
+                both_bad: if battles > 0 {
+                    both_bad[m] as f64 / battles as f64
+                } else {
+                    0.0
+                },
             }
         })
         .collect();
@@ -113,8 +177,16 @@ pub(crate) fn build(
         win_fraction,
         battle_counts,
         battles: agg.battles(),
-        bootstrap_rounds,
+        bootstrap_rounds: meta.bootstrap_rounds,
         min_battles,
+        method: meta.method,
+        ci: meta.ci,
+        reweight: meta.reweight,
+        interval_floor: meta.interval_floor,
+        fallback_l2: meta.fallback_l2,
+        style_coefficients: meta.style_coefficients,
+        ties: meta.ties,
+        tie_propensity: meta.tie_propensity,
     }
 }
 
@@ -130,8 +202,8 @@ pub fn to_table(board: &Leaderboard) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:>4}  {:<width$}  {:>7}  {:>15}  {:>7}  {:>8}",
-        "rank", "model", "bt", "95% CI", "elo", "battles"
+        "{:>4}  {:<width$}  {:>7}  {:>15}  {:>7}  {:>8}  {:>8}",
+        "rank", "model", "bt", "95% CI", "elo", "battles", "both bad"
     );
     for r in &board.rows {
         let name = if r.few_battles {
@@ -139,37 +211,105 @@ pub fn to_table(board: &Leaderboard) -> String {
         } else {
             r.model.clone()
         };
-        let ci = format!("+{:.1}/-{:.1}", r.ci_high - r.bt, r.bt - r.ci_low);
+        let ci = if r.few_battles {
+            TOO_FEW_VOTES.to_string()
+        } else {
+            format!("+{:.1}/-{:.1}", r.ci_high - r.bt, r.bt - r.ci_low)
+        };
         let _ = writeln!(
             out,
-            "{:>4}  {:<width$}  {:>7.1}  {:>15}  {:>7.1}  {:>8}",
-            r.rank, name, r.bt, ci, r.elo, r.battles
+            "{:>4}  {:<width$}  {:>7.1}  {:>15}  {:>7.1}  {:>8}  {:>7.1}%",
+            r.rank,
+            name,
+            r.bt,
+            ci,
+            r.elo,
+            r.battles,
+            100.0 * r.both_bad
         );
     }
     let _ = writeln!(
         out,
-        "{} battles, {} models, {} bootstrap rounds",
+        "{} battles, {} models; {}",
         board.battles,
         board.rows.len(),
-        board.bootstrap_rounds
+        describe(board)
     );
     if board.rows.iter().any(|r| r.few_battles) {
         let _ = writeln!(
             out,
-            "* fewer than {} battles: preliminary",
+            "* fewer than {} battles: preliminary, {TOO_FEW_VOTES} for an interval",
             board.min_battles
+        );
+    }
+    if board.fallback_l2 {
+        let _ = writeln!(
+            out,
+            "some models never lost (or never won) against the rest: no finite maximum-likelihood \
+             ratings yet, so FastChat's L2 penalty (C = 1) holds them"
+        );
+    }
+    if !board.style_coefficients.is_empty() {
+        let coefficients: Vec<String> = board
+            .style_coefficients
+            .iter()
+            .map(|c| format!("{} {:+.4}", c.feature, c.coefficient))
+            .collect();
+        let _ = writeln!(
+            out,
+            "style coefficients (log-odds per SD): {}",
+            coefficients.join(", ")
         );
     }
     out
 }
 
+/// What a model's interval reads below `min_battles`.
+pub const TOO_FEW_VOTES: &str = "too few votes";
+
+/// The method and intervals in a few words, e.g. `arena-rank Bradley-Terry, sandwich 95%
+/// intervals`.
+pub fn describe(board: &Leaderboard) -> String {
+    let method = match (board.ties, board.method) {
+        (Ties::Davidson, _) => "Bradley-Terry-Davidson",
+        (_, Method::ArenaRank) => "arena-rank Bradley-Terry",
+        (_, Method::FastChat) => "FastChat Bradley-Terry",
+    };
+    let style = if board.style_coefficients.is_empty() {
+        ""
+    } else {
+        " with style control"
+    };
+    let reweight = board
+        .reweight
+        .map(|m| format!(", reweighted 1/max(n_pair, {m})"))
+        .unwrap_or_default();
+    let ci = match board.ci {
+        Ci::Sandwich => "sandwich 95% intervals".to_string(),
+        Ci::Bootstrap => format!(
+            "95% intervals from {} bootstrap rounds",
+            board.bootstrap_rounds
+        ),
+    };
+    let floor = if board.interval_floor {
+        ", never narrower than a coin toss per battle allows"
+    } else {
+        ""
+    };
+    let ties = match board.tie_propensity {
+        Some(nu) => format!(", ties fitted by Davidson's model (ν = {nu:.3})"),
+        None => String::new(),
+    };
+    format!("{method}{style}{reweight}{ties}, {ci}{floor}")
+}
+
 /// CSV with a header row, one line per model.
 pub fn to_csv(board: &Leaderboard) -> String {
-    let mut out = String::from("rank,model,bt,ci_low,ci_high,elo,battles,few_battles\n");
+    let mut out = String::from("rank,model,bt,ci_low,ci_high,elo,battles,few_battles,both_bad\n");
     for r in &board.rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             r.rank,
             csv_field(&r.model),
             r.bt,
@@ -177,7 +317,8 @@ pub fn to_csv(board: &Leaderboard) -> String {
             r.ci_high,
             r.elo,
             r.battles,
-            r.few_battles
+            r.few_battles,
+            r.both_bad
         );
     }
     out

@@ -47,6 +47,14 @@ fn max_diff(expected: &Value, ours: impl Fn(&str) -> f64) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// FastChat's fit and bootstrap without its anchor.
+fn fastchat_defaults() -> RatingOptions {
+    RatingOptions {
+        anchor: None,
+        ..RatingOptions::fastchat(&Aggregate::new())
+    }
+}
+
 fn fastchat_options(agg: &Aggregate, rounds: usize) -> RatingOptions {
     RatingOptions {
         bootstrap_rounds: rounds,
@@ -236,7 +244,7 @@ fn clearly_separated_models_get_distinct_ranks_and_the_anchor_holds() {
     let agg = aggregate(&battles);
     let opts = RatingOptions {
         anchor: Some(("mid".into(), 1100.0)),
-        ..RatingOptions::default()
+        ..fastchat_defaults()
     };
     let board = compute(&agg, &opts).expect("compute");
     let names: Vec<&str> = board.rows.iter().map(|r| r.model.as_str()).collect();
@@ -279,11 +287,14 @@ fn unregularised_ratings_without_a_finite_optimum_are_an_error() {
     ]);
     let opts = RatingOptions {
         regularization: Regularization::None,
-        ..RatingOptions::default()
+        ..fastchat_defaults()
     };
     let err = compute(&agg, &opts).expect_err("c never won");
     assert!(err.to_string().contains("use L2 regularisation"), "{err}");
-    compute(&agg, &RatingOptions::default()).expect("L2 always has an optimum");
+    compute(&agg, &fastchat_defaults()).expect("L2 always has an optimum");
+    // arena-rank's plain fit falls back to that penalty, and says so.
+    let board = compute(&agg, &RatingOptions::default()).expect("the fallback");
+    assert!(board.fallback_l2 && board.rows.iter().all(|r| r.bt.is_finite()));
 }
 
 #[test]
@@ -332,6 +343,7 @@ fn renderings_name_every_field() {
         "rank",
         "battles",
         "few_battles",
+        "both_bad",
     ] {
         assert!(row.contains_key(key), "{key} missing from {row:?}");
     }
@@ -342,7 +354,7 @@ fn renderings_name_every_field() {
         "{table}"
     );
     let csv = to_csv(&board);
-    assert!(csv.starts_with("rank,model,bt,ci_low,ci_high,elo,battles,few_battles\n"));
+    assert!(csv.starts_with("rank,model,bt,ci_low,ci_high,elo,battles,few_battles,both_bad\n"));
     assert!(csv.contains(",\"z, the \"\"new\"\" one\","), "{csv}");
 }
 

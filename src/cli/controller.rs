@@ -165,7 +165,8 @@ pub struct ControllerArgs {
         help_heading = LEADERBOARD
     )]
     pub leaderboard_interval_s: u64,
-    /// Bootstrap rounds behind the leaderboard's 95% intervals.
+    /// 0: the leaderboard's 95% intervals from arena-rank's sandwich estimator; N > 0: from
+    /// N bootstrap rounds instead.
     #[arg(
         long,
         env = "ARENA_LEADERBOARD_BOOTSTRAP",

@@ -3,8 +3,35 @@
 use std::path::PathBuf;
 
 use arena_controller::site::leaderboard::{self, OutputFormat, Source};
-use arena_ratings::{RatingOptions, Regularization};
-use clap::Args;
+use arena_ratings::{Ci, Method, RatingOptions, Regularization, Ties, MIN_PAIR_COUNT};
+use clap::{Args, ValueEnum};
+
+/// `--method`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MethodArg {
+    /// LMArena's arena-rank 0.1.1: plain maximum likelihood, no anchor.
+    ArenaRank,
+    /// FastChat 0.2.36: L2-regularised (C = 1), or plain with --mle.
+    Fastchat,
+}
+
+/// `--ties`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum TiesArg {
+    /// A tie is half a win each way (FastChat, arena-rank).
+    HalfWin,
+    /// Davidson's model: a tie parameter fitted beside the ratings.
+    Davidson,
+}
+
+/// `--ci`.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum CiArg {
+    /// arena-rank's sandwich estimator.
+    Sandwich,
+    /// Percentiles over --bootstrap refits on resampled battles.
+    Bootstrap,
+}
 
 /// Flags of `arena leaderboard`.
 #[derive(Args, Debug)]
@@ -20,7 +47,24 @@ pub struct LeaderboardArgs {
     /// Stop at the first bad row of the file instead of skipping (and listing) bad rows.
     #[arg(long)]
     pub strict: bool,
-    /// Bootstrap rounds for the 95% intervals.
+    /// The Bradley-Terry fit.
+    #[arg(long, value_enum, default_value = "arena-rank")]
+    pub method: MethodArg,
+    /// How the 95% intervals are computed.
+    #[arg(long, value_enum, default_value = "sandwich")]
+    pub ci: CiArg,
+    /// Reweight battles by 1/max(n_pair, N) so over-sampled pairs do not dominate
+    /// (arena-rank's option; N defaults to its 50). Style control reweights unless N is 0.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "50")]
+    pub reweight: Option<u64>,
+    /// Style control: arena-rank's contextual Bradley-Terry over each answer's length and
+    /// markdown, from a battles file's conv_metadata (the public dataset's shape).
+    #[arg(long)]
+    pub style_control: bool,
+    /// How ties count: half a win each way, or Davidson's fitted tie parameter.
+    #[arg(long, value_enum, default_value = "half-win")]
+    pub ties: TiesArg,
+    /// Bootstrap rounds for --ci bootstrap.
     #[arg(long, default_value_t = 100)]
     pub bootstrap: usize,
     /// Seed of the bootstrap.
@@ -29,10 +73,14 @@ pub struct LeaderboardArgs {
     /// Shift Bradley-Terry ratings so MODEL has RATING, e.g. llama-13b=800.
     #[arg(long, value_parser = leaderboard::parse_anchor)]
     pub anchor: Option<(String, f64)>,
-    /// Plain maximum likelihood instead of FastChat's L2-regularised fit (C = 1).
+    /// With --method fastchat: plain maximum likelihood instead of its L2 fit (C = 1).
     #[arg(long)]
     pub mle: bool,
-    /// Models with fewer battles are flagged.
+    /// Report the estimator's own intervals even where they are narrower than a fair coin
+    /// toss per battle allows (as arena-rank and FastChat do).
+    #[arg(long)]
+    pub no_interval_floor: bool,
+    /// Models with fewer battles are flagged and show "too few votes" for an interval.
     #[arg(long, default_value_t = 30)]
     pub min_battles: u64,
     /// table, json (one array of row objects) or csv.
@@ -43,7 +91,13 @@ pub struct LeaderboardArgs {
 impl LeaderboardArgs {
     /// Computes and prints the leaderboard.
     pub async fn run(self) -> anyhow::Result<()> {
-        let out = leaderboard::run_cli(self.source(), self.options(), self.format).await?;
+        let out = leaderboard::run_cli(
+            self.source(),
+            self.options(),
+            self.style_control,
+            self.format,
+        )
+        .await?;
         print!("{out}");
         Ok(())
     }
@@ -62,6 +116,25 @@ impl LeaderboardArgs {
     /// The rating options.
     fn options(&self) -> RatingOptions {
         RatingOptions {
+            method: match self.method {
+                MethodArg::ArenaRank => Method::ArenaRank,
+                MethodArg::Fastchat => Method::FastChat,
+            },
+            ci: match self.ci {
+                CiArg::Sandwich => Ci::Sandwich,
+                CiArg::Bootstrap => Ci::Bootstrap,
+            },
+            reweight: match (self.reweight, self.style_control) {
+                (Some(0), _) | (None, false) => None,
+                (Some(n), _) => Some(n),
+                // arena-rank's contextual dataset reweights by default.
+                (None, true) => Some(MIN_PAIR_COUNT),
+            },
+            interval_floor: !self.no_interval_floor,
+            ties: match self.ties {
+                TiesArg::HalfWin => Ties::HalfWin,
+                TiesArg::Davidson => Ties::Davidson,
+            },
             bootstrap_rounds: self.bootstrap,
             seed: self.seed,
             anchor: self.anchor.clone(),
@@ -72,5 +145,55 @@ impl LeaderboardArgs {
             },
             min_battles: self.min_battles,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: LeaderboardArgs,
+    }
+
+    fn options(argv: &[&str]) -> RatingOptions {
+        let cli = Cli::try_parse_from([&["leaderboard"], argv].concat()).expect("parses");
+        cli.args.options()
+    }
+
+    #[test]
+    fn defaults_are_arena_ranks_method_with_sandwich_intervals() {
+        let o = options(&[]);
+        assert_eq!(
+            (o.method, o.ci, o.reweight),
+            (Method::ArenaRank, Ci::Sandwich, None)
+        );
+        assert!(o.interval_floor);
+    }
+
+    #[test]
+    fn reweight_alone_takes_arena_ranks_threshold() {
+        assert_eq!(options(&["--reweight"]).reweight, Some(MIN_PAIR_COUNT));
+        assert_eq!(options(&["--style-control"]).reweight, Some(MIN_PAIR_COUNT));
+        assert_eq!(
+            options(&["--style-control", "--reweight", "0"]).reweight,
+            None
+        );
+        assert_eq!(options(&["--reweight", "20"]).reweight, Some(20));
+        let o = options(&[
+            "--method",
+            "fastchat",
+            "--ci",
+            "bootstrap",
+            "--no-interval-floor",
+        ]);
+        assert_eq!(
+            (o.method, o.ci, o.interval_floor),
+            (Method::FastChat, Ci::Bootstrap, false)
+        );
+        assert_eq!(options(&["--ties", "davidson"]).ties, Ties::Davidson);
     }
 }

@@ -22,7 +22,28 @@ pub async fn aggregate_store(store: &dyn ArenaStore) -> Result<Aggregate, Contro
         .map_err(ControllerError::Ratings)
 }
 
-/// Ratings off the async threads: the bootstrap keeps every core busy for a moment.
+/// Says on stderr which rows of a battles file were skipped, and whether it was in time order.
+fn print_report(path: &std::path::Path, report: &arena_ratings::ReadReport) {
+    for bad in &report.bad {
+        eprintln!("{}: skipped {bad}", path.display());
+    }
+    if report.bad_total > report.bad.len() as u64 {
+        eprintln!(
+            "{}: {} more bad rows skipped",
+            path.display(),
+            report.bad_total - report.bad.len() as u64
+        );
+    }
+    if report.out_of_order > 0 {
+        eprintln!(
+            "{}: {} battles are earlier than the one before them; online Elo takes them in file order",
+            path.display(),
+            report.out_of_order
+        );
+    }
+}
+
+/// Ratings off the async threads: a bootstrap keeps every core busy for a moment.
 async fn compute(agg: Aggregate, opts: RatingOptions) -> Result<Leaderboard, ControllerError> {
     tokio::task::spawn_blocking(move || arena_ratings::compute(&agg, &opts))
         .await
@@ -52,7 +73,13 @@ pub fn leaderboard_json(board: &Leaderboard, stats: &[ModelStats], computed_ms: 
         "win_fraction": {"models": board.models, "values": board.win_fraction},
         "battle_counts": {"models": board.models, "values": board.battle_counts},
         "votes": board.battles,
+        "method": board.method,
+        "ci": board.ci,
         "bootstrap_rounds": board.bootstrap_rounds,
+        "intervals": arena_ratings::describe(board),
+        "min_battles": board.min_battles,
+        "fallback_l2": board.fallback_l2,
+        "style_coefficients": board.style_coefficients,
         "computed_ms": computed_ms,
     })
 }
@@ -197,33 +224,37 @@ pub fn parse_anchor(spec: &str) -> Result<(String, f64), String> {
 pub async fn run_cli(
     source: Source,
     options: RatingOptions,
+    style_control: bool,
     format: OutputFormat,
 ) -> Result<String, ControllerError> {
-    let agg = match source {
-        Source::Database(url) => aggregate_store(&*arena_store::connect(&url).await?).await?,
-        Source::File { path, strict } => {
-            let (agg, report) = Aggregate::from_file(&path, strict)?;
-            for bad in &report.bad {
-                eprintln!("{}: skipped {bad}", path.display());
+    let board = if style_control {
+        let Source::File { path, strict } = source else {
+            return Err(ControllerError::Leaderboard(
+                "style control needs the style of each answer, which the arena's store does not \
+                 record yet; rate a battles file with conv_metadata instead (--battles FILE.jsonl, \
+                 the public dataset's shape)"
+                    .into(),
+            ));
+        };
+        let mut battles = Vec::new();
+        let report = arena_ratings::read_styled_battles(&path, strict, |b| battles.push(b))?;
+        print_report(&path, &report);
+        tokio::task::spawn_blocking(move || {
+            arena_ratings::compute_style_controlled(&battles, &options)
+        })
+        .await
+        .map_err(|e| ControllerError::Leaderboard(format!("the ratings task failed: {e}")))??
+    } else {
+        let agg = match source {
+            Source::Database(url) => aggregate_store(&*arena_store::connect(&url).await?).await?,
+            Source::File { path, strict } => {
+                let (agg, report) = Aggregate::from_file(&path, strict)?;
+                print_report(&path, &report);
+                agg
             }
-            if report.bad_total > report.bad.len() as u64 {
-                eprintln!(
-                    "{}: {} more bad rows skipped",
-                    path.display(),
-                    report.bad_total - report.bad.len() as u64
-                );
-            }
-            if report.out_of_order > 0 {
-                eprintln!(
-                    "{}: {} battles are earlier than the one before them; online Elo takes them in file order",
-                    path.display(),
-                    report.out_of_order
-                );
-            }
-            agg
-        }
+        };
+        compute(agg, options).await?
     };
-    let board = compute(agg, options).await?;
     Ok(match format {
         OutputFormat::Table => arena_ratings::to_table(&board),
         OutputFormat::Csv => arena_ratings::to_csv(&board),
