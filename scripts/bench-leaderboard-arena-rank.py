@@ -60,9 +60,9 @@ def style_control(df, meta):
     return out
 
 
-def timed(fn, *args):
+def timed(fn, *args, **kwargs):
     t = time.perf_counter()
-    out = fn(*args)
+    out = fn(*args, **kwargs)
     return time.perf_counter() - t, out
 
 
