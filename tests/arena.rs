@@ -627,6 +627,32 @@ fn the_leaderboard_command_reads_battle_files_and_reports_bad_rows() {
         (rows[1]["bt"].as_f64().unwrap() - 800.0).abs() < 1e-9,
         "{rows}"
     );
+
+    // A snapshot reproduces from the same votes, whatever flags the check is given, and
+    // stops reproducing once a vote is added.
+    let snap = dir.path().join("snapshot.json");
+    let snap = snap.to_str().unwrap();
+    let args = [
+        "leaderboard",
+        "--battles",
+        battles,
+        "--ci",
+        "bootstrap",
+        "--bootstrap",
+        "30",
+    ];
+    common::bin().ok(&[&args[..], &["--seed", "5", "--snapshot", snap]].concat());
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(snap).unwrap()).unwrap();
+    assert_eq!(saved["battles"], 40);
+    assert_eq!(saved["options"]["seed"], 5);
+    let checked = common::bin().ok(&["leaderboard", "--battles", battles, "--verify", snap]);
+    assert!(checked.contains("reproduced"), "{checked}");
+    csv.push_str("beta,alpha,model_a,43\n");
+    std::fs::write(&file, &csv).unwrap();
+    common::bin().fails(
+        &["leaderboard", "--battles", battles, "--verify", snap],
+        "not reproduced",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

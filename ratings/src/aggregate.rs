@@ -5,6 +5,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
+
 use super::battle::{Battle, Winner};
 use super::elo::OnlineElo;
 use super::read::{read_battles, ReadReport};
@@ -48,6 +50,8 @@ pub struct Aggregate {
     cells: HashMap<(u32, u32), [u64; 4]>,
     elo: OnlineElo,
     battles: u64,
+    /// SHA-256 of the battles so far, in order (see `vote_set_sha256`).
+    digest: Sha256,
 }
 
 impl Aggregate {
@@ -82,6 +86,11 @@ impl Aggregate {
 
     /// `add` for models already known by index (the benchmark's generator).
     pub(crate) fn add_indexed(&mut self, a: u32, b: u32, winner: Winner) {
+        for name in [&self.names[a as usize], &self.names[b as usize]] {
+            self.digest.update((name.len() as u32).to_le_bytes());
+            self.digest.update(name.as_bytes());
+        }
+        self.digest.update([winner.index() as u8]);
         self.cells.entry((a, b)).or_default()[winner.index()] += 1;
         self.elo.update(a as usize, b as usize, winner);
         self.battles += 1;
@@ -111,6 +120,18 @@ impl Aggregate {
     /// Battles folded in.
     pub fn battles(&self) -> u64 {
         self.battles
+    }
+
+    /// The SHA-256 (hex) of exactly the battles folded in, in order: each as its two model
+    /// names (a 4-byte little-endian length, then the UTF-8 bytes) and its winner's index in
+    /// `Winner::ALL`. The same votes in the same order give the same hash, on any machine.
+    pub fn vote_set_sha256(&self) -> String {
+        self.digest
+            .clone()
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// The online Elo rating of model `i` after all battles so far.

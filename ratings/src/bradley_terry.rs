@@ -8,7 +8,7 @@
 //! `|w|²/(2C) + Σ n_i·softplus(-z) + n_j·softplus(z)`, `z = ln 10·(w_i - w_j)`.
 //! Ratings are `400·w + 1000` (w in log10 odds).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::aggregate::PairCounts;
 use super::math::{self, sigmoid, softplus, Stop};
@@ -20,7 +20,7 @@ const GRAD_TOL: f64 = 1e-10;
 const MAX_ITER: usize = 200;
 
 /// What keeps the ratings finite.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Regularization {
     /// scikit-learn's L2 penalty with inverse strength `c` (FastChat: `c = 1.0`).

@@ -31,11 +31,12 @@ mod error;
 mod math;
 pub mod parse;
 mod read;
+pub mod snapshot;
 mod style;
 mod styled;
 mod table;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use aggregate::Aggregate;
 pub use battle::{Battle, Winner};
@@ -54,7 +55,7 @@ pub use table::{
 };
 
 /// Which Bradley-Terry fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// LMArena's `arena-rank` 0.1.1: plain maximum likelihood, a tie half a win each way,
@@ -68,7 +69,7 @@ pub enum Method {
 }
 
 /// How the 95% intervals are computed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Ci {
     /// arena-rank's sandwich estimator (robust asymptotic standard errors): no refits.
@@ -79,7 +80,7 @@ pub enum Ci {
 }
 
 /// How ties enter the fit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Ties {
     /// A tie (of either kind) is half a win each way, as FastChat and arena-rank count it.
@@ -93,7 +94,7 @@ pub enum Ties {
 pub const MIN_PAIR_COUNT: u64 = 50;
 
 /// How to compute the ratings.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RatingOptions {
     /// The fit.
     pub method: Method,

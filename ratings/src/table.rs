@@ -3,14 +3,14 @@
 
 use std::fmt::Write as _;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::aggregate::Aggregate;
 use super::battle::Winner;
 use super::{Ci, Method, RatingOptions, Ties};
 
 /// One model's line.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaderboardRow {
     /// Model name.
     pub model: String,
@@ -33,7 +33,7 @@ pub struct LeaderboardRow {
 }
 
 /// Ratings and pairwise statistics of all models.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Leaderboard {
     /// One row per model, best Bradley-Terry rating first.
     pub rows: Vec<LeaderboardRow>,
@@ -70,7 +70,7 @@ pub struct Leaderboard {
 }
 
 /// One style feature's effect under style control.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StyleCoefficient {
     /// The feature (`STYLE_FEATURE_NAMES`).
     pub feature: String,

@@ -61,6 +61,14 @@ pub struct LeaderboardArgs {
     /// markdown, from a battles file's conv_metadata (the public dataset's shape).
     #[arg(long)]
     pub style_control: bool,
+    /// Also write the ratings with their method, options, seed, software version and the
+    /// SHA-256 of the exact vote set to FILE (JSON).
+    #[arg(long, value_name = "FILE", conflicts_with = "verify")]
+    pub snapshot: Option<PathBuf>,
+    /// Recompute a snapshot's ratings from the votes with its own options and say whether
+    /// they are the same (non-zero exit when not); the other rating flags are ignored.
+    #[arg(long, value_name = "FILE")]
+    pub verify: Option<PathBuf>,
     /// How ties count: half a win each way, or Davidson's fitted tie parameter.
     #[arg(long, value_enum, default_value = "half-win")]
     pub ties: TiesArg,
@@ -91,11 +99,16 @@ pub struct LeaderboardArgs {
 impl LeaderboardArgs {
     /// Computes and prints the leaderboard.
     pub async fn run(self) -> anyhow::Result<()> {
+        let snapshots = leaderboard::Snapshots {
+            write: self.snapshot.clone(),
+            verify: self.verify.clone(),
+        };
         let out = leaderboard::run_cli(
             self.source(),
             self.options(),
             self.style_control,
             self.format,
+            snapshots,
         )
         .await?;
         print!("{out}");

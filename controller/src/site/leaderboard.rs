@@ -22,6 +22,55 @@ pub async fn aggregate_store(store: &dyn ArenaStore) -> Result<Aggregate, Contro
         .map_err(ControllerError::Ratings)
 }
 
+/// `arena leaderboard --snapshot FILE` and `--verify FILE`.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshots {
+    /// Write the ratings with their method, options and vote-set hash here.
+    pub write: Option<std::path::PathBuf>,
+    /// Recompute with this snapshot's options and say whether the result is the same.
+    pub verify: Option<std::path::PathBuf>,
+}
+
+/// Recomputes a snapshot's ratings from `agg` with its own options and compares: the text to
+/// print when it is reproduced, an error listing the differences when not.
+async fn verify_snapshot(
+    path: &std::path::Path,
+    agg: Aggregate,
+) -> Result<String, ControllerError> {
+    use arena_ratings::snapshot::{self, Snapshot};
+    let fail = |why: String| ControllerError::Leaderboard(format!("{}: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+    let snap: Snapshot = serde_json::from_str(&text)
+        .map_err(|e| fail(format!("not a leaderboard snapshot: {e}")))?;
+    if snap.format != snapshot::FORMAT {
+        return Err(fail(format!(
+            "snapshot format '{}', this arena reads '{}'",
+            snap.format,
+            snapshot::FORMAT
+        )));
+    }
+    let board = compute(agg.clone(), snap.options.clone()).await?;
+    let verdict = snapshot::verify(&snap, &agg, &board);
+    if !verdict.matches() {
+        return Err(fail(format!(
+            "not reproduced:\n  {}",
+            verdict.differences.join("\n  ")
+        )));
+    }
+    let mut out = format!(
+        "{}: reproduced: the same {} votes (sha256 {}), every rating and interval within \
+         1e-6 points (largest difference {:.1e})\n",
+        path.display(),
+        snap.battles,
+        snap.vote_set_sha256,
+        verdict.max_difference
+    );
+    for note in &verdict.differences {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    Ok(out)
+}
+
 /// Says on stderr which rows of a battles file were skipped, and whether it was in time order.
 fn print_report(path: &std::path::Path, report: &arena_ratings::ReadReport) {
     for bad in &report.bad {
@@ -226,7 +275,15 @@ pub async fn run_cli(
     options: RatingOptions,
     style_control: bool,
     format: OutputFormat,
+    snapshot: Snapshots,
 ) -> Result<String, ControllerError> {
+    if style_control && (snapshot.write.is_some() || snapshot.verify.is_some()) {
+        return Err(ControllerError::Leaderboard(
+            "snapshots of style-controlled ratings are not supported yet (their vote set would \
+             have to include each answer's style)"
+                .into(),
+        ));
+    }
     let board = if style_control {
         let Source::File { path, strict } = source else {
             return Err(ControllerError::Leaderboard(
@@ -253,7 +310,25 @@ pub async fn run_cli(
                 agg
             }
         };
-        compute(agg, options).await?
+        if let Some(path) = &snapshot.verify {
+            return verify_snapshot(path, agg).await;
+        }
+        let board = compute(agg.clone(), options.clone()).await?;
+        if let Some(path) = &snapshot.write {
+            let snap = arena_ratings::snapshot::Snapshot::new(&agg, &options, &board);
+            let text = serde_json::to_string_pretty(&snap)
+                .map_err(|e| ControllerError::Leaderboard(e.to_string()))?;
+            std::fs::write(path, text + "\n").map_err(|e| {
+                ControllerError::Leaderboard(format!("cannot write {}: {e}", path.display()))
+            })?;
+            eprintln!(
+                "{}: snapshot of {} votes (sha256 {})",
+                path.display(),
+                snap.battles,
+                snap.vote_set_sha256
+            );
+        }
+        board
     };
     Ok(match format {
         OutputFormat::Table => arena_ratings::to_table(&board),
