@@ -78,6 +78,20 @@ pub struct Battle {
     pub turn: Option<u32>,
 }
 
+impl Battle {
+    /// A vote between `model_a` and `model_b`, without a time, anonymity flag or turn.
+    pub fn new(model_a: impl Into<String>, model_b: impl Into<String>, winner: Winner) -> Self {
+        Self {
+            model_a: model_a.into(),
+            model_b: model_b.into(),
+            winner,
+            tstamp: None,
+            anony: None,
+            turn: None,
+        }
+    }
+}
+
 /// The six columns we read from a JSON row, each still raw so that a wrong type becomes a
 /// readable reason rather than a serde message without the field's name.
 #[derive(Debug, Default, Deserialize)]

@@ -161,14 +161,7 @@ fn matrices_and_counts_equal_fastchat() {
 }
 
 fn battle(a: &str, b: &str, winner: Winner) -> Battle {
-    Battle {
-        model_a: a.into(),
-        model_b: b.into(),
-        winner,
-        tstamp: None,
-        anony: None,
-        turn: None,
-    }
+    Battle::new(a, b, winner)
 }
 
 fn aggregate(battles: &[(&str, &str, Winner, usize)]) -> Aggregate {

@@ -10,14 +10,7 @@ const Z95: f64 = 1.959_963_984_540_054;
 
 fn votes(wins_x: usize, wins_y: usize) -> Aggregate {
     let mut agg = Aggregate::new();
-    let battle = |winner| Battle {
-        model_a: "x".into(),
-        model_b: "y".into(),
-        winner,
-        tstamp: None,
-        anony: None,
-        turn: None,
-    };
+    let battle = |winner| Battle::new("x", "y", winner);
     (0..wins_x).for_each(|_| agg.add(&battle(Winner::ModelA)).expect("add"));
     (0..wins_y).for_each(|_| agg.add(&battle(Winner::ModelB)).expect("add"));
     agg

@@ -5,14 +5,7 @@ use arena_ratings::snapshot::{verify, Snapshot, FORMAT};
 use arena_ratings::{compute, Aggregate, Battle, Ci, RatingOptions, Winner};
 
 fn battle(a: &str, b: &str, winner: Winner) -> Battle {
-    Battle {
-        model_a: a.into(),
-        model_b: b.into(),
-        winner,
-        tstamp: None,
-        anony: None,
-        turn: None,
-    }
+    Battle::new(a, b, winner)
 }
 
 fn votes(battles: &[Battle]) -> Aggregate {

@@ -7,15 +7,7 @@ fn aggregate(rows: &[(&str, &str, Winner, usize)]) -> Aggregate {
     let mut agg = Aggregate::new();
     for &(a, b, winner, times) in rows {
         for _ in 0..times {
-            let battle = Battle {
-                model_a: a.into(),
-                model_b: b.into(),
-                winner,
-                tstamp: None,
-                anony: None,
-                turn: None,
-            };
-            agg.add(&battle).expect("add");
+            agg.add(&Battle::new(a, b, winner)).expect("add");
         }
     }
     agg
