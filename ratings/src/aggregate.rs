@@ -27,6 +27,44 @@ pub(crate) struct PairCounts {
     pub ties: u64,
 }
 
+impl PairCounts {
+    /// Battles of the pair, ties included.
+    pub(crate) fn total(&self) -> u64 {
+        self.wins_i + self.wins_j + self.ties
+    }
+}
+
+/// The models that played in some pair (a pair with at least one battle), numbered 0, 1, ...
+/// in order of first appearance: the fits solve over these only, which keeps their systems
+/// small and regular (a model without battles would make them singular).
+pub(crate) struct Active {
+    local: Vec<usize>,
+    /// Model index of each compact index.
+    pub models: Vec<usize>,
+}
+
+impl Active {
+    /// The active models of `n` in `pairs`.
+    pub(crate) fn of(n: usize, pairs: &[PairCounts]) -> Self {
+        let mut local = vec![usize::MAX; n];
+        let mut models = Vec::new();
+        for p in pairs.iter().filter(|p| p.total() > 0) {
+            for m in [p.i as usize, p.j as usize] {
+                if local[m] == usize::MAX {
+                    local[m] = models.len();
+                    models.push(m);
+                }
+            }
+        }
+        Self { local, models }
+    }
+
+    /// The compact indices of a pair's two models.
+    pub(crate) fn pair(&self, p: &PairCounts) -> (usize, usize) {
+        (self.local[p.i as usize], self.local[p.j as usize])
+    }
+}
+
 #[cfg(test)]
 impl PairCounts {
     /// Models 0 and 1 with these counts (unit tests).
@@ -52,6 +90,8 @@ pub struct Aggregate {
     battles: u64,
     /// SHA-256 of the battles so far, in order (see `vote_set_sha256`).
     digest: Sha256,
+    /// Models whose names the digest holds (indices below this).
+    hashed_names: usize,
 }
 
 impl Aggregate {
@@ -86,11 +126,19 @@ impl Aggregate {
 
     /// `add` for models already known by index (the benchmark's generator).
     pub(crate) fn add_indexed(&mut self, a: u32, b: u32, winner: Winner) {
-        for name in [&self.names[a as usize], &self.names[b as usize]] {
+        // A name enters the digest once, when its index is first used; each battle is then
+        // nine bytes, which keeps hashing off the cost of folding a million votes.
+        while self.hashed_names <= a.max(b) as usize {
+            let name = &self.names[self.hashed_names];
             self.digest.update((name.len() as u32).to_le_bytes());
             self.digest.update(name.as_bytes());
+            self.hashed_names += 1;
         }
-        self.digest.update([winner.index() as u8]);
+        let mut record = [0u8; 9];
+        record[..4].copy_from_slice(&a.to_le_bytes());
+        record[4..8].copy_from_slice(&b.to_le_bytes());
+        record[8] = winner.index() as u8;
+        self.digest.update(record);
         self.cells.entry((a, b)).or_default()[winner.index()] += 1;
         self.elo.update(a as usize, b as usize, winner);
         self.battles += 1;
@@ -122,9 +170,12 @@ impl Aggregate {
         self.battles
     }
 
-    /// The SHA-256 (hex) of exactly the battles folded in, in order: each as its two model
-    /// names (a 4-byte little-endian length, then the UTF-8 bytes) and its winner's index in
-    /// `Winner::ALL`. The same votes in the same order give the same hash, on any machine.
+    /// The SHA-256 (hex) of exactly the battles folded in, in order. Models are numbered in
+    /// order of first appearance; the digest reads, battle by battle, the name of each model
+    /// when it first appears (a 4-byte little-endian length, then the UTF-8 bytes), then the
+    /// two numbers (4 bytes each, little-endian) and the winner's index in `Winner::ALL`
+    /// (1 byte). That names the votes and their order exactly; the same votes in the same
+    /// order give the same hash, on any machine.
     pub fn vote_set_sha256(&self) -> String {
         self.digest
             .clone()

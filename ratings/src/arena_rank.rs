@@ -12,7 +12,7 @@
 //! `1e-5` (times the number of battles when unweighted) to the Hessian's diagonal, and takes
 //! the diagonal of `H⁻¹ G H⁻¹`.
 
-use super::aggregate::PairCounts;
+use super::aggregate::{Active, PairCounts};
 use super::math::{add_pair, sandwich_diagonal, sigmoid, Z95};
 
 /// arena-rank's `hessian_reg`.
@@ -26,7 +26,7 @@ pub(crate) fn pair_weights(pairs: &[PairCounts], reweight: Option<u64>) -> Vec<f
     pairs
         .iter()
         .map(|p| match reweight {
-            Some(min) => 1.0 / (p.wins_i + p.wins_j + p.ties).max(min).max(1) as f64,
+            Some(min) => 1.0 / p.total().max(min).max(1) as f64,
             None => 1.0,
         })
         .collect()
@@ -39,7 +39,7 @@ pub(crate) fn normalized(pairs: &[PairCounts], weights: &[f64]) -> Vec<f64> {
         .iter()
         .zip(weights)
         .fold((0.0f64, 0.0f64), |(b, t), (p, w)| {
-            let n = (p.wins_i + p.wins_j + p.ties) as f64;
+            let n = p.total() as f64;
             (b + n, t + w * n)
         });
     let scale = if total > 0.0 { battles / total } else { 1.0 };
@@ -78,7 +78,7 @@ pub(crate) fn floor_half_widths(
     reweighted: bool,
 ) -> Vec<f64> {
     half_widths(n, pairs, weights, reweighted, |p| {
-        let battles = (p.wins_i + p.wins_j + p.ties) as f64;
+        let battles = p.total() as f64;
         (0.25, 0.25 * battles)
     })
 }
@@ -91,29 +91,19 @@ fn half_widths(
     reweighted: bool,
     terms: impl Fn(&PairCounts) -> (f64, f64),
 ) -> Vec<f64> {
-    // Only models that played enter the system (others would make H singular).
-    let mut local = vec![usize::MAX; n];
-    let mut active = Vec::new();
-    for p in pairs.iter().filter(|p| p.wins_i + p.wins_j + p.ties > 0) {
-        for m in [p.i as usize, p.j as usize] {
-            if local[m] == usize::MAX {
-                local[m] = active.len();
-                active.push(m);
-            }
-        }
-    }
-    let k = active.len();
+    let active = Active::of(n, pairs);
+    let k = active.models.len();
     let mut h = vec![0.0; k * k];
     let mut g = vec![0.0; k * k];
     let mut battles = 0.0;
     for (p, w) in pairs.iter().zip(weights) {
-        let count = (p.wins_i + p.wins_j + p.ties) as f64;
+        let count = p.total() as f64;
         if count == 0.0 {
             continue;
         }
         battles += count;
         let (curvature, residuals) = terms(p);
-        let (i, j) = (local[p.i as usize], local[p.j as usize]);
+        let (i, j) = active.pair(p);
         add_pair(&mut h, k, i, j, w * count * curvature);
         add_pair(&mut g, k, i, j, w * w * residuals);
     }
@@ -125,7 +115,7 @@ fn half_widths(
     (0..k).for_each(|m| h[m * k + m] += reg);
     let mut out = vec![f64::NAN; n];
     if let Some(var) = sandwich_diagonal(h, &g, k) {
-        for (m, v) in active.iter().zip(var) {
+        for (m, v) in active.models.iter().zip(var) {
             out[*m] = Z95 * v.max(0.0).sqrt() * ALPHA;
         }
     }

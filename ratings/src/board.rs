@@ -15,18 +15,21 @@ pub fn compute(agg: &Aggregate, opts: &RatingOptions) -> Result<Leaderboard, Rat
     let pairs = agg.pair_counts();
     let raw_weights = arena_rank::pair_weights(&pairs, opts.reweight);
     let weights = arena_rank::normalized(&pairs, &raw_weights);
+    // Davidson's tie parameter needs a tie to estimate and, like plain maximum likelihood,
+    // models that both won and lost; otherwise the half-win fit below stands, and says so.
+    let has_ties = pairs.iter().any(|p| p.ties > 0);
+    if opts.ties == Ties::Davidson
+        && n > 1
+        && has_ties
+        && bradley_terry::plain_mle_exists(n, &pairs)
+    {
+        return davidson_board(agg, opts, &pairs, anchor);
+    }
     let (coef, reg) = if n < 2 {
         (vec![0.0; n], Regularization::None)
     } else {
         fit_for(agg, opts, &pairs, &weights)?
     };
-    // Davidson's tie parameter needs a tie to estimate and, like plain maximum likelihood,
-    // models that both won and lost; otherwise the half-win fit above stands, and says so.
-    let has_ties = pairs.iter().any(|p| p.ties > 0);
-    let plain_mle = || bradley_terry::fit(n, &pairs, Regularization::None, None).is_ok();
-    if opts.ties == Ties::Davidson && n > 1 && has_ties && plain_mle() {
-        return davidson_board(agg, opts, &pairs, anchor);
-    }
     let to_rating = |w: &mut [f64]| {
         w.iter_mut().for_each(|x| *x = SCALE * *x + INIT_RATING);
         shift_to_anchor(w, anchor);

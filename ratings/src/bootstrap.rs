@@ -82,7 +82,7 @@ pub(crate) fn intervals_of(
 
 /// One multinomial draw of as many battles as observed over the (pair, outcome) cells.
 fn resample(pairs: &[PairCounts], rng: &mut StdRng) -> Vec<PairCounts> {
-    let mut left_total: u64 = pairs.iter().map(|p| p.wins_i + p.wins_j + p.ties).sum();
+    let mut left_total: u64 = pairs.iter().map(|p| p.total()).sum();
     let mut left_draws = left_total;
     let mut draw = |count: u64| -> u64 {
         if count == 0 || left_draws == 0 {

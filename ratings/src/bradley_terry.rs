@@ -10,7 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::aggregate::PairCounts;
+use super::aggregate::{Active, PairCounts};
 use super::math::{self, sigmoid, softplus, Stop};
 
 const LN10: f64 = std::f64::consts::LN_10;
@@ -93,42 +93,52 @@ pub(crate) fn fit_weighted(
     reg: Regularization,
     start: Option<&[f64]>,
 ) -> Result<Vec<f64>, FitError> {
-    // Only models that played enter the system; compact indices keep it small and regular.
-    let mut local = vec![usize::MAX; n];
-    let mut active = Vec::new();
-    let mut weighted = Vec::with_capacity(pairs.len());
-    for (k, p) in pairs.iter().enumerate() {
-        if p.wins_i + p.wins_j + p.ties == 0 {
-            continue;
-        }
-        let weight = weights.map_or(1.0, |w| w[k]);
-        let mut slot = |m: u32| {
-            let m = m as usize;
-            if local[m] == usize::MAX {
-                local[m] = active.len();
-                active.push(m);
-            }
-            local[m]
-        };
-        let (i, j) = (slot(p.i), slot(p.j));
-        weighted.push(Weighted::new(i, j, p.wins_i, p.wins_j, p.ties, weight));
-    }
+    let (active, weighted) = weighted_pairs(n, pairs, weights);
     let mut w: Vec<f64> = active
+        .models
         .iter()
         .map(|&m| start.map_or(0.0, |s| s[m]))
         .map(|x| if x.is_finite() { x } else { 0.0 })
         .collect();
     if reg == Regularization::None {
-        if let Some(stranded) = not_strongly_connected(active.len(), &weighted) {
-            return Err(FitError::NotConnected(active[stranded]));
+        if let Some(stranded) = not_strongly_connected(active.models.len(), &weighted) {
+            return Err(FitError::NotConnected(active.models[stranded]));
         }
     }
     newton(&mut w, &weighted, reg)?;
     let mut out = vec![f64::NAN; n];
-    for (k, &m) in active.iter().enumerate() {
+    for (k, &m) in active.models.iter().enumerate() {
         out[m] = w[k];
     }
     Ok(out)
+}
+
+/// The active models of `pairs` and each pair's doubled-table weights over them.
+fn weighted_pairs(
+    n: usize,
+    pairs: &[PairCounts],
+    weights: Option<&[f64]>,
+) -> (Active, Vec<Weighted>) {
+    let active = Active::of(n, pairs);
+    let weighted = pairs
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.total() > 0)
+        .map(|(k, p)| {
+            let (i, j) = active.pair(p);
+            let weight = weights.map_or(1.0, |w| w[k]);
+            Weighted::new(i, j, p.wins_i, p.wins_j, p.ties, weight)
+        })
+        .collect();
+    (active, weighted)
+}
+
+/// Whether plain maximum likelihood has a finite optimum for these pairs: every model that
+/// played can be reached from every other along "won at least once against" edges (a tie
+/// counts both ways). The check alone, without fitting.
+pub(crate) fn plain_mle_exists(n: usize, pairs: &[PairCounts]) -> bool {
+    let (active, weighted) = weighted_pairs(n, pairs, None);
+    active.models.is_empty() || not_strongly_connected(active.models.len(), &weighted).is_none()
 }
 
 /// Minimises the objective from `w` in place.

@@ -9,7 +9,7 @@
 //! Fitted by Newton's method on pair counts (`θ` with mean 0, and `η = ln ν`), with
 //! sandwich intervals from per-battle scores, as for the other fits.
 
-use super::aggregate::PairCounts;
+use super::aggregate::{Active, PairCounts};
 use super::arena_rank::ALPHA;
 use super::bradley_terry::FitError;
 use super::math::{add_pair, newton, sandwich_diagonal, Stop, Z95};
@@ -85,22 +85,16 @@ fn evaluate(
 /// get NaN. The caller checks that a finite optimum exists (every model won and lost, and
 /// some battle was a tie); otherwise Newton reports `NoConvergence`.
 pub(crate) fn fit(n: usize, pairs: &[PairCounts]) -> Result<Fit, FitError> {
-    let mut local = vec![usize::MAX; n];
-    let mut active = Vec::new();
-    let mut data = Vec::new();
-    for p in pairs.iter().filter(|p| p.wins_i + p.wins_j + p.ties > 0) {
-        let mut slot = |x: u32| {
-            let x = x as usize;
-            if local[x] == usize::MAX {
-                local[x] = active.len();
-                active.push(x);
-            }
-            local[x]
-        };
-        let (i, j) = (slot(p.i), slot(p.j));
-        data.push((i, j, p.wins_i as f64, p.wins_j as f64, p.ties as f64));
-    }
-    let k = active.len();
+    let active = Active::of(n, pairs);
+    let data: Vec<_> = pairs
+        .iter()
+        .filter(|p| p.total() > 0)
+        .map(|p| {
+            let (i, j) = active.pair(p);
+            (i, j, p.wins_i as f64, p.wins_j as f64, p.ties as f64)
+        })
+        .collect();
+    let k = active.models.len();
     let m = k + 1;
     let mut theta = vec![0.0; m];
     // Start ν at the observed ties per decisive pair of battles, a fair guess at d = 0.
@@ -118,7 +112,7 @@ pub(crate) fn fit(n: usize, pairs: &[PairCounts]) -> Result<Fit, FitError> {
     let var = sandwich(&data, &theta);
     let mut ratings = vec![f64::NAN; n];
     let mut half_widths = vec![f64::NAN; n];
-    for (x, &model) in active.iter().enumerate() {
+    for (x, &model) in active.models.iter().enumerate() {
         ratings[model] = ALPHA * theta[x] + 1000.0;
         half_widths[model] = Z95 * var[x].max(0.0).sqrt() * ALPHA;
     }

@@ -12,7 +12,7 @@ use super::arena_rank;
 use super::battle::{Battle, JsonRow, Winner};
 use super::board::{anchor_index, around, finish, fit_error, shift_to_anchor};
 use super::bootstrap::quantile;
-use super::bradley_terry::{self, FitError, Regularization};
+use super::bradley_terry;
 use super::contextual::{self, Rows};
 use super::style::{style_features, StyleCounts, STYLE_FEATURES, STYLE_FEATURE_NAMES};
 use super::table::{Meta, StyleCoefficient};
@@ -118,10 +118,10 @@ pub fn compute_style_controlled(
         return super::board::compute(&agg, opts);
     }
     // Whether plain maximum likelihood has an optimum depends only on who beat whom.
-    let ridge = match bradley_terry::fit(n, &pairs, Regularization::None, None) {
-        Ok(_) => 0.0,
-        Err(FitError::NotConnected(_)) => fallback_ridge(battles.len() as f64),
-        Err(e) => return Err(fit_error(&agg, e)),
+    let ridge = if bradley_terry::plain_mle_exists(n, &pairs) {
+        0.0
+    } else {
+        fallback_ridge(battles.len() as f64)
     };
     let k = STYLE_FEATURES;
     let fit = contextual::fit(n, k, &rows, STYLE_REG, ridge).map_err(|e| fit_error(&agg, e))?;
