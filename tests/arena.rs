@@ -176,6 +176,49 @@ async fn full_anonymous_battle(backend: &str) {
     assert_eq!(cli[0]["rank"], 1);
     assert_eq!(cli[0]["bt"], models[0]["bt"]);
 
+    // Style control rates the same vote from the style recorded with it.
+    let styled = get(http, "/api/leaderboard?style_control=true").await;
+    assert_eq!(styled.status, 200, "{}", styled.text);
+    let styled = styled.json();
+    assert_eq!(styled["style_control"], true);
+    assert_eq!(styled["without_style"], 0);
+    assert_eq!(styled["votes"], 1);
+    let features: Vec<&str> = styled["style_coefficients"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["feature"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        features,
+        [
+            "sum_assistant_tokens",
+            "header_count",
+            "list_count",
+            "bold_count"
+        ]
+    );
+    assert_eq!(board["style_control"], false);
+    for bad in ["?style_control=maybe", "?stlye_control=true"] {
+        let r = get(http, &format!("/api/leaderboard{bad}")).await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.text);
+        assert!(
+            r.text.contains("style_control") || r.text.contains("stlye_control"),
+            "{}",
+            r.text
+        );
+    }
+    let out = common::bin().ok(&[
+        "leaderboard",
+        "--database-url",
+        db,
+        "--style-control",
+        "--format",
+        "json",
+    ]);
+    let cli: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(cli.as_array().unwrap().len(), 2, "{out}");
+
     // The README's analyst queries run as written.
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
@@ -221,6 +264,21 @@ async fn full_anonymous_battle(backend: &str) {
         row["conversation_b"][0],
         json!({"role": "user", "content": "Hello there"})
     );
+    // What the vote judged, as the workers counted it: both turns' answers of each side.
+    let meta = &row["conv_metadata"];
+    assert_eq!(meta["turns"], 2, "{meta}");
+    for side in ["a", "b"] {
+        let tokens = meta[format!("sum_assistant_{side}_tokens")].as_u64();
+        assert!(tokens.is_some_and(|t| t > 0), "{meta}");
+        assert!(
+            meta[format!("context_{side}_tokens")].as_u64().is_some(),
+            "{meta}"
+        );
+        assert!(
+            meta[format!("header_count_{side}")]["h1"].is_u64(),
+            "{meta}"
+        );
+    }
     let out = common::bin().ok(&["export", "--format", "sharegpt", "--database-url", db]);
     let conversations: Vec<Value> = out
         .lines()

@@ -136,6 +136,32 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
     if let Ok(path) = std::env::var("ARENA_SCREENSHOT_LEADERBOARD") {
         std::fs::write(path, browser.screenshot().await).unwrap();
     }
+    // One click rates the same vote under style control and says what it adjusted for.
+    browser.click("#leaderboard-style").await;
+    browser
+        .wait_for(
+            "const n = document.querySelector('#leaderboard-style-note'); return !n.hidden && n.textContent.includes('length')",
+            Duration::from_secs(20),
+        )
+        .await;
+    let note = browser
+        .eval("return document.querySelector('#leaderboard-style-note').textContent")
+        .await;
+    assert!(note.as_str().unwrap().contains("Style control"), "{note}");
+    let rows = browser
+        .eval("return document.querySelectorAll('#leaderboard-table tbody tr').length")
+        .await;
+    assert_eq!(rows, json!(2));
+    if let Ok(path) = std::env::var("ARENA_SCREENSHOT_STYLE") {
+        std::fs::write(path, browser.screenshot().await).unwrap();
+    }
+    browser.click("#leaderboard-style").await;
+    browser
+        .wait_for(
+            "return document.querySelector('#leaderboard-style-note').hidden",
+            Duration::from_secs(20),
+        )
+        .await;
 }
 
 /// An OpenAI-compatible endpoint streaming `payloads` as SSE `data:` lines to every chat

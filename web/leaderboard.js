@@ -190,6 +190,29 @@
     }
     $('leaderboard-meta').textContent = parts.join(' · ');
     $('leaderboard-meta').hidden = !parts.length;
+    renderStyleNote(data);
+  }
+
+  // What style control adjusted for: each feature's coefficient (log-odds of winning per
+  // standard deviation of the A-minus-B difference), and the votes it could not use.
+  const STYLE_LABELS = {
+    sum_assistant_tokens: 'length', header_count: 'headers', list_count: 'lists', bold_count: 'bold',
+  };
+  function renderStyleNote(data) {
+    const note = $('leaderboard-style-note');
+    const coefs = Array.isArray(data.style_coefficients) ? data.style_coefficients : [];
+    if (!data.style_control) { note.hidden = true; return; }
+    const parts = coefs
+      .filter((c) => c && isNum(c.coefficient))
+      .map((c) => `${STYLE_LABELS[c.feature] || String(c.feature)} ${c.coefficient >= 0 ? '+' : '−'}${Math.abs(c.coefficient).toFixed(3)}`);
+    let text = parts.length
+      ? `Style control: ratings as if both answers had the same length and markdown. Style effects on the log-odds of winning: ${parts.join(', ')}.`
+      : 'Style control: no style effects estimated yet.';
+    if (isNum(data.without_style) && data.without_style > 0) {
+      text += ` ${plural(data.without_style, 'counted vote', 'counted votes')} without recorded style left out.`;
+    }
+    note.textContent = text;
+    note.hidden = false;
   }
 
   // ---- interval plot ------------------------------------------------------------------
@@ -498,7 +521,8 @@
       tbody.replaceChildren(tr);
     }
     try {
-      const data = await getJson('/api/leaderboard');
+      const url = $('leaderboard-style').checked ? '/api/leaderboard?style_control=true' : '/api/leaderboard';
+      const data = await getJson(url);
       if (mine !== seq) return;
       errBox.hidden = true;
       render(data && typeof data === 'object' ? data : {});
@@ -511,6 +535,7 @@
   }
 
   $('leaderboard-refresh').addEventListener('click', load);
+  $('leaderboard-style').addEventListener('change', load);
 
   let resizeTimer = 0;
   window.addEventListener('resize', () => {

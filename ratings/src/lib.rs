@@ -29,6 +29,7 @@ mod davidson;
 mod elo;
 mod error;
 mod math;
+pub mod metadata;
 pub mod parse;
 mod read;
 pub mod snapshot;
@@ -48,7 +49,10 @@ pub use read::{
     read_battles, read_battles_from, read_styled_battles, BadRow, Format, ReadReport,
     MAX_LISTED_BAD_ROWS,
 };
-pub use style::{style_counts, style_features, StyleCounts, STYLE_FEATURES, STYLE_FEATURE_NAMES};
+pub use style::{
+    markdown_counts, style_counts, style_features, MarkdownCounts, StyleCounts, STYLE_FEATURES,
+    STYLE_FEATURE_NAMES,
+};
 pub use styled::{compute_style_controlled, StyledBattle};
 pub use table::{
     describe, to_csv, to_table, Leaderboard, LeaderboardRow, StyleCoefficient, TOO_FEW_VOTES,

@@ -43,9 +43,41 @@ impl StyleCounts {
 /// `.`, then whitespace; bold is `**…**` or `__…__` within a line. (Its regular expressions'
 /// `\d` also takes non-ASCII digits; ours takes ASCII ones.)
 pub fn style_counts(text: &str, tokens: u64) -> StyleCounts {
+    markdown_counts(text).with_tokens(tokens)
+}
+
+/// One answer's markdown elements by kind, as the public dataset's `conv_metadata` keeps
+/// them (`header_count: {h1..h6}`, `list_count: {ordered, unordered}`, `bold_count: {**, __}`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MarkdownCounts {
+    /// Headers of levels 1 to 6.
+    pub headers: [u64; 6],
+    /// Numbered list items.
+    pub ordered: u64,
+    /// `-`, `*` and `+` list items.
+    pub unordered: u64,
+    /// `**x**` spans.
+    pub bold_stars: u64,
+    /// `__x__` spans.
+    pub bold_underscores: u64,
+}
+
+impl MarkdownCounts {
+    /// The totals `style_features` takes, with the answer's token count.
+    pub fn with_tokens(&self, tokens: u64) -> StyleCounts {
+        StyleCounts {
+            tokens,
+            headers: self.headers.iter().sum(),
+            lists: self.ordered + self.unordered,
+            bold: self.bold_stars + self.bold_underscores,
+        }
+    }
+}
+
+/// The markdown elements of `text` as `style_counts` counts them.
+pub fn markdown_counts(text: &str) -> MarkdownCounts {
     let text = strip_code_blocks(text);
-    let mut headers = 0;
-    let mut lists = 0;
+    let mut counts = MarkdownCounts::default();
     let mut lines = text.split('\n').peekable();
     while let Some(line) = lines.next() {
         // A newline after the line is whitespace to the patterns' trailing `\s`.
@@ -53,22 +85,19 @@ pub fn style_counts(text: &str, tokens: u64) -> StyleCounts {
         let spaced = |rest: &str| rest.chars().next().map_or(newline, char::is_whitespace);
         let hashes = line.len() - line.trim_start_matches('#').len();
         if (1..=6).contains(&hashes) && spaced(&line[hashes..]) {
-            headers += 1;
+            counts.headers[hashes - 1] += 1;
         }
         let item = line.trim_start();
         let digits = item.len() - item.trim_start_matches(|c: char| c.is_ascii_digit()).len();
-        let bullet = item.starts_with(['-', '*', '+']) && spaced(&item[1..]);
-        let ordered = digits > 0 && item[digits..].starts_with('.') && spaced(&item[digits + 1..]);
-        if bullet || ordered {
-            lists += 1;
+        if item.starts_with(['-', '*', '+']) && spaced(&item[1..]) {
+            counts.unordered += 1;
+        } else if digits > 0 && item[digits..].starts_with('.') && spaced(&item[digits + 1..]) {
+            counts.ordered += 1;
         }
     }
-    StyleCounts {
-        tokens,
-        headers,
-        lists,
-        bold: spans(&text, b'*') + spans(&text, b'_'),
-    }
+    counts.bold_stars = spans(&text, b'*');
+    counts.bold_underscores = spans(&text, b'_');
+    counts
 }
 
 /// `text` without its fenced code blocks (FastChat's pattern ```` ```[^`]*``` ````).

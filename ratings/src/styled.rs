@@ -14,6 +14,7 @@ use super::board::{anchor_index, around, finish, fit_error, shift_to_anchor};
 use super::bootstrap::quantile;
 use super::bradley_terry;
 use super::contextual::{self, Rows};
+use super::metadata::styles_of;
 use super::style::{style_features, StyleCounts, STYLE_FEATURES, STYLE_FEATURE_NAMES};
 use super::table::{Meta, StyleCoefficient};
 use super::{Ci, Leaderboard, RatingOptions, RatingsError};
@@ -42,49 +43,13 @@ pub struct StyledBattle {
 /// A JSON row in the public dataset's shape as a styled battle (see `read_styled_battles`).
 pub(crate) fn styled_from_json(mut row: JsonRow) -> Result<StyledBattle, String> {
     let battle = row.battle()?;
-    let meta = match row.conv_metadata.take() {
-        Some(serde_json::Value::Object(m)) => m,
-        None | Some(serde_json::Value::Null) => {
-            return Err("no conv_metadata (style control needs each answer's style)".into())
-        }
-        Some(other) => return Err(format!("conv_metadata is not an object: {other}")),
-    };
-    let side = |s: &str| -> Result<StyleCounts, String> {
-        let count = |key: String| count_field(meta.get(&key), &key);
-        Ok(StyleCounts {
-            tokens: count(format!("sum_assistant_{s}_tokens"))?,
-            headers: count(format!("header_count_{s}"))?,
-            lists: count(format!("list_count_{s}"))?,
-            bold: count(format!("bold_count_{s}"))?,
-        })
-    };
+    let meta = row.conv_metadata.take().unwrap_or(serde_json::Value::Null);
+    let (style_a, style_b) = styles_of(&meta)?;
     Ok(StyledBattle {
         battle,
-        style_a: side("a")?,
-        style_b: side("b")?,
+        style_a,
+        style_b,
     })
-}
-
-/// A count: a whole non-negative number, or an object of them (`{"h1": 2, "h2": 1}`) summed.
-fn count_field(v: Option<&serde_json::Value>, key: &str) -> Result<u64, String> {
-    let whole = |v: &serde_json::Value| {
-        v.as_u64().or_else(|| {
-            v.as_f64()
-                .filter(|x| x.fract() == 0.0 && *x >= 0.0 && *x < 9e15)
-                .map(|x| x as u64)
-        })
-    };
-    match v {
-        None | Some(serde_json::Value::Null) => Err(format!("conv_metadata has no '{key}'")),
-        Some(serde_json::Value::Object(parts)) => parts.values().try_fold(0u64, |sum, p| {
-            whole(p)
-                .map(|x| sum.saturating_add(x))
-                .ok_or_else(|| format!("conv_metadata '{key}' holds {p}, not a count"))
-        }),
-        Some(other) => {
-            whole(other).ok_or_else(|| format!("conv_metadata '{key}' is {other}, not a count"))
-        }
-    }
 }
 
 /// The style-controlled leaderboard of `battles` (`opts.method` is not consulted: this is

@@ -58,7 +58,8 @@ pub struct LeaderboardArgs {
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "50")]
     pub reweight: Option<u64>,
     /// Style control: arena-rank's contextual Bradley-Terry over each answer's length and
-    /// markdown, from a battles file's conv_metadata (the public dataset's shape).
+    /// markdown, recorded by the arena at vote time or read from a battles file's
+    /// conv_metadata (the public dataset's shape).
     #[arg(long)]
     pub style_control: bool,
     /// Also write the ratings with their method, options, seed, software version and the

@@ -31,8 +31,9 @@ fn messages(conversation: &[(String, String)]) -> Value {
 }
 
 /// A vote in the dataset's columns: `question_id, model_a, model_b, winner, judge,
-/// conversation_a, conversation_b, turn, anony, language, tstamp, openai_moderation`.
-/// Language and moderation scores are not measured here and are null.
+/// conversation_a, conversation_b, turn, anony, language, tstamp, openai_moderation,
+/// conv_metadata`. Language and moderation scores are not measured here and are null, as is
+/// `conv_metadata` for votes cast before it was recorded.
 pub fn chatbot_arena_row(b: &ExportBattle) -> Value {
     json!({
         "question_id": b.battle_id,
@@ -47,6 +48,10 @@ pub fn chatbot_arena_row(b: &ExportBattle) -> Value {
         "language": null,
         "tstamp": b.tstamp_ms as f64 / 1000.0,
         "openai_moderation": null,
+        "conv_metadata": b
+            .conv_metadata
+            .as_deref()
+            .and_then(|m| serde_json::from_str::<Value>(m).ok()),
     })
 }
 

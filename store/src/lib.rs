@@ -11,6 +11,7 @@ mod eval;
 pub mod export;
 pub mod ratings;
 mod sql;
+mod vote;
 
 use std::sync::Arc;
 
@@ -271,6 +272,8 @@ pub struct BattleRow {
     pub winner: String,
     /// When the vote was cast, Unix milliseconds.
     pub tstamp_ms: i64,
+    /// What the vote judged (`conv_metadata` JSON), when asked for and recorded.
+    pub conv_metadata: Option<String>,
 }
 
 /// A vote with both conversations, for the Chatbot Arena export.
@@ -294,6 +297,9 @@ pub struct ExportBattle {
     pub counted: bool,
     /// When the vote was cast, Unix milliseconds.
     pub tstamp_ms: i64,
+    /// Both answers' length and markdown counts (`conv_metadata` JSON); None before they
+    /// were recorded.
+    pub conv_metadata: Option<String>,
     /// Side A's current messages as (role, content).
     pub conversation_a: Vec<(String, String)>,
     /// Side B's current messages as (role, content).
@@ -374,8 +380,13 @@ pub trait ArenaStore: EvalLedger + Send + Sync {
     /// When the latest vote was cast (Unix ms, 0 without votes): a version number for caches
     /// that an index answers without counting rows.
     async fn last_vote_ms(&self) -> Result<i64, StoreError>;
-    /// Streams the counted anonymous votes in the order they were cast; returns how many.
-    async fn counted_battles(&self, sink: Sink<'_, BattleRow>) -> Result<u64, StoreError>;
+    /// Streams the counted anonymous votes in the order they were cast, each with what it
+    /// judged when `with_style`; returns how many.
+    async fn counted_battles(
+        &self,
+        with_style: bool,
+        sink: Sink<'_, BattleRow>,
+    ) -> Result<u64, StoreError>;
     /// Streams votes (counted ones only unless `filter.all_votes`) with both conversations,
     /// oldest first.
     async fn export_battles(

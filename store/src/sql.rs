@@ -5,36 +5,13 @@
 use arena_ratings::clock::unix_ms;
 use futures_util::StreamExt;
 
+use crate::vote::{judged_metadata, refusal, VoteRow, VOTE_ROW_COLUMNS};
 use crate::{
     AnswerUpdate, ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExportBattle,
     ExportConversation, ExportFilter, MessageRecord, ModelStats, NewBattle, NewFlag, NewMessage,
-    NewRating, NewVote, OpenTurn, PostgresStore, Sink, SqliteStore, StoreError, COMPLETE,
-    GENERATING, INTERRUPTED,
+    NewRating, NewVote, OpenTurn, PostgresStore, Sink, SqliteStore, StoreError, GENERATING,
+    INTERRUPTED,
 };
-
-/// Why a vote cannot be stored, from the rows of its battle's two conversations as
-/// (conversation, turn, role, finish_reason, superseded); `None` when it can.
-fn vote_refusal(
-    turn: i64,
-    conversations: [&str; 2],
-    rows: &[(String, i64, String, Option<String>, bool)],
-) -> Option<String> {
-    for (side, conversation) in ["A", "B"].into_iter().zip(conversations) {
-        let mine = || rows.iter().filter(move |r| r.0 == conversation);
-        let last_turn = mine().filter(|r| r.2 == "user").map(|r| r.1).max();
-        if last_turn != Some(turn) {
-            return Some(format!("turn {turn} is not the battle's latest turn"));
-        }
-        let answer = mine().rfind(|r| r.2 == "assistant" && !r.4 && r.1 == turn);
-        match answer.and_then(|r| r.3.as_deref()) {
-            Some(f) if COMPLETE.contains(&f) => {}
-            Some(GENERATING) => return Some(format!("answer {side} is still being generated")),
-            Some(f) => return Some(format!("answer {side} did not complete ({f})")),
-            None => return Some(format!("answer {side} is missing")),
-        }
-    }
-    None
-}
 
 /// What an answer left `generating` by a stopped controller says.
 const STOPPED: &str = "the answer stopped when the server did; regenerate it";
@@ -320,21 +297,23 @@ macro_rules! arena_store_sql {
                 if votes > 0 {
                     return Err(StoreError::Conflict("this battle already has its vote".into()));
                 }
-                let rows: Vec<(String, i64, String, Option<String>, bool)> = sqlx::query_as(
-                    "SELECT conversation_id, turn, role, finish_reason, superseded FROM messages \
-                     WHERE conversation_id IN ($1, $2) ORDER BY seq",
-                )
+                let rows: Vec<VoteRow> = sqlx::query_as(&format!(
+                    "SELECT {VOTE_ROW_COLUMNS} FROM messages \
+                     WHERE conversation_id IN ($1, $2) ORDER BY seq"
+                ))
                 .bind(&conversation_a)
                 .bind(&conversation_b)
                 .fetch_all(&mut *tx)
                 .await
                 .map_err(query_error)?;
-                if let Some(why) = vote_refusal(v.turn, [&conversation_a, &conversation_b], &rows) {
+                let sides = [conversation_a.as_str(), conversation_b.as_str()];
+                if let Some(why) = refusal(v.turn, sides, &rows) {
                     return Err(StoreError::Unfinished(why));
                 }
                 sqlx::query(
                     "INSERT INTO votes (id, battle_id, turn, winner, voter_hash, counted, \
-                     excluded_reason, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     excluded_reason, created_ms, conv_metadata) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&v.id)
                 .bind(&v.battle_id)
@@ -344,6 +323,7 @@ macro_rules! arena_store_sql {
                 .bind(v.counted)
                 .bind(&v.excluded_reason)
                 .bind(unix_ms() as i64)
+                .bind(judged_metadata(v.turn, sides, &rows))
                 .execute(&mut *tx)
                 .await
                 .map_err(query_error)?;
@@ -416,17 +396,23 @@ macro_rules! arena_store_sql {
                 Ok(ms)
             }
 
-            async fn counted_battles(&self, sink: Sink<'_, BattleRow>) -> Result<u64, StoreError> {
-                let mut rows = sqlx::query_as::<_, (String, String, String, i64)>(
-                    "SELECT b.model_a, b.model_b, v.winner, v.created_ms FROM votes v \
+            async fn counted_battles(
+                &self,
+                with_style: bool,
+                sink: Sink<'_, BattleRow>,
+            ) -> Result<u64, StoreError> {
+                let mut rows = sqlx::query_as::<_, (String, String, String, i64, Option<String>)>(
+                    "SELECT b.model_a, b.model_b, v.winner, v.created_ms, \
+                     CASE WHEN $1 THEN v.conv_metadata END FROM votes v \
                      JOIN battles b ON b.id = v.battle_id WHERE b.anonymous AND v.counted \
                      ORDER BY v.created_ms, v.id",
                 )
+                .bind(with_style)
                 .fetch(&self.pool);
                 let mut n = 0;
                 while let Some(row) = rows.next().await {
-                    let (model_a, model_b, winner, tstamp_ms) = row.map_err(query_error)?;
-                    sink(BattleRow { model_a, model_b, winner, tstamp_ms })?;
+                    let (model_a, model_b, winner, tstamp_ms, conv_metadata) = row.map_err(query_error)?;
+                    sink(BattleRow { model_a, model_b, winner, tstamp_ms, conv_metadata })?;
                     n += 1;
                 }
                 Ok(n)
@@ -440,17 +426,17 @@ macro_rules! arena_store_sql {
                 // One row per message, grouped by battle in order: memory holds one battle.
                 let mut rows = sqlx::query_as::<
                     _,
-                    (String, String, String, String, String, i64, bool, bool, i64, String, String, String),
+                    (String, String, String, String, String, i64, bool, bool, i64, Option<String>, String, String, String),
                 >(
                     "SELECT v.battle_id, b.model_a, b.model_b, v.winner, v.voter_hash, v.turn, \
-                     b.anonymous, v.counted, v.created_ms, \
+                     b.anonymous, v.counted, v.created_ms, v.conv_metadata, \
                      CASE WHEN m.conversation_id = b.conversation_a THEN 'a' ELSE 'b' END, m.role, m.content \
                      FROM votes v JOIN battles b ON b.id = v.battle_id \
                      JOIN messages m ON (m.conversation_id = b.conversation_a OR m.conversation_id = b.conversation_b) \
                      AND NOT m.superseded WHERE ($1 OR v.counted) \
                      AND (NOT $2 OR NOT EXISTS (SELECT 1 FROM conversations c \
                      WHERE c.id IN (b.conversation_a, b.conversation_b) AND c.terms_version IS NULL)) \
-                     ORDER BY v.created_ms, v.battle_id, 10, m.seq",
+                     ORDER BY v.created_ms, v.battle_id, 11, m.seq",
                 )
                 .bind(filter.all_votes)
                 .bind(filter.accepted_terms_only)
@@ -458,7 +444,7 @@ macro_rules! arena_store_sql {
                 let mut current: Option<ExportBattle> = None;
                 let mut n = 0;
                 while let Some(row) = rows.next().await {
-                    let (id, model_a, model_b, winner, voter_hash, turn, anonymous, counted, tstamp_ms, side, role, content) =
+                    let (id, model_a, model_b, winner, voter_hash, turn, anonymous, counted, tstamp_ms, conv_metadata, side, role, content) =
                         row.map_err(query_error)?;
                     if current.as_ref().is_some_and(|c| c.battle_id != id) {
                         if let Some(done) = current.take() {
@@ -476,6 +462,7 @@ macro_rules! arena_store_sql {
                         anonymous,
                         counted,
                         tstamp_ms,
+                        conv_metadata,
                         ..Default::default()
                     });
                     let conversation = if side == "a" { &mut battle.conversation_a } else { &mut battle.conversation_b };

@@ -294,7 +294,7 @@ on_both_backends!(
         }
         let mut rows = Vec::new();
         let n = s
-            .counted_battles(&mut |r| {
+            .counted_battles(false, &mut |r| {
                 rows.push(r);
                 Ok(())
             })
@@ -306,6 +306,8 @@ on_both_backends!(
             (rows[0].model_a.as_str(), rows[0].winner.as_str()),
             ("alpha", "model_b")
         );
+        // Style is read only when asked for.
+        assert_eq!(rows[0].conv_metadata, None);
 
         let mut battles = Vec::new();
         assert_eq!(
@@ -367,5 +369,72 @@ on_both_backends!(
             newest > arena_ratings::clock::unix_ms() as i64 - 60_000,
             "{newest}"
         );
+    }
+);
+
+on_both_backends!(
+    a_vote_records_the_style_of_the_answers_it_judged,
+    with_store,
+    |s: Arc<dyn ArenaStore>| async move {
+        let answer = |conv: &str, seq, text: &str, tokens: Option<i64>| NewMessage {
+            completion_tokens: tokens,
+            prompt_tokens: Some(11),
+            ..message(conv, seq, 1, "assistant", text)
+        };
+        for (id, tokens_b) in [("b1", Some(5)), ("b2", None)] {
+            s.create_battle(&battle(id, "alpha", "beta", true))
+                .await
+                .unwrap();
+            let (a, b) = (format!("{id}-a"), format!("{id}-b"));
+            s.add_messages(&[
+                message(&a, 0, 1, "user", "Hi"),
+                answer(&a, 1, "# Superseded\n# twice", Some(900)),
+                message(&b, 0, 1, "user", "Hi"),
+                answer(&b, 1, "plain **bold**", tokens_b),
+            ])
+            .await
+            .unwrap();
+            // A regeneration replaces A's answer before the vote: the vote judges the new one.
+            s.open_turn(&OpenTurn {
+                battle_id: Some(id.into()),
+                supersede: vec![(a.clone(), 1)],
+                rows: vec![answer(
+                    &a,
+                    2,
+                    "## Part\n- one\n- two\n```\n# code\n```",
+                    Some(40),
+                )],
+            })
+            .await
+            .unwrap();
+            s.add_vote(&vote(&format!("v{id}"), id, "model_a", true))
+                .await
+                .unwrap();
+        }
+        let styled = arena_store::ratings::counted_styled(&*s).await.unwrap();
+        // b2's answer B has no token count: left out of style control, not guessed.
+        assert_eq!(styled.without_style, 1);
+        assert_eq!(styled.battles.len(), 1);
+        let (a, b) = (styled.battles[0].style_a, styled.battles[0].style_b);
+        assert_eq!((a.tokens, a.headers, a.lists, a.bold), (40, 1, 2, 0));
+        assert_eq!((b.tokens, b.headers, b.lists, b.bold), (5, 0, 0, 1));
+        // The export carries it in the public dataset's shape.
+        let mut out = Vec::new();
+        arena_store::export::export(
+            &*s,
+            arena_store::export::Format::ChatbotArena,
+            ExportFilter::default(),
+            &mut out,
+        )
+        .await
+        .unwrap();
+        let first: serde_json::Value =
+            serde_json::from_str(String::from_utf8(out).unwrap().lines().next().unwrap()).unwrap();
+        let meta = &first["conv_metadata"];
+        assert_eq!(meta["sum_assistant_a_tokens"], 40);
+        assert_eq!(meta["header_count_a"]["h2"], 1);
+        assert_eq!(meta["list_count_a"]["unordered"], 2);
+        assert_eq!(meta["bold_count_b"]["**"], 1);
+        assert_eq!(meta["context_b_tokens"], 11);
     }
 );

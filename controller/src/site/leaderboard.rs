@@ -133,6 +133,50 @@ pub fn leaderboard_json(board: &Leaderboard, stats: &[ModelStats], computed_ms: 
     })
 }
 
+/// Which leaderboard: `?style_control=true` asks for the style-controlled one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct View {
+    /// arena-rank's contextual model over both answers' length and markdown.
+    #[serde(default)]
+    pub style_control: bool,
+}
+
+impl View {
+    /// Its key in Redis.
+    fn redis_key(&self) -> String {
+        if self.style_control {
+            format!("{REDIS_KEY}:style")
+        } else {
+            REDIS_KEY.to_string()
+        }
+    }
+}
+
+/// The style-controlled options: arena-rank's contextual dataset reweights by default.
+fn style_options(options: &RatingOptions) -> RatingOptions {
+    RatingOptions {
+        reweight: options.reweight.or(Some(arena_ratings::MIN_PAIR_COUNT)),
+        ..options.clone()
+    }
+}
+
+/// The style-controlled leaderboard of the store's counted votes whose style is known, and
+/// how many counted votes had none.
+pub async fn styled_board(
+    store: &dyn ArenaStore,
+    options: &RatingOptions,
+) -> Result<(Leaderboard, u64), ControllerError> {
+    let votes = arena_store::ratings::counted_styled(store).await?;
+    let options = options.clone();
+    let board = tokio::task::spawn_blocking(move || {
+        arena_ratings::compute_style_controlled(&votes.battles, &options)
+    })
+    .await
+    .map_err(|e| ControllerError::Leaderboard(format!("the ratings task failed: {e}")))??;
+    Ok((board, votes.without_style))
+}
+
 /// A computed leaderboard and the votes it reflects.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Cached {
@@ -154,7 +198,7 @@ pub struct LeaderboardCache {
     min_interval: Duration,
     options: RatingOptions,
     // One recomputation at a time; waiters then find it fresh.
-    cached: tokio::sync::Mutex<Option<Cached>>,
+    cached: tokio::sync::Mutex<std::collections::HashMap<View, Cached>>,
 }
 
 impl LeaderboardCache {
@@ -170,7 +214,7 @@ impl LeaderboardCache {
             redis,
             min_interval,
             options,
-            cached: tokio::sync::Mutex::new(None),
+            cached: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -179,55 +223,64 @@ impl LeaderboardCache {
             || now_ms - c.computed_ms < self.min_interval.as_millis() as i64
     }
 
-    async fn shared(&self) -> Option<Cached> {
+    async fn shared(&self, view: &View) -> Option<Cached> {
         let mut conn = self.redis.clone()?;
         let text: Option<String> = conn
-            .get(REDIS_KEY)
+            .get(view.redis_key())
             .await
             .map_err(|e| tracing::warn!("leaderboard cache: redis read failed: {e}"))
             .ok()?;
         serde_json::from_str(&text?).ok()
     }
 
-    async fn share(&self, c: &Cached) {
+    async fn share(&self, view: &View, c: &Cached) {
         let (Some(mut conn), Ok(text)) = (self.redis.clone(), serde_json::to_string(c)) else {
             return;
         };
-        let written: redis::RedisResult<()> = conn.set(REDIS_KEY, text).await;
+        let written: redis::RedisResult<()> = conn.set(view.redis_key(), text).await;
         if let Err(e) = written {
             tracing::warn!("leaderboard cache: redis write failed: {e}");
         }
     }
 
-    /// The leaderboard: the cached one while no vote arrived or the interval has not passed,
-    /// else recomputed from the store.
-    pub async fn get(&self) -> Result<Arc<Value>, ControllerError> {
+    /// The leaderboard `view`: the cached one while no vote arrived or the interval has not
+    /// passed, else recomputed from the store.
+    pub async fn get(&self, view: &View) -> Result<Arc<Value>, ControllerError> {
         let last_vote = self.store.last_vote_ms().await?;
         let now = arena_ratings::clock::unix_ms() as i64;
         let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref().filter(|c| self.fresh(c, last_vote, now)) {
+        if let Some(c) = cached.get(view).filter(|c| self.fresh(c, last_vote, now)) {
             return Ok(c.body.clone());
         }
         if let Some(c) = self
-            .shared()
+            .shared(view)
             .await
             .filter(|c| self.fresh(c, last_vote, now))
         {
             let body = c.body.clone();
-            *cached = Some(c);
+            cached.insert(view.clone(), c);
             return Ok(body);
         }
-        let agg = aggregate_store(&*self.store).await?;
         let stats = self.store.model_stats().await?;
-        let board = compute(agg, self.options.clone()).await?;
+        let mut body = if view.style_control {
+            let (board, without_style) =
+                styled_board(&*self.store, &style_options(&self.options)).await?;
+            let mut body = leaderboard_json(&board, &stats, now);
+            body["without_style"] = json!(without_style);
+            body
+        } else {
+            let agg = aggregate_store(&*self.store).await?;
+            leaderboard_json(&compute(agg, self.options.clone()).await?, &stats, now)
+        };
+        body["style_control"] = json!(view.style_control);
         let c = Cached {
             last_vote_ms: last_vote,
             computed_ms: now,
-            body: Arc::new(leaderboard_json(&board, &stats, now)),
+            body: Arc::new(body),
         };
-        self.share(&c).await;
+        self.share(view, &c).await;
         let body = c.body.clone();
-        *cached = Some(c);
+        cached.insert(view.clone(), c);
         Ok(body)
     }
 }
@@ -285,22 +338,33 @@ pub async fn run_cli(
         ));
     }
     let board = if style_control {
-        let Source::File { path, strict } = source else {
-            return Err(ControllerError::Leaderboard(
-                "style control needs the style of each answer, which the arena's store does not \
-                 record yet; rate a battles file with conv_metadata instead (--battles FILE.jsonl, \
-                 the public dataset's shape)"
-                    .into(),
-            ));
-        };
-        let mut battles = Vec::new();
-        let report = arena_ratings::read_styled_battles(&path, strict, |b| battles.push(b))?;
-        print_report(&path, &report);
-        tokio::task::spawn_blocking(move || {
-            arena_ratings::compute_style_controlled(&battles, &options)
-        })
-        .await
-        .map_err(|e| ControllerError::Leaderboard(format!("the ratings task failed: {e}")))??
+        let options = options.clone();
+        match source {
+            Source::Database(url) => {
+                let store = arena_store::connect(&url).await?;
+                let (board, without_style) = styled_board(&*store, &options).await?;
+                if without_style > 0 {
+                    eprintln!(
+                        "{without_style} counted votes left out of style control: cast before \
+                         the arena recorded answers' style, or an answer's token count unknown"
+                    );
+                }
+                board
+            }
+            Source::File { path, strict } => {
+                let mut battles = Vec::new();
+                let report =
+                    arena_ratings::read_styled_battles(&path, strict, |b| battles.push(b))?;
+                print_report(&path, &report);
+                tokio::task::spawn_blocking(move || {
+                    arena_ratings::compute_style_controlled(&battles, &options)
+                })
+                .await
+                .map_err(|e| {
+                    ControllerError::Leaderboard(format!("the ratings task failed: {e}"))
+                })??
+            }
+        }
     } else {
         let agg = match source {
             Source::Database(url) => aggregate_store(&*arena_store::connect(&url).await?).await?,

@@ -148,10 +148,13 @@ async fn config(State(state): State<Arc<ArenaState>>) -> Json<serde_json::Value>
     }))
 }
 
+/// `GET /api/leaderboard[?style_control=true]`.
 async fn leaderboard(
     State(state): State<Arc<ArenaState>>,
+    view: Result<axum::extract::Query<leaderboard::View>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = state.leaderboard.get().await.map_err(store_error)?;
+    let axum::extract::Query(view) = view.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let body = state.leaderboard.get(&view).await.map_err(store_error)?;
     Ok(Json(serde_json::Value::clone(&body)))
 }
 
