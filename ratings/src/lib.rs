@@ -23,6 +23,7 @@ pub mod bench;
 mod board;
 mod bootstrap;
 mod bradley_terry;
+pub mod category;
 pub mod clock;
 mod contextual;
 mod davidson;
