@@ -12,6 +12,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
+use super::catalog::Catalog;
 use crate::error::ControllerError;
 
 /// Folds the store's counted anonymous votes, in the order they were cast, into an aggregate.
@@ -153,6 +154,7 @@ pub struct LeaderboardCache {
     redis: Option<ConnectionManager>,
     min_interval: Duration,
     options: RatingOptions,
+    catalog: Arc<Catalog>,
     // One recomputation at a time; waiters then find it fresh.
     cached: tokio::sync::Mutex<Option<Cached>>,
 }
@@ -170,8 +172,14 @@ impl LeaderboardCache {
             redis,
             min_interval,
             options,
+            catalog: Arc::default(),
             cached: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The same cache, adding each model's catalog info to its row.
+    pub fn with_catalog(self, catalog: Arc<Catalog>) -> Self {
+        Self { catalog, ..self }
     }
 
     fn fresh(&self, c: &Cached, last_vote_ms: i64, now_ms: i64) -> bool {
@@ -223,7 +231,10 @@ impl LeaderboardCache {
         let c = Cached {
             last_vote_ms: last_vote,
             computed_ms: now,
-            body: Arc::new(leaderboard_json(&board, &stats, now)),
+            body: Arc::new(
+                self.catalog
+                    .annotate_leaderboard(leaderboard_json(&board, &stats, now)),
+            ),
         };
         self.share(&c).await;
         let body = c.body.clone();
@@ -268,14 +279,15 @@ pub fn parse_anchor(spec: &str) -> Result<(String, f64), String> {
     Ok((model, rating))
 }
 
-/// `arena leaderboard`: reads the battles, computes, and renders. Bad rows of a file are
-/// reported on stderr with their line numbers.
+/// `arena leaderboard`: reads the battles, computes, and renders (with the catalog's info
+/// when given). Bad rows of a file are reported on stderr with their line numbers.
 pub async fn run_cli(
     source: Source,
     options: RatingOptions,
     style_control: bool,
     format: OutputFormat,
     snapshot: Snapshots,
+    catalog: Option<&Catalog>,
 ) -> Result<String, ControllerError> {
     if style_control && (snapshot.write.is_some() || snapshot.verify.is_some()) {
         return Err(ControllerError::Leaderboard(
@@ -330,16 +342,7 @@ pub async fn run_cli(
         }
         board
     };
-    Ok(match format {
-        OutputFormat::Table => arena_ratings::to_table(&board),
-        OutputFormat::Csv => arena_ratings::to_csv(&board),
-        OutputFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&board.rows)
-                .map_err(|e| ControllerError::Leaderboard(e.to_string()))?;
-            s.push('\n');
-            s
-        }
-    })
+    super::leaderboard_text::render(&board, format, catalog)
 }
 
 #[cfg(test)]
