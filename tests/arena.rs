@@ -536,6 +536,7 @@ async fn the_page_is_served_with_a_strict_content_security_policy() {
         "/app.js",
         "/markdown.js",
         "/conversation.js",
+        "/catalog.js",
         "/leaderboard.js",
         "/style.css",
     ] {

@@ -12,8 +12,16 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
     let dir = tempfile::tempdir().unwrap();
+    // A catalog describing one of the two contestants, with markup in its text: shown after
+    // the vote and on the leaderboard, as text.
+    let catalog = dir.path().join("models.toml");
+    std::fs::write(&catalog, CATALOG).unwrap();
     let a = common::bin()
-        .spawn_smollm2_arena("sqlite", dir.path())
+        .spawn_smollm2_arena_with(
+            "sqlite",
+            dir.path(),
+            &["--model-info", catalog.to_str().unwrap()],
+        )
         .await;
     let browser = Browser::start(1280, 1000).await;
     browser.goto(&a.c.http).await;
@@ -98,6 +106,22 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
     assert_eq!(votes.len(), 1, "{votes:?}");
     assert_eq!(votes[0][0], "model_b");
     assert!(names.contains(&votes[0][1]), "{names} vs {votes:?}");
+    // The described model shows its display name as a link, with organization and licence;
+    // the other keeps its served name.
+    let revealed = browser
+        .eval(&format!("{CATALOG_ENTRY} return [...document.querySelectorAll('.pane-name')].map(entry).filter(Boolean)"))
+        .await;
+    assert_eq!(revealed, json!([described()]), "{names}");
+    assert!(
+        names.contains("Hugging Face <img src=x onerror="),
+        "{names}"
+    );
+    assert_eq!(
+        browser
+            .eval("return [window.__xss === undefined, document.querySelectorAll('.pane-name img, .pane-name script').length]")
+            .await,
+        json!([true, 0])
+    );
 
     if let Ok(path) = std::env::var("ARENA_SCREENSHOT") {
         std::fs::write(path, browser.screenshot().await).unwrap();
@@ -117,6 +141,21 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
         .await;
     let table = table.as_str().unwrap();
     assert!(table.contains("smollm2-135m (vicuna template)"), "{table}");
+    let described_rows = browser
+        .eval(&format!("{CATALOG_ENTRY} return [...document.querySelectorAll('#leaderboard-table td.col-model')].map(entry).filter(Boolean)"))
+        .await;
+    assert_eq!(described_rows, json!([described()]), "{table}");
+    assert!(table.contains("SmolLM2-135M-Instruct"), "{table}");
+    assert!(
+        table.contains("Hugging Face <img src=x onerror=\"window.__xss=8\"> · Apache 2.0"),
+        "{table}"
+    );
+    assert_eq!(
+        browser
+            .eval("return [window.__xss === undefined, document.querySelectorAll('#leaderboard-table img, #leaderboard-table script').length]")
+            .await,
+        json!([true, 0])
+    );
     // One vote is far below the minimum: no interval, however wide, is shown for it.
     assert_eq!(table.matches("too few votes").count(), 2, "{table}");
     let drawn = browser
@@ -162,6 +201,30 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
             Duration::from_secs(20),
         )
         .await;
+}
+
+/// The catalog of the SmolLM2 test: only `smollm2-135m`, with markup in its text.
+const CATALOG: &str = r#"
+[models."smollm2-135m"]
+display_name = "SmolLM2-135M-Instruct"
+organization = 'Hugging Face <img src=x onerror="window.__xss=8">'
+license = "Apache 2.0"
+link = "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct"
+description = "<script>window.__xss=9</script> A 135M-parameter model"
+"#;
+
+/// A script defining `entry(element)`: what a rendered catalog link inside it says, or null.
+const CATALOG_ENTRY: &str = "const entry = (e) => { const a = e.querySelector('a.model-link');      return a && {text: a.textContent, href: a.getAttribute('href'), rel: a.rel, title: a.title,      sub: (e.querySelector('.model-sub') || {}).textContent}; };";
+
+/// What `entry` finds for the described model, `smollm2-135m`.
+fn described() -> serde_json::Value {
+    json!({
+        "text": "SmolLM2-135M-Instruct",
+        "href": "https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct",
+        "rel": "noopener noreferrer",
+        "title": "<script>window.__xss=9</script> A 135M-parameter model",
+        "sub": "Hugging Face <img src=x onerror=\"window.__xss=8\"> · Apache 2.0",
+    })
 }
 
 /// An OpenAI-compatible endpoint streaming `payloads` as SSE `data:` lines to every chat

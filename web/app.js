@@ -1,6 +1,6 @@
 // The arena page: tabs, config loading, the terms of use, and the wiring of the three
 // conversations (conversation.js) and the leaderboard (leaderboard.js). Talks to the routes in
-// docs/ARENA_API.md. Loaded last: markdown.js, conversation.js, leaderboard.js, app.js.
+// docs/ARENA_API.md. Loaded last: markdown.js, conversation.js, catalog.js, leaderboard.js, app.js.
 'use strict';
 (function () {
   const { $, el, ApiError, getJson, postJson, Conversation, Leaderboard } = window.Arena;

@@ -3,7 +3,8 @@
 // Model and user text only ever reach the page through textContent or Markdown.render (which
 // builds DOM nodes); never as an HTML string.
 //
-// Loaded after markdown.js and before leaderboard.js and app.js; exposes window.Arena:
+// Loaded after markdown.js and before catalog.js, leaderboard.js and app.js (the vote's reveal
+// uses Arena.Catalog); exposes window.Arena:
 //   $, el, ApiError, request, getJson, postJson, readEvents, Conversation.
 'use strict';
 (function () {
@@ -415,8 +416,8 @@
         this.voted = true;
         this.errorBox.hidden = true;
         this.errorBox.replaceChildren();
-        this.names.a.textContent = `Model A: ${r.model_a}`;
-        this.names.b.textContent = `Model B: ${r.model_b}`;
+        window.Arena.Catalog.reveal(this.names.a, 'Model A', r.model_a, r.info_a);
+        window.Arena.Catalog.reveal(this.names.b, 'Model B', r.model_b, r.info_b);
         this.names.a.classList.add('revealed');
         this.names.b.classList.add('revealed');
         if (r.counted === false) {

@@ -108,12 +108,12 @@
     switch (key) {
       case 'rank': td.textContent = r.rank == null ? '' : String(r.rank); break;
       case 'model':
-        td.textContent = r.model;
+        window.Arena.Catalog.nameInto(td, r.model, r.info);
         if (r.few_battles) {
           const mark = el('span', 'few-mark', FEW_MARK);
           mark.title = FEW_TEXT;
           mark.setAttribute('aria-label', FEW_TEXT);
-          td.appendChild(mark);
+          td.insertBefore(mark, td.querySelector('.model-sub'));
         }
         break;
       case 'bt': td.textContent = rounded(r.bt); break;

@@ -23,6 +23,7 @@ use crate::http::ratelimit::RateLimiter;
 use crate::http::{self, Limit};
 use crate::metrics::{self, Metrics};
 use crate::openai::{self, ApiState};
+use crate::site::catalog::Catalog;
 use crate::site::leaderboard::LeaderboardCache;
 use crate::site::moderation::{LocalRules, Moderation, RemoteModeration};
 use crate::site::{self, ArenaState};
@@ -224,6 +225,13 @@ fn routes(
             gateway.http.clone(),
         )));
     }
+    let catalog = Arc::new(match &opts.model_info {
+        Some(path) => Catalog::load(path)?,
+        None => Catalog::default(),
+    });
+    if !catalog.is_empty() {
+        tracing::info!(models = catalog.len(), "model catalog loaded");
+    }
     let limiter = |limit: u32, scope: &str| {
         let limiter = match &redis {
             Some(conn) => RateLimiter::redis(limit, opts.rate_window, conn.clone(), scope),
@@ -247,7 +255,8 @@ fn routes(
             bootstrap_rounds: opts.leaderboard_bootstrap,
             ..Default::default()
         },
-    );
+    )
+    .with_catalog(catalog.clone());
     let arena_state = Arc::new(ArenaState::new(
         gateway.clone(),
         db.clone(),
@@ -255,6 +264,7 @@ fn routes(
         moderation,
         leaderboard,
         site::terms::Terms::load(opts.terms.as_deref())?,
+        catalog,
     ));
     let mut v1 = openai::router(Arc::new(ApiState {
         gateway,

@@ -111,6 +111,9 @@ pub struct ControllerOptions {
     pub arena: ArenaSettings,
     /// File of the terms of use shown before the first message; built-in ones when None.
     pub terms: Option<std::path::PathBuf>,
+    /// The model catalog (TOML): display name, organization, licence, link and description
+    /// per served model, shown on the page.
+    pub model_info: Option<std::path::PathBuf>,
     /// File of local moderation rules (one regular expression per line).
     pub moderation_rules: Option<std::path::PathBuf>,
     /// An OpenAI-compatible `/v1/moderations` URL every user message is checked with.

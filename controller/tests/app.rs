@@ -30,6 +30,7 @@ fn options(dir: &std::path::Path, api_keys: &[&str]) -> ControllerOptions {
         database_url: format!("sqlite://{}", dir.join("arena.db").display()),
         arena: ArenaSettings::default(),
         terms: None,
+        model_info: None,
         moderation_rules: None,
         moderation_url: None,
         moderation_api_key: None,

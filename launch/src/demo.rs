@@ -20,6 +20,13 @@ pub const MODEL_FILE: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// The fetch script, embedded so the binary can fetch the model wherever it runs.
 const FETCH_SCRIPT: &str = include_str!("../../scripts/fetch-models.sh");
 
+/// The catalog of the demo's models (the repository's `models.toml`), embedded for the same
+/// reason: the page shows their full names, organization and licence after a vote.
+pub const DEMO_CATALOG: &str = include_str!("../../models.toml");
+
+/// Where the embedded catalog is written for the controller to read, beside the model.
+const CATALOG_FILE: &str = "arena-demo-models.toml";
+
 /// Options of `arena demo`.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
@@ -31,6 +38,8 @@ pub struct DemoOptions {
     pub models_dir: PathBuf,
     /// CPU threads for each worker.
     pub threads_per_worker: usize,
+    /// The model catalog the controller shows; the embedded [`DEMO_CATALOG`] when None.
+    pub model_info: Option<PathBuf>,
 }
 
 /// The contestants: one set of weights under two conversation templates, named honestly.
@@ -75,6 +84,17 @@ pub async fn run(
 ) -> Result<(), LaunchError> {
     let model = ensure_model(&opts.models_dir)?;
     let model = model.to_string_lossy().into_owned();
+    let catalog = match &opts.model_info {
+        Some(path) => path.clone(),
+        None => {
+            let path = opts.models_dir.join(CATALOG_FILE);
+            std::fs::write(&path, DEMO_CATALOG).map_err(|e| {
+                LaunchError::Config(format!("cannot write {}: {e}", path.display()))
+            })?;
+            path
+        }
+    };
+    let catalog = catalog.to_string_lossy().into_owned();
     let http = opts.http_addr.to_string();
     let (controller, rest) = process::spawn(
         &opts.arena,
@@ -86,6 +106,8 @@ pub async fn run(
             "127.0.0.1:0",
             "--ops-addr",
             "127.0.0.1:0",
+            "--model-info",
+            &catalog,
         ],
         &[],
         arena_controller::READY_LINE,
@@ -137,4 +159,29 @@ pub async fn run(
     }
     eprintln!("arena demo: stopping");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use arena_controller::site::catalog::Catalog;
+
+    #[test]
+    fn the_embedded_catalog_describes_every_contestant() {
+        let catalog = Catalog::parse(super::DEMO_CATALOG).expect("models.toml is valid");
+        for (name, _) in super::contestants() {
+            let info = catalog
+                .get(name)
+                .unwrap_or_else(|| panic!("models.toml does not describe '{name}'"));
+            assert!(
+                info.organization.is_some() && info.license.is_some(),
+                "{name}"
+            );
+            assert!(
+                info.link
+                    .as_deref()
+                    .is_some_and(|l| l.starts_with("https://")),
+                "{name}"
+            );
+        }
+    }
 }

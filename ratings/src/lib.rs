@@ -56,7 +56,8 @@ pub use style::{
 };
 pub use styled::{compute_style_controlled, StyledBattle};
 pub use table::{
-    describe, to_csv, to_table, Leaderboard, LeaderboardRow, StyleCoefficient, TOO_FEW_VOTES,
+    describe, to_csv, to_csv_with, to_table, to_table_with, Leaderboard, LeaderboardRow,
+    StyleCoefficient, TextColumn, TOO_FEW_VOTES,
 };
 
 /// Which Bradley-Terry fit.

@@ -190,8 +190,44 @@ pub(crate) fn build(agg: &Aggregate, bt: &[f64], ci: (&[f64], &[f64]), meta: Met
     }
 }
 
+/// A text column added on the right of [`to_table_with`] and [`to_csv_with`]: a header and
+/// one cell per row of the board, in its order (a missing cell is empty).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextColumn {
+    /// The column's header.
+    pub header: String,
+    /// The cells, one per row.
+    pub cells: Vec<String>,
+}
+
 /// A plain-text table for a terminal.
 pub fn to_table(board: &Leaderboard) -> String {
+    to_table_with(board, &[])
+}
+
+/// Appends the `extra` columns' cell of `row` (None: the headers) to a table line, padded to
+/// each column's width, and ends the line.
+fn push_extra(out: &mut String, mut line: String, extra: &[TextColumn], row: Option<usize>) {
+    for c in extra {
+        let width = c
+            .cells
+            .iter()
+            .map(|v| v.chars().count())
+            .chain([c.header.chars().count()])
+            .max()
+            .unwrap_or(0);
+        let cell = match row {
+            None => c.header.as_str(),
+            Some(i) => c.cells.get(i).map_or("", String::as_str),
+        };
+        let _ = write!(line, "  {cell:<width$}");
+    }
+    out.push_str(line.trim_end());
+    out.push('\n');
+}
+
+/// [`to_table`] with text columns (e.g. each model's organization) on the right.
+pub fn to_table_with(board: &Leaderboard, extra: &[TextColumn]) -> String {
     let width = board
         .rows
         .iter()
@@ -200,12 +236,12 @@ pub fn to_table(board: &Leaderboard) -> String {
         .max()
         .unwrap_or(5);
     let mut out = String::new();
-    let _ = writeln!(
-        out,
+    let header = format!(
         "{:>4}  {:<width$}  {:>7}  {:>15}  {:>7}  {:>8}  {:>8}",
         "rank", "model", "bt", "95% CI", "elo", "battles", "both bad"
     );
-    for r in &board.rows {
+    push_extra(&mut out, header, extra, None);
+    for (i, r) in board.rows.iter().enumerate() {
         let name = if r.few_battles {
             format!("{} *", r.model)
         } else {
@@ -216,8 +252,7 @@ pub fn to_table(board: &Leaderboard) -> String {
         } else {
             format!("+{:.1}/-{:.1}", r.ci_high - r.bt, r.bt - r.ci_low)
         };
-        let _ = writeln!(
-            out,
+        let line = format!(
             "{:>4}  {:<width$}  {:>7.1}  {:>15}  {:>7.1}  {:>8}  {:>7.1}%",
             r.rank,
             name,
@@ -227,6 +262,7 @@ pub fn to_table(board: &Leaderboard) -> String {
             r.battles,
             100.0 * r.both_bad
         );
+        push_extra(&mut out, line, extra, Some(i));
     }
     let _ = writeln!(
         out,
@@ -305,9 +341,18 @@ pub fn describe(board: &Leaderboard) -> String {
 
 /// CSV with a header row, one line per model.
 pub fn to_csv(board: &Leaderboard) -> String {
-    let mut out = String::from("rank,model,bt,ci_low,ci_high,elo,battles,few_battles,both_bad\n");
-    for r in &board.rows {
-        let _ = writeln!(
+    to_csv_with(board, &[])
+}
+
+/// [`to_csv`] with text columns on the right.
+pub fn to_csv_with(board: &Leaderboard, extra: &[TextColumn]) -> String {
+    let mut out = String::from("rank,model,bt,ci_low,ci_high,elo,battles,few_battles,both_bad");
+    for c in extra {
+        let _ = write!(out, ",{}", csv_field(&c.header));
+    }
+    out.push('\n');
+    for (i, r) in board.rows.iter().enumerate() {
+        let _ = write!(
             out,
             "{},{},{},{},{},{},{},{},{}",
             r.rank,
@@ -320,6 +365,14 @@ pub fn to_csv(board: &Leaderboard) -> String {
             r.few_battles,
             r.both_bad
         );
+        for c in extra {
+            let _ = write!(
+                out,
+                ",{}",
+                csv_field(c.cells.get(i).map_or("", String::as_str))
+            );
+        }
+        out.push('\n');
     }
     out
 }

@@ -352,6 +352,45 @@ fn renderings_name_every_field() {
 }
 
 #[test]
+fn text_columns_are_added_on_the_right_only_when_asked() {
+    use arena_ratings::{to_csv_with, to_table_with, TextColumn};
+    let agg = aggregate(&[
+        ("x", "y", Winner::ModelA, 40),
+        ("y", "x", Winner::ModelA, 20),
+    ]);
+    let board = compute(&agg, &RatingOptions::default()).expect("compute");
+    assert_eq!(to_table_with(&board, &[]), to_table(&board));
+    assert_eq!(to_csv_with(&board, &[]), to_csv(&board));
+    let extra = [
+        TextColumn {
+            header: "organization".into(),
+            cells: vec!["Org, Inc.".into(), String::new()],
+        },
+        TextColumn {
+            header: "license".into(),
+            cells: vec!["MIT".into()],
+        },
+    ];
+    let table = to_table_with(&board, &extra);
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(
+        lines[0].ends_with("both bad  organization  license"),
+        "{table}"
+    );
+    assert!(lines[1].ends_with("%  Org, Inc.     MIT"), "{table}");
+    // A row without cells has no trailing blanks.
+    assert!(lines[2].ends_with('%'), "{table}");
+    let csv = to_csv_with(&board, &extra);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert!(
+        lines[0].ends_with(",both_bad,organization,license"),
+        "{csv}"
+    );
+    assert!(lines[1].ends_with(",\"Org, Inc.\",MIT"), "{csv}");
+    assert!(lines[2].ends_with(",,"), "{csv}");
+}
+
+#[test]
 fn the_benchmark_runs_and_writes_the_battles_it_rates() {
     use arena_ratings::bench;
     let opts = bench::BenchOptions {

@@ -110,6 +110,10 @@ pub struct ControllerArgs {
     /// before the first message; default: a research-preview notice like chat.lmsys.org's.
     #[arg(long, env = "ARENA_TERMS", help_heading = ARENA)]
     pub terms: Option<PathBuf>,
+    /// Model catalog (TOML, `[models."NAME"]` tables): display name, organization, licence,
+    /// link and description the page shows for each served model (see models.toml).
+    #[arg(long, env = "ARENA_MODEL_INFO", value_name = "FILE", help_heading = ARENA)]
+    pub model_info: Option<PathBuf>,
 
     /// Comma-separated API keys accepted as `Authorization: Bearer KEY`; none: open API.
     #[arg(
@@ -266,6 +270,7 @@ impl ControllerArgs {
                 ..ArenaSettings::default()
             },
             terms: self.terms.filter(|p| !p.as_os_str().is_empty()),
+            model_info: self.model_info.filter(|p| !p.as_os_str().is_empty()),
             moderation_rules: self.moderation_rules,
             moderation_url: self.moderation_url.filter(|u| !u.is_empty()),
             moderation_api_key: self.moderation_api_key.filter(|k| !k.is_empty()),

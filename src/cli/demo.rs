@@ -16,6 +16,9 @@ pub struct DemoArgs {
     /// Where the model is kept (default: ~/.cache/arena/models).
     #[arg(long, env = "ARENA_MODELS")]
     pub models_dir: Option<PathBuf>,
+    /// Model catalog shown on the page (default: the demo models' own, as in models.toml).
+    #[arg(long, env = "ARENA_MODEL_INFO", value_name = "FILE")]
+    pub model_info: Option<PathBuf>,
 }
 
 impl DemoArgs {
@@ -35,6 +38,7 @@ impl DemoArgs {
             }),
             // Two contestants share the cores unless --threads says otherwise.
             threads_per_worker: threads.unwrap_or((cores / 2).max(1)),
+            model_info: self.model_info.filter(|p| !p.as_os_str().is_empty()),
         };
         arena_launch::demo::run(opts, shutdown).await?;
         Ok(())

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use arena_controller::site::catalog::Catalog;
 use arena_controller::site::leaderboard::{self, OutputFormat, Source};
 use arena_ratings::{Ci, Method, RatingOptions, Regularization, Ties, MIN_PAIR_COUNT};
 use clap::{Args, ValueEnum};
@@ -95,6 +96,10 @@ pub struct LeaderboardArgs {
     /// table, json (one array of row objects) or csv.
     #[arg(long, default_value = "table")]
     pub format: OutputFormat,
+    /// Model catalog (TOML, as the controller's --model-info): JSON rows get each model's
+    /// `info`, the table and CSV organization and licence columns.
+    #[arg(long, env = "ARENA_MODEL_INFO", value_name = "FILE")]
+    pub model_info: Option<PathBuf>,
 }
 
 impl LeaderboardArgs {
@@ -104,12 +109,22 @@ impl LeaderboardArgs {
             write: self.snapshot.clone(),
             verify: self.verify.clone(),
         };
+        // A bad catalog fails before the ratings are computed.
+        let catalog = match self
+            .model_info
+            .as_deref()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            Some(path) => Some(Catalog::load(path)?),
+            None => None,
+        };
         let out = leaderboard::run_cli(
             self.source(),
             self.options(),
             self.style_control,
             self.format,
             snapshots,
+            catalog.as_ref(),
         )
         .await?;
         print!("{out}");

@@ -46,11 +46,21 @@ impl Bin {
     /// The real SmolLM2 as two contestants, one set of weights under two templates in two
     /// worker processes: `smollm2-135m` (its own ChatML) and `smollm2-135m (vicuna template)`.
     pub async fn spawn_smollm2_arena(&self, backend: &str, dir: &Path) -> Arena {
+        self.spawn_smollm2_arena_with(backend, dir, &[]).await
+    }
+
+    /// [`Bin::spawn_smollm2_arena`] with extra controller `args`.
+    pub async fn spawn_smollm2_arena_with(
+        &self,
+        backend: &str,
+        dir: &Path,
+        args: &[&str],
+    ) -> Arena {
         let model = crate::worker::smollm2();
         self.spawn_arena(
             backend,
             dir,
-            &[],
+            args,
             &[
                 (&model, "smollm2-135m", &["--threads", "1"]),
                 (

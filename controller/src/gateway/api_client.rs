@@ -1,14 +1,18 @@
 //! Generations on API-hosted endpoints: an OpenAI-compatible `/chat/completions` stream,
-//! read as server-sent events and turned into the same messages a worker sends.
+//! read as server-sent events and turned into the same messages a worker sends
+//! (`api_stream`). The usage is asked for (`stream_options.include_usage`); an endpoint that
+//! refuses that field is asked again without it, and one that sends no usage has its
+//! content chunks counted.
 
 use std::time::Instant;
 
-use arena_proto::v1::{generate_request, FinishReason, GenerateRequest, GenerateResponse, Usage};
+use arena_proto::v1::{generate_request, GenerateRequest, GenerateResponse};
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 use tokio_stream::StreamExt;
 use tonic::Status;
 
+use super::api_stream::{ChatStream, SseEvents};
 use super::contestants::Endpoint;
 use super::stream::Started;
 use crate::config::Timeouts;
@@ -101,48 +105,26 @@ async fn refusal(endpoint: &Endpoint, response: reqwest::Response) -> ApiError {
     }
 }
 
-/// Parses one SSE `data:` payload into a message; `None` for chunks with nothing to say.
-fn parse(
-    data: &str,
-    finish: &mut Option<FinishReason>,
-    usage: &mut Option<Usage>,
-) -> Result<Option<GenerateResponse>, Status> {
-    let v: Value = serde_json::from_str(data)
-        .map_err(|e| Status::internal(format!("bad chunk from the endpoint: {e}")))?;
-    if let Some(err) = v.get("error") {
-        let msg = err["message"]
-            .as_str()
-            .unwrap_or("unknown error")
-            .to_string();
-        return Ok(Some(GenerateResponse {
-            finish_reason: FinishReason::Error as i32,
-            error: msg,
-            ..Default::default()
-        }));
+/// Sends the request; a failure to connect or to answer before `deadline` is the error.
+async fn send(
+    http: &reqwest::Client,
+    endpoint: &Endpoint,
+    body: &Value,
+    deadline: tokio::time::Instant,
+    timeouts: &Timeouts,
+) -> Result<reqwest::Response, ApiError> {
+    let mut call = http
+        .post(format!("{}/chat/completions", endpoint.base_url))
+        .json(body);
+    if let Some(key) = &endpoint.api_key {
+        call = call.bearer_auth(key);
     }
-    if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
-        *usage = Some(Usage {
-            prompt_tokens: u["prompt_tokens"].as_u64().unwrap_or(0) as u32,
-            completion_tokens: u["completion_tokens"].as_u64().unwrap_or(0) as u32,
-            // OpenAI's own count of prompt tokens its cache served.
-            cached_tokens: u["prompt_tokens_details"]["cached_tokens"]
-                .as_u64()
-                .unwrap_or(0) as u32,
-        });
-    }
-    let choice = &v["choices"][0];
-    match choice["finish_reason"].as_str() {
-        Some("length") => *finish = Some(FinishReason::Length),
-        Some(_) => *finish = Some(FinishReason::Stop),
-        None => {}
-    }
-    Ok(choice["delta"]["content"]
-        .as_str()
-        .filter(|t| !t.is_empty())
-        .map(|t| GenerateResponse {
-            text: t.to_string(),
-            ..Default::default()
-        }))
+    tokio::time::timeout_at(deadline, call.send())
+        .await
+        .map_err(|_| timed_out(endpoint, timeouts))?
+        .map_err(|e| {
+            ApiError::unavailable(format!("endpoint '{}' is unreachable: {e}", endpoint.name))
+        })
 }
 
 /// Starts a streamed chat completion on the endpoint: its first token within
@@ -155,26 +137,26 @@ pub async fn start(
 ) -> Result<Started, ApiError> {
     let dispatched = Instant::now();
     let deadline = tokio::time::Instant::now() + timeouts.first_token;
-    let mut call = http
-        .post(format!("{}/chat/completions", endpoint.base_url))
-        .json(&body(endpoint, &req)?);
-    if let Some(key) = &endpoint.api_key {
-        call = call.bearer_auth(key);
+    let mut body = body(endpoint, &req)?;
+    let mut response = send(http, endpoint, &body, deadline, timeouts).await?;
+    if matches!(response.status().as_u16(), 400 | 422) {
+        // Servers that refuse fields they do not know (older llama.cpp and vLLM, strict
+        // FastAPI models) refuse stream_options: ask once more without it, and count the
+        // tokens here. A request bad for another reason is refused again, with its reason.
+        let first = refusal(endpoint, response).await;
+        tracing::info!(endpoint = %endpoint.name, "refused with stream_options ({}); retrying without", first.message);
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("stream_options");
+        }
+        response = send(http, endpoint, &body, deadline, timeouts).await?;
     }
-    let response = tokio::time::timeout_at(deadline, call.send())
-        .await
-        .map_err(|_| timed_out(endpoint, timeouts))?
-        .map_err(|e| {
-            ApiError::unavailable(format!("endpoint '{}' is unreachable: {e}", endpoint.name))
-        })?;
     if !response.status().is_success() {
         return Err(refusal(endpoint, response).await);
     }
     let mut bytes = response.bytes_stream();
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<GenerateResponse, Status>>(32);
     tokio::spawn(async move {
-        let mut buf = String::new();
-        let (mut finish, mut usage) = (None, None);
+        let (mut events, mut chat) = (SseEvents::default(), ChatStream::default());
         loop {
             // The reader goes (a timeout, a client gone): drop the remote call with it.
             let chunk = tokio::select! {
@@ -193,34 +175,22 @@ pub async fn start(
                     return;
                 }
             };
-            buf.push_str(&String::from_utf8_lossy(&chunk));
-            while let Some(end) = buf.find("\n\n") {
-                let event: String = buf.drain(..end + 2).collect();
-                for data in event
-                    .lines()
-                    .filter_map(|l| l.strip_prefix("data:"))
-                    .map(str::trim)
-                {
-                    if data == "[DONE]" {
-                        let last = GenerateResponse {
-                            finish_reason: finish.unwrap_or(FinishReason::Stop) as i32,
-                            usage,
-                            ..Default::default()
-                        };
-                        let _ = tx.send(Ok(last)).await;
-                        return;
-                    }
-                    match parse(data, &mut finish, &mut usage) {
-                        Ok(Some(m)) => {
-                            if tx.send(Ok(m)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
+            events.push(&chunk);
+            while let Some(data) = events.next_data() {
+                if data.trim() == "[DONE]" {
+                    let _ = tx.send(Ok(chat.last())).await;
+                    return;
+                }
+                match chat.parse(&data) {
+                    Ok(Some(m)) => {
+                        if tx.send(Ok(m)).await.is_err() {
                             return;
                         }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
                     }
                 }
             }
@@ -257,159 +227,4 @@ pub async fn start(
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn chunks_become_messages() {
-        let (mut f, mut u) = (None, None);
-        let m = parse(
-            r#"{"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}"#,
-            &mut f,
-            &mut u,
-        )
-        .unwrap();
-        assert_eq!(m.unwrap().text, "Hi");
-        assert!(parse(
-            r#"{"choices":[{"index":0,"delta":{"role":"assistant"}}]}"#,
-            &mut f,
-            &mut u
-        )
-        .unwrap()
-        .is_none());
-        parse(
-            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#,
-            &mut f,
-            &mut u,
-        )
-        .unwrap();
-        assert_eq!(f, Some(FinishReason::Length));
-        parse(
-            r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#,
-            &mut f,
-            &mut u,
-        )
-        .unwrap();
-        assert_eq!(u.unwrap().completion_tokens, 5);
-        let e = parse(r#"{"error":{"message":"boom"}}"#, &mut f, &mut u)
-            .unwrap()
-            .unwrap();
-        assert_eq!(e.finish_reason, FinishReason::Error as i32);
-        assert!(parse("{oops", &mut f, &mut u).is_err());
-    }
-
-    /// A remote on a free loopback port that reads each request and answers `answer` (then
-    /// holds the connection open, sending nothing more); returns its base URL and whether a
-    /// connection was closed by the controller.
-    async fn remote(answer: &'static str) -> (String, Arc<AtomicBool>) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/v1", listener.local_addr().unwrap());
-        let closed = Arc::new(AtomicBool::new(false));
-        let seen = closed.clone();
-        tokio::spawn(async move {
-            while let Ok((mut tcp, _)) = listener.accept().await {
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let mut buf = vec![0u8; 65536];
-                    let _ = tcp.read(&mut buf).await;
-                    let _ = tcp.write_all(answer.as_bytes()).await;
-                    // Reads until the controller hangs up.
-                    while matches!(tcp.read(&mut buf).await, Ok(n) if n > 0) {}
-                    seen.store(true, Ordering::SeqCst);
-                });
-            }
-        });
-        (url, closed)
-    }
-
-    fn endpoint(base_url: String) -> Endpoint {
-        Endpoint {
-            name: "remote".into(),
-            base_url,
-            model: "m".into(),
-            api_key: None,
-            battle_only: false,
-        }
-    }
-
-    fn request() -> GenerateRequest {
-        GenerateRequest {
-            input: Some(generate_request::Input::Chat(arena_proto::v1::Messages {
-                messages: vec![arena_proto::v1::ChatMessage {
-                    role: "user".into(),
-                    content: "hi".into(),
-                }],
-            })),
-            ..Default::default()
-        }
-    }
-
-    fn timeouts() -> Timeouts {
-        Timeouts {
-            connect: Duration::from_secs(2),
-            first_token: Duration::from_millis(300),
-            between_tokens: Duration::from_millis(300),
-        }
-    }
-
-    /// `f` within 10 s, far longer than the timeouts under test.
-    async fn soon<T>(f: impl std::future::Future<Output = T>) -> T {
-        tokio::time::timeout(Duration::from_secs(10), f)
-            .await
-            .expect("still waiting after 10 s")
-    }
-
-    #[tokio::test]
-    async fn a_remote_silent_before_its_first_token_is_a_504_and_is_hung_up_on() {
-        // Headers, then nothing.
-        let (url, closed) =
-            remote("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n").await;
-        let http = http_client(&timeouts()).unwrap();
-        let e = soon(start(&http, &endpoint(url), request(), &timeouts()))
-            .await
-            .err()
-            .expect("a silent remote started a generation");
-        assert_eq!(e.status, StatusCode::GATEWAY_TIMEOUT);
-        assert!(
-            e.message.contains("sent no first token within 300 ms"),
-            "{}",
-            e.message
-        );
-        soon(async {
-            while !closed.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-    }
-
-    #[tokio::test]
-    async fn a_remote_stalling_mid_stream_times_out_and_is_hung_up_on() {
-        let (url, closed) = remote(
-            "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n\
-             data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n",
-        )
-        .await;
-        let http = http_client(&timeouts()).unwrap();
-        let mut started = soon(start(&http, &endpoint(url), request(), &timeouts()))
-            .await
-            .unwrap();
-        assert_eq!(started.next_message().await.unwrap().text, "Hi");
-        let broken = soon(started.next_message()).await.unwrap_err();
-        assert!(
-            matches!(broken, super::super::stream::Broken::TimedOut(_)),
-            "{broken:?}"
-        );
-        soon(async {
-            while !closed.load(Ordering::SeqCst) {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        })
-        .await;
-    }
-}
+mod tests;

@@ -5,6 +5,7 @@
 
 pub mod affinity;
 pub mod api_client;
+pub mod api_stream;
 pub mod breaker;
 pub mod contestants;
 pub mod dispatch;

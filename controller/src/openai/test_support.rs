@@ -127,6 +127,7 @@ impl Worker for Scripted {
                         prompt_tokens: 4,
                         completion_tokens: count as u32,
                         cached_tokens: 0,
+                        estimated: false,
                     }),
                     ..Default::default()
                 }))

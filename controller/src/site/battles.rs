@@ -127,7 +127,8 @@ fn streaming(b: &BattleRecord) -> Streaming {
     }
 }
 
-/// `GET /api/battles/{id}`: the state, and the names once they may be shown.
+/// `GET /api/battles/{id}`: the state, and the names (with their catalog info) once they may
+/// be shown.
 pub async fn show(
     State(state): State<Arc<ArenaState>>,
     Path(id): Path<String>,
@@ -143,6 +144,8 @@ pub async fn show(
     if !b.anonymous || b.votes > 0 {
         answer["model_a"] = json!(b.model_a);
         answer["model_b"] = json!(b.model_b);
+        answer["info_a"] = state.catalog.info_json(&b.model_a);
+        answer["info_b"] = state.catalog.info_json(&b.model_b);
     }
     Ok(Json(answer))
 }
@@ -202,8 +205,9 @@ pub struct VoteBody {
 }
 
 /// `POST /api/battles/{id}/vote`: stored once per battle, on its latest turn, when both
-/// answers to it are complete (`stop` or `length`); answers the names and whether the vote
-/// counts. The store checks the answers with the battle locked, so no turn slips in between.
+/// answers to it are complete (`stop` or `length`); answers the names, their catalog info
+/// (`null` for a model the catalog lacks) and whether the vote counts. The store checks the
+/// answers with the battle locked, so no turn slips in between.
 pub async fn vote(
     State(state): State<Arc<ArenaState>>,
     Path(id): Path<String>,
@@ -272,6 +276,8 @@ pub async fn vote(
     Ok(Json(json!({
         "model_a": battle.model_a,
         "model_b": battle.model_b,
+        "info_a": state.catalog.info_json(&battle.model_a),
+        "info_b": state.catalog.info_json(&battle.model_b),
         "counted": reason.is_none(),
         "reason": reason,
     })))

@@ -12,6 +12,7 @@ use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 
+use super::catalog::Catalog;
 use crate::error::ControllerError;
 
 /// Folds the store's counted anonymous votes, in the order they were cast, into an aggregate.
@@ -197,6 +198,7 @@ pub struct LeaderboardCache {
     redis: Option<ConnectionManager>,
     min_interval: Duration,
     options: RatingOptions,
+    catalog: Arc<Catalog>,
     // One recomputation at a time; waiters then find it fresh.
     cached: tokio::sync::Mutex<std::collections::HashMap<View, Cached>>,
 }
@@ -214,8 +216,14 @@ impl LeaderboardCache {
             redis,
             min_interval,
             options,
+            catalog: Arc::default(),
             cached: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// The same cache, adding each model's catalog info to its row.
+    pub fn with_catalog(self, catalog: Arc<Catalog>) -> Self {
+        Self { catalog, ..self }
     }
 
     fn fresh(&self, c: &Cached, last_vote_ms: i64, now_ms: i64) -> bool {
@@ -276,7 +284,7 @@ impl LeaderboardCache {
         let c = Cached {
             last_vote_ms: last_vote,
             computed_ms: now,
-            body: Arc::new(body),
+            body: Arc::new(self.catalog.annotate_leaderboard(body)),
         };
         self.share(view, &c).await;
         let body = c.body.clone();
@@ -321,14 +329,15 @@ pub fn parse_anchor(spec: &str) -> Result<(String, f64), String> {
     Ok((model, rating))
 }
 
-/// `arena leaderboard`: reads the battles, computes, and renders. Bad rows of a file are
-/// reported on stderr with their line numbers.
+/// `arena leaderboard`: reads the battles, computes, and renders (with the catalog's info
+/// when given). Bad rows of a file are reported on stderr with their line numbers.
 pub async fn run_cli(
     source: Source,
     options: RatingOptions,
     style_control: bool,
     format: OutputFormat,
     snapshot: Snapshots,
+    catalog: Option<&Catalog>,
 ) -> Result<String, ControllerError> {
     if style_control && (snapshot.write.is_some() || snapshot.verify.is_some()) {
         return Err(ControllerError::Leaderboard(
@@ -394,16 +403,7 @@ pub async fn run_cli(
         }
         board
     };
-    Ok(match format {
-        OutputFormat::Table => arena_ratings::to_table(&board),
-        OutputFormat::Csv => arena_ratings::to_csv(&board),
-        OutputFormat::Json => {
-            let mut s = serde_json::to_string_pretty(&board.rows)
-                .map_err(|e| ControllerError::Leaderboard(e.to_string()))?;
-            s.push('\n');
-            s
-        }
-    })
+    super::leaderboard_text::render(&board, format, catalog)
 }
 
 #[cfg(test)]

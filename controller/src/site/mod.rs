@@ -3,12 +3,14 @@
 //! their JSON are in docs/ARENA_API.md.
 
 mod battles;
+pub mod catalog;
 mod chats;
 pub mod coalesce;
 pub mod evaluation;
 pub mod hygiene;
 mod input;
 pub mod leaderboard;
+mod leaderboard_text;
 pub mod moderation;
 pub mod pick;
 pub mod terms;
@@ -24,6 +26,7 @@ use axum::http::request::Parts;
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use catalog::Catalog;
 use sha2::{Digest, Sha256};
 
 pub use crate::config::ArenaSettings;
@@ -49,6 +52,8 @@ pub struct ArenaState {
     pub leaderboard: LeaderboardCache,
     /// The terms of use the page shows before the first message.
     pub terms: Terms,
+    /// What the page shows about each model once its name may be shown.
+    pub catalog: Arc<Catalog>,
     salt: String,
 }
 
@@ -61,6 +66,7 @@ impl ArenaState {
         moderation: Moderation,
         leaderboard: LeaderboardCache,
         terms: Terms,
+        catalog: Arc<Catalog>,
     ) -> Self {
         let salt = settings
             .voter_salt
@@ -73,6 +79,7 @@ impl ArenaState {
             moderation,
             leaderboard,
             terms,
+            catalog,
             salt,
         }
     }

@@ -26,7 +26,7 @@ use tokio_stream::StreamExt;
 use super::coalesce::Coalescer;
 use super::{store_error, ArenaState};
 use crate::error::ApiError;
-use crate::gateway::stream::{finish_reason, usage, Started};
+use crate::gateway::stream::{finish_reason, Started};
 use crate::ids::random_id;
 
 /// A conversation as stored: the model answering and its messages.
@@ -545,13 +545,17 @@ async fn relay(
             if !send_delta(tx, tag, held).await {
                 return Outcome::interrupted();
             }
-            let u = usage(&m);
+            // No usage, or an estimated one without a prompt count: unknown is stored as
+            // NULL, never as a count of 0.
             return Outcome {
                 finish: reason,
                 error: None,
                 note: None,
-                prompt_tokens: Some(i64::from(u.prompt_tokens)),
-                completion_tokens: Some(i64::from(u.completion_tokens)),
+                prompt_tokens: m
+                    .usage
+                    .filter(|u| !u.estimated)
+                    .map(|u| i64::from(u.prompt_tokens)),
+                completion_tokens: m.usage.map(|u| i64::from(u.completion_tokens)),
             };
         }
     }

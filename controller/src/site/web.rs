@@ -41,6 +41,10 @@ pub fn router() -> Router {
             file(JS, include_str!("../../../web/conversation.js")),
         ),
         (
+            "/catalog.js",
+            file(JS, include_str!("../../../web/catalog.js")),
+        ),
+        (
             "/leaderboard.js",
             file(JS, include_str!("../../../web/leaderboard.js")),
         ),

@@ -100,6 +100,7 @@ fn response_of(event: Event) -> GenerateResponse {
                 prompt_tokens: prompt_tokens as u32,
                 completion_tokens: completion_tokens as u32,
                 cached_tokens: cached_tokens as u32,
+                estimated: false,
             }),
             ..Default::default()
         },
