@@ -201,6 +201,43 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
             Duration::from_secs(20),
         )
         .await;
+    // The vote's battle is in the English category: choosing it shows that board and says
+    // how many battles a model needs on it (one vote is below the minimum: nobody listed).
+    let options = browser
+        .eval("return [...document.querySelectorAll('#leaderboard-category option')].map((o) => o.value)")
+        .await;
+    assert_eq!(options, json!(["", "english"]), "{options}");
+    browser
+        .eval("const s = document.querySelector('#leaderboard-category'); s.value = 'english'; s.dispatchEvent(new Event('change')); return true;")
+        .await;
+    browser
+        .wait_for(
+            "const n = document.querySelector('#leaderboard-category-note'); return !n.hidden && n.textContent.includes('at least 10 battles')",
+            Duration::from_secs(20),
+        )
+        .await;
+    let note = browser
+        .eval("return document.querySelector('#leaderboard-category-note').textContent")
+        .await;
+    assert!(
+        note.as_str()
+            .unwrap()
+            .starts_with("English: 1 counted vote."),
+        "{note}"
+    );
+    let table = browser
+        .eval("return document.querySelector('#leaderboard-table').innerText")
+        .await;
+    assert!(
+        table
+            .as_str()
+            .unwrap()
+            .contains("No model has enough battles in this category"),
+        "{table}"
+    );
+    if let Ok(path) = std::env::var("ARENA_SCREENSHOT_CATEGORY") {
+        std::fs::write(path, browser.screenshot().await).unwrap();
+    }
 }
 
 /// The catalog of the SmolLM2 test: only `smollm2-135m`, with markup in its text.

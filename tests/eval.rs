@@ -99,6 +99,7 @@ async fn voted_battle(db: &str, id: &str, prompt: &str, winner: &str) {
         voter_hash: "voter".into(),
         counted: true,
         excluded_reason: None,
+        categories: Vec::new(),
     })
     .await
     .unwrap();

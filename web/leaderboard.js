@@ -151,7 +151,7 @@
     return th;
   });
 
-  function renderTable(lb) {
+  function renderTable(lb, emptyText) {
     const table = $('leaderboard-table');
     // With no rows we cannot tell what the server knows: show the full set of headers.
     const cols = COLUMNS.filter((c) => !c.need || !lb.rows.length || lb.cols[c.need]);
@@ -159,7 +159,7 @@
     const tbody = table.tBodies[0];
     if (!lb.rows.length) {
       const td = el('td', 'empty');
-      td.appendChild(el('div', null, 'No counted votes yet — vote in the Arena tab'));
+      td.appendChild(el('div', null, emptyText || 'No counted votes yet — vote in the Arena tab'));
       td.colSpan = cols.length;
       tbody.replaceChildren(el('tr'));
       tbody.rows[0].appendChild(td);
@@ -191,6 +191,40 @@
     $('leaderboard-meta').textContent = parts.join(' · ');
     $('leaderboard-meta').hidden = !parts.length;
     renderStyleNote(data);
+    renderCategories(data);
+  }
+
+  // The category menu (every category with counted votes) and what a category board leaves out.
+  const CATEGORY_LABELS = {
+    coding: 'Coding', math: 'Math', multi_turn: 'Multi-turn', long_query: 'Longer query',
+    non_english: 'Non-English', hard_prompt: 'Hard prompts',
+  };
+  const categoryLabel = (name) =>
+    CATEGORY_LABELS[name] || name.charAt(0).toUpperCase() + name.slice(1).replace(/_/g, ' ');
+  function renderCategories(data) {
+    const select = $('leaderboard-category');
+    const current = select.value;
+    const list = Array.isArray(data.categories) ? data.categories : [];
+    const options = [el('option', null, 'All battles')];
+    options[0].value = '';
+    for (const c of list) {
+      if (!c || typeof c.name !== 'string') continue;
+      const o = el('option', null, `${categoryLabel(c.name)} (${isNum(c.votes) ? c.votes : 0})`);
+      o.value = c.name;
+      options.push(o);
+    }
+    select.replaceChildren(...options);
+    select.value = options.some((o) => o.value === current) ? current : '';
+    const note = $('leaderboard-category-note');
+    if (typeof data.category !== 'string') { note.hidden = true; return; }
+    let text = `${categoryLabel(data.category)}: ${plural(isNum(data.votes) ? data.votes : 0, 'counted vote', 'counted votes')}.`;
+    if (isNum(data.category_min_battles)) {
+      text += ` Only models with at least ${plural(data.category_min_battles, 'battle', 'battles')} in this category are listed`;
+      text += isNum(data.hidden_models) && data.hidden_models > 0
+        ? ` (${plural(data.hidden_models, 'model', 'models')} with fewer not shown).` : '.';
+    }
+    note.textContent = text;
+    note.hidden = false;
   }
 
   // What style control adjusted for: each feature's coefficient (log-odds of winning per
@@ -504,7 +538,8 @@
 
   function render(data) {
     const lb = normalize(data);
-    renderTable(lb);
+    renderTable(lb, typeof data.category === 'string'
+      ? 'No model has enough battles in this category yet' : null);
     renderMeta(data);
     renderCharts(data, lb);
     last = { data, lb, width: $('leaderboard-ci-figure').querySelector('.chart-scroll').clientWidth };
@@ -521,7 +556,10 @@
       tbody.replaceChildren(tr);
     }
     try {
-      const url = $('leaderboard-style').checked ? '/api/leaderboard?style_control=true' : '/api/leaderboard';
+      const params = new URLSearchParams();
+      if ($('leaderboard-style').checked) params.set('style_control', 'true');
+      if ($('leaderboard-category').value) params.set('category', $('leaderboard-category').value);
+      const url = params.toString() ? `/api/leaderboard?${params}` : '/api/leaderboard';
       const data = await getJson(url);
       if (mine !== seq) return;
       errBox.hidden = true;
@@ -536,6 +574,7 @@
 
   $('leaderboard-refresh').addEventListener('click', load);
   $('leaderboard-style').addEventListener('change', load);
+  $('leaderboard-category').addEventListener('change', load);
 
   let resizeTimer = 0;
   window.addEventListener('resize', () => {

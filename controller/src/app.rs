@@ -256,16 +256,27 @@ fn routes(
             ..Default::default()
         },
     )
-    .with_catalog(catalog.clone());
-    let arena_state = Arc::new(ArenaState::new(
-        gateway.clone(),
-        db.clone(),
-        opts.arena.clone(),
-        moderation,
-        leaderboard,
-        site::terms::Terms::load(opts.terms.as_deref())?,
-        catalog,
-    ));
+    .with_catalog(catalog.clone())
+    .with_category_min_battles(opts.category_min_battles);
+    let arena_state = Arc::new(
+        ArenaState::new(
+            gateway.clone(),
+            db.clone(),
+            opts.arena.clone(),
+            moderation,
+            leaderboard,
+            site::terms::Terms::load(opts.terms.as_deref())?,
+            catalog,
+        )
+        .with_labeller(match &opts.hard_prompt_labeller {
+            Some(url) => Some(site::labeller::Labeller::new(
+                url,
+                opts.hard_prompt_model.as_deref().unwrap_or(""),
+                opts.hard_prompt_api_key.clone(),
+            )?),
+            None => None,
+        }),
+    );
     let mut v1 = openai::router(Arc::new(ApiState {
         gateway,
         api_keys: opts.api_keys.clone(),

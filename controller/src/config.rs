@@ -51,6 +51,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1 << 20;
 pub const DEFAULT_LEADERBOARD_INTERVAL_S: u64 = 10;
 /// Bootstrap rounds behind the leaderboard's intervals (0: arena-rank's sandwich intervals instead).
 pub const DEFAULT_LEADERBOARD_BOOTSTRAP: usize = 0;
+/// Battles a model needs in a category to be listed on that category's leaderboard.
+pub const DEFAULT_CATEGORY_MIN_BATTLES: u64 = 10;
 
 /// Milliseconds a worker or API-hosted contestant may take to accept a connection.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
@@ -120,6 +122,12 @@ pub struct ControllerOptions {
     pub moderation_url: Option<String>,
     /// Bearer key for the moderation URL.
     pub moderation_api_key: Option<String>,
+    /// An OpenAI-compatible base URL whose model tags hard prompts after votes.
+    pub hard_prompt_labeller: Option<String>,
+    /// The labeller's model name.
+    pub hard_prompt_model: Option<String>,
+    /// Bearer key for the labeller.
+    pub hard_prompt_api_key: Option<String>,
     /// Arena generation requests per client and window; 0: no limit.
     pub rate_limit: u32,
     /// `/v1` requests per client and window; 0: no limit.
@@ -134,6 +142,8 @@ pub struct ControllerOptions {
     pub leaderboard_interval: Duration,
     /// Bootstrap rounds behind the leaderboard's intervals; 0: sandwich intervals.
     pub leaderboard_bootstrap: usize,
+    /// A category's leaderboard lists only models with at least this many battles in it.
+    pub category_min_battles: u64,
     /// How long calls to workers and API-hosted contestants may wait.
     pub timeouts: Timeouts,
     /// When a failing worker is taken out of dispatch for a while.

@@ -28,6 +28,9 @@ pub enum ControllerError {
     /// not be written as JSON).
     #[error("ratings: {0}")]
     Leaderboard(String),
+    /// A leaderboard category with no counted votes.
+    #[error("{0}")]
+    UnknownCategory(String),
     /// Ratings could not be computed from the battles (bad input, no finite optimum).
     #[error(transparent)]
     Ratings(#[from] arena_ratings::RatingsError),

@@ -252,7 +252,7 @@ pub async fn agree(
         .collect();
     let agreement = agreement::agreement(&judged_battles);
     let ranks = Some(agreement::rank_comparison(
-        &counted_aggregate(store)
+        &counted_aggregate(store, None)
             .await?
             .map_err(|e| EvalError::Ratings(e.to_string()))?,
         &judged_battles,

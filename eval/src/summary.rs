@@ -164,7 +164,7 @@ pub async fn load(
 /// Sets `s.arena`: the models' scores beside the Bradley-Terry ratings of the arena's counted
 /// votes in `store`, when two models or more are in both.
 pub async fn compare_with_arena(store: &dyn ArenaStore, s: &mut Summary) -> Result<(), EvalError> {
-    let arena = arena_store::ratings::counted_aggregate(store)
+    let arena = arena_store::ratings::counted_aggregate(store, None)
         .await?
         .map_err(|e| EvalError::Ratings(e.to_string()))?;
     s.arena = Some(benchmark_vs_arena(&arena, s)?).filter(|r| r.models >= 2);

@@ -92,6 +92,45 @@ pub(crate) struct Meta {
     pub tie_propensity: Option<f64>,
 }
 
+impl Leaderboard {
+    /// The board without the models that played fewer than `min` battles (a category's
+    /// board lists only models with enough battles in it): their rows and matrix lines go,
+    /// and the others' ranks are counted among the models that stay. Returns how many went.
+    pub fn only_models_with(&mut self, min: u64) -> usize {
+        let keep: Vec<bool> = self
+            .models
+            .iter()
+            .map(|m| {
+                self.rows
+                    .iter()
+                    .find(|r| &r.model == m)
+                    .is_some_and(|r| r.battles >= min)
+            })
+            .collect();
+        let dropped = keep.iter().filter(|k| !**k).count();
+        if dropped == 0 {
+            return 0;
+        }
+        let kept = |i: &usize| keep[*i];
+        let idx: Vec<usize> = (0..self.models.len()).filter(kept).collect();
+        self.models = idx.iter().map(|&i| self.models[i].clone()).collect();
+        self.win_fraction = idx
+            .iter()
+            .map(|&i| idx.iter().map(|&j| self.win_fraction[i][j]).collect())
+            .collect();
+        self.battle_counts = idx
+            .iter()
+            .map(|&i| idx.iter().map(|&j| self.battle_counts[i][j]).collect())
+            .collect();
+        self.rows.retain(|r| r.battles >= min);
+        let bounds: Vec<(f64, f64)> = self.rows.iter().map(|r| (r.ci_low, r.ci_high)).collect();
+        for r in &mut self.rows {
+            r.rank = 1 + bounds.iter().filter(|(low, _)| *low > r.ci_high).count();
+        }
+        dropped
+    }
+}
+
 impl Meta {
     /// What `opts` say, for a fit with half-win ties, no fallback and no style.
     pub(crate) fn of(opts: &RatingOptions, bootstrap_rounds: usize) -> Self {

@@ -412,3 +412,46 @@ fn the_benchmark_runs_and_writes_the_battles_it_rates() {
         assert_eq!((report.rows, agg.models().len()), (20_000, 10));
     }
 }
+
+/// A category's board keeps only models with enough battles in it; the rest of the board
+/// (the others' ratings, matrices in the same order, ranks among those kept) stays coherent.
+#[test]
+fn a_board_can_drop_models_with_too_few_battles() {
+    let mut agg = Aggregate::new();
+    let mut add = |a: &str, b: &str, winner, times| {
+        for _ in 0..times {
+            agg.add(&Battle::new(a, b, winner)).unwrap();
+        }
+    };
+    add("strong", "weak", Winner::ModelA, 30);
+    add("weak", "strong", Winner::ModelA, 10);
+    add("rare", "strong", Winner::ModelA, 2);
+    let mut board = compute(&agg, &RatingOptions::default()).unwrap();
+    let full = board.clone();
+    assert_eq!(board.only_models_with(5), 1);
+    let names: Vec<&str> = board.rows.iter().map(|r| r.model.as_str()).collect();
+    assert_eq!(names, ["strong", "weak"]);
+    assert_eq!(board.models, ["strong", "weak"]);
+    let kept = |m: &str| full.models.iter().position(|x| x == m).unwrap();
+    let (s, w) = (kept("strong"), kept("weak"));
+    assert_eq!(
+        board.battle_counts,
+        [
+            [full.battle_counts[s][s], full.battle_counts[s][w]],
+            [full.battle_counts[w][s], full.battle_counts[w][w]]
+        ]
+    );
+    assert_eq!(board.win_fraction[0][1], full.win_fraction[s][w]);
+    let strong = &board.rows[0];
+    assert_eq!(strong.bt, by_model(&full)["strong"].bt);
+    assert_eq!(strong.rank, 1);
+    assert_eq!(
+        board.rows[1].rank,
+        if board.rows[0].ci_low > board.rows[1].ci_high {
+            2
+        } else {
+            1
+        }
+    );
+    assert_eq!(board.only_models_with(5), 0);
+}

@@ -161,6 +161,23 @@ pub struct ControllerArgs {
     )]
     pub moderation_api_key: Option<String>,
 
+    /// OpenAI-compatible base URL (e.g. https://api.openai.com/v1) of a model that judges
+    /// each voted battle's first prompt on LMArena's seven hard-prompt criteria (6 or more:
+    /// the hard_prompt category); off when absent.
+    #[arg(long, env = "ARENA_HARD_PROMPT_LABELLER", help_heading = LEADERBOARD)]
+    pub hard_prompt_labeller: Option<String>,
+    /// The labeller's model name at that URL.
+    #[arg(long, env = "ARENA_HARD_PROMPT_MODEL", help_heading = LEADERBOARD)]
+    pub hard_prompt_model: Option<String>,
+    /// Bearer key for the labeller.
+    #[arg(
+        long,
+        env = "ARENA_HARD_PROMPT_API_KEY",
+        hide_env_values = true,
+        help_heading = LEADERBOARD
+    )]
+    pub hard_prompt_api_key: Option<String>,
+
     /// Recompute the leaderboard at most every this many seconds (and only when votes arrived).
     #[arg(
         long,
@@ -178,6 +195,15 @@ pub struct ControllerArgs {
         help_heading = LEADERBOARD
     )]
     pub leaderboard_bootstrap: usize,
+    /// A category's leaderboard (`?category=C`) lists only models with at least N battles
+    /// in it.
+    #[arg(
+        long,
+        env = "ARENA_CATEGORY_MIN_BATTLES",
+        default_value_t = config::DEFAULT_CATEGORY_MIN_BATTLES,
+        help_heading = LEADERBOARD
+    )]
+    pub category_min_battles: u64,
 
     /// Redis URL (redis://HOST:PORT/DB): share the worker registry with other controller
     /// replicas; in-process only when absent.
@@ -274,6 +300,9 @@ impl ControllerArgs {
             moderation_rules: self.moderation_rules,
             moderation_url: self.moderation_url.filter(|u| !u.is_empty()),
             moderation_api_key: self.moderation_api_key.filter(|k| !k.is_empty()),
+            hard_prompt_labeller: self.hard_prompt_labeller.filter(|u| !u.is_empty()),
+            hard_prompt_model: self.hard_prompt_model,
+            hard_prompt_api_key: self.hard_prompt_api_key.filter(|k| !k.is_empty()),
             rate_limit: self.rate_limit,
             api_rate_limit: self.api_rate_limit,
             vote_rate_limit: self.vote_rate_limit,
@@ -281,6 +310,7 @@ impl ControllerArgs {
             max_body_bytes: self.max_body_bytes.max(1),
             leaderboard_interval: Duration::from_secs(self.leaderboard_interval_s),
             leaderboard_bootstrap: self.leaderboard_bootstrap,
+            category_min_battles: self.category_min_battles,
             timeouts: config::Timeouts {
                 connect: Duration::from_millis(self.connect_timeout_ms.max(1)),
                 first_token: Duration::from_millis(self.first_token_timeout_ms.max(1)),

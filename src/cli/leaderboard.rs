@@ -63,6 +63,13 @@ pub struct LeaderboardArgs {
     /// conv_metadata (the public dataset's shape).
     #[arg(long)]
     pub style_control: bool,
+    /// Only the votes of battles in category C (coding, math, multi_turn, long_query,
+    /// non_english, a language such as english, hard_prompt), tagged when each vote was cast.
+    #[arg(long, value_name = "C")]
+    pub category: Option<String>,
+    /// With --category, list only models with at least N battles in it.
+    #[arg(long, value_name = "N", default_value_t = arena_controller::config::DEFAULT_CATEGORY_MIN_BATTLES)]
+    pub category_min_battles: u64,
     /// Also write the ratings with their method, options, seed, software version and the
     /// SHA-256 of the exact vote set to FILE (JSON).
     #[arg(long, value_name = "FILE", conflicts_with = "verify")]
@@ -118,10 +125,15 @@ impl LeaderboardArgs {
             Some(path) => Some(Catalog::load(path)?),
             None => None,
         };
+        let view = leaderboard::View {
+            style_control: self.style_control,
+            category: self.category.clone(),
+        };
         let out = leaderboard::run_cli(
             self.source(),
             self.options(),
-            self.style_control,
+            &view,
+            self.category_min_battles,
             self.format,
             snapshots,
             catalog.as_ref(),

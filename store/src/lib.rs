@@ -208,6 +208,8 @@ pub struct NewVote {
     pub counted: bool,
     /// Why not, when it does not.
     pub excluded_reason: Option<String>,
+    /// The leaderboard categories of its battle.
+    pub categories: Vec<String>,
 }
 
 /// A direct-chat rating to store.
@@ -380,13 +382,22 @@ pub trait ArenaStore: EvalLedger + Send + Sync {
     /// When the latest vote was cast (Unix ms, 0 without votes): a version number for caches
     /// that an index answers without counting rows.
     async fn last_vote_ms(&self) -> Result<i64, StoreError>;
-    /// Streams the counted anonymous votes in the order they were cast, each with what it
-    /// judged when `with_style`; returns how many.
+    /// Streams the counted anonymous votes (of `category` only, when given) in the order they
+    /// were cast, each with what it judged when `with_style`; returns how many.
     async fn counted_battles(
         &self,
         with_style: bool,
+        category: Option<&str>,
         sink: Sink<'_, BattleRow>,
     ) -> Result<u64, StoreError>;
+    /// Tags a stored vote with more categories (the ones it has already are kept).
+    async fn add_vote_categories(
+        &self,
+        vote_id: &str,
+        categories: &[String],
+    ) -> Result<(), StoreError>;
+    /// Counted anonymous votes per category, most first.
+    async fn category_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Streams votes (counted ones only unless `filter.all_votes`) with both conversations,
     /// oldest first.
     async fn export_battles(

@@ -19,16 +19,17 @@ fn battle_of(row: &BattleRow) -> Result<Battle, StoreError> {
     })
 }
 
-/// Folds the store's counted anonymous votes, in the order they were cast, into an
-/// aggregate. The outer error is the store's; the inner one a vote the ratings refuse, as it
+/// Folds the store's counted anonymous votes (of `category` only, when given), in the order
+/// they were cast, into an aggregate. The outer error is the store's; the inner one a vote the ratings refuse, as it
 /// is (it stops the stream).
 pub async fn counted_aggregate(
     store: &dyn ArenaStore,
+    category: Option<&str>,
 ) -> Result<Result<Aggregate, RatingsError>, StoreError> {
     let mut agg = Aggregate::new();
     let mut refused = None;
     let streamed = store
-        .counted_battles(false, &mut |row| {
+        .counted_battles(false, category, &mut |row| {
             agg.add(&battle_of(&row)?).map_err(|e| {
                 let stop = StoreError::Database(e.to_string());
                 refused = Some(e);
@@ -53,11 +54,15 @@ pub struct StyledVotes {
     pub without_style: u64,
 }
 
-/// The store's counted anonymous votes with the style of what each judged.
-pub async fn counted_styled(store: &dyn ArenaStore) -> Result<StyledVotes, StoreError> {
+/// The store's counted anonymous votes (of `category` only, when given) with the style of
+/// what each judged.
+pub async fn counted_styled(
+    store: &dyn ArenaStore,
+    category: Option<&str>,
+) -> Result<StyledVotes, StoreError> {
     let mut votes = StyledVotes::default();
     store
-        .counted_battles(true, &mut |row| {
+        .counted_battles(true, category, &mut |row| {
             let meta = row
                 .conv_metadata
                 .as_deref()

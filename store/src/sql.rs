@@ -327,6 +327,14 @@ macro_rules! arena_store_sql {
                 .execute(&mut *tx)
                 .await
                 .map_err(query_error)?;
+                for category in &v.categories {
+                    sqlx::query("INSERT INTO vote_categories (vote_id, category) VALUES ($1, $2)")
+                        .bind(&v.id)
+                        .bind(category)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query_error)?;
+                }
                 tx.commit().await.map_err(query_error)
             }
 
@@ -399,15 +407,19 @@ macro_rules! arena_store_sql {
             async fn counted_battles(
                 &self,
                 with_style: bool,
+                category: Option<&str>,
                 sink: Sink<'_, BattleRow>,
             ) -> Result<u64, StoreError> {
                 let mut rows = sqlx::query_as::<_, (String, String, String, i64, Option<String>)>(
                     "SELECT b.model_a, b.model_b, v.winner, v.created_ms, \
                      CASE WHEN $1 THEN v.conv_metadata END FROM votes v \
                      JOIN battles b ON b.id = v.battle_id WHERE b.anonymous AND v.counted \
+                     AND ($2 IS NULL OR EXISTS (SELECT 1 FROM vote_categories c \
+                     WHERE c.vote_id = v.id AND c.category = $2)) \
                      ORDER BY v.created_ms, v.id",
                 )
                 .bind(with_style)
+                .bind(category)
                 .fetch(&self.pool);
                 let mut n = 0;
                 while let Some(row) = rows.next().await {
@@ -416,6 +428,38 @@ macro_rules! arena_store_sql {
                     n += 1;
                 }
                 Ok(n)
+            }
+
+            async fn add_vote_categories(
+                &self,
+                vote_id: &str,
+                categories: &[String],
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await.map_err(query_error)?;
+                for category in categories {
+                    sqlx::query(
+                        "INSERT INTO vote_categories (vote_id, category) VALUES ($1, $2) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind(vote_id)
+                    .bind(category)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(query_error)?;
+                }
+                tx.commit().await.map_err(query_error)
+            }
+
+            async fn category_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+                sqlx::query_as(
+                    "SELECT c.category, CAST(COUNT(*) AS BIGINT) FROM vote_categories c \
+                     JOIN votes v ON v.id = c.vote_id JOIN battles b ON b.id = v.battle_id \
+                     WHERE b.anonymous AND v.counted GROUP BY c.category \
+                     ORDER BY 2 DESC, c.category",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_error)
             }
 
             async fn export_battles(

@@ -28,6 +28,7 @@ fn vote(id: &str, battle: &str, winner: &str, counted: bool) -> NewVote {
         voter_hash: "voter".into(),
         counted,
         excluded_reason: (!counted).then(|| "answer ended in an error".into()),
+        categories: Vec::new(),
     }
 }
 
@@ -294,7 +295,7 @@ on_both_backends!(
         }
         let mut rows = Vec::new();
         let n = s
-            .counted_battles(false, &mut |r| {
+            .counted_battles(false, None, &mut |r| {
                 rows.push(r);
                 Ok(())
             })
@@ -411,7 +412,9 @@ on_both_backends!(
                 .await
                 .unwrap();
         }
-        let styled = arena_store::ratings::counted_styled(&*s).await.unwrap();
+        let styled = arena_store::ratings::counted_styled(&*s, None)
+            .await
+            .unwrap();
         // b2's answer B has no token count: left out of style control, not guessed.
         assert_eq!(styled.without_style, 1);
         assert_eq!(styled.battles.len(), 1);
@@ -436,5 +439,56 @@ on_both_backends!(
         assert_eq!(meta["list_count_a"]["unordered"], 2);
         assert_eq!(meta["bold_count_b"]["**"], 1);
         assert_eq!(meta["context_b_tokens"], 11);
+    }
+);
+
+on_both_backends!(
+    votes_carry_categories_that_filter_the_counted_battles,
+    with_store,
+    |s: Arc<dyn ArenaStore>| async move {
+        let tags = |t: &[&str]| t.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        for (id, categories, counted) in [
+            ("b1", tags(&["coding", "english"]), true),
+            ("b2", tags(&["english"]), true),
+            ("b3", tags(&["coding"]), false),
+        ] {
+            s.create_battle(&battle(id, "alpha", "beta", true))
+                .await
+                .unwrap();
+            answered(&s, id).await;
+            s.add_vote(&NewVote {
+                categories,
+                ..vote(&format!("v{id}"), id, "model_a", counted)
+            })
+            .await
+            .unwrap();
+        }
+        let count = |category: Option<&'static str>| {
+            let s = s.clone();
+            async move {
+                s.counted_battles(false, category, &mut |_| Ok(()))
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(count(None).await, 2);
+        // The uncounted coding vote stays out of the coding board too.
+        assert_eq!(count(Some("coding")).await, 1);
+        assert_eq!(count(Some("english")).await, 2);
+        assert_eq!(count(Some("math")).await, 0);
+        assert_eq!(
+            s.category_counts().await.unwrap(),
+            vec![("english".to_string(), 2), ("coding".to_string(), 1)]
+        );
+        // The labeller's later tag is added once, however often it is sent.
+        for _ in 0..2 {
+            s.add_vote_categories("vb2", &tags(&["hard_prompt", "english"]))
+                .await
+                .unwrap();
+        }
+        assert_eq!(count(Some("hard_prompt")).await, 1);
+        assert_eq!(count(Some("english")).await, 2);
+        // A tag for a vote that does not exist is refused by the database.
+        assert!(s.add_vote_categories("nope", &tags(&["x"])).await.is_err());
     }
 );

@@ -46,6 +46,7 @@ async fn voted_battle(s: &Arc<dyn ArenaStore>, id: &str, terms: Option<&str>) {
         voter_hash: "voter".into(),
         counted: true,
         excluded_reason: None,
+        categories: Vec::new(),
     })
     .await
     .unwrap();

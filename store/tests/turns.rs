@@ -98,6 +98,7 @@ fn vote(id: &str, turn: i64) -> NewVote {
         voter_hash: "voter".into(),
         counted: true,
         excluded_reason: None,
+        categories: Vec::new(),
     }
 }
 

@@ -254,16 +254,24 @@ pub async fn vote(
     } else {
         Some("the names were shown (side-by-side battle), so the vote does not rank models".into())
     };
+    let first_prompt = threads[0]
+        .messages
+        .iter()
+        .find(|m| m.role == "user")
+        .map_or("", |m| m.content.as_str());
+    let categories = arena_ratings::category::categorize(first_prompt, turn);
+    let vote_id = random_id("v_");
     state
         .store
         .add_vote(&NewVote {
-            id: random_id("v_"),
+            id: vote_id.clone(),
             battle_id: battle.id.clone(),
             turn,
             winner: req.winner,
             voter_hash: client.hash,
             counted: reason.is_none(),
             excluded_reason: reason.clone(),
+            categories: categories.clone(),
         })
         .await
         .map_err(|e| match e {
@@ -273,6 +281,9 @@ pub async fn vote(
             StoreError::Unfinished(why) => not_finished(&why),
             other => store_error(other),
         })?;
+    if let (Some(labeller), true) = (&state.labeller, battle.anonymous) {
+        labeller.spawn(state.store.clone(), vote_id, first_prompt.to_string());
+    }
     Ok(Json(json!({
         "model_a": battle.model_a,
         "model_b": battle.model_b,
@@ -280,6 +291,7 @@ pub async fn vote(
         "info_b": state.catalog.info_json(&battle.model_b),
         "counted": reason.is_none(),
         "reason": reason,
+        "categories": categories,
     })))
 }
 

@@ -17,8 +17,11 @@ use crate::error::ControllerError;
 
 /// Folds the store's counted anonymous votes, in the order they were cast, into an aggregate.
 /// A vote the ratings refuse is the error, as it is, not a store error.
-pub async fn aggregate_store(store: &dyn ArenaStore) -> Result<Aggregate, ControllerError> {
-    arena_store::ratings::counted_aggregate(store)
+pub async fn aggregate_store(
+    store: &dyn ArenaStore,
+    category: Option<&str>,
+) -> Result<Aggregate, ControllerError> {
+    arena_store::ratings::counted_aggregate(store, category)
         .await?
         .map_err(ControllerError::Ratings)
 }
@@ -134,22 +137,41 @@ pub fn leaderboard_json(board: &Leaderboard, stats: &[ModelStats], computed_ms: 
     })
 }
 
-/// Which leaderboard: `?style_control=true` asks for the style-controlled one.
+/// Which leaderboard: `?style_control=true` asks for the style-controlled one,
+/// `?category=C` for the votes of one category.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct View {
     /// arena-rank's contextual model over both answers' length and markdown.
     #[serde(default)]
     pub style_control: bool,
+    /// Only the votes of battles in this category.
+    #[serde(default)]
+    pub category: Option<String>,
 }
 
 impl View {
     /// Its key in Redis.
     fn redis_key(&self) -> String {
+        let mut key = REDIS_KEY.to_string();
         if self.style_control {
-            format!("{REDIS_KEY}:style")
-        } else {
-            REDIS_KEY.to_string()
+            key.push_str(":style");
+        }
+        if let Some(c) = &self.category {
+            key.push_str(":category:");
+            key.push_str(c);
+        }
+        key
+    }
+
+    /// The error for a category name that cannot be one, before it reaches the store.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.category {
+            Some(c) if !arena_ratings::category::valid_name(c) => Err(format!(
+                "'category' must be 1 to 40 lower-case letters, digits or '_' (e.g. coding); got '{}'",
+                c.chars().take(60).collect::<String>()
+            )),
+            _ => Ok(()),
         }
     }
 }
@@ -167,8 +189,9 @@ fn style_options(options: &RatingOptions) -> RatingOptions {
 pub async fn styled_board(
     store: &dyn ArenaStore,
     options: &RatingOptions,
+    category: Option<&str>,
 ) -> Result<(Leaderboard, u64), ControllerError> {
-    let votes = arena_store::ratings::counted_styled(store).await?;
+    let votes = arena_store::ratings::counted_styled(store, category).await?;
     let options = options.clone();
     let board = tokio::task::spawn_blocking(move || {
         arena_ratings::compute_style_controlled(&votes.battles, &options)
@@ -199,6 +222,7 @@ pub struct LeaderboardCache {
     min_interval: Duration,
     options: RatingOptions,
     catalog: Arc<Catalog>,
+    category_min_battles: u64,
     // One recomputation at a time; waiters then find it fresh.
     cached: tokio::sync::Mutex<std::collections::HashMap<View, Cached>>,
 }
@@ -217,7 +241,17 @@ impl LeaderboardCache {
             min_interval,
             options,
             catalog: Arc::default(),
+            category_min_battles: crate::config::DEFAULT_CATEGORY_MIN_BATTLES,
             cached: tokio::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// The same cache, listing on a category's board only models with at least `min` battles
+    /// in it.
+    pub fn with_category_min_battles(self, min: u64) -> Self {
+        Self {
+            category_min_battles: min,
+            ..self
         }
     }
 
@@ -251,6 +285,60 @@ impl LeaderboardCache {
         }
     }
 
+    /// Computes the leaderboard `view` from the store.
+    async fn compute_view(&self, view: &View, now: i64) -> Result<Value, ControllerError> {
+        let category = view.category.as_deref();
+        let categories = self.store.category_counts().await?;
+        if let Some(c) = category {
+            if !categories.iter().any(|(name, _)| name == c) {
+                return Err(ControllerError::UnknownCategory(format!(
+                    "no counted votes in category '{c}'; categories with votes: {}",
+                    if categories.is_empty() {
+                        "none yet".to_string()
+                    } else {
+                        categories
+                            .iter()
+                            .map(|(n, _)| n.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                )));
+            }
+        }
+        // The win/loss totals are over all counted votes: a category board shows its own.
+        let stats = match category {
+            None => self.store.model_stats().await?,
+            Some(_) => Vec::new(),
+        };
+        let (mut board, without_style) = if view.style_control {
+            let (board, without) =
+                styled_board(&*self.store, &style_options(&self.options), category).await?;
+            (board, Some(without))
+        } else {
+            let agg = aggregate_store(&*self.store, category).await?;
+            (compute(agg, self.options.clone()).await?, None)
+        };
+        let hidden = match category {
+            Some(_) => board.only_models_with(self.category_min_battles),
+            None => 0,
+        };
+        let mut body = leaderboard_json(&board, &stats, now);
+        body["style_control"] = json!(view.style_control);
+        if let Some(without) = without_style {
+            body["without_style"] = json!(without);
+        }
+        body["category"] = json!(category);
+        body["categories"] = categories
+            .iter()
+            .map(|(name, votes)| json!({"name": name, "votes": votes}))
+            .collect();
+        if category.is_some() {
+            body["category_min_battles"] = json!(self.category_min_battles);
+            body["hidden_models"] = json!(hidden);
+        }
+        Ok(self.catalog.annotate_leaderboard(body))
+    }
+
     /// The leaderboard `view`: the cached one while no vote arrived or the interval has not
     /// passed, else recomputed from the store.
     pub async fn get(&self, view: &View) -> Result<Arc<Value>, ControllerError> {
@@ -269,22 +357,11 @@ impl LeaderboardCache {
             cached.insert(view.clone(), c);
             return Ok(body);
         }
-        let stats = self.store.model_stats().await?;
-        let mut body = if view.style_control {
-            let (board, without_style) =
-                styled_board(&*self.store, &style_options(&self.options)).await?;
-            let mut body = leaderboard_json(&board, &stats, now);
-            body["without_style"] = json!(without_style);
-            body
-        } else {
-            let agg = aggregate_store(&*self.store).await?;
-            leaderboard_json(&compute(agg, self.options.clone()).await?, &stats, now)
-        };
-        body["style_control"] = json!(view.style_control);
+        let body = self.compute_view(view, now).await?;
         let c = Cached {
             last_vote_ms: last_vote,
             computed_ms: now,
-            body: Arc::new(self.catalog.annotate_leaderboard(body)),
+            body: Arc::new(body),
         };
         self.share(view, &c).await;
         let body = c.body.clone();
@@ -334,24 +411,37 @@ pub fn parse_anchor(spec: &str) -> Result<(String, f64), String> {
 pub async fn run_cli(
     source: Source,
     options: RatingOptions,
-    style_control: bool,
+    view: &View,
+    category_min_battles: u64,
     format: OutputFormat,
     snapshot: Snapshots,
     catalog: Option<&Catalog>,
 ) -> Result<String, ControllerError> {
-    if style_control && (snapshot.write.is_some() || snapshot.verify.is_some()) {
+    let style_control = view.style_control;
+    let category = view.category.as_deref();
+    view.check().map_err(ControllerError::Leaderboard)?;
+    if (style_control || category.is_some())
+        && (snapshot.write.is_some() || snapshot.verify.is_some())
+    {
         return Err(ControllerError::Leaderboard(
-            "snapshots of style-controlled ratings are not supported yet (their vote set would \
-             have to include each answer's style)"
+            "snapshots of style-controlled or category ratings are not supported yet (their vote \
+             set would have to include each answer's style and each battle's categories)"
                 .into(),
         ));
     }
-    let board = if style_control {
+    if let (Some(_), Source::File { .. }) = (category, &source) {
+        return Err(ControllerError::Leaderboard(
+            "--category rates the arena's own votes, which are tagged when they are cast; a \
+             battles file carries no tags (use --database-url)"
+                .into(),
+        ));
+    }
+    let mut board = if style_control {
         let options = options.clone();
         match source {
             Source::Database(url) => {
                 let store = arena_store::connect(&url).await?;
-                let (board, without_style) = styled_board(&*store, &options).await?;
+                let (board, without_style) = styled_board(&*store, &options, category).await?;
                 if without_style > 0 {
                     eprintln!(
                         "{without_style} counted votes left out of style control: cast before \
@@ -376,7 +466,9 @@ pub async fn run_cli(
         }
     } else {
         let agg = match source {
-            Source::Database(url) => aggregate_store(&*arena_store::connect(&url).await?).await?,
+            Source::Database(url) => {
+                aggregate_store(&*arena_store::connect(&url).await?, category).await?
+            }
             Source::File { path, strict } => {
                 let (agg, report) = Aggregate::from_file(&path, strict)?;
                 print_report(&path, &report);
@@ -403,6 +495,14 @@ pub async fn run_cli(
         }
         board
     };
+    if let Some(c) = category {
+        let hidden = board.only_models_with(category_min_battles);
+        eprintln!(
+            "category '{c}': {} counted votes; models with fewer than {category_min_battles} \
+             battles in it are not listed ({hidden} left out)",
+            board.battles
+        );
+    }
     super::leaderboard_text::render(&board, format, catalog)
 }
 
@@ -465,10 +565,11 @@ mod tests {
                 voter_hash: "h".into(),
                 counted: true,
                 excluded_reason: None,
+                categories: Vec::new(),
             })
             .await
             .unwrap();
-        let e = aggregate_store(&*store).await.unwrap_err();
+        let e = aggregate_store(&*store, None).await.unwrap_err();
         assert!(
             matches!(
                 e,

@@ -9,6 +9,7 @@ pub mod coalesce;
 pub mod evaluation;
 pub mod hygiene;
 mod input;
+pub mod labeller;
 pub mod leaderboard;
 mod leaderboard_text;
 pub mod moderation;
@@ -54,6 +55,8 @@ pub struct ArenaState {
     pub terms: Terms,
     /// What the page shows about each model once its name may be shown.
     pub catalog: Arc<Catalog>,
+    /// Tags hard prompts after votes, when configured.
+    pub labeller: Option<labeller::Labeller>,
     salt: String,
 }
 
@@ -80,8 +83,14 @@ impl ArenaState {
             leaderboard,
             terms,
             catalog,
+            labeller: None,
             salt,
         }
+    }
+
+    /// The same state, with hard prompts tagged by `labeller` after each vote.
+    pub fn with_labeller(self, labeller: Option<labeller::Labeller>) -> Self {
+        Self { labeller, ..self }
     }
 
     /// A salted hash of a client address: votes can be grouped per voter without storing IPs.
@@ -155,13 +164,18 @@ async fn config(State(state): State<Arc<ArenaState>>) -> Json<serde_json::Value>
     }))
 }
 
-/// `GET /api/leaderboard[?style_control=true]`.
+/// `GET /api/leaderboard[?style_control=true][&category=C]`.
 async fn leaderboard(
     State(state): State<Arc<ArenaState>>,
     view: Result<axum::extract::Query<leaderboard::View>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let axum::extract::Query(view) = view.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let body = state.leaderboard.get(&view).await.map_err(store_error)?;
+    view.check()
+        .map_err(|m| ApiError::invalid_param("category", m))?;
+    let body = state.leaderboard.get(&view).await.map_err(|e| match e {
+        ControllerError::UnknownCategory(m) => ApiError::not_found(m),
+        other => store_error(other),
+    })?;
     Ok(Json(serde_json::Value::clone(&body)))
 }
 
