@@ -176,6 +176,42 @@ async fn full_anonymous_battle(backend: &str) {
     assert_eq!(cli[0]["rank"], 1);
     assert_eq!(cli[0]["bt"], models[0]["bt"]);
 
+    // The day's snapshot was kept when the leaderboard was first computed with a vote; it
+    // downloads as a file `arena leaderboard --verify` reproduces from the store.
+    let day = arena_ratings::clock::utc_day(arena_ratings::clock::unix_ms());
+    assert_eq!(board["snapshot"]["day"], day.as_str(), "{board}");
+    assert_eq!(board["snapshot"]["votes"], 1, "{board}");
+    let listed = get(http, "/api/leaderboard/snapshots").await.json();
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 1, "{listed}");
+    let snap = get(http, &format!("/api/leaderboard/snapshots/{day}")).await;
+    assert_eq!(snap.status, 200, "{}", snap.text);
+    assert_eq!(
+        snap.json()["vote_set_sha256"],
+        board["snapshot"]["vote_set_sha256"]
+    );
+    let file = dir.path().join("snapshot.json");
+    std::fs::write(&file, &snap.text).unwrap();
+    let out = common::bin().ok(&[
+        "leaderboard",
+        "--database-url",
+        db,
+        "--verify",
+        file.to_str().unwrap(),
+    ]);
+    assert!(out.contains("reproduced"), "{out}");
+    assert_eq!(
+        get(http, "/api/leaderboard/snapshots/1999-01-01")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        get(http, "/api/leaderboard/snapshots/yesterday")
+            .await
+            .status,
+        400
+    );
+
     // Style control rates the same vote from the style recorded with it.
     let styled = get(http, "/api/leaderboard?style_control=true").await;
     assert_eq!(styled.status, 200, "{}", styled.text);

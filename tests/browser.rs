@@ -162,6 +162,25 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
         .eval("return [document.querySelectorAll('#leaderboard-ci-plot circle').length, document.querySelectorAll('#leaderboard-heatmap rect').length > 0]")
         .await;
     assert_eq!(drawn, json!([2, true]), "{table}");
+    // The day's snapshot, with its hash and the file to verify.
+    let snapshot = browser
+        .eval("const p = document.querySelector('#leaderboard-snapshot'); return [p.hidden, p.textContent, p.querySelector('a').getAttribute('href')]")
+        .await;
+    assert_eq!(snapshot[0], json!(false), "{snapshot}");
+    assert!(
+        snapshot[1]
+            .as_str()
+            .unwrap()
+            .starts_with("Daily snapshot 20"),
+        "{snapshot}"
+    );
+    assert!(
+        snapshot[2]
+            .as_str()
+            .unwrap()
+            .starts_with("/api/leaderboard/snapshots/20"),
+        "{snapshot}"
+    );
     // With two models the heat map's colour bar is narrow: its two end labels must not be
     // drawn over each other.
     let apart = browser

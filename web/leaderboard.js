@@ -192,6 +192,24 @@
     $('leaderboard-meta').hidden = !parts.length;
     renderStyleNote(data);
     renderCategories(data);
+    renderSnapshot(data.snapshot);
+  }
+
+  // The latest daily snapshot: its day, votes and vote-set hash, and the file to verify.
+  function renderSnapshot(s) {
+    const line = $('leaderboard-snapshot');
+    const ok = s && typeof s.day === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(s.day)
+      && typeof s.vote_set_sha256 === 'string';
+    if (!ok) { line.hidden = true; return; }
+    const link = el('a', null, 'JSON');
+    link.href = `/api/leaderboard/snapshots/${s.day}`;
+    link.title = 'Check it with: arena leaderboard --verify FILE';
+    line.replaceChildren(
+      `Daily snapshot ${s.day}: ${plural(isNum(s.votes) ? s.votes : 0, 'vote', 'votes')}, vote set sha256 `,
+      el('code', null, s.vote_set_sha256.slice(0, 16) + '…'),
+      ' (', link, ')');
+    line.title = s.vote_set_sha256;
+    line.hidden = false;
   }
 
   // The category menu (every category with counted votes) and what a category board leaves out.

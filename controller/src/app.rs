@@ -257,7 +257,8 @@ fn routes(
         },
     )
     .with_catalog(catalog.clone())
-    .with_category_min_battles(opts.category_min_battles);
+    .with_category_min_battles(opts.category_min_battles)
+    .with_daily_snapshots(opts.daily_snapshots);
     let arena_state = Arc::new(
         ArenaState::new(
             gateway.clone(),

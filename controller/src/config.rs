@@ -144,6 +144,8 @@ pub struct ControllerOptions {
     pub leaderboard_bootstrap: usize,
     /// A category's leaderboard lists only models with at least this many battles in it.
     pub category_min_battles: u64,
+    /// Keep one leaderboard snapshot a day in the store.
+    pub daily_snapshots: bool,
     /// How long calls to workers and API-hosted contestants may wait.
     pub timeouts: Timeouts,
     /// When a failing worker is taken out of dispatch for a while.

@@ -45,6 +45,7 @@ fn options(dir: &std::path::Path, api_keys: &[&str]) -> ControllerOptions {
         leaderboard_interval: Duration::from_secs(1),
         leaderboard_bootstrap: 10,
         category_min_battles: 10,
+        daily_snapshots: true,
         timeouts: Default::default(),
         breaker: Default::default(),
         server_limits: Default::default(),

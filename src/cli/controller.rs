@@ -204,6 +204,10 @@ pub struct ControllerArgs {
         help_heading = LEADERBOARD
     )]
     pub category_min_battles: u64,
+    /// Do not keep a leaderboard snapshot a day in the store (kept by default: the first
+    /// leaderboard computed with votes each UTC day, for `arena leaderboard --verify`).
+    #[arg(long, env = "ARENA_NO_DAILY_SNAPSHOTS", help_heading = LEADERBOARD)]
+    pub no_daily_snapshots: bool,
 
     /// Redis URL (redis://HOST:PORT/DB): share the worker registry with other controller
     /// replicas; in-process only when absent.
@@ -311,6 +315,7 @@ impl ControllerArgs {
             leaderboard_interval: Duration::from_secs(self.leaderboard_interval_s),
             leaderboard_bootstrap: self.leaderboard_bootstrap,
             category_min_battles: self.category_min_battles,
+            daily_snapshots: !self.no_daily_snapshots,
             timeouts: config::Timeouts {
                 connect: Duration::from_millis(self.connect_timeout_ms.max(1)),
                 first_token: Duration::from_millis(self.first_token_timeout_ms.max(1)),

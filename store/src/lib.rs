@@ -331,6 +331,19 @@ pub struct ExportFilter {
     pub accepted_terms_only: bool,
 }
 
+/// A stored daily leaderboard snapshot, without its body.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SnapshotRecord {
+    /// Its UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// When it was taken, Unix milliseconds.
+    pub created_ms: i64,
+    /// Votes it rates.
+    pub votes: i64,
+    /// SHA-256 of its exact vote set.
+    pub vote_set_sha256: String,
+}
+
 /// Receives streamed rows; an error stops the stream.
 pub type Sink<'a, T> = &'a mut (dyn FnMut(T) -> Result<(), StoreError> + Send);
 
@@ -398,6 +411,17 @@ pub trait ArenaStore: EvalLedger + Send + Sync {
     ) -> Result<(), StoreError>;
     /// Counted anonymous votes per category, most first.
     async fn category_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Keeps `snapshot` (JSON) as the day's leaderboard snapshot unless the day has one
+    /// already; returns whether it was kept.
+    async fn add_snapshot(
+        &self,
+        record: &SnapshotRecord,
+        snapshot: &str,
+    ) -> Result<bool, StoreError>;
+    /// The kept snapshots, newest first, at most `limit`.
+    async fn snapshots(&self, limit: i64) -> Result<Vec<SnapshotRecord>, StoreError>;
+    /// The snapshot (JSON) of `day`, if kept.
+    async fn snapshot(&self, day: &str) -> Result<Option<String>, StoreError>;
     /// Streams votes (counted ones only unless `filter.all_votes`) with both conversations,
     /// oldest first.
     async fn export_battles(

@@ -9,8 +9,8 @@ use crate::vote::{judged_metadata, refusal, VoteRow, VOTE_ROW_COLUMNS};
 use crate::{
     AnswerUpdate, ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExportBattle,
     ExportConversation, ExportFilter, MessageRecord, ModelStats, NewBattle, NewFlag, NewMessage,
-    NewRating, NewVote, OpenTurn, PostgresStore, Sink, SqliteStore, StoreError, GENERATING,
-    INTERRUPTED,
+    NewRating, NewVote, OpenTurn, PostgresStore, Sink, SnapshotRecord, SqliteStore, StoreError,
+    GENERATING, INTERRUPTED,
 };
 
 /// What an answer left `generating` by a stopped controller says.
@@ -460,6 +460,56 @@ macro_rules! arena_store_sql {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(query_error)
+            }
+
+            async fn add_snapshot(
+                &self,
+                r: &SnapshotRecord,
+                snapshot: &str,
+            ) -> Result<bool, StoreError> {
+                let done = sqlx::query(
+                    "INSERT INTO leaderboard_snapshots (day, created_ms, votes, vote_set_sha256, \
+                     snapshot) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(&r.day)
+                .bind(r.created_ms)
+                .bind(r.votes)
+                .bind(&r.vote_set_sha256)
+                .bind(snapshot)
+                .execute(&self.pool)
+                .await
+                .map_err(query_error)?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn snapshots(&self, limit: i64) -> Result<Vec<SnapshotRecord>, StoreError> {
+                let rows: Vec<(String, i64, i64, String)> = sqlx::query_as(
+                    "SELECT day, created_ms, votes, vote_set_sha256 FROM leaderboard_snapshots \
+                     ORDER BY day DESC LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_error)?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(day, created_ms, votes, vote_set_sha256)| SnapshotRecord {
+                        day,
+                        created_ms,
+                        votes,
+                        vote_set_sha256,
+                    })
+                    .collect())
+            }
+
+            async fn snapshot(&self, day: &str) -> Result<Option<String>, StoreError> {
+                let row: Option<(String,)> =
+                    sqlx::query_as("SELECT snapshot FROM leaderboard_snapshots WHERE day = $1")
+                        .bind(day)
+                        .fetch_optional(&self.pool)
+                        .await
+                        .map_err(query_error)?;
+                Ok(row.map(|(s,)| s))
             }
 
             async fn export_battles(

@@ -492,3 +492,37 @@ on_both_backends!(
         assert!(s.add_vote_categories("nope", &tags(&["x"])).await.is_err());
     }
 );
+
+on_both_backends!(
+    one_leaderboard_snapshot_is_kept_per_day,
+    with_store,
+    |s: Arc<dyn ArenaStore>| async move {
+        let record = |day: &str, votes| arena_store::SnapshotRecord {
+            day: day.into(),
+            created_ms: 1,
+            votes,
+            vote_set_sha256: format!("sha-{votes}"),
+        };
+        assert!(s
+            .add_snapshot(&record("2026-12-01", 5), "{\"a\":1}")
+            .await
+            .unwrap());
+        // The day's first snapshot stands: a second replica's later one is not kept.
+        assert!(!s
+            .add_snapshot(&record("2026-12-01", 9), "{\"b\":2}")
+            .await
+            .unwrap());
+        assert!(s
+            .add_snapshot(&record("2026-12-02", 7), "{\"c\":3}")
+            .await
+            .unwrap());
+        let kept = s.snapshots(10).await.unwrap();
+        assert_eq!(kept, vec![record("2026-12-02", 7), record("2026-12-01", 5)]);
+        assert_eq!(s.snapshots(1).await.unwrap().len(), 1);
+        assert_eq!(
+            s.snapshot("2026-12-01").await.unwrap().as_deref(),
+            Some("{\"a\":1}")
+        );
+        assert_eq!(s.snapshot("2026-11-30").await.unwrap(), None);
+    }
+);

@@ -223,6 +223,9 @@ pub struct LeaderboardCache {
     options: RatingOptions,
     catalog: Arc<Catalog>,
     category_min_battles: u64,
+    daily_snapshots: bool,
+    // The UTC day whose snapshot is known to be kept, so most computations skip the check.
+    snapshot_day: std::sync::Mutex<Option<String>>,
     // One recomputation at a time; waiters then find it fresh.
     cached: tokio::sync::Mutex<std::collections::HashMap<View, Cached>>,
 }
@@ -242,6 +245,8 @@ impl LeaderboardCache {
             options,
             catalog: Arc::default(),
             category_min_battles: crate::config::DEFAULT_CATEGORY_MIN_BATTLES,
+            daily_snapshots: true,
+            snapshot_day: std::sync::Mutex::new(None),
             cached: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -251,6 +256,14 @@ impl LeaderboardCache {
     pub fn with_category_min_battles(self, min: u64) -> Self {
         Self {
             category_min_battles: min,
+            ..self
+        }
+    }
+
+    /// The same cache, keeping (or not) a snapshot of the leaderboard each UTC day.
+    pub fn with_daily_snapshots(self, on: bool) -> Self {
+        Self {
+            daily_snapshots: on,
             ..self
         }
     }
@@ -316,7 +329,13 @@ impl LeaderboardCache {
             (board, Some(without))
         } else {
             let agg = aggregate_store(&*self.store, category).await?;
-            (compute(agg, self.options.clone()).await?, None)
+            let due = category.is_none() && agg.battles() > 0 && self.snapshot_due(now);
+            let snapshot_agg = due.then(|| agg.clone());
+            let board = compute(agg, self.options.clone()).await?;
+            if let Some(agg) = snapshot_agg {
+                self.keep_snapshot(&agg, &board, now).await;
+            }
+            (board, None)
         };
         let hidden = match category {
             Some(_) => board.only_models_with(self.category_min_battles),
@@ -328,6 +347,7 @@ impl LeaderboardCache {
             body["without_style"] = json!(without);
         }
         body["category"] = json!(category);
+        body["snapshot"] = json!(self.store.snapshots(1).await?.first());
         body["categories"] = categories
             .iter()
             .map(|(name, votes)| json!({"name": name, "votes": votes}))
@@ -337,6 +357,51 @@ impl LeaderboardCache {
             body["hidden_models"] = json!(hidden);
         }
         Ok(self.catalog.annotate_leaderboard(body))
+    }
+
+    /// Whether today (UTC) may still lack its snapshot, as far as this controller knows.
+    fn snapshot_due(&self, now: i64) -> bool {
+        let today = arena_ratings::clock::utc_day(now as u64);
+        self.daily_snapshots
+            && self
+                .snapshot_day
+                .lock()
+                .map_or(true, |d| d.as_deref() != Some(today.as_str()))
+    }
+
+    /// Keeps today's snapshot of the plain leaderboard unless another replica (or this one)
+    /// already did: the first board computed with votes each UTC day.
+    async fn keep_snapshot(&self, agg: &Aggregate, board: &Leaderboard, now: i64) {
+        let snap = arena_ratings::snapshot::Snapshot::new(agg, &self.options, board);
+        let day = arena_ratings::clock::utc_day(now as u64);
+        let record = arena_store::SnapshotRecord {
+            day: day.clone(),
+            created_ms: now,
+            votes: snap.battles as i64,
+            vote_set_sha256: snap.vote_set_sha256.clone(),
+        };
+        let kept = match serde_json::to_string_pretty(&snap) {
+            Ok(text) => self.store.add_snapshot(&record, &text).await,
+            Err(e) => {
+                tracing::warn!("daily snapshot: {e}");
+                return;
+            }
+        };
+        match kept {
+            Ok(kept) => {
+                if kept {
+                    tracing::info!(
+                        "daily leaderboard snapshot {day}: {} votes, sha256 {}",
+                        record.votes,
+                        record.vote_set_sha256
+                    );
+                }
+                if let Ok(mut d) = self.snapshot_day.lock() {
+                    *d = Some(day);
+                }
+            }
+            Err(e) => tracing::warn!("daily snapshot: {e}"),
+        }
     }
 
     /// The leaderboard `view`: the cached one while no vote arrived or the interval has not

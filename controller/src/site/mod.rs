@@ -14,6 +14,7 @@ pub mod leaderboard;
 mod leaderboard_text;
 pub mod moderation;
 pub mod pick;
+pub mod snapshots;
 pub mod terms;
 mod turns;
 pub mod web;
@@ -143,6 +144,8 @@ pub fn router(state: Arc<ArenaState>, limit: Arc<Limit>, vote_limit: Arc<Limit>)
         .route("/api/config", get(config))
         .route("/api/battles/{id}", get(battles::show))
         .route("/api/leaderboard", get(leaderboard))
+        .route("/api/leaderboard/snapshots", get(snapshots::list))
+        .route("/api/leaderboard/snapshots/{day}", get(snapshots::one))
         .merge(evaluation::router(Arc::clone(&state.store)))
         .merge(limited)
         .merge(votes)
