@@ -281,6 +281,7 @@ impl LeaderboardCache {
             leaderboard_json(&compute(agg, self.options.clone()).await?, &stats, now)
         };
         body["style_control"] = json!(view.style_control);
+        body["excluded"] = super::exclusions::excluded_json(&*self.store).await?;
         let c = Cached {
             last_vote_ms: last_vote,
             computed_ms: now,
@@ -463,8 +464,8 @@ mod tests {
                 turn: 1,
                 winner: "model_a".into(),
                 voter_hash: "h".into(),
-                counted: true,
-                excluded_reason: None,
+                exclusion: None,
+                limits: Default::default(),
             })
             .await
             .unwrap();
