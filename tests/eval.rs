@@ -97,8 +97,8 @@ async fn voted_battle(db: &str, id: &str, prompt: &str, winner: &str) {
         turn: 1,
         winner: winner.into(),
         voter_hash: "voter".into(),
-        counted: true,
-        excluded_reason: None,
+        exclusion: None,
+        limits: Default::default(),
         categories: Vec::new(),
     })
     .await

@@ -190,6 +190,7 @@
     }
     $('leaderboard-meta').textContent = parts.join(' · ');
     $('leaderboard-meta').hidden = !parts.length;
+    if (window.Arena.Exclusions) window.Arena.Exclusions.render(data);
     renderStyleNote(data);
     renderCategories(data);
     renderSnapshot(data.snapshot);

@@ -5,6 +5,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use arena_store::VoteLimits;
+
 use crate::gateway::dispatch::Policy;
 use crate::http::TrustedProxies;
 
@@ -38,6 +40,18 @@ pub const DEFAULT_RATE_LIMIT: u32 = 30;
 /// Default votes and ratings per client and window: a person votes after reading two
 /// answers, so a fast voter is a script.
 pub const DEFAULT_VOTE_RATE_LIMIT: u32 = 20;
+/// A vote sooner than this (ms) after both answers finished does not count: a script votes
+/// within milliseconds, while a person who read the answers as they streamed still needs
+/// about a second to point and click.
+pub const DEFAULT_MIN_VOTE_DELAY_MS: u64 = 1000;
+/// A client's votes beyond this many in the trailing hour do not count: a vote a minute for a
+/// whole hour, prompts and answers included, is more than a person sustains (raise it where
+/// many people share one address).
+pub const DEFAULT_MAX_VOTES_PER_HOUR: u64 = 60;
+/// A client's votes beyond this many in a row for the same side do not count: sides are
+/// shuffled, so an honest voter's streak passes 10 once in about a thousand votes, while
+/// "always left" passes it at once.
+pub const DEFAULT_MAX_SAME_SIDE_STREAK: u64 = 10;
 /// Most choices (`n`) one OpenAI API request may ask for: each is a sequence on a worker.
 pub const MAX_CHOICES: u32 = 8;
 /// `/v1` requests per client and window (0: no limit).
@@ -207,6 +221,8 @@ pub struct ArenaSettings {
     pub default_max_tokens: u32,
     /// Lease of an answer being generated, renewed while it streams.
     pub answer_lease: Duration,
+    /// Thresholds of the client rules applied to every vote's signals (0 turns one off).
+    pub vote_limits: VoteLimits,
 }
 
 impl Default for ArenaSettings {
@@ -225,6 +241,11 @@ impl Default for ArenaSettings {
             default_top_p: DEFAULT_TOP_P,
             default_max_tokens: DEFAULT_MAX_TOKENS,
             answer_lease: DEFAULT_ANSWER_LEASE,
+            vote_limits: VoteLimits {
+                min_vote_delay_ms: DEFAULT_MIN_VOTE_DELAY_MS,
+                max_votes_per_hour: DEFAULT_MAX_VOTES_PER_HOUR,
+                max_same_side_streak: DEFAULT_MAX_SAME_SIDE_STREAK,
+            },
         }
     }
 }

@@ -102,6 +102,18 @@ pub struct ControllerArgs {
     /// leaderboard (replaces the built-in list; model names are always checked).
     #[arg(long, env = "ARENA_IDENTITY_PHRASES", value_delimiter = ',', help_heading = ARENA)]
     pub identity_phrases: Option<Vec<String>>,
+    /// A vote sooner than this many ms after both answers finished is stored but does not
+    /// count (nobody read them that fast); 0: off.
+    #[arg(long, env = "ARENA_MIN_VOTE_DELAY_MS", default_value_t = config::DEFAULT_MIN_VOTE_DELAY_MS, help_heading = ARENA)]
+    pub min_vote_delay_ms: u64,
+    /// A client's votes beyond this many in the trailing hour are stored but do not count;
+    /// 0: off (raise it where many people share one address).
+    #[arg(long, env = "ARENA_MAX_VOTES_PER_HOUR", default_value_t = config::DEFAULT_MAX_VOTES_PER_HOUR, help_heading = ARENA)]
+    pub max_votes_per_hour: u64,
+    /// A client's votes beyond this many in a row for the same side (A or B; a tie breaks the
+    /// streak) are stored but do not count; 0: off.
+    #[arg(long, env = "ARENA_MAX_SAME_SIDE_STREAK", default_value_t = config::DEFAULT_MAX_SAME_SIDE_STREAK, help_heading = ARENA)]
+    pub max_same_side_streak: u64,
     /// Salt of the stored voter hashes (random per start when unset; set it to link one
     /// voter's votes across restarts and replicas).
     #[arg(long, env = "ARENA_VOTER_SALT", hide_env_values = true, help_heading = ARENA)]
@@ -297,6 +309,11 @@ impl ControllerArgs {
                 voter_salt: self.voter_salt.filter(|s| !s.is_empty()),
                 default_max_tokens: self.max_tokens.max(1),
                 answer_lease: std::time::Duration::from_millis(self.answer_lease_ms.max(100)),
+                vote_limits: arena_store::VoteLimits {
+                    min_vote_delay_ms: self.min_vote_delay_ms,
+                    max_votes_per_hour: self.max_votes_per_hour,
+                    max_same_side_streak: self.max_same_side_streak,
+                },
                 ..ArenaSettings::default()
             },
             terms: self.terms.filter(|p| !p.as_os_str().is_empty()),

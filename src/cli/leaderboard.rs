@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use arena_controller::site::catalog::Catalog;
+use arena_controller::site::exclusions;
 use arena_controller::site::leaderboard::{self, OutputFormat, Source};
 use arena_ratings::{Ci, Method, RatingOptions, Regularization, Ties, MIN_PAIR_COUNT};
 use clap::{Args, ValueEnum};
@@ -129,8 +130,9 @@ impl LeaderboardArgs {
             style_control: self.style_control,
             category: self.category.clone(),
         };
+        let source = self.source();
         let out = leaderboard::run_cli(
-            self.source(),
+            source.clone(),
             self.options(),
             &view,
             self.category_min_battles,
@@ -140,6 +142,13 @@ impl LeaderboardArgs {
         )
         .await?;
         print!("{out}");
+        // Stdout stays the ratings alone (JSON stays one array); the votes left out are told
+        // on stderr.
+        if let Source::Database(url) = &source {
+            if let Some(line) = exclusions::cli_summary(url).await? {
+                eprintln!("{line}");
+            }
+        }
         Ok(())
     }
 

@@ -10,6 +10,10 @@ mod error;
 mod eval;
 pub mod export;
 pub mod ratings;
+pub mod signals;
+// Before `sql`, whose add_vote uses its macro.
+#[macro_use]
+mod voter;
 mod sql;
 mod vote;
 
@@ -18,6 +22,7 @@ use std::sync::Arc;
 pub use backends::{PostgresStore, SqliteStore};
 pub use error::StoreError;
 pub use eval::{EvalAnswer, EvalJudgment, EvalLedger, EvalRun, JudgmentFilter};
+pub use signals::{ExcludedVotes, Exclusion, ExclusionRule, VoteLimits, VoteOutcome, VoteSignals};
 
 /// A new anonymous or named battle: the battle row and its two conversations.
 #[derive(Debug, Clone)]
@@ -204,10 +209,11 @@ pub struct NewVote {
     pub winner: String,
     /// Salted hash of the voter.
     pub voter_hash: String,
-    /// Whether it counts for the leaderboard.
-    pub counted: bool,
-    /// Why not, when it does not.
-    pub excluded_reason: Option<String>,
+    /// Why it does not count, when the caller already knows (an answer's error, an identity
+    /// leak, names shown); None leaves the decision to the client rules of `limits`.
+    pub exclusion: Option<Exclusion>,
+    /// Thresholds of the client rules, applied to the signals measured with the vote.
+    pub limits: VoteLimits,
     /// The leaderboard categories of its battle.
     pub categories: Vec<String>,
 }
@@ -384,8 +390,10 @@ pub trait ArenaStore: EvalLedger + Send + Sync {
     async fn close_expired_answers(&self, now_ms: i64) -> Result<u64, StoreError>;
     /// Stores a battle's vote on `vote.turn`, with the battle locked: a second vote is
     /// `Conflict`; a turn that is no longer the last, or an answer to it that is not
-    /// complete, is `Unfinished`.
-    async fn add_vote(&self, vote: &NewVote) -> Result<(), StoreError>;
+    /// complete, is `Unfinished`. With the voter locked too, it measures the vote's signals
+    /// and stores them with the vote, excluded (with its rule and reason) when
+    /// `vote.exclusion` says so or a client rule of `vote.limits` is broken; returns both.
+    async fn add_vote(&self, vote: &NewVote) -> Result<VoteOutcome, StoreError>;
     /// Stores a direct-chat rating.
     async fn add_rating(&self, rating: &NewRating) -> Result<(), StoreError>;
     /// Records a refused input.
@@ -395,6 +403,8 @@ pub trait ArenaStore: EvalLedger + Send + Sync {
     /// When the latest vote was cast (Unix ms, 0 without votes): a version number for caches
     /// that an index answers without counting rows.
     async fn last_vote_ms(&self) -> Result<i64, StoreError>;
+    /// How many anonymous-battle votes each rule kept off the leaderboard, most first.
+    async fn excluded_votes(&self) -> Result<Vec<ExcludedVotes>, StoreError>;
     /// Streams the counted anonymous votes (of `category` only, when given) in the order they
     /// were cast, each with what it judged when `with_style`; returns how many.
     async fn counted_battles(

@@ -5,12 +5,13 @@
 use arena_ratings::clock::unix_ms;
 use futures_util::StreamExt;
 
+use crate::signals::{answers_finished_ms, judge};
 use crate::vote::{judged_metadata, refusal, VoteRow, VOTE_ROW_COLUMNS};
 use crate::{
-    AnswerUpdate, ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExportBattle,
-    ExportConversation, ExportFilter, MessageRecord, ModelStats, NewBattle, NewFlag, NewMessage,
-    NewRating, NewVote, OpenTurn, PostgresStore, Sink, SnapshotRecord, SqliteStore, StoreError,
-    GENERATING, INTERRUPTED,
+    AnswerUpdate, ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExcludedVotes,
+    ExportBattle, ExportConversation, ExportFilter, MessageRecord, ModelStats, NewBattle, NewFlag,
+    NewMessage, NewRating, NewVote, OpenTurn, PostgresStore, Sink, SnapshotRecord, SqliteStore,
+    StoreError, VoteOutcome, GENERATING, INTERRUPTED,
 };
 
 /// What an answer left `generating` by a stopped controller says.
@@ -32,8 +33,8 @@ macro_rules! insert_message {
         sqlx::query(
             "INSERT INTO messages (conversation_id, seq, turn, role, content, model, \
              prompt_tokens, completion_tokens, latency_ms, ttft_ms, finish_reason, error, \
-             lease_ms, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+             lease_ms, created_ms, finished_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(&$m.conversation_id)
         .bind($m.seq)
@@ -49,6 +50,13 @@ macro_rules! insert_message {
         .bind(&$m.error)
         .bind($m.lease_ms)
         .bind($now)
+        // A row stored already ended (not `generating`) ended now.
+        .bind(
+            $m.finish_reason
+                .as_deref()
+                .filter(|f| *f != GENERATING)
+                .map(|_| $now),
+        )
     };
 }
 
@@ -156,8 +164,8 @@ macro_rules! arena_store_sql {
                     .bind(u.lease_ms),
                     Some(f) => sqlx::query(
                         "UPDATE messages SET content = $3, prompt_tokens = $4, completion_tokens = $5, \
-                         latency_ms = $6, ttft_ms = $7, finish_reason = $8, error = $9, lease_ms = NULL \
-                         WHERE conversation_id = $1 AND seq = $2",
+                         latency_ms = $6, ttft_ms = $7, finish_reason = $8, error = $9, lease_ms = NULL, \
+                         finished_ms = $10 WHERE conversation_id = $1 AND seq = $2",
                     )
                     .bind(&u.conversation_id)
                     .bind(u.seq)
@@ -167,15 +175,16 @@ macro_rules! arena_store_sql {
                     .bind(f.latency_ms)
                     .bind(f.ttft_ms)
                     .bind(&f.finish_reason)
-                    .bind(&f.error),
+                    .bind(&f.error)
+                    .bind(unix_ms() as i64),
                 };
                 q.execute(&self.pool).await.map(|_| ()).map_err(query_error)
             }
 
             async fn close_expired_answers(&self, now_ms: i64) -> Result<u64, StoreError> {
                 sqlx::query(
-                    "UPDATE messages SET finish_reason = $1, error = $2, lease_ms = NULL \
-                     WHERE finish_reason = $3 AND lease_ms < $4",
+                    "UPDATE messages SET finish_reason = $1, error = $2, lease_ms = NULL, \
+                     finished_ms = $4 WHERE finish_reason = $3 AND lease_ms < $4",
                 )
                 .bind(INTERRUPTED)
                 .bind(STOPPED)
@@ -277,7 +286,7 @@ macro_rules! arena_store_sql {
                 tx.commit().await.map_err(query_error)
             }
 
-            async fn add_vote(&self, v: &NewVote) -> Result<(), StoreError> {
+            async fn add_vote(&self, v: &NewVote) -> Result<VoteOutcome, StoreError> {
                 let mut tx = self.pool.begin().await.map_err(query_error)?;
                 // The same lock as open_turn: no turn starts between these checks and the vote.
                 sqlx::query("UPDATE battles SET created_ms = created_ms WHERE id = $1")
@@ -310,20 +319,33 @@ macro_rules! arena_store_sql {
                 if let Some(why) = refusal(v.turn, sides, &rows) {
                     return Err(StoreError::Unfinished(why));
                 }
+                let now = unix_ms() as i64;
+                let signals =
+                    voter_signals!(tx, v, now, answers_finished_ms(v.turn, sides, &rows));
+                let outcome = VoteOutcome {
+                    signals,
+                    exclusion: v.exclusion.clone().or_else(|| judge(&signals, &v.winner, &v.limits)),
+                };
+                let exclusion = outcome.exclusion.as_ref();
                 sqlx::query(
                     "INSERT INTO votes (id, battle_id, turn, winner, voter_hash, counted, \
-                     excluded_reason, created_ms, conv_metadata) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     excluded_reason, created_ms, conv_metadata, exclusion_rule, \
+                     answer_to_vote_ms, client_votes_hour, same_side_streak) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
                 )
                 .bind(&v.id)
                 .bind(&v.battle_id)
                 .bind(v.turn)
                 .bind(&v.winner)
                 .bind(&v.voter_hash)
-                .bind(v.counted)
-                .bind(&v.excluded_reason)
-                .bind(unix_ms() as i64)
+                .bind(outcome.counted())
+                .bind(exclusion.map(|e| e.reason.as_str()))
+                .bind(now)
                 .bind(judged_metadata(v.turn, sides, &rows))
+                .bind(exclusion.map(|e| e.rule.key()))
+                .bind(signals.answer_to_vote_ms)
+                .bind(signals.client_votes_hour)
+                .bind(signals.same_side_streak)
                 .execute(&mut *tx)
                 .await
                 .map_err(query_error)?;
@@ -335,7 +357,8 @@ macro_rules! arena_store_sql {
                         .await
                         .map_err(query_error)?;
                 }
-                tx.commit().await.map_err(query_error)
+                tx.commit().await.map_err(query_error)?;
+                Ok(outcome)
             }
 
             async fn add_rating(&self, r: &NewRating) -> Result<(), StoreError> {
@@ -402,6 +425,18 @@ macro_rules! arena_store_sql {
                         .await
                         .map_err(query_error)?;
                 Ok(ms)
+            }
+
+            async fn excluded_votes(&self) -> Result<Vec<ExcludedVotes>, StoreError> {
+                let rows: Vec<(String, i64)> = sqlx::query_as(
+                    "SELECT COALESCE(v.exclusion_rule, 'other'), CAST(COUNT(*) AS BIGINT) \
+                     FROM votes v JOIN battles b ON b.id = v.battle_id \
+                     WHERE b.anonymous AND NOT v.counted GROUP BY 1 ORDER BY 2 DESC, 1",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_error)?;
+                Ok(rows.into_iter().map(|(rule, votes)| ExcludedVotes { rule, votes }).collect())
             }
 
             async fn counted_battles(

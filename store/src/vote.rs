@@ -25,11 +25,14 @@ pub(crate) struct VoteRow {
     pub finish_reason: Option<String>,
     /// Replaced by a regeneration.
     pub superseded: bool,
+    /// When it ended (Unix ms); None while generating or when it ended before ends were
+    /// recorded.
+    pub finished_ms: Option<i64>,
 }
 
 /// The columns of `VoteRow`, for its SELECT.
 pub(crate) const VOTE_ROW_COLUMNS: &str = "conversation_id, turn, role, content, \
-     completion_tokens, prompt_tokens, finish_reason, superseded";
+     completion_tokens, prompt_tokens, finish_reason, superseded, finished_ms";
 
 /// Why a vote on `turn` cannot be stored, from the rows of the battle's two conversations;
 /// `None` when it can.
@@ -94,6 +97,7 @@ mod tests {
             prompt_tokens: tokens.map(|t| t + 100),
             finish_reason: (role == "assistant").then(|| "stop".into()),
             superseded: false,
+            finished_ms: None,
         }
     }
 

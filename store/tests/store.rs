@@ -1,7 +1,8 @@
 //! The store suite: every test runs against SQLite and Postgres, each on a fresh database.
 
 use arena_store::{
-    ArenaStore, ExportFilter, NewFlag, NewMessage, NewRating, NewVote, OpenTurn, StoreError,
+    ArenaStore, Exclusion, ExclusionRule, ExportFilter, NewFlag, NewMessage, NewRating, NewVote,
+    OpenTurn, StoreError,
 };
 use arena_testkit::on_both_backends;
 use std::future::Future;
@@ -26,8 +27,11 @@ fn vote(id: &str, battle: &str, winner: &str, counted: bool) -> NewVote {
         turn: 1,
         winner: winner.into(),
         voter_hash: "voter".into(),
-        counted,
-        excluded_reason: (!counted).then(|| "answer ended in an error".into()),
+        exclusion: (!counted).then(|| Exclusion {
+            rule: ExclusionRule::AnswerError,
+            reason: "answer ended in an error".into(),
+        }),
+        limits: Default::default(),
         categories: Vec::new(),
     }
 }

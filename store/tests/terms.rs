@@ -44,8 +44,8 @@ async fn voted_battle(s: &Arc<dyn ArenaStore>, id: &str, terms: Option<&str>) {
         turn: 1,
         winner: "model_a".into(),
         voter_hash: "voter".into(),
-        counted: true,
-        excluded_reason: None,
+        exclusion: None,
+        limits: Default::default(),
         categories: Vec::new(),
     })
     .await

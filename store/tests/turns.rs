@@ -96,8 +96,8 @@ fn vote(id: &str, turn: i64) -> NewVote {
         turn,
         winner: "model_a".into(),
         voter_hash: "voter".into(),
-        counted: true,
-        excluded_reason: None,
+        exclusion: None,
+        limits: Default::default(),
         categories: Vec::new(),
     }
 }

@@ -89,6 +89,9 @@ impl Bin {
         let mut cmd = self.command();
         // Each controller gets a store of its own unless the test passes --database-url.
         cmd.env("DATABASE_URL", crate::db::scratch_sqlite_url(&self.tmp));
+        // Tests vote the moment the answers end, faster than any reader: the delay rule is
+        // off unless a test passes --min-vote-delay-ms (tests/vote_signals.rs does).
+        cmd.env("ARENA_MIN_VOTE_DELAY_MS", "0");
         cmd.args([
             "controller",
             "--http-addr",

@@ -11,7 +11,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::hygiene::exclusion_reason;
+use super::hygiene::{exclusion_reason, names_shown};
 use super::input::{Sampling, TurnBody};
 use super::pick::draw_pair;
 use super::terms::AcceptedTerms;
@@ -249,10 +249,10 @@ pub async fn vote(
     let mut known = state.gateway.served_models(true);
     known.extend([battle.model_a.clone(), battle.model_b.clone()]);
     // Only anonymous votes rank models: a voter who saw the names is not a blind judge.
-    let reason = if battle.anonymous {
+    let exclusion = if battle.anonymous {
         exclusion_reason(&answers, &known, &state.settings.identity_phrases)
     } else {
-        Some("the names were shown (side-by-side battle), so the vote does not rank models".into())
+        Some(names_shown())
     };
     let first_prompt = threads[0]
         .messages
@@ -261,7 +261,8 @@ pub async fn vote(
         .map_or("", |m| m.content.as_str());
     let categories = arena_ratings::category::categorize(first_prompt, turn);
     let vote_id = random_id("v_");
-    state
+    // The client rules are the store's: it measures the signals with the voter locked.
+    let outcome = state
         .store
         .add_vote(&NewVote {
             id: vote_id.clone(),
@@ -269,8 +270,8 @@ pub async fn vote(
             turn,
             winner: req.winner,
             voter_hash: client.hash,
-            counted: reason.is_none(),
-            excluded_reason: reason.clone(),
+            exclusion,
+            limits: state.settings.vote_limits,
             categories: categories.clone(),
         })
         .await
@@ -289,8 +290,9 @@ pub async fn vote(
         "model_b": battle.model_b,
         "info_a": state.catalog.info_json(&battle.model_a),
         "info_b": state.catalog.info_json(&battle.model_b),
-        "counted": reason.is_none(),
-        "reason": reason,
+        "counted": outcome.counted(),
+        "reason": outcome.exclusion.as_ref().map(|e| &e.reason),
+        "rule": outcome.exclusion.as_ref().map(|e| e.rule.key()),
         "categories": categories,
     })))
 }

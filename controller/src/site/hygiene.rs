@@ -1,5 +1,9 @@
 //! Vote hygiene at vote time: a vote counts for the leaderboard only when both answers ended
 //! normally and neither revealed a model's identity (FastChat only filtered these offline).
+//! The client rules (delay, votes per hour, same-side streaks) are the store's, applied with
+//! the voter locked.
+
+use arena_store::{Exclusion, ExclusionRule};
 
 /// True when `needle` occurs in `haystack` (both lower case) as a whole word or phrase.
 fn contains_word(haystack: &str, needle: &str) -> bool {
@@ -37,25 +41,38 @@ pub fn identity_leak(answer: &str, models: &[String], phrases: &[String]) -> Opt
         .find(|needle| contains_word(&text, needle.trim()))
 }
 
+/// Why a vote on a battle whose names were shown does not count: the voter was no blind judge.
+pub fn names_shown() -> Exclusion {
+    Exclusion {
+        rule: ExclusionRule::NamesShown,
+        reason: "the names were shown (side-by-side battle), so the vote does not rank models"
+            .into(),
+    }
+}
+
 /// Why a vote on these answers does not count, or None when it does. `answers` are
 /// (side, text, finish_reason) of every current answer in the battle.
 pub fn exclusion_reason(
     answers: &[(char, &str, Option<&str>)],
     models: &[String],
     phrases: &[String],
-) -> Option<String> {
+) -> Option<Exclusion> {
     if let Some((side, _, _)) = answers.iter().find(|(_, _, f)| *f == Some("error")) {
-        return Some(format!(
-            "model {}'s answer ended in an error",
-            side.to_ascii_uppercase()
-        ));
+        return Some(Exclusion {
+            rule: ExclusionRule::AnswerError,
+            reason: format!(
+                "model {}'s answer ended in an error",
+                side.to_ascii_uppercase()
+            ),
+        });
     }
     answers.iter().find_map(|(side, text, _)| {
-        identity_leak(text, models, phrases).map(|what| {
-            format!(
+        identity_leak(text, models, phrases).map(|what| Exclusion {
+            rule: ExclusionRule::IdentityLeak,
+            reason: format!(
                 "model {}'s answer revealed a model identity (\"{what}\")",
                 side.to_ascii_uppercase()
-            )
+            ),
         })
     })
 }
@@ -102,7 +119,8 @@ mod tests {
             &none,
         )
         .unwrap();
-        assert!(r.contains("model B") && r.contains("error"), "{r}");
+        assert_eq!(r.rule, ExclusionRule::AnswerError);
+        assert_eq!(r.reason, "model B's answer ended in an error");
         let r = exclusion_reason(
             &[
                 ('a', "Hi", Some("stop")),
@@ -112,7 +130,12 @@ mod tests {
             &none,
         )
         .unwrap();
-        assert!(r.contains("model B") && r.contains("alpha"), "{r}");
+        assert_eq!(r.rule, ExclusionRule::IdentityLeak);
+        assert_eq!(
+            r.reason,
+            "model B's answer revealed a model identity (\"alpha\")"
+        );
+        assert_eq!(names_shown().rule, ExclusionRule::NamesShown);
         assert_eq!(
             exclusion_reason(
                 &[('a', "Hi", Some("stop")), ('b', "Hello", Some("stop"))],

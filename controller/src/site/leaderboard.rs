@@ -422,7 +422,8 @@ impl LeaderboardCache {
             cached.insert(view.clone(), c);
             return Ok(body);
         }
-        let body = self.compute_view(view, now).await?;
+        let mut body = self.compute_view(view, now).await?;
+        body["excluded"] = super::exclusions::excluded_json(&*self.store).await?;
         let c = Cached {
             last_vote_ms: last_vote,
             computed_ms: now,
@@ -628,8 +629,8 @@ mod tests {
                 turn: 1,
                 winner: "model_a".into(),
                 voter_hash: "h".into(),
-                counted: true,
-                excluded_reason: None,
+                exclusion: None,
+                limits: Default::default(),
                 categories: Vec::new(),
             })
             .await

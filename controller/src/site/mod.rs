@@ -7,6 +7,7 @@ pub mod catalog;
 mod chats;
 pub mod coalesce;
 pub mod evaluation;
+pub mod exclusions;
 pub mod hygiene;
 mod input;
 pub mod labeller;

@@ -45,6 +45,10 @@ pub fn router() -> Router {
             file(JS, include_str!("../../../web/catalog.js")),
         ),
         (
+            "/exclusions.js",
+            file(JS, include_str!("../../../web/exclusions.js")),
+        ),
+        (
             "/leaderboard.js",
             file(JS, include_str!("../../../web/leaderboard.js")),
         ),
