@@ -20,7 +20,8 @@ fn battle_of(row: &BattleRow) -> Result<Battle, StoreError> {
 }
 
 /// Folds the store's counted anonymous votes, in the order they were cast, into an
-/// aggregate. The outer error is the store's; the inner one a vote the ratings refuse, as it
+/// aggregate, each with the probability its pair was drawn with (for inverse-propensity
+/// weighting; a stored probability outside (0, 1] is refused). The outer error is the store's; the inner one a vote the ratings refuse, as it
 /// is (it stops the stream).
 pub async fn counted_aggregate(
     store: &dyn ArenaStore,
@@ -29,11 +30,12 @@ pub async fn counted_aggregate(
     let mut refused = None;
     let streamed = store
         .counted_battles(false, &mut |row| {
-            agg.add(&battle_of(&row)?).map_err(|e| {
-                let stop = StoreError::Database(e.to_string());
-                refused = Some(e);
-                stop
-            })
+            agg.add_with_probability(&battle_of(&row)?, row.pair_probability)
+                .map_err(|e| {
+                    let stop = StoreError::Database(e.to_string());
+                    refused = Some(e);
+                    stop
+                })
         })
         .await;
     if let Some(e) = refused {
