@@ -256,7 +256,8 @@ fn routes(
             ..Default::default()
         },
     )
-    .with_catalog(catalog.clone());
+    .with_catalog(catalog.clone())
+    .with_provisional_votes(opts.arena.new_model_votes);
     let arena_state = Arc::new(ArenaState::new(
         gateway.clone(),
         db.clone(),

@@ -199,6 +199,7 @@ pub struct LeaderboardCache {
     min_interval: Duration,
     options: RatingOptions,
     catalog: Arc<Catalog>,
+    provisional_votes: u64,
     // One recomputation at a time; waiters then find it fresh.
     cached: tokio::sync::Mutex<std::collections::HashMap<View, Cached>>,
 }
@@ -217,6 +218,7 @@ impl LeaderboardCache {
             min_interval,
             options,
             catalog: Arc::default(),
+            provisional_votes: 0,
             cached: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -224,6 +226,14 @@ impl LeaderboardCache {
     /// The same cache, adding each model's catalog info to its row.
     pub fn with_catalog(self, catalog: Arc<Catalog>) -> Self {
         Self { catalog, ..self }
+    }
+
+    /// The same cache, marking models with fewer counted votes `provisional`.
+    pub fn with_provisional_votes(self, provisional_votes: u64) -> Self {
+        Self {
+            provisional_votes,
+            ..self
+        }
     }
 
     fn fresh(&self, c: &Cached, last_vote_ms: i64, now_ms: i64) -> bool {
@@ -281,6 +291,7 @@ impl LeaderboardCache {
             leaderboard_json(&compute(agg, self.options.clone()).await?, &stats, now)
         };
         body["style_control"] = json!(view.style_control);
+        super::provisional::mark(&mut body, &stats, self.provisional_votes);
         let c = Cached {
             last_vote_ms: last_vote,
             computed_ms: now,
@@ -338,7 +349,15 @@ pub async fn run_cli(
     format: OutputFormat,
     snapshot: Snapshots,
     catalog: Option<&Catalog>,
+    provisional_votes: u64,
 ) -> Result<String, ControllerError> {
+    if options.ipw && (snapshot.write.is_some() || snapshot.verify.is_some()) {
+        return Err(ControllerError::Leaderboard(
+            "snapshots of inverse-propensity-weighted ratings are not supported yet (their vote \
+             set would have to include each battle's pair probability)"
+                .into(),
+        ));
+    }
     if style_control && (snapshot.write.is_some() || snapshot.verify.is_some()) {
         return Err(ControllerError::Leaderboard(
             "snapshots of style-controlled ratings are not supported yet (their vote set would \
@@ -403,7 +422,7 @@ pub async fn run_cli(
         }
         board
     };
-    super::leaderboard_text::render(&board, format, catalog)
+    super::leaderboard_text::render(&board, format, catalog, provisional_votes)
 }
 
 #[cfg(test)]
@@ -439,6 +458,7 @@ mod tests {
                 conversation_b: "cb".into(),
                 client_hash: "h".into(),
                 terms_version: None,
+                pair_probability: None,
             })
             .await
             .unwrap();

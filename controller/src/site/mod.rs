@@ -12,7 +12,9 @@ mod input;
 pub mod leaderboard;
 mod leaderboard_text;
 pub mod moderation;
+pub mod pairing;
 pub mod pick;
+pub mod provisional;
 pub mod terms;
 mod turns;
 pub mod web;
@@ -54,6 +56,8 @@ pub struct ArenaState {
     pub terms: Terms,
     /// What the page shows about each model once its name may be shown.
     pub catalog: Arc<Catalog>,
+    /// Counted votes per model, for the new-model boost.
+    pub vote_counts: pairing::VoteCounts,
     salt: String,
 }
 
@@ -74,6 +78,7 @@ impl ArenaState {
             .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
         Self {
             gateway,
+            vote_counts: pairing::VoteCounts::new(store.clone(), settings.vote_count_refresh),
             store,
             settings,
             moderation,
