@@ -158,6 +158,14 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
     );
     // One vote is far below the minimum: no interval, however wide, is shown for it.
     assert_eq!(table.matches("too few votes").count(), 2, "{table}");
+    // And below --new-model-votes (300 by default): both ratings are provisional, a badge
+    // whose title says why.
+    assert_eq!(
+        browser
+            .eval("return [...document.querySelectorAll('#leaderboard-table td.col-model .provisional-badge')].map((b) => [b.textContent, b.title.includes('Fewer than 300 counted votes')])")
+            .await,
+        json!([["provisional", true], ["provisional", true]])
+    );
     let drawn = browser
         .eval("return [document.querySelectorAll('#leaderboard-ci-plot circle').length, document.querySelectorAll('#leaderboard-heatmap rect').length > 0]")
         .await;

@@ -74,6 +74,7 @@ async fn voted_battle(db: &str, id: &str, prompt: &str, winner: &str) {
         conversation_b: format!("{id}-b"),
         client_hash: "client".into(),
         terms_version: None,
+        pair_probability: None,
     })
     .await
     .unwrap();

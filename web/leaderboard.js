@@ -72,7 +72,8 @@
     // win_rate is a fraction (0..1) per the API; tolerate a server sending percentages.
     const winScale = rows.every((r) => !isNum(r.win_rate) || r.win_rate <= 1) ? 100 : 1;
     const minBattles = isNum(data && data.min_battles) ? data.min_battles : 30;
-    return { rows, cols, winScale, minBattles, order: rows.map((r) => r.model) };
+    const provisionalVotes = isNum(data && data.provisional_votes) ? data.provisional_votes : null;
+    return { rows, cols, winScale, minBattles, provisionalVotes, order: rows.map((r) => r.model) };
   }
 
   // {names, values} for a square matrix, rows and columns put in the table's order; null if malformed.
@@ -114,6 +115,14 @@
           mark.title = FEW_TEXT;
           mark.setAttribute('aria-label', FEW_TEXT);
           td.insertBefore(mark, td.querySelector('.model-sub'));
+        }
+        if (r.provisional === true) {
+          // Until then the arena draws the model more often and its rating is still settling.
+          const badge = el('span', 'provisional-badge', 'provisional');
+          badge.title = lb.provisionalVotes == null
+            ? 'Too few counted votes yet: this rating is still settling'
+            : `Fewer than ${lb.provisionalVotes} counted votes: this rating is still settling, and new battles draw this model more often until then`;
+          td.insertBefore(badge, td.querySelector('.model-sub'));
         }
         break;
       case 'bt': td.textContent = rounded(r.bt); break;

@@ -258,7 +258,8 @@ fn routes(
     )
     .with_catalog(catalog.clone())
     .with_category_min_battles(opts.category_min_battles)
-    .with_daily_snapshots(opts.daily_snapshots);
+    .with_daily_snapshots(opts.daily_snapshots)
+    .with_provisional_votes(opts.arena.new_model_votes);
     let arena_state = Arc::new(
         ArenaState::new(
             gateway.clone(),

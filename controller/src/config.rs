@@ -68,6 +68,14 @@ pub const DEFAULT_LEADERBOARD_BOOTSTRAP: usize = 0;
 /// Battles a model needs in a category to be listed on that category's leaderboard.
 pub const DEFAULT_CATEGORY_MIN_BATTLES: u64 = 10;
 
+/// FastChat's boost factor for models it samples more (`SAMPLING_BOOST_MODELS`: weight × 5).
+pub const DEFAULT_NEW_MODEL_BOOST: f64 = 5.0;
+/// Counted votes until a model's boost ends and its rating stops being provisional: a battle
+/// against an even opponent carries about ¼ (log-odds)² of information, so n votes give a
+/// 95% interval of about ±1.96·173.7·2/√n points, ±39 at 300, below the gaps that usually
+/// separate neighbours on a leaderboard.
+pub const DEFAULT_NEW_MODEL_VOTES: u64 = 300;
+
 /// Milliseconds a worker or API-hosted contestant may take to accept a connection.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 2000;
 /// Milliseconds to wait for the first token: a long prompt on a CPU worker needs its prefill
@@ -207,6 +215,14 @@ pub struct ArenaSettings {
     pub max_turns: usize,
     /// Anonymous-battle weights by model (1 when absent, 0 excludes).
     pub battle_weights: HashMap<String, f64>,
+    /// Factor on the weight of a model with fewer than `new_model_votes` counted votes
+    /// (1: no boost).
+    pub new_model_boost: f64,
+    /// Counted votes a model needs before its boost ends and its rating is no longer
+    /// provisional (0: no boost, nobody provisional).
+    pub new_model_votes: u64,
+    /// How often battle starts look for new votes to recount the boost by.
+    pub vote_count_refresh: Duration,
     /// Phrases whose presence in an answer keeps a vote off the leaderboard.
     pub identity_phrases: Vec<String>,
     /// Proxies whose `X-Forwarded-For` names the client; none: the peer is the client.
@@ -231,6 +247,9 @@ impl Default for ArenaSettings {
             max_message_chars: DEFAULT_MAX_MESSAGE_CHARS,
             max_turns: DEFAULT_MAX_TURNS,
             battle_weights: HashMap::new(),
+            new_model_boost: DEFAULT_NEW_MODEL_BOOST,
+            new_model_votes: DEFAULT_NEW_MODEL_VOTES,
+            vote_count_refresh: Duration::from_secs(DEFAULT_LEADERBOARD_INTERVAL_S),
             identity_phrases: DEFAULT_IDENTITY_PHRASES
                 .iter()
                 .map(|s| s.to_string())

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 
 use super::battle::{Battle, Winner};
 use super::elo::OnlineElo;
+use super::ipw::Propensities;
 use super::read::{read_battles, ReadReport};
 use crate::error::RatingsError;
 
@@ -92,6 +93,8 @@ pub struct Aggregate {
     digest: Sha256,
     /// Models whose names the digest holds (indices below this).
     hashed_names: usize,
+    /// The battles' stored pair probabilities, for inverse-propensity weighting.
+    pub(crate) propensities: Propensities,
 }
 
 impl Aggregate {
@@ -195,6 +198,11 @@ impl Aggregate {
         let mut cells: Vec<_> = self.cells.iter().map(|(&k, &v)| (k, v)).collect();
         cells.sort_unstable_by_key(|&(k, _)| k);
         cells
+    }
+
+    /// Outcome counts of the ordered pair (model_a, model_b), in `Winner::ALL` order.
+    pub(crate) fn cell(&self, a: u32, b: u32) -> [u64; 4] {
+        self.cells.get(&(a, b)).copied().unwrap_or_default()
     }
 
     /// Per unordered pair, wins each way and ties; sorted so that fits and bootstrap draws

@@ -56,14 +56,19 @@ pub(crate) fn sandwich_half_widths(
     reweighted: bool,
     coef: &[f64],
 ) -> Vec<f64> {
-    half_widths(n, pairs, weights, reweighted, |p| {
-        let d = std::f64::consts::LN_10 * (coef[p.i as usize] - coef[p.j as usize]);
-        let prob = sigmoid(d);
+    half_widths(n, pairs, reweighted, |k, p| {
+        let (w, count) = (weights[k], p.total() as f64);
+        let prob = win_probability(p, coef);
         let residuals = p.wins_i as f64 * (1.0 - prob).powi(2)
             + p.wins_j as f64 * prob.powi(2)
             + p.ties as f64 * (0.5 - prob).powi(2);
-        (prob * (1.0 - prob), residuals)
+        (w * count * (prob * (1.0 - prob)), w * w * residuals)
     })
+}
+
+/// The fitted chance that `p.i` beats `p.j` at coefficients `coef` (log10 odds).
+pub(crate) fn win_probability(p: &PairCounts, coef: &[f64]) -> f64 {
+    sigmoid(std::f64::consts::LN_10 * (coef[p.i as usize] - coef[p.j as usize]))
 }
 
 /// Per model, the half-width of the 95% interval the same estimator would have if every
@@ -77,35 +82,35 @@ pub(crate) fn floor_half_widths(
     weights: &[f64],
     reweighted: bool,
 ) -> Vec<f64> {
-    half_widths(n, pairs, weights, reweighted, |p| {
-        let battles = p.total() as f64;
-        (0.25, 0.25 * battles)
+    half_widths(n, pairs, reweighted, |k, p| {
+        let (w, battles) = (weights[k], p.total() as f64);
+        (w * battles * 0.25, w * w * (0.25 * battles))
     })
 }
 
-/// The sandwich half-widths for per-pair `(p(1-p), Σ residual²)` from `terms`.
-fn half_widths(
+/// The sandwich half-widths from each pair's weighted terms (`terms(k, pair)`): its
+/// Hessian term `Σ w·p(1-p)` and its gradient-covariance term `Σ (w·residual)²`.
+pub(crate) fn half_widths(
     n: usize,
     pairs: &[PairCounts],
-    weights: &[f64],
     reweighted: bool,
-    terms: impl Fn(&PairCounts) -> (f64, f64),
+    terms: impl Fn(usize, &PairCounts) -> (f64, f64),
 ) -> Vec<f64> {
     let active = Active::of(n, pairs);
     let k = active.models.len();
     let mut h = vec![0.0; k * k];
     let mut g = vec![0.0; k * k];
     let mut battles = 0.0;
-    for (p, w) in pairs.iter().zip(weights) {
+    for (index, p) in pairs.iter().enumerate() {
         let count = p.total() as f64;
         if count == 0.0 {
             continue;
         }
         battles += count;
-        let (curvature, residuals) = terms(p);
+        let (curvature, residuals) = terms(index, p);
         let (i, j) = active.pair(p);
-        add_pair(&mut h, k, i, j, w * count * curvature);
-        add_pair(&mut g, k, i, j, w * w * residuals);
+        add_pair(&mut h, k, i, j, curvature);
+        add_pair(&mut g, k, i, j, residuals);
     }
     let reg = if reweighted {
         HESSIAN_REG

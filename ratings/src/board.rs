@@ -4,7 +4,7 @@
 use super::aggregate::{Aggregate, PairCounts};
 use super::bradley_terry::{self, FitError, Regularization};
 use super::table::{self, Meta};
-use super::{arena_rank, bootstrap, davidson};
+use super::{arena_rank, bootstrap, davidson, ipw};
 use super::{Ci, Leaderboard, Method, RatingOptions, RatingsError, Ties, INIT_RATING, SCALE};
 
 /// Computes the leaderboard. No battles give an empty leaderboard; an anchor model that has
@@ -13,6 +13,9 @@ pub fn compute(agg: &Aggregate, opts: &RatingOptions) -> Result<Leaderboard, Rat
     let anchor = anchor_index(agg, opts)?;
     let n = agg.models().len();
     let pairs = agg.pair_counts();
+    if opts.ipw {
+        return ipw::board(agg, opts, &pairs, anchor);
+    }
     let raw_weights = arena_rank::pair_weights(&pairs, opts.reweight);
     let weights = arena_rank::normalized(&pairs, &raw_weights);
     // Davidson's tie parameter needs a tie to estimate and, like plain maximum likelihood,
@@ -28,7 +31,9 @@ pub fn compute(agg: &Aggregate, opts: &RatingOptions) -> Result<Leaderboard, Rat
     let (coef, reg) = if n < 2 {
         (vec![0.0; n], Regularization::None)
     } else {
-        fit_for(agg, opts, &pairs, &weights)?
+        fit_for(agg, opts, |reg| {
+            bradley_terry::fit_weighted(n, &pairs, Some(&weights), reg, None)
+        })?
     };
     let to_rating = |w: &mut [f64]| {
         w.iter_mut().for_each(|x| *x = SCALE * *x + INIT_RATING);
@@ -140,22 +145,21 @@ pub(crate) fn anchor_index(
 /// maximum likelihood has no finite optimum while some models never lost (or never won)
 /// against the rest, after one vote say (arena-rank itself then stops at ratings like
 /// 2825 and -825); there the fit takes FastChat's L2 penalty (C = 1) instead, and says so.
-fn fit_for(
+/// `fit` is the weighted fit with a given penalty.
+pub(crate) fn fit_for(
     agg: &Aggregate,
     opts: &RatingOptions,
-    pairs: &[PairCounts],
-    weights: &[f64],
+    fit: impl Fn(Regularization) -> Result<Vec<f64>, FitError>,
 ) -> Result<(Vec<f64>, Regularization), RatingsError> {
-    let n = agg.models().len();
     let reg = match opts.method {
         Method::FastChat => opts.regularization,
         Method::ArenaRank => Regularization::None,
     };
-    match bradley_terry::fit_weighted(n, pairs, Some(weights), reg, None) {
+    match fit(reg) {
         Ok(coef) => Ok((coef, reg)),
         Err(FitError::NotConnected(_)) if opts.method == Method::ArenaRank => {
             let reg = Regularization::L2 { c: 1.0 };
-            bradley_terry::fit_weighted(n, pairs, Some(weights), reg, None)
+            fit(reg)
                 .map(|coef| (coef, reg))
                 .map_err(|e| fit_error(agg, e))
         }

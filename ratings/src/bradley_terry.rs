@@ -93,7 +93,26 @@ pub(crate) fn fit_weighted(
     reg: Regularization,
     start: Option<&[f64]>,
 ) -> Result<Vec<f64>, FitError> {
-    let (active, weighted) = weighted_pairs(n, pairs, weights);
+    fit_won(
+        n,
+        pairs,
+        |k, p| won(p, weights.map_or(1.0, |w| w[k])),
+        reg,
+        start,
+    )
+}
+
+/// `fit` from each pair's weighted rows won by either side, in doubled-table units
+/// (`won(k, pair)` = `(won_i, won_j)`): how per-battle weights enter, for inverse-propensity
+/// weighting.
+pub(crate) fn fit_won(
+    n: usize,
+    pairs: &[PairCounts],
+    won: impl Fn(usize, &PairCounts) -> (f64, f64),
+    reg: Regularization,
+    start: Option<&[f64]>,
+) -> Result<Vec<f64>, FitError> {
+    let (active, weighted) = weighted_pairs(n, pairs, won);
     let mut w: Vec<f64> = active
         .models
         .iter()
@@ -113,11 +132,17 @@ pub(crate) fn fit_weighted(
     Ok(out)
 }
 
+/// A pair's doubled-table rows won by each side, each battle counted `weight` times.
+fn won(p: &PairCounts, weight: f64) -> (f64, f64) {
+    let w = Weighted::new(0, 0, p.wins_i, p.wins_j, p.ties, weight);
+    (w.won_i, w.won_j)
+}
+
 /// The active models of `pairs` and each pair's doubled-table weights over them.
 fn weighted_pairs(
     n: usize,
     pairs: &[PairCounts],
-    weights: Option<&[f64]>,
+    won: impl Fn(usize, &PairCounts) -> (f64, f64),
 ) -> (Active, Vec<Weighted>) {
     let active = Active::of(n, pairs);
     let weighted = pairs
@@ -126,8 +151,8 @@ fn weighted_pairs(
         .filter(|(_, p)| p.total() > 0)
         .map(|(k, p)| {
             let (i, j) = active.pair(p);
-            let weight = weights.map_or(1.0, |w| w[k]);
-            Weighted::new(i, j, p.wins_i, p.wins_j, p.ties, weight)
+            let (won_i, won_j) = won(k, p);
+            Weighted { i, j, won_i, won_j }
         })
         .collect();
     (active, weighted)
@@ -137,7 +162,7 @@ fn weighted_pairs(
 /// played can be reached from every other along "won at least once against" edges (a tie
 /// counts both ways). The check alone, without fitting.
 pub(crate) fn plain_mle_exists(n: usize, pairs: &[PairCounts]) -> bool {
-    let (active, weighted) = weighted_pairs(n, pairs, None);
+    let (active, weighted) = weighted_pairs(n, pairs, |_, p| won(p, 1.0));
     active.models.is_empty() || not_strongly_connected(active.models.len(), &weighted).is_none()
 }
 

@@ -75,6 +75,22 @@ pub enum RatingsError {
         /// Why (kept out of `source` so the message is printed once).
         error: std::io::Error,
     },
+    /// A battle's pair probability outside (0, 1].
+    #[error("ratings: a battle of '{model_a}' and '{model_b}' has pair probability {probability}, not in (0, 1]")]
+    BadProbability {
+        /// Model on side A.
+        model_a: String,
+        /// Model on side B.
+        model_b: String,
+        /// The probability given.
+        probability: f64,
+    },
+    /// Inverse-propensity weighting asked for with options it does not support.
+    #[error(
+        "ratings: inverse-propensity weighting does not support {0} yet (it takes sandwich \
+         intervals, half-win ties and no style control)"
+    )]
+    IpwUnsupported(&'static str),
     /// The benchmark cannot run.
     #[error("ratings: {0}")]
     Bench(String),

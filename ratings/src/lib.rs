@@ -29,6 +29,7 @@ mod contextual;
 mod davidson;
 mod elo;
 mod error;
+mod ipw;
 mod math;
 pub mod metadata;
 pub mod parse;
@@ -46,6 +47,7 @@ pub use board::compute;
 pub use bradley_terry::Regularization;
 pub use elo::{BASE, INIT_RATING, K, SCALE};
 pub use error::RatingsError;
+pub use ipw::IpwSummary;
 pub use read::{
     read_battles, read_battles_from, read_styled_battles, BadRow, Format, ReadReport,
     MAX_LISTED_BAD_ROWS,
@@ -125,6 +127,11 @@ pub struct RatingOptions {
     pub regularization: Regularization,
     /// Models with fewer battles are flagged `few_battles`.
     pub min_battles: u64,
+    /// Weigh each battle by the inverse of the probability its pair was drawn with
+    /// (normalised to a mean of 1), so over-sampled pairs do not dominate; battles without a
+    /// stored probability weigh 1. Sandwich intervals and half-win ties only.
+    #[serde(default)]
+    pub ipw: bool,
 }
 
 impl Default for RatingOptions {
@@ -143,6 +150,7 @@ impl Default for RatingOptions {
             anchor: None,
             regularization: Regularization::L2 { c: 1.0 },
             min_battles: 30,
+            ipw: false,
         }
     }
 }

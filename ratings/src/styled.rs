@@ -58,6 +58,9 @@ pub fn compute_style_controlled(
     battles: &[StyledBattle],
     opts: &RatingOptions,
 ) -> Result<Leaderboard, RatingsError> {
+    if opts.ipw {
+        return Err(RatingsError::IpwUnsupported("style control"));
+    }
     let mut agg = Aggregate::new();
     let mut rows = Rows::default();
     let mut styles = Vec::with_capacity(battles.len());

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregate::Aggregate;
 use super::battle::Winner;
-use super::{Ci, Method, RatingOptions, Ties};
+use super::{Ci, IpwSummary, Method, RatingOptions, Ties};
 
 /// One model's line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +67,9 @@ pub struct Leaderboard {
     pub ties: Ties,
     /// Davidson's `ν`, when ties were fitted.
     pub tie_propensity: Option<f64>,
+    /// How inverse-propensity weighting went, when it was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipw: Option<IpwSummary>,
 }
 
 /// One style feature's effect under style control.
@@ -90,6 +93,7 @@ pub(crate) struct Meta {
     pub style_coefficients: Vec<StyleCoefficient>,
     pub ties: Ties,
     pub tie_propensity: Option<f64>,
+    pub ipw: Option<IpwSummary>,
 }
 
 impl Leaderboard {
@@ -145,6 +149,7 @@ impl Meta {
             style_coefficients: Vec::new(),
             ties: Ties::HalfWin,
             tie_propensity: None,
+            ipw: None,
         }
     }
 }
@@ -226,6 +231,7 @@ pub(crate) fn build(agg: &Aggregate, bt: &[f64], ci: (&[f64], &[f64]), meta: Met
         style_coefficients: meta.style_coefficients,
         ties: meta.ties,
         tie_propensity: meta.tie_propensity,
+        ipw: meta.ipw,
     }
 }
 
@@ -375,7 +381,20 @@ pub fn describe(board: &Leaderboard) -> String {
         Some(nu) => format!(", ties fitted by Davidson's model (ν = {nu:.3})"),
         None => String::new(),
     };
-    format!("{method}{style}{reweight}{ties}, {ci}{floor}")
+    let ipw = board.ipw.as_ref().map(ipw_words).unwrap_or_default();
+    format!("{method}{style}{reweight}{ipw}{ties}, {ci}{floor}")
+}
+
+/// How inverse-propensity weighting went, in words.
+fn ipw_words(s: &IpwSummary) -> String {
+    let unweighted = match s.without_probability {
+        0 => String::new(),
+        n => format!(
+            " ({n} of {} battles had no stored probability and weigh 1)",
+            s.without_probability + s.with_probability
+        ),
+    };
+    format!(", inverse-propensity weighted{unweighted}")
 }
 
 /// CSV with a header row, one line per model.

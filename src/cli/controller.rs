@@ -98,6 +98,20 @@ pub struct ControllerArgs {
         help_heading = ARENA
     )]
     pub battle_weights: HashMap<String, f64>,
+    /// Factor on the anonymous-battle weight of a model with fewer than --new-model-votes
+    /// counted votes (FastChat's boost is 5; 1 turns it off).
+    #[arg(
+        long,
+        env = "ARENA_NEW_MODEL_BOOST",
+        default_value_t = config::DEFAULT_NEW_MODEL_BOOST,
+        value_parser = arena_controller::site::pairing::parse_boost,
+        help_heading = ARENA
+    )]
+    pub new_model_boost: f64,
+    /// Counted anonymous votes until a model's boost ends and its rating stops being marked
+    /// provisional (0: no boost, nothing provisional).
+    #[arg(long, env = "ARENA_NEW_MODEL_VOTES", default_value_t = config::DEFAULT_NEW_MODEL_VOTES, help_heading = ARENA)]
+    pub new_model_votes: u64,
     /// Comma-separated phrases whose presence in an answer keeps the vote off the
     /// leaderboard (replaces the built-in list; model names are always checked).
     #[arg(long, env = "ARENA_IDENTITY_PHRASES", value_delimiter = ',', help_heading = ARENA)]
@@ -301,6 +315,10 @@ impl ControllerArgs {
                 max_message_chars: self.max_message_chars,
                 max_turns: self.max_turns,
                 battle_weights: self.battle_weights,
+                new_model_boost: self.new_model_boost,
+                new_model_votes: self.new_model_votes,
+                // Battle starts look for new votes as often as the leaderboard does.
+                vote_count_refresh: Duration::from_secs(self.leaderboard_interval_s),
                 identity_phrases: self
                     .identity_phrases
                     .unwrap_or_else(|| ArenaSettings::default().identity_phrases),

@@ -59,6 +59,16 @@ pub struct LeaderboardArgs {
     /// (arena-rank's option; N defaults to its 50). Style control reweights unless N is 0.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "50")]
     pub reweight: Option<u64>,
+    /// Inverse-propensity weighting: each battle weighs 1/(the probability its pair was
+    /// drawn with, stored by the arena), scaled to a mean of 1, so pairs the arena drew more
+    /// often (boosted new models) do not dominate; battles without one weigh 1 (counted under
+    /// the table). Sandwich intervals and half-win ties only.
+    #[arg(long)]
+    pub ipw: bool,
+    /// Mark models with fewer battles (counted votes) as provisional: a table column, a CSV
+    /// column and `provisional` in JSON (0: no marks; the controller uses --new-model-votes).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub provisional_votes: u64,
     /// Style control: arena-rank's contextual Bradley-Terry over each answer's length and
     /// markdown, recorded by the arena at vote time or read from a battles file's
     /// conv_metadata (the public dataset's shape).
@@ -135,7 +145,10 @@ impl LeaderboardArgs {
             source.clone(),
             self.options(),
             &view,
-            self.category_min_battles,
+            leaderboard::Listing {
+                category_min_battles: self.category_min_battles,
+                provisional_votes: self.provisional_votes,
+            },
             self.format,
             snapshots,
             catalog.as_ref(),
@@ -194,6 +207,7 @@ impl LeaderboardArgs {
                 Regularization::L2 { c: 1.0 }
             },
             min_battles: self.min_battles,
+            ipw: self.ipw,
         }
     }
 }
@@ -245,5 +259,6 @@ mod tests {
             (Method::FastChat, Ci::Bootstrap, false)
         );
         assert_eq!(options(&["--ties", "davidson"]).ties, Ties::Davidson);
+        assert!(!options(&[]).ipw && options(&["--ipw"]).ipw);
     }
 }

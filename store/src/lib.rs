@@ -44,6 +44,9 @@ pub struct NewBattle {
     /// Version of the terms of use the client had accepted, stored with both conversations;
     /// None when it had accepted none.
     pub terms_version: Option<String>,
+    /// The probability with which an anonymous battle's unordered pair was drawn; None for
+    /// named battles.
+    pub pair_probability: Option<f64>,
 }
 
 /// A stored battle and whether it has been voted on.
@@ -282,6 +285,8 @@ pub struct BattleRow {
     pub tstamp_ms: i64,
     /// What the vote judged (`conv_metadata` JSON), when asked for and recorded.
     pub conv_metadata: Option<String>,
+    /// The probability with which the battle's pair was drawn, when recorded.
+    pub pair_probability: Option<f64>,
 }
 
 /// A vote with both conversations, for the Chatbot Arena export.

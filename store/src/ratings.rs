@@ -20,7 +20,9 @@ fn battle_of(row: &BattleRow) -> Result<Battle, StoreError> {
 }
 
 /// Folds the store's counted anonymous votes (of `category` only, when given), in the order
-/// they were cast, into an aggregate. The outer error is the store's; the inner one a vote the ratings refuse, as it
+/// they were cast, into an aggregate, each with the probability its pair was drawn with (for
+/// inverse-propensity weighting; a stored probability outside (0, 1] is refused). The outer
+/// error is the store's; the inner one a vote the ratings refuse, as it
 /// is (it stops the stream).
 pub async fn counted_aggregate(
     store: &dyn ArenaStore,
@@ -30,11 +32,12 @@ pub async fn counted_aggregate(
     let mut refused = None;
     let streamed = store
         .counted_battles(false, category, &mut |row| {
-            agg.add(&battle_of(&row)?).map_err(|e| {
-                let stop = StoreError::Database(e.to_string());
-                refused = Some(e);
-                stop
-            })
+            agg.add_with_probability(&battle_of(&row)?, row.pair_probability)
+                .map_err(|e| {
+                    let stop = StoreError::Database(e.to_string());
+                    refused = Some(e);
+                    stop
+                })
         })
         .await;
     if let Some(e) = refused {

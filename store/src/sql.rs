@@ -97,7 +97,8 @@ macro_rules! arena_store_sql {
                 }
                 sqlx::query(
                     "INSERT INTO battles (id, model_a, model_b, anonymous, conversation_a, \
-                     conversation_b, client_hash, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     conversation_b, client_hash, created_ms, pair_probability) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&b.id)
                 .bind(&b.model_a)
@@ -107,6 +108,7 @@ macro_rules! arena_store_sql {
                 .bind(&b.conversation_b)
                 .bind(&b.client_hash)
                 .bind(now)
+                .bind(b.pair_probability)
                 .execute(&mut *tx)
                 .await
                 .map_err(query_error)?;
@@ -445,9 +447,9 @@ macro_rules! arena_store_sql {
                 category: Option<&str>,
                 sink: Sink<'_, BattleRow>,
             ) -> Result<u64, StoreError> {
-                let mut rows = sqlx::query_as::<_, (String, String, String, i64, Option<String>)>(
+                let mut rows = sqlx::query_as::<_, (String, String, String, i64, Option<String>, Option<f64>)>(
                     "SELECT b.model_a, b.model_b, v.winner, v.created_ms, \
-                     CASE WHEN $1 THEN v.conv_metadata END FROM votes v \
+                     CASE WHEN $1 THEN v.conv_metadata END, b.pair_probability FROM votes v \
                      JOIN battles b ON b.id = v.battle_id WHERE b.anonymous AND v.counted \
                      AND ($2 IS NULL OR EXISTS (SELECT 1 FROM vote_categories c \
                      WHERE c.vote_id = v.id AND c.category = $2)) \
@@ -458,8 +460,9 @@ macro_rules! arena_store_sql {
                 .fetch(&self.pool);
                 let mut n = 0;
                 while let Some(row) = rows.next().await {
-                    let (model_a, model_b, winner, tstamp_ms, conv_metadata) = row.map_err(query_error)?;
-                    sink(BattleRow { model_a, model_b, winner, tstamp_ms, conv_metadata })?;
+                    let (model_a, model_b, winner, tstamp_ms, conv_metadata, pair_probability) =
+                        row.map_err(query_error)?;
+                    sink(BattleRow { model_a, model_b, winner, tstamp_ms, conv_metadata, pair_probability })?;
                     n += 1;
                 }
                 Ok(n)

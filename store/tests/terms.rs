@@ -29,6 +29,7 @@ fn answered(conversation: &str) -> [NewMessage; 2] {
 async fn voted_battle(s: &Arc<dyn ArenaStore>, id: &str, terms: Option<&str>) {
     s.create_battle(&NewBattle {
         terms_version: terms.map(str::to_string),
+        pair_probability: None,
         ..common::battle(id, "alpha", "beta", true)
     })
     .await

@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::hygiene::{exclusion_reason, names_shown};
 use super::input::{Sampling, TurnBody};
-use super::pick::draw_pair;
+use super::pairing;
 use super::terms::AcceptedTerms;
 use super::turns::{self, Streaming, Thread};
 use super::{body, optional_body, store_error, ArenaState, Client};
@@ -46,16 +46,10 @@ pub async fn create(
     b: Result<Json<NewBattleBody>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let models = state.gateway.served_models(true);
-    let (model_a, model_b, anonymous) = match body(b)? {
+    let (model_a, model_b, pair_probability) = match body(b)? {
         NewBattleBody::Anonymous => {
-            let (a, b) = draw_pair(&models, &state.settings.battle_weights, &mut rand::rng())
-                .ok_or_else(|| {
-                    ApiError::unavailable(format!(
-                        "an anonymous battle needs two models; {} available right now",
-                        models.len()
-                    ))
-                })?;
-            (a, b, true)
+            let d = pairing::draw(&state, &models).await?;
+            (d.model_a, d.model_b, Some(d.pair_probability))
         }
         NewBattleBody::Named { model_a, model_b } => {
             for (param, m) in [("model_a", &model_a), ("model_b", &model_b)] {
@@ -66,9 +60,10 @@ pub async fn create(
                     });
                 }
             }
-            (model_a, model_b, false)
+            (model_a, model_b, None)
         }
     };
+    let anonymous = pair_probability.is_some();
     let battle = NewBattle {
         id: random_id("b_"),
         model_a,
@@ -78,6 +73,7 @@ pub async fn create(
         conversation_b: random_id("c_"),
         client_hash: client.hash,
         terms_version,
+        pair_probability,
     };
     state
         .store

@@ -26,6 +26,15 @@ pub async fn aggregate_store(
         .map_err(ControllerError::Ratings)
 }
 
+/// Which models `arena leaderboard` lists and marks.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Listing {
+    /// With a category, only models with at least this many battles in it.
+    pub category_min_battles: u64,
+    /// Models with fewer votes are marked provisional (0: none).
+    pub provisional_votes: u64,
+}
+
 /// `arena leaderboard --snapshot FILE` and `--verify FILE`.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshots {
@@ -226,6 +235,7 @@ pub struct LeaderboardCache {
     daily_snapshots: bool,
     // The UTC day whose snapshot is known to be kept, so most computations skip the check.
     snapshot_day: std::sync::Mutex<Option<String>>,
+    provisional_votes: u64,
     // One recomputation at a time; waiters then find it fresh.
     cached: tokio::sync::Mutex<std::collections::HashMap<View, Cached>>,
 }
@@ -247,6 +257,7 @@ impl LeaderboardCache {
             category_min_battles: crate::config::DEFAULT_CATEGORY_MIN_BATTLES,
             daily_snapshots: true,
             snapshot_day: std::sync::Mutex::new(None),
+            provisional_votes: 0,
             cached: tokio::sync::Mutex::new(std::collections::HashMap::new()),
         }
     }
@@ -271,6 +282,14 @@ impl LeaderboardCache {
     /// The same cache, adding each model's catalog info to its row.
     pub fn with_catalog(self, catalog: Arc<Catalog>) -> Self {
         Self { catalog, ..self }
+    }
+
+    /// The same cache, marking models with fewer counted votes `provisional`.
+    pub fn with_provisional_votes(self, provisional_votes: u64) -> Self {
+        Self {
+            provisional_votes,
+            ..self
+        }
     }
 
     fn fresh(&self, c: &Cached, last_vote_ms: i64, now_ms: i64) -> bool {
@@ -318,9 +337,11 @@ impl LeaderboardCache {
                 )));
             }
         }
-        // The win/loss totals are over all counted votes: a category board shows its own.
+        // The win/loss totals are over all counted votes: a category board shows none; a
+        // model is provisional by its votes in all categories.
+        let all_stats = self.store.model_stats().await?;
         let stats = match category {
-            None => self.store.model_stats().await?,
+            None => all_stats.clone(),
             Some(_) => Vec::new(),
         };
         let (mut board, without_style) = if view.style_control {
@@ -342,6 +363,7 @@ impl LeaderboardCache {
             None => 0,
         };
         let mut body = leaderboard_json(&board, &stats, now);
+        super::provisional::mark(&mut body, &all_stats, self.provisional_votes);
         body["style_control"] = json!(view.style_control);
         if let Some(without) = without_style {
             body["without_style"] = json!(without);
@@ -478,17 +500,28 @@ pub async fn run_cli(
     source: Source,
     options: RatingOptions,
     view: &View,
-    category_min_battles: u64,
+    listing: Listing,
     format: OutputFormat,
     snapshot: Snapshots,
     catalog: Option<&Catalog>,
 ) -> Result<String, ControllerError> {
+    let Listing {
+        category_min_battles,
+        provisional_votes,
+    } = listing;
     let style_control = view.style_control;
     let category = view.category.as_deref();
     view.check().map_err(ControllerError::Leaderboard)?;
     if (style_control || category.is_some())
         && (snapshot.write.is_some() || snapshot.verify.is_some())
     {
+        if options.ipw && (snapshot.write.is_some() || snapshot.verify.is_some()) {
+            return Err(ControllerError::Leaderboard(
+            "snapshots of inverse-propensity-weighted ratings are not supported yet (their vote \
+             set would have to include each battle's pair probability)"
+                .into(),
+        ));
+        }
         return Err(ControllerError::Leaderboard(
             "snapshots of style-controlled or category ratings are not supported yet (their vote \
              set would have to include each answer's style and each battle's categories)"
@@ -569,7 +602,7 @@ pub async fn run_cli(
             board.battles
         );
     }
-    super::leaderboard_text::render(&board, format, catalog)
+    super::leaderboard_text::render(&board, format, catalog, provisional_votes)
 }
 
 #[cfg(test)]
@@ -605,6 +638,7 @@ mod tests {
                 conversation_b: "cb".into(),
                 client_hash: "h".into(),
                 terms_version: None,
+                pair_probability: None,
             })
             .await
             .unwrap();

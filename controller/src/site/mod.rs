@@ -14,7 +14,9 @@ pub mod labeller;
 pub mod leaderboard;
 mod leaderboard_text;
 pub mod moderation;
+pub mod pairing;
 pub mod pick;
+pub mod provisional;
 pub mod snapshots;
 pub mod terms;
 mod turns;
@@ -59,6 +61,8 @@ pub struct ArenaState {
     pub catalog: Arc<Catalog>,
     /// Tags hard prompts after votes, when configured.
     pub labeller: Option<labeller::Labeller>,
+    /// Counted votes per model, for the new-model boost.
+    pub vote_counts: pairing::VoteCounts,
     salt: String,
 }
 
@@ -79,6 +83,7 @@ impl ArenaState {
             .unwrap_or_else(|| format!("{:032x}", rand::random::<u128>()));
         Self {
             gateway,
+            vote_counts: pairing::VoteCounts::new(store.clone(), settings.vote_count_refresh),
             store,
             settings,
             moderation,

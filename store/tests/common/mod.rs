@@ -30,5 +30,6 @@ pub fn battle(id: &str, a: &str, b: &str, anonymous: bool) -> NewBattle {
         conversation_b: format!("{id}-b"),
         client_hash: "client".into(),
         terms_version: None,
+        pair_probability: None,
     }
 }
