@@ -12,6 +12,7 @@ pub mod hygiene;
 mod input;
 pub mod labeller;
 pub mod leaderboard;
+mod leaderboard_cli;
 mod leaderboard_text;
 pub mod moderation;
 pub mod pairing;
