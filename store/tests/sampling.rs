@@ -2,7 +2,7 @@
 //! drawn, NULL for named battles and old rows, streamed with each counted vote and folded
 //! into the ratings' aggregate for inverse-propensity weighting.
 
-use arena_store::{ArenaStore, NewBattle, NewMessage, NewVote};
+use arena_store::{ArenaStore, NewBattle};
 use arena_testkit::on_both_backends;
 use std::future::Future;
 use std::sync::Arc;
@@ -21,32 +21,8 @@ where
 async fn voted(s: &Arc<dyn ArenaStore>, battle: NewBattle) {
     let id = battle.id.clone();
     s.create_battle(&battle).await.unwrap();
-    for side in ["a", "b"] {
-        let row = |seq, role: &'static str| NewMessage {
-            conversation_id: format!("{id}-{side}"),
-            seq,
-            turn: 1,
-            role,
-            content: "Hi".into(),
-            finish_reason: (role == "assistant").then(|| "stop".into()),
-            ..Default::default()
-        };
-        s.add_messages(&[row(0, "user"), row(1, "assistant")])
-            .await
-            .unwrap();
-    }
-    s.add_vote(&NewVote {
-        id: format!("v-{id}"),
-        battle_id: id,
-        turn: 1,
-        winner: "model_a".into(),
-        voter_hash: "voter".into(),
-        exclusion: None,
-        limits: Default::default(),
-        categories: Vec::new(),
-    })
-    .await
-    .unwrap();
+    common::answer_both_sides(s, &id).await;
+    s.add_vote(&common::vote_for_a(&id)).await.unwrap();
     // Distinct timestamps keep the votes' order observable.
     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
 }

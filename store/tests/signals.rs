@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use arena_store::{
-    ArenaStore, ExcludedVotes, Exclusion, ExclusionRule, NewMessage, NewVote, VoteLimits,
-    VoteOutcome,
+    ArenaStore, ExcludedVotes, Exclusion, ExclusionRule, NewVote, VoteLimits, VoteOutcome,
 };
 use arena_testkit::db::rows;
 use arena_testkit::on_both_backends;
@@ -27,20 +26,7 @@ async fn answered(s: &Arc<dyn ArenaStore>, id: &str, anonymous: bool) {
     s.create_battle(&common::battle(id, "alpha", "beta", anonymous))
         .await
         .unwrap();
-    for side in ["a", "b"] {
-        let row = |seq, role: &'static str| NewMessage {
-            conversation_id: format!("{id}-{side}"),
-            seq,
-            turn: 1,
-            role,
-            content: "Hi".into(),
-            finish_reason: (role == "assistant").then(|| "stop".into()),
-            ..Default::default()
-        };
-        s.add_messages(&[row(0, "user"), row(1, "assistant")])
-            .await
-            .unwrap();
-    }
+    common::answer_both_sides(s, id).await;
 }
 
 fn vote(battle: &str, voter: &str, winner: &str, limits: VoteLimits) -> NewVote {

@@ -50,15 +50,7 @@ fn message(conversation: &str, seq: i64, turn: i64, role: &'static str, text: &s
 
 /// Turn 1 of a battle, answered in full on both sides, so it can take its vote.
 async fn answered(s: &Arc<dyn ArenaStore>, battle: &str) {
-    for side in ["a", "b"] {
-        let conv = format!("{battle}-{side}");
-        s.add_messages(&[
-            message(&conv, 0, 1, "user", "Hi"),
-            message(&conv, 1, 1, "assistant", "Hello"),
-        ])
-        .await
-        .unwrap();
-    }
+    common::answer_both_sides(s, battle).await;
 }
 
 on_both_backends!(

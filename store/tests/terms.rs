@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arena_store::{ArenaStore, ExportFilter, NewBattle, NewMessage, NewVote};
+use arena_store::{ArenaStore, ExportFilter, NewBattle, NewMessage};
 use arena_testkit::{db, on_both_backends};
 
 mod common;
@@ -39,18 +39,7 @@ async fn voted_battle(s: &Arc<dyn ArenaStore>, id: &str, terms: Option<&str>) {
             .await
             .unwrap();
     }
-    s.add_vote(&NewVote {
-        id: format!("v-{id}"),
-        battle_id: id.into(),
-        turn: 1,
-        winner: "model_a".into(),
-        voter_hash: "voter".into(),
-        exclusion: None,
-        limits: Default::default(),
-        categories: Vec::new(),
-    })
-    .await
-    .unwrap();
+    s.add_vote(&common::vote_for_a(id)).await.unwrap();
     // Distinct timestamps keep the export's order observable.
     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use arena_store::{ArenaStore, NewBattle};
+use arena_store::{ArenaStore, NewBattle, NewMessage, NewVote};
 use arena_testkit::db;
 
 /// Runs `body` with a fresh store on `backend` and its URL; the database lives as long as
@@ -31,5 +31,39 @@ pub fn battle(id: &str, a: &str, b: &str, anonymous: bool) -> NewBattle {
         client_hash: "client".into(),
         terms_version: None,
         pair_probability: None,
+    }
+}
+
+/// Turn 1 of battle `id` answered in full on both sides (`{id}-a`, `{id}-b`), so it can take
+/// its vote.
+pub async fn answer_both_sides(s: &Arc<dyn ArenaStore>, id: &str) {
+    for side in ["a", "b"] {
+        let row = |seq, role: &'static str, text: &str| NewMessage {
+            conversation_id: format!("{id}-{side}"),
+            seq,
+            turn: 1,
+            role,
+            content: text.into(),
+            finish_reason: (role == "assistant").then(|| "stop".into()),
+            ..Default::default()
+        };
+        s.add_messages(&[row(0, "user", "Hi"), row(1, "assistant", "Hello")])
+            .await
+            .unwrap();
+    }
+}
+
+/// Vote `v-{battle}` for `model_a` on turn 1 by `voter`, with no categories and the client
+/// rules' default limits.
+pub fn vote_for_a(battle: &str) -> NewVote {
+    NewVote {
+        id: format!("v-{battle}"),
+        battle_id: battle.into(),
+        turn: 1,
+        winner: "model_a".into(),
+        voter_hash: "voter".into(),
+        exclusion: None,
+        limits: Default::default(),
+        categories: Vec::new(),
     }
 }
