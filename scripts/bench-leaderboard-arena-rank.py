@@ -11,6 +11,8 @@ Steps timed, each as a user calls it (arena-rank's classes, unmodified):
               (examples/example_utils.py: (a - b) / (a + b), standardised), then
               ContextualPairDataset.from_pandas (reweighted) + ContextualBradleyTerry
               (...).compute_ratings_and_cis (sandwich intervals)
+  category    one category's board as LMArena makes it: the battles tagged `coding` (the
+              file's `categories`) selected with pandas, then the bt step on them
 JAX compiles each function on its first call; the first run of each step is what a user
 waits for, and a second run of the same step is reported as "warm".
 
@@ -60,6 +62,10 @@ def style_control(df, meta):
     return out
 
 
+def category(df, tags, name="coding"):
+    return bradley_terry(df[tags.map(lambda t: name in t)])
+
+
 def timed(fn, *args, **kwargs):
     t = time.perf_counter()
     out = fn(*args, **kwargs)
@@ -81,6 +87,8 @@ def main():
     report["bt_warm_s"], _ = timed(bradley_terry, df)
     report["style_s"], _ = timed(style_control, df, meta)
     report["style_warm_s"], _ = timed(style_control, df, meta)
+    if "categories" in df:
+        report["category_s"], _ = timed(category, df, df["categories"])
     report["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if args.json:
         print(json.dumps(report, indent=2))

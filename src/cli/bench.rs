@@ -46,8 +46,13 @@ pub struct BenchLeaderboardArgs {
     pub seed: u64,
     /// Write the battles to this file (.csv or .jsonl) instead of timing, for FastChat's side
     /// (scripts/bench-leaderboard-fastchat.py) and `arena leaderboard --battles`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "store")]
     pub write: Option<PathBuf>,
+    /// Fill the arena store at this URL (sqlite://PATH or postgres://..., with no votes yet)
+    /// with the battles as counted anonymous votes instead of timing, for
+    /// `arena leaderboard --database URL`.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
     /// Print one JSON object instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -63,6 +68,24 @@ impl BenchLeaderboardArgs {
                 self.battles,
                 self.models,
                 path.display()
+            );
+            return Ok(());
+        }
+        if let Some(url) = &self.store {
+            let store = arena_store::connect(url).await?;
+            let started = std::time::Instant::now();
+            let n = arena_store::fill_with_synthetic(
+                store.as_ref(),
+                self.battles,
+                self.models,
+                self.seed,
+            )
+            .await?;
+            println!(
+                "wrote {n} votes among {} models to {} in {:.1} s",
+                self.models,
+                arena_store::redact(url),
+                started.elapsed().as_secs_f64()
             );
             return Ok(());
         }

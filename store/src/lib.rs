@@ -6,6 +6,9 @@
 #![forbid(unsafe_code)]
 
 mod backends;
+// Before `sql`, whose insert_counted_votes uses its macro.
+#[macro_use]
+mod bulk;
 mod error;
 mod eval;
 pub mod export;
@@ -20,6 +23,7 @@ mod vote;
 use std::sync::Arc;
 
 pub use backends::{PostgresStore, SqliteStore};
+pub use bulk::{fill_with_synthetic, CountedVote};
 pub use error::StoreError;
 pub use eval::{EvalAnswer, EvalJudgment, EvalLedger, EvalRun, JudgmentFilter};
 pub use signals::{ExcludedVotes, Exclusion, ExclusionRule, VoteLimits, VoteOutcome, VoteSignals};
@@ -313,6 +317,10 @@ pub struct ExportBattle {
     /// Both answers' length and markdown counts (`conv_metadata` JSON); None before they
     /// were recorded.
     pub conv_metadata: Option<String>,
+    /// The probability its pair was drawn with (anonymous battles since it was recorded).
+    pub pair_probability: Option<f64>,
+    /// Its category tags, sorted (votes since they were tagged).
+    pub categories: Vec<String>,
     /// Side A's current messages as (role, content).
     pub conversation_a: Vec<(String, String)>,
     /// Side B's current messages as (role, content).
@@ -418,6 +426,9 @@ pub trait ArenaStore: EvalLedger + Send + Sync {
         category: Option<&str>,
         sink: Sink<'_, BattleRow>,
     ) -> Result<u64, StoreError>;
+    /// Writes counted anonymous votes with their battles, empty conversations and categories
+    /// in one transaction, skipping every vote-time check: for filling a store to benchmark.
+    async fn insert_counted_votes(&self, votes: &[CountedVote]) -> Result<(), StoreError>;
     /// Tags a stored vote with more categories (the ones it has already are kept).
     async fn add_vote_categories(
         &self,

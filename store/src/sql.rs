@@ -5,13 +5,14 @@
 use arena_ratings::clock::unix_ms;
 use futures_util::StreamExt;
 
+use crate::bulk::VOTES_PER_STATEMENT;
 use crate::signals::{answers_finished_ms, judge};
 use crate::vote::{judged_metadata, refusal, VoteRow, VOTE_ROW_COLUMNS};
 use crate::{
-    AnswerUpdate, ArenaStore, BattleRecord, BattleRow, ConversationRecord, ExcludedVotes,
-    ExportBattle, ExportConversation, ExportFilter, MessageRecord, ModelStats, NewBattle, NewFlag,
-    NewMessage, NewRating, NewVote, OpenTurn, PostgresStore, Sink, SnapshotRecord, SqliteStore,
-    StoreError, VoteOutcome, GENERATING, INTERRUPTED,
+    AnswerUpdate, ArenaStore, BattleRecord, BattleRow, ConversationRecord, CountedVote,
+    ExcludedVotes, ExportBattle, ExportConversation, ExportFilter, MessageRecord, ModelStats,
+    NewBattle, NewFlag, NewMessage, NewRating, NewVote, OpenTurn, PostgresStore, Sink,
+    SnapshotRecord, SqliteStore, StoreError, VoteOutcome, GENERATING, INTERRUPTED,
 };
 
 /// What an answer left `generating` by a stopped controller says.
@@ -468,6 +469,14 @@ macro_rules! arena_store_sql {
                 Ok(n)
             }
 
+            async fn insert_counted_votes(&self, votes: &[CountedVote]) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await.map_err(query_error)?;
+                for chunk in votes.chunks(VOTES_PER_STATEMENT) {
+                    insert_counted_votes!(tx, chunk);
+                }
+                tx.commit().await.map_err(query_error)
+            }
+
             async fn add_vote_categories(
                 &self,
                 vote_id: &str,
@@ -558,17 +567,19 @@ macro_rules! arena_store_sql {
                 // One row per message, grouped by battle in order: memory holds one battle.
                 let mut rows = sqlx::query_as::<
                     _,
-                    (String, String, String, String, String, i64, bool, bool, i64, Option<String>, String, String, String),
+                    (String, String, String, String, String, i64, bool, bool, i64, Option<String>, Option<f64>, Option<String>, String, String, String),
                 >(
                     "SELECT v.battle_id, b.model_a, b.model_b, v.winner, v.voter_hash, v.turn, \
-                     b.anonymous, v.counted, v.created_ms, v.conv_metadata, \
+                     b.anonymous, v.counted, v.created_ms, v.conv_metadata, b.pair_probability, \
+                     (SELECT string_agg(c.category, ',' ORDER BY c.category) FROM vote_categories c \
+                     WHERE c.vote_id = v.id), \
                      CASE WHEN m.conversation_id = b.conversation_a THEN 'a' ELSE 'b' END, m.role, m.content \
                      FROM votes v JOIN battles b ON b.id = v.battle_id \
                      JOIN messages m ON (m.conversation_id = b.conversation_a OR m.conversation_id = b.conversation_b) \
                      AND NOT m.superseded WHERE ($1 OR v.counted) \
                      AND (NOT $2 OR NOT EXISTS (SELECT 1 FROM conversations c \
                      WHERE c.id IN (b.conversation_a, b.conversation_b) AND c.terms_version IS NULL)) \
-                     ORDER BY v.created_ms, v.battle_id, 11, m.seq",
+                     ORDER BY v.created_ms, v.battle_id, 13, m.seq",
                 )
                 .bind(filter.all_votes)
                 .bind(filter.accepted_terms_only)
@@ -576,7 +587,7 @@ macro_rules! arena_store_sql {
                 let mut current: Option<ExportBattle> = None;
                 let mut n = 0;
                 while let Some(row) = rows.next().await {
-                    let (id, model_a, model_b, winner, voter_hash, turn, anonymous, counted, tstamp_ms, conv_metadata, side, role, content) =
+                    let (id, model_a, model_b, winner, voter_hash, turn, anonymous, counted, tstamp_ms, conv_metadata, pair_probability, categories, side, role, content) =
                         row.map_err(query_error)?;
                     if current.as_ref().is_some_and(|c| c.battle_id != id) {
                         if let Some(done) = current.take() {
@@ -595,6 +606,10 @@ macro_rules! arena_store_sql {
                         counted,
                         tstamp_ms,
                         conv_metadata,
+                        pair_probability,
+                        categories: categories
+                            .map(|c| c.split(',').map(str::to_string).collect())
+                            .unwrap_or_default(),
                         ..Default::default()
                     });
                     let conversation = if side == "a" { &mut battle.conversation_a } else { &mut battle.conversation_b };

@@ -2,29 +2,22 @@
 //! writer for the same battles so FastChat and arena-rank can be timed on identical data
 //! (`scripts/bench-leaderboard-fastchat.py`, `scripts/bench-leaderboard-arena-rank.py`).
 
-use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+mod synthetic;
+
 use std::time::Instant;
 
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use rand_distr::{Distribution, Normal};
 use serde::Serialize;
 
-use super::aggregate::Aggregate;
-use super::battle::{Battle, Winner};
-use super::elo::{OnlineElo, SCALE};
-use super::style::StyleCounts;
-use super::styled::{compute_style_controlled, StyledBattle};
-use super::{bootstrap, bradley_terry, compute, Ci, Method, RatingOptions, MIN_PAIR_COUNT};
+use crate::aggregate::Aggregate;
+use crate::battle::{Battle, Winner};
+use crate::category::CODING;
+use crate::elo::{OnlineElo, SCALE};
 use crate::error::RatingsError;
+use crate::styled::{compute_style_controlled, StyledBattle};
+use crate::{bootstrap, bradley_terry, compute, Ci, Method, RatingOptions, Ties, MIN_PAIR_COUNT};
 
-/// Share of votes that are ties, and ties where both were bad, roughly the public arena's.
-const P_TIE: f64 = 0.15;
-const P_BOTHBAD: f64 = 0.12;
-/// Spread of true strengths on the Elo scale (the 2024 arena spans about 800 to 1300).
-const STRENGTH_SD: f64 = 100.0;
+use synthetic::Generator;
+pub use synthetic::{battles, conv_metadata, model_name, write_battles, SyntheticBattle};
 
 /// What to measure.
 #[derive(Debug, Clone, Serialize)]
@@ -78,6 +71,14 @@ pub struct BenchReport {
     pub style_s: f64,
     /// The public `compute` call on the aggregate (fit, bootstrap, matrices, rows).
     pub compute_s: f64,
+    /// Davidson's ties on the aggregate (fit with the tie parameter, sandwich intervals).
+    pub davidson_s: f64,
+    /// Inverse-propensity weighting from the battles: folding each with its pair's
+    /// probability, then the weighted fit and its sandwich intervals.
+    pub ipw_s: f64,
+    /// One category's board from the battles: folding those tagged `coding` (about 30%),
+    /// then arena-rank's fit and intervals.
+    pub category_s: f64,
     /// Peak resident memory of the process in MiB (Linux), including the generated battles.
     /// This crate reads nothing of the process: [`run`] leaves it `None` and the caller fills
     /// it in (the binary with `arena_worker::bench::peak_rss_mib`, the one reader of it).
@@ -86,133 +87,15 @@ pub struct BenchReport {
     pub max_rating_error: f64,
 }
 
-/// Deterministic synthetic battles: uniform pairs, sides random, BT outcomes from normally
-/// spread strengths, a share of ties of both kinds; and each answer's style, from a second
-/// stream so that the battles are the same with or without it.
-struct Generator {
-    rng: StdRng,
-    strength: Vec<f64>,
-    style_rng: StdRng,
-    /// Each model's typical answer length in tokens.
-    verbosity: Vec<f64>,
-}
-
-impl Generator {
-    fn new(models: usize, seed: u64) -> Result<Self, RatingsError> {
-        if models < 2 {
-            return Err(RatingsError::Bench(
-                "a benchmark needs at least 2 models".into(),
-            ));
-        }
-        let mut rng = StdRng::seed_from_u64(seed);
-        let normal =
-            Normal::new(1000.0, STRENGTH_SD).map_err(|e| RatingsError::Bench(e.to_string()))?;
-        let strength = (0..models).map(|_| normal.sample(&mut rng)).collect();
-        let mut style_rng = StdRng::seed_from_u64(seed ^ 0x5354_594c_4521);
-        let verbosity = (0..models)
-            .map(|_| style_rng.random_range(80.0..800.0))
-            .collect();
-        Ok(Self {
-            rng,
-            strength,
-            style_rng,
-            verbosity,
-        })
-    }
-
-    /// The style of an answer by model `m`.
-    fn style(&mut self, m: u32) -> StyleCounts {
-        let r = &mut self.style_rng;
-        let v = self.verbosity[m as usize];
-        StyleCounts {
-            tokens: r.random_range(v * 0.5..v * 1.5) as u64,
-            headers: r.random_range(0..4),
-            lists: r.random_range(0..10),
-            bold: r.random_range(0..6),
-        }
-    }
-
-    fn next(&mut self) -> (u32, u32, Winner) {
-        let m = self.strength.len() as u32;
-        let a = self.rng.random_range(0..m);
-        let mut b = self.rng.random_range(0..m - 1);
-        if b >= a {
-            b += 1;
-        }
-        let u: f64 = self.rng.random();
-        let winner = if u < P_TIE {
-            Winner::Tie
-        } else if u < P_TIE + P_BOTHBAD {
-            Winner::TieBothBad
-        } else {
-            let gap = self.strength[b as usize] - self.strength[a as usize];
-            let p_a = 1.0 / (1.0 + 10f64.powf(gap / SCALE));
-            if self.rng.random::<f64>() < p_a {
-                Winner::ModelA
-            } else {
-                Winner::ModelB
-            }
-        };
-        (a, b, winner)
-    }
-}
-
-/// The name of synthetic model `i`.
-fn model_name(i: usize) -> String {
-    format!("model-{i:03}")
-}
-
-/// Writes `n` synthetic battles among `models` models (the ones `run` rates with the same
-/// seed) as CSV (`.csv`: model_a,model_b,winner,tstamp) or JSON lines (`.jsonl`, with each
-/// answer's style in `conv_metadata`, the public dataset's shape).
-pub fn write_battles(path: &Path, n: u64, models: usize, seed: u64) -> Result<(), RatingsError> {
-    let csv = path.extension().is_some_and(|e| e == "csv");
-    let mut gen = Generator::new(models, seed)?;
-    let names: Vec<String> = (0..models).map(model_name).collect();
-    let fail = |error: std::io::Error| RatingsError::Write {
-        path: path.to_path_buf(),
-        error,
-    };
-    let mut out = BufWriter::new(File::create(path).map_err(fail)?);
-    if csv {
-        writeln!(out, "model_a,model_b,winner,tstamp").map_err(fail)?;
-    }
-    for k in 0..n {
-        let (ia, ib, winner) = gen.next();
-        let (a, b) = (&names[ia as usize], &names[ib as usize]);
-        let tstamp = 1.7e9 + k as f64;
-        if csv {
-            writeln!(out, "{a},{b},{},{tstamp}", winner.as_str()).map_err(fail)?;
-        } else {
-            let (sa, sb) = (gen.style(ia), gen.style(ib));
-            let row = serde_json::json!({
-                "model_a": a, "model_b": b, "winner": winner.as_str(), "tstamp": tstamp,
-                "anony": true, "turn": 1,
-                "conv_metadata": {
-                    "sum_assistant_a_tokens": sa.tokens, "sum_assistant_b_tokens": sb.tokens,
-                    "header_count_a": sa.headers, "header_count_b": sb.headers,
-                    "list_count_a": sa.lists, "list_count_b": sb.lists,
-                    "bold_count_a": sa.bold, "bold_count_b": sb.bold,
-                },
-            });
-            writeln!(out, "{row}").map_err(fail)?;
-        }
-    }
-    out.flush().map_err(fail)
-}
-
 /// Generates the battles and times each step of rating them.
 pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
     let mut gen = Generator::new(opts.models, opts.seed)?;
     let names: Vec<String> = (0..opts.models).map(model_name).collect();
 
     let t = Instant::now();
-    let rows: Vec<(u32, u32, Winner)> = (0..opts.battles).map(|_| gen.next()).collect();
-    let styles: Vec<(StyleCounts, StyleCounts)> = rows
-        .iter()
-        .map(|&(a, b, _)| (gen.style(a), gen.style(b)))
-        .collect();
+    let all: Vec<SyntheticBattle> = (0..opts.battles).map(|k| gen.next_full(k)).collect();
     let generate_s = t.elapsed().as_secs_f64();
+    let rows: Vec<(u32, u32, Winner)> = all.iter().map(|b| (b.a, b.b, b.winner)).collect();
 
     let t = Instant::now();
     let mut agg = Aggregate::new();
@@ -228,8 +111,10 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
     }
     let elo_s = t.elapsed().as_secs_f64();
 
-    let style_s = time_style_control(&rows, styles, &names)?;
-    drop(rows);
+    let ipw_s = time_ipw(&all, &names)?;
+    let category_s = time_category(&all, &names)?;
+    let style_s = time_style_control(&all, &names)?;
+    drop((rows, all));
 
     // FastChat's method, the reference this benchmark is measured beside.
     let opts_rating = RatingOptions {
@@ -269,6 +154,14 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
     std::hint::black_box(compute(&agg, &RatingOptions::default())?);
     let arena_rank_s = t.elapsed().as_secs_f64();
 
+    let t = Instant::now();
+    let davidson = RatingOptions {
+        ties: Ties::Davidson,
+        ..RatingOptions::default()
+    };
+    std::hint::black_box(compute(&agg, &davidson)?);
+    let davidson_s = t.elapsed().as_secs_f64();
+
     // Model indices in the aggregate follow first appearance; map back through the names.
     let truth = |name: &str| {
         names
@@ -290,6 +183,9 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport, RatingsError> {
         arena_rank_s,
         style_s,
         compute_s,
+        davidson_s,
+        ipw_s,
+        category_s,
         peak_rss_mib: None,
         max_rating_error,
     })
@@ -308,18 +204,13 @@ fn battle(names: &[String], a: u32, b: u32, winner: Winner) -> Battle {
 }
 
 /// Seconds that style control takes from the battles as a reader hands them over.
-fn time_style_control(
-    rows: &[(u32, u32, Winner)],
-    styles: Vec<(StyleCounts, StyleCounts)>,
-    names: &[String],
-) -> Result<f64, RatingsError> {
-    let battles: Vec<StyledBattle> = rows
+fn time_style_control(all: &[SyntheticBattle], names: &[String]) -> Result<f64, RatingsError> {
+    let battles: Vec<StyledBattle> = all
         .iter()
-        .zip(styles)
-        .map(|(&(a, b, winner), (style_a, style_b))| StyledBattle {
-            battle: battle(names, a, b, winner),
-            style_a,
-            style_b,
+        .map(|s| StyledBattle {
+            battle: battle(names, s.a, s.b, s.winner),
+            style_a: s.style_a,
+            style_b: s.style_b,
         })
         .collect();
     let opts = RatingOptions {
@@ -328,6 +219,33 @@ fn time_style_control(
     };
     let t = Instant::now();
     std::hint::black_box(compute_style_controlled(&battles, &opts)?);
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Seconds that inverse-propensity weighting takes from the battles.
+fn time_ipw(all: &[SyntheticBattle], names: &[String]) -> Result<f64, RatingsError> {
+    let t = Instant::now();
+    let mut agg = Aggregate::new();
+    for s in all {
+        agg.add_with_probability(&battle(names, s.a, s.b, s.winner), Some(s.pair_probability))?;
+    }
+    let opts = RatingOptions {
+        ipw: true,
+        ..RatingOptions::default()
+    };
+    std::hint::black_box(compute(&agg, &opts)?);
+    Ok(t.elapsed().as_secs_f64())
+}
+
+/// Seconds that one category's board takes from the battles (the store filters in SQL; this
+/// is the same work once the rows are read).
+fn time_category(all: &[SyntheticBattle], names: &[String]) -> Result<f64, RatingsError> {
+    let t = Instant::now();
+    let mut agg = Aggregate::new();
+    for s in all.iter().filter(|s| s.categories.contains(&CODING)) {
+        agg.add(&battle(names, s.a, s.b, s.winner))?;
+    }
+    std::hint::black_box(compute(&agg, &RatingOptions::default())?);
     Ok(t.elapsed().as_secs_f64())
 }
 
@@ -356,6 +274,9 @@ pub fn render(r: &BenchReport) -> String {
          BT fit {:.4} s\nbootstrap {:.3} s\ntotal {:.3} s (compute() {:.3} s)\n\
          arena-rank BT with sandwich intervals {:.3} s (from battles {:.3} s)\n\
          style control, arena-rank's contextual model with sandwich intervals {:.3} s\n\
+         Davidson ties on the aggregate {:.3} s\n\
+         inverse-propensity weighting from battles {:.3} s\n\
+         category 'coding' from battles {:.3} s\n\
          peak RSS {} MiB\nmax rating error vs truth {:.1}\n",
         r.options.battles,
         r.options.models,
@@ -371,6 +292,9 @@ pub fn render(r: &BenchReport) -> String {
         r.arena_rank_s,
         r.aggregate_s + r.arena_rank_s,
         r.style_s,
+        r.davidson_s,
+        r.ipw_s,
+        r.category_s,
         r.peak_rss_mib.map_or("?".into(), |m| format!("{m:.0}")),
         r.max_rating_error
     )
