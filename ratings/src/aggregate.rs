@@ -180,12 +180,7 @@ impl Aggregate {
     /// (1 byte). That names the votes and their order exactly; the same votes in the same
     /// order give the same hash, on any machine.
     pub fn vote_set_sha256(&self) -> String {
-        self.digest
-            .clone()
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        crate::snapshot::hex(self.digest.clone().finalize())
     }
 
     /// The online Elo rating of model `i` after all battles so far.

@@ -13,6 +13,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::aggregate::{Aggregate, PairCounts};
 use super::battle::{Battle, Winner};
@@ -37,6 +38,8 @@ pub struct IpwSummary {
 pub(crate) struct Propensities {
     /// Keyed like the aggregate's cells, outcomes in `Winner::ALL` order.
     cells: HashMap<(u32, u32), [Known; 4]>,
+    /// SHA-256 of every battle's probability in order (see `Aggregate::propensity_sha256`).
+    digest: Sha256,
 }
 
 /// Battles of one cell with a stored probability: how many, `Σ 1/π`, `Σ 1/π²`, `max 1/π`.
@@ -65,6 +68,13 @@ impl Aggregate {
             });
         }
         self.add(battle)?;
+        match pair_probability {
+            Some(p) => {
+                self.propensities.digest.update([1]);
+                self.propensities.digest.update(p.to_le_bytes());
+            }
+            None => self.propensities.digest.update([0]),
+        }
         if let Some(p) = pair_probability {
             let a = self.model_index(&battle.model_a);
             let b = self.model_index(&battle.model_b);
@@ -76,6 +86,16 @@ impl Aggregate {
             known.max_inverse = known.max_inverse.max(1.0 / p);
         }
         Ok(())
+    }
+}
+
+impl Aggregate {
+    /// The SHA-256 (hex) of the pair probabilities of the battles folded in with
+    /// `add_with_probability`, in order: per battle one byte 0 (unknown) or 1 followed by the
+    /// probability's 8 bytes (IEEE 754, little-endian). With `vote_set_sha256` it names
+    /// exactly what inverse-propensity-weighted ratings were computed from.
+    pub fn propensity_sha256(&self) -> String {
+        crate::snapshot::hex(self.propensities.digest.clone().finalize())
     }
 }
 

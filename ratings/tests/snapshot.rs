@@ -1,7 +1,7 @@
 //! Reproducible snapshots: the vote-set hash names exactly the votes in their order, and a
 //! snapshot verifies against a recomputation only when votes and ratings are the same.
 
-use arena_ratings::snapshot::{verify, Snapshot, FORMAT};
+use arena_ratings::snapshot::{verify, Snapshot, View, VoteSet, FORMAT};
 use arena_ratings::{compute, Aggregate, Battle, Ci, RatingOptions, Winner};
 
 fn battle(a: &str, b: &str, winner: Winner) -> Battle {
@@ -56,14 +56,14 @@ fn a_snapshot_verifies_only_against_the_same_votes_and_ratings() {
         },
     ] {
         let board = compute(&agg, &opts).expect("compute");
-        let snap = Snapshot::new(&agg, &opts, &board);
+        let snap = Snapshot::new(&VoteSet::of(&agg, &opts), &opts, &View::default(), &board);
         assert_eq!(snap.format, FORMAT);
         // Through JSON, as it is written and read back.
         let text = serde_json::to_string(&snap).expect("json");
         let back: Snapshot = serde_json::from_str(&text).expect("read back");
         assert_eq!(back.options, opts);
         let again = compute(&agg, &back.options).expect("recompute");
-        let verdict = verify(&back, &agg, &again);
+        let verdict = verify(&back, &VoteSet::of(&agg, &back.options), &again);
         assert!(verdict.matches(), "{verdict:?}");
 
         // One more vote: neither the votes nor the ratings are the snapshot's.
@@ -72,7 +72,7 @@ fn a_snapshot_verifies_only_against_the_same_votes_and_ratings() {
         let agg2 = votes(&more);
         let verdict = verify(
             &back,
-            &agg2,
+            &VoteSet::of(&agg2, &back.options),
             &compute(&agg2, &back.options).expect("compute"),
         );
         assert!(!verdict.same_votes && !verdict.same_ratings, "{verdict:?}");
@@ -81,7 +81,7 @@ fn a_snapshot_verifies_only_against_the_same_votes_and_ratings() {
         // The same votes, a doctored rating: caught.
         let mut doctored = back.clone();
         doctored.leaderboard.rows[0].bt += 0.01;
-        let verdict = verify(&doctored, &agg, &again);
+        let verdict = verify(&doctored, &VoteSet::of(&agg, &back.options), &again);
         assert!(verdict.same_votes && !verdict.same_ratings, "{verdict:?}");
     }
 }

@@ -319,7 +319,9 @@ impl LeaderboardCache {
     /// Keeps today's snapshot of the plain leaderboard unless another replica (or this one)
     /// already did: the first board computed with votes each UTC day.
     async fn keep_snapshot(&self, agg: &Aggregate, board: &Leaderboard, now: i64) {
-        let snap = arena_ratings::snapshot::Snapshot::new(agg, &self.options, board);
+        use arena_ratings::snapshot::{Snapshot, View, VoteSet};
+        let votes = VoteSet::of(agg, &self.options);
+        let snap = Snapshot::new(&votes, &self.options, &View::default(), board);
         let day = arena_ratings::clock::utc_day(now as u64);
         let record = arena_store::SnapshotRecord {
             day: day.clone(),

@@ -3,10 +3,11 @@
 
 use std::path::PathBuf;
 
-use arena_ratings::{Aggregate, RatingOptions};
+use arena_ratings::snapshot::{self, Snapshot, VoteSet};
+use arena_ratings::{Aggregate, Leaderboard, RatingOptions};
 
 use super::catalog::Catalog;
-use super::leaderboard::{aggregate_store, compute, styled_board, View};
+use super::leaderboard::{aggregate_store, compute, View};
 use crate::error::ControllerError;
 
 /// Which models `arena leaderboard` lists and marks.
@@ -27,44 +28,74 @@ pub struct Snapshots {
     pub verify: Option<std::path::PathBuf>,
 }
 
-/// Recomputes a snapshot's ratings from `agg` with its own options and compares: the text to
-/// print when it is reproduced, an error listing the differences when not.
-async fn verify_snapshot(
-    path: &std::path::Path,
-    agg: Aggregate,
-) -> Result<String, ControllerError> {
-    use arena_ratings::snapshot::{self, Snapshot};
+/// The snapshot at `path`, read for `--verify`.
+fn read_snapshot(path: &std::path::Path) -> Result<Snapshot, ControllerError> {
     let fail = |why: String| ControllerError::Leaderboard(format!("{}: {why}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
     let snap: Snapshot = serde_json::from_str(&text)
         .map_err(|e| fail(format!("not a leaderboard snapshot: {e}")))?;
-    if snap.format != snapshot::FORMAT {
+    if !snapshot::READABLE.contains(&snap.format.as_str()) {
         return Err(fail(format!(
             "snapshot format '{}', this arena reads '{}'",
             snap.format,
-            snapshot::FORMAT
+            snapshot::READABLE.join("', '")
         )));
     }
-    let board = compute(agg.clone(), snap.options.clone()).await?;
-    let verdict = snapshot::verify(&snap, &agg, &board);
+    Ok(snap)
+}
+
+/// Compares a snapshot with `board`, recomputed from `votes` with its own options and view:
+/// the text to print when it is reproduced, an error listing the differences when not.
+fn verdict(
+    path: &std::path::Path,
+    snap: &Snapshot,
+    votes: &VoteSet,
+    board: &Leaderboard,
+) -> Result<String, ControllerError> {
+    let verdict = snapshot::verify(snap, votes, board);
     if !verdict.matches() {
-        return Err(fail(format!(
-            "not reproduced:\n  {}",
+        return Err(ControllerError::Leaderboard(format!(
+            "{}: not reproduced:\n  {}",
+            path.display(),
             verdict.differences.join("\n  ")
         )));
     }
     let mut out = format!(
-        "{}: reproduced: the same {} votes (sha256 {}), every rating and interval within \
+        "{}: reproduced: the same {} votes (sha256 {}{}{}), every rating and interval within \
          1e-6 points (largest difference {:.1e})\n",
         path.display(),
         snap.battles,
         snap.vote_set_sha256,
+        snap.style_sha256
+            .as_ref()
+            .map_or(String::new(), |h| format!(", answers' style sha256 {h}")),
+        snap.propensity_sha256
+            .as_ref()
+            .map_or(String::new(), |h| format!(
+                ", pair probabilities sha256 {h}"
+            )),
         verdict.max_difference
     );
     for note in &verdict.differences {
         out.push_str(&format!("note: {note}\n"));
     }
     Ok(out)
+}
+
+/// Writes the snapshot of `board` to `path` and says so on stderr.
+fn write_snapshot(path: &std::path::Path, snap: &Snapshot) -> Result<(), ControllerError> {
+    let text = serde_json::to_string_pretty(snap)
+        .map_err(|e| ControllerError::Leaderboard(e.to_string()))?;
+    std::fs::write(path, text + "\n").map_err(|e| {
+        ControllerError::Leaderboard(format!("cannot write {}: {e}", path.display()))
+    })?;
+    eprintln!(
+        "{}: snapshot of {} votes (sha256 {})",
+        path.display(),
+        snap.battles,
+        snap.vote_set_sha256
+    );
+    Ok(())
 }
 
 /// Says on stderr which rows of a battles file were skipped, and whether it was in time order.
@@ -139,25 +170,25 @@ pub async fn run_cli(
         category_min_battles,
         provisional_votes,
     } = listing;
-    let style_control = view.style_control;
-    let category = view.category.as_deref();
     view.check().map_err(ControllerError::Leaderboard)?;
-    if (style_control || category.is_some())
-        && (snapshot.write.is_some() || snapshot.verify.is_some())
-    {
-        if options.ipw && (snapshot.write.is_some() || snapshot.verify.is_some()) {
-            return Err(ControllerError::Leaderboard(
-            "snapshots of inverse-propensity-weighted ratings are not supported yet (their vote \
-             set would have to include each battle's pair probability)"
-                .into(),
-        ));
-        }
-        return Err(ControllerError::Leaderboard(
-            "snapshots of style-controlled or category ratings are not supported yet (their vote \
-             set would have to include each answer's style and each battle's categories)"
-                .into(),
-        ));
-    }
+    // A snapshot is verified with its own options and view; the flags' are ignored.
+    let verifying = match &snapshot.verify {
+        Some(path) => Some((path, read_snapshot(path)?)),
+        None => None,
+    };
+    let (options, view) = match &verifying {
+        Some((_, snap)) => (
+            snap.options.clone(),
+            View {
+                style_control: snap.view.style_control,
+                category: snap.view.category.clone(),
+            },
+        ),
+        None => (options, view.clone()),
+    };
+    view.check().map_err(ControllerError::Leaderboard)?;
+    let category = view.category.as_deref();
+    let hashed = snapshot.write.is_some() || verifying.is_some();
     if let (Some(_), Source::File { .. }) = (category, &source) {
         return Err(ControllerError::Leaderboard(
             "--category rates the arena's own votes, which are tagged when they are cast; a \
@@ -165,34 +196,36 @@ pub async fn run_cli(
                 .into(),
         ));
     }
-    let mut board = if style_control {
-        let options = options.clone();
-        match source {
+    let (mut board, votes) = if view.style_control {
+        let battles = match source {
             Source::Database(url) => {
                 let store = arena_store::connect(&url).await?;
-                let (board, without_style) = styled_board(&*store, &options, category).await?;
-                if without_style > 0 {
+                let votes = arena_store::ratings::counted_styled(&*store, category).await?;
+                if votes.without_style > 0 {
                     eprintln!(
-                        "{without_style} counted votes left out of style control: cast before \
-                         the arena recorded answers' style, or an answer's token count unknown"
+                        "{} counted votes left out of style control: cast before the arena \
+                         recorded answers' style, or an answer's token count unknown",
+                        votes.without_style
                     );
                 }
-                board
+                votes.battles
             }
             Source::File { path, strict } => {
                 let mut battles = Vec::new();
                 let report =
                     arena_ratings::read_styled_battles(&path, strict, |b| battles.push(b))?;
                 print_report(&path, &report);
-                tokio::task::spawn_blocking(move || {
-                    arena_ratings::compute_style_controlled(&battles, &options)
-                })
-                .await
-                .map_err(|e| {
-                    ControllerError::Leaderboard(format!("the ratings task failed: {e}"))
-                })??
+                battles
             }
-        }
+        };
+        let options = options.clone();
+        tokio::task::spawn_blocking(move || {
+            let board = arena_ratings::compute_style_controlled(&battles, &options)?;
+            let votes = hashed.then(|| VoteSet::styled(&battles)).transpose()?;
+            Ok::<_, arena_ratings::RatingsError>((board, votes))
+        })
+        .await
+        .map_err(|e| ControllerError::Leaderboard(format!("the ratings task failed: {e}")))??
     } else {
         let agg = match source {
             Source::Database(url) => {
@@ -204,26 +237,19 @@ pub async fn run_cli(
                 agg
             }
         };
-        if let Some(path) = &snapshot.verify {
-            return verify_snapshot(path, agg).await;
-        }
-        let board = compute(agg.clone(), options.clone()).await?;
-        if let Some(path) = &snapshot.write {
-            let snap = arena_ratings::snapshot::Snapshot::new(&agg, &options, &board);
-            let text = serde_json::to_string_pretty(&snap)
-                .map_err(|e| ControllerError::Leaderboard(e.to_string()))?;
-            std::fs::write(path, text + "\n").map_err(|e| {
-                ControllerError::Leaderboard(format!("cannot write {}: {e}", path.display()))
-            })?;
-            eprintln!(
-                "{}: snapshot of {} votes (sha256 {})",
-                path.display(),
-                snap.battles,
-                snap.vote_set_sha256
-            );
-        }
-        board
+        let votes = hashed.then(|| VoteSet::of(&agg, &options));
+        (compute(agg, options.clone()).await?, votes)
     };
+    if let (Some((path, snap)), Some(votes)) = (&verifying, &votes) {
+        return verdict(path, snap, votes, &board);
+    }
+    if let (Some(path), Some(votes)) = (&snapshot.write, &votes) {
+        let view = arena_ratings::snapshot::View {
+            style_control: view.style_control,
+            category: view.category.clone(),
+        };
+        write_snapshot(path, &Snapshot::new(votes, &options, &view, &board))?;
+    }
     if let Some(c) = category {
         let hidden = board.only_models_with(category_min_battles);
         eprintln!(
