@@ -170,6 +170,23 @@ async fn a_battle_streams_both_answers_takes_a_vote_and_reveals_the_names() {
         .eval("return [document.querySelectorAll('#leaderboard-ci-plot circle').length, document.querySelectorAll('#leaderboard-heatmap rect').length > 0]")
         .await;
     assert_eq!(drawn, json!([2, true]), "{table}");
+    // The interval plot and both heat maps name the described model as the catalog does.
+    let labels = browser
+        .eval("return ['#leaderboard-ci-plot', '#leaderboard-heatmap', '#leaderboard-counts'].map((s) => [...document.querySelectorAll(s + ' text.label')].map((t) => t.textContent))")
+        .await;
+    for (chart, names) in labels.as_array().unwrap().iter().enumerate() {
+        let names: Vec<&str> = names
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|n| n.as_str())
+            .collect();
+        assert!(
+            names.iter().any(|n| n.starts_with("SmolLM2-135M-")),
+            "chart {chart}: {names:?}"
+        );
+        assert!(!names.contains(&"smollm2-135m"), "chart {chart}: {names:?}");
+    }
     // The day's snapshot, with its hash and the file to verify.
     let snapshot = browser
         .eval("const p = document.querySelector('#leaderboard-snapshot'); return [p.hidden, p.textContent, p.querySelector('a').getAttribute('href')]")

@@ -137,6 +137,36 @@ async fn categories(backend: &str) {
         "[]",
         "the default minimum of 10 battles lists nobody: {out}"
     );
+    // The export carries each vote's tags, its language as the dataset names it, and the
+    // probability its pair was drawn with (two models: the one pair, always).
+    let out = common::bin().ok(&["export", "--format", "chatbot-arena", "--database-url", db]);
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let tagged: Vec<(Value, Value, Value)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["categories"].clone(),
+                r["language"].clone(),
+                r["pair_probability"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        tagged,
+        [
+            (json!(["coding", "english"]), json!("English"), json!(1.0)),
+            (json!(["coding", "english"]), json!("English"), json!(1.0)),
+            (
+                json!(["french", "non_english"]),
+                json!("French"),
+                json!(1.0)
+            ),
+        ],
+        "{out}"
+    );
     let file = dir.path().join("battles.jsonl");
     std::fs::write(
         &file,

@@ -5,7 +5,7 @@
 // page only through textContent and attributes, and a link only when it is http(s).
 //
 // Loaded after conversation.js (uses window.Arena.el), before leaderboard.js and app.js;
-// exposes Arena.Catalog: nameInto, reveal.
+// exposes Arena.Catalog: displayName, nameInto, reveal.
 'use strict';
 (function () {
   const { el } = window.Arena;
@@ -24,9 +24,14 @@
     }
   }
 
+  // The catalog's display name of a model, its served name when there is none.
+  function displayName(model, info) {
+    return text(info && info.display_name) || String(model);
+  }
+
   // The display name (served name when there is none) as a link when the info has one.
   function nameNode(model, info, cls) {
-    const shown = text(info && info.display_name) || model;
+    const shown = displayName(model, info);
     const href = safeHref(info && info.link);
     const node = el(href ? 'a' : 'span', cls, shown);
     if (href) {
@@ -73,5 +78,5 @@
     if (sub) target.appendChild(el('span', 'model-sub', sub));
   }
 
-  window.Arena = Object.assign(window.Arena || {}, { Catalog: { nameInto, reveal } });
+  window.Arena = Object.assign(window.Arena || {}, { Catalog: { displayName, nameInto, reveal } });
 })();

@@ -297,12 +297,13 @@
   // One row per model, best first: a point at the rating and a bar over its 95% interval.
   // Narrow screens put each name on its own line above its bar.
   function renderCiPlot(plot, rows, width) {
+    const shown = (r) => window.Arena.Catalog.displayName(r.model, r.info);
     const pts = rows.filter((r) => isNum(r.bt));
     const hasCi = (r) => isNum(r.ci_low) && isNum(r.ci_high);
     const FONT = 12, TOP = 8, AXIS = 48;
     const stacked = width < 480;
     const ROW = stacked ? 38 : 26;
-    const labelW = stacked ? 0 : Math.min(Math.max(...pts.map((r) => textWidth(r.model, FONT))) + 24, width * 0.4, 260);
+    const labelW = stacked ? 0 : Math.min(Math.max(...pts.map((r) => textWidth(shown(r), FONT))) + 24, width * 0.4, 260);
     const x0 = stacked ? 14 : labelW + 14, x1 = width - 18;
     const { lo, hi, ticks } = axisOf(Math.min(...pts.map((r) => (hasCi(r) ? Math.min(r.ci_low, r.bt) : r.bt))),
       Math.max(...pts.map((r) => (hasCi(r) ? Math.max(r.ci_high, r.bt) : r.bt))), Math.max(2, Math.floor((x1 - x0) / 70)));
@@ -333,11 +334,12 @@
       const cy = stacked ? top + 27 : top + ROW / 2;
       const g = svg('g', { class: r.few_battles ? 'ci-row few' : 'ci-row' });
       const ci = hasCi(r) ? `, 95% interval ${rounded(r.ci_low)} – ${rounded(r.ci_high)}` : '';
-      g.appendChild(svg('title', {}, `${r.model}: rating ${rounded(r.bt)}${ci}` +
+      const served = shown(r) === String(r.model) ? '' : ` (${r.model})`;
+      g.appendChild(svg('title', {}, `${shown(r)}${served}: rating ${rounded(r.bt)}${ci}` +
         `${isNum(r.battles) ? `, ${plural(r.battles, 'battle', 'battles')}` : ''}${r.few_battles ? ` (${FEW_TEXT})` : ''}`));
       g.appendChild(svg('rect', { class: 'hit', x: 0, y: top, width, height: ROW }));
       const mark = r.few_battles ? ` ${FEW_MARK}` : '';
-      const name = fitText(r.model, FONT, (stacked ? width - 80 : labelW - 14) - (mark ? 10 : 0)) + mark;
+      const name = fitText(shown(r), FONT, (stacked ? width - 80 : labelW - 14) - (mark ? 10 : 0)) + mark;
       g.appendChild(stacked
         ? svg('text', { class: 'label', x: 6, y: top + 13 }, `${name}  ${rounded(r.bt)}`)
         : svg('text', { class: 'label', x: labelW, y: cy + 4, 'text-anchor': 'end' }, name));
@@ -364,12 +366,14 @@
     return t >= 0 ? mix(WHITE, RED, t) : mix(WHITE, BLUE, -t);
   };
 
-  // opts: avail (px), color(v, max) -> [r,g,b], format(v), tip(rowName, colName, v, i, j), skipDiagonal, legend: [left, right]
+  // opts: avail (px), color(v, max) -> [r,g,b], format(v), tip(rowName, colName, v, i, j),
+  // label(name) -> the text shown for a model, skipDiagonal, legend: [left, right]
   function renderHeatmap(map, m, opts) {
     const n = m.names.length;
     const compact = opts.avail < 520;
     const FONT = 12, CELL = compact || n > 12 ? 36 : 44;
-    const labelW = Math.min(Math.max(...m.names.map((s) => textWidth(s, FONT))) + 4, compact ? 110 : 150);
+    const labelOf = opts.label || String;
+    const labelW = Math.min(Math.max(...m.names.map((s) => textWidth(labelOf(s), FONT))) + 4, compact ? 110 : 150);
     const slant = labelW * Math.SQRT1_2;
     const left = labelW + 10, top = slant + 16;
     const right = Math.max(10, slant - CELL / 2 + 10);
@@ -388,7 +392,7 @@
     const max = Math.max(1, ...m.values.flat().filter(isNum));
     const kids = [svg('title', {}, opts.title)];
     m.names.forEach((name, i) => {
-      const label = fitText(name, FONT, labelW);
+      const label = fitText(labelOf(name), FONT, labelW);
       const cy = top + i * CELL + CELL / 2, cx = left + i * CELL + CELL / 2;
       kids.push(svg('text', { class: 'label', x: left - 6, y: cy + 4, 'text-anchor': 'end' }, label));
       kids.push(svg('text', { class: 'label', x: cx, y: top - 6, transform: `rotate(-45 ${cx} ${top - 6})` }, label));
@@ -442,6 +446,9 @@
       const i = counts.names.indexOf(a), j = counts.names.indexOf(b);
       return i >= 0 && j >= 0 ? counts.values[i][j] : null;
     };
+    // Heat maps index by served name and show the catalog's display name.
+    const infoOf = new Map(lb.rows.map((r) => [r.model, r.info]));
+    const label = (m) => window.Arena.Catalog.displayName(m, infoOf.get(m));
     const wins = lb.rows.length ? matrixOf(data.win_fraction, lb.order) : null;
     $('leaderboard-heatmap-figure').hidden = !wins;
     if (wins) {
@@ -450,9 +457,10 @@
         title: 'Fraction of A wins in A vs B battles (ties excluded)',
         color: diverging,
         format: (v) => v.toFixed(2),
+        label,
         tip: (a, b, v) => {
           const c = countOf(a, b);
-          return `${a} beat ${b} in ${(v * 100).toFixed(0)}% of their decisive battles` +
+          return `${label(a)} beat ${label(b)} in ${(v * 100).toFixed(0)}% of their decisive battles` +
             (isNum(c) ? ` (${plural(c, 'battle', 'battles')} in all, ties included)` : '');
         },
         legend: ['0: B always wins', '1: A always wins'],
@@ -465,7 +473,8 @@
         title: 'Counted battles for each pair of models',
         color: (v, max) => mix(WHITE, BLUE, Math.sqrt(v / max)),
         format: (v) => String(Math.round(v)),
-        tip: (a, b, v) => `${a} vs ${b}: ${plural(v, 'counted battle', 'counted battles')}`,
+        label,
+        tip: (a, b, v) => `${label(a)} vs ${label(b)}: ${plural(v, 'counted battle', 'counted battles')}`,
         skipDiagonal: true,
       });
     }

@@ -107,6 +107,19 @@ pub fn categorize(first_prompt: &str, turns: i64) -> Vec<String> {
     tags
 }
 
+/// The language among a vote's category `tags` (the one tag no fixed category has).
+pub fn language_of(tags: &[String]) -> Option<&str> {
+    const FIXED: [&str; 6] = [
+        CODING,
+        MATH,
+        MULTI_TURN,
+        LONG_QUERY,
+        NON_ENGLISH,
+        HARD_PROMPT,
+    ];
+    tags.iter().map(String::as_str).find(|t| !FIXED.contains(t))
+}
+
 /// Whether `name` can be a category: lower-case letters, digits and `_`, 1 to 40 of them
 /// (it travels in URLs and lands on the page).
 pub fn valid_name(name: &str) -> bool {
@@ -260,5 +273,17 @@ mod tests {
         assert_eq!(parse_criteria("[0, 3]"), None);
         assert_eq!(parse_criteria("[8]"), None);
         assert_eq!(HARD_CRITERIA.len(), 7);
+    }
+
+    #[test]
+    fn a_votes_language_is_its_one_unfixed_tag() {
+        let tags = |t: &[&str]| t.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(language_of(&tags(&["coding", "english"])), Some("english"));
+        let french = categorize("Quelle est la capitale de la France, et pourquoi ?", 3);
+        assert_eq!(language_of(&french), Some("french"));
+        assert_eq!(
+            language_of(&tags(&["hard_prompt", "math", "multi_turn"])),
+            None
+        );
     }
 }

@@ -32,8 +32,10 @@ fn messages(conversation: &[(String, String)]) -> Value {
 
 /// A vote in the dataset's columns: `question_id, model_a, model_b, winner, judge,
 /// conversation_a, conversation_b, turn, anony, language, tstamp, openai_moderation,
-/// conv_metadata`. Language and moderation scores are not measured here and are null, as is
-/// `conv_metadata` for votes cast before it was recorded.
+/// conv_metadata`, and two of the arena's own: `categories` (the tags the leaderboard's
+/// categories use) and `pair_probability` (for inverse-propensity weighting). The language is
+/// the dataset's capitalised name of the one told at vote time; it, the moderation scores
+/// (not measured here), `conv_metadata` and `pair_probability` are null where not known.
 pub fn chatbot_arena_row(b: &ExportBattle) -> Value {
     json!({
         "question_id": b.battle_id,
@@ -45,14 +47,25 @@ pub fn chatbot_arena_row(b: &ExportBattle) -> Value {
         "conversation_b": messages(&b.conversation_b),
         "turn": b.turn,
         "anony": b.anonymous,
-        "language": null,
+        "language": arena_ratings::category::language_of(&b.categories).map(capitalised),
         "tstamp": b.tstamp_ms as f64 / 1000.0,
         "openai_moderation": null,
         "conv_metadata": b
             .conv_metadata
             .as_deref()
             .and_then(|m| serde_json::from_str::<Value>(m).ok()),
+        "categories": b.categories,
+        "pair_probability": b.pair_probability,
     })
+}
+
+/// `english` as the dataset writes it, `English`.
+fn capitalised(name: &str) -> String {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .map(|first| first.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A conversation in ShareGPT's shape: `{"id", "model", "conversations": [{"from", "value"}]}`.
