@@ -5,25 +5,14 @@
 mod common;
 
 use arena_testkit::on_both_backends;
-use common::{get, post};
+use common::get;
 use serde_json::{json, Value};
 
 /// An anonymous battle opened with `prompt`, answered, and voted `winner`: the vote's answer.
 async fn battle(http: &str, prompt: &str, winner: &str) -> Value {
-    let created = post(http, "/api/battles", json!({"mode": "anonymous"})).await;
-    assert_eq!(created.status, 200, "{}", created.text);
-    let id = created.json()["id"].as_str().unwrap().to_string();
-    let turn = json!({"text": prompt, "temperature": 0.0, "max_tokens": 4});
-    let answered = post(http, &format!("/api/battles/{id}/turns"), turn).await;
-    assert_eq!(answered.status, 200, "{}", answered.text);
-    let vote = post(
-        http,
-        &format!("/api/battles/{id}/vote"),
-        json!({"winner": winner}),
-    )
-    .await;
-    assert_eq!(vote.status, 200, "{}", vote.text);
-    vote.json()
+    let id = common::open_battle(http).await;
+    common::answer_turn(http, &id, prompt, 4).await;
+    common::vote(http, &id, winner).await
 }
 
 async fn categories(backend: &str) {

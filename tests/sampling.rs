@@ -88,21 +88,9 @@ async fn battle(a: &Arena) -> ((String, String, f64), Value) {
         panic!("{stored:?}")
     };
     let p: f64 = p.parse().expect("a probability is stored");
-    let t = post(
-        http,
-        &format!("/api/battles/{id}/turns"),
-        json!({"text": "Hello there", "temperature": 0.0, "max_tokens": 8}),
-    )
-    .await;
-    assert_eq!(t.status, 200, "{}", t.text);
-    let v = post(
-        http,
-        &format!("/api/battles/{id}/vote"),
-        json!({"winner": "model_a"}),
-    )
-    .await;
-    assert_eq!(v.status, 200, "{}", v.text);
-    ((model_a.clone(), model_b.clone(), p), v.json())
+    common::answer_turn(http, &id, "Hello there", 8).await;
+    let v = common::vote(http, &id, "model_a").await;
+    ((model_a.clone(), model_b.clone(), p), v)
 }
 
 async fn boosted_battles_store_their_exact_probability(backend: &str) {

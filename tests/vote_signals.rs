@@ -18,30 +18,10 @@ const READ: Duration = Duration::from_millis(1600);
 
 /// A new anonymous battle with one greedy turn answered on both sides; its id.
 async fn answered_battle(http: &str) -> String {
-    let created = post(http, "/api/battles", json!({"mode": "anonymous"})).await;
-    assert_eq!(created.status, 200, "{}", created.text);
-    let id = created.json()["id"].as_str().unwrap().to_string();
+    let id = common::open_battle(http).await;
     // The prompt of tests/arena.rs: the tiny models' greedy answers to it name no model.
-    let t = post(
-        http,
-        &format!("/api/battles/{id}/turns"),
-        json!({"text": "Hello there", "temperature": 0.0, "max_tokens": 8}),
-    )
-    .await;
-    assert_eq!(t.status, 200, "{}", t.text);
-    assert_eq!(t.events().last().unwrap()["type"], "done", "{}", t.text);
+    common::answer_turn(http, &id, "Hello there", 8).await;
     id
-}
-
-async fn vote(http: &str, id: &str, winner: &str) -> Value {
-    let v = post(
-        http,
-        &format!("/api/battles/{id}/vote"),
-        json!({"winner": winner}),
-    )
-    .await;
-    assert_eq!(v.status, 200, "{}", v.text);
-    v.json()
 }
 
 /// The stored signals of battle `id`'s vote: delay, hour count, streak, rule.
@@ -84,7 +64,7 @@ async fn streaks_and_fast_votes_are_stored_but_not_counted(backend: &str) {
     for n in 1..=2 {
         let id = answered_battle(http).await;
         tokio::time::sleep(READ).await;
-        let v = vote(http, &id, "model_a").await;
+        let v = common::vote(http, &id, "model_a").await;
         assert_eq!(
             (&v["counted"], &v["reason"]),
             (&json!(true), &Value::Null),
@@ -146,7 +126,7 @@ async fn streaks_and_fast_votes_are_stored_but_not_counted(backend: &str) {
     // And the fourth.
     let id = answered_battle(http).await;
     tokio::time::sleep(READ).await;
-    let v = vote(http, &id, "model_a").await;
+    let v = common::vote(http, &id, "model_a").await;
     assert_eq!(
         (&v["counted"], &v["rule"]),
         (&json!(false), &json!("same_side_streak")),
@@ -155,7 +135,7 @@ async fn streaks_and_fast_votes_are_stored_but_not_counted(backend: &str) {
 
     // A vote the moment the answers end is too fast, whatever side it takes.
     let id = answered_battle(http).await;
-    let v = vote(http, &id, "model_b").await;
+    let v = common::vote(http, &id, "model_b").await;
     assert_eq!(
         (&v["counted"], &v["rule"]),
         (&json!(false), &json!("too_fast")),

@@ -76,6 +76,24 @@ pub struct CountedVote {
     pub categories: Vec<String>,
 }
 
+impl CountedVote {
+    /// A vote of `model_a` against `model_b` with no style, categories or probability, cast
+    /// at `created_ms` by voter `h`.
+    pub fn plain(id: &str, model_a: &str, model_b: &str, winner: &str, created_ms: i64) -> Self {
+        Self {
+            id: id.into(),
+            model_a: model_a.into(),
+            model_b: model_b.into(),
+            winner: winner.into(),
+            voter_hash: "h".into(),
+            created_ms,
+            conv_metadata: None,
+            pair_probability: None,
+            categories: Vec::new(),
+        }
+    }
+}
+
 /// Votes per statement: the largest statement (two conversations a vote, five values each)
 /// stays far below SQLite's 32,766 and Postgres's 65,535 bound values.
 pub(crate) const VOTES_PER_STATEMENT: usize = 1000;

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::bin::{wait_workers, Bin, Controller};
 use crate::process::Proc;
@@ -136,4 +136,35 @@ pub async fn post(base: &str, path: &str, body: Value) -> Answer {
 /// GETs a path.
 pub async fn get(base: &str, path: &str) -> Answer {
     read(reqwest::get(format!("{base}{path}")).await.unwrap()).await
+}
+
+/// Opens an anonymous battle; its id.
+pub async fn open_battle(http: &str) -> String {
+    let created = post(http, "/api/battles", json!({"mode": "anonymous"})).await;
+    assert_eq!(created.status, 200, "{}", created.text);
+    created.json()["id"]
+        .as_str()
+        .expect("a battle id")
+        .to_string()
+}
+
+/// Asks battle `id` `prompt` (greedy, at most `max_tokens`) and waits until both sides
+/// answered in full.
+pub async fn answer_turn(http: &str, id: &str, prompt: &str, max_tokens: u32) {
+    let turn = json!({"text": prompt, "temperature": 0.0, "max_tokens": max_tokens});
+    let t = post(http, &format!("/api/battles/{id}/turns"), turn).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(t.events().last().unwrap()["type"], "done", "{}", t.text);
+}
+
+/// Votes `winner` on battle `id`; the vote's answer.
+pub async fn vote(http: &str, id: &str, winner: &str) -> Value {
+    let v = post(
+        http,
+        &format!("/api/battles/{id}/vote"),
+        json!({"winner": winner}),
+    )
+    .await;
+    assert_eq!(v.status, 200, "{}", v.text);
+    v.json()
 }

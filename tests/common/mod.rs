@@ -2,7 +2,7 @@
 //! scratch folder. The helpers themselves are in arena-testkit.
 #![allow(dead_code, unused_imports)]
 
-pub use arena_testkit::arena::{get, post, Answer, Arena};
+pub use arena_testkit::arena::{answer_turn, get, open_battle, post, vote, Answer, Arena};
 pub use arena_testkit::bin::{post_chat, start_controller, wait_workers, workers, Bin, Controller};
 pub use arena_testkit::db::rows;
 pub use arena_testkit::process::{free_port, kill_group, output_ok, rand_u64, spawn_until, Proc};

@@ -391,51 +391,12 @@ mod tests {
 
     #[tokio::test]
     async fn a_vote_the_ratings_refuse_is_a_ratings_error() {
-        use arena_store::{NewBattle, NewMessage, NewVote};
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("a.db").display());
         let store = arena_store::connect(&url).await.unwrap();
-        store
-            .create_battle(&NewBattle {
-                id: "b".into(),
-                model_a: "same".into(),
-                model_b: "same".into(),
-                anonymous: true,
-                conversation_a: "ca".into(),
-                conversation_b: "cb".into(),
-                client_hash: "h".into(),
-                terms_version: None,
-                pair_probability: None,
-            })
-            .await
-            .unwrap();
-        for conversation in ["ca", "cb"] {
-            let row = |seq, role| NewMessage {
-                conversation_id: conversation.into(),
-                seq,
-                turn: 1,
-                role,
-                finish_reason: (role == "assistant").then(|| "stop".into()),
-                ..Default::default()
-            };
-            store
-                .add_messages(&[row(0, "user"), row(1, "assistant")])
-                .await
-                .unwrap();
-        }
-        store
-            .add_vote(&NewVote {
-                id: "v".into(),
-                battle_id: "b".into(),
-                turn: 1,
-                winner: "model_a".into(),
-                voter_hash: "h".into(),
-                exclusion: None,
-                limits: Default::default(),
-                categories: Vec::new(),
-            })
-            .await
-            .unwrap();
+        // Written straight into the tables: the arena itself never pairs a model with itself.
+        let vote = arena_store::CountedVote::plain("v", "same", "same", "model_a", 1);
+        store.insert_counted_votes(&[vote]).await.unwrap();
         let e = aggregate_store(&*store, None).await.unwrap_err();
         assert!(
             matches!(

@@ -175,54 +175,13 @@ mod tests {
 
     #[tokio::test]
     async fn counts_are_read_again_only_after_a_new_vote() {
-        use arena_store::{NewBattle, NewMessage, NewVote};
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("a.db").display());
         let store = arena_store::connect(&url).await.unwrap();
         let counts = VoteCounts::new(store.clone(), Duration::ZERO);
-        assert!(counts.get().await.unwrap().is_empty());
-        store
-            .create_battle(&NewBattle {
-                id: "b".into(),
-                model_a: "x".into(),
-                model_b: "y".into(),
-                anonymous: true,
-                conversation_a: "ca".into(),
-                conversation_b: "cb".into(),
-                client_hash: "h".into(),
-                terms_version: None,
-                pair_probability: Some(1.0),
-            })
-            .await
-            .unwrap();
-        for conversation in ["ca", "cb"] {
-            let row = |seq, role| NewMessage {
-                conversation_id: conversation.into(),
-                seq,
-                turn: 1,
-                role,
-                finish_reason: (role == "assistant").then(|| "stop".into()),
-                ..Default::default()
-            };
-            store
-                .add_messages(&[row(0, "user"), row(1, "assistant")])
-                .await
-                .unwrap();
-        }
         let before = counts.get().await.unwrap();
-        store
-            .add_vote(&NewVote {
-                id: "v".into(),
-                battle_id: "b".into(),
-                turn: 1,
-                winner: "model_a".into(),
-                voter_hash: "h".into(),
-                exclusion: None,
-                limits: Default::default(),
-                categories: Vec::new(),
-            })
-            .await
-            .unwrap();
+        let vote = arena_store::CountedVote::plain("v", "x", "y", "model_a", 1);
+        store.insert_counted_votes(&[vote]).await.unwrap();
         let after = counts.get().await.unwrap();
         assert!(before.is_empty());
         assert_eq!((after.get("x"), after.get("y")), (Some(&1), Some(&1)));
