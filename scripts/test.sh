@@ -85,6 +85,9 @@ VENV_LATEST="${ARENA_CLIENTS_LATEST_VENV:-$HOME/.cache/arena/venv-clients-latest
 clients_latest_venv "$VENV_LATEST"
 export ARENA_CLIENTS_LATEST_PYTHON="$VENV_LATEST/bin/python"
 
+log "the scripts' own tests (fetch-sft-data.sh, offline)"
+python3 scripts/test-fetch-sft-data.py
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

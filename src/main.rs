@@ -47,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Command::Leaderboard(args) => args.run().await,
             Command::Export(args) => args.run().await,
             Command::Eval(command) => command.run().await,
+            Command::Train(command) => command.run().await,
             Command::Bench(command) => command.run().await,
         }
     })

@@ -9,6 +9,7 @@ mod export;
 mod generate;
 mod leaderboard;
 mod tokenize;
+mod train;
 mod worker;
 
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ pub use export::ExportArgs;
 pub use generate::GenerateArgs;
 pub use leaderboard::LeaderboardArgs;
 pub use tokenize::TokenizeArgs;
+pub use train::TrainCommand;
 pub use worker::WorkerArgs;
 
 /// Serve, compare and rank chat LLMs.
@@ -63,6 +65,9 @@ pub enum Command {
     /// the judge with the arena's human votes.
     #[command(subcommand)]
     Eval(EvalCommand),
+    /// Fine-tune a model on conversations (the Vicuna recipe) into a folder the worker serves.
+    #[command(subcommand)]
+    Train(TrainCommand),
     /// Benchmarks (see docs/BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -297,6 +297,81 @@ impl Tokenizer {
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)
     }
+
+    /// Encodes a rendered prompt like `encode_rendered` (no BOS added) and gives each token's
+    /// byte range in `r.text`, for telling which tokens came from which part of the text.
+    pub fn encode_rendered_with_offsets(&self, r: &Rendered) -> Result<Vec<(u32, (usize, usize))>> {
+        let enc = self.inner.encode(r.text.as_str(), false).map_err(tok_err)?;
+        let pairs: Vec<(u32, (usize, usize))> = enc
+            .get_ids()
+            .iter()
+            .copied()
+            .zip(enc.get_offsets().iter().copied())
+            .collect();
+        let forged = pairs
+            .iter()
+            .any(|(id, (s, e))| self.special_ids.contains(id) && overlaps(&r.untrusted, &(*s..*e)));
+        if !forged {
+            return Ok(pairs);
+        }
+        // Message text that spells a special token: split as encode_rendered does, keeping
+        // each piece's offsets relative to the whole text.
+        let mut out = Vec::with_capacity(pairs.len());
+        let mut at = 0;
+        let plain_piece = |a: usize, b: usize, out: &mut Vec<(u32, (usize, usize))>| {
+            let piece = r
+                .text
+                .get(a..b)
+                .ok_or_else(|| tok_err(format!("token offsets {a}..{b} split a character")))?;
+            let enc = self.plain.encode(piece, false).map_err(tok_err)?;
+            out.extend(
+                enc.get_ids()
+                    .iter()
+                    .zip(enc.get_offsets())
+                    .map(|(&id, &(s, e))| (id, (a + s, a + e))),
+            );
+            Ok::<_, WorkerError>(())
+        };
+        for &(id, (s, e)) in &pairs {
+            if s >= e
+                || s < at
+                || !self.special_ids.contains(&id)
+                || overlaps(&r.untrusted, &(s..e))
+            {
+                continue;
+            }
+            if at < s {
+                plain_piece(at, s, &mut out)?;
+            }
+            out.push((id, (s, e)));
+            at = e;
+        }
+        if at < r.text.len() {
+            plain_piece(at, r.text.len(), &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// Writes the tokenizer as a Hugging Face `tokenizer.json` that loads back to the same
+    /// ids; a vocabulary whose BOS this type adds itself gets a post-processor adding it.
+    pub fn save_hf(&self, path: &Path) -> Result<()> {
+        let mut out = self.inner.clone();
+        if self.manual_bos && self.add_bos {
+            if let Some((bos, text)) = self.bos.and_then(|b| Some((b, self.inner.id_to_token(b)?)))
+            {
+                let post = tokenizers::processors::template::TemplateProcessing::builder()
+                    .try_single(format!("{text} $A"))
+                    .map_err(tok_err)?
+                    .try_pair(format!("{text} $A {text} $B"))
+                    .map_err(tok_err)?
+                    .special_tokens(vec![(text.clone(), bos)])
+                    .build()
+                    .map_err(tok_err)?;
+                out.with_post_processor(Some(post));
+            }
+        }
+        out.save(path, false).map_err(tok_err)
+    }
 }
 
 /// Pre-tokenizer for byte-level BPE, chosen like llama.cpp by `tokenizer.ggml.pre`.

@@ -98,7 +98,25 @@ fn read_error(path: &Path, e: candle_core::Error) -> WorkerError {
     WorkerError::invalid(path, format!("corrupt GGUF file: {msg}"))
 }
 
-pub(super) fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
+/// What a GGUF file says before its weights: the open file, its tensor table, the model's
+/// hyper-parameters and its tokenizer.
+pub(super) struct Header {
+    /// The file, for reading tensors.
+    pub file: File,
+    /// Metadata and tensor table.
+    pub content: Content,
+    /// Hyper-parameters (Q and K permuted for llama.cpp: `RopeStyle::Interleaved`).
+    pub cfg: LlamaConfig,
+    /// The tokenizer from the metadata.
+    pub tokenizer: Tokenizer,
+    /// The chat template in the metadata, if any.
+    pub own_template: Option<Template>,
+    /// `general.architecture`.
+    pub arch: String,
+}
+
+/// Reads and checks everything but the weights of the GGUF file at `path`.
+pub(super) fn read_header(path: &Path) -> Result<Header> {
     let mut file = File::open(path)?;
     let file_len = file.metadata()?.len();
     let content = Content::read(&mut file).map_err(|e| read_error(path, e))?;
@@ -174,6 +192,26 @@ pub(super) fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
                 .unwrap_or_default(),
         });
 
+    Ok(Header {
+        file,
+        content,
+        cfg,
+        tokenizer,
+        own_template,
+        arch,
+    })
+}
+
+pub(super) fn load(path: &Path, device: &Device) -> Result<LoadedModel> {
+    let Header {
+        mut file,
+        content,
+        cfg,
+        tokenizer,
+        own_template,
+        arch,
+    } = read_header(path)?;
+    let (vocab_size, hidden) = (cfg.vocab_size, cfg.hidden_size);
     let mut reader = Reader {
         content: &content,
         file: &mut file,

@@ -108,10 +108,9 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         .map_err(|e| WorkerError::invalid(path, format!("malformed JSON: {e}")))
 }
 
-// SAFETY: the one unsafe block memory-maps the weight files read-only; arena never writes
-// model files while serving.
-#[allow(unsafe_code)]
-pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
+/// A folder's `config.json`: the hyper-parameters, whether the output layer is tied to the
+/// embedding, and the architecture's name.
+pub(super) fn read_config(dir: &Path) -> Result<(LlamaConfig, bool, String)> {
     let config_path = dir.join("config.json");
     let cfg: HfConfig = read_json(&config_path)?
         .ok_or_else(|| WorkerError::invalid(dir, "config.json is missing"))?;
@@ -154,9 +153,11 @@ pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
     llama_cfg
         .validate()
         .map_err(|r| WorkerError::invalid(&config_path, r))?;
+    Ok((llama_cfg, cfg.tie_word_embeddings, arch))
+}
 
-    let (tokenizer, own_template) = load_tokenizer(dir)?;
-
+/// The folder's `*.safetensors` files, sorted; an error when there are none.
+pub(super) fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
@@ -165,6 +166,45 @@ pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
     if files.is_empty() {
         return Err(WorkerError::invalid(dir, "no *.safetensors weight files"));
     }
+    Ok(files)
+}
+
+/// Every weight of the folder as f32 under its own name, and whether the output layer is the
+/// embedding's (tied in the config and no `lm_head.weight` stored).
+// SAFETY: the files are memory-mapped read-only for the copy into f32 tensors.
+#[allow(unsafe_code)]
+pub(super) fn load_f32(
+    dir: &Path,
+    device: &Device,
+    cfg: &LlamaConfig,
+    tied: bool,
+) -> Result<(std::collections::HashMap<String, Tensor>, bool)> {
+    let files = weight_files(dir)?;
+    // SAFETY: read-only map of files nothing writes meanwhile.
+    let st = unsafe { MmapedSafetensors::multi(&files) }
+        .map_err(|e| WorkerError::invalid(dir, format!("unreadable safetensors: {e}")))?;
+    let loader = Weights {
+        st: &st,
+        device,
+        dir,
+    };
+    let tied = tied && st.get("lm_head.weight").is_err();
+    let mut out = std::collections::HashMap::new();
+    for (name, shape) in super::dense::hf_weights(cfg, tied) {
+        let t = loader.get(&name, &shape)?;
+        out.insert(name, t);
+    }
+    Ok((out, tied))
+}
+
+// SAFETY: the one unsafe block memory-maps the weight files read-only; arena never writes
+// model files while serving.
+#[allow(unsafe_code)]
+pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
+    let (llama_cfg, tied, arch) = read_config(dir)?;
+    let (tokenizer, own_template) = load_tokenizer(dir)?;
+
+    let files = weight_files(dir)?;
     // SAFETY: the files are memory-mapped read-only; arena never writes model files while serving.
     let st = unsafe { MmapedSafetensors::multi(&files) }
         .map_err(|e| WorkerError::invalid(dir, format!("unreadable safetensors: {e}")))?;
@@ -204,7 +244,7 @@ pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
         });
     }
     let norm = loader.norm("model.norm.weight", c)?;
-    let lm_head = if cfg.tie_word_embeddings && st.get("lm_head.weight").is_err() {
+    let lm_head = if tied && st.get("lm_head.weight").is_err() {
         match (&embed, embed.tied_head()) {
             (_, Some(head)) => head,
             (Embedding::Dense(t), None) => Linear::from_tensor(t.clone())?,

@@ -1,5 +1,6 @@
 //! Loading a model and its tokenizer from a GGUF file or a Hugging Face folder.
 
+pub mod dense;
 mod gguf;
 mod hf;
 

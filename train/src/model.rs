@@ -1,0 +1,202 @@
+//! The LLaMA forward pass for training: the worker's architecture built only from ops that
+//! record a backward pass (`rms_norm_slow`, `rope_slow`, `ops::softmax`, plain matmuls), over
+//! one sequence at a time, with every weight a trainable `Var` under its Hugging Face name.
+
+use std::collections::HashMap;
+
+use arena_worker::model::config::LlamaConfig;
+use arena_worker::model::loader::dense::{hf_weights, DenseModel};
+use candle_core::{DType, Device, Tensor, Var, D};
+
+use crate::error::{Result, TrainError};
+use crate::mask::Example;
+
+/// A model whose weights are being trained.
+pub struct TrainModel {
+    cfg: LlamaConfig,
+    /// The weights in `hf_weights` order.
+    vars: Vec<(String, Var)>,
+    index: HashMap<String, usize>,
+    tied: bool,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl TrainModel {
+    /// Trainable copies of a dense model's weights, in `dtype` (f32 to train; f64 to check
+    /// gradients).
+    pub fn from_dense(dense: &DenseModel, dtype: DType) -> Result<Self> {
+        let mut vars = Vec::new();
+        for (name, _) in hf_weights(&dense.cfg, dense.tied) {
+            let t = dense
+                .tensors
+                .get(&name)
+                .ok_or_else(|| TrainError::Data(format!("the model has no weight '{name}'")))?;
+            vars.push((name, Var::from_tensor(&t.to_dtype(dtype)?)?));
+        }
+        let device = vars[0].1.device().clone();
+        Self::new(dense.cfg.clone(), vars, dense.tied, dtype, &device)
+    }
+
+    fn new(
+        cfg: LlamaConfig,
+        vars: Vec<(String, Var)>,
+        tied: bool,
+        dtype: DType,
+        device: &Device,
+    ) -> Result<Self> {
+        let half = cfg.head_dim / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / cfg.head_dim as f32))
+            .collect();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
+        let positions = Tensor::arange(0u32, cfg.context_length as u32, device)?
+            .to_dtype(DType::F32)?
+            .reshape((cfg.context_length, 1))?;
+        let freqs = positions.broadcast_mul(&inv_freq)?;
+        let index = vars
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.clone(), i))
+            .collect();
+        Ok(Self {
+            cos: freqs.cos()?.to_dtype(dtype)?,
+            sin: freqs.sin()?.to_dtype(dtype)?,
+            cfg,
+            vars,
+            index,
+            tied,
+        })
+    }
+
+    /// The hyper-parameters.
+    pub fn config(&self) -> &LlamaConfig {
+        &self.cfg
+    }
+
+    /// Whether the output layer is the embedding.
+    pub fn tied(&self) -> bool {
+        self.tied
+    }
+
+    /// The trainable weights with their names.
+    pub fn vars(&self) -> &[(String, Var)] {
+        &self.vars
+    }
+
+    /// Parameters in all.
+    pub fn parameters(&self) -> usize {
+        self.vars.iter().map(|(_, v)| v.elem_count()).sum()
+    }
+
+    fn w(&self, name: &str) -> Result<&Tensor> {
+        self.index
+            .get(name)
+            .map(|&i| self.vars[i].1.as_tensor())
+            .ok_or_else(|| TrainError::Data(format!("no weight '{name}'")))
+    }
+
+    /// `x · Wᵀ` for the weight `name`.
+    fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
+        Ok(x.matmul(&self.w(name)?.t()?)?)
+    }
+
+    /// Logits `[tokens, vocab]` after each token of `ids`.
+    pub fn forward(&self, ids: &[u32]) -> Result<Tensor> {
+        let cfg = &self.cfg;
+        let t = ids.len();
+        if t == 0 || t > cfg.context_length {
+            return Err(TrainError::Options(format!(
+                "a sequence of {t} tokens (the model takes 1 to {})",
+                cfg.context_length
+            )));
+        }
+        let device = self.cos.device();
+        let embed = self.w("model.embed_tokens.weight")?;
+        let ids_t = Tensor::new(ids, device)?;
+        let mut x = embed.index_select(&ids_t, 0)?;
+        let eps = cfg.rms_norm_eps as f32;
+        let (h, kvh, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
+        let cos = self.cos.narrow(0, 0, t)?;
+        let sin = self.sin.narrow(0, 0, t)?;
+        let mask = causal_mask(t, x.dtype(), device)?;
+        for i in 0..cfg.num_layers {
+            let n = |s: &str| format!("model.layers.{i}.{s}.weight");
+            let a = candle_nn::ops::rms_norm_slow(&x, self.w(&n("input_layernorm"))?, eps)?;
+            let heads = |y: Tensor, count: usize| -> Result<Tensor> {
+                Ok(y.reshape((t, count, hd))?.transpose(0, 1)?.contiguous()?)
+            };
+            let rope = |y: Tensor| -> Result<Tensor> {
+                Ok(candle_nn::rotary_emb::rope_slow(&y.unsqueeze(0)?, &cos, &sin)?.squeeze(0)?)
+            };
+            let q = rope(heads(self.linear(&a, &n("self_attn.q_proj"))?, h)?)?;
+            let k = rope(heads(self.linear(&a, &n("self_attn.k_proj"))?, kvh)?)?;
+            let v = heads(self.linear(&a, &n("self_attn.v_proj"))?, kvh)?;
+            // Grouped-query attention: each key/value head serves h / kvh query heads.
+            let repeat = |y: Tensor| -> Result<Tensor> {
+                Ok(y.unsqueeze(1)?
+                    .broadcast_as((kvh, h / kvh, t, hd))?
+                    .contiguous()?
+                    .reshape((h, t, hd))?)
+            };
+            let (k, v) = (repeat(k)?, repeat(v)?);
+            let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?.broadcast_add(&mask)?;
+            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let out = probs
+                .matmul(&v)?
+                .transpose(0, 1)?
+                .contiguous()?
+                .reshape((t, h * hd))?;
+            x = (x + self.linear(&out, &n("self_attn.o_proj"))?)?;
+            let a =
+                candle_nn::ops::rms_norm_slow(&x, self.w(&n("post_attention_layernorm"))?, eps)?;
+            let gate = self.linear(&a, &n("mlp.gate_proj"))?.silu()?;
+            let up = self.linear(&a, &n("mlp.up_proj"))?;
+            x = (x + self.linear(&(gate * up)?, &n("mlp.down_proj"))?)?;
+        }
+        let x = candle_nn::ops::rms_norm_slow(&x, self.w("model.norm.weight")?, eps)?;
+        let head = if self.tied {
+            "model.embed_tokens.weight"
+        } else {
+            "lm_head.weight"
+        };
+        self.linear(&x, head)
+    }
+
+    /// The summed cross-entropy of predicting each supervised token of `ex` from the tokens
+    /// before it, and how many there were (0: nothing to learn from it).
+    pub fn loss_sum(&self, ex: &Example) -> Result<(Tensor, usize)> {
+        let targets: Vec<(u32, u32)> = (1..ex.ids.len())
+            .filter(|&i| ex.supervised[i])
+            .map(|i| ((i - 1) as u32, ex.ids[i]))
+            .collect();
+        let logits = self.forward(&ex.ids[..ex.ids.len().saturating_sub(1).max(1)])?;
+        let device = logits.device();
+        if targets.is_empty() {
+            return Ok((Tensor::zeros((), logits.dtype(), device)?, 0));
+        }
+        let rows: Vec<u32> = targets.iter().map(|(r, _)| *r).collect();
+        let wanted: Vec<u32> = targets.iter().map(|(_, t)| *t).collect();
+        let picked = logits.index_select(&Tensor::new(rows.as_slice(), device)?, 0)?;
+        let logp = candle_nn::ops::log_softmax(&picked, D::Minus1)?;
+        let wanted = Tensor::new(wanted.as_slice(), device)?.unsqueeze(1)?;
+        let nll = logp.gather(&wanted, 1)?.sum_all()?.neg()?;
+        Ok((nll, targets.len()))
+    }
+
+    /// The current weights by Hugging Face name, in f32.
+    pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
+        self.vars
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), v.as_tensor().to_dtype(DType::F32)?)))
+            .collect()
+    }
+}
+
+/// 0 on and below the diagonal, -inf above: a token sees itself and what came before.
+fn causal_mask(t: usize, dtype: DType, device: &Device) -> Result<Tensor> {
+    let m: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
+        .collect();
+    Ok(Tensor::from_vec(m, (t, t), device)?.to_dtype(dtype)?)
+}

@@ -1,0 +1,271 @@
+//! `arena train sft`: supervised fine-tuning on conversations, end to end: load the model,
+//! render and mask the data, hold some out, train with the recipe's optimizer and schedule,
+//! report the held-out loss before and after, and write the folder.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use arena_worker::model::loader::dense::load_dense;
+use arena_worker::text::template::Template;
+use candle_core::{DType, Device};
+use candle_nn::Optimizer;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::Serialize;
+
+use crate::data;
+use crate::error::{Result, TrainError};
+use crate::mask::{self, Example};
+use crate::model::TrainModel;
+use crate::optim::{adamw, learning_rate, Accumulator};
+use crate::save::{write_folder, FolderParts};
+
+/// What to train and how (defaults: FastChat's recipe where it has one).
+#[derive(Debug, Clone, Serialize)]
+pub struct SftOptions {
+    /// The model to start from: a `.gguf` file (dequantized) or a Hugging Face folder.
+    pub model: PathBuf,
+    /// Conversations, ShareGPT JSON lines.
+    pub data: PathBuf,
+    /// The folder to write.
+    pub out: PathBuf,
+    /// Passes over the training conversations.
+    pub epochs: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// AdamW's weight decay.
+    pub weight_decay: f64,
+    /// Share of the optimizer steps spent warming up.
+    pub warmup_ratio: f64,
+    /// Sequences per optimizer step (gradient accumulation; one sequence per pass).
+    pub grad_accum: usize,
+    /// Longest sequence in tokens; longer conversations are cut into pieces.
+    pub max_len: usize,
+    /// Clip the gradients' global norm to this (0: no clipping).
+    pub clip: f64,
+    /// Share of the conversations held out to measure the loss on (at least one when there
+    /// are two or more).
+    pub eval_fraction: f64,
+    /// Seed of the split and the shuffles.
+    pub seed: u64,
+    /// Stop after this many optimizer steps (a short run); None: all epochs.
+    pub max_steps: Option<usize>,
+    /// A built-in template instead of the model's own (`vicuna_v1.1`, `chatml`, ...).
+    pub template: Option<String>,
+    /// Show a progress bar on stderr.
+    pub progress: bool,
+}
+
+impl SftOptions {
+    /// The recipe's defaults for `model`, `data` and `out`.
+    pub fn new(model: PathBuf, data: PathBuf, out: PathBuf) -> Self {
+        Self {
+            model,
+            data,
+            out,
+            epochs: 3,
+            lr: 2e-5,
+            weight_decay: 0.0,
+            warmup_ratio: 0.03,
+            grad_accum: 8,
+            max_len: 512,
+            clip: 1.0,
+            eval_fraction: 0.05,
+            seed: 0,
+            max_steps: None,
+            template: None,
+            progress: false,
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        let bad = |what: &str| Err(TrainError::Options(what.to_string()));
+        if self.epochs == 0 {
+            return bad("--epochs must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr < 1.0) {
+            return bad("--lr must be a number between 0 and 1");
+        }
+        if !(0.0..1.0).contains(&self.warmup_ratio) || !(0.0..0.5).contains(&self.eval_fraction) {
+            return bad("--warmup-ratio must be in [0, 1) and --eval-fraction in [0, 0.5)");
+        }
+        if self.grad_accum == 0 || self.max_len < 8 {
+            return bad("--grad-accum must be at least 1 and --max-len at least 8");
+        }
+        if !(self.weight_decay >= 0.0 && self.clip >= 0.0) {
+            return bad("--weight-decay and --clip cannot be negative");
+        }
+        Ok(())
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct SftReport {
+    /// Conversations trained on and held out.
+    pub train_conversations: usize,
+    /// Conversations held out.
+    pub eval_conversations: usize,
+    /// Unusable lines of the data file (listed on stderr).
+    pub bad_lines: usize,
+    /// Training sequences (after cutting at --max-len).
+    pub train_sequences: usize,
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// Tokens fed through the model in training.
+    pub train_tokens: usize,
+    /// Mean loss per supervised held-out token before and after training (None: nothing held
+    /// out).
+    pub eval_loss_before: Option<f64>,
+    /// After.
+    pub eval_loss_after: Option<f64>,
+    /// Mean training loss over the last optimizer step.
+    pub last_train_loss: f64,
+    /// Seconds spent training (not loading, evaluating or saving).
+    pub train_seconds: f64,
+    /// Trainable parameters.
+    pub parameters: usize,
+}
+
+/// Mean loss per supervised token over `examples`.
+fn mean_loss(model: &TrainModel, examples: &[Example]) -> Result<Option<f64>> {
+    let (mut sum, mut n) = (0.0, 0);
+    for ex in examples {
+        let (loss, count) = model.loss_sum(ex)?;
+        sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+        n += count;
+    }
+    Ok((n > 0).then(|| sum / n as f64))
+}
+
+/// Runs supervised fine-tuning with `opts`.
+pub fn sft(opts: &SftOptions) -> Result<SftReport> {
+    opts.check()?;
+    let device = Device::Cpu;
+    let dense = load_dense(&opts.model, &device)?;
+    let template = match &opts.template {
+        Some(name) => Template::by_name(name)?,
+        None => Template::select(
+            None,
+            dense.own_template.clone(),
+            &opts.model.to_string_lossy(),
+        )?,
+    };
+    let dataset = data::read(&opts.data)?;
+    for bad in &dataset.bad {
+        eprintln!("{}: skipped {bad}", opts.data.display());
+    }
+    let mut conversations = dataset.conversations;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
+    conversations.shuffle(&mut rng);
+    let held = if conversations.len() >= 2 {
+        ((conversations.len() as f64 * opts.eval_fraction).round() as usize).max(1)
+    } else {
+        0
+    };
+    let (eval_convs, train_convs) = conversations.split_at(held);
+    let to_examples = |convs: &[data::Conversation]| -> Result<Vec<Example>> {
+        let mut out = Vec::new();
+        for c in convs {
+            out.extend(mask::encode(c, &template, &dense.tokenizer)?.split(opts.max_len));
+        }
+        Ok(out)
+    };
+    let eval = to_examples(eval_convs)?;
+    let mut train = to_examples(train_convs)?;
+    if train.is_empty() {
+        return Err(TrainError::Data(
+            "no training sequence has an assistant token to learn".into(),
+        ));
+    }
+    let model = TrainModel::from_dense(&dense, DType::F32)?;
+    let eval_loss_before = mean_loss(&model, &eval)?;
+    let per_epoch = train.len().div_ceil(opts.grad_accum);
+    let total = opts
+        .max_steps
+        .unwrap_or(usize::MAX)
+        .min(per_epoch * opts.epochs);
+    let warmup = (total as f64 * opts.warmup_ratio).ceil() as usize;
+    let mut optimizer = adamw(model.vars(), opts.lr, opts.weight_decay)?;
+    let mut acc = Accumulator::new(model.vars().len());
+    let bar = progress_bar(opts.progress, total);
+    let started = Instant::now();
+    let (mut step, mut tokens, mut last_loss) = (0, 0, f64::NAN);
+    'epochs: for _ in 0..opts.epochs {
+        train.shuffle(&mut rng);
+        for batch in train.chunks(opts.grad_accum) {
+            if step >= total {
+                break 'epochs;
+            }
+            let (mut loss_sum, mut count) = (0.0, 0);
+            for ex in batch {
+                let (loss, n) = model.loss_sum(ex)?;
+                if n == 0 {
+                    continue;
+                }
+                loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                count += n;
+                tokens += ex.ids.len();
+                acc.add(model.vars(), loss.backward()?)?;
+            }
+            if count == 0 {
+                continue;
+            }
+            last_loss = loss_sum / count as f64;
+            if !last_loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    step,
+                    loss: last_loss as f32,
+                });
+            }
+            optimizer.set_learning_rate(learning_rate(opts.lr, step, warmup, total));
+            // Summed losses, averaged per supervised token of the whole step.
+            acc.step(model.vars(), &mut optimizer, 1.0 / count as f64, opts.clip)?;
+            step += 1;
+            let rate = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+            bar.set_message(format!("loss {last_loss:.4}, {rate:.0} tok/s"));
+            bar.inc(1);
+        }
+    }
+    let train_seconds = started.elapsed().as_secs_f64();
+    bar.finish_and_clear();
+    let eval_loss_after = mean_loss(&model, &eval)?;
+    write_folder(
+        &opts.out,
+        &model.tensors()?,
+        &FolderParts {
+            cfg: model.config(),
+            tied: model.tied(),
+            tokenizer: &dense.tokenizer,
+            template: dense.own_template.as_ref(),
+        },
+    )?;
+    Ok(SftReport {
+        train_conversations: train_convs.len(),
+        eval_conversations: eval_convs.len(),
+        bad_lines: dataset.bad_total,
+        train_sequences: train.len(),
+        steps: step,
+        train_tokens: tokens,
+        eval_loss_before,
+        eval_loss_after,
+        last_train_loss: last_loss,
+        train_seconds,
+        parameters: model.parameters(),
+    })
+}
+
+/// A bar of optimizer steps with the loss, tokens per second and the time left.
+fn progress_bar(show: bool, steps: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{elapsed_precise} [{bar:30}] step {pos}/{len} {msg} (ETA {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
