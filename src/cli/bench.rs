@@ -15,6 +15,8 @@ pub enum BenchCommand {
     Controller(BenchControllerArgs),
     /// Ratings (online Elo, Bradley-Terry, bootstrap) on synthetic battles.
     Leaderboard(BenchLeaderboardArgs),
+    /// Training throughput (`arena train sft`'s step) at one length, full or LoRA.
+    Train(super::bench_train::BenchTrainArgs),
 }
 
 impl BenchCommand {
@@ -25,6 +27,7 @@ impl BenchCommand {
             Self::Chat(args) => args.run().await,
             Self::Controller(args) => args.run().await,
             Self::Leaderboard(args) => args.run().await,
+            Self::Train(args) => args.run().await,
         }
     }
 }

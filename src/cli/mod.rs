@@ -2,6 +2,7 @@
 //! and a `run` that calls into a library crate.
 
 mod bench;
+mod bench_train;
 mod controller;
 mod demo;
 mod eval;

@@ -67,6 +67,23 @@ pub struct SftArgs {
     /// A built-in conversation template instead of the model's own.
     #[arg(long)]
     pub template: Option<String>,
+    /// Train low-rank adapters of this rank on the attention and MLP projections instead of
+    /// every weight (0: full fine-tuning); they are merged into the weights on save.
+    #[arg(long, default_value_t = 0)]
+    pub lora_rank: usize,
+    /// LoRA's alpha: the update is scaled by alpha / rank (default: twice the rank).
+    #[arg(long)]
+    pub lora_alpha: Option<f64>,
+    /// Save a checkpoint to OUT/checkpoint every this many optimizer steps (0: never); the
+    /// same command run again resumes from it.
+    #[arg(long, default_value_t = 20)]
+    pub checkpoint_every: usize,
+    /// Stop after this many steps of this run, leaving a checkpoint to resume from.
+    #[arg(long)]
+    pub stop_after: Option<usize>,
+    /// Start over, discarding a checkpoint in OUT.
+    #[arg(long)]
+    pub fresh: bool,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -86,6 +103,11 @@ impl SftArgs {
         opts.seed = self.seed;
         opts.max_steps = self.max_steps;
         opts.template = self.template;
+        opts.lora_rank = self.lora_rank;
+        opts.lora_alpha = self.lora_alpha;
+        opts.checkpoint_every = self.checkpoint_every;
+        opts.stop_after = self.stop_after;
+        opts.fresh = self.fresh;
         opts.progress = !self.json;
         let out = opts.out.clone();
         let report = tokio::task::spawn_blocking(move || arena_train::run::sft(&opts)).await??;
@@ -94,11 +116,31 @@ impl SftArgs {
             return Ok(());
         }
         let loss = |l: Option<f64>| l.map_or("-".to_string(), |l| format!("{l:.4}"));
+        if let Some(step) = report.resumed_from {
+            println!("resumed from the checkpoint at step {step}");
+        }
+        if !report.finished {
+            println!(
+                "stopped at step {} of {} ({} tokens, {:.0} s so far); run the same command \
+                 again to go on from the checkpoint in {}",
+                report.steps,
+                report.total_steps,
+                report.train_tokens,
+                report.train_seconds,
+                out.join("checkpoint").display()
+            );
+            return Ok(());
+        }
         println!(
-            "trained {} parameters on {} conversations ({} sequences, {} tokens) in {} steps, \
+            "trained {} parameters ({}) on {} conversations ({} sequences, {} tokens) in {} steps, \
              {:.0} s ({:.0} tokens/s)\nheld-out loss ({} conversations): {} before, {} after\n\
              wrote {}",
             report.parameters,
+            match report.tuning {
+                arena_train::model::Tuning::Full => "every weight".to_string(),
+                arena_train::model::Tuning::Lora { rank, alpha } =>
+                    format!("LoRA rank {rank}, alpha {alpha}, merged"),
+            },
             report.train_conversations,
             report.train_sequences,
             report.train_tokens,

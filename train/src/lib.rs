@@ -7,8 +7,11 @@
 //! is checked against the worker's own forward.
 #![forbid(unsafe_code)]
 
+pub mod bench;
+pub mod checkpoint;
 pub mod data;
 mod error;
+pub mod lora;
 pub mod mask;
 pub mod model;
 pub mod optim;

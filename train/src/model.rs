@@ -1,6 +1,6 @@
 //! The LLaMA forward pass for training: the worker's architecture built only from ops that
 //! record a backward pass (`rms_norm_slow`, `rope_slow`, `ops::softmax`, plain matmuls), over
-//! one sequence at a time, with every weight a trainable `Var` under its Hugging Face name.
+//! one sequence at a time; every weight trainable, or LoRA adapters on frozen projections.
 
 use std::collections::HashMap;
 
@@ -9,64 +9,97 @@ use arena_worker::model::loader::dense::{hf_weights, DenseModel};
 use candle_core::{DType, Device, Tensor, Var, D};
 
 use crate::error::{Result, TrainError};
+use crate::lora::{self, Adapter, FrozenLinear};
 use crate::mask::Example;
+
+/// How a model is trained.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub enum Tuning {
+    /// Every weight.
+    Full,
+    /// Low-rank adapters on the projections; everything else frozen.
+    Lora {
+        /// The adapters' rank.
+        rank: usize,
+        /// Their scale numerator (scale = alpha / rank).
+        alpha: f64,
+    },
+}
 
 /// A model whose weights are being trained.
 pub struct TrainModel {
     cfg: LlamaConfig,
-    /// The weights in `hf_weights` order.
+    /// Every base weight by Hugging Face name; in full fine-tuning these are the `Var`s.
+    weights: HashMap<String, Tensor>,
+    /// What the optimizer updates, in a fixed order.
     vars: Vec<(String, Var)>,
-    index: HashMap<String, usize>,
+    /// LoRA's adapters by the name of the weight they adapt.
+    adapters: HashMap<String, Adapter>,
     tied: bool,
     cos: Tensor,
     sin: Tensor,
 }
 
 impl TrainModel {
-    /// Trainable copies of a dense model's weights, in `dtype` (f32 to train; f64 to check
-    /// gradients).
-    pub fn from_dense(dense: &DenseModel, dtype: DType) -> Result<Self> {
+    /// The dense model's weights in `dtype` (f32 to train; f64 to check gradients), trained
+    /// as `tuning` says; LoRA's `A` matrices are drawn from `seed`.
+    pub fn new(dense: &DenseModel, dtype: DType, tuning: Tuning, seed: u64) -> Result<Self> {
+        let mut weights = HashMap::new();
         let mut vars = Vec::new();
-        for (name, _) in hf_weights(&dense.cfg, dense.tied) {
+        let mut adapters = HashMap::new();
+        for (i, (name, _)) in hf_weights(&dense.cfg, dense.tied).into_iter().enumerate() {
             let t = dense
                 .tensors
                 .get(&name)
-                .ok_or_else(|| TrainError::Data(format!("the model has no weight '{name}'")))?;
-            vars.push((name, Var::from_tensor(&t.to_dtype(dtype)?)?));
+                .ok_or_else(|| TrainError::Data(format!("the model has no weight '{name}'")))?
+                .to_dtype(dtype)?;
+            match tuning {
+                Tuning::Full => {
+                    let var = Var::from_tensor(&t)?;
+                    weights.insert(name.clone(), var.as_tensor().clone());
+                    vars.push((name, var));
+                }
+                Tuning::Lora { rank, alpha } => {
+                    if lora::TARGETS
+                        .iter()
+                        .any(|p| name.ends_with(&format!("{p}.weight")))
+                    {
+                        let (out, inp) = t.dims2()?;
+                        let seed = seed.wrapping_mul(1_000_003).wrapping_add(i as u64);
+                        let adapter = Adapter::new(out, inp, rank, alpha, dtype, seed)?;
+                        vars.push((format!("{name}.lora_a"), adapter.a.clone()));
+                        vars.push((format!("{name}.lora_b"), adapter.b.clone()));
+                        adapters.insert(name.clone(), adapter);
+                    }
+                    weights.insert(name, t);
+                }
+            }
         }
-        let device = vars[0].1.device().clone();
-        Self::new(dense.cfg.clone(), vars, dense.tied, dtype, &device)
-    }
-
-    fn new(
-        cfg: LlamaConfig,
-        vars: Vec<(String, Var)>,
-        tied: bool,
-        dtype: DType,
-        device: &Device,
-    ) -> Result<Self> {
-        let half = cfg.head_dim / 2;
+        let half = dense.cfg.head_dim / 2;
+        let cfg = dense.cfg.clone();
+        let device = Device::Cpu;
         let inv_freq: Vec<f32> = (0..half)
             .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / cfg.head_dim as f32))
             .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
-        let positions = Tensor::arange(0u32, cfg.context_length as u32, device)?
+        let inv_freq = Tensor::from_vec(inv_freq, (1, half), &device)?;
+        let positions = Tensor::arange(0u32, cfg.context_length as u32, &device)?
             .to_dtype(DType::F32)?
             .reshape((cfg.context_length, 1))?;
         let freqs = positions.broadcast_mul(&inv_freq)?;
-        let index = vars
-            .iter()
-            .enumerate()
-            .map(|(i, (n, _))| (n.clone(), i))
-            .collect();
         Ok(Self {
             cos: freqs.cos()?.to_dtype(dtype)?,
             sin: freqs.sin()?.to_dtype(dtype)?,
             cfg,
+            weights,
             vars,
-            index,
-            tied,
+            adapters,
+            tied: dense.tied,
         })
+    }
+
+    /// Every weight of the dense model trainable.
+    pub fn from_dense(dense: &DenseModel, dtype: DType) -> Result<Self> {
+        Self::new(dense, dtype, Tuning::Full, 0)
     }
 
     /// The hyper-parameters.
@@ -90,15 +123,23 @@ impl TrainModel {
     }
 
     fn w(&self, name: &str) -> Result<&Tensor> {
-        self.index
+        self.weights
             .get(name)
-            .map(|&i| self.vars[i].1.as_tensor())
             .ok_or_else(|| TrainError::Data(format!("no weight '{name}'")))
     }
 
-    /// `x · Wᵀ` for the weight `name`.
+    /// `x · Wᵀ` for the weight `name`, plus its adapter's update.
     fn linear(&self, x: &Tensor, name: &str) -> Result<Tensor> {
-        Ok(x.matmul(&self.w(name)?.t()?)?)
+        let w = self.w(name)?;
+        let base = if w.is_variable() {
+            x.matmul(&w.t()?)?
+        } else {
+            FrozenLinear::new(w.clone()).forward(x)?
+        };
+        match self.adapters.get(name) {
+            Some(adapter) => Ok((base + adapter.apply(x)?)?),
+            None => Ok(base),
+        }
     }
 
     /// Logits `[tokens, vocab]` after each token of `ids`.
@@ -184,11 +225,17 @@ impl TrainModel {
         Ok((nll, targets.len()))
     }
 
-    /// The current weights by Hugging Face name, in f32.
+    /// The current weights by Hugging Face name, in f32, with LoRA's updates merged in.
     pub fn tensors(&self) -> Result<HashMap<String, Tensor>> {
-        self.vars
+        self.weights
             .iter()
-            .map(|(n, v)| Ok((n.clone(), v.as_tensor().to_dtype(DType::F32)?)))
+            .map(|(n, w)| {
+                let w = match self.adapters.get(n) {
+                    Some(adapter) => adapter.merge(w)?,
+                    None => w.clone(),
+                };
+                Ok((n.clone(), w.to_dtype(DType::F32)?))
+            })
             .collect()
     }
 }

@@ -1,9 +1,8 @@
-//! The optimizer side of the recipe: AdamW (candle's), the learning rate's linear warmup and
+//! The optimizer side of the recipe: AdamW, the learning rate's linear warmup and
 //! cosine decay, gradients summed over micro-batches, and clipping by their global norm.
 
 use candle_core::backprop::GradStore;
-use candle_core::{Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_core::{DType, Tensor, Var};
 
 use crate::error::Result;
 
@@ -22,8 +21,6 @@ pub fn learning_rate(peak: f64, step: usize, warmup: usize, total: usize) -> f64
 /// Gradients summed over the micro-batches of one optimizer step.
 pub struct Accumulator {
     sums: Vec<Option<Tensor>>,
-    /// The last backward's store, reused to hand the summed gradients to the optimizer.
-    store: Option<GradStore>,
 }
 
 impl Accumulator {
@@ -31,7 +28,6 @@ impl Accumulator {
     pub fn new(n: usize) -> Self {
         Self {
             sums: vec![None; n],
-            store: None,
         }
     }
 
@@ -45,22 +41,12 @@ impl Accumulator {
                 });
             }
         }
-        self.store = Some(grads);
         Ok(())
     }
 
-    /// Scales the sums by `scale`, clips their global norm to `max_norm` (0: no clipping),
-    /// takes one optimizer step and starts over; returns the norm before clipping.
-    pub fn step(
-        &mut self,
-        vars: &[(String, Var)],
-        optimizer: &mut AdamW,
-        scale: f64,
-        max_norm: f64,
-    ) -> Result<f64> {
-        let Some(mut store) = self.store.take() else {
-            return Ok(0.0);
-        };
+    /// The sums scaled by `scale` and clipped to the global norm `max_norm` (0: no
+    /// clipping), and the norm before clipping; starts over.
+    pub fn take(&mut self, scale: f64, max_norm: f64) -> Result<(Vec<Option<Tensor>>, f64)> {
         let mut sq = 0.0;
         let mut scaled = Vec::with_capacity(self.sums.len());
         for sum in self.sums.iter_mut() {
@@ -72,46 +58,78 @@ impl Accumulator {
                 sq += g
                     .sqr()?
                     .sum_all()?
-                    .to_dtype(candle_core::DType::F64)?
+                    .to_dtype(DType::F64)?
                     .to_scalar::<f64>()?;
             }
             scaled.push(g);
         }
         let norm = sq.sqrt();
-        let clip = if max_norm > 0.0 && norm > max_norm {
-            max_norm / (norm + 1e-6)
-        } else {
-            1.0
-        };
-        for ((_, var), g) in vars.iter().zip(scaled) {
-            match g {
-                Some(g) => {
-                    let g = if clip < 1.0 { (g * clip)? } else { g };
-                    store.insert(var.as_tensor(), g);
-                }
-                None => {
-                    store.remove(var.as_tensor());
-                }
+        if max_norm > 0.0 && norm > max_norm {
+            let clip = max_norm / (norm + 1e-6);
+            for g in scaled.iter_mut().flatten() {
+                *g = (&*g * clip)?;
             }
         }
-        optimizer.step(&store)?;
-        Ok(norm)
+        Ok((scaled, norm))
     }
 }
 
-/// AdamW over `vars` with the recipe's betas and `weight_decay`.
-pub fn adamw(vars: &[(String, Var)], lr: f64, weight_decay: f64) -> Result<AdamW> {
-    let params = ParamsAdamW {
-        lr,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        weight_decay,
-    };
-    Ok(AdamW::new(
-        vars.iter().map(|(_, v)| v.clone()).collect(),
-        params,
-    )?)
+/// AdamW with decoupled weight decay (PyTorch's `AdamW`, betas 0.9 / 0.999, eps 1e-8), its
+/// moments kept where a checkpoint can save and restore them (candle's `AdamW` hides them).
+pub struct AdamW {
+    weight_decay: f64,
+    /// Steps taken (for the bias correction).
+    pub t: usize,
+    /// First moments, one per weight.
+    pub m: Vec<Tensor>,
+    /// Second moments.
+    pub v: Vec<Tensor>,
+}
+
+const BETA1: f64 = 0.9;
+const BETA2: f64 = 0.999;
+const EPS: f64 = 1e-8;
+
+impl AdamW {
+    /// Zero moments for `vars`.
+    pub fn new(vars: &[(String, Var)], weight_decay: f64) -> Result<Self> {
+        let zeros = || -> Result<Vec<Tensor>> {
+            vars.iter()
+                .map(|(_, v)| Ok(v.as_tensor().zeros_like()?))
+                .collect()
+        };
+        Ok(Self {
+            weight_decay,
+            t: 0,
+            m: zeros()?,
+            v: zeros()?,
+        })
+    }
+
+    /// One update of `vars` with `grads` (None: that weight got no gradient and stays) at the
+    /// learning rate `lr`.
+    pub fn step(
+        &mut self,
+        vars: &[(String, Var)],
+        grads: &[Option<Tensor>],
+        lr: f64,
+    ) -> Result<()> {
+        self.t += 1;
+        let c1 = 1.0 - BETA1.powi(self.t as i32);
+        let c2 = 1.0 - BETA2.powi(self.t as i32);
+        for (i, ((_, var), g)) in vars.iter().zip(grads).enumerate() {
+            let Some(g) = g else { continue };
+            let m = ((&self.m[i] * BETA1)? + (g * (1.0 - BETA1))?)?;
+            let v = ((&self.v[i] * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
+            let update = ((&m / c1)? / ((&v / c2)?.sqrt()? + EPS)?)?;
+            let w = var.as_tensor();
+            let decayed = (w * (1.0 - lr * self.weight_decay))?;
+            var.set(&(decayed - (update * lr)?)?)?;
+            self.m[i] = m;
+            self.v[i] = v;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -129,5 +147,54 @@ mod tests {
         assert_eq!(lr(500), 0.0);
         // No warmup: the cosine from the first step.
         assert_eq!(learning_rate(2.0, 0, 0, 4), 2.0);
+    }
+
+    #[test]
+    fn adamw_takes_the_steps_candles_adamw_takes() {
+        use candle_nn::Optimizer;
+        let device = candle_core::Device::Cpu;
+        let start = Tensor::new(&[[0.5f32, -1.0], [2.0, 0.25]], &device).unwrap();
+        let ours = vec![("w".to_string(), Var::from_tensor(&start).unwrap())];
+        let theirs = Var::from_tensor(&start).unwrap();
+        let params = candle_nn::ParamsAdamW {
+            lr: 0.1,
+            weight_decay: 0.05,
+            ..Default::default()
+        };
+        let mut reference = candle_nn::AdamW::new(vec![theirs.clone()], params).unwrap();
+        let mut adam = AdamW::new(&ours, 0.05).unwrap();
+        for _ in 0..5 {
+            // A loss with a different gradient at every point: sum(w³).
+            let grads = ours[0]
+                .1
+                .as_tensor()
+                .powf(3.0)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let g = grads.get(ours[0].1.as_tensor()).unwrap().clone();
+            adam.step(&ours, &[Some(g)], 0.1).unwrap();
+            let loss = theirs.as_tensor().powf(3.0).unwrap().sum_all().unwrap();
+            reference.backward_step(&loss).unwrap();
+        }
+        let a = ours[0]
+            .1
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        let b = theirs
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() < 1e-5, "{a:?} vs {b:?}");
+        }
+        assert_ne!(a, start.flatten_all().unwrap().to_vec1::<f32>().unwrap());
     }
 }

@@ -8,17 +8,18 @@ use std::time::Instant;
 use arena_worker::model::loader::dense::load_dense;
 use arena_worker::text::template::Template;
 use candle_core::{DType, Device};
-use candle_nn::Optimizer;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
+use crate::checkpoint;
 use crate::data;
 use crate::error::{Result, TrainError};
 use crate::mask::{self, Example};
-use crate::model::TrainModel;
-use crate::optim::{adamw, learning_rate, Accumulator};
+use crate::model::{TrainModel, Tuning};
+use crate::optim::{learning_rate, Accumulator, AdamW};
 use crate::save::{write_folder, FolderParts};
 
 /// What to train and how (defaults: FastChat's recipe where it has one).
@@ -53,6 +54,16 @@ pub struct SftOptions {
     pub max_steps: Option<usize>,
     /// A built-in template instead of the model's own (`vicuna_v1.1`, `chatml`, ...).
     pub template: Option<String>,
+    /// LoRA's rank (0: train every weight).
+    pub lora_rank: usize,
+    /// LoRA's alpha (the update is scaled by alpha / rank); None: twice the rank.
+    pub lora_alpha: Option<f64>,
+    /// Save a checkpoint every this many optimizer steps (0: only when stopping early).
+    pub checkpoint_every: usize,
+    /// Stop after this many steps of this run, leaving a checkpoint to resume from.
+    pub stop_after: Option<usize>,
+    /// Discard a checkpoint in the output folder instead of resuming from it.
+    pub fresh: bool,
     /// Show a progress bar on stderr.
     pub progress: bool,
 }
@@ -75,8 +86,45 @@ impl SftOptions {
             seed: 0,
             max_steps: None,
             template: None,
+            lora_rank: 0,
+            lora_alpha: None,
+            checkpoint_every: 20,
+            stop_after: None,
+            fresh: false,
             progress: false,
         }
+    }
+
+    /// How the weights are trained.
+    pub fn tuning(&self) -> Tuning {
+        match self.lora_rank {
+            0 => Tuning::Full,
+            rank => Tuning::Lora {
+                rank,
+                alpha: self.lora_alpha.unwrap_or(2.0 * rank as f64),
+            },
+        }
+    }
+
+    /// The settings a checkpoint must share to be resumed, with the data's hash.
+    fn fingerprint(&self) -> Result<serde_json::Value> {
+        let data = std::fs::read(&self.data).map_err(|e| TrainError::io(&self.data, e))?;
+        let mut v =
+            serde_json::to_value(self).map_err(|e| TrainError::Options(format!("options: {e}")))?;
+        if let Some(map) = v.as_object_mut() {
+            for transient in ["out", "progress", "stop_after", "fresh", "checkpoint_every"] {
+                map.remove(transient);
+            }
+            map.insert(
+                "data_sha256".into(),
+                format!("{:x}", Sha256::digest(&data)).into(),
+            );
+            map.insert(
+                "tuning".into(),
+                serde_json::to_value(self.tuning()).unwrap_or_default(),
+            );
+        }
+        Ok(v)
     }
 
     fn check(&self) -> Result<()> {
@@ -96,6 +144,12 @@ impl SftOptions {
         if !(self.weight_decay >= 0.0 && self.clip >= 0.0) {
             return bad("--weight-decay and --clip cannot be negative");
         }
+        if self.lora_rank > 1024 || self.lora_alpha.is_some_and(|a| !(a.is_finite() && a > 0.0)) {
+            return bad("--lora-rank must be at most 1024 and --lora-alpha a positive number");
+        }
+        if self.stop_after == Some(0) {
+            return bad("--stop-after must be at least 1");
+        }
         Ok(())
     }
 }
@@ -111,8 +165,17 @@ pub struct SftReport {
     pub bad_lines: usize,
     /// Training sequences (after cutting at --max-len).
     pub train_sequences: usize,
-    /// Optimizer steps taken.
+    /// Optimizer steps done (including those before a resume).
     pub steps: usize,
+    /// Optimizer steps the whole run takes.
+    pub total_steps: usize,
+    /// The step a checkpoint resumed from.
+    pub resumed_from: Option<usize>,
+    /// Whether training finished and the folder was written (false: stopped by
+    /// --stop-after, with a checkpoint to resume from).
+    pub finished: bool,
+    /// How the weights were trained.
+    pub tuning: Tuning,
     /// Tokens fed through the model in training.
     pub train_tokens: usize,
     /// Mean loss per supervised held-out token before and after training (None: nothing held
@@ -143,7 +206,7 @@ fn mean_loss(model: &TrainModel, examples: &[Example]) -> Result<Option<f64>> {
 pub fn sft(opts: &SftOptions) -> Result<SftReport> {
     opts.check()?;
     let device = Device::Cpu;
-    let dense = load_dense(&opts.model, &device)?;
+    let mut dense = load_dense(&opts.model, &device)?;
     let template = match &opts.template {
         Some(name) => Template::by_name(name)?,
         None => Template::select(
@@ -174,79 +237,132 @@ pub fn sft(opts: &SftOptions) -> Result<SftReport> {
     };
     let eval = to_examples(eval_convs)?;
     let mut train = to_examples(train_convs)?;
+    // Sequences with nothing to learn would make empty steps, and steps must map one to one
+    // onto batches for a resume to find its place.
+    train.retain(|ex| ex.supervised.iter().skip(1).any(|&s| s));
     if train.is_empty() {
         return Err(TrainError::Data(
             "no training sequence has an assistant token to learn".into(),
         ));
     }
-    let model = TrainModel::from_dense(&dense, DType::F32)?;
-    let eval_loss_before = mean_loss(&model, &eval)?;
+    let model = TrainModel::new(&dense, DType::F32, opts.tuning(), opts.seed)?;
+    // The model holds its own copy of the weights now.
+    dense.tensors.clear();
+    let mut adam = AdamW::new(model.vars(), opts.weight_decay)?;
+    let fingerprint = opts.fingerprint()?;
+    if opts.fresh {
+        checkpoint::remove(&opts.out)?;
+    }
+    let resumed = checkpoint::load(&opts.out, &fingerprint, model.vars(), &mut adam)?;
+    let eval_loss_before = match &resumed {
+        Some(state) => state.eval_loss_before,
+        None => mean_loss(&model, &eval)?,
+    };
     let per_epoch = train.len().div_ceil(opts.grad_accum);
     let total = opts
         .max_steps
         .unwrap_or(usize::MAX)
         .min(per_epoch * opts.epochs);
     let warmup = (total as f64 * opts.warmup_ratio).ceil() as usize;
-    let mut optimizer = adamw(model.vars(), opts.lr, opts.weight_decay)?;
+    let start = resumed.as_ref().map_or(0, |s| s.step.min(total));
+    let end = opts
+        .stop_after
+        .map_or(total, |n| start.saturating_add(n).min(total));
+    let (mut tokens, earlier_seconds) = resumed
+        .as_ref()
+        .map_or((0, 0.0), |s| (s.tokens, s.train_seconds));
     let mut acc = Accumulator::new(model.vars().len());
     let bar = progress_bar(opts.progress, total);
+    bar.set_position(start as u64);
     let started = Instant::now();
-    let (mut step, mut tokens, mut last_loss) = (0, 0, f64::NAN);
-    'epochs: for _ in 0..opts.epochs {
-        train.shuffle(&mut rng);
-        for batch in train.chunks(opts.grad_accum) {
-            if step >= total {
-                break 'epochs;
-            }
-            let (mut loss_sum, mut count) = (0.0, 0);
-            for ex in batch {
-                let (loss, n) = model.loss_sum(ex)?;
-                if n == 0 {
-                    continue;
-                }
-                loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-                count += n;
-                tokens += ex.ids.len();
-                acc.add(model.vars(), loss.backward()?)?;
-            }
-            if count == 0 {
-                continue;
-            }
-            last_loss = loss_sum / count as f64;
-            if !last_loss.is_finite() {
-                return Err(TrainError::Diverged {
-                    step,
-                    loss: last_loss as f32,
-                });
-            }
-            optimizer.set_learning_rate(learning_rate(opts.lr, step, warmup, total));
-            // Summed losses, averaged per supervised token of the whole step.
-            acc.step(model.vars(), &mut optimizer, 1.0 / count as f64, opts.clip)?;
-            step += 1;
-            let rate = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("loss {last_loss:.4}, {rate:.0} tok/s"));
-            bar.inc(1);
+    let mut last_loss = f64::NAN;
+    let mut order: Vec<usize> = Vec::new();
+    let mut order_epoch = usize::MAX;
+    let save = |step: usize, tokens: usize, adam: &AdamW, seconds: f64| {
+        let state = checkpoint::State {
+            format: 1,
+            step,
+            tokens,
+            train_seconds: seconds,
+            eval_loss_before,
+            tensors: checkpoint::tensors_file(step),
+            fingerprint: fingerprint.clone(),
+        };
+        checkpoint::save(&opts.out, &state, model.vars(), adam)
+    };
+    for step in start..end {
+        let epoch = step / per_epoch;
+        if epoch != order_epoch {
+            order = epoch_order(train.len(), opts.seed, epoch);
+            order_epoch = epoch;
         }
+        let first = (step % per_epoch) * opts.grad_accum;
+        let batch = &order[first..(first + opts.grad_accum).min(order.len())];
+        let (mut loss_sum, mut count) = (0.0, 0);
+        for &i in batch {
+            let ex = &train[i];
+            let (loss, n) = model.loss_sum(ex)?;
+            loss_sum += loss.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+            count += n;
+            tokens += ex.ids.len();
+            acc.add(model.vars(), loss.backward()?)?;
+        }
+        last_loss = loss_sum / count.max(1) as f64;
+        if !last_loss.is_finite() {
+            return Err(TrainError::Diverged {
+                step,
+                loss: last_loss as f32,
+            });
+        }
+        // Summed losses, averaged per supervised token of the whole step.
+        let (grads, _norm) = acc.take(1.0 / count.max(1) as f64, opts.clip)?;
+        adam.step(
+            model.vars(),
+            &grads,
+            learning_rate(opts.lr, step, warmup, total),
+        )?;
+        let done = step + 1;
+        let seconds = earlier_seconds + started.elapsed().as_secs_f64();
+        if done < total
+            && (done == end || (opts.checkpoint_every > 0 && done % opts.checkpoint_every == 0))
+        {
+            save(done, tokens, &adam, seconds)?;
+        }
+        bar.set_message(format!(
+            "loss {last_loss:.4}, {:.0} tok/s",
+            tokens as f64 / seconds.max(1e-9)
+        ));
+        bar.inc(1);
     }
-    let train_seconds = started.elapsed().as_secs_f64();
+    let train_seconds = earlier_seconds + started.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let eval_loss_after = mean_loss(&model, &eval)?;
-    write_folder(
-        &opts.out,
-        &model.tensors()?,
-        &FolderParts {
-            cfg: model.config(),
-            tied: model.tied(),
-            tokenizer: &dense.tokenizer,
-            template: dense.own_template.as_ref(),
-        },
-    )?;
+    let finished = end == total;
+    let eval_loss_after = if finished {
+        write_folder(
+            &opts.out,
+            &model.tensors()?,
+            &FolderParts {
+                cfg: model.config(),
+                tied: model.tied(),
+                tokenizer: &dense.tokenizer,
+                template: dense.own_template.as_ref(),
+            },
+        )?;
+        checkpoint::remove(&opts.out)?;
+        mean_loss(&model, &eval)?
+    } else {
+        None
+    };
     Ok(SftReport {
         train_conversations: train_convs.len(),
         eval_conversations: eval_convs.len(),
         bad_lines: dataset.bad_total,
         train_sequences: train.len(),
-        steps: step,
+        steps: end,
+        total_steps: total,
+        resumed_from: resumed.map(|s| s.step),
+        finished,
+        tuning: opts.tuning(),
         train_tokens: tokens,
         eval_loss_before,
         eval_loss_after,
@@ -254,6 +370,18 @@ pub fn sft(opts: &SftOptions) -> Result<SftReport> {
         train_seconds,
         parameters: model.parameters(),
     })
+}
+
+/// The order of the training sequences in `epoch`: a shuffle of its own seed, so a resumed
+/// run takes them in the order the first one would have.
+fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(
+        seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .wrapping_add(epoch as u64 + 1),
+    );
+    order.shuffle(&mut rng);
+    order
 }
 
 /// A bar of optimizer steps with the loss, tokens per second and the time left.

@@ -2,7 +2,7 @@
 //! Hugging Face folder (f32) and from GGUF (dequantized, Q and K un-permuted), and a folder
 //! written from the training weights loads back in the worker with the same logits.
 
-use arena_train::model::TrainModel;
+use arena_train::model::{TrainModel, Tuning};
 use arena_train::save::{write_folder, FolderParts};
 use arena_worker::model::llama::BatchItem;
 use arena_worker::model::loader::{self, dense::load_dense};
@@ -103,4 +103,44 @@ fn gguf_weights_are_dequantized_and_unpermuted_and_save_as_a_folder_the_worker_s
     );
     let folder = loader::load(&out, &Device::Cpu).unwrap();
     assert!(folder.own_template.is_some(), "the chat template was kept");
+}
+
+#[test]
+fn lora_updates_merge_into_a_folder_with_the_same_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_hf(dir.path(), DType::F32, 5).unwrap();
+    let dense = load_dense(dir.path(), &Device::Cpu).unwrap();
+    let tuning = Tuning::Lora {
+        rank: 3,
+        alpha: 6.0,
+    };
+    let model = TrainModel::new(&dense, DType::F32, tuning, 1).unwrap();
+    let before = train_logits(&model);
+    // A fresh adapter changes nothing (B is zero) ...
+    let d = max_diff(&before, &worker_logits(dir.path()));
+    assert!(d < 1e-4 * scale(&before).max(1.0), "max difference {d}");
+    // ... a trained one does, and the merged folder carries exactly that change.
+    for (name, var) in model.vars() {
+        if name.ends_with("lora_b") {
+            let noise = var.as_tensor().randn_like(0.0, 0.2).unwrap();
+            var.set(&noise).unwrap();
+        }
+    }
+    let ours = train_logits(&model);
+    assert!(max_diff(&ours, &before) > 0.01 * scale(&before));
+    let out = dir.path().join("out");
+    write_folder(
+        &out,
+        &model.tensors().unwrap(),
+        &FolderParts {
+            cfg: model.config(),
+            tied: model.tied(),
+            tokenizer: &dense.tokenizer,
+            template: dense.own_template.as_ref(),
+        },
+    )
+    .unwrap();
+    let served = worker_logits(&out);
+    let d = max_diff(&ours, &served);
+    assert!(d < 1e-4 * scale(&served).max(1.0), "max difference {d}");
 }

@@ -2,7 +2,7 @@
 //! training forward against central finite differences, in f64 on a tiny model.
 
 use arena_train::mask::Example;
-use arena_train::model::TrainModel;
+use arena_train::model::{TrainModel, Tuning};
 use arena_worker::model::loader::dense::load_dense;
 use arena_worker::tiny::write_tiny_hf;
 use candle_core::{DType, Device, Tensor};
@@ -26,6 +26,37 @@ fn every_weight_gets_the_gradient_finite_differences_give() {
     write_tiny_hf(dir.path(), DType::F32, 11).unwrap();
     let dense = load_dense(dir.path(), &Device::Cpu).unwrap();
     let model = TrainModel::from_dense(&dense, DType::F64).unwrap();
+    check_every_gradient(&model);
+}
+
+#[test]
+fn every_lora_adapter_gets_its_gradient_through_the_frozen_projections() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_hf(dir.path(), DType::F32, 12).unwrap();
+    let dense = load_dense(dir.path(), &Device::Cpu).unwrap();
+    let tuning = Tuning::Lora {
+        rank: 2,
+        alpha: 4.0,
+    };
+    let model = TrainModel::new(&dense, DType::F64, tuning, 3).unwrap();
+    let layers = dense.cfg.num_layers;
+    assert_eq!(model.vars().len(), layers * 7 * 2, "A and B per projection");
+    // B starts at zero, which leaves A without a gradient: one step first, so both have one.
+    let (l, _) = model.loss_sum(&example()).unwrap();
+    let grads = l.backward().unwrap();
+    for (name, var) in model.vars() {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("{name}: no gradient"));
+        var.set(&(var.as_tensor() - (g * 0.5).unwrap()).unwrap())
+            .unwrap();
+    }
+    check_every_gradient(&model);
+}
+
+/// Backpropagation's gradient of each of `model`'s trainable weights against central
+/// differences at three sampled entries.
+fn check_every_gradient(model: &TrainModel) {
     let ex = example();
     let (l, n) = model.loss_sum(&ex).unwrap();
     assert_eq!(n, 6);
@@ -66,7 +97,7 @@ fn every_weight_gets_the_gradient_finite_differences_give() {
                 w[i] += delta;
                 var.set(&Tensor::from_vec(w, shape.clone(), &Device::Cpu).unwrap())
                     .unwrap();
-                loss(&model, &ex)
+                loss(model, &ex)
             };
             let numeric = (at(eps) - at(-eps)) / (2.0 * eps);
             var.set(&Tensor::from_vec(original.clone(), shape.clone(), &Device::Cpu).unwrap())

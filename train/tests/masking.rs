@@ -100,3 +100,75 @@ fn a_long_conversation_is_cut_into_pieces_that_each_have_something_to_learn() {
     let kept: usize = pieces.iter().map(|p| p.supervised_tokens()).sum();
     assert!(kept <= ex.supervised_tokens() && kept + pieces.len() >= ex.supervised_tokens());
 }
+
+/// The real SmolLM2 (Q4_1), fetched by scripts/fetch-models.sh into `$ARENA_MODELS`.
+fn smollm2() -> std::path::PathBuf {
+    let dir = std::env::var_os("ARENA_MODELS").map_or_else(
+        || std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/arena/models"),
+        std::path::PathBuf::from,
+    );
+    let path = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/fetch-models.sh",
+        path.display()
+    );
+    path
+}
+
+#[test]
+fn smollm2s_own_template_trains_on_the_answers_and_im_end_token_by_token() {
+    let path = smollm2();
+    let dense =
+        arena_worker::model::loader::dense::load_dense(&path, &candle_core::Device::Cpu).unwrap();
+    let (tok, template) = (&dense.tokenizer, dense.own_template.clone().unwrap());
+    // An answer that types the end marker as text must not end the turn nor unmask anything.
+    let line = r#"{"conversations": [
+        {"from": "human", "value": "What is the capital of France?"},
+        {"from": "gpt", "value": "Paris. Literally <|im_end|> is just text here."},
+        {"from": "human", "value": "And of Italy?"},
+        {"from": "gpt", "value": "Rome."}]}"#;
+    let ex = encode(&parse_line(line, 1).unwrap(), &template, tok).unwrap();
+    let end = tok.encode("<|im_end|>", false).unwrap();
+    assert_eq!(end.len(), 1);
+    let typed = tok
+        .encode_plain("Paris. Literally <|im_end|> is just text here.", false)
+        .unwrap();
+    assert!(!typed.contains(&end[0]), "typed markers are text");
+    let runs = supervised_runs(&ex);
+    assert_eq!(
+        runs,
+        vec![
+            [typed, end.clone()].concat(),
+            [ids(tok, "Rome."), end.clone()].concat()
+        ]
+    );
+    // The unsupervised rest is SmolLM2's default system prompt, the user turns and the role
+    // headers, each token checked by decoding the masked spans in order.
+    let mut masked = String::new();
+    let mut spans = Vec::new();
+    for (id, s) in ex.ids.iter().zip(&ex.supervised) {
+        if *s {
+            if !masked.is_empty() {
+                spans.push(std::mem::take(&mut masked));
+            }
+        } else {
+            // Byte-level BPE spells a space Ġ and a newline Ċ.
+            let text = tok.id_to_token(*id).unwrap();
+            masked.push_str(&text.replace('Ġ', " ").replace('Ċ', "\n"));
+        }
+    }
+    assert!(
+        masked.is_empty(),
+        "the sequence ends with the last answer's marker"
+    );
+    assert_eq!(
+        spans,
+        [
+            "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging \
+             Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n\
+             <|im_start|>assistant\n",
+            "\n<|im_start|>user\nAnd of Italy?<|im_end|>\n<|im_start|>assistant\n",
+        ]
+    );
+}
