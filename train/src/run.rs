@@ -8,7 +8,6 @@ use std::time::Instant;
 use arena_worker::model::loader::dense::load_dense;
 use arena_worker::text::template::Template;
 use candle_core::{DType, Device};
-use indicatif::{ProgressBar, ProgressStyle};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
@@ -20,6 +19,7 @@ use crate::error::{Result, TrainError};
 use crate::mask::{self, Example};
 use crate::model::{TrainModel, Tuning};
 use crate::optim::{learning_rate, Accumulator, AdamW};
+use crate::progress::Progress;
 use crate::save::{write_folder, FolderParts};
 
 /// What to train and how (defaults: FastChat's recipe where it has one).
@@ -272,8 +272,7 @@ pub fn sft(opts: &SftOptions) -> Result<SftReport> {
         .as_ref()
         .map_or((0, 0.0), |s| (s.tokens, s.train_seconds));
     let mut acc = Accumulator::new(model.vars().len());
-    let bar = progress_bar(opts.progress, total);
-    bar.set_position(start as u64);
+    let mut progress = Progress::new(opts.progress, start, end);
     let started = Instant::now();
     let mut last_loss = f64::NAN;
     let mut order: Vec<usize> = Vec::new();
@@ -328,14 +327,10 @@ pub fn sft(opts: &SftOptions) -> Result<SftReport> {
         {
             save(done, tokens, &adam, seconds)?;
         }
-        bar.set_message(format!(
-            "loss {last_loss:.4}, {:.0} tok/s",
-            tokens as f64 / seconds.max(1e-9)
-        ));
-        bar.inc(1);
+        progress.step(done, last_loss, tokens as f64 / seconds.max(1e-9));
     }
     let train_seconds = earlier_seconds + started.elapsed().as_secs_f64();
-    bar.finish_and_clear();
+    progress.finish();
     let finished = end == total;
     let eval_loss_after = if finished {
         write_folder(
@@ -382,18 +377,4 @@ fn epoch_order(n: usize, seed: u64, epoch: usize) -> Vec<usize> {
     );
     order.shuffle(&mut rng);
     order
-}
-
-/// A bar of optimizer steps with the loss, tokens per second and the time left.
-fn progress_bar(show: bool, steps: usize) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(steps as u64);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{elapsed_precise} [{bar:30}] step {pos}/{len} {msg} (ETA {eta})",
-    ) {
-        bar.set_style(style);
-    }
-    bar
 }
