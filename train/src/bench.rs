@@ -72,7 +72,7 @@ pub fn run(path: &Path, opts: &TrainBenchOptions) -> Result<TrainBenchReport> {
     let mut step = || -> Result<()> {
         let (loss, n) = model.loss_sum(&example)?;
         acc.add(model.vars(), loss.backward()?)?;
-        let (grads, _) = acc.take(1.0 / n as f64, 1.0)?;
+        let grads = acc.take(1.0 / n as f64, 1.0);
         adam.step(model.vars(), &grads, 2e-5)
     };
     for _ in 0..opts.warmup {

@@ -56,8 +56,10 @@ pub fn save(out: &Path, state: &State, vars: &[(String, Var)], adam: &AdamW) -> 
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     for (i, (name, var)) in vars.iter().enumerate() {
         tensors.insert(format!("param/{name}"), var.as_tensor().clone());
-        tensors.insert(format!("m/{name}"), adam.m[i].clone());
-        tensors.insert(format!("v/{name}"), adam.v[i].clone());
+        let shape = var.shape();
+        let moment = |m: &[f32]| Tensor::from_slice(m, shape, &Device::Cpu);
+        tensors.insert(format!("m/{name}"), moment(&adam.m[i])?);
+        tensors.insert(format!("v/{name}"), moment(&adam.v[i])?);
     }
     write_atomic(&dir.join(&state.tensors), |p| {
         Ok(candle_core::safetensors::save(&tensors, p)?)
@@ -126,8 +128,20 @@ pub fn load(
             })
         };
         var.set(&get("param")?.to_dtype(var.dtype())?)?;
-        adam.m[i] = get("m")?.to_dtype(var.dtype())?;
-        adam.v[i] = get("v")?.to_dtype(var.dtype())?;
+        let moment = |kind: &str| -> Result<Vec<f32>> {
+            let t = get(kind)?;
+            if t.shape() != var.shape() {
+                return Err(TrainError::Data(format!(
+                    "{}: {kind} of '{name}' has the wrong shape",
+                    file.display()
+                )));
+            }
+            Ok(t.to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1()?)
+        };
+        adam.m[i] = moment("m")?;
+        adam.v[i] = moment("v")?;
     }
     adam.t = state.step;
     Ok(Some(state))
