@@ -14,6 +14,7 @@ mod error;
 pub mod lora;
 pub mod mask;
 pub mod model;
+pub mod ops;
 pub mod optim;
 pub mod progress;
 pub mod run;

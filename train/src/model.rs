@@ -6,11 +6,12 @@ use std::collections::HashMap;
 
 use arena_worker::model::config::LlamaConfig;
 use arena_worker::model::loader::dense::{hf_weights, DenseModel};
-use candle_core::{DType, Device, Tensor, Var, D};
+use candle_core::{DType, Device, Tensor, Var};
 
 use crate::error::{Result, TrainError};
 use crate::lora::{self, Adapter, FrozenLinear};
 use crate::mask::Example;
+use crate::ops;
 
 /// How a model is trained.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -160,7 +161,6 @@ impl TrainModel {
         let (h, kvh, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
         let cos = self.cos.narrow(0, 0, t)?;
         let sin = self.sin.narrow(0, 0, t)?;
-        let mask = causal_mask(t, x.dtype(), device)?;
         for i in 0..cfg.num_layers {
             let n = |s: &str| format!("model.layers.{i}.{s}.weight");
             let a = candle_nn::ops::rms_norm_slow(&x, self.w(&n("input_layernorm"))?, eps)?;
@@ -181,8 +181,7 @@ impl TrainModel {
                     .reshape((h, t, hd))?)
             };
             let (k, v) = (repeat(k)?, repeat(v)?);
-            let scores = (q.matmul(&k.t()?)? / (hd as f64).sqrt())?.broadcast_add(&mask)?;
-            let probs = candle_nn::ops::softmax(&scores, D::Minus1)?;
+            let probs = ops::causal_softmax(&q.matmul(&k.t()?)?, 1.0 / (hd as f64).sqrt())?;
             let out = probs
                 .matmul(&v)?
                 .transpose(0, 1)?
@@ -207,22 +206,20 @@ impl TrainModel {
     /// The summed cross-entropy of predicting each supervised token of `ex` from the tokens
     /// before it, and how many there were (0: nothing to learn from it).
     pub fn loss_sum(&self, ex: &Example) -> Result<(Tensor, usize)> {
-        let targets: Vec<(u32, u32)> = (1..ex.ids.len())
-            .filter(|&i| ex.supervised[i])
-            .map(|i| ((i - 1) as u32, ex.ids[i]))
+        let inputs = &ex.ids[..ex.ids.len().saturating_sub(1).max(1)];
+        // Row r of the logits predicts token r + 1.
+        let targets: Vec<Option<u32>> = (0..inputs.len())
+            .map(|r| {
+                let next = r + 1;
+                (next < ex.ids.len() && ex.supervised[next]).then(|| ex.ids[next])
+            })
             .collect();
-        let logits = self.forward(&ex.ids[..ex.ids.len().saturating_sub(1).max(1)])?;
-        let device = logits.device();
-        if targets.is_empty() {
-            return Ok((Tensor::zeros((), logits.dtype(), device)?, 0));
+        let count = targets.iter().flatten().count();
+        let logits = self.forward(inputs)?;
+        if count == 0 {
+            return Ok((Tensor::zeros((), logits.dtype(), logits.device())?, 0));
         }
-        let rows: Vec<u32> = targets.iter().map(|(r, _)| *r).collect();
-        let wanted: Vec<u32> = targets.iter().map(|(_, t)| *t).collect();
-        let picked = logits.index_select(&Tensor::new(rows.as_slice(), device)?, 0)?;
-        let logp = candle_nn::ops::log_softmax(&picked, D::Minus1)?;
-        let wanted = Tensor::new(wanted.as_slice(), device)?.unsqueeze(1)?;
-        let nll = logp.gather(&wanted, 1)?.sum_all()?.neg()?;
-        Ok((nll, targets.len()))
+        Ok((ops::cross_entropy(&logits, targets)?.sum_all()?, count))
     }
 
     /// The current weights by Hugging Face name, in f32, with LoRA's updates merged in.
@@ -238,12 +235,4 @@ impl TrainModel {
             })
             .collect()
     }
-}
-
-/// 0 on and below the diagonal, -inf above: a token sees itself and what came before.
-fn causal_mask(t: usize, dtype: DType, device: &Device) -> Result<Tensor> {
-    let m: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 }))
-        .collect();
-    Ok(Tensor::from_vec(m, (t, t), device)?.to_dtype(dtype)?)
 }
