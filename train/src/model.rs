@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use arena_worker::model::config::LlamaConfig;
+use arena_worker::model::llama::rotary_tables;
 use arena_worker::model::loader::dense::{hf_weights, DenseModel};
 use candle_core::{DType, Device, Tensor, Var};
 
@@ -76,20 +77,11 @@ impl TrainModel {
                 }
             }
         }
-        let half = dense.cfg.head_dim / 2;
         let cfg = dense.cfg.clone();
-        let device = Device::Cpu;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / cfg.head_dim as f32))
-            .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, half), &device)?;
-        let positions = Tensor::arange(0u32, cfg.context_length as u32, &device)?
-            .to_dtype(DType::F32)?
-            .reshape((cfg.context_length, 1))?;
-        let freqs = positions.broadcast_mul(&inv_freq)?;
+        let (cos, sin) = rotary_tables(&cfg, &Device::Cpu)?;
         Ok(Self {
-            cos: freqs.cos()?.to_dtype(dtype)?,
-            sin: freqs.sin()?.to_dtype(dtype)?,
+            cos: cos.to_dtype(dtype)?,
+            sin: sin.to_dtype(dtype)?,
             cfg,
             weights,
             vars,

@@ -29,6 +29,25 @@ fn train_logits(model: &TrainModel) -> Vec<f32> {
     logits.get(last).unwrap().to_vec1().unwrap()
 }
 
+/// Writes `model`'s weights as a folder with `dense`'s tokenizer and template.
+fn save(
+    model: &TrainModel,
+    dense: &arena_worker::model::loader::dense::DenseModel,
+    out: &std::path::Path,
+) {
+    write_folder(
+        out,
+        &model.tensors().unwrap(),
+        &FolderParts {
+            cfg: model.config(),
+            tied: model.tied(),
+            tokenizer: &dense.tokenizer,
+            template: dense.own_template.as_ref(),
+        },
+    )
+    .unwrap();
+}
+
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -81,17 +100,7 @@ fn gguf_weights_are_dequantized_and_unpermuted_and_save_as_a_folder_the_worker_s
     // Written as a folder, the same weights load in the worker with the same f32 logits and
     // the same tokenizer.
     let out = dir.path().join("out");
-    write_folder(
-        &out,
-        &model.tensors().unwrap(),
-        &FolderParts {
-            cfg: model.config(),
-            tied: model.tied(),
-            tokenizer: &dense.tokenizer,
-            template: dense.own_template.as_ref(),
-        },
-    )
-    .unwrap();
+    save(&model, &dense, &out);
     let served = worker_logits(&out);
     let d = max_diff(&ours, &served);
     assert!(d < 1e-4 * scale(&served).max(1.0), "max difference {d}");
@@ -129,17 +138,7 @@ fn lora_updates_merge_into_a_folder_with_the_same_logits() {
     let ours = train_logits(&model);
     assert!(max_diff(&ours, &before) > 0.01 * scale(&before));
     let out = dir.path().join("out");
-    write_folder(
-        &out,
-        &model.tensors().unwrap(),
-        &FolderParts {
-            cfg: model.config(),
-            tied: model.tied(),
-            tokenizer: &dense.tokenizer,
-            template: dense.own_template.as_ref(),
-        },
-    )
-    .unwrap();
+    save(&model, &dense, &out);
     let served = worker_logits(&out);
     let d = max_diff(&ours, &served);
     assert!(d < 1e-4 * scale(&served).max(1.0), "max difference {d}");

@@ -101,8 +101,9 @@ fn a_long_conversation_is_cut_into_pieces_that_each_have_something_to_learn() {
     assert!(kept <= ex.supervised_tokens() && kept + pieces.len() >= ex.supervised_tokens());
 }
 
-/// The real SmolLM2 (Q4_1), fetched by scripts/fetch-models.sh into `$ARENA_MODELS`.
-fn smollm2() -> std::path::PathBuf {
+#[test]
+fn smollm2s_own_template_trains_on_the_answers_and_im_end_token_by_token() {
+    // Fetched by scripts/fetch-models.sh into $ARENA_MODELS (scripts/test.sh does).
     let dir = std::env::var_os("ARENA_MODELS").map_or_else(
         || std::path::PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/arena/models"),
         std::path::PathBuf::from,
@@ -113,12 +114,6 @@ fn smollm2() -> std::path::PathBuf {
         "{} is missing: run scripts/fetch-models.sh",
         path.display()
     );
-    path
-}
-
-#[test]
-fn smollm2s_own_template_trains_on_the_answers_and_im_end_token_by_token() {
-    let path = smollm2();
     let dense =
         arena_worker::model::loader::dense::load_dense(&path, &candle_core::Device::Cpu).unwrap();
     let (tok, template) = (&dense.tokenizer, dense.own_template.clone().unwrap());

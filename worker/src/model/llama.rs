@@ -66,21 +66,28 @@ pub struct Llama {
     device: Device,
 }
 
+/// The rotary embedding's cos and sin tables, `[context_length, head_dim / 2]` in f32 (the
+/// training forward uses the same).
+pub fn rotary_tables(cfg: &LlamaConfig, device: &Device) -> Result<(Tensor, Tensor)> {
+    let half = cfg.head_dim / 2;
+    let inv_freq: Vec<f32> = (0..half)
+        .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / cfg.head_dim as f32))
+        .collect();
+    let inv_freq = Tensor::from_vec(inv_freq, (1, half), device)?;
+    let positions = Tensor::arange(0u32, cfg.context_length as u32, device)?
+        .to_dtype(DType::F32)?
+        .reshape((cfg.context_length, 1))?;
+    let freqs = positions.broadcast_mul(&inv_freq)?;
+    Ok((freqs.cos()?, freqs.sin()?))
+}
+
 impl Llama {
     /// Builds the model and its rotary tables.
     pub fn new(cfg: LlamaConfig, weights: LlamaWeights, device: Device) -> Result<Self> {
-        let half = cfg.head_dim / 2;
-        let inv_freq: Vec<f32> = (0..half)
-            .map(|i| 1.0 / cfg.rope_theta.powf(2.0 * i as f32 / cfg.head_dim as f32))
-            .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, half), &device)?;
-        let positions = Tensor::arange(0u32, cfg.context_length as u32, &device)?
-            .to_dtype(DType::F32)?
-            .reshape((cfg.context_length, 1))?;
-        let freqs = positions.broadcast_mul(&inv_freq)?;
+        let (cos, sin) = rotary_tables(&cfg, &device)?;
         Ok(Self {
-            cos: freqs.cos()?,
-            sin: freqs.sin()?,
+            cos,
+            sin,
             cfg,
             weights,
             device,

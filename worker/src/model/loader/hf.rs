@@ -171,18 +171,13 @@ pub(super) fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// Every weight of the folder as f32 under its own name, and whether the output layer is the
 /// embedding's (tied in the config and no `lm_head.weight` stored).
-// SAFETY: the files are memory-mapped read-only for the copy into f32 tensors.
-#[allow(unsafe_code)]
 pub(super) fn load_f32(
     dir: &Path,
     device: &Device,
     cfg: &LlamaConfig,
     tied: bool,
 ) -> Result<(std::collections::HashMap<String, Tensor>, bool)> {
-    let files = weight_files(dir)?;
-    // SAFETY: read-only map of files nothing writes meanwhile.
-    let st = unsafe { MmapedSafetensors::multi(&files) }
-        .map_err(|e| WorkerError::invalid(dir, format!("unreadable safetensors: {e}")))?;
+    let st = map_weights(dir)?;
     let loader = Weights {
         st: &st,
         device,
@@ -197,17 +192,22 @@ pub(super) fn load_f32(
     Ok((out, tied))
 }
 
+/// The folder's safetensors files, memory-mapped.
 // SAFETY: the one unsafe block memory-maps the weight files read-only; arena never writes
 // model files while serving.
 #[allow(unsafe_code)]
+fn map_weights(dir: &Path) -> Result<MmapedSafetensors> {
+    let files = weight_files(dir)?;
+    // SAFETY: the files are memory-mapped read-only; arena never writes model files while serving.
+    unsafe { MmapedSafetensors::multi(&files) }
+        .map_err(|e| WorkerError::invalid(dir, format!("unreadable safetensors: {e}")))
+}
+
 pub(super) fn load(dir: &Path, device: &Device) -> Result<LoadedModel> {
     let (llama_cfg, tied, arch) = read_config(dir)?;
     let (tokenizer, own_template) = load_tokenizer(dir)?;
 
-    let files = weight_files(dir)?;
-    // SAFETY: the files are memory-mapped read-only; arena never writes model files while serving.
-    let st = unsafe { MmapedSafetensors::multi(&files) }
-        .map_err(|e| WorkerError::invalid(dir, format!("unreadable safetensors: {e}")))?;
+    let st = map_weights(dir)?;
     let loader = Weights {
         st: &st,
         device,
