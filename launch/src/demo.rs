@@ -59,7 +59,8 @@ fn contestants(opts: &DemoOptions, base: PathBuf) -> Result<Vec<Contestant>, Lau
         ]);
     }
     let out = opts.models_dir.join(trained::TRAINED_NAME);
-    let folder = if out.join("model.safetensors").is_file() {
+    // The data is fetched only when there is something to train.
+    let folder = if trained::is_trained(&out) {
         out
     } else {
         let data = trained::ensure_data()?;

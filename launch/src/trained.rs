@@ -49,6 +49,11 @@ pub fn ensure_data() -> Result<PathBuf, LaunchError> {
     Ok(path)
 }
 
+/// Whether `out` holds a finished model (the trainer writes the weights last).
+pub fn is_trained(out: &Path) -> bool {
+    out.join("model.safetensors").is_file()
+}
+
 /// The folder `out` holding `base` fine-tuned on `data` with `recipe`: used as it is when it
 /// has its weights (the trainer writes them last), trained otherwise by running `arena train
 /// sft`, which resumes from the folder's checkpoint when an earlier run was interrupted.
@@ -59,7 +64,7 @@ pub fn ensure_trained(
     out: &Path,
     recipe: &[&str],
 ) -> Result<PathBuf, LaunchError> {
-    if out.join("model.safetensors").is_file() {
+    if is_trained(out) {
         return Ok(out.to_path_buf());
     }
     eprintln!(
@@ -80,7 +85,7 @@ pub fn ensure_trained(
         .stdin(Stdio::null())
         .status()
         .map_err(|e| config(format!("cannot start {}: {e}", arena.display())))?;
-    if !status.success() || !out.join("model.safetensors").is_file() {
+    if !status.success() || !is_trained(out) {
         return Err(config(format!(
             "fine-tuning the demo's second model failed ({status}); see the message above"
         )));

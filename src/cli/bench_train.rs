@@ -35,13 +35,7 @@ impl BenchTrainArgs {
     pub async fn run(self) -> anyhow::Result<()> {
         let opts = TrainBenchOptions {
             len: self.len,
-            tuning: match self.lora_rank {
-                0 => Tuning::Full,
-                rank => Tuning::Lora {
-                    rank,
-                    alpha: 2.0 * rank as f64,
-                },
-            },
+            tuning: Tuning::from_rank(self.lora_rank, None),
             warmup: self.warmup,
             steps: self.steps,
             seed: 0,

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Result, TrainError};
 use crate::optim::AdamW;
 
-const FORMAT: u32 = 1;
+/// The layout of `state.json` this version writes and reads.
+pub const FORMAT: u32 = 1;
 
 /// Where a run stands, besides its tensors.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -28,6 +28,19 @@ pub enum Tuning {
     },
 }
 
+impl Tuning {
+    /// LoRA of `rank` (alpha: twice the rank unless given), or every weight for rank 0.
+    pub fn from_rank(rank: usize, alpha: Option<f64>) -> Self {
+        match rank {
+            0 => Self::Full,
+            rank => Self::Lora {
+                rank,
+                alpha: alpha.unwrap_or(2.0 * rank as f64),
+            },
+        }
+    }
+}
+
 /// A model whose weights are being trained.
 pub struct TrainModel {
     cfg: LlamaConfig,

@@ -119,12 +119,12 @@ impl CustomOp1 for CausalSoftmax {
         let dx = match y.dtype() {
             candle_core::DType::F64 => values::<f64>(y, |y| {
                 values::<f64>(g, |g| {
-                    Tensor::from_vec(causal_grad(y, g, t, self.scale), shape.clone(), y_device())
+                    Tensor::from_vec(causal_grad(y, g, t, self.scale), shape.clone(), cpu())
                 })
             })?,
             _ => values::<f32>(y, |y| {
                 values::<f32>(g, |g| {
-                    Tensor::from_vec(causal_grad(y, g, t, self.scale), shape.clone(), y_device())
+                    Tensor::from_vec(causal_grad(y, g, t, self.scale), shape.clone(), cpu())
                 })
             })?,
         };
@@ -136,7 +136,7 @@ fn storage<T: WithDType>(v: Vec<T>) -> CpuStorage {
     T::to_cpu_storage_owned(v)
 }
 
-fn y_device() -> &'static candle_core::Device {
+fn cpu() -> &'static candle_core::Device {
     &candle_core::Device::Cpu
 }
 
@@ -205,12 +205,12 @@ impl CustomOp1 for CrossEntropy {
         let dx = match x.dtype() {
             candle_core::DType::F64 => values::<f64>(x, |x| {
                 values::<f64>(g, |g| {
-                    Tensor::from_vec(self.grads(x, g, v), shape.clone(), y_device())
+                    Tensor::from_vec(self.grads(x, g, v), shape.clone(), cpu())
                 })
             })?,
             _ => values::<f32>(x, |x| {
                 values::<f32>(g, |g| {
-                    Tensor::from_vec(self.grads(x, g, v), shape.clone(), y_device())
+                    Tensor::from_vec(self.grads(x, g, v), shape.clone(), cpu())
                 })
             })?,
         };

@@ -97,13 +97,7 @@ impl SftOptions {
 
     /// How the weights are trained.
     pub fn tuning(&self) -> Tuning {
-        match self.lora_rank {
-            0 => Tuning::Full,
-            rank => Tuning::Lora {
-                rank,
-                alpha: self.lora_alpha.unwrap_or(2.0 * rank as f64),
-            },
-        }
+        Tuning::from_rank(self.lora_rank, self.lora_alpha)
     }
 
     /// The settings a checkpoint must share to be resumed, with the data's hash.
@@ -279,7 +273,7 @@ pub fn sft(opts: &SftOptions) -> Result<SftReport> {
     let mut order_epoch = usize::MAX;
     let save = |step: usize, tokens: usize, adam: &AdamW, seconds: f64| {
         let state = checkpoint::State {
-            format: 1,
+            format: checkpoint::FORMAT,
             step,
             tokens,
             train_seconds: seconds,
