@@ -2,11 +2,12 @@
 //! `scripts/fetch-sft-data.sh`, or any ShareGPT file): `{"id", "conversations": [{"from",
 //! "value"}]}`, or OpenAI's `{"messages": [{"role", "content"}]}`.
 
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::Path;
 
 use arena_worker::text::template::{Message, Role};
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 use crate::error::{Result, TrainError};
 
@@ -145,6 +146,23 @@ pub struct Dataset {
     pub bad: Vec<String>,
     /// All unusable lines.
     pub bad_total: usize,
+    /// The SHA-256 of the bytes read, hex: what a checkpoint's data must match. Hashed while
+    /// reading, so a stream that can be read only once (`--data <(...)`) is hashed too.
+    pub sha256: String,
+}
+
+/// A reader that hashes what passes through it.
+struct Hashing<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for Hashing<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// Reads a JSON-lines conversations file; blank lines are skipped, unusable ones listed.
@@ -152,7 +170,11 @@ pub struct Dataset {
 pub fn read(path: &Path) -> Result<Dataset> {
     let file = std::fs::File::open(path).map_err(|e| TrainError::io(path, e))?;
     let mut data = Dataset::default();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
+    let mut reader = std::io::BufReader::new(Hashing {
+        inner: file,
+        hasher: Sha256::new(),
+    });
+    for (i, line) in (&mut reader).lines().enumerate() {
         let line = line.map_err(|e| TrainError::io(path, e))?;
         if line.trim().is_empty() {
             continue;
@@ -167,6 +189,7 @@ pub fn read(path: &Path) -> Result<Dataset> {
             }
         }
     }
+    data.sha256 = format!("{:x}", reader.into_inner().hasher.finalize());
     if data.conversations.is_empty() {
         return Err(TrainError::Data(format!(
             "{}: no usable conversation ({} unusable lines{})",
@@ -206,6 +229,30 @@ mod tests {
             (c.id.as_str(), c.messages.len(), c.assistant_turns()),
             ("line 7", 3, 1)
         );
+    }
+
+    #[test]
+    fn the_data_is_hashed_as_read_even_from_a_pipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = "{\"messages\": [{\"role\": \"user\", \"content\": \"Q\"}, {\"role\": \"assistant\", \"content\": \"A\"}]}\n\nnot json\n";
+        let file = dir.path().join("d.jsonl");
+        std::fs::write(&file, text).unwrap();
+        let want = format!("{:x}", Sha256::digest(text.as_bytes()));
+        assert_eq!(read(&file).unwrap().sha256, want);
+        // A pipe can be read once: `--data <(...)` must still be told apart by its content.
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, text).unwrap())
+        };
+        let piped = read(&fifo).unwrap();
+        writer.join().unwrap();
+        assert_eq!((piped.sha256, piped.bad_total), (want, 1));
     }
 
     #[test]

@@ -11,7 +11,6 @@ use candle_core::{DType, Device};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::checkpoint;
 use crate::data;
@@ -101,18 +100,14 @@ impl SftOptions {
     }
 
     /// The settings a checkpoint must share to be resumed, with the data's hash.
-    fn fingerprint(&self) -> Result<serde_json::Value> {
-        let data = std::fs::read(&self.data).map_err(|e| TrainError::io(&self.data, e))?;
+    fn fingerprint(&self, data_sha256: &str) -> Result<serde_json::Value> {
         let mut v =
             serde_json::to_value(self).map_err(|e| TrainError::Options(format!("options: {e}")))?;
         if let Some(map) = v.as_object_mut() {
             for transient in ["out", "progress", "stop_after", "fresh", "checkpoint_every"] {
                 map.remove(transient);
             }
-            map.insert(
-                "data_sha256".into(),
-                format!("{:x}", Sha256::digest(&data)).into(),
-            );
+            map.insert("data_sha256".into(), data_sha256.into());
             map.insert(
                 "tuning".into(),
                 serde_json::to_value(self.tuning()).unwrap_or_default(),
@@ -213,6 +208,7 @@ pub fn sft(opts: &SftOptions) -> Result<SftReport> {
     for bad in &dataset.bad {
         eprintln!("{}: skipped {bad}", opts.data.display());
     }
+    let data_sha256 = dataset.sha256;
     let mut conversations = dataset.conversations;
     let mut rng = rand::rngs::StdRng::seed_from_u64(opts.seed);
     conversations.shuffle(&mut rng);
@@ -243,7 +239,7 @@ pub fn sft(opts: &SftOptions) -> Result<SftReport> {
     // The model holds its own copy of the weights now.
     dense.tensors.clear();
     let mut adam = AdamW::new(model.vars(), opts.weight_decay)?;
-    let fingerprint = opts.fingerprint()?;
+    let fingerprint = opts.fingerprint(&data_sha256)?;
     if opts.fresh {
         checkpoint::remove(&opts.out)?;
     }
