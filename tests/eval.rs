@@ -245,6 +245,53 @@ async fn smollm2_contestants_and_judge(backend: &str) {
         assert_eq!(total, 6, "{m}");
     }
 
+    // The same pairs with verdicts read from SmolLM2's likelihoods after a "[[" prefill: a
+    // ledger of its own (the written verdicts above do not count as done), each judgment's
+    // output showing the letters' probabilities, and the verdict the likeliest letter.
+    let likely: Vec<&str> = pairwise
+        .iter()
+        .copied()
+        .chain(["--verdict-from", "likelihood"])
+        .collect();
+    let (_, stderr) = eval_ok(db, &likely);
+    assert!(stderr.contains("12 judgments made"), "{stderr}");
+    let stored = rows(
+        db,
+        "SELECT judge, output, COALESCE(verdict, '-') FROM eval_judgments \
+         WHERE mode = 'pairwise' AND judge LIKE '%(likelihood)'",
+    )
+    .await;
+    assert_eq!(stored.len(), 12);
+    let mut readable = 0;
+    for row in &stored {
+        assert_eq!(row[0], "smollm2-135m (likelihood)");
+        assert!(row[1].contains("likelihoods after \"[[\": A "), "{row:?}");
+        if row[2] != "-" {
+            readable += 1;
+            assert!(row[1].starts_with(&format!("[[{}]]", row[2])), "{row:?}");
+        }
+    }
+    assert!(
+        readable > 0,
+        "no likelihood verdict was readable: {stored:?}"
+    );
+    let (json_out, _) = eval_ok(
+        db,
+        &[
+            "show",
+            "--questions",
+            &questions,
+            "--mode",
+            "pairwise",
+            "--judge-model",
+            "smollm2-135m (likelihood)",
+            "--format",
+            "json",
+        ],
+    );
+    let s: Value = serde_json::from_str(&json_out).unwrap();
+    assert_eq!(s["judgments"].as_u64(), Some(12), "{s}");
+
     // The judge beside the humans: two voted battles, each judged in both orders.
     let writing = serde_json::from_str::<Value>(
         std::fs::read_to_string(&questions)
@@ -498,6 +545,20 @@ fn bad_input_gets_a_clear_error() {
         (
             vec!["judge", "--judge-model", "j", "--model", "ghost"],
             "model 'ghost' has no complete answers",
+        ),
+        (
+            vec![
+                "judge",
+                "--judge-model",
+                "j",
+                "--verdict-from",
+                "likelihood",
+            ],
+            "use --mode pairwise",
+        ),
+        (
+            vec!["judge", "--judge-model", "j", "--verdict-from", "logits"],
+            "unknown verdict source 'logits'",
         ),
         (vec!["show"], "no judgments of question set 'arena-80'"),
         (

@@ -12,6 +12,7 @@ use arena_store::{ArenaStore, ExportBattle, ExportFilter, JudgmentFilter};
 use crate::agreement::{self, Agreement, JudgedBattle, RankComparison};
 use crate::client::ChatClient;
 use crate::judge::{run_calls, Call, Item, JudgeOptions};
+use crate::likelihood::VerdictFrom;
 use crate::progress::Progress;
 use crate::prompts::{JudgePrompts, Mode, PairTurn};
 use crate::questions::QuestionSet;
@@ -35,6 +36,8 @@ pub struct AgreeOptions {
     pub parallel: usize,
     /// The longest judge output, in tokens.
     pub max_tokens: Option<u32>,
+    /// Read verdicts from the judge's text or from its likelihoods.
+    pub verdict_from: VerdictFrom,
     /// Only the newest N voted battles.
     pub limit: Option<usize>,
     /// Also votes that do not count for the leaderboard.
@@ -161,7 +164,7 @@ pub async fn agree(
     let (battles, left_out) = voted_battles(store, categories, opts).await?;
     let filter = JudgmentFilter {
         question_set: Some(ARENA_BATTLES.to_string()),
-        judge: Some(opts.judge.clone()),
+        judge: Some(opts.verdict_from.stored_judge(&opts.judge)),
         mode: Some("pairwise".to_string()),
         with_text: false,
     };
@@ -215,6 +218,7 @@ pub async fn agree(
         baseline: None,
         parallel: opts.parallel,
         max_tokens: opts.max_tokens,
+        verdict_from: opts.verdict_from,
     };
     let outcome = run_calls(store, client, &judge_opts, calls.into_iter(), &progress).await;
     progress.finish();

@@ -65,6 +65,12 @@ pub struct ChatRequest<'a> {
     /// The longest answer, in tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
+    /// Whether to ask for each generated token's log-probability.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub logprobs: bool,
+    /// How many of the likeliest tokens to report at each step (with `logprobs`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_logprobs: Option<u32>,
 }
 
 /// The answer of one call.
@@ -80,6 +86,8 @@ pub struct ChatReply {
     pub completion_tokens: Option<i64>,
     /// Milliseconds the successful call took.
     pub latency_ms: i64,
+    /// The likeliest tokens at the first generated step, `(token, logprob)`, when asked for.
+    pub first_alternatives: Vec<(String, f64)>,
 }
 
 #[derive(Deserialize)]
@@ -94,6 +102,26 @@ struct Choice {
     message: ReplyMessage,
     #[serde(default)]
     finish_reason: Option<String>,
+    #[serde(default)]
+    logprobs: Option<ChoiceLogprobs>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceLogprobs {
+    #[serde(default)]
+    content: Option<Vec<TokenLogprobs>>,
+}
+
+#[derive(Deserialize)]
+struct TokenLogprobs {
+    #[serde(default)]
+    top_logprobs: Vec<Alternative>,
+}
+
+#[derive(Deserialize)]
+struct Alternative {
+    token: String,
+    logprob: f64,
 }
 
 #[derive(Deserialize)]
@@ -277,7 +305,19 @@ impl ChatClient {
             prompt_tokens: None,
             completion_tokens: None,
         });
+        let first_alternatives = choice
+            .logprobs
+            .and_then(|l| l.content)
+            .and_then(|c| c.into_iter().next())
+            .map(|t| {
+                t.top_logprobs
+                    .into_iter()
+                    .map(|a| (a.token, a.logprob))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(ChatReply {
+            first_alternatives,
             content: choice.message.content.unwrap_or_default(),
             finish_reason: choice.finish_reason,
             prompt_tokens: usage.prompt_tokens,

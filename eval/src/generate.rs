@@ -187,6 +187,8 @@ async fn answer(
                 messages: &messages,
                 temperature,
                 max_tokens: opts.max_tokens,
+                logprobs: false,
+                top_logprobs: None,
             })
             .await?;
         store

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use arena_store::{EvalJudgment, EvalLedger, JudgmentFilter};
 
 use crate::client::{ChatClient, ChatRequest, Message};
+use crate::likelihood::{self, VerdictFrom};
 use crate::progress::{until_first_error, Progress};
 use crate::prompts::{JudgePrompts, Mode, PairTurn, SingleTurn};
 use crate::questions::{Question, QuestionSet, REFERENCE_CATEGORIES};
@@ -29,6 +30,15 @@ pub struct JudgeOptions {
     pub parallel: usize,
     /// The longest judge output, in tokens (None: the endpoint's default).
     pub max_tokens: Option<u32>,
+    /// Read verdicts from the judge's text or from its likelihoods.
+    pub verdict_from: VerdictFrom,
+}
+
+impl JudgeOptions {
+    /// The judge's name in the store.
+    pub fn stored_judge(&self) -> String {
+        self.verdict_from.stored_judge(&self.judge)
+    }
 }
 
 /// What a run did.
@@ -190,13 +200,14 @@ pub async fn judge(
     opts: &JudgeOptions,
     progress_label: Option<&str>,
 ) -> Result<JudgeReport, EvalError> {
+    opts.verdict_from.check(opts.mode)?;
     let answers = complete_answers(store, set).await?;
     let all = items(set, &answers, prompts, opts)?;
     let mode = opts.mode.name();
     let done: HashSet<(String, i64, String, String)> = store
         .eval_judgments(&JudgmentFilter {
             question_set: Some(set.name.clone()),
-            judge: Some(opts.judge.clone()),
+            judge: Some(opts.stored_judge()),
             mode: Some(mode.to_string()),
             with_text: false,
         })
@@ -244,29 +255,20 @@ pub(crate) async fn run_calls(
     progress: &Progress,
 ) -> Result<(usize, usize), EvalError> {
     let work = calls.map(|call| async move {
-        let messages = [Message::new("user", call.item.prompt.clone())];
-        let reply = client
-            .chat(&ChatRequest {
-                model: &opts.judge,
-                messages: &messages,
-                temperature: 0.0,
-                max_tokens: opts.max_tokens,
-            })
-            .await?;
-        let reading = verdict::read(opts.mode, &reply.content);
+        let (reading, output) = ask(client, opts, &call.item.prompt).await?;
         let readable = reading.verdict.is_some();
         store
             .add_eval_judgment(&EvalJudgment {
                 question_set: call.question_set,
                 question_id: call.item.question_id,
                 mode: call.mode.to_string(),
-                judge: opts.judge.clone(),
+                judge: opts.stored_judge(),
                 turn: call.item.turn as i64,
                 model_a: call.item.model_a,
                 model_b: call.item.model_b,
                 category: call.item.category,
                 prompt: call.item.prompt,
-                output: reply.content,
+                output,
                 verdict: reading.verdict,
                 score: reading.score,
                 error: reading.error,
@@ -278,4 +280,32 @@ pub(crate) async fn run_calls(
     let readable = until_first_error(work, opts.parallel).await?;
     let unreadable = readable.iter().filter(|r| !**r).count();
     Ok((readable.len(), unreadable))
+}
+
+/// One judge call: the verdict read and the output to store.
+async fn ask(
+    client: &ChatClient,
+    opts: &JudgeOptions,
+    prompt: &str,
+) -> Result<(verdict::Reading, String), EvalError> {
+    let mut messages = vec![Message::new("user", prompt)];
+    let likely = opts.verdict_from == VerdictFrom::Likelihood;
+    if likely {
+        messages.push(Message::new("assistant", likelihood::PREFILL));
+    }
+    let reply = client
+        .chat(&ChatRequest {
+            model: &opts.judge,
+            messages: &messages,
+            temperature: 0.0,
+            max_tokens: if likely { Some(1) } else { opts.max_tokens },
+            logprobs: likely,
+            top_logprobs: likely.then_some(likelihood::ALTERNATIVES),
+        })
+        .await?;
+    Ok(if likely {
+        likelihood::read_pairwise(&reply.first_alternatives)
+    } else {
+        (verdict::read(opts.mode, &reply.content), reply.content)
+    })
 }

@@ -11,6 +11,7 @@ pub mod client;
 mod error;
 pub mod generate;
 pub mod judge;
+pub mod likelihood;
 pub mod progress;
 pub mod prompts;
 pub mod questions;

@@ -94,6 +94,8 @@ async fn ask(c: &ChatClient) -> Result<String, String> {
         messages: &messages,
         temperature: 0.0,
         max_tokens: Some(8),
+        logprobs: false,
+        top_logprobs: None,
     })
     .await
     .map(|r| r.content)

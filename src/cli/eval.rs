@@ -9,6 +9,7 @@ use arena_eval::battles::{self, AgreeOptions};
 use arena_eval::client::{ChatClient, RetryPolicy};
 use arena_eval::generate::{self, GenOptions, Temperatures};
 use arena_eval::judge::{self, JudgeOptions};
+use arena_eval::likelihood::VerdictFrom;
 use arena_eval::prompts::{JudgePrompts, Mode};
 use arena_eval::questions::{QuestionSet, ARENA_80};
 use arena_eval::render::Format;
@@ -115,6 +116,11 @@ pub struct JudgeEndpointArgs {
     /// The longest judge output, in tokens.
     #[arg(long, default_value_t = 2048)]
     pub judge_max_tokens: u32,
+    /// Read pairwise verdicts from the judge's text (`text`), or begin its reply with `[[` and
+    /// take the likeliest of A, B and C from its token log-probabilities (`likelihood`: for
+    /// small local judges that never write a verdict; stored as judge "NAME (likelihood)").
+    #[arg(long, default_value = "text")]
+    pub verdict_from: VerdictFrom,
 }
 
 impl JudgeEndpointArgs {
@@ -247,6 +253,7 @@ impl JudgeArgs {
             baseline: self.baseline.clone(),
             parallel: self.calls.parallel,
             max_tokens: Some(self.endpoint.judge_max_tokens),
+            verdict_from: self.endpoint.verdict_from,
         };
         let progress = label(
             self.quiet,
@@ -367,6 +374,7 @@ impl AgreeArgs {
             full_conversation: self.full_conversation,
             parallel: self.calls.parallel,
             max_tokens: Some(self.endpoint.judge_max_tokens),
+            verdict_from: self.endpoint.verdict_from,
             limit: self.limit,
             all_votes: self.all_votes,
         };

@@ -69,6 +69,8 @@ impl Labeller {
                 messages: &messages,
                 temperature: 0.0,
                 max_tokens: Some(64),
+                logprobs: false,
+                top_logprobs: None,
             })
             .await
             .map_err(|e| e.to_string())?;

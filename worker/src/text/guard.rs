@@ -12,6 +12,8 @@ use std::ops::Range;
 const OPEN: char = '\u{FDD0}';
 /// Closes a span of message text (U+FDD1).
 const CLOSE: char = '\u{FDD1}';
+/// Marks where a final message to be continued ends (U+FDD2): the prompt is cut there.
+const END: char = '\u{FDD2}';
 
 /// Rendered prompt text with the byte ranges that came from messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,13 +26,29 @@ pub struct Rendered {
 
 /// Wraps message content in marks; marks already in it are dropped so none can be forged.
 pub fn wrap(content: &str) -> String {
-    let clean: String = content
+    mark(&without_marks(content))
+}
+
+/// Wraps the content of a final message the model will continue, with an end mark after
+/// it (inside the span, so whitespace at its end survives a trimming template).
+pub fn wrap_open_ended(content: &str) -> String {
+    let mut clean = without_marks(content);
+    clean.push(END);
+    mark(&clean)
+}
+
+fn without_marks(content: &str) -> String {
+    content
         .chars()
-        .filter(|c| *c != OPEN && *c != CLOSE)
-        .collect();
+        .filter(|c| *c != OPEN && *c != CLOSE && *c != END)
+        .collect()
+}
+
+/// Puts the marks around `clean` without its outer whitespace.
+fn mark(clean: &str) -> String {
     let core = clean.trim();
     if core.is_empty() {
-        return clean;
+        return clean.to_string();
     }
     let start = clean.len() - clean.trim_start().len();
     let end = start + core.len();
@@ -41,6 +59,13 @@ pub fn wrap(content: &str) -> String {
     out.push(CLOSE);
     out.push_str(&clean[end..]);
     out
+}
+
+/// Cuts rendered text at the end mark [`wrap_open_ended`] left, dropping what the template
+/// wrote after the continued message (its end-of-turn marker, the next turn's header); None
+/// when the template left the message out. The message's span stays open to the end.
+pub fn cut_at_end(rendered: &str) -> Option<&str> {
+    rendered.rfind(END).map(|at| &rendered[..at])
 }
 
 /// Removes the marks from rendered text and records what they enclosed. A span left open
@@ -129,6 +154,21 @@ mod tests {
         assert_eq!(r.untrusted, vec![0..r.text.len()]);
         assert_eq!(wrap("   "), "   ");
         assert!(unwrap(&wrap("")).untrusted.is_empty());
+    }
+
+    #[test]
+    fn an_open_ended_message_is_cut_after_its_text_and_stays_untrusted() {
+        let rendered = format!(
+            "<|im_start|>assistant\n{}<|im_end|>\n<|im_start|>assistant\n",
+            wrap_open_ended("Rating: [[ ")
+        );
+        let r = unwrap(cut_at_end(&rendered).unwrap());
+        assert_eq!(r.text, "<|im_start|>assistant\nRating: [[ ");
+        assert_eq!(&r.text[r.untrusted[0].clone()], "Rating: [[ ");
+        // An end mark typed into any message cannot move the cut.
+        let forged = format!("{}{}", wrap("a\u{FDD2}b"), wrap_open_ended("c\u{FDD2}d"));
+        assert_eq!(unwrap(cut_at_end(&forged).unwrap()).text, "abcd");
+        assert_eq!(cut_at_end(&wrap("no end mark")), None);
     }
 
     #[test]

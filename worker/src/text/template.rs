@@ -166,12 +166,24 @@ impl Template {
 
     /// Renders the prompt for the assistant's next reply, recording which bytes came from
     /// the messages (and a caller's system prompt) so they are never read as special tokens.
+    /// A conversation ending with an assistant message is a prefill: the prompt ends with
+    /// that message's text, which the reply continues.
     pub fn render(&self, messages: &[Message], system: Option<&str>) -> Result<Rendered> {
         let (own_system, turns) = split_system(messages)?;
+        let prefill = turns.last().is_some_and(|m| m.role == Role::Assistant);
         let system = system.or(own_system).map(guard::wrap);
+        let last = turns.len() - 1;
         let turns: Vec<Message> = turns
             .iter()
-            .map(|m| Message::new(m.role, guard::wrap(&m.content)))
+            .enumerate()
+            .map(|(i, m)| {
+                let content = if prefill && i == last {
+                    guard::wrap_open_ended(&m.content)
+                } else {
+                    guard::wrap(&m.content)
+                };
+                Message::new(m.role, content)
+            })
             .collect();
         let marked = match self {
             Self::Builtin(b) => render_builtin(*b, system.as_deref(), &turns),
@@ -179,9 +191,24 @@ impl Template {
                 source,
                 bos_token,
                 eos_token,
-            } => render_jinja(source, bos_token, eos_token, system.as_deref(), &turns)?,
+            } => render_jinja(
+                source,
+                bos_token,
+                eos_token,
+                system.as_deref(),
+                &turns,
+                !prefill,
+            )?,
         };
-        Ok(guard::unwrap(&marked))
+        if !prefill {
+            return Ok(guard::unwrap(&marked));
+        }
+        let cut = guard::cut_at_end(&marked).ok_or_else(|| {
+            WorkerError::Template(
+                "this model's chat template leaves out a final assistant message, so it cannot be continued".into(),
+            )
+        })?;
+        Ok(guard::unwrap(cut))
     }
 }
 
@@ -199,8 +226,8 @@ fn builtin_for_name(name: &str) -> Builtin {
     }
 }
 
-/// Separates an optional leading system message and checks the turns alternate user/assistant
-/// and end with the user.
+/// Separates an optional leading system message and checks the turns alternate user/assistant,
+/// starting with the user (the last may be the assistant's, to be continued).
 fn split_system(messages: &[Message]) -> Result<(Option<&str>, &[Message])> {
     let (system, turns) = match messages.split_first() {
         Some((first, rest)) if first.role == Role::System => (Some(first.content.as_str()), rest),
@@ -228,12 +255,6 @@ fn split_system(messages: &[Message]) -> Result<(Option<&str>, &[Message])> {
                 ),
             ));
         }
-    }
-    if turns.len() % 2 == 0 {
-        return Err(WorkerError::param(
-            "messages",
-            "the last message must come from the user",
-        ));
     }
     Ok((system, turns))
 }
@@ -349,6 +370,7 @@ fn render_jinja(
     eos_token: &str,
     system: Option<&str>,
     turns: &[Message],
+    add_generation_prompt: bool,
 ) -> Result<String> {
     // Hugging Face renders chat templates with trim_blocks and lstrip_blocks on, and
     // templates call Python string methods, so both are enabled here.
@@ -375,7 +397,7 @@ fn render_jinja(
         .map_err(|e| WorkerError::Template(e.to_string()))?;
     tmpl.render(context! {
         messages => messages,
-        add_generation_prompt => true,
+        add_generation_prompt => add_generation_prompt,
         bos_token => bos_token,
         eos_token => eos_token,
     })
@@ -556,15 +578,58 @@ mod tests {
     }
 
     #[test]
+    fn a_final_assistant_message_is_continued() {
+        let prefill = [
+            Message::new(Role::User, "Grade it."),
+            Message::new(Role::Assistant, "Rating: [["),
+        ];
+        let chatml = Template::by_name("chatml")
+            .unwrap()
+            .render(&prefill, None)
+            .unwrap();
+        assert_eq!(
+            chatml.text,
+            "<|im_start|>user\nGrade it.<|im_end|>\n<|im_start|>assistant\nRating: [["
+        );
+        assert_eq!(&chatml.text[chatml.untrusted[1].clone()], "Rating: [[");
+        assert_eq!(
+            render("vicuna_v1.1", &prefill, Some("S")),
+            "S USER: Grade it. ASSISTANT: Rating: [["
+        );
+        let own = jinja(SMOLLM_TEMPLATE).render(&prefill, None).unwrap();
+        assert!(
+            own.text.ends_with(
+                "<|im_start|>user\nGrade it.<|im_end|>\n<|im_start|>assistant\nRating: [["
+            ),
+            "{}",
+            own.text
+        );
+        // Special tokens typed into the prefill stay plain text.
+        let typed = [
+            Message::new(Role::User, "q"),
+            Message::new(Role::Assistant, "<|im_end|>"),
+        ];
+        let r = Template::by_name("chatml")
+            .unwrap()
+            .render(&typed, None)
+            .unwrap();
+        assert!(guard::overlaps(
+            &r.untrusted,
+            &(r.text.len() - 10..r.text.len())
+        ));
+        // A template that drops the assistant's turns cannot continue one.
+        let err = jinja("{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}{% endif %}{% endfor %}")
+            .render(&prefill, None)
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot be continued"), "{err}");
+    }
+
+    #[test]
     fn malformed_conversations_are_rejected() {
         let bad = [
             vec![],
             vec![Message::new(Role::Assistant, "Hi")],
             vec![Message::new(Role::User, "a"), Message::new(Role::User, "b")],
-            vec![
-                Message::new(Role::User, "a"),
-                Message::new(Role::Assistant, "b"),
-            ],
         ];
         for msgs in bad {
             let err = Template::by_name("chatml")
