@@ -106,6 +106,27 @@ async fn voted_battle(db: &str, id: &str, prompt: &str, winner: &str) {
     .unwrap();
 }
 
+/// `arena eval show --mode pairwise` of `judge` (default: the newest), checking each model's
+/// pairs add up to the six of three questions × two turns.
+fn pairs_add_up(db: &str, questions: &str, judge: Option<&str>) -> Value {
+    let mut args = vec!["show", "--questions", questions, "--mode", "pairwise"];
+    if let Some(j) = judge {
+        args.extend(["--judge-model", j]);
+    }
+    args.extend(["--format", "json"]);
+    let (json_out, _) = eval_ok(db, &args);
+    let s: Value = serde_json::from_str(&json_out).unwrap();
+    for m in s["models"].as_array().unwrap() {
+        let p = &m["pairs"];
+        let total: u64 = ["wins", "ties", "losses", "errors"]
+            .iter()
+            .map(|k| p[k].as_u64().unwrap())
+            .sum();
+        assert_eq!(total, 6, "{m}");
+    }
+    s
+}
+
 /// The whole benchmark with SmolLM2 as both contestants and judge. Its verdicts are often
 /// unreadable: every judgment is counted either way, and the counts must add up.
 async fn smollm2_contestants_and_judge(backend: &str) {
@@ -223,27 +244,7 @@ async fn smollm2_contestants_and_judge(backend: &str) {
         stderr.contains("0 judgments made") && stderr.contains("12 already stored"),
         "{stderr}"
     );
-    let (json_out, _) = eval_ok(
-        db,
-        &[
-            "show",
-            "--questions",
-            &questions,
-            "--mode",
-            "pairwise",
-            "--format",
-            "json",
-        ],
-    );
-    let s: Value = serde_json::from_str(&json_out).unwrap();
-    for m in s["models"].as_array().unwrap() {
-        let p = &m["pairs"];
-        let total: u64 = ["wins", "ties", "losses", "errors"]
-            .iter()
-            .map(|k| p[k].as_u64().unwrap())
-            .sum();
-        assert_eq!(total, 6, "{m}");
-    }
+    pairs_add_up(db, &questions, None);
 
     // The same pairs with verdicts read from SmolLM2's likelihoods after a "[[" prefill: a
     // ledger of its own (the written verdicts above do not count as done), each judgment's
@@ -257,8 +258,8 @@ async fn smollm2_contestants_and_judge(backend: &str) {
     assert!(stderr.contains("12 judgments made"), "{stderr}");
     let stored = rows(
         db,
-        "SELECT judge, output, COALESCE(verdict, '-') FROM eval_judgments \
-         WHERE mode = 'pairwise' AND judge LIKE '%(likelihood)'",
+        "SELECT judge, output, COALESCE(verdict, '-'), COALESCE(CAST(score AS TEXT), '-') \
+         FROM eval_judgments WHERE mode = 'pairwise' AND judge LIKE '%(likelihood)'",
     )
     .await;
     assert_eq!(stored.len(), 12);
@@ -269,27 +270,16 @@ async fn smollm2_contestants_and_judge(backend: &str) {
         if row[2] != "-" {
             readable += 1;
             assert!(row[1].starts_with(&format!("[[{}]]", row[2])), "{row:?}");
+            // The preference for the first-shown answer, which balances the two orders.
+            let pref: f64 = row[3].parse().unwrap();
+            assert!((-1.0..=1.0).contains(&pref), "{row:?}");
         }
     }
     assert!(
         readable > 0,
         "no likelihood verdict was readable: {stored:?}"
     );
-    let (json_out, _) = eval_ok(
-        db,
-        &[
-            "show",
-            "--questions",
-            &questions,
-            "--mode",
-            "pairwise",
-            "--judge-model",
-            "smollm2-135m (likelihood)",
-            "--format",
-            "json",
-        ],
-    );
-    let s: Value = serde_json::from_str(&json_out).unwrap();
+    let s = pairs_add_up(db, &questions, Some("smollm2-135m (likelihood)"));
     assert_eq!(s["judgments"].as_u64(), Some(12), "{s}");
 
     // The judge beside the humans: two voted battles, each judged in both orders.
@@ -316,13 +306,26 @@ async fn smollm2_contestants_and_judge(backend: &str) {
     assert_eq!(readable + ag["unreadable"].as_u64().unwrap(), 2, "{a}");
     assert!(ag["by_category"].get("writing").is_some(), "{a}");
     assert!(ag["by_category"].get("uncategorized").is_some(), "{a}");
+    // The same battles judged from likelihoods: a ledger of its own, every verdict readable
+    // or counted.
+    let agree_likely: Vec<&str> = agree
+        .iter()
+        .copied()
+        .chain(["--verdict-from", "likelihood"])
+        .collect();
+    let (json_out, stderr) = eval_ok(db, &agree_likely);
+    assert!(stderr.contains("4 judgments made"), "{stderr}");
+    let a: Value = serde_json::from_str(&json_out).unwrap();
+    let ag = &a["agreement"];
+    let readable = ag["with_ties"]["total"].as_u64().unwrap();
+    assert_eq!(readable + ag["unreadable"].as_u64().unwrap(), 2, "{a}");
     assert_eq!(
         count(
             db,
             "SELECT COUNT(*) FROM eval_judgments WHERE question_set = 'arena-battles'"
         )
         .await,
-        4
+        8
     );
 
     // A model the controller does not serve fails at once with the controller's reason.

@@ -16,6 +16,7 @@ use crate::likelihood::VerdictFrom;
 use crate::progress::Progress;
 use crate::prompts::{JudgePrompts, Mode, PairTurn};
 use crate::questions::QuestionSet;
+use crate::swap::Game;
 use crate::verdict;
 use crate::EvalError;
 
@@ -225,14 +226,18 @@ pub async fn agree(
     let (judged, _) = outcome?;
     // Every judged battle counts, this run's and earlier runs'.
     let stored = store.eval_judgments(&filter).await?;
-    let verdicts: HashMap<(String, i64, String), Option<verdict::Pairwise>> = stored
+    let verdicts: HashMap<(String, i64, String), Game> = stored
         .into_iter()
         .map(|j| {
-            let v = j
+            let verdict = j
                 .verdict
                 .as_deref()
                 .and_then(|v| verdict::pairwise(&format!("[[{v}]]")));
-            ((j.question_id, j.turn, j.model_a), v)
+            let game = Game {
+                verdict,
+                preference: verdict.and(j.score),
+            };
+            ((j.question_id, j.turn, j.model_a), game)
         })
         .collect();
     let judged_battles: Vec<JudgedBattle> = battles

@@ -2,8 +2,10 @@
 //! it (`[[`, a prefill), it is asked for one token with the log-probabilities of its likeliest
 //! tokens, and the verdict is the one of `A`, `B` and `C` it most likely writes next. A small
 //! local judge that never writes a verdict in the asked form still gives one this way (the idea
-//! of G-Eval's probability-weighted scores, applied to MT-bench's pairwise verdicts). Both
-//! orders are still judged, so a judge that always prefers one position ends in ties.
+//! of G-Eval's probability-weighted scores, applied to MT-bench's pairwise verdicts). The
+//! judgment's score keeps the preference for the answer shown first, P(A) − P(B) as shares of
+//! the three letters, so the two orders of a pair are combined position-balanced
+//! ([`crate::swap::combine_games`]).
 
 use crate::prompts::Mode;
 use crate::verdict::{Pairwise, Reading};
@@ -100,10 +102,11 @@ pub fn read_pairwise(alternatives: &[(String, f64)]) -> (Reading, String) {
         );
     }
     let verdict = [Pairwise::A, Pairwise::B, Pairwise::Tie][best];
+    let mass: f64 = p.iter().sum();
     (
         Reading {
             verdict: Some(verdict.as_str().to_string()),
-            score: None,
+            score: Some((p[0] - p[1]) / mass),
             error: None,
         },
         format!("[[{}]] ({shown})", verdict.as_str()),
@@ -131,6 +134,9 @@ mod tests {
         assert_eq!(r.verdict.as_deref(), Some("B"));
         assert!(out.starts_with("[[B]]"), "{out}");
         assert!(out.contains("B 0.4500"), "{out}");
+        // The preference for the first-shown answer, as a share of the letters' mass.
+        let pref = r.score.unwrap();
+        assert!((pref - (0.4 - 0.45) / 0.9).abs() < 1e-9, "{pref}");
         let (r, _) = read_pairwise(&alts(&[("C", 0.3), ("A", 0.2)]));
         assert_eq!(r.verdict.as_deref(), Some("C"));
     }

@@ -278,6 +278,15 @@ fn pairwise_of(v: &str) -> Option<Pairwise> {
     verdict::pairwise(&format!("[[{v}]]"))
 }
 
+/// A stored pairwise judgment as one game of its pair.
+fn game_of(j: &EvalJudgment) -> swap::Game {
+    let verdict = j.verdict.as_deref().and_then(pairwise_of);
+    swap::Game {
+        verdict,
+        preference: verdict.and(j.score),
+    }
+}
+
 fn pairs(summary: &mut Summary, judgments: &[EvalJudgment], baseline: Option<&str>, seed: u64) {
     let hard = summary.mode == "arena-hard";
     // Each unordered pair once, its models in name order.
@@ -340,11 +349,11 @@ fn pairs(summary: &mut Summary, judgments: &[EvalJudgment], baseline: Option<&st
                     _ => (Tally::new(0, 0, 0, 1), None),
                 }
             } else {
-                let (va, vb) = (
-                    as_a.verdict.as_deref().and_then(pairwise_of),
-                    as_b.verdict.as_deref().and_then(pairwise_of),
-                );
-                (Tally::from(swap::combine(va, vb)), swap::consistent(va, vb))
+                let (ga, gb) = (game_of(as_a), game_of(as_b));
+                (
+                    Tally::from(swap::combine_games(ga, gb)),
+                    swap::consistent(ga.verdict, gb.verdict),
+                )
             };
             let a = acc.entry(model).or_default();
             let q = a.per_question.entry(g.question).or_default();

@@ -41,6 +41,42 @@ pub fn combine(model_first: Option<Pairwise>, model_second: Option<Pairwise>) ->
     }
 }
 
+/// One game as stored: its verdict and, for verdicts read from likelihoods, the judge's
+/// preference for the answer shown first (P(A) − P(B), as shares of the three letters).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Game {
+    /// The verdict, None when unreadable.
+    pub verdict: Option<Pairwise>,
+    /// The preference for the first-shown answer, in −1..=1.
+    pub preference: Option<f64>,
+}
+
+/// Combines the two games: the model as A, then as B. With both preferences known, the pair
+/// is position-balanced (Wang et al. 2023's balanced position calibration): the model's
+/// preference summed over both orders decides, so a judge's constant pull toward one position
+/// cancels out instead of turning every pair into a tie; a judge whose likeliest verdict is a
+/// tie in both orders still ties. Otherwise as [`combine`].
+pub fn combine_games(model_first: Game, model_second: Game) -> Outcome {
+    if model_first.verdict == Some(Pairwise::Tie) && model_second.verdict == Some(Pairwise::Tie) {
+        return Outcome::Tie;
+    }
+    match (model_first.preference, model_second.preference) {
+        (Some(p1), Some(p2)) if p1.is_finite() && p2.is_finite() => {
+            // Shown first, a positive preference is for the model; shown second, for the
+            // opponent.
+            let balanced = p1 - p2;
+            if balanced > 0.0 {
+                Outcome::Win
+            } else if balanced < 0.0 {
+                Outcome::Loss
+            } else {
+                Outcome::Tie
+            }
+        }
+        _ => combine(model_first.verdict, model_second.verdict),
+    }
+}
+
 /// Whether the judge gave the same verdict in both orders (for its consistency figure);
 /// None when either verdict is unreadable.
 pub fn consistent(model_first: Option<Pairwise>, model_second: Option<Pairwise>) -> Option<bool> {
@@ -77,6 +113,28 @@ mod tests {
         assert_eq!(combine(Some(A), Some(Tie)), Outcome::Tie);
         assert_eq!(combine(None, Some(A)), Outcome::Error);
         assert_eq!(combine(Some(A), None), Outcome::Error);
+    }
+
+    #[test]
+    fn likelihood_games_are_position_balanced() {
+        let game = |v, p| Game {
+            verdict: Some(v),
+            preference: Some(p),
+        };
+        // A judge pulled toward the first position: [[A]] in both orders, but more strongly
+        // when the model is first. Verdicts alone would tie; the balanced preference decides.
+        assert_eq!(combine_games(game(A, 0.6), game(A, 0.2)), Outcome::Win);
+        assert_eq!(combine_games(game(A, 0.2), game(A, 0.6)), Outcome::Loss);
+        assert_eq!(combine_games(game(A, 0.3), game(A, 0.3)), Outcome::Tie);
+        assert_eq!(combine_games(game(Tie, 0.1), game(Tie, -0.2)), Outcome::Tie);
+        // Without preferences (written verdicts, or one unreadable game): MT-bench's rule.
+        let text = |v| Game {
+            verdict: v,
+            preference: None,
+        };
+        assert_eq!(combine_games(text(Some(A)), text(Some(A))), Outcome::Tie);
+        assert_eq!(combine_games(text(Some(A)), text(Some(B))), Outcome::Win);
+        assert_eq!(combine_games(game(A, 0.5), text(None)), Outcome::Error);
     }
 
     #[test]

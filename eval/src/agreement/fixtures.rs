@@ -3,6 +3,7 @@
 use arena_ratings::{Aggregate, Battle, Winner};
 
 use super::JudgedBattle;
+use crate::swap::Game;
 use crate::verdict::Pairwise;
 use Pairwise::{Tie, A, B};
 use Winner::{ModelA, ModelB, TieBothBad};
@@ -26,8 +27,14 @@ pub(super) fn jb(
         category: cat.into(),
         prompt: prompt.into(),
         human,
-        a_first: v.0,
-        b_first: v.1,
+        a_first: Game {
+            verdict: v.0,
+            preference: None,
+        },
+        b_first: Game {
+            verdict: v.1,
+            preference: None,
+        },
     }
 }
 

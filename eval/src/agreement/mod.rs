@@ -14,8 +14,7 @@ use std::collections::BTreeMap;
 use arena_ratings::Winner;
 use serde::Serialize;
 
-use crate::swap::{self, Outcome};
-use crate::verdict::Pairwise;
+use crate::swap::{self, Game, Outcome};
 
 #[cfg(test)]
 mod fixtures;
@@ -42,10 +41,10 @@ pub struct JudgedBattle {
     pub prompt: String,
     /// The human vote.
     pub human: Winner,
-    /// The judge's verdict with the battle's side A shown first (A = side A).
-    pub a_first: Option<Pairwise>,
-    /// The verdict with side B shown first (here `[[A]]` means the battle's side B).
-    pub b_first: Option<Pairwise>,
+    /// The judge's game with the battle's side A shown first (A = side A).
+    pub a_first: Game,
+    /// The game with side B shown first (here `[[A]]` means the battle's side B).
+    pub b_first: Game,
 }
 
 /// An outcome seen from a battle's side A; the discriminant indexes count arrays.
@@ -80,7 +79,7 @@ impl JudgedBattle {
     /// The judge's outcome from side A (side A is the "model" of `swap::combine`: first in
     /// the `a_first` game, second in the `b_first` one); None when a verdict is unreadable.
     fn judge(&self) -> Option<Side> {
-        match swap::combine(self.a_first, self.b_first) {
+        match swap::combine_games(self.a_first, self.b_first) {
             Outcome::Win => Some(Side::A),
             Outcome::Loss => Some(Side::B),
             Outcome::Tie => Some(Side::Tie),
@@ -218,7 +217,8 @@ pub fn agreement(battles: &[JudgedBattle]) -> Agreement {
         cats.entry(b.category.as_str())
             .or_default()
             .add(human, judge);
-        consistent += usize::from(swap::consistent(b.a_first, b.b_first) == Some(true));
+        consistent +=
+            usize::from(swap::consistent(b.a_first.verdict, b.b_first.verdict) == Some(true));
     }
     let overall = all.finish();
     let readable = overall.with_ties.total;
