@@ -17,7 +17,6 @@ use crate::progress::Progress;
 use crate::prompts::{JudgePrompts, Mode, PairTurn};
 use crate::questions::QuestionSet;
 use crate::swap::Game;
-use crate::verdict;
 use crate::EvalError;
 
 /// The question set name of judged arena battles.
@@ -229,14 +228,7 @@ pub async fn agree(
     let verdicts: HashMap<(String, i64, String), Game> = stored
         .into_iter()
         .map(|j| {
-            let verdict = j
-                .verdict
-                .as_deref()
-                .and_then(|v| verdict::pairwise(&format!("[[{v}]]")));
-            let game = Game {
-                verdict,
-                preference: verdict.and(j.score),
-            };
+            let game = Game::stored(j.verdict.as_deref(), j.score);
             ((j.question_id, j.turn, j.model_a), game)
         })
         .collect();

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::report::{self, Tally, WinRate};
 use crate::swap;
-use crate::verdict::{self, Pairwise};
+use crate::verdict;
 use crate::EvalError;
 
 /// The results of one (question set, judge, mode).
@@ -273,18 +273,9 @@ fn hard_votes(j: &EvalJudgment, model_is_a: bool) -> Option<Tally> {
     Some(Tally::new(w, t, l, 0))
 }
 
-/// A stored pairwise verdict (`A`, `B` or `C`) read back.
-fn pairwise_of(v: &str) -> Option<Pairwise> {
-    verdict::pairwise(&format!("[[{v}]]"))
-}
-
 /// A stored pairwise judgment as one game of its pair.
 fn game_of(j: &EvalJudgment) -> swap::Game {
-    let verdict = j.verdict.as_deref().and_then(pairwise_of);
-    swap::Game {
-        verdict,
-        preference: verdict.and(j.score),
-    }
+    swap::Game::stored(j.verdict.as_deref(), j.score)
 }
 
 fn pairs(summary: &mut Summary, judgments: &[EvalJudgment], baseline: Option<&str>, seed: u64) {

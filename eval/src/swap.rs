@@ -51,6 +51,18 @@ pub struct Game {
     pub preference: Option<f64>,
 }
 
+impl Game {
+    /// A stored pairwise judgment (`A`, `B` or `C`, and its score) as one game of its pair;
+    /// a preference counts only beside a readable verdict.
+    pub fn stored(verdict: Option<&str>, score: Option<f64>) -> Self {
+        let verdict = verdict.and_then(|v| crate::verdict::pairwise(&format!("[[{v}]]")));
+        Self {
+            verdict,
+            preference: verdict.and(score),
+        }
+    }
+}
+
 /// Combines the two games: the model as A, then as B. With both preferences known, the pair
 /// is position-balanced (Wang et al. 2023's balanced position calibration): the model's
 /// preference summed over both orders decides, so a judge's constant pull toward one position
