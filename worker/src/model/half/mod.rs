@@ -3,11 +3,14 @@
 //!
 //! candle would turn such weights into f32 on the CPU, twice the memory of the file and twice
 //! the bytes read per decoded token. Here a product with few activation rows (decode, small
-//! batches) reads each weight once and converts it in registers; one with many rows (prompt
-//! prefill) converts a block of weight rows to f32 once per task and runs it through the `gemm`
-//! crate, where the conversion is small beside the arithmetic.
+//! batches) reads each weight once and converts it in registers ([`Kernel`]); one with many
+//! rows (prompt prefill) multiplies BF16 weights in place with AVX-512 BF16 where the CPU has
+//! it, and otherwise converts a block of weight rows to f32 once per task and runs it through
+//! the `gemm` crate, where the conversion is small beside the arithmetic.
 
 mod kernel;
+
+pub use kernel::Kernel;
 
 use std::cell::RefCell;
 
@@ -37,10 +40,12 @@ impl Half {
 /// Activation rows from which a product goes through GEMM on converted blocks.
 const GEMM_FROM: usize = 16;
 
-/// Weight rows per parallel task of the direct kernel.
+/// Weight rows per parallel task of the direct kernels (decode, and prefill through
+/// [`Kernel::gemm`], where 32 rows of 4096 BF16 values stay in L2 while every activation row
+/// meets them).
 const DOT_TASK_ROWS: usize = 32;
 
-/// Weight rows per parallel task of the GEMM path: the `gemm` crate packs the activations
+/// Weight rows per parallel task of the f32 GEMM path: the `gemm` crate packs the activations
 /// once per call, so a task covers enough rows for that to cost little.
 const GEMM_TASK_ROWS: usize = 128;
 
@@ -95,7 +100,7 @@ impl HalfMatrix {
         }
         let out = out.get_mut(..self.cols)?;
         let row = &self.data[2 * r * self.cols..2 * (r + 1) * self.cols];
-        kernel::convert(kernel::has_simd(Isa::best()), self.kind, row, out);
+        Kernel::new(Isa::best(), self.kind).convert(row, out);
         Some(())
     }
 
@@ -106,11 +111,19 @@ impl HalfMatrix {
 
     /// As [`HalfMatrix::matmul`] with the kernels of `isa`.
     pub fn matmul_with(&self, isa: Isa, x: &[f32], m: usize) -> Vec<f32> {
+        self.matmul_by(Kernel::new(isa, self.kind), x, m)
+    }
+
+    /// As [`HalfMatrix::matmul`] with `kernel` (one of [`Kernel::available`] for this kind).
+    pub fn matmul_by(&self, kernel: Kernel, x: &[f32], m: usize) -> Vec<f32> {
         assert_eq!(x.len(), m * self.cols, "activation shape");
+        assert_eq!(kernel.kind(), self.kind, "kernel for another kind");
         if m == 0 {
             return Vec::new();
         }
-        let (simd, kind, cols) = (kernel::has_simd(isa), self.kind, self.cols);
+        let cols = self.cols;
+        let acts = kernel.prepare(x);
+        let weights = |first: usize, n: usize| &self.data[2 * first * cols..2 * (first + n) * cols];
         // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
         let mut out_t = vec![0f32; self.rows * m];
         if m < GEMM_FROM {
@@ -118,21 +131,27 @@ impl HalfMatrix {
                 .par_chunks_mut(DOT_TASK_ROWS * m)
                 .enumerate()
                 .for_each(|(task, chunk)| {
-                    let first = task * DOT_TASK_ROWS;
-                    let w = &self.data[2 * first * cols..2 * (first + chunk.len() / m) * cols];
-                    kernel::dot(simd, kind, w, cols, x, m, chunk);
+                    let w = weights(task * DOT_TASK_ROWS, chunk.len() / m);
+                    kernel.dot(w, cols, &acts, m, chunk);
                 });
         } else {
+            let task_rows = if kernel.has_gemm() {
+                DOT_TASK_ROWS
+            } else {
+                GEMM_TASK_ROWS
+            };
             out_t
-                .par_chunks_mut(GEMM_TASK_ROWS * m)
+                .par_chunks_mut(task_rows * m)
                 .enumerate()
                 .for_each(|(task, chunk)| {
-                    let first = task * GEMM_TASK_ROWS;
                     let n = chunk.len() / m;
+                    let w = weights(task * task_rows, n);
+                    if kernel.gemm(w, cols, &acts, m, chunk) {
+                        return;
+                    }
                     TILE.with_borrow_mut(|tile| {
                         tile.resize(n * cols, 0.0);
-                        let w = &self.data[2 * first * cols..][..2 * n * cols];
-                        kernel::convert(simd, kind, w, tile);
+                        kernel.convert(w, tile);
                         gemm_into(chunk, x, tile, m, n, cols);
                     });
                 });

@@ -239,6 +239,11 @@ impl Isa {
         self.0 >= Level::Avx2
     }
 
+    /// Whether this level has AVX-512 F, BW and VL (with VNNI).
+    pub fn has_avx512(self) -> bool {
+        self.0 >= Level::Avx512Vnni
+    }
+
     /// Whether this level fills panels from rows in file order ([`Isa::fill_panel`]) for its
     /// GEMM: AVX-512 VNNI only, since such panels hold bytes offset by 128, which `vpdpbusd`
     /// takes and AVX2's 16-bit pair sums would overflow.

@@ -1,0 +1,138 @@
+//! AVX-512 BF16 on BF16 weights: activations rounded to BF16 once per product, then
+//! `vdpbf16ps` (32 weights a step, two multiply-adds per f32 lane) straight on the file's
+//! bytes, for decode (one weight row at a time) and prefill (tiles of 4 weight rows × 6
+//! activation rows, both read along the shared dimension, so no panel is packed).
+
+#![allow(unsafe_code)]
+
+use std::arch::x86_64::*;
+
+use super::ACT_ROWS;
+
+/// Weight rows per GEMM tile.
+const TILE_W: usize = 4;
+
+/// Activation rows per GEMM tile.
+const TILE_X: usize = 6;
+
+/// `x` rounded to the nearest BF16 (ties to even) into `out`.
+// SAFETY: callers hold AVX-512 F/BW/VL and BF16, and pass slices of one length.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+pub unsafe fn round(x: &[f32], out: &mut [u16]) {
+    assert_eq!(x.len(), out.len());
+    let full = x.len() / 16 * 16;
+    for k in (0..full).step_by(16) {
+        let v = _mm512_cvtneps_pbh(_mm512_loadu_ps(x.as_ptr().add(k)));
+        let v: __m256i = std::mem::transmute(v);
+        _mm256_storeu_si256(out.as_mut_ptr().add(k) as *mut __m256i, v);
+    }
+    for (o, &v) in out.iter_mut().zip(x).skip(full) {
+        *o = half::bf16::from_f32(v).to_bits();
+    }
+}
+
+// SAFETY: callers hold AVX-512 F/BW/VL and BF16 and pass `w` of `n · cols` values (twice as
+// many bytes), `x` of `m · cols` and `out` of `n · m` values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+pub unsafe fn dot(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
+    for (row, out) in w.chunks_exact(2 * cols).zip(out.chunks_exact_mut(m)) {
+        let row = [row.as_ptr() as *const u16];
+        for (i, out) in (0..m).step_by(ACT_ROWS).zip(out.chunks_mut(ACT_ROWS)) {
+            let xs = |c: usize| x[(i + c.min(out.len() - 1)) * cols..].as_ptr();
+            match out.len() {
+                1 => out.copy_from_slice(&tile::<1, 1, 4>(row, [xs(0)], cols)[0]),
+                2 => out.copy_from_slice(&tile::<1, 2, 2>(row, [xs(0), xs(1)], cols)[0]),
+                3 => {
+                    let xs = [xs(0), xs(1), xs(2)];
+                    out.copy_from_slice(&tile::<1, 3, 2>(row, xs, cols)[0])
+                }
+                _ => {
+                    let xs = [xs(0), xs(1), xs(2), xs(3)];
+                    out.copy_from_slice(&tile::<1, 4, 1>(row, xs, cols)[0])
+                }
+            }
+        }
+    }
+}
+
+// SAFETY: as for `dot`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+pub unsafe fn gemm(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
+    let n = w.len() / (2 * cols);
+    let (wp, xp) = (w.as_ptr() as *const u16, x.as_ptr());
+    // Each group of activation rows meets every weight row of the task, which stays in L2.
+    for c0 in (0..m).step_by(TILE_X) {
+        let nc = (m - c0).min(TILE_X);
+        // Past the last row a tile re-reads it; those sums are dropped.
+        let xs = std::array::from_fn(|c| xp.add((c0 + c.min(nc - 1)) * cols));
+        for r0 in (0..n).step_by(TILE_W) {
+            let nr = (n - r0).min(TILE_W);
+            let ws = std::array::from_fn(|r| wp.add((r0 + r.min(nr - 1)) * cols));
+            let sums = tile::<TILE_W, TILE_X, 1>(ws, xs, cols);
+            for (r, sums) in sums.iter().enumerate().take(nr) {
+                out[(r0 + r) * m + c0..][..nc].copy_from_slice(&sums[..nc]);
+            }
+        }
+    }
+}
+
+/// Sixteen BF16 pairs as the dot product's operand type.
+#[inline(always)]
+fn bh(v: __m512i) -> __m512bh {
+    // SAFETY: both are 64 plain bytes; every bit pattern is a valid value of either.
+    unsafe { std::mem::transmute(v) }
+}
+
+/// The values at `p` that `mask` selects, zeros elsewhere.
+#[inline(always)]
+unsafe fn load_masked(p: *const u16, mask: __mmask32) -> __m512bh {
+    bh(_mm512_maskz_loadu_epi16(mask, p as *const i16))
+}
+
+/// `R` weight rows times `C` activation rows, each `cols` BF16 values at the given
+/// pointers: R · C sums, `U` steps of 32 in flight per sum.
+#[inline(always)]
+unsafe fn tile<const R: usize, const C: usize, const U: usize>(
+    w: [*const u16; R],
+    x: [*const u16; C],
+    cols: usize,
+) -> [[f32; C]; R] {
+    let mut acc = [[[_mm512_setzero_ps(); C]; R]; U];
+    let step = 32 * U;
+    let full = cols / step * step;
+    for k in (0..full).step_by(step) {
+        for (u, acc) in acc.iter_mut().enumerate() {
+            let at = k + 32 * u;
+            let xv: [__m512bh; C] =
+                std::array::from_fn(|c| bh(_mm512_loadu_si512(x[c].add(at) as *const _)));
+            for (acc, w) in acc.iter_mut().zip(&w) {
+                let wv = bh(_mm512_loadu_si512(w.add(at) as *const _));
+                for (a, &xv) in acc.iter_mut().zip(&xv) {
+                    *a = _mm512_dpbf16_ps(*a, wv, xv);
+                }
+            }
+        }
+    }
+    for k in (full..cols).step_by(32) {
+        let mask: __mmask32 = if cols - k >= 32 {
+            !0
+        } else {
+            (1 << (cols - k)) - 1
+        };
+        let xv: [__m512bh; C] = std::array::from_fn(|c| load_masked(x[c].add(k), mask));
+        for (acc, &w) in acc[0].iter_mut().zip(&w) {
+            let wv = load_masked(w.add(k), mask);
+            for (a, &xv) in acc.iter_mut().zip(&xv) {
+                *a = _mm512_dpbf16_ps(*a, wv, xv);
+            }
+        }
+    }
+    std::array::from_fn(|r| {
+        std::array::from_fn(|c| {
+            let v = acc
+                .iter()
+                .fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, a[r][c]));
+            _mm512_reduce_add_ps(v)
+        })
+    })
+}
