@@ -37,12 +37,13 @@ impl Half {
     }
 }
 
-/// Activation rows from which a product goes through GEMM on converted blocks.
+/// Activation rows from which a product on a level without [`Kernel::gemm`] (AVX2, scalar)
+/// goes through the f32 GEMM on converted blocks.
 const GEMM_FROM: usize = 16;
 
-/// Weight rows per parallel task of the direct kernels (decode, and prefill through
-/// [`Kernel::gemm`], where 32 rows of 4096 BF16 values stay in L2 while every activation row
-/// meets them).
+/// Weight rows per parallel task of the direct kernels ([`Kernel::dot`], and
+/// [`Kernel::gemm`], where 32 rows of 4096 16-bit values stay in L2 while every activation
+/// row meets them).
 const DOT_TASK_ROWS: usize = 32;
 
 /// Weight rows per parallel task of the f32 GEMM path: the `gemm` crate packs the activations
@@ -126,7 +127,7 @@ impl HalfMatrix {
         let weights = |first: usize, n: usize| &self.data[2 * first * cols..2 * (first + n) * cols];
         // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
         let mut out_t = vec![0f32; self.rows * m];
-        if m < GEMM_FROM {
+        if m == 1 || (m < GEMM_FROM && !kernel.has_gemm()) {
             out_t
                 .par_chunks_mut(DOT_TASK_ROWS * m)
                 .enumerate()
@@ -134,21 +135,21 @@ impl HalfMatrix {
                     let w = weights(task * DOT_TASK_ROWS, chunk.len() / m);
                     kernel.dot(w, cols, &acts, m, chunk);
                 });
-        } else {
-            let task_rows = if kernel.has_gemm() {
-                DOT_TASK_ROWS
-            } else {
-                GEMM_TASK_ROWS
-            };
+        } else if kernel.has_gemm() {
             out_t
-                .par_chunks_mut(task_rows * m)
+                .par_chunks_mut(DOT_TASK_ROWS * m)
+                .enumerate()
+                .for_each(|(task, chunk)| {
+                    let w = weights(task * DOT_TASK_ROWS, chunk.len() / m);
+                    kernel.gemm(w, cols, &acts, m, chunk);
+                });
+        } else {
+            out_t
+                .par_chunks_mut(GEMM_TASK_ROWS * m)
                 .enumerate()
                 .for_each(|(task, chunk)| {
                     let n = chunk.len() / m;
-                    let w = weights(task * task_rows, n);
-                    if kernel.gemm(w, cols, &acts, m, chunk) {
-                        return;
-                    }
+                    let w = weights(task * GEMM_TASK_ROWS, n);
                     TILE.with_borrow_mut(|tile| {
                         tile.resize(n * cols, 0.0);
                         kernel.convert(w, tile);

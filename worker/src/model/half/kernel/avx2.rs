@@ -5,8 +5,6 @@
 
 use std::arch::x86_64::*;
 
-use super::ACT_ROWS;
-
 /// Eight values at `p` (16 little-endian bytes) as f32.
 #[inline(always)]
 unsafe fn load8<const BF: bool>(p: *const u8) -> __m256 {
@@ -54,52 +52,73 @@ pub unsafe fn convert<const BF: bool>(src: &[u8], dst: &mut [f32]) {
 // many bytes), `x` of `m · cols` and `out` of `n · m` values.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
-    for (row, out) in w.chunks_exact(2 * cols).zip(out.chunks_exact_mut(m)) {
-        for (i, out) in (0..m).step_by(ACT_ROWS).zip(out.chunks_mut(ACT_ROWS)) {
-            let xs = &x[i * cols..(i + out.len()) * cols];
-            match out.len() {
-                1 => out.copy_from_slice(&row_times::<BF, 1, 4>(row, xs, cols)),
-                2 => out.copy_from_slice(&row_times::<BF, 2, 2>(row, xs, cols)),
-                3 => out.copy_from_slice(&row_times::<BF, 3, 2>(row, xs, cols)),
-                _ => out.copy_from_slice(&row_times::<BF, 4, 1>(row, xs, cols)),
+    let n = w.len() / (2 * cols);
+    let row = |r: usize| w.as_ptr().add(2 * r * cols);
+    if m == 1 {
+        for (r, out) in out.iter_mut().enumerate() {
+            *out = tile::<BF, 1, 1, 4>([row(r)], [x.as_ptr()], cols)[0][0];
+        }
+        return;
+    }
+    // Several activation rows: four weight rows meet two of them per pass, so the
+    // activations are re-read from cache once per four weight rows, not once per row.
+    for r0 in (0..n).step_by(4) {
+        let nr = (n - r0).min(4);
+        // Past the last row a tile re-reads it; those sums are dropped.
+        let ws = std::array::from_fn(|r| row(r0 + r.min(nr - 1)));
+        for i in (0..m).step_by(2) {
+            let nc = (m - i).min(2);
+            let xs = std::array::from_fn(|c| x.as_ptr().add((i + c.min(nc - 1)) * cols));
+            let sums = tile::<BF, 4, 2, 1>(ws, xs, cols);
+            for (r, s) in sums.iter().enumerate().take(nr) {
+                out[(r0 + r) * m + i..][..nc].copy_from_slice(&s[..nc]);
             }
         }
     }
 }
 
-/// One weight row times `NC` activation rows (`xs`, `NC · cols` values), `U` steps of eight
-/// in flight so that at least four sums are independent.
+/// `R` weight rows (16-bit values at the given byte pointers) times `C` activation rows (f32),
+/// each `cols` long: R · C sums, `U` steps of eight in flight per sum.
 #[inline(always)]
-unsafe fn row_times<const BF: bool, const NC: usize, const U: usize>(
-    row: &[u8],
-    xs: &[f32],
+unsafe fn tile<const BF: bool, const R: usize, const C: usize, const U: usize>(
+    w: [*const u8; R],
+    x: [*const f32; C],
     cols: usize,
-) -> [f32; NC] {
-    let mut acc = [[_mm256_setzero_ps(); NC]; U];
+) -> [[f32; C]; R] {
+    let mut acc = [[[_mm256_setzero_ps(); C]; R]; U];
     let (step, eights) = (8 * U, cols / 8 * 8);
     let full = cols / step * step;
-    let (w, x) = (row.as_ptr(), xs.as_ptr());
     for k in (0..full).step_by(step) {
         for (u, acc) in acc.iter_mut().enumerate() {
-            let wv = load8::<BF>(w.add(2 * (k + 8 * u)));
-            for (c, a) in acc.iter_mut().enumerate() {
-                *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.add(c * cols + k + 8 * u)), *a);
+            let at = k + 8 * u;
+            let xv: [__m256; C] = std::array::from_fn(|c| _mm256_loadu_ps(x[c].add(at)));
+            for (acc, w) in acc.iter_mut().zip(&w) {
+                let wv = load8::<BF>(w.add(2 * at));
+                for (a, &xv) in acc.iter_mut().zip(&xv) {
+                    *a = _mm256_fmadd_ps(wv, xv, *a);
+                }
             }
         }
     }
     for k in (full..eights).step_by(8) {
-        let wv = load8::<BF>(w.add(2 * k));
-        for (c, a) in acc[0].iter_mut().enumerate() {
-            *a = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x.add(c * cols + k)), *a);
+        let xv: [__m256; C] = std::array::from_fn(|c| _mm256_loadu_ps(x[c].add(k)));
+        for (acc, w) in acc[0].iter_mut().zip(&w) {
+            let wv = load8::<BF>(w.add(2 * k));
+            for (a, &xv) in acc.iter_mut().zip(&xv) {
+                *a = _mm256_fmadd_ps(wv, xv, *a);
+            }
         }
     }
-    std::array::from_fn(|c| {
-        let tail: f32 = (eights..cols)
-            .map(|k| scalar::<BF>(row, k) * xs[c * cols + k])
-            .sum();
-        let v = acc
-            .iter()
-            .fold(_mm256_setzero_ps(), |s, a| _mm256_add_ps(s, a[c]));
-        hsum(v) + tail
+    std::array::from_fn(|r| {
+        std::array::from_fn(|c| {
+            let row = std::slice::from_raw_parts(w[r], 2 * cols);
+            let tail: f32 = (eights..cols)
+                .map(|k| scalar::<BF>(row, k) * *x[c].add(k))
+                .sum();
+            let v = acc
+                .iter()
+                .fold(_mm256_setzero_ps(), |s, a| _mm256_add_ps(s, a[r][c]));
+            hsum(v) + tail
+        })
     })
 }

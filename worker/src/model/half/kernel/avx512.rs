@@ -5,13 +5,8 @@
 
 use std::arch::x86_64::*;
 
-use super::ACT_ROWS;
-
 /// Weight rows per GEMM tile.
 const TILE_W: usize = 4;
-
-/// Activation rows per GEMM tile.
-const TILE_X: usize = 6;
 
 /// Up to sixteen values at `p` (the first `mask`'s set bits) as f32, zeros elsewhere.
 #[inline(always)]
@@ -25,25 +20,34 @@ unsafe fn load16<const BF: bool>(p: *const u8, mask: __mmask16) -> __m512 {
 }
 
 // SAFETY: callers hold AVX-512 F/BW/VL and pass `w` of `n · cols` values (twice as many
-// bytes), `x` of `m · cols` and `out` of `n · m` values.
+// bytes) and `x` and `out` of `cols` and `n` values: one activation row.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
-pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
-    for (row, out) in w.chunks_exact(2 * cols).zip(out.chunks_exact_mut(m)) {
-        for (i, out) in (0..m).step_by(ACT_ROWS).zip(out.chunks_mut(ACT_ROWS)) {
-            let xs = &x[i * cols..(i + out.len()) * cols];
-            match out.len() {
-                1 => out.copy_from_slice(&row_times::<BF, 1, 4>(row, xs, cols)),
-                2 => out.copy_from_slice(&row_times::<BF, 2, 2>(row, xs, cols)),
-                3 => out.copy_from_slice(&row_times::<BF, 3, 2>(row, xs, cols)),
-                _ => out.copy_from_slice(&row_times::<BF, 4, 1>(row, xs, cols)),
-            }
-        }
+pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], out: &mut [f32]) {
+    for (row, out) in w.chunks_exact(2 * cols).zip(out) {
+        *out = tile::<BF, 1, 1, 4>([row.as_ptr()], [x.as_ptr()], cols)[0][0];
     }
 }
 
-// SAFETY: as for `dot`.
+// SAFETY: callers hold AVX-512 F/BW/VL and pass `w` of `n · cols` values (twice as many
+// bytes), `x` of `m · cols` and `out` of `n · m` values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub unsafe fn gemm<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    if super::tile_acts(m) == 4 {
+        tiles::<BF, 4>(w, cols, x, m, out)
+    } else {
+        tiles::<BF, 6>(w, cols, x, m, out)
+    }
+}
+
+/// [`gemm`] in tiles of `TILE_X` activation rows.
+#[inline(always)]
+unsafe fn tiles<const BF: bool, const TILE_X: usize>(
+    w: &[u8],
+    cols: usize,
+    x: &[f32],
+    m: usize,
+    out: &mut [f32],
+) {
     let n = w.len() / (2 * cols);
     // Each group of activation rows meets every weight row of the task, which stays in L2.
     for c0 in (0..m).step_by(TILE_X) {
@@ -53,7 +57,7 @@ pub unsafe fn gemm<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, o
         for r0 in (0..n).step_by(TILE_W) {
             let nr = (n - r0).min(TILE_W);
             let ws = std::array::from_fn(|r| w.as_ptr().add(2 * (r0 + r.min(nr - 1)) * cols));
-            let sums = tile::<BF, TILE_W, TILE_X>(ws, xs, cols);
+            let sums = tile::<BF, TILE_W, TILE_X, 1>(ws, xs, cols);
             for (r, sums) in sums.iter().enumerate().take(nr) {
                 out[(r0 + r) * m + c0..][..nc].copy_from_slice(&sums[..nc]);
             }
@@ -62,54 +66,25 @@ pub unsafe fn gemm<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, o
 }
 
 /// `R` weight rows (16-bit values at the given byte pointers) times `C` activation rows (f32),
-/// each `cols` long: R · C sums.
+/// each `cols` long: R · C sums, `U` steps of 16 in flight per sum.
 #[inline(always)]
-unsafe fn tile<const BF: bool, const R: usize, const C: usize>(
+unsafe fn tile<const BF: bool, const R: usize, const C: usize, const U: usize>(
     w: [*const u8; R],
     x: [*const f32; C],
     cols: usize,
 ) -> [[f32; C]; R] {
-    let mut acc = [[_mm512_setzero_ps(); C]; R];
-    let full = cols / 16 * 16;
-    for k in (0..full).step_by(16) {
-        let xv: [__m512; C] = std::array::from_fn(|c| _mm512_loadu_ps(x[c].add(k)));
-        for (acc, w) in acc.iter_mut().zip(&w) {
-            let wv = load16::<BF>(w.add(2 * k), !0);
-            for (a, &xv) in acc.iter_mut().zip(&xv) {
-                *a = _mm512_fmadd_ps(wv, xv, *a);
-            }
-        }
-    }
-    if full < cols {
-        let mask: __mmask16 = (1 << (cols - full)) - 1;
-        let xv: [__m512; C] = std::array::from_fn(|c| _mm512_maskz_loadu_ps(mask, x[c].add(full)));
-        for (acc, w) in acc.iter_mut().zip(&w) {
-            let wv = load16::<BF>(w.add(2 * full), mask);
-            for (a, &xv) in acc.iter_mut().zip(&xv) {
-                *a = _mm512_fmadd_ps(wv, xv, *a);
-            }
-        }
-    }
-    std::array::from_fn(|r| std::array::from_fn(|c| _mm512_reduce_add_ps(acc[r][c])))
-}
-
-/// One weight row times `NC` activation rows (`xs`, `NC · cols` values), `U` steps of
-/// sixteen in flight so that at least four sums are independent.
-#[inline(always)]
-unsafe fn row_times<const BF: bool, const NC: usize, const U: usize>(
-    row: &[u8],
-    xs: &[f32],
-    cols: usize,
-) -> [f32; NC] {
-    let mut acc = [[_mm512_setzero_ps(); NC]; U];
+    let mut acc = [[[_mm512_setzero_ps(); C]; R]; U];
     let step = 16 * U;
     let full = cols / step * step;
-    let (w, x) = (row.as_ptr(), xs.as_ptr());
     for k in (0..full).step_by(step) {
         for (u, acc) in acc.iter_mut().enumerate() {
-            let wv = load16::<BF>(w.add(2 * (k + 16 * u)), !0);
-            for (c, a) in acc.iter_mut().enumerate() {
-                *a = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x.add(c * cols + k + 16 * u)), *a);
+            let at = k + 16 * u;
+            let xv: [__m512; C] = std::array::from_fn(|c| _mm512_loadu_ps(x[c].add(at)));
+            for (acc, w) in acc.iter_mut().zip(&w) {
+                let wv = load16::<BF>(w.add(2 * at), !0);
+                for (a, &xv) in acc.iter_mut().zip(&xv) {
+                    *a = _mm512_fmadd_ps(wv, xv, *a);
+                }
             }
         }
     }
@@ -119,16 +94,20 @@ unsafe fn row_times<const BF: bool, const NC: usize, const U: usize>(
         } else {
             (1 << (cols - k)) - 1
         };
-        let wv = load16::<BF>(w.add(2 * k), mask);
-        for (c, a) in acc[0].iter_mut().enumerate() {
-            let xv = _mm512_maskz_loadu_ps(mask, x.add(c * cols + k));
-            *a = _mm512_fmadd_ps(wv, xv, *a);
+        let xv: [__m512; C] = std::array::from_fn(|c| _mm512_maskz_loadu_ps(mask, x[c].add(k)));
+        for (acc, w) in acc[0].iter_mut().zip(&w) {
+            let wv = load16::<BF>(w.add(2 * k), mask);
+            for (a, &xv) in acc.iter_mut().zip(&xv) {
+                *a = _mm512_fmadd_ps(wv, xv, *a);
+            }
         }
     }
-    std::array::from_fn(|c| {
-        let v = acc
-            .iter()
-            .fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, a[c]));
-        _mm512_reduce_add_ps(v)
+    std::array::from_fn(|r| {
+        std::array::from_fn(|c| {
+            let v = acc
+                .iter()
+                .fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, a[r][c]));
+            _mm512_reduce_add_ps(v)
+        })
     })
 }

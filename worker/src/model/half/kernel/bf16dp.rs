@@ -1,19 +1,14 @@
 //! AVX-512 BF16 on BF16 weights: activations rounded to BF16 once per product, then
 //! `vdpbf16ps` (32 weights a step, two multiply-adds per f32 lane) straight on the file's
-//! bytes, for decode (one weight row at a time) and prefill (tiles of 4 weight rows × 6
-//! activation rows, both read along the shared dimension, so no panel is packed).
+//! bytes, for one activation row (one weight row at a time) and more (tiles of 4 weight rows ×
+//! 6 activation rows, both read along the shared dimension, so no panel is packed).
 
 #![allow(unsafe_code)]
 
 use std::arch::x86_64::*;
 
-use super::ACT_ROWS;
-
 /// Weight rows per GEMM tile.
 const TILE_W: usize = 4;
-
-/// Activation rows per GEMM tile.
-const TILE_X: usize = 6;
 
 /// `x` rounded to the nearest BF16 (ties to even) into `out`.
 // SAFETY: callers hold AVX-512 F/BW/VL and BF16, and pass slices of one length.
@@ -32,32 +27,28 @@ pub unsafe fn round(x: &[f32], out: &mut [u16]) {
 }
 
 // SAFETY: callers hold AVX-512 F/BW/VL and BF16 and pass `w` of `n · cols` values (twice as
-// many bytes), `x` of `m · cols` and `out` of `n · m` values.
+// many bytes) and `x` and `out` of `cols` and `n` values: one activation row.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-pub unsafe fn dot(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
-    for (row, out) in w.chunks_exact(2 * cols).zip(out.chunks_exact_mut(m)) {
-        let row = [row.as_ptr() as *const u16];
-        for (i, out) in (0..m).step_by(ACT_ROWS).zip(out.chunks_mut(ACT_ROWS)) {
-            let xs = |c: usize| x[(i + c.min(out.len() - 1)) * cols..].as_ptr();
-            match out.len() {
-                1 => out.copy_from_slice(&tile::<1, 1, 4>(row, [xs(0)], cols)[0]),
-                2 => out.copy_from_slice(&tile::<1, 2, 2>(row, [xs(0), xs(1)], cols)[0]),
-                3 => {
-                    let xs = [xs(0), xs(1), xs(2)];
-                    out.copy_from_slice(&tile::<1, 3, 2>(row, xs, cols)[0])
-                }
-                _ => {
-                    let xs = [xs(0), xs(1), xs(2), xs(3)];
-                    out.copy_from_slice(&tile::<1, 4, 1>(row, xs, cols)[0])
-                }
-            }
-        }
+pub unsafe fn dot(w: &[u8], cols: usize, x: &[u16], out: &mut [f32]) {
+    for (row, out) in w.chunks_exact(2 * cols).zip(out) {
+        *out = tile::<1, 1, 4>([row.as_ptr() as *const u16], [x.as_ptr()], cols)[0][0];
     }
 }
 
-// SAFETY: as for `dot`.
+// SAFETY: callers hold AVX-512 F/BW/VL and BF16 and pass `w` of `n · cols` values (twice as
+// many bytes), `x` of `m · cols` and `out` of `n · m` values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 pub unsafe fn gemm(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
+    if super::tile_acts(m) == 4 {
+        tiles::<4>(w, cols, x, m, out)
+    } else {
+        tiles::<6>(w, cols, x, m, out)
+    }
+}
+
+/// [`gemm`] in tiles of `TILE_X` activation rows.
+#[inline(always)]
+unsafe fn tiles<const TILE_X: usize>(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
     let n = w.len() / (2 * cols);
     let (wp, xp) = (w.as_ptr() as *const u16, x.as_ptr());
     // Each group of activation rows meets every weight row of the task, which stays in L2.

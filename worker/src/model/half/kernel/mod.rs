@@ -3,10 +3,13 @@
 //! CPUs with AVX-512 BF16, `vdpbf16ps` for BF16 weights, with the activations rounded to BF16
 //! once per product (as llama.cpp does there), two multiply-adds per 32-bit lane.
 //!
-//! Few activation rows (decode) go one weight row at a time: the matrix is then read as one
-//! sequential stream, which the hardware prefetchers follow better than four rows side by
-//! side (on a Zen 4 core, 4096-wide BF16 rows: 11–13 GB/s became 13–19 GB/s with the same
-//! AVX2 instructions).
+//! One activation row (decode of one sequence) goes one weight row at a time: the matrix is
+//! then read as one sequential stream, which the hardware prefetchers follow better than four
+//! rows side by side (on a Zen 4 core, 4096-wide BF16 rows: 11–13 GB/s became 13–19 GB/s with
+//! the same AVX2 instructions). More rows go through tiles of several weight rows and
+//! activation rows ([`Kernel::gemm`] on AVX-512, four by two on AVX2), which re-read the
+//! activations from cache once per tile rather than once per weight row: four rows of 4096
+//! f32 values are twice L1.
 
 use super::Half;
 use crate::model::quant::Isa;
@@ -17,9 +20,6 @@ mod avx2;
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 mod bf16dp;
-
-/// Activation rows one call of a row kernel meets with each weight row, at most.
-pub const ACT_ROWS: usize = 4;
 
 /// Which kernels multiply a matrix of one [`Half`] kind on this CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,32 +118,30 @@ impl Kernel {
     }
 
     /// `out[r·m + i] = w[r] · x[i]` for every weight row `r` of `w` (`cols` little-endian
-    /// 16-bit values each) and activation row `i < m` of `x` ([`Kernel::prepare`]d), one
-    /// weight row at a time.
+    /// 16-bit values each) and activation row `i < m` of `x` ([`Kernel::prepare`]d); on
+    /// levels with [`Kernel::gemm`] for one activation row only.
     pub fn dot(self, w: &[u8], cols: usize, x: &Acts, m: usize, out: &mut [f32]) {
         let n = w.len() / (2 * cols);
         assert!(w.len() == 2 * n * cols && x.f32.len() == m * cols && out.len() == n * m);
+        assert!(
+            m == 1 || !self.has_gemm(),
+            "several rows go through gemm here"
+        );
         #[cfg(target_arch = "x86_64")]
-        {
-            // SAFETY: each kernel runs only where detection found its features (see `new`);
-            // the shapes were checked above, and Bf16Dot's activations were rounded by
-            // `prepare` with this kernel (same length as `x.f32`).
-            #[allow(unsafe_code)]
-            unsafe {
-                match self {
-                    Kernel::Scalar(_) => {}
-                    Kernel::Avx2(Half::F16) => return avx2::dot::<false>(w, cols, x.f32, m, out),
-                    Kernel::Avx2(Half::Bf16) => return avx2::dot::<true>(w, cols, x.f32, m, out),
-                    Kernel::Avx512(Half::F16) => {
-                        return avx512::dot::<false>(w, cols, x.f32, m, out)
-                    }
-                    Kernel::Avx512(Half::Bf16) => {
-                        return avx512::dot::<true>(w, cols, x.f32, m, out)
-                    }
-                    Kernel::Bf16Dot => {
-                        assert_eq!(x.bf16.len(), x.f32.len());
-                        return bf16dp::dot(w, cols, &x.bf16, m, out);
-                    }
+        // SAFETY: each kernel runs only where detection found its features (see `new`); the
+        // shapes were checked above, and Bf16Dot's activations were rounded by `prepare`
+        // with this kernel (same length as `x.f32`).
+        #[allow(unsafe_code)]
+        unsafe {
+            match self {
+                Kernel::Scalar(_) => {}
+                Kernel::Avx2(Half::F16) => return avx2::dot::<false>(w, cols, x.f32, m, out),
+                Kernel::Avx2(Half::Bf16) => return avx2::dot::<true>(w, cols, x.f32, m, out),
+                Kernel::Avx512(Half::F16) => return avx512::dot::<false>(w, cols, x.f32, out),
+                Kernel::Avx512(Half::Bf16) => return avx512::dot::<true>(w, cols, x.f32, out),
+                Kernel::Bf16Dot => {
+                    assert_eq!(x.bf16.len(), x.f32.len());
+                    return bf16dp::dot(w, cols, &x.bf16, out);
                 }
             }
         }
@@ -164,12 +162,12 @@ impl Kernel {
         matches!(self, Kernel::Bf16Dot | Kernel::Avx512(_))
     }
 
-    /// The GEMM of many activation rows straight on the 16-bit weights, where this kernel has
-    /// one: as [`Kernel::dot`]; `false` (nothing written) where the caller should convert
-    /// weights to f32 and use an f32 GEMM instead.
-    pub fn gemm(self, w: &[u8], cols: usize, x: &Acts, m: usize, out: &mut [f32]) -> bool {
+    /// As [`Kernel::dot`] for any number of activation rows, in tiles straight on the 16-bit
+    /// weights; only where [`Kernel::has_gemm`].
+    pub fn gemm(self, w: &[u8], cols: usize, x: &Acts, m: usize, out: &mut [f32]) {
         let n = w.len() / (2 * cols);
         assert!(w.len() == 2 * n * cols && x.f32.len() == m * cols && out.len() == n * m);
+        assert!(self.has_gemm(), "no 16-bit GEMM on {self:?}");
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `dot`.
         #[allow(unsafe_code)]
@@ -178,21 +176,23 @@ impl Kernel {
                 Kernel::Bf16Dot => {
                     assert_eq!(x.bf16.len(), x.f32.len());
                     bf16dp::gemm(w, cols, &x.bf16, m, out);
-                    return true;
                 }
-                Kernel::Avx512(Half::F16) => {
-                    avx512::gemm::<false>(w, cols, x.f32, m, out);
-                    return true;
-                }
-                Kernel::Avx512(Half::Bf16) => {
-                    avx512::gemm::<true>(w, cols, x.f32, m, out);
-                    return true;
-                }
+                Kernel::Avx512(Half::F16) => avx512::gemm::<false>(w, cols, x.f32, m, out),
+                Kernel::Avx512(Half::Bf16) => avx512::gemm::<true>(w, cols, x.f32, m, out),
                 Kernel::Scalar(_) | Kernel::Avx2(_) => {}
             }
         }
-        let _ = (w, x, out);
-        false
+    }
+}
+
+/// Activation rows per GEMM tile for `m` rows: six, or four where that pads fewer rows
+/// under 16 (8 rows would be 12 with six, a third of the work thrown away).
+fn tile_acts(m: usize) -> usize {
+    let pad = |t: usize| m.div_ceil(t) * t - m;
+    if m < 16 && pad(4) < pad(6) {
+        4
+    } else {
+        6
     }
 }
 
