@@ -76,6 +76,36 @@ fn products_equal_the_f64_reference_for_every_kind_kernel_and_shape() {
     }
 }
 
+/// Where activations are rounded to BF16, the products are llama.cpp's on such CPUs: exact
+/// sums of BF16 weights times BF16-rounded activations, to f32 accumulation error.
+#[test]
+fn bf16_dot_products_equal_llama_cpps_rounded_activation_products() {
+    let Some(kernel) = Kernel::available(Half::Bf16)
+        .into_iter()
+        .find(|k| k.rounds_activations())
+    else {
+        return; // no AVX-512 BF16 on this CPU
+    };
+    for (rows, cols) in [(33, 96), (6, 300), (9, 4100)] {
+        let w = matrix(Half::Bf16, rows, cols, 3);
+        for m in [1, 4, 8, 17] {
+            let x = values(m * cols, 11);
+            let rounded: Vec<f32> = x
+                .iter()
+                .map(|&v| half::bf16::from_f32(v).to_f32())
+                .collect();
+            let (want, scale) = reference(&w, &rounded, m);
+            let got = w.matmul_by(kernel, &x, m);
+            for (k, ((&g, &e), &s)) in got.iter().zip(&want).zip(&scale).enumerate() {
+                assert!(
+                    (g as f64 - e).abs() <= 1e-5 * s.max(1e-3),
+                    "{rows}x{cols} m={m} at {k}: {g} vs {e}"
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn stored_values_read_back_exactly() {
     let vals = [1.0f32, -2.5, 0.333_333_34, 65504.0, -0.0, 1e-7, 3.0e38, 7.0];
