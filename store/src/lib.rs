@@ -416,6 +416,9 @@ pub trait ArenaStore: EvalLedger + Send + Sync {
     /// When the latest vote was cast (Unix ms, 0 without votes): a version number for caches
     /// that an index answers without counting rows.
     async fn last_vote_ms(&self) -> Result<i64, StoreError>;
+    /// When a category was last added to a stored vote after it was cast (Unix ms, 0 if
+    /// never): with [`ArenaStore::last_vote_ms`], the version of what the leaderboard counts.
+    async fn last_tag_ms(&self) -> Result<i64, StoreError>;
     /// How many anonymous-battle votes each rule kept off the leaderboard, most first.
     async fn excluded_votes(&self) -> Result<Vec<ExcludedVotes>, StoreError>;
     /// Streams the counted anonymous votes (of `category` only, when given) in the order they

@@ -430,6 +430,16 @@ macro_rules! arena_store_sql {
                 Ok(ms)
             }
 
+            async fn last_tag_ms(&self) -> Result<i64, StoreError> {
+                let (ms,): (i64,) = sqlx::query_as(
+                    "SELECT CAST(COALESCE(MAX(tagged_ms), 0) AS BIGINT) FROM vote_categories",
+                )
+                .fetch_one(&self.pool)
+                .await
+                .map_err(query_error)?;
+                Ok(ms)
+            }
+
             async fn excluded_votes(&self) -> Result<Vec<ExcludedVotes>, StoreError> {
                 let rows: Vec<(String, i64)> = sqlx::query_as(
                     "SELECT COALESCE(v.exclusion_rule, 'other'), CAST(COUNT(*) AS BIGINT) \
@@ -482,14 +492,16 @@ macro_rules! arena_store_sql {
                 vote_id: &str,
                 categories: &[String],
             ) -> Result<(), StoreError> {
+                let now = unix_ms() as i64;
                 let mut tx = self.pool.begin().await.map_err(query_error)?;
                 for category in categories {
                     sqlx::query(
-                        "INSERT INTO vote_categories (vote_id, category) VALUES ($1, $2) \
-                         ON CONFLICT DO NOTHING",
+                        "INSERT INTO vote_categories (vote_id, category, tagged_ms) \
+                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                     )
                     .bind(vote_id)
                     .bind(category)
+                    .bind(now)
                     .execute(&mut *tx)
                     .await
                     .map_err(query_error)?;

@@ -476,7 +476,10 @@ on_both_backends!(
             s.category_counts().await.unwrap(),
             vec![("english".to_string(), 2), ("coding".to_string(), 1)]
         );
+        // Tags written with the vote are not late tags.
+        assert_eq!(s.last_tag_ms().await.unwrap(), 0);
         // The labeller's later tag is added once, however often it is sent.
+        let before = arena_ratings::clock::unix_ms() as i64;
         for _ in 0..2 {
             s.add_vote_categories("vb2", &tags(&["hard_prompt", "english"]))
                 .await
@@ -484,6 +487,8 @@ on_both_backends!(
         }
         assert_eq!(count(Some("hard_prompt")).await, 1);
         assert_eq!(count(Some("english")).await, 2);
+        // ...and moves the version caches of the leaderboard compare.
+        assert!(s.last_tag_ms().await.unwrap() >= before);
         // A tag for a vote that does not exist is refused by the database.
         assert!(s.add_vote_categories("nope", &tags(&["x"])).await.is_err());
     }

@@ -135,11 +135,30 @@ pub async fn styled_board(
     Ok((board, votes.without_style))
 }
 
+/// What a leaderboard counts, as of one moment: the newest vote and the newest late category
+/// tag (the hard-prompt labeller answers after the vote, and its tag must show without waiting
+/// for the next vote).
+#[derive(Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Version {
+    last_vote_ms: i64,
+    last_tag_ms: i64,
+}
+
+impl Version {
+    /// The store's version now.
+    async fn of(store: &dyn ArenaStore) -> Result<Self, ControllerError> {
+        Ok(Self {
+            last_vote_ms: store.last_vote_ms().await?,
+            last_tag_ms: store.last_tag_ms().await?,
+        })
+    }
+}
+
 /// A computed leaderboard and the votes it reflects.
 #[derive(Clone, serde::Serialize, serde::Deserialize)]
 struct Cached {
-    /// `last_vote_ms()` when it was computed.
-    last_vote_ms: i64,
+    /// The store's version when it was computed.
+    version: Version,
     /// When it was computed, Unix milliseconds.
     computed_ms: i64,
     /// The response body.
@@ -217,9 +236,8 @@ impl LeaderboardCache {
         }
     }
 
-    fn fresh(&self, c: &Cached, last_vote_ms: i64, now_ms: i64) -> bool {
-        c.last_vote_ms == last_vote_ms
-            || now_ms - c.computed_ms < self.min_interval.as_millis() as i64
+    fn fresh(&self, c: &Cached, version: Version, now_ms: i64) -> bool {
+        c.version == version || now_ms - c.computed_ms < self.min_interval.as_millis() as i64
     }
 
     async fn shared(&self, view: &View) -> Option<Cached> {
@@ -353,19 +371,19 @@ impl LeaderboardCache {
         }
     }
 
-    /// The leaderboard `view`: the cached one while no vote arrived or the interval has not
-    /// passed, else recomputed from the store.
+    /// The leaderboard `view`: the cached one while no vote or late tag arrived or the
+    /// interval has not passed, else recomputed from the store.
     pub async fn get(&self, view: &View) -> Result<Arc<Value>, ControllerError> {
-        let last_vote = self.store.last_vote_ms().await?;
+        let version = Version::of(&*self.store).await?;
         let now = arena_ratings::clock::unix_ms() as i64;
         let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.get(view).filter(|c| self.fresh(c, last_vote, now)) {
+        if let Some(c) = cached.get(view).filter(|c| self.fresh(c, version, now)) {
             return Ok(c.body.clone());
         }
         if let Some(c) = self
             .shared(view)
             .await
-            .filter(|c| self.fresh(c, last_vote, now))
+            .filter(|c| self.fresh(c, version, now))
         {
             let body = c.body.clone();
             cached.insert(view.clone(), c);
@@ -374,7 +392,7 @@ impl LeaderboardCache {
         let mut body = self.compute_view(view, now).await?;
         body["excluded"] = super::exclusions::excluded_json(&*self.store).await?;
         let c = Cached {
-            last_vote_ms: last_vote,
+            version,
             computed_ms: now,
             body: Arc::new(body),
         };
@@ -406,5 +424,49 @@ mod tests {
             "{e:?}"
         );
         assert_eq!(e.to_string(), "ratings: a battle of 'same' against itself");
+    }
+
+    #[tokio::test]
+    async fn a_tag_added_after_the_vote_shows_without_waiting_for_another_vote() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("a.db").display());
+        let store = arena_store::connect(&url).await.unwrap();
+        let votes: Vec<_> = (0..4)
+            .map(|i| {
+                let winner = if i % 2 == 0 { "model_a" } else { "model_b" };
+                arena_store::CountedVote::plain(&format!("v{i}"), "a", "b", winner, i + 1)
+            })
+            .collect();
+        store.insert_counted_votes(&votes).await.unwrap();
+        // No least interval between recomputations: only a new version of the votes
+        // refreshes it.
+        let cache = LeaderboardCache::new(
+            store.clone(),
+            None,
+            Duration::ZERO,
+            RatingOptions::default(),
+        )
+        .with_category_min_battles(1)
+        .with_daily_snapshots(false);
+        let names = |board: &Value| -> Vec<String> {
+            board["categories"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let view = View::default();
+        assert!(names(&cache.get(&view).await.unwrap()).is_empty());
+        // Cached while nothing changed.
+        assert!(Arc::ptr_eq(
+            &cache.get(&view).await.unwrap(),
+            &cache.get(&view).await.unwrap()
+        ));
+        store
+            .add_vote_categories("v1", &["hard_prompt".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(names(&cache.get(&view).await.unwrap()), ["hard_prompt"]);
     }
 }
