@@ -131,6 +131,18 @@ impl Llama {
 
     /// Runs one step and returns, per item, the logits after its last token.
     pub fn forward(&self, items: &mut [BatchItem<'_>]) -> Result<Vec<Vec<f32>>> {
+        // Decode steps are many short, memory-bound products, where waking the pool for each
+        // costs most; prefill's long ones lose a little to a core spinning beside them.
+        let rows: usize = items.iter().map(|i| i.tokens.len()).sum();
+        if rows < GEMM_ROWS {
+            super::hot_threads::with_hot_threads(|| self.step(items))
+        } else {
+            self.step(items)
+        }
+    }
+
+    /// [`Llama::forward`] with the pool's threads however they are.
+    fn step(&self, items: &mut [BatchItem<'_>]) -> Result<Vec<Vec<f32>>> {
         if items.is_empty() {
             return Ok(Vec::new());
         }

@@ -6,6 +6,7 @@ pub mod attention;
 pub mod config;
 pub mod embedding;
 pub mod half;
+pub mod hot_threads;
 pub mod kv_cache;
 pub mod linear;
 pub mod llama;
