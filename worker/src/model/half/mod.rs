@@ -127,21 +127,18 @@ impl HalfMatrix {
         let weights = |first: usize, n: usize| &self.data[2 * first * cols..2 * (first + n) * cols];
         // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
         let mut out_t = vec![0f32; self.rows * m];
-        if m == 1 || (m < GEMM_FROM && !kernel.has_gemm()) {
+        let dot = m == 1 || (m < GEMM_FROM && !kernel.has_gemm());
+        if dot || kernel.has_gemm() {
             out_t
                 .par_chunks_mut(DOT_TASK_ROWS * m)
                 .enumerate()
                 .for_each(|(task, chunk)| {
                     let w = weights(task * DOT_TASK_ROWS, chunk.len() / m);
-                    kernel.dot(w, cols, &acts, m, chunk);
-                });
-        } else if kernel.has_gemm() {
-            out_t
-                .par_chunks_mut(DOT_TASK_ROWS * m)
-                .enumerate()
-                .for_each(|(task, chunk)| {
-                    let w = weights(task * DOT_TASK_ROWS, chunk.len() / m);
-                    kernel.gemm(w, cols, &acts, m, chunk);
+                    if dot {
+                        kernel.dot(w, cols, &acts, m, chunk);
+                    } else {
+                        kernel.gemm(w, cols, &acts, m, chunk);
+                    }
                 });
         } else {
             out_t

@@ -102,6 +102,14 @@ unsafe fn tile<const BF: bool, const R: usize, const C: usize, const U: usize>(
             }
         }
     }
+    sums(&acc)
+}
+
+/// The `R · C` sums of a tile's `U` sets of accumulators.
+#[inline(always)]
+pub(super) unsafe fn sums<const R: usize, const C: usize, const U: usize>(
+    acc: &[[[__m512; C]; R]; U],
+) -> [[f32; C]; R] {
     std::array::from_fn(|r| {
         std::array::from_fn(|c| {
             let v = acc

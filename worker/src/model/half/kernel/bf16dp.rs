@@ -118,12 +118,5 @@ unsafe fn tile<const R: usize, const C: usize, const U: usize>(
             }
         }
     }
-    std::array::from_fn(|r| {
-        std::array::from_fn(|c| {
-            let v = acc
-                .iter()
-                .fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, a[r][c]));
-            _mm512_reduce_add_ps(v)
-        })
-    })
+    super::avx512::sums(&acc)
 }
