@@ -1,4 +1,5 @@
-//! Activations quantized to 8 bits per 32 values, as llama.cpp's `Q8_1`, for the int8 kernels.
+//! Activations quantized to 8 bits per 32 values (llama.cpp's `Q8_1`) or, for the K formats,
+//! per 256 (its `Q8_K`), for the int8 kernels.
 
 use crate::model::quant::format::QK;
 
@@ -11,7 +12,7 @@ pub struct Activations {
     pub rows: usize,
     /// `q` per value, row-major.
     pub q: Vec<i8>,
-    /// Scale `d` per 32 values.
+    /// Scale `d` per 32 values (the same for every 32 of a 256-value block of a K format).
     pub d: Vec<f32>,
     /// `d·Σq` per 16 values: what a weight offset `b` multiplies.
     pub s: Vec<f32>,
@@ -91,22 +92,27 @@ pub struct Rows<const N: usize> {
 }
 
 /// Quantizes one row of `x` (a multiple of 32 values) into `q`, `d` and `s`, which may be longer
-/// (padding): what lies past `x` is zeroed.
+/// (padding): what lies past `x` is zeroed. One scale covers `block` values (32, or 256 for the
+/// K formats, as llama.cpp's `Q8_K`: their integer sub-block scales then add up in integers),
+/// and `d` holds it once per 32 values either way, so every kernel reads it the same.
 #[inline(always)]
-pub fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
-    for (i, xs) in x.chunks_exact(QK).enumerate() {
-        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+pub fn quantize_row(x: &[f32], block: usize, q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    for (b, xb) in x.chunks(block).enumerate() {
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
         let di = amax / 127.0;
         let id = if di > 0.0 { 1.0 / di } else { 0.0 };
-        let qb = &mut q[i * QK..(i + 1) * QK];
-        for (o, v) in qb.iter_mut().zip(xs) {
-            // Ties to even, as the SIMD conversions round.
-            *o = (v * id).round_ties_even() as i8;
-        }
-        d[i] = di;
-        for h in 0..2 {
-            let sum: i32 = qb[16 * h..16 * h + 16].iter().map(|&v| i32::from(v)).sum();
-            s[2 * i + h] = di * sum as f32;
+        for (j, xs) in xb.chunks_exact(QK).enumerate() {
+            let i = b * (block / QK) + j;
+            let qb = &mut q[i * QK..(i + 1) * QK];
+            for (o, v) in qb.iter_mut().zip(xs) {
+                // Ties to even, as the SIMD conversions round.
+                *o = (v * id).round_ties_even() as i8;
+            }
+            d[i] = di;
+            for h in 0..2 {
+                let sum: i32 = qb[16 * h..16 * h + 16].iter().map(|&v| i32::from(v)).sum();
+                s[2 * i + h] = di * sum as f32;
+            }
         }
     }
     let used = x.len();
@@ -118,4 +124,33 @@ pub fn quantize_row(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
 /// `n` rounded up to a multiple of 64, the width the kernels step by.
 pub fn padded(n: usize) -> usize {
     n.div_ceil(64) * 64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One scale per block: each 32 of a 256-value block holds the block's scale, set by the
+    /// block's largest value, and every value is within half a step of its original.
+    #[test]
+    fn a_block_of_256_shares_one_scale() {
+        let x: Vec<f32> = (0..512).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01).collect();
+        let (mut q, mut d, mut s) = (vec![0i8; 576], vec![0f32; 18], vec![0f32; 36]);
+        quantize_row(&x, 256, &mut q, &mut d, &mut s);
+        for (b, xb) in x.chunks(256).enumerate() {
+            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let ds = &d[8 * b..8 * b + 8];
+            assert!(ds.iter().all(|&v| v == amax / 127.0), "block {b}: {ds:?}");
+            for (i, &v) in xb.iter().enumerate() {
+                let got = f32::from(q[256 * b + i]) * ds[0];
+                assert!((got - v).abs() <= 0.5 * ds[0] + 1e-7, "value {i} of block {b}");
+            }
+        }
+        for (i, &si) in s.iter().take(32).enumerate() {
+            let sum: i32 = q[16 * i..16 * i + 16].iter().map(|&v| i32::from(v)).sum();
+            assert_eq!(si, d[i / 2] * sum as f32);
+        }
+        // Padding past the row is zero.
+        assert!(q[512..].iter().all(|&v| v == 0) && d[16..] == [0.0; 2]);
+    }
 }

@@ -177,7 +177,7 @@ impl QMatrix {
         if m == 0 {
             return Vec::new();
         }
-        let acts = quantize(isa, x, m, self.cols);
+        let acts = quantize(isa, x, m, self.cols, self.format.block_values());
         if self.packed && isa.packs() {
             if m < PACKED_PANEL_FROM {
                 return self.gemv(isa, &acts);
@@ -328,8 +328,9 @@ impl Shared {
     }
 }
 
-/// Quantizes `m` rows of `cols` activations, in parallel when there are many.
-fn quantize(isa: Isa, x: &[f32], m: usize, cols: usize) -> Activations {
+/// Quantizes `m` rows of `cols` activations, one scale per `block` values, in parallel when
+/// there are many.
+fn quantize(isa: Isa, x: &[f32], m: usize, cols: usize, block: usize) -> Activations {
     let mut acts = Activations::default();
     let kp = padded(cols);
     acts.resize(m, kp);
@@ -338,13 +339,13 @@ fn quantize(isa: Isa, x: &[f32], m: usize, cols: usize) -> Activations {
             .zip(acts.q.par_chunks_exact_mut(kp))
             .zip(acts.d.par_chunks_exact_mut(kp / format::QK))
             .zip(acts.s.par_chunks_exact_mut(kp / 16))
-            .for_each(|(((x, q), d), s)| isa.quantize(x, q, d, s));
+            .for_each(|(((x, q), d), s)| isa.quantize(x, block, q, d, s));
     } else {
         let q = acts.q.chunks_exact_mut(kp);
         let d = acts.d.chunks_exact_mut(kp / format::QK);
         let s = acts.s.chunks_exact_mut(kp / 16);
         for (((x, q), d), s) in x.chunks_exact(cols).zip(q).zip(d).zip(s) {
-            isa.quantize(x, q, d, s);
+            isa.quantize(x, block, q, d, s);
         }
     }
     acts.sum_pairs();

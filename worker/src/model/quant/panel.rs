@@ -44,6 +44,13 @@ pub struct Panel {
     b: Vec<f32>,
     /// Scales and offsets per row as stored: `padded / 16` rounded up to [`LANES`].
     halves: usize,
+    /// Whether `ints` and `supers` hold the K formats' integer scales (AVX2, repacked rows).
+    pub int_scales: bool,
+    /// `[group][halves][LANES]` integer sub-block scales, one per 16 weights, each twice in
+    /// 16 bits so that `madd` multiplies a pair of 16-bit sums by it.
+    ints: Vec<u32>,
+    /// `[group][padded / 256][LANES]` super-block scales `d` of the K formats.
+    supers: Vec<f32>,
     /// One group's rows unpacked, row-major, before interleaving.
     row_q: Vec<u32>,
     row_a: Vec<f32>,
@@ -108,10 +115,42 @@ impl Panel {
         self.padded = padded;
         self.groups = groups;
         self.biased = false;
+        self.int_scales = false;
         self.halves = halves;
         self.q.resize(groups * LANES * padded / 4, 0);
         self.a.resize(groups * LANES * halves, 0.0);
         self.b.resize(groups * LANES * halves, 0.0);
+    }
+
+    /// Sizes the integer scales of a panel just [`Panel::reset`] for a K format, and marks
+    /// them held; what they hold is left for the caller to overwrite.
+    pub fn reset_ints(&mut self) {
+        assert!(self.padded.is_multiple_of(256));
+        self.int_scales = true;
+        self.ints.resize(self.groups * LANES * self.halves, 0);
+        self.supers
+            .resize(self.groups * LANES * self.padded / 256, 0.0);
+    }
+
+    /// Integer scales and super-block scales of group `g`, to write.
+    pub fn group_ints_mut(&mut self, g: usize) -> (&mut [u32], &mut [f32]) {
+        let (ni, ns) = (LANES * self.halves, LANES * self.padded / 256);
+        (
+            &mut self.ints[g * ni..(g + 1) * ni],
+            &mut self.supers[g * ns..(g + 1) * ns],
+        )
+    }
+
+    /// Integer scales of group `g`, `[padded / 16][LANES]` (and padding).
+    pub fn group_ints(&self, g: usize) -> &[u32] {
+        let n = LANES * self.halves;
+        &self.ints[g * n..(g + 1) * n]
+    }
+
+    /// Super-block scales of group `g`, `[padded / 256][LANES]`.
+    pub fn group_supers(&self, g: usize) -> &[f32] {
+        let n = LANES * self.padded / 256;
+        &self.supers[g * n..(g + 1) * n]
     }
 
     /// Bytes, scales and offsets of group `g`, to write.

@@ -27,8 +27,8 @@ pub unsafe fn fill(
 // SAFETY: callers hold AVX2 and FMA (runtime detection).
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
-    quantize_row(x, q, d, s);
+pub unsafe fn quantize(x: &[f32], block: usize, q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    quantize_row(x, block, q, d, s);
 }
 
 /// See [`super::Isa::micro`]; activation rows in pairs.

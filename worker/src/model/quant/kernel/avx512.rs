@@ -75,31 +75,36 @@ unsafe fn transpose16(src: &[u32], stride: usize, at: usize, dst: &mut [u32]) {
 // block's loads inside `x` and its stores inside `q`, `d` and `s`.
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
-pub unsafe fn quantize(x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+pub unsafe fn quantize(x: &[f32], block: usize, q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
     let blocks = x.len() / 32;
     assert!(
         x.len().is_multiple_of(32)
+            && block.is_multiple_of(32)
             && q.len() >= x.len()
             && d.len() >= blocks
             && s.len() >= 2 * blocks
     );
-    for i in 0..blocks {
-        let v = [
-            _mm512_loadu_ps(x.as_ptr().add(32 * i)),
-            _mm512_loadu_ps(x.as_ptr().add(32 * i + 16)),
-        ];
-        let amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v[0]), _mm512_abs_ps(v[1])));
-        let di = amax / 127.0;
+    let at = |i: usize| x.as_ptr().add(16 * i);
+    for first in (0..blocks).step_by(block / 32) {
+        let last = (first + block / 32).min(blocks);
+        let mut amax = _mm512_setzero_ps();
+        for i in 2 * first..2 * last {
+            amax = _mm512_max_ps(amax, _mm512_abs_ps(_mm512_loadu_ps(at(i))));
+        }
+        let di = _mm512_reduce_max_ps(amax) / 127.0;
         let id = if di > 0.0 { 1.0 / di } else { 0.0 };
-        d[i] = di;
-        for (h, v) in v.into_iter().enumerate() {
-            // Round to nearest even (the default mode), as `quantize_row` does; |v·id| ≤ 127.
-            let n = _mm512_cvtps_epi32(_mm512_mul_ps(v, _mm512_set1_ps(id)));
-            _mm_storeu_si128(
-                q.as_mut_ptr().add(32 * i + 16 * h).cast(),
-                _mm512_cvtsepi32_epi8(n),
-            );
-            s[2 * i + h] = di * _mm512_reduce_add_epi32(n) as f32;
+        for i in first..last {
+            d[i] = di;
+            for h in 0..2 {
+                // Round to nearest even (the default mode), as `quantize_row` does; |v·id| ≤ 127.
+                let v = _mm512_loadu_ps(at(2 * i + h));
+                let n = _mm512_cvtps_epi32(_mm512_mul_ps(v, _mm512_set1_ps(id)));
+                _mm_storeu_si128(
+                    q.as_mut_ptr().add(32 * i + 16 * h).cast(),
+                    _mm512_cvtsepi32_epi8(n),
+                );
+                s[2 * i + h] = di * _mm512_reduce_add_epi32(n) as f32;
+            }
         }
     }
     let used = x.len();

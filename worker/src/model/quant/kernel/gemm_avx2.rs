@@ -4,7 +4,8 @@
 //! A panel vector of 16 rows is two AVX2 vectors; the kernel sweeps the activation rows over
 //! one half (eight rows) at a time so that its 16-bit and 32-bit sums and its float results
 //! for four activation rows fit the 16 registers. `maddubs` pair sums are added in 16 bits for
-//! as many steps as the format's largest byte allows, then widened (see `super::packed_avx2`).
+//! as many steps as the format's largest byte allows, then widened (see `super::packed_avx2`);
+//! for the K formats the widening multiplies by the integer sub-block scale (`pass_k`).
 
 use std::arch::x86_64::*;
 
@@ -32,11 +33,21 @@ pub unsafe fn gemm(
 ) {
     // The panel holds the bytes the repacked kernel unpacks, so its unpacker's span and
     // 16-bit bounds hold here too.
-    by_format!(format, U => match n {
-        1 => pass::<U, 1>(panel, acts, c0, out),
-        2 => pass::<U, 2>(panel, acts, c0, out),
-        3 => pass::<U, 3>(panel, acts, c0, out),
-        _ => pass::<U, 4>(panel, acts, c0, out),
+    by_format!(format, U => if U::INT_SCALES {
+        assert!(panel.int_scales && acts.padded.is_multiple_of(256));
+        match n {
+            1 => pass_k::<U, 1>(panel, acts, c0, out),
+            2 => pass_k::<U, 2>(panel, acts, c0, out),
+            3 => pass_k::<U, 3>(panel, acts, c0, out),
+            _ => pass_k::<U, 4>(panel, acts, c0, out),
+        }
+    } else {
+        match n {
+            1 => pass::<U, 1>(panel, acts, c0, out),
+            2 => pass::<U, 2>(panel, acts, c0, out),
+            3 => pass::<U, 3>(panel, acts, c0, out),
+            _ => pass::<U, 4>(panel, acts, c0, out),
+        }
     })
 }
 
@@ -99,6 +110,79 @@ unsafe fn pass<U: Unpack, const N: usize>(
                         let s = _mm256_set1_ps(*xs[c].add(span));
                         facc[c] = _mm256_fmadd_ps(b, s, facc[c]);
                     }
+                }
+            }
+            for (c, v) in facc.iter().enumerate() {
+                let at = LANES * g + HALF * h;
+                _mm256_storeu_ps(out[c][at..at + HALF].as_mut_ptr(), *v);
+            }
+        }
+    }
+}
+
+/// Values per K super-block, which shares one weight scale `d` and one activation scale.
+const SUPER: usize = 256;
+
+/// [`pass`] for the K formats: each 16-bit sum is widened by `madd` with its sub-block's
+/// integer scale instead of ones, so a whole super-block adds up in 32-bit integers and is
+/// converted and scaled once (the activations share one scale per 256 values, as llama.cpp's
+/// `Q8_K`), where `pass` converts and scales every 32 (or 16) weights. The offsets still
+/// take one multiply-add per span. The largest sum: Q6_K's 32 pairs of 16-bit sums of at
+/// most 32,004 times |scale| ≤ 128, 2.6·10⁸, inside 32 bits.
+// SAFETY: as `pass`, and the panel holds integer scales (`Panel::reset_ints`) for `padded`, a
+// multiple of 256.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn pass_k<U: Unpack, const N: usize>(
+    panel: &Panel,
+    acts: &Activations,
+    c0: usize,
+    out: &mut PanelBlock,
+) {
+    let padded = panel.padded;
+    let Rows {
+        q: xq,
+        d: xd,
+        s: xs,
+    } = acts.rows_at::<N>(c0, U::SPAN);
+    for g in 0..panel.groups {
+        for h in 0..2 {
+            let wq = panel.group_q(g).as_ptr().add(HALF * h);
+            let wi = panel.group_ints(g).as_ptr().add(HALF * h);
+            let wd = panel.group_supers(g).as_ptr().add(HALF * h);
+            let wb = panel.group_b(g).as_ptr().add(HALF * h);
+            let mut facc = [_mm256_setzero_ps(); N];
+            for sb in 0..padded / SUPER {
+                let mut iacc = [_mm256_setzero_si256(); N];
+                for span in sb * (SUPER / U::SPAN)..(sb + 1) * (SUPER / U::SPAN) {
+                    for p0 in (0..U::SPAN / 4).step_by(U::PAIRS) {
+                        let mut s16 = [_mm256_setzero_si256(); N];
+                        for step in p0..p0 + U::PAIRS {
+                            let k = span * (U::SPAN / 4) + step;
+                            let w = _mm256_loadu_si256(wq.add(LANES * k).cast());
+                            for c in 0..N {
+                                let x = xq[c].add(4 * k).cast::<i32>().read_unaligned();
+                                s16[c] =
+                                    _mm256_add_epi16(s16[c], dot(false, w, _mm256_set1_epi32(x)));
+                            }
+                        }
+                        // Integer scales are stored per 16 weights, as the offsets.
+                        let at = LANES * ((span * U::SPAN + 4 * p0) / 16);
+                        let sc = _mm256_loadu_si256(wi.add(at).cast());
+                        for c in 0..N {
+                            iacc[c] = _mm256_add_epi32(iacc[c], _mm256_madd_epi16(s16[c], sc));
+                        }
+                    }
+                    let b = _mm256_loadu_ps(wb.add(LANES * span * (U::SPAN / 16)));
+                    for c in 0..N {
+                        let s = _mm256_set1_ps(*xs[c].add(span));
+                        facc[c] = _mm256_fmadd_ps(b, s, facc[c]);
+                    }
+                }
+                let d = _mm256_loadu_ps(wd.add(LANES * sb));
+                for c in 0..N {
+                    let a = _mm256_mul_ps(d, _mm256_set1_ps(*xd[c].add(sb * SUPER / 32)));
+                    facc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[c]), a, facc[c]);
                 }
             }
             for (c, v) in facc.iter().enumerate() {

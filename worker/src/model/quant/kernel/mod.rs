@@ -158,20 +158,20 @@ impl Isa {
     }
 
     /// Quantizes one activation row (see [`crate::model::quant::act::quantize_row`]).
-    pub fn quantize(self, x: &[f32], q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
+    pub fn quantize(self, x: &[f32], block: usize, q: &mut [i8], d: &mut [f32], s: &mut [f32]) {
         use crate::model::quant::act::quantize_row;
         match self.0 {
-            Level::Scalar => quantize_row(x, q, d, s),
+            Level::Scalar => quantize_row(x, block, q, d, s),
             // SAFETY: an `Isa` above scalar exists only where detection found its features.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 => unsafe { avx2::quantize(x, q, d, s) },
+            Level::Avx2 => unsafe { avx2::quantize(x, block, q, d, s) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx512Vnni => unsafe { avx512::quantize(x, q, d, s) },
+            Level::Avx512Vnni => unsafe { avx512::quantize(x, block, q, d, s) },
             #[cfg(not(target_arch = "x86_64"))]
-            _ => quantize_row(x, q, d, s),
+            _ => quantize_row(x, block, q, d, s),
         }
     }
 

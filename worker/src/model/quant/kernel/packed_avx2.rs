@@ -146,6 +146,26 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
     let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
     let flip = _mm256_set1_epi8(i8::MIN);
     panel.reset(src.groups, padded);
+    if U::INT_SCALES {
+        panel.reset_ints();
+        for g in 0..src.groups {
+            let (ints, supers) = panel.group_ints_mut(g);
+            for k in 0..src.blocks {
+                let blk = src.at.add(g * src.group_bytes + k * block);
+                for h in 0..2 {
+                    let d = U::block_d(blk, h);
+                    _mm256_storeu_ps(supers.as_mut_ptr().add(LANES * k + HALF * h), d);
+                    for i in 0..units * 2 {
+                        let v = U::int_scale(blk, i * 16 / U::SPAN, h);
+                        let to = LANES * (2 * units * k + i) + HALF * h;
+                        _mm256_storeu_si256(ints.as_mut_ptr().add(to).cast(), v);
+                    }
+                }
+            }
+            ints[LANES * 2 * units * src.blocks..].fill(0);
+            supers[LANES * src.blocks..].fill(0.0);
+        }
+    }
     for g in 0..src.groups {
         let (q, a, b) = panel.group_mut(g);
         for k in 0..src.blocks {

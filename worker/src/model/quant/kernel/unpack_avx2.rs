@@ -36,6 +36,30 @@ pub(super) trait Unpack {
     unsafe fn scales(blk: *const u8, h: usize) -> Self::Scales;
     /// Scales `a` and offsets `b` of half `h`'s rows for scale span `j`.
     unsafe fn ab(blk: *const u8, sc: &Self::Scales, j: usize, h: usize) -> (__m256, __m256);
+    /// Whether `a` is an integer sub-block scale times one float `d` per block (the K
+    /// formats), so that sums over a whole block can be scaled in integers.
+    const INT_SCALES: bool = false;
+    /// Half `h`'s integer scales for span `j`, each twice in 16 bits (see
+    /// [`Unpack::INT_SCALES`]).
+    #[inline(always)]
+    unsafe fn int_scale(_blk: *const u8, _j: usize, _h: usize) -> __m256i {
+        _mm256_setzero_si256()
+    }
+    /// Half `h`'s block scales `d` (see [`Unpack::INT_SCALES`]).
+    #[inline(always)]
+    unsafe fn block_d(_blk: *const u8, _h: usize) -> __m256 {
+        _mm256_setzero_ps()
+    }
+}
+
+/// Eight 32-bit integers, each as two equal 16-bit halves (what `madd` multiplies pairs by).
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn twice(v: __m256i) -> __m256i {
+    _mm256_or_si256(
+        _mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)),
+        _mm256_slli_epi32(v, 16),
+    )
 }
 
 // SAFETY (helpers): unaligned loads inside a repacked block, AVX2 and F16C present.
@@ -206,6 +230,21 @@ impl<const FIVE: bool> Unpack for K4<FIVE> {
     unsafe fn ab(_: *const u8, sc: &Self::Scales, j: usize, _: usize) -> (__m256, __m256) {
         (sc.0[j], sc.1[j])
     }
+    const INT_SCALES: bool = true;
+    #[inline(always)]
+    unsafe fn int_scale(blk: *const u8, j: usize, h: usize) -> __m256i {
+        let (sc, _) = k4_scale_bytes(blk.add(field_at(Self::FORMAT, 2)));
+        let v = if h == 0 {
+            sc[j]
+        } else {
+            _mm_srli_si128::<8>(sc[j])
+        };
+        twice(_mm256_cvtepu8_epi32(v))
+    }
+    #[inline(always)]
+    unsafe fn block_d(blk: *const u8, h: usize) -> __m256 {
+        halves(blk, h)
+    }
 }
 
 #[allow(unsafe_code)]
@@ -243,5 +282,15 @@ impl Unpack for Q6 {
         );
         let a = _mm256_mul_ps(*d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)));
         (a, _mm256_mul_ps(a, _mm256_set1_ps(-32.0)))
+    }
+    const INT_SCALES: bool = true;
+    #[inline(always)]
+    unsafe fn int_scale(blk: *const u8, j: usize, h: usize) -> __m256i {
+        let at = blk.add(field_at(Self::FORMAT, 1) + 16 * j + HALF * h);
+        twice(_mm256_cvtepi8_epi32(_mm_loadl_epi64(at.cast())))
+    }
+    #[inline(always)]
+    unsafe fn block_d(blk: *const u8, h: usize) -> __m256 {
+        halves(blk, h)
     }
 }
