@@ -134,7 +134,9 @@ mod tests {
     /// block's largest value, and every value is within half a step of its original.
     #[test]
     fn a_block_of_256_shares_one_scale() {
-        let x: Vec<f32> = (0..512).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01).collect();
+        let x: Vec<f32> = (0..512)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.01)
+            .collect();
         let (mut q, mut d, mut s) = (vec![0i8; 576], vec![0f32; 18], vec![0f32; 36]);
         quantize_row(&x, 256, &mut q, &mut d, &mut s);
         for (b, xb) in x.chunks(256).enumerate() {
@@ -143,7 +145,10 @@ mod tests {
             assert!(ds.iter().all(|&v| v == amax / 127.0), "block {b}: {ds:?}");
             for (i, &v) in xb.iter().enumerate() {
                 let got = f32::from(q[256 * b + i]) * ds[0];
-                assert!((got - v).abs() <= 0.5 * ds[0] + 1e-7, "value {i} of block {b}");
+                assert!(
+                    (got - v).abs() <= 0.5 * ds[0] + 1e-7,
+                    "value {i} of block {b}"
+                );
             }
         }
         for (i, &si) in s.iter().take(32).enumerate() {
