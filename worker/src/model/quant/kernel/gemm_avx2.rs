@@ -78,9 +78,10 @@ unsafe fn pass<U: Unpack, const N: usize>(
             let mut facc = [_mm256_setzero_ps(); N];
             for span in 0..padded / U::SPAN {
                 let mut iacc = [_mm256_setzero_si256(); N];
-                for p0 in (0..U::SPAN / 4).step_by(U::PAIRS) {
+                // Four steps at most, as in `pass_k`: eight spilled registers.
+                for p0 in (0..U::SPAN / 4).step_by(U::PAIRS.min(4)) {
                     let mut s16 = [_mm256_setzero_si256(); N];
-                    for step in p0..p0 + U::PAIRS {
+                    for step in p0..p0 + U::PAIRS.min(4) {
                         let k = span * (U::SPAN / 4) + step;
                         let w = _mm256_loadu_si256(wq.add(LANES * k).cast());
                         let w = if U::SIGNED {
