@@ -132,15 +132,6 @@ impl Panel {
             .resize(self.groups * LANES * self.padded / 256, 0.0);
     }
 
-    /// Integer scales and super-block scales of group `g`, to write.
-    pub fn group_ints_mut(&mut self, g: usize) -> (&mut [u32], &mut [f32]) {
-        let (ni, ns) = (LANES * self.halves, LANES * self.padded / 256);
-        (
-            &mut self.ints[g * ni..(g + 1) * ni],
-            &mut self.supers[g * ns..(g + 1) * ns],
-        )
-    }
-
     /// Integer scales of group `g`, `[padded / 16][LANES]` (and padding).
     pub fn group_ints(&self, g: usize) -> &[u32] {
         let n = LANES * self.halves;
@@ -153,14 +144,22 @@ impl Panel {
         &self.supers[g * n..(g + 1) * n]
     }
 
-    /// Bytes, scales and offsets of group `g`, to write.
-    pub fn group_mut(&mut self, g: usize) -> (&mut [u32], &mut [f32], &mut [f32]) {
+    /// Bytes, scales, offsets and (after [`Panel::reset_ints`], else empty) integer and
+    /// super-block scales of group `g`, to write.
+    pub fn group_mut(&mut self, g: usize) -> GroupMut<'_> {
         let (nq, nh) = (LANES * self.padded / 4, LANES * self.halves);
-        (
-            &mut self.q[g * nq..(g + 1) * nq],
-            &mut self.a[g * nh..(g + 1) * nh],
-            &mut self.b[g * nh..(g + 1) * nh],
-        )
+        let (ni, ns) = if self.int_scales {
+            (nh, LANES * self.padded / 256)
+        } else {
+            (0, 0)
+        };
+        GroupMut {
+            q: &mut self.q[g * nq..(g + 1) * nq],
+            a: &mut self.a[g * nh..(g + 1) * nh],
+            b: &mut self.b[g * nh..(g + 1) * nh],
+            ints: &mut self.ints[g * ni..(g + 1) * ni],
+            supers: &mut self.supers[g * ns..(g + 1) * ns],
+        }
     }
 
     /// Bytes of group `g`, `[padded / 4][LANES][4]`.
@@ -180,6 +179,20 @@ impl Panel {
         let n = LANES * self.halves;
         &self.b[g * n..(g + 1) * n]
     }
+}
+
+/// One group of a [`Panel`], to write ([`Panel::group_mut`]).
+pub struct GroupMut<'a> {
+    /// `[padded / 4][LANES]` words.
+    pub q: &'a mut [u32],
+    /// `[halves][LANES]` scales.
+    pub a: &'a mut [f32],
+    /// `[halves][LANES]` offsets.
+    pub b: &'a mut [f32],
+    /// `[halves][LANES]` integer scales (K formats on AVX2), or empty.
+    pub ints: &'a mut [u32],
+    /// `[padded / 256][LANES]` super-block scales (K formats on AVX2), or empty.
+    pub supers: &'a mut [f32],
 }
 
 /// Words seen as the bytes they hold.

@@ -33,21 +33,21 @@ pub unsafe fn gemm(
 ) {
     // The panel holds the bytes the repacked kernel unpacks, so its unpacker's span and
     // 16-bit bounds hold here too.
+    macro_rules! by_cols {
+        ($pass:ident) => {
+            match n {
+                1 => $pass::<U, 1>(panel, acts, c0, out),
+                2 => $pass::<U, 2>(panel, acts, c0, out),
+                3 => $pass::<U, 3>(panel, acts, c0, out),
+                _ => $pass::<U, 4>(panel, acts, c0, out),
+            }
+        };
+    }
     by_format!(format, U => if U::INT_SCALES {
         assert!(panel.int_scales && acts.padded.is_multiple_of(256));
-        match n {
-            1 => pass_k::<U, 1>(panel, acts, c0, out),
-            2 => pass_k::<U, 2>(panel, acts, c0, out),
-            3 => pass_k::<U, 3>(panel, acts, c0, out),
-            _ => pass_k::<U, 4>(panel, acts, c0, out),
-        }
+        by_cols!(pass_k)
     } else {
-        match n {
-            1 => pass::<U, 1>(panel, acts, c0, out),
-            2 => pass::<U, 2>(panel, acts, c0, out),
-            3 => pass::<U, 3>(panel, acts, c0, out),
-            _ => pass::<U, 4>(panel, acts, c0, out),
-        }
+        by_cols!(pass)
     })
 }
 

@@ -12,7 +12,7 @@ use super::{Groups, PanelBlock};
 use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::format::Format;
 use crate::model::quant::packed::{field_at, group_block};
-use crate::model::quant::panel::{Panel, LANES};
+use crate::model::quant::panel::{GroupMut, Panel, LANES};
 
 /// Unpacked words per unit of 32 weights, four weights each.
 const WORDS: usize = 8;
@@ -367,7 +367,7 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
     let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
     panel.reset(src.groups, padded);
     for g in 0..src.groups {
-        let (q, a, b) = panel.group_mut(g);
+        let GroupMut { q, a, b, .. } = panel.group_mut(g);
         for k in 0..src.blocks {
             let blk = src.at.add(g * src.group_bytes + k * block);
             let sc = U::scales(blk);

@@ -18,7 +18,7 @@ use super::{Groups, PanelBlock};
 use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::format::Format;
 use crate::model::quant::packed::group_block;
-use crate::model::quant::panel::{Panel, LANES};
+use crate::model::quant::panel::{GroupMut, Panel, LANES};
 
 /// Four weight bytes of eight rows times four activation bytes: eight 16-bit pair sums.
 /// Signed weights go through the sign trick (`|w| ≤ 128`, so a pair stays inside 16 bits).
@@ -148,30 +148,23 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
     panel.reset(src.groups, padded);
     if U::INT_SCALES {
         panel.reset_ints();
-        for g in 0..src.groups {
-            let (ints, supers) = panel.group_ints_mut(g);
-            for k in 0..src.blocks {
-                let blk = src.at.add(g * src.group_bytes + k * block);
-                for h in 0..2 {
-                    let d = U::block_d(blk, h);
-                    _mm256_storeu_ps(supers.as_mut_ptr().add(LANES * k + HALF * h), d);
-                    for i in 0..units * 2 {
-                        let v = U::int_scale(blk, i * 16 / U::SPAN, h);
-                        let to = LANES * (2 * units * k + i) + HALF * h;
-                        _mm256_storeu_si256(ints.as_mut_ptr().add(to).cast(), v);
-                    }
-                }
-            }
-            ints[LANES * 2 * units * src.blocks..].fill(0);
-            supers[LANES * src.blocks..].fill(0.0);
-        }
     }
     for g in 0..src.groups {
-        let (q, a, b) = panel.group_mut(g);
+        let GroupMut {
+            q,
+            a,
+            b,
+            ints,
+            supers,
+        } = panel.group_mut(g);
         for k in 0..src.blocks {
             let blk = src.at.add(g * src.group_bytes + k * block);
             for h in 0..2 {
                 let sc = U::scales(blk, h);
+                if U::INT_SCALES {
+                    let to = supers.as_mut_ptr().add(LANES * k + HALF * h);
+                    _mm256_storeu_ps(to, U::block_d(blk, h));
+                }
                 for u in 0..units {
                     let at = k * units + u;
                     for (p, w) in U::words(blk, u, h).iter().enumerate() {
@@ -185,10 +178,15 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
                     }
                     // Scales and offsets are kept per 16 weights.
                     for hh in 0..2 {
-                        let (av, bv) = U::ab(blk, &sc, (2 * u + hh) * 16 / U::SPAN, h);
+                        let j = (2 * u + hh) * 16 / U::SPAN;
+                        let (av, bv) = U::ab(blk, &sc, j, h);
                         let to = LANES * (2 * at + hh) + HALF * h;
                         _mm256_storeu_ps(a.as_mut_ptr().add(to), av);
                         _mm256_storeu_ps(b.as_mut_ptr().add(to), bv);
+                        if U::INT_SCALES {
+                            let v = U::int_scale(blk, &sc, j, h);
+                            _mm256_storeu_si256(ints.as_mut_ptr().add(to).cast(), v);
+                        }
                     }
                 }
             }
@@ -197,5 +195,9 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
         q[LANES * WORDS * units..].fill(0);
         a[LANES * 2 * units..].fill(0.0);
         b[LANES * 2 * units..].fill(0.0);
+        if U::INT_SCALES {
+            ints[LANES * 2 * units..].fill(0);
+            supers[LANES * src.blocks..].fill(0.0);
+        }
     }
 }

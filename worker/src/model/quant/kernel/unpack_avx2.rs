@@ -42,13 +42,14 @@ pub(super) trait Unpack {
     /// Half `h`'s integer scales for span `j`, each twice in 16 bits (see
     /// [`Unpack::INT_SCALES`]).
     #[inline(always)]
-    unsafe fn int_scale(_blk: *const u8, _j: usize, _h: usize) -> __m256i {
+    unsafe fn int_scale(_blk: *const u8, _sc: &Self::Scales, _j: usize, _h: usize) -> __m256i {
         _mm256_setzero_si256()
     }
-    /// Half `h`'s block scales `d` (see [`Unpack::INT_SCALES`]).
+    /// Half `h`'s block scales `d`, the f16 values the K blocks start with (see
+    /// [`Unpack::INT_SCALES`]).
     #[inline(always)]
-    unsafe fn block_d(_blk: *const u8, _h: usize) -> __m256 {
-        _mm256_setzero_ps()
+    unsafe fn block_d(blk: *const u8, h: usize) -> __m256 {
+        halves(blk, h)
     }
 }
 
@@ -210,8 +211,8 @@ impl<const FIVE: bool> Unpack for K4<FIVE> {
             _mm256_add_epi8(w[p], _mm256_and_si256(set, sixteen))
         })
     }
-    /// Per sub-block `a = d·sc`, `b = −dmin·m`.
-    type Scales = ([__m256; 8], [__m256; 8]);
+    /// Per sub-block `a = d·sc`, `b = −dmin·m`, and the scale bytes `sc` themselves.
+    type Scales = ([__m256; 8], [__m256; 8], [__m128i; 8]);
     #[inline(always)]
     unsafe fn scales(blk: *const u8, h: usize) -> Self::Scales {
         let at = blk.add(field_at(Self::FORMAT, 2));
@@ -224,6 +225,7 @@ impl<const FIVE: bool> Unpack for K4<FIVE> {
         (
             std::array::from_fn(|j| _mm256_mul_ps(d, u8s(sc[j], h))),
             std::array::from_fn(|j| _mm256_mul_ps(minus_dmin, u8s(mn[j], h))),
+            sc,
         )
     }
     #[inline(always)]
@@ -232,18 +234,13 @@ impl<const FIVE: bool> Unpack for K4<FIVE> {
     }
     const INT_SCALES: bool = true;
     #[inline(always)]
-    unsafe fn int_scale(blk: *const u8, j: usize, h: usize) -> __m256i {
-        let (sc, _) = k4_scale_bytes(blk.add(field_at(Self::FORMAT, 2)));
+    unsafe fn int_scale(_: *const u8, sc: &Self::Scales, j: usize, h: usize) -> __m256i {
         let v = if h == 0 {
-            sc[j]
+            sc.2[j]
         } else {
-            _mm_srli_si128::<8>(sc[j])
+            _mm_srli_si128::<8>(sc.2[j])
         };
         twice(_mm256_cvtepu8_epi32(v))
-    }
-    #[inline(always)]
-    unsafe fn block_d(blk: *const u8, h: usize) -> __m256 {
-        halves(blk, h)
     }
 }
 
@@ -285,12 +282,8 @@ impl Unpack for Q6 {
     }
     const INT_SCALES: bool = true;
     #[inline(always)]
-    unsafe fn int_scale(blk: *const u8, j: usize, h: usize) -> __m256i {
+    unsafe fn int_scale(blk: *const u8, _: &Self::Scales, j: usize, h: usize) -> __m256i {
         let at = blk.add(field_at(Self::FORMAT, 1) + 16 * j + HALF * h);
         twice(_mm256_cvtepi8_epi32(_mm_loadl_epi64(at.cast())))
-    }
-    #[inline(always)]
-    unsafe fn block_d(blk: *const u8, h: usize) -> __m256 {
-        halves(blk, h)
     }
 }
