@@ -7,7 +7,9 @@
 //! much, and a block's scores stay in cache. The arithmetic per row is unchanged (the masked
 //! columns contributed exact zeros).
 
-use candle_core::{Result, Tensor};
+use candle_core::{DType, Device, Result, Tensor};
+
+use super::elementwise;
 
 /// Query positions per block: small enough that a block's scores fit in L2 at 4 KV heads
 /// and 8 queries per head, large enough that each block's matrix products stay efficient.
@@ -32,35 +34,58 @@ pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tenso
             .contiguous()?
             .reshape((kvh, n_rep * c, hd))?;
         let (kc, vc) = (k.narrow(1, 0, len)?, v.narrow(1, 0, len)?);
-        let scores = (qc.matmul(&kc.t()?)? * scale)?;
-        let scores = if c > 1 {
-            // Row i (position offset + c0 + i) sees keys up to its own position.
-            let mask: Vec<f32> = (0..c)
-                .flat_map(|i| {
-                    (0..len).map(move |j| {
-                        if j <= offset + c0 + i {
-                            0.0
-                        } else {
-                            f32::NEG_INFINITY
-                        }
-                    })
-                })
-                .collect();
-            let mask = Tensor::from_vec(mask, (c, len), q.device())?;
-            scores
-                .reshape((kvh, n_rep, c, len))?
-                .broadcast_add(&mask)?
-                .reshape((kvh, n_rep * c, len))?
+        let scores = qc.matmul(&kc.t()?)?;
+        // Row i of a block (position offset + c0 + i) sees keys up to its own position.
+        let probs = if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+            elementwise::causal_softmax(&scores, scale as f32, c, offset + c0 + 1)?
         } else {
-            scores
+            masked_softmax(
+                &scores,
+                scale,
+                (kvh, n_rep, c, len),
+                offset + c0,
+                q.device(),
+            )?
         };
-        let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         blocks.push(probs.matmul(&vc)?.reshape((kvh, n_rep, c, hd))?);
     }
     if blocks.len() == 1 {
         return Ok(blocks.pop().expect("one block"));
     }
     Tensor::cat(&blocks, 2)
+}
+
+/// The same softmax through candle ops, for devices other than the CPU: scale, add a −∞
+/// mask above each row's position, softmax.
+fn masked_softmax(
+    scores: &Tensor,
+    scale: f64,
+    (kvh, n_rep, c, len): (usize, usize, usize, usize),
+    first: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let scores = (scores * scale)?;
+    let scores = if c > 1 {
+        let mask: Vec<f32> = (0..c)
+            .flat_map(|i| {
+                (0..len).map(move |j| {
+                    if j <= first + i {
+                        0.0
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                })
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (c, len), device)?.to_dtype(scores.dtype())?;
+        scores
+            .reshape((kvh, n_rep, c, len))?
+            .broadcast_add(&mask)?
+            .reshape((kvh, n_rep * c, len))?
+    } else {
+        scores
+    };
+    candle_nn::ops::softmax_last_dim(&scores)
 }
 
 #[cfg(test)]
@@ -88,6 +113,18 @@ mod tests {
         let scores = scores.reshape((kvh, n_rep, t, len))?.broadcast_add(&mask)?;
         let probs = candle_nn::ops::softmax_last_dim(&scores.reshape((kvh, n_rep * t, len))?)?;
         probs.matmul(v)?.reshape((kvh, n_rep, t, hd))
+    }
+
+    #[test]
+    fn the_candle_fallback_matches_the_cpu_softmax() -> Result<()> {
+        let dev = Device::Cpu;
+        let (kvh, n_rep, c, len, first) = (2, 3, 7, 40, 30);
+        let scores = Tensor::randn(0f32, 4.0, (kvh, n_rep * c, len), &dev)?;
+        let ours = elementwise::causal_softmax(&scores, 0.25, c, first + 1)?;
+        let want = masked_softmax(&scores, 0.25, (kvh, n_rep, c, len), first, &dev)?;
+        let diff: f32 = (ours - want)?.abs()?.flatten_all()?.max(0)?.to_scalar()?;
+        assert!(diff < 1e-6, "{diff}");
+        Ok(())
     }
 
     #[test]

@@ -8,6 +8,7 @@ use candle_core::{DType, Device, Result, Tensor};
 
 use crate::model::attention;
 use crate::model::config::{LlamaConfig, RopeStyle};
+use crate::model::elementwise;
 use crate::model::embedding::Embedding;
 use crate::model::kv_cache::KvCache;
 use crate::model::linear::{Linear, GEMM_ROWS};
@@ -199,8 +200,10 @@ impl Llama {
             };
             x = (x + block.wo.forward(&attn, gemm_from)?)?;
             let h = candle_nn::ops::rms_norm(&x, &block.ffn_norm, eps)?;
-            let mlp =
-                (block.gate.forward(&h, gemm_from)?.silu()? * block.up.forward(&h, gemm_from)?)?;
+            let mlp = elementwise::swiglu(
+                &block.gate.forward(&h, gemm_from)?,
+                &block.up.forward(&h, gemm_from)?,
+            )?;
             x = (x + block.down.forward(&mlp, gemm_from)?)?;
         }
         for item in items.iter_mut() {

@@ -4,6 +4,7 @@
 pub mod alloc;
 pub mod attention;
 pub mod config;
+pub mod elementwise;
 pub mod embedding;
 pub mod half;
 pub mod hot_threads;
