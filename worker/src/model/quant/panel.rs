@@ -34,7 +34,8 @@ pub struct Panel {
     /// Groups of [`LANES`] rows held (1 or 2).
     pub groups: usize,
     /// Whether bytes are `q + 128` ([`Panel::fill`], file order, for AVX-512 only) rather than
-    /// the small unsigned values of repacked rows (at most 63, Q8_0's offset by 128).
+    /// the small unsigned values of repacked rows (at most 63; Q8_0's offset by 128 for
+    /// AVX-512's `vpdpbusd`, signed for AVX2's sign trick).
     pub biased: bool,
     /// `[group][padded / 4][LANES]` words, each four weight bytes of one row.
     q: Vec<u32>,

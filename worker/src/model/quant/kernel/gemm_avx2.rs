@@ -64,7 +64,7 @@ unsafe fn pass<U: Unpack, const N: usize>(
     out: &mut PanelBlock,
 ) {
     let padded = panel.padded;
-    let (ones, flip) = (_mm256_set1_epi16(1), _mm256_set1_epi8(i8::MIN));
+    let ones = _mm256_set1_epi16(1);
     let Rows {
         q: xq,
         d: xd,
@@ -84,15 +84,17 @@ unsafe fn pass<U: Unpack, const N: usize>(
                     for step in p0..p0 + U::PAIRS.min(4) {
                         let k = span * (U::SPAN / 4) + step;
                         let w = _mm256_loadu_si256(wq.add(LANES * k).cast());
-                        let w = if U::SIGNED {
-                            _mm256_xor_si256(w, flip)
-                        } else {
-                            w
-                        };
+                        // Signed (Q8_0) bytes: |w| once for every activation row.
+                        let aw = _mm256_abs_epi8(w);
                         for c in 0..N {
                             let x =
                                 _mm256_set1_epi32(xq[c].add(4 * k).cast::<i32>().read_unaligned());
-                            s16[c] = _mm256_add_epi16(s16[c], dot(U::SIGNED, w, x));
+                            let p = if U::SIGNED {
+                                _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w))
+                            } else {
+                                dot(false, w, x)
+                            };
+                            s16[c] = _mm256_add_epi16(s16[c], p);
                         }
                     }
                     for c in 0..N {

@@ -130,7 +130,8 @@ unsafe fn pass<U: Unpack, const N: usize>(
 }
 
 /// Unpacks the groups of `src` into `panel` for the GEMM, padding to `padded` weights; the
-/// panel holds unsigned bytes (Q8_0's offset by 128), as on every level.
+/// panel holds the bytes as repacked: unsigned, but Q8_0's signed for the sign trick (the
+/// AVX-512 panel offsets them by 128 for `vpdpbusd`).
 // SAFETY: callers hold AVX2, FMA and F16C, `src` covers whole repacked groups (1 or 2) of
 // `format`, and `padded`, a multiple of 64, is at least the rows' weights.
 #[allow(unsafe_code)]
@@ -144,7 +145,6 @@ pub unsafe fn fill_panel(format: Format, src: Groups, panel: &mut Panel, padded:
 #[inline(always)]
 unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
     let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
-    let flip = _mm256_set1_epi8(i8::MIN);
     panel.reset(src.groups, padded);
     if U::INT_SCALES {
         panel.reset_ints();
@@ -168,13 +168,8 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
                 for u in 0..units {
                     let at = k * units + u;
                     for (p, w) in U::words(blk, u, h).iter().enumerate() {
-                        let w = if U::SIGNED {
-                            _mm256_xor_si256(*w, flip)
-                        } else {
-                            *w
-                        };
                         let to = LANES * (WORDS * at + p) + HALF * h;
-                        _mm256_storeu_si256(q.as_mut_ptr().add(to).cast(), w);
+                        _mm256_storeu_si256(q.as_mut_ptr().add(to).cast(), *w);
                     }
                     // Scales and offsets are kept per 16 weights.
                     for hh in 0..2 {
