@@ -91,27 +91,14 @@ fn masked_softmax(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::{DType, Device};
 
     /// The whole-matrix computation the blocks replace.
     fn reference(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor> {
         let (kvh, n_rep, t, hd) = q.dims4()?;
         let len = offset + t;
-        let scores = (q.reshape((kvh, n_rep * t, hd))?.matmul(&k.t()?)? / (hd as f64).sqrt())?;
-        let mask: Vec<f32> = (0..t)
-            .flat_map(|i| {
-                (0..len).map(move |j| {
-                    if j <= offset + i {
-                        0.0
-                    } else {
-                        f32::NEG_INFINITY
-                    }
-                })
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (t, len), q.device())?;
-        let scores = scores.reshape((kvh, n_rep, t, len))?.broadcast_add(&mask)?;
-        let probs = candle_nn::ops::softmax_last_dim(&scores.reshape((kvh, n_rep * t, len))?)?;
+        let scores = q.reshape((kvh, n_rep * t, hd))?.matmul(&k.t()?)?;
+        let scale = 1.0 / (hd as f64).sqrt();
+        let probs = masked_softmax(&scores, scale, (kvh, n_rep, t, len), offset, q.device())?;
         probs.matmul(v)?.reshape((kvh, n_rep, t, hd))
     }
 
