@@ -7,7 +7,7 @@
 //! much, and a block's scores stay in cache. The arithmetic per row is unchanged (the masked
 //! columns contributed exact zeros).
 
-use candle_core::{DType, Device, Result, Tensor};
+use candle_core::{Result, Tensor};
 
 use super::elementwise;
 
@@ -22,7 +22,7 @@ const QUERY_BLOCK: usize = 64;
 /// `[kv_heads, queries_per_kv_head, t, head_dim]`.
 pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor> {
     let (kvh, n_rep, t, hd) = q.dims4()?;
-    let scale = 1.0 / (hd as f64).sqrt();
+    let scale = 1.0 / (hd as f32).sqrt();
     let mut blocks = Vec::with_capacity(t.div_ceil(QUERY_BLOCK));
     for c0 in (0..t).step_by(QUERY_BLOCK) {
         let c = QUERY_BLOCK.min(t - c0);
@@ -36,17 +36,7 @@ pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tenso
         let (kc, vc) = (k.narrow(1, 0, len)?, v.narrow(1, 0, len)?);
         let scores = qc.matmul(&kc.t()?)?;
         // Row i of a block (position offset + c0 + i) sees keys up to its own position.
-        let probs = if scores.device().is_cpu() && scores.dtype() == DType::F32 {
-            elementwise::causal_softmax(&scores, scale as f32, c, offset + c0 + 1)?
-        } else {
-            masked_softmax(
-                &scores,
-                scale,
-                (kvh, n_rep, c, len),
-                offset + c0,
-                q.device(),
-            )?
-        };
+        let probs = elementwise::causal_softmax(&scores, scale, c, offset + c0 + 1)?;
         blocks.push(probs.matmul(&vc)?.reshape((kvh, n_rep, c, hd))?);
     }
     if blocks.len() == 1 {
@@ -55,63 +45,18 @@ pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tenso
     Tensor::cat(&blocks, 2)
 }
 
-/// The same softmax through candle ops, for devices other than the CPU: scale, add a −∞
-/// mask above each row's position, softmax.
-fn masked_softmax(
-    scores: &Tensor,
-    scale: f64,
-    (kvh, n_rep, c, len): (usize, usize, usize, usize),
-    first: usize,
-    device: &Device,
-) -> Result<Tensor> {
-    let scores = (scores * scale)?;
-    let scores = if c > 1 {
-        let mask: Vec<f32> = (0..c)
-            .flat_map(|i| {
-                (0..len).map(move |j| {
-                    if j <= first + i {
-                        0.0
-                    } else {
-                        f32::NEG_INFINITY
-                    }
-                })
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (c, len), device)?.to_dtype(scores.dtype())?;
-        scores
-            .reshape((kvh, n_rep, c, len))?
-            .broadcast_add(&mask)?
-            .reshape((kvh, n_rep * c, len))?
-    } else {
-        scores
-    };
-    candle_nn::ops::softmax_last_dim(&scores)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use candle_core::{DType, Device};
 
     /// The whole-matrix computation the blocks replace.
     fn reference(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor> {
         let (kvh, n_rep, t, hd) = q.dims4()?;
-        let len = offset + t;
         let scores = q.reshape((kvh, n_rep * t, hd))?.matmul(&k.t()?)?;
-        let scale = 1.0 / (hd as f64).sqrt();
-        let probs = masked_softmax(&scores, scale, (kvh, n_rep, t, len), offset, q.device())?;
+        let scale = 1.0 / (hd as f32).sqrt();
+        let probs = elementwise::masked_softmax(&scores, scale, t, offset + 1)?;
         probs.matmul(v)?.reshape((kvh, n_rep, t, hd))
-    }
-
-    #[test]
-    fn the_candle_fallback_matches_the_cpu_softmax() -> Result<()> {
-        let dev = Device::Cpu;
-        let (kvh, n_rep, c, len, first) = (2, 3, 7, 40, 30);
-        let scores = Tensor::randn(0f32, 4.0, (kvh, n_rep * c, len), &dev)?;
-        let ours = elementwise::causal_softmax(&scores, 0.25, c, first + 1)?;
-        let want = masked_softmax(&scores, 0.25, (kvh, n_rep, c, len), first, &dev)?;
-        let diff: f32 = (ours - want)?.abs()?.flatten_all()?.max(0)?.to_scalar()?;
-        assert!(diff < 1e-6, "{diff}");
-        Ok(())
     }
 
     #[test]

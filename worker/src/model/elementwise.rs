@@ -17,17 +17,60 @@ use rayon::prelude::*;
 /// (`[.., rows, keys]`, f32 on the CPU), where row `r` sees the first
 /// `min(keys, first_visible + r % rows_per_block)` keys: blocks of `rows_per_block` query
 /// positions stacked per head, the first of them at key `first_visible − 1`.
+/// One pass per row on the CPU for f32 scores, candle's ops otherwise ([`masked_softmax`]).
 pub fn causal_softmax(
     scores: &Tensor,
     scale: f32,
     rows_per_block: usize,
     first_visible: usize,
 ) -> Result<Tensor> {
-    scores.apply_op1_no_bwd(&CausalSoftmax {
-        scale,
-        rows_per_block,
-        first_visible,
-    })
+    if scores.device().is_cpu() && scores.dtype() == DType::F32 {
+        scores.apply_op1_no_bwd(&CausalSoftmax {
+            scale,
+            rows_per_block,
+            first_visible,
+        })
+    } else {
+        masked_softmax(scores, scale, rows_per_block, first_visible)
+    }
+}
+
+/// [`causal_softmax`] through candle ops: scale, add a −∞ mask past each row's visible keys,
+/// softmax.
+pub(crate) fn masked_softmax(
+    scores: &Tensor,
+    scale: f32,
+    rows_per_block: usize,
+    first_visible: usize,
+) -> Result<Tensor> {
+    let dims = scores.dims().to_vec();
+    let keys = dims.last().copied().unwrap_or(0);
+    if rows_per_block == 0
+        || !scores
+            .elem_count()
+            .is_multiple_of(rows_per_block * keys.max(1))
+    {
+        candle_core::bail!("causal softmax: rows do not form whole blocks");
+    }
+    let mask: Vec<f32> = (0..rows_per_block)
+        .flat_map(|i| {
+            (0..keys).map(move |j| {
+                if j < first_visible + i {
+                    0.0
+                } else {
+                    f32::NEG_INFINITY
+                }
+            })
+        })
+        .collect();
+    let mask = Tensor::from_vec(mask, (rows_per_block, keys), scores.device())?
+        .to_dtype(scores.dtype())?;
+    let blocks = scores.elem_count() / (rows_per_block * keys.max(1));
+    let scores = (scores * f64::from(scale))?
+        .reshape((blocks, rows_per_block, keys))?
+        .broadcast_add(&mask)?
+        .reshape(dims)?;
+    candle_nn::ops::softmax_last_dim(&scores)
 }
 
 /// See [`causal_softmax`].
@@ -223,27 +266,16 @@ mod tests {
     fn rows_match_the_masked_softmax_of_candle() -> Result<()> {
         let dev = Device::Cpu;
         // Three heads of five rows over 23 keys, the first row seeing 17; scores large enough
-        // that an unshifted exponential would overflow.
-        let (heads, rows, keys, first) = (3, 5, 23, 17);
-        let scores = (Tensor::randn(0f32, 1.0, (heads, rows, keys), &dev)? * 300.0)?;
-        let scale = 0.125;
-        let ours = causal_softmax(&scores, scale, rows, first)?;
-        let mask: Vec<f32> = (0..rows)
-            .flat_map(|i| {
-                (0..keys).map(move |j| {
-                    if j < first + i {
-                        0.0
-                    } else {
-                        f32::NEG_INFINITY
-                    }
-                })
-            })
-            .collect();
-        let mask = Tensor::from_vec(mask, (rows, keys), &dev)?;
-        let want =
-            candle_nn::ops::softmax_last_dim(&(scores * scale as f64)?.broadcast_add(&mask)?)?;
-        let diff: f32 = (ours - want)?.abs()?.flatten_all()?.max(0)?.to_scalar()?;
-        assert!(diff < 1e-6, "{diff}");
+        // that an unshifted exponential would overflow. And blocks of seven rows, as
+        // attention stacks the query heads of one key head.
+        for (heads, rows, keys, first, sd) in [(3, 5, 23, 17, 300.0), (2, 21, 40, 31, 4.0)] {
+            let per_block = if rows == 21 { 7 } else { rows };
+            let scores = (Tensor::randn(0f32, 1.0, (heads, rows, keys), &dev)? * sd)?;
+            let ours = causal_softmax(&scores, 0.125, per_block, first)?;
+            let want = masked_softmax(&scores, 0.125, per_block, first)?;
+            let diff: f32 = (ours - want)?.abs()?.flatten_all()?.max(0)?.to_scalar()?;
+            assert!(diff < 1e-6, "{diff}");
+        }
         Ok(())
     }
 
@@ -285,7 +317,19 @@ mod tests {
         assert!(out[1].iter().all(|x| (x - 1.0 / 12.0).abs() < 1e-7));
         assert!(causal_softmax(&s, 1.0, 0, 1).is_err());
         assert!(causal_softmax(&s, 1.0, 2, 0).is_err());
-        assert!(causal_softmax(&s.to_dtype(candle_core::DType::F16)?, 1.0, 2, 1).is_err());
+        // The one-pass op refuses other dtypes; the function sends them through candle's ops.
+        let f16 = s.to_dtype(DType::F16)?;
+        let op = CausalSoftmax {
+            scale: 1.0,
+            rows_per_block: 2,
+            first_visible: 1,
+        };
+        assert!(f16.apply_op1_no_bwd(&op).is_err());
+        let out: Vec<Vec<f32>> = causal_softmax(&f16, 1.0, 2, 12)?
+            .to_dtype(DType::F32)?
+            .to_vec2()?;
+        assert!((out[1][0] - 1.0 / 12.0).abs() < 1e-3);
+        assert!(masked_softmax(&s, 1.0, 5, 1).is_err());
         Ok(())
     }
 }

@@ -84,17 +84,10 @@ unsafe fn pass<U: Unpack, const N: usize>(
                     for step in p0..p0 + U::PAIRS.min(4) {
                         let k = span * (U::SPAN / 4) + step;
                         let w = _mm256_loadu_si256(wq.add(LANES * k).cast());
-                        // Signed (Q8_0) bytes: |w| once for every activation row.
-                        let aw = _mm256_abs_epi8(w);
                         for c in 0..N {
                             let x =
                                 _mm256_set1_epi32(xq[c].add(4 * k).cast::<i32>().read_unaligned());
-                            let p = if U::SIGNED {
-                                _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x, w))
-                            } else {
-                                dot(false, w, x)
-                            };
-                            s16[c] = _mm256_add_epi16(s16[c], p);
+                            s16[c] = _mm256_add_epi16(s16[c], dot(U::SIGNED, w, x));
                         }
                     }
                     for c in 0..N {
