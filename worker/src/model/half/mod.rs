@@ -2,11 +2,11 @@
 //! with f32 activations.
 //!
 //! candle would turn such weights into f32 on the CPU, twice the memory of the file and twice
-//! the bytes read per decoded token. Here a product with few activation rows (decode, small
-//! batches) reads each weight once and converts it in registers ([`Kernel`]); one with many
-//! rows (prompt prefill) multiplies BF16 weights in place with AVX-512 BF16 where the CPU has
-//! it, and otherwise converts a block of weight rows to f32 once per task and runs it through
-//! the `gemm` crate, where the conversion is small beside the arithmetic.
+//! the bytes read per decoded token. Here every product reads the 16-bit weights as stored and
+//! widens them in registers ([`Kernel`]): one activation row (decode) a weight row at a time,
+//! several (batched decode, prompt prefill) in tiles of weight rows by activation rows; BF16
+//! on CPUs with AVX-512 BF16 is multiplied without widening. Only CPUs without AVX2 and F16C
+//! convert a block of weight rows to f32 once per task and run it through the `gemm` crate.
 
 mod kernel;
 
@@ -37,8 +37,8 @@ impl Half {
     }
 }
 
-/// Activation rows from which a product on a level without [`Kernel::gemm`] (AVX2, scalar)
-/// goes through the f32 GEMM on converted blocks.
+/// Activation rows from which a product on a level without [`Kernel::gemm`] (scalar) goes
+/// through the f32 GEMM on converted blocks.
 const GEMM_FROM: usize = 16;
 
 /// Weight rows per parallel task of the direct kernels ([`Kernel::dot`], and

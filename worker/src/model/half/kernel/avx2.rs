@@ -49,29 +49,55 @@ pub unsafe fn convert<const BF: bool>(src: &[u8], dst: &mut [f32]) {
 }
 
 // SAFETY: callers hold AVX2, FMA and F16C and pass `w` of `n · cols` values (twice as
-// many bytes), `x` of `m · cols` and `out` of `n · m` values.
+// many bytes), and `x` and `out` of `cols` and `n` values: one activation row.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
-    let n = w.len() / (2 * cols);
-    let row = |r: usize| w.as_ptr().add(2 * r * cols);
-    if m == 1 {
-        for (r, out) in out.iter_mut().enumerate() {
-            *out = tile::<BF, 1, 1, 4>([row(r)], [x.as_ptr()], cols)[0][0];
-        }
-        return;
+pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], out: &mut [f32]) {
+    for (row, out) in w.chunks_exact(2 * cols).zip(out) {
+        *out = tile::<BF, 1, 1, 4>([row.as_ptr()], [x.as_ptr()], cols)[0][0];
     }
-    // Several activation rows: four weight rows meet two of them per pass, so the
-    // activations are re-read from cache once per four weight rows, not once per row.
-    for r0 in (0..n).step_by(4) {
-        let nr = (n - r0).min(4);
+}
+
+/// Weight rows per GEMM tile: with three activation rows, twelve accumulators, three
+/// activation vectors and the widened weight vector fill the sixteen registers (3 × 4 and 2 × 6
+/// spill, 5 × 2 widens more weights per product: all measured slower).
+const TILE_W: usize = 4;
+
+// SAFETY: callers hold AVX2, FMA and F16C and pass `w` of `n · cols` values (twice as many
+// bytes), `x` of `m · cols` and `out` of `n · m` values.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn gemm<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
+    // Few rows (batched decode) in pairs where threes would pad more: 4 rows as 3 + 1 would
+    // compute 6.
+    if m < 16 && m % 2 < m.div_ceil(3) * 3 - m {
+        tiles::<BF, 2>(w, cols, x, m, out)
+    } else {
+        tiles::<BF, 3>(w, cols, x, m, out)
+    }
+}
+
+/// [`gemm`] in tiles of `TILE_X` activation rows.
+#[inline(always)]
+unsafe fn tiles<const BF: bool, const TILE_X: usize>(
+    w: &[u8],
+    cols: usize,
+    x: &[f32],
+    m: usize,
+    out: &mut [f32],
+) {
+    let n = w.len() / (2 * cols);
+    // Each group of activation rows meets every weight row of the task, which stays in L2.
+    // Splitting the columns into passes that fit L1 measured slower: each pass pays the
+    // twelve horizontal sums again.
+    for c0 in (0..m).step_by(TILE_X) {
+        let nc = (m - c0).min(TILE_X);
         // Past the last row a tile re-reads it; those sums are dropped.
-        let ws = std::array::from_fn(|r| row(r0 + r.min(nr - 1)));
-        for i in (0..m).step_by(2) {
-            let nc = (m - i).min(2);
-            let xs = std::array::from_fn(|c| x.as_ptr().add((i + c.min(nc - 1)) * cols));
-            let sums = tile::<BF, 4, 2, 1>(ws, xs, cols);
-            for (r, s) in sums.iter().enumerate().take(nr) {
-                out[(r0 + r) * m + i..][..nc].copy_from_slice(&s[..nc]);
+        let xs = std::array::from_fn(|c| x.as_ptr().add((c0 + c.min(nc - 1)) * cols));
+        for r0 in (0..n).step_by(TILE_W) {
+            let nr = (n - r0).min(TILE_W);
+            let ws = std::array::from_fn(|r| w.as_ptr().add(2 * (r0 + r.min(nr - 1)) * cols));
+            let sums = tile::<BF, TILE_W, TILE_X, 1>(ws, xs, cols);
+            for (r, sums) in sums.iter().enumerate().take(nr) {
+                out[(r0 + r) * m + c0..][..nc].copy_from_slice(&sums[..nc]);
             }
         }
     }

@@ -7,9 +7,9 @@
 //! then read as one sequential stream, which the hardware prefetchers follow better than four
 //! rows side by side (on a Zen 4 core, 4096-wide BF16 rows: 11–13 GB/s became 13–19 GB/s with
 //! the same AVX2 instructions). More rows go through tiles of several weight rows and
-//! activation rows ([`Kernel::gemm`] on AVX-512, four by two on AVX2), which re-read the
-//! activations from cache once per tile rather than once per weight row: four rows of 4096
-//! f32 values are twice L1.
+//! activation rows ([`Kernel::gemm`]: four by six or four on AVX-512, four by three or two on
+//! AVX2), which re-read the activations from cache once per tile rather than once per weight
+//! row: four rows of 4096 f32 values are twice L1.
 
 use super::Half;
 use crate::model::quant::Isa;
@@ -135,8 +135,8 @@ impl Kernel {
         unsafe {
             match self {
                 Kernel::Scalar(_) => {}
-                Kernel::Avx2(Half::F16) => return avx2::dot::<false>(w, cols, x.f32, m, out),
-                Kernel::Avx2(Half::Bf16) => return avx2::dot::<true>(w, cols, x.f32, m, out),
+                Kernel::Avx2(Half::F16) => return avx2::dot::<false>(w, cols, x.f32, out),
+                Kernel::Avx2(Half::Bf16) => return avx2::dot::<true>(w, cols, x.f32, out),
                 Kernel::Avx512(Half::F16) => return avx512::dot::<false>(w, cols, x.f32, out),
                 Kernel::Avx512(Half::Bf16) => return avx512::dot::<true>(w, cols, x.f32, out),
                 Kernel::Bf16Dot => {
@@ -159,7 +159,7 @@ impl Kernel {
 
     /// Whether [`Kernel::gemm`] multiplies on the 16-bit weights themselves.
     pub fn has_gemm(self) -> bool {
-        matches!(self, Kernel::Bf16Dot | Kernel::Avx512(_))
+        !matches!(self, Kernel::Scalar(_))
     }
 
     /// As [`Kernel::dot`] for any number of activation rows, in tiles straight on the 16-bit
@@ -179,7 +179,9 @@ impl Kernel {
                 }
                 Kernel::Avx512(Half::F16) => avx512::gemm::<false>(w, cols, x.f32, m, out),
                 Kernel::Avx512(Half::Bf16) => avx512::gemm::<true>(w, cols, x.f32, m, out),
-                Kernel::Scalar(_) | Kernel::Avx2(_) => {}
+                Kernel::Avx2(Half::F16) => avx2::gemm::<false>(w, cols, x.f32, m, out),
+                Kernel::Avx2(Half::Bf16) => avx2::gemm::<true>(w, cols, x.f32, m, out),
+                Kernel::Scalar(_) => {}
             }
         }
     }
