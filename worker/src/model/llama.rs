@@ -172,21 +172,38 @@ impl Llama {
             all_tokens.extend_from_slice(item.tokens);
             last_rows.push((all_tokens.len() - 1) as u32);
         }
+        let last = Tensor::new(last_rows.as_slice(), &self.device)?;
         let mut x = self.weights.embed.lookup(&all_tokens, &self.device)?;
         let eps = self.cfg.rms_norm_eps as f32;
+        let layers = self.weights.blocks.len();
         for (layer, block) in self.weights.blocks.iter().enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &block.attn_norm, eps)?;
-            let q = block.wq.forward(&h, gemm_from)?;
             let k = block.wk.forward(&h, gemm_from)?;
             let v = block.wv.forward(&h, gemm_from)?;
+            // Past the last layer's keys and values only each item's last row is read (its
+            // logits), so that layer's queries, attention and feed-forward skip the others:
+            // a fifth of a 4-layer 7B-shaped prefill, 4% of a 22-layer one.
+            let only_last = layer + 1 == layers && all_tokens.len() > items.len();
+            let (q, gemm_from) = if only_last {
+                x = x.index_select(&last, 0)?;
+                let q = block.wq.forward(&h.index_select(&last, 0)?, usize::MAX)?;
+                (q, usize::MAX)
+            } else {
+                (block.wq.forward(&h, gemm_from)?, gemm_from)
+            };
             let mut outs = Vec::with_capacity(items.len());
             let mut row = 0;
-            for &i in &order {
+            for (n, &i) in order.iter().enumerate() {
                 let item = &mut items[i];
                 let t = item.tokens.len();
+                let q = if only_last {
+                    q.narrow(0, n, 1)?
+                } else {
+                    q.narrow(0, row, t)?
+                };
                 outs.push(self.attention(
                     layer,
-                    &q.narrow(0, row, t)?,
+                    &q,
                     &k.narrow(0, row, t)?,
                     &v.narrow(0, row, t)?,
                     item.cache,
@@ -209,8 +226,9 @@ impl Llama {
         for item in items.iter_mut() {
             item.cache.commit(item.tokens.len());
         }
-        let last = Tensor::new(last_rows.as_slice(), &self.device)?;
-        let x = x.index_select(&last, 0)?;
+        if x.dim(0)? > items.len() {
+            x = x.index_select(&last, 0)?;
+        }
         let x = candle_nn::ops::rms_norm(&x, &self.weights.norm, eps)?;
         let logits = self.weights.lm_head.forward(&x, usize::MAX)?;
         let rows: Vec<Vec<f32>> = logits.to_dtype(DType::F32)?.to_vec2()?;
@@ -221,7 +239,8 @@ impl Llama {
         Ok(by_item)
     }
 
-    /// Causal grouped-query attention of `t` new rows of one sequence.
+    /// Causal grouped-query attention of `t` new rows of one sequence (keys and values `k`,
+    /// `v`), for the queries `q` of the last of them (all `t`, or fewer).
     fn attention(
         &self,
         layer: usize,
@@ -233,29 +252,35 @@ impl Llama {
         let cfg = &self.cfg;
         let (h, kvh, hd) = (cfg.num_heads, cfg.num_kv_heads, cfg.head_dim);
         let n_rep = h / kvh;
-        let t = q.dim(0)?;
+        let (t, tq) = (k.dim(0)?, q.dim(0)?);
+        if tq > t {
+            candle_core::bail!("{tq} queries for {t} new positions")
+        }
         let offset = cache.len();
-        let cos = self.cos.narrow(0, offset, t)?;
-        let sin = self.sin.narrow(0, offset, t)?;
-        let rope = |x: &Tensor, heads: usize| -> Result<Tensor> {
+        let rope = |x: &Tensor, heads: usize, from: usize, rows: usize| -> Result<Tensor> {
+            let (cos, sin) = (
+                self.cos.narrow(0, from, rows)?,
+                self.sin.narrow(0, from, rows)?,
+            );
             let x = x
-                .reshape((1, t, heads, hd))?
+                .reshape((1, rows, heads, hd))?
                 .transpose(1, 2)?
                 .contiguous()?;
             let x = match cfg.rope_style {
                 RopeStyle::Interleaved => candle_nn::rotary_emb::rope_i(&x, &cos, &sin)?,
                 RopeStyle::HalfSplit => candle_nn::rotary_emb::rope(&x, &cos, &sin)?,
             };
-            x.reshape((heads, t, hd))
+            x.reshape((heads, rows, hd))
         };
-        let q = rope(q, h)?;
-        let k = rope(k, kvh)?;
+        let q_from = offset + t - tq;
+        let q = rope(q, h, q_from, tq)?;
+        let k = rope(k, kvh, offset, t)?;
         let v = v.reshape((t, kvh, hd))?.transpose(0, 1)?.contiguous()?;
         let (k_all, v_all) = cache.append(layer, &k, &v)?;
-        let q = q.reshape((kvh, n_rep, t, hd))?;
-        let out = attention::causal(&q, &k_all, &v_all, offset)?;
-        out.reshape((h, t, hd))?
+        let q = q.reshape((kvh, n_rep, tq, hd))?;
+        let out = attention::causal(&q, &k_all, &v_all, q_from)?;
+        out.reshape((h, tq, hd))?
             .transpose(0, 1)?
-            .reshape((t, h * hd))
+            .reshape((tq, h * hd))
     }
 }
