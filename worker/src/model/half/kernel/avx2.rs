@@ -5,6 +5,8 @@
 
 use std::arch::x86_64::*;
 
+use super::{by_tiles, TILE_W};
+
 /// Eight values at `p` (16 little-endian bytes) as f32.
 #[inline(always)]
 unsafe fn load8<const BF: bool>(p: *const u8) -> __m256 {
@@ -57,11 +59,6 @@ pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], out: &mut [f
     }
 }
 
-/// Weight rows per GEMM tile: with three activation rows, twelve accumulators, three
-/// activation vectors and the widened weight vector fill the sixteen registers (3 × 4 and 2 × 6
-/// spill, 5 × 2 widens more weights per product: all measured slower).
-const TILE_W: usize = 4;
-
 // SAFETY: callers hold AVX2, FMA and F16C and pass `w` of `n · cols` values (twice as many
 // bytes), `x` of `m · cols` and `out` of `n · m` values.
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -75,7 +72,7 @@ pub unsafe fn gemm<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, o
     }
 }
 
-/// [`gemm`] in tiles of `TILE_X` activation rows.
+/// [`gemm`] in tiles of [`TILE_W`] weight rows × `TILE_X` activation rows.
 #[inline(always)]
 unsafe fn tiles<const BF: bool, const TILE_X: usize>(
     w: &[u8],
@@ -85,22 +82,9 @@ unsafe fn tiles<const BF: bool, const TILE_X: usize>(
     out: &mut [f32],
 ) {
     let n = w.len() / (2 * cols);
-    // Each group of activation rows meets every weight row of the task, which stays in L2.
-    // Splitting the columns into passes that fit L1 measured slower: each pass pays the
-    // twelve horizontal sums again.
-    for c0 in (0..m).step_by(TILE_X) {
-        let nc = (m - c0).min(TILE_X);
-        // Past the last row a tile re-reads it; those sums are dropped.
-        let xs = std::array::from_fn(|c| x.as_ptr().add((c0 + c.min(nc - 1)) * cols));
-        for r0 in (0..n).step_by(TILE_W) {
-            let nr = (n - r0).min(TILE_W);
-            let ws = std::array::from_fn(|r| w.as_ptr().add(2 * (r0 + r.min(nr - 1)) * cols));
-            let sums = tile::<BF, TILE_W, TILE_X, 1>(ws, xs, cols);
-            for (r, sums) in sums.iter().enumerate().take(nr) {
-                out[(r0 + r) * m + c0..][..nc].copy_from_slice(&sums[..nc]);
-            }
-        }
-    }
+    by_tiles::<f32, TILE_X>(w.as_ptr().cast(), n, x.as_ptr(), m, cols, out, |ws, xs| {
+        tile::<BF, TILE_W, TILE_X, 1>(ws.map(|p| p.cast()), xs, cols)
+    })
 }
 
 /// `R` weight rows (16-bit values at the given byte pointers) times `C` activation rows (f32),

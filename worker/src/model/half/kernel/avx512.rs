@@ -5,8 +5,7 @@
 
 use std::arch::x86_64::*;
 
-/// Weight rows per GEMM tile.
-const TILE_W: usize = 4;
+use super::{by_tiles, TILE_W};
 
 /// Up to sixteen values at `p` (the first `mask`'s set bits) as f32, zeros elsewhere.
 #[inline(always)]
@@ -39,7 +38,7 @@ pub unsafe fn gemm<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, o
     }
 }
 
-/// [`gemm`] in tiles of `TILE_X` activation rows.
+/// [`gemm`] in tiles of [`TILE_W`] weight rows × `TILE_X` activation rows.
 #[inline(always)]
 unsafe fn tiles<const BF: bool, const TILE_X: usize>(
     w: &[u8],
@@ -49,20 +48,9 @@ unsafe fn tiles<const BF: bool, const TILE_X: usize>(
     out: &mut [f32],
 ) {
     let n = w.len() / (2 * cols);
-    // Each group of activation rows meets every weight row of the task, which stays in L2.
-    for c0 in (0..m).step_by(TILE_X) {
-        let nc = (m - c0).min(TILE_X);
-        // Past the last row a tile re-reads it; those sums are dropped.
-        let xs = std::array::from_fn(|c| x.as_ptr().add((c0 + c.min(nc - 1)) * cols));
-        for r0 in (0..n).step_by(TILE_W) {
-            let nr = (n - r0).min(TILE_W);
-            let ws = std::array::from_fn(|r| w.as_ptr().add(2 * (r0 + r.min(nr - 1)) * cols));
-            let sums = tile::<BF, TILE_W, TILE_X, 1>(ws, xs, cols);
-            for (r, sums) in sums.iter().enumerate().take(nr) {
-                out[(r0 + r) * m + c0..][..nc].copy_from_slice(&sums[..nc]);
-            }
-        }
-    }
+    by_tiles::<f32, TILE_X>(w.as_ptr().cast(), n, x.as_ptr(), m, cols, out, |ws, xs| {
+        tile::<BF, TILE_W, TILE_X, 1>(ws.map(|p| p.cast()), xs, cols)
+    })
 }
 
 /// `R` weight rows (16-bit values at the given byte pointers) times `C` activation rows (f32),

@@ -7,8 +7,7 @@
 
 use std::arch::x86_64::*;
 
-/// Weight rows per GEMM tile.
-const TILE_W: usize = 4;
+use super::{by_tiles, TILE_W};
 
 /// `x` rounded to the nearest BF16 (ties to even) into `out`.
 // SAFETY: callers hold AVX-512 F/BW/VL and BF16, and pass slices of one length.
@@ -46,25 +45,13 @@ pub unsafe fn gemm(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) 
     }
 }
 
-/// [`gemm`] in tiles of `TILE_X` activation rows.
+/// [`gemm`] in tiles of [`TILE_W`] weight rows × `TILE_X` activation rows.
 #[inline(always)]
 unsafe fn tiles<const TILE_X: usize>(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
     let n = w.len() / (2 * cols);
-    let (wp, xp) = (w.as_ptr() as *const u16, x.as_ptr());
-    // Each group of activation rows meets every weight row of the task, which stays in L2.
-    for c0 in (0..m).step_by(TILE_X) {
-        let nc = (m - c0).min(TILE_X);
-        // Past the last row a tile re-reads it; those sums are dropped.
-        let xs = std::array::from_fn(|c| xp.add((c0 + c.min(nc - 1)) * cols));
-        for r0 in (0..n).step_by(TILE_W) {
-            let nr = (n - r0).min(TILE_W);
-            let ws = std::array::from_fn(|r| wp.add((r0 + r.min(nr - 1)) * cols));
-            let sums = tile::<TILE_W, TILE_X, 1>(ws, xs, cols);
-            for (r, sums) in sums.iter().enumerate().take(nr) {
-                out[(r0 + r) * m + c0..][..nc].copy_from_slice(&sums[..nc]);
-            }
-        }
-    }
+    by_tiles::<u16, TILE_X>(w.as_ptr().cast(), n, x.as_ptr(), m, cols, out, |ws, xs| {
+        tile::<TILE_W, TILE_X, 1>(ws, xs, cols)
+    })
 }
 
 /// Sixteen BF16 pairs as the dot product's operand type.

@@ -198,6 +198,49 @@ fn tile_acts(m: usize) -> usize {
     }
 }
 
+/// Weight rows per GEMM tile on every level: with three activation rows (AVX2), twelve
+/// accumulators, three activation vectors and the widened weight vector fill the sixteen
+/// registers (3 × 4 and 2 × 6 spill, 5 × 2 widens more weights per product: all measured
+/// slower); AVX-512's 32 registers hold 4 × 6.
+#[cfg(target_arch = "x86_64")]
+const TILE_W: usize = 4;
+
+/// The GEMM loop of every level: `n` weight rows of `cols` 16-bit values at `w` times `m`
+/// activation rows of `cols` values at `x` into `out` (`n · m`, row-major by weight row), in
+/// tiles of [`TILE_W`] weight rows × `C` activation rows that `tile` multiplies. Each group of
+/// activation rows meets every weight row of the task, which stays in L2 (column passes that
+/// fit L1 measured slower on AVX2: each pass pays the horizontal sums again).
+// SAFETY: callers pass `w` of `n · cols` values, `x` of `m · cols` and `out` of `n · m`, and a
+// `tile` that reads `cols` values at each pointer. It is inlined into each level's
+// `#[target_feature]` function, and `tile`, a closure defined there, inherits its features,
+// so the level's intrinsics inline into one loop.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn by_tiles<X, const C: usize>(
+    w: *const u16,
+    n: usize,
+    x: *const X,
+    m: usize,
+    cols: usize,
+    out: &mut [f32],
+    tile: impl Fn([*const u16; TILE_W], [*const X; C]) -> [[f32; C]; TILE_W],
+) {
+    for c0 in (0..m).step_by(C) {
+        let nc = (m - c0).min(C);
+        // Past the last row a tile re-reads it; those sums are dropped.
+        let xs = std::array::from_fn(|c| x.add((c0 + c.min(nc - 1)) * cols));
+        for r0 in (0..n).step_by(TILE_W) {
+            let nr = (n - r0).min(TILE_W);
+            let ws = std::array::from_fn(|r| w.add((r0 + r.min(nr - 1)) * cols));
+            let sums = tile(ws, xs);
+            for (r, sums) in sums.iter().enumerate().take(nr) {
+                out[(r0 + r) * m + c0..][..nc].copy_from_slice(&sums[..nc]);
+            }
+        }
+    }
+}
+
 /// Activations prepared for one kernel ([`Kernel::prepare`]).
 pub struct Acts<'a> {
     f32: &'a [f32],
