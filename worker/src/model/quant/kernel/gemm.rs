@@ -4,12 +4,15 @@
 //! Per four columns it loads one vector per 16 weight rows and broadcasts four bytes of each
 //! activation row, so eight `vpdpbusd` need six loads and no shuffle. Integer sums run over one
 //! scale span (32 weights, 16 for Q6_K); only then are they converted and scaled, a vector of
-//! 16 rows at a time.
+//! 16 rows at a time. The K formats' activations share one scale per 256 values, so their
+//! spans add up unscaled by it and take it once per 256: a span costs a conversion and two
+//! multiply-adds instead of a conversion, a product and two multiply-adds.
 
 use std::arch::x86_64::*;
 
 use super::PanelBlock;
 use crate::model::quant::act::{Activations, Rows};
+use crate::model::quant::format::Format;
 use crate::model::quant::panel::{Panel, LANES};
 
 /// See [`super::Isa::gemm`].
@@ -18,42 +21,51 @@ use crate::model::quant::panel::{Panel, LANES};
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 pub unsafe fn gemm(
     panel: &Panel,
-    span: usize,
+    format: Format,
     acts: &Activations,
     c0: usize,
     n: usize,
     out: &mut PanelBlock,
 ) {
     macro_rules! by_cols {
-        ($g:literal, $s:literal) => {
+        ($g:literal, $s:literal, $k:literal) => {
             match n {
-                1 => pass::<$g, 1, $s>(panel, acts, c0, out),
-                2 => pass::<$g, 2, $s>(panel, acts, c0, out),
-                3 => pass::<$g, 3, $s>(panel, acts, c0, out),
-                _ => pass::<$g, 4, $s>(panel, acts, c0, out),
+                1 => pass::<$g, 1, $s, $k>(panel, acts, c0, out),
+                2 => pass::<$g, 2, $s, $k>(panel, acts, c0, out),
+                3 => pass::<$g, 3, $s, $k>(panel, acts, c0, out),
+                _ => pass::<$g, 4, $s, $k>(panel, acts, c0, out),
             }
         };
     }
-    match (panel.groups, span) {
-        (1, 16) => by_cols!(1, 16),
-        (1, _) => by_cols!(1, 32),
-        (_, 16) => by_cols!(2, 16),
-        _ => by_cols!(2, 32),
+    // The K formats' activations are quantized per 256 values (`Format::block_values`).
+    let k = format.block_values() == SUPER;
+    match (panel.groups, format.scale_span(), k) {
+        (1, 16, _) => by_cols!(1, 16, true),
+        (1, _, true) => by_cols!(1, 32, true),
+        (1, _, false) => by_cols!(1, 32, false),
+        (_, 16, _) => by_cols!(2, 16, true),
+        (_, _, true) => by_cols!(2, 32, true),
+        _ => by_cols!(2, 32, false),
     }
 }
+
+/// Values per activation scale of the K formats.
+const SUPER: usize = 256;
 
 // SAFETY: reached only from `gemm`. Each group holds `padded / 4` vectors and `padded / 16`
 // scale and offset vectors, each activation row `padded` bytes, `padded / 32` scales and
 // `padded / S` sums, and `padded` is a multiple of 64 (so of `S`): every load is in bounds.
+// With `K`, one activation scale covers every 256 values (a whole number of spans).
 #[allow(unsafe_code)]
 #[inline(always)]
-unsafe fn pass<const G: usize, const N: usize, const S: usize>(
+unsafe fn pass<const G: usize, const N: usize, const S: usize, const K: bool>(
     panel: &Panel,
     acts: &Activations,
     c0: usize,
     out: &mut PanelBlock,
 ) {
     let padded = panel.padded;
+    let spans = padded / S;
     let wq: [*const u32; G] = std::array::from_fn(|g| panel.group_q(g).as_ptr());
     let wa: [*const f32; G] = std::array::from_fn(|g| panel.group_a(g).as_ptr());
     let wb: [*const f32; G] = std::array::from_fn(|g| panel.group_b(g).as_ptr());
@@ -63,7 +75,9 @@ unsafe fn pass<const G: usize, const N: usize, const S: usize>(
         s: xs,
     } = acts.rows_at::<N>(c0, S);
     let mut facc = [[_mm512_setzero_ps(); N]; G];
-    for span in 0..padded / S {
+    // With `K`: the sums of the current 256 values, not yet times the activation scale.
+    let mut fsup = [[_mm512_setzero_ps(); N]; G];
+    for span in 0..spans {
         let mut iacc = [[_mm512_setzero_si512(); N]; G];
         for step in 0..S / 4 {
             let k = span * (S / 4) + step;
@@ -81,12 +95,30 @@ unsafe fn pass<const G: usize, const N: usize, const S: usize>(
         let a: [__m512; G] = std::array::from_fn(|g| _mm512_loadu_ps(wa[g].add(LANES * h)));
         let b: [__m512; G] = std::array::from_fn(|g| _mm512_loadu_ps(wb[g].add(LANES * h)));
         for c in 0..N {
-            let d = _mm512_set1_ps(*xd[c].add(span * S / 32));
+            // The sums `s` already hold the activation scale.
             let s = _mm512_set1_ps(*xs[c].add(span));
-            for g in 0..G {
-                let v = _mm512_cvtepi32_ps(iacc[g][c]);
-                facc[g][c] = _mm512_fmadd_ps(v, _mm512_mul_ps(a[g], d), facc[g][c]);
-                facc[g][c] = _mm512_fmadd_ps(b[g], s, facc[g][c]);
+            if K {
+                for g in 0..G {
+                    let v = _mm512_cvtepi32_ps(iacc[g][c]);
+                    fsup[g][c] = _mm512_fmadd_ps(v, a[g], fsup[g][c]);
+                    facc[g][c] = _mm512_fmadd_ps(b[g], s, facc[g][c]);
+                }
+            } else {
+                let d = _mm512_set1_ps(*xd[c].add(span * S / 32));
+                for g in 0..G {
+                    let v = _mm512_cvtepi32_ps(iacc[g][c]);
+                    facc[g][c] = _mm512_fmadd_ps(v, _mm512_mul_ps(a[g], d), facc[g][c]);
+                    facc[g][c] = _mm512_fmadd_ps(b[g], s, facc[g][c]);
+                }
+            }
+        }
+        if K && ((span + 1) % (SUPER / S) == 0 || span + 1 == spans) {
+            for c in 0..N {
+                let d = _mm512_set1_ps(*xd[c].add(span * S / 32));
+                for g in 0..G {
+                    facc[g][c] = _mm512_fmadd_ps(fsup[g][c], d, facc[g][c]);
+                    fsup[g][c] = _mm512_setzero_ps();
+                }
             }
         }
     }

@@ -292,9 +292,7 @@ impl Isa {
             // row the kernel reads inside the panel and the activations.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx512Vnni => unsafe {
-                gemm::gemm(panel, format.scale_span(), acts, c0, n, out)
-            },
+            Level::Avx512Vnni => unsafe { gemm::gemm(panel, format, acts, c0, n, out) },
             // SAFETY: as above, with AVX2 and FMA detected.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
