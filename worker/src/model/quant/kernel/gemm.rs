@@ -10,7 +10,7 @@
 
 use std::arch::x86_64::*;
 
-use super::PanelBlock;
+use super::{PanelBlock, SUPER};
 use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::format::Format;
 use crate::model::quant::panel::{Panel, LANES};
@@ -48,9 +48,6 @@ pub unsafe fn gemm(
         _ => by_cols!(2, 32, false),
     }
 }
-
-/// Values per activation scale of the K formats.
-const SUPER: usize = 256;
 
 // SAFETY: reached only from `gemm`. Each group holds `padded / 4` vectors and `padded / 16`
 // scale and offset vectors, each activation row `padded` bytes, `padded / 32` scales and

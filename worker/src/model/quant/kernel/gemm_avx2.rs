@@ -11,7 +11,7 @@ use std::arch::x86_64::*;
 
 use super::packed_avx2::dot;
 use super::unpack_avx2::{Unpack, K4, Q40, Q41, Q6, Q80};
-use super::PanelBlock;
+use super::{PanelBlock, SUPER};
 use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::format::Format;
 use crate::model::quant::panel::{Panel, LANES};
@@ -115,9 +115,6 @@ unsafe fn pass<U: Unpack, const N: usize>(
         }
     }
 }
-
-/// Values per K super-block, which shares one weight scale `d` and one activation scale.
-const SUPER: usize = 256;
 
 /// [`pass`] for the K formats: each 16-bit sum is widened by `madd` with its sub-block's
 /// integer scale instead of ones, so a whole super-block adds up in 32-bit integers and is

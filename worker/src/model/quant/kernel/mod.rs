@@ -70,6 +70,11 @@ mod unpack_avx2;
 /// Activation rows per microkernel call, at most.
 pub const COLS: usize = 4;
 
+/// Values per K super-block, which shares one weight scale `d` and one activation scale
+/// (the K formats' activations are quantized per 256 values, as llama.cpp's `Q8_K`).
+#[cfg(target_arch = "x86_64")]
+const SUPER: usize = 256;
+
 /// Results of one microkernel call: `[weight row][activation row]`.
 pub type Block = [[f32; COLS]; TILE_ROWS];
 
