@@ -24,7 +24,9 @@ fi
 field() { grep -m1 "^$1[[:space:]]*:" /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'; }
 cpu=$(field 'model name')
 # VMs often report only "AMD EPYC": family and model name the generation (25/1 Zen 3, 25/17 Zen 4).
-simd=$(grep -m1 '^flags' /proc/cpuinfo | grep -qw avx512_vnni && echo "AVX-512 VNNI" || echo "AVX2, no AVX-512 VNNI")
+flags=$(grep -m1 '^flags' /proc/cpuinfo)
+simd=$(grep -qw avx512_vnni <<<"$flags" && echo "AVX-512 VNNI" || echo "AVX2, no AVX-512 VNNI")
+if grep -qw amx_bf16 <<<"$flags"; then simd="$simd, AMX"; fi
 echo "CPU: ${cpu:-unknown} (family $(field 'cpu family') model $(field model), $simd, $(nproc) cores), threads: $THREADS, $(date -u +%Y-%m-%d)"
 for m in "${models[@]}"; do
     echo

@@ -56,12 +56,7 @@ fn products_equal_the_f64_reference_for_every_kind_kernel_and_shape() {
                 let x = values(m * cols, m as u64 + 7);
                 let (want, scale) = reference(&w, &x, m);
                 for kernel in Kernel::available(kind) {
-                    // Rounding activations to BF16 moves each term by up to 2⁻⁹ of itself.
-                    let tol = if kernel.rounds_activations() {
-                        1.0 / 256.0
-                    } else {
-                        1e-5
-                    };
+                    let tol = kernel.term_error().max(1e-5);
                     let got = w.matmul_by(kernel, &x, m);
                     assert_eq!(got.len(), want.len());
                     for (k, ((&g, &e), &s)) in got.iter().zip(&want).zip(&scale).enumerate() {
@@ -80,15 +75,19 @@ fn products_equal_the_f64_reference_for_every_kind_kernel_and_shape() {
 /// sums of BF16 weights times BF16-rounded activations, to f32 accumulation error.
 #[test]
 fn bf16_dot_products_equal_llama_cpps_rounded_activation_products() {
-    let Some(kernel) = Kernel::available(Half::Bf16)
+    // Bf16Dot, and AMX (whose tiles start at 16 rows), where the CPU has them.
+    for kernel in Kernel::available(Half::Bf16)
         .into_iter()
-        .find(|k| k.rounds_activations())
-    else {
-        return; // no AVX-512 BF16 on this CPU
-    };
-    for (rows, cols) in [(33, 96), (6, 300), (9, 4100)] {
+        .filter(|k| k.rounds_activations())
+    {
+        rounded_products_match(kernel);
+    }
+}
+
+fn rounded_products_match(kernel: Kernel) {
+    for (rows, cols) in [(33, 96), (6, 300), (9, 4100), (70, 64)] {
         let w = matrix(Half::Bf16, rows, cols, 3);
-        for m in [1, 4, 8, 17] {
+        for m in [1, 4, 8, 17, 33] {
             let x = values(m * cols, 11);
             let rounded: Vec<f32> = x
                 .iter()
@@ -99,11 +98,42 @@ fn bf16_dot_products_equal_llama_cpps_rounded_activation_products() {
             for (k, ((&g, &e), &s)) in got.iter().zip(&want).zip(&scale).enumerate() {
                 assert!(
                     (g as f64 - e).abs() <= 1e-5 * s.max(1e-3),
-                    "{rows}x{cols} m={m} at {k}: {g} vs {e}"
+                    "{kernel:?} {rows}x{cols} m={m} at {k}: {g} vs {e}"
                 );
             }
         }
     }
+}
+
+/// F16 on AMX splits weights and activations into BF16 halves: its products must stay
+/// closer to the f64 ones than llama.cpp's F16 path (activations rounded to F16, 2⁻¹¹ of each
+/// term) comes, which a single BF16 pass (2⁻⁹) would not.
+#[test]
+fn f16_on_amx_is_closer_than_activations_rounded_to_f16() {
+    let Some(kernel) = Kernel::available(Half::F16)
+        .into_iter()
+        .find(|k| matches!(k, Kernel::Amx(_)))
+    else {
+        return; // no AMX on this CPU
+    };
+    let (rows, cols, m) = (40, 2048, 48);
+    let w = matrix(Half::F16, rows, cols, 5);
+    let x = values(m * cols, 13);
+    let (want, _) = reference(&w, &x, m);
+    let as_f16: Vec<f32> = x.iter().map(|&v| half::f16::from_f32(v).to_f32()).collect();
+    let (llama, _) = reference(&w, &as_f16, m);
+    let err = |got: &[f64]| -> f64 { got.iter().zip(&want).map(|(g, e)| (g - e).abs()).sum() };
+    let amx: Vec<f64> = w
+        .matmul_by(kernel, &x, m)
+        .iter()
+        .map(|&v| v as f64)
+        .collect();
+    assert!(
+        err(&amx) * 4.0 < err(&llama),
+        "AMX F16 error {} vs activations rounded to F16 {}",
+        err(&amx),
+        err(&llama)
+    );
 }
 
 #[test]

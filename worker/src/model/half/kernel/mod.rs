@@ -1,7 +1,8 @@
 //! The 16-bit float kernels, chosen at run time from the CPU's features as the int8 ones are:
-//! scalar everywhere; AVX2 + FMA + F16C; AVX-512 (16 values a step, masked tails); and on
-//! CPUs with AVX-512 BF16, `vdpbf16ps` for BF16 weights, with the activations rounded to BF16
-//! once per product (as llama.cpp does there), two multiply-adds per 32-bit lane.
+//! scalar everywhere; AVX2 + FMA + F16C; AVX-512 (16 values a step, masked tails); on CPUs
+//! with AVX-512 BF16, `vdpbf16ps` for BF16 weights, with the activations rounded to BF16 once
+//! per product (as llama.cpp does there), two multiply-adds per 32-bit lane; and on CPUs with
+//! AMX (the `amx` level), tiles from [`AMX_FROM`] activation rows (see `amx.rs`).
 //!
 //! One activation row (decode of one sequence) goes one weight row at a time: the matrix is
 //! then read as one sequential stream, which the hardware prefetchers follow better than four
@@ -14,6 +15,8 @@
 use super::Half;
 use crate::model::quant::Isa;
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -32,7 +35,13 @@ pub enum Kernel {
     Avx512(Half),
     /// AVX-512 BF16 on BF16 weights: activations rounded to BF16, `vdpbf16ps`.
     Bf16Dot,
+    /// AMX tiles from [`AMX_FROM`] activation rows (BF16 as [`Kernel::Bf16Dot`], F16 split
+    /// into two BF16 halves), and the best AVX-512 kernel below that.
+    Amx(Half),
 }
+
+/// Activation rows from which [`Kernel::Amx`] multiplies on tiles: a tile holds 16.
+pub const AMX_FROM: usize = 16;
 
 impl Kernel {
     /// The best kernel of `isa` for `kind` on this CPU.
@@ -42,6 +51,9 @@ impl Kernel {
         }
         if !isa.has_avx512() {
             return Kernel::Avx2(kind);
+        }
+        if isa.has_amx() {
+            return Kernel::Amx(kind);
         }
         if kind == Half::Bf16 && has_bf16_dot() {
             return Kernel::Bf16Dot;
@@ -70,13 +82,36 @@ impl Kernel {
         match self {
             Kernel::Scalar(k) | Kernel::Avx2(k) | Kernel::Avx512(k) => k,
             Kernel::Bf16Dot => Half::Bf16,
+            Kernel::Amx(k) => k,
+        }
+    }
+
+    /// The kernel that multiplies for [`Kernel::Amx`] under [`AMX_FROM`] rows (itself
+    /// elsewhere).
+    fn below_amx(self) -> Kernel {
+        match self {
+            Kernel::Amx(Half::Bf16) => Kernel::Bf16Dot,
+            Kernel::Amx(Half::F16) => Kernel::Avx512(Half::F16),
+            k => k,
         }
     }
 
     /// Whether this kernel rounds activations to BF16 (so products are as exact as BF16
     /// inputs allow, about 2⁻⁹ of each term, rather than f32's).
     pub fn rounds_activations(self) -> bool {
-        self == Kernel::Bf16Dot
+        matches!(self, Kernel::Bf16Dot | Kernel::Amx(Half::Bf16))
+    }
+
+    /// A bound on how far this kernel moves each product term, relative to the term, by
+    /// rounding its operands: 2⁻⁹ where activations are rounded to BF16 (given as 2⁻⁸), 2⁻¹⁶
+    /// for F16 on AMX, whose activations keep 16 bits in two BF16 halves (given as 2⁻¹⁵), and
+    /// 0 where every operand is used exactly in f32.
+    pub fn term_error(self) -> f64 {
+        match self {
+            _ if self.rounds_activations() => 1.0 / 256.0,
+            Kernel::Amx(Half::F16) => 1.0 / 32768.0,
+            _ => 0.0,
+        }
     }
 
     /// The little-endian 16-bit values `src` as f32 into `dst` (half as many values as bytes).
@@ -101,11 +136,26 @@ impl Kernel {
         }
     }
 
-    /// The activations as this kernel reads them: `x` itself, or rounded to BF16.
-    pub fn prepare(self, x: &[f32]) -> Acts<'_> {
+    /// The `m` activation rows `x` as this kernel reads them: `x` itself, rounded to BF16, or
+    /// packed for AMX tiles.
+    pub fn prepare(self, x: &[f32], m: usize) -> Acts<'_> {
         let mut bf16 = Vec::new();
         #[cfg(target_arch = "x86_64")]
-        if self == Kernel::Bf16Dot {
+        if let Kernel::Amx(kind) = self {
+            if m >= AMX_FROM {
+                let cols = x.len() / m;
+                // SAFETY: Amx is chosen only on the `amx` level (tiles granted, AVX-512 BF16).
+                #[allow(unsafe_code)]
+                let tiles = unsafe { amx::pack_acts(x, m, cols, kind == Half::F16) };
+                return Acts {
+                    f32: x,
+                    bf16,
+                    tiles: Some(tiles),
+                };
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.below_amx() == Kernel::Bf16Dot {
             bf16.resize(x.len(), 0);
             // SAFETY: Bf16Dot is chosen only where detection found AVX-512 F/BW/VL and BF16;
             // the lengths match.
@@ -114,7 +164,12 @@ impl Kernel {
                 bf16dp::round(x, &mut bf16)
             };
         }
-        Acts { f32: x, bf16 }
+        Acts {
+            f32: x,
+            bf16,
+            #[cfg(target_arch = "x86_64")]
+            tiles: None,
+        }
     }
 
     /// `out[r·m + i] = w[r] · x[i]` for every weight row `r` of `w` (`cols` little-endian
@@ -133,8 +188,8 @@ impl Kernel {
         // with this kernel (same length as `x.f32`).
         #[allow(unsafe_code)]
         unsafe {
-            match self {
-                Kernel::Scalar(_) => {}
+            match self.below_amx() {
+                Kernel::Scalar(_) | Kernel::Amx(_) => {}
                 Kernel::Avx2(Half::F16) => return avx2::dot::<false>(w, cols, x.f32, out),
                 Kernel::Avx2(Half::Bf16) => return avx2::dot::<true>(w, cols, x.f32, out),
                 Kernel::Avx512(Half::F16) => return avx512::dot::<false>(w, cols, x.f32, out),
@@ -172,7 +227,10 @@ impl Kernel {
         // SAFETY: as in `dot`.
         #[allow(unsafe_code)]
         unsafe {
-            match self {
+            if let (Kernel::Amx(kind), Some(tiles)) = (self, &x.tiles) {
+                return amx::gemm(kind == Half::F16, w, cols, tiles, m, out);
+            }
+            match self.below_amx() {
                 Kernel::Bf16Dot => {
                     assert_eq!(x.bf16.len(), x.f32.len());
                     bf16dp::gemm(w, cols, &x.bf16, m, out);
@@ -181,7 +239,7 @@ impl Kernel {
                 Kernel::Avx512(Half::Bf16) => avx512::gemm::<true>(w, cols, x.f32, m, out),
                 Kernel::Avx2(Half::F16) => avx2::gemm::<false>(w, cols, x.f32, m, out),
                 Kernel::Avx2(Half::Bf16) => avx2::gemm::<true>(w, cols, x.f32, m, out),
-                Kernel::Scalar(_) => {}
+                Kernel::Scalar(_) | Kernel::Amx(_) => {}
             }
         }
     }
@@ -246,6 +304,9 @@ pub struct Acts<'a> {
     f32: &'a [f32],
     /// The same values rounded to BF16, for [`Kernel::Bf16Dot`] only (else empty).
     bf16: Vec<u16>,
+    /// The same values packed for AMX tiles, for [`Kernel::Amx`] from [`AMX_FROM`] rows.
+    #[cfg(target_arch = "x86_64")]
+    tiles: Option<amx::Packed>,
 }
 
 /// Whether `isa` runs vector kernels for 16-bit floats on this CPU (F16C on top of AVX2).

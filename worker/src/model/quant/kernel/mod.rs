@@ -2,8 +2,9 @@
 //!
 //! Every kernel is compiled into every x86-64 binary behind `#[target_feature]` and picked by
 //! what the CPU reports when the worker starts, so a binary built on one machine runs, with the
-//! best kernels it can, on another. `ARENA_KERNELS=scalar|avx2|avx512` forces a lower level
-//! (benchmarks, tests); a level the CPU lacks is never used.
+//! best kernels it can, on another. `ARENA_KERNELS=scalar|avx2|avx512|amx` forces a lower
+//! level (benchmarks, tests); a level the CPU lacks is never used. The `amx` level multiplies
+//! 16-bit weights on AMX tiles and runs the AVX-512 VNNI kernels for these formats.
 
 use std::sync::OnceLock;
 
@@ -65,6 +66,8 @@ mod packed_avx2;
 mod regs;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
+mod tiles;
+#[cfg(target_arch = "x86_64")]
 mod unpack_avx2;
 
 /// Activation rows per microkernel call, at most.
@@ -86,6 +89,7 @@ enum Level {
     Scalar,
     Avx2,
     Avx512Vnni,
+    Amx,
 }
 
 /// A kernel family this CPU can run; only [`Isa::best`] and [`Isa::available`] make one.
@@ -103,6 +107,9 @@ impl Isa {
                 out.push(Isa(Level::Avx2));
                 if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
                     out.push(Isa(Level::Avx512Vnni));
+                    if tiles::available() {
+                        out.push(Isa(Level::Amx));
+                    }
                 }
             }
         }
@@ -141,6 +148,7 @@ impl Isa {
             Level::Scalar => "scalar",
             Level::Avx2 => "avx2",
             Level::Avx512Vnni => "avx512",
+            Level::Amx => "amx",
         }
     }
 
@@ -154,7 +162,7 @@ impl Isa {
             // they reach tiles only when called directly).
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 | Level::Avx512Vnni => unsafe {
+            Level::Avx2 | Level::Avx512Vnni | Level::Amx => unsafe {
                 avx2::fill(tile, format, data, n, cols, padded)
             },
             #[cfg(not(target_arch = "x86_64"))]
@@ -174,7 +182,7 @@ impl Isa {
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx512Vnni => unsafe { avx512::quantize(x, block, q, d, s) },
+            Level::Avx512Vnni | Level::Amx => unsafe { avx512::quantize(x, block, q, d, s) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => quantize_row(x, block, q, d, s),
         }
@@ -198,7 +206,9 @@ impl Isa {
             // kernel reads inside the tile and the activations.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 | Level::Avx512Vnni => unsafe { avx2::micro(tile, r0, acts, c0, n, out) },
+            Level::Avx2 | Level::Avx512Vnni | Level::Amx => unsafe {
+                avx2::micro(tile, r0, acts, c0, n, out)
+            },
             #[cfg(not(target_arch = "x86_64"))]
             _ => scalar::micro(tile, r0, acts, c0, n, out),
         }
@@ -231,7 +241,9 @@ impl Isa {
             // SAFETY: as above (AVX-512 VNNI implies the VL form this kernel uses).
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx512Vnni => unsafe { fused::rows_vnni(format, data, row_bytes, acts, out) },
+            Level::Avx512Vnni | Level::Amx => unsafe {
+                fused::rows_vnni(format, data, row_bytes, acts, out)
+            },
             _ => return false,
         }
         true
@@ -253,7 +265,12 @@ impl Isa {
     /// GEMM: AVX-512 VNNI only, since such panels hold bytes offset by 128, which `vpdpbusd`
     /// takes and AVX2's 16-bit pair sums would overflow.
     pub fn has_gemm(self) -> bool {
-        self.0 == Level::Avx512Vnni
+        self.0 >= Level::Avx512Vnni
+    }
+
+    /// Whether this level has AMX BF16 tiles, granted by the OS, and AVX-512 BF16.
+    pub fn has_amx(self) -> bool {
+        self.0 >= Level::Amx
     }
 
     /// Unpacks `n` weight rows into `panel` for [`Isa::gemm`]; only on levels that have it.
@@ -297,7 +314,9 @@ impl Isa {
             // row the kernel reads inside the panel and the activations.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx512Vnni => unsafe { gemm::gemm(panel, format, acts, c0, n, out) },
+            Level::Avx512Vnni | Level::Amx => unsafe {
+                gemm::gemm(panel, format, acts, c0, n, out)
+            },
             // SAFETY: as above, with AVX2 and FMA detected.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
@@ -364,7 +383,9 @@ impl Isa {
             // activations hold every value the kernel reads.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx512Vnni => unsafe { packed::gemv(format, groups, acts, c0, n, out, at) },
+            Level::Avx512Vnni | Level::Amx => unsafe {
+                packed::gemv(format, groups, acts, c0, n, out, at)
+            },
             // SAFETY: as above, with AVX2, FMA and F16C detected.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
@@ -382,7 +403,9 @@ impl Isa {
             // SAFETY: as `gemv_packed`; `padded` covers every block and is a multiple of 64.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx512Vnni => unsafe { packed::fill_panel(format, groups, panel, padded) },
+            Level::Avx512Vnni | Level::Amx => unsafe {
+                packed::fill_panel(format, groups, panel, padded)
+            },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]

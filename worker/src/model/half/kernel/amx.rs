@@ -1,0 +1,361 @@
+//! AMX (Intel Sapphire Rapids and later): the 16-bit GEMM on tile registers. One `tdpbf16ps`
+//! multiplies 16 weight rows × 32 values by 32 values × 16 activation rows (16 384
+//! multiply-adds, where one core's AVX-512 FMAs do 32 a cycle).
+//!
+//! BF16 weights go in as stored, times activations rounded to BF16 (as [`super::bf16dp`] and
+//! llama.cpp do on such CPUs). F16 values do not fit BF16's 8-bit significand, so each weight
+//! is split into two BF16 values whose sum is exact (`hi = bf16(w)`, `lo = w − hi`: 11 bits
+//! fit in 8 + 8), each activation likewise (to 16 bits), and every step takes three tile
+//! products, `hi·hi + hi·lo + lo·hi`: closer to the f32 product than llama.cpp's F16 path,
+//! which rounds the activations to F16.
+//!
+//! Both operands are repacked into whole tiles, zero-padded, so any shape runs: the
+//! activations once per product into the pair layout `tdpbf16ps` reads them in
+//! ([`pack_acts`]), the weights once per task ([`pack_weights`]).
+
+#![allow(unsafe_code)]
+
+use std::arch::asm;
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+/// Values per tile row along the shared dimension (64 bytes of BF16).
+const K: usize = 32;
+
+/// Rows per tile: weight rows of an A tile, value pairs of a B tile, and the activation rows
+/// one B tile holds side by side.
+const R: usize = 16;
+
+/// 16-bit values per tile.
+const TILE: usize = R * K;
+
+/// Weight rows per block (two A tiles) and activation rows per block (two B tiles): four
+/// accumulator tiles and four operand tiles fill the eight tile registers.
+const BLOCK: usize = 2 * R;
+
+thread_local! {
+    static WEIGHTS: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Activation rows packed for [`gemm`]: per block of 16 rows, per 32 values, `parts` B tiles
+/// (BF16, or the high and low BF16 halves for F16 weights).
+pub struct Packed {
+    tiles: Vec<u16>,
+    chunks: usize,
+    parts: usize,
+}
+
+/// How many BF16 parts each value is split into for weights of this kind.
+fn parts(f16: bool) -> usize {
+    if f16 {
+        2
+    } else {
+        1
+    }
+}
+
+/// The mask of the first `n` (at most 16) lanes.
+fn lanes(n: usize) -> __mmask16 {
+    if n >= 16 {
+        !0
+    } else {
+        (1u16 << n) - 1
+    }
+}
+
+/// 32 f32 values as BF16 (ties to even), value `2j` and `2j + 1` in 32-bit lane `j`; with
+/// `lo`, the remainders `v − hi` as BF16 too.
+#[inline(always)]
+unsafe fn split(v0: __m512, v1: __m512, lo: bool) -> (__m512i, __m512i) {
+    let hi = _mm512_cvtne2ps_pbh(v1, v0);
+    if !lo {
+        return (
+            std::mem::transmute::<__m512bh, __m512i>(hi),
+            _mm512_setzero_si512(),
+        );
+    }
+    let bits: __m512i = std::mem::transmute(hi);
+    let widen =
+        |half: __m256i| _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(half), 16));
+    let h0 = widen(_mm512_castsi512_si256(bits));
+    let h1 = widen(_mm512_extracti64x4_epi64::<1>(bits));
+    let lo = _mm512_cvtne2ps_pbh(_mm512_sub_ps(v1, h1), _mm512_sub_ps(v0, h0));
+    (bits, std::mem::transmute::<__m512bh, __m512i>(lo))
+}
+
+/// `m` rows of `cols` f32 values at `x` packed for [`gemm`] on weights of kind `f16`.
+// SAFETY: callers hold the `amx` level (AVX-512 F/BW/VL and BF16 with it) and pass `x` of
+// `m · cols` values.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+pub unsafe fn pack_acts(x: &[f32], m: usize, cols: usize, f16: bool) -> Packed {
+    assert_eq!(x.len(), m * cols);
+    let (chunks, parts) = (cols.div_ceil(K), parts(f16));
+    let blocks = m.div_ceil(BLOCK) * BLOCK / R;
+    let per_block = chunks * parts * TILE;
+    let mut tiles = vec![0u16; blocks * per_block];
+    tiles
+        .par_chunks_mut(per_block)
+        .enumerate()
+        .for_each(|(b, block)| {
+            let rows = R.min(m.saturating_sub(b * R));
+            if rows == 0 {
+                return;
+            }
+            for c in 0..chunks {
+                let at = c * K;
+                let mut hi = [_mm512_setzero_si512(); R];
+                let mut lo = [_mm512_setzero_si512(); R];
+                for t in 0..rows {
+                    let p = x.as_ptr().add((b * R + t) * cols + at);
+                    let v0 = _mm512_maskz_loadu_ps(lanes(cols - at), p);
+                    let v1 =
+                        _mm512_maskz_loadu_ps(lanes((cols - at).saturating_sub(16)), p.add(16));
+                    (hi[t], lo[t]) = split(v0, v1, parts == 2);
+                }
+                // Row t holds activation row t's 16 pairs; a B tile's row j holds pair j of
+                // all 16 activation rows.
+                let tile = block.as_mut_ptr().add(c * parts * TILE);
+                for (j, v) in transpose(hi).iter().enumerate() {
+                    _mm512_storeu_si512(tile.add(j * K).cast(), *v);
+                }
+                if parts == 2 {
+                    for (j, v) in transpose(lo).iter().enumerate() {
+                        _mm512_storeu_si512(tile.add(TILE + j * K).cast(), *v);
+                    }
+                }
+            }
+        });
+    Packed {
+        tiles,
+        chunks,
+        parts,
+    }
+}
+
+/// The 16 × 16 matrix of 32-bit values in `r` (one row a register), transposed.
+#[inline(always)]
+unsafe fn transpose(r: [__m512i; 16]) -> [__m512i; 16] {
+    // Interleave pairs of rows, then pairs of pairs: register 4q + s then holds, in 128-bit
+    // lane L, column 4L + s of rows 4q to 4q + 3.
+    let t: [__m512i; 16] = std::array::from_fn(|i| {
+        let (a, b) = (r[i & !1], r[i | 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi32(a, b)
+        } else {
+            _mm512_unpackhi_epi32(a, b)
+        }
+    });
+    let u: [__m512i; 16] = std::array::from_fn(|i| {
+        let (q, s) = (i / 4 * 4, i % 4);
+        let (a, b) = (t[q + s / 2], t[q + 2 + s / 2]);
+        if s % 2 == 0 {
+            _mm512_unpacklo_epi64(a, b)
+        } else {
+            _mm512_unpackhi_epi64(a, b)
+        }
+    });
+    // Gather lane L of the four registers of each s into row 4L + s.
+    let mut out = [_mm512_setzero_si512(); 16];
+    for s in 0..4 {
+        let (a, b, c, d) = (u[s], u[4 + s], u[8 + s], u[12 + s]);
+        let x0 = _mm512_shuffle_i32x4::<0x88>(a, b);
+        let x1 = _mm512_shuffle_i32x4::<0xdd>(a, b);
+        let y0 = _mm512_shuffle_i32x4::<0x88>(c, d);
+        let y1 = _mm512_shuffle_i32x4::<0xdd>(c, d);
+        out[s] = _mm512_shuffle_i32x4::<0x88>(x0, y0);
+        out[4 + s] = _mm512_shuffle_i32x4::<0x88>(x1, y1);
+        out[8 + s] = _mm512_shuffle_i32x4::<0xdd>(x0, y0);
+        out[12 + s] = _mm512_shuffle_i32x4::<0xdd>(x1, y1);
+    }
+    out
+}
+
+/// `n` weight rows of `cols` 16-bit values (little-endian bytes) packed as A tiles into
+/// `out`: per block of 32 rows, per 32 values, `parts` pairs of A tiles.
+#[inline(always)]
+unsafe fn pack_weights(w: &[u8], n: usize, cols: usize, f16: bool, out: &mut Vec<u16>) {
+    let (chunks, parts) = (cols.div_ceil(K), parts(f16));
+    let per_block = chunks * parts * 2 * TILE;
+    // A reused buffer is not cleared: rows past `n` keep old values, whose sums are dropped.
+    out.resize(n.div_ceil(BLOCK) * per_block, 0);
+    for r in 0..n {
+        let row = w.as_ptr().add(2 * r * cols) as *const i16;
+        let block = out
+            .as_mut_ptr()
+            .add(r / BLOCK * per_block + (r % BLOCK / R) * TILE);
+        for c in 0..chunks {
+            let at = c * K;
+            let mask =
+                (lanes(cols - at) as u32) | (lanes((cols - at).saturating_sub(16)) as u32) << 16;
+            let raw = _mm512_maskz_loadu_epi16(mask, row.add(at));
+            let dst = block.add(c * parts * 2 * TILE + (r % R) * K) as *mut __m512i;
+            if !f16 {
+                _mm512_storeu_si512(dst, raw);
+                continue;
+            }
+            let v0 = _mm512_cvtph_ps(_mm512_castsi512_si256(raw));
+            let v1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64::<1>(raw));
+            let (hi, lo) = split(v0, v1, true);
+            _mm512_storeu_si512(dst, hi);
+            _mm512_storeu_si512(dst.cast::<u16>().add(2 * TILE).cast(), lo);
+        }
+    }
+}
+
+/// Every tile register as 16 rows of 64 bytes (palette 1), for `ldtilecfg`.
+#[repr(C, align(64))]
+struct Config([u8; 64]);
+
+impl Config {
+    fn full() -> Config {
+        let mut c = [0u8; 64];
+        c[0] = 1;
+        for t in 0..8 {
+            c[16 + 2 * t] = (2 * K) as u8;
+            c[48 + t] = R as u8;
+        }
+        Config(c)
+    }
+}
+
+/// `out[r·m + i] = w[r] · x[i]` for the `n` weight rows of `cols` 16-bit values in `w` (F16
+/// if `f16`, else BF16) and the `m` activation rows packed in `x` for this kind.
+// SAFETY: callers hold the `amx` level (tile state granted, AVX-512 BF16) and pass `w` of
+// `n · cols` values, `x` packed from `m` rows of `cols` for the same kind, and `out` of `n · m`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+pub unsafe fn gemm(f16: bool, w: &[u8], cols: usize, x: &Packed, m: usize, out: &mut [f32]) {
+    let n = w.len() / (2 * cols);
+    assert!(w.len() == 2 * n * cols && out.len() == n * m);
+    assert!(x.chunks == cols.div_ceil(K) && x.parts == parts(f16));
+    assert!(x.tiles.len() >= m.div_ceil(BLOCK) * BLOCK * x.chunks * x.parts * K);
+    let (chunks, parts) = (x.chunks, x.parts);
+    WEIGHTS.with_borrow_mut(|packed| {
+        pack_weights(w, n, cols, f16, packed);
+        let config = Config::full();
+        asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
+        let mut spill = [0f32; BLOCK * BLOCK];
+        let acts_block = chunks * parts * TILE;
+        for i0 in (0..m).step_by(BLOCK) {
+            let b0 = x.tiles.as_ptr().add(i0 / R * acts_block);
+            let b1 = b0.add(acts_block);
+            for r0 in (0..n).step_by(BLOCK) {
+                let a = packed.as_ptr().add(r0 / BLOCK * 2 * acts_block);
+                let whole = r0 + BLOCK <= n && i0 + BLOCK <= m;
+                let (c, stride) = if whole {
+                    (out.as_mut_ptr().add(r0 * m + i0), m)
+                } else {
+                    (spill.as_mut_ptr(), BLOCK)
+                };
+                block(f16, a, b0, b1, chunks, c, stride);
+                if !whole {
+                    for r in 0..BLOCK.min(n - r0) {
+                        let cols = BLOCK.min(m - i0);
+                        out[(r0 + r) * m + i0..][..cols]
+                            .copy_from_slice(&spill[r * BLOCK..][..cols]);
+                    }
+                }
+            }
+        }
+        asm!("tilerelease", options(nostack, nomem));
+    });
+}
+
+/// The four accumulator tiles of one block, 32 weight rows (A tiles at `a`) × 32 activation
+/// rows (B tiles at `b0`, `b1`), over `chunks` steps of 32 values, stored at `c` with `stride`
+/// f32 values between weight rows.
+// SAFETY: the tile configuration is loaded; the pointers hold `chunks` steps of tiles as
+// `pack_weights` and `pack_acts` lay them out, and `c` 32 rows of 32 values at `stride`.
+#[inline(always)]
+unsafe fn block(
+    f16: bool,
+    a: *const u16,
+    b0: *const u16,
+    b1: *const u16,
+    chunks: usize,
+    c: *mut f32,
+    stride: usize,
+) {
+    let cs = stride * 4;
+    let c1 = c.add(R * stride);
+    if f16 {
+        // Per step: A = weights' high halves, B = activations' high then low halves; then A =
+        // weights' low halves with B's high halves again.
+        asm!(
+            "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+            "2:",
+            "tileloadd tmm4, [{a} + {s}*1]",
+            "tileloadd tmm5, [{a} + {s}*1 + 1024]",
+            "tileloadd tmm6, [{b0} + {s}*1]",
+            "tileloadd tmm7, [{b1} + {s}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "tileloadd tmm6, [{b0} + {s}*1 + 1024]",
+            "tileloadd tmm7, [{b1} + {s}*1 + 1024]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "tileloadd tmm4, [{a} + {s}*1 + 2048]",
+            "tileloadd tmm5, [{a} + {s}*1 + 3072]",
+            "tileloadd tmm6, [{b0} + {s}*1]",
+            "tileloadd tmm7, [{b1} + {s}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "add {a}, 4096",
+            "add {b0}, 2048",
+            "add {b1}, 2048",
+            "dec {n}",
+            "jnz 2b",
+            "tilestored [{c0} + {cs}*1], tmm0",
+            "tilestored [{c0} + {cs}*1 + 64], tmm1",
+            "tilestored [{c1} + {cs}*1], tmm2",
+            "tilestored [{c1} + {cs}*1 + 64], tmm3",
+            a = inout(reg) a => _,
+            b0 = inout(reg) b0 => _,
+            b1 = inout(reg) b1 => _,
+            n = inout(reg) chunks => _,
+            s = in(reg) 2 * K,
+            c0 = in(reg) c,
+            c1 = in(reg) c1,
+            cs = in(reg) cs,
+            options(nostack),
+        );
+    } else {
+        asm!(
+            "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+            "2:",
+            "tileloadd tmm4, [{a} + {s}*1]",
+            "tileloadd tmm5, [{a} + {s}*1 + 1024]",
+            "tileloadd tmm6, [{b0} + {s}*1]",
+            "tileloadd tmm7, [{b1} + {s}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
+            "add {a}, 2048",
+            "add {b0}, 1024",
+            "add {b1}, 1024",
+            "dec {n}",
+            "jnz 2b",
+            "tilestored [{c0} + {cs}*1], tmm0",
+            "tilestored [{c0} + {cs}*1 + 64], tmm1",
+            "tilestored [{c1} + {cs}*1], tmm2",
+            "tilestored [{c1} + {cs}*1 + 64], tmm3",
+            a = inout(reg) a => _,
+            b0 = inout(reg) b0 => _,
+            b1 = inout(reg) b1 => _,
+            n = inout(reg) chunks => _,
+            s = in(reg) 2 * K,
+            c0 = in(reg) c,
+            c1 = in(reg) c1,
+            cs = in(reg) cs,
+            options(nostack),
+        );
+    }
+}

@@ -1,0 +1,47 @@
+//! Whether this CPU and OS run AMX BF16 tiles (Intel Sapphire Rapids and later), for the
+//! `amx` level.
+
+use std::arch::x86_64::__cpuid_count;
+use std::sync::OnceLock;
+
+/// The CPU reports AMX-TILE and AMX-BF16 (and AVX-512 BF16, which packing for the tiles uses),
+/// and the OS grants this process the tile state, which Linux requires before any thread
+/// touches a tile register.
+pub fn available() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        // CPUID leaf 7 exists on every CPU with AVX-512 BF16, checked first.
+        let cpu = std::arch::is_x86_feature_detected!("avx512bf16") && {
+            let leaf = __cpuid_count(7, 0);
+            let (tile, bf16) = (1 << 24, 1 << 22);
+            leaf.edx & tile != 0 && leaf.edx & bf16 != 0
+        };
+        cpu && request_tile_state()
+    })
+}
+
+/// Asks Linux for the tile data state (`arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`):
+/// granted for the whole process, or refused by kernels before 5.16 and by hypervisors that
+/// hide it.
+fn request_tile_state() -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        const ARCH_REQ_XCOMP_PERM: libc::c_long = 0x1023;
+        const XFEATURE_XTILEDATA: libc::c_long = 18;
+        // SAFETY: a system call with integer arguments only; the kernel records the
+        // permission or returns an error.
+        #[allow(unsafe_code)]
+        let ret = unsafe {
+            libc::syscall(
+                libc::SYS_arch_prctl,
+                ARCH_REQ_XCOMP_PERM,
+                XFEATURE_XTILEDATA,
+            )
+        };
+        ret == 0
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        false
+    }
+}
