@@ -9,6 +9,7 @@ pub mod embedding;
 pub mod half;
 pub mod hot_threads;
 pub mod kv_cache;
+pub mod layout;
 pub mod linear;
 pub mod llama;
 pub mod loader;

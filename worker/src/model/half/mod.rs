@@ -169,22 +169,7 @@ impl HalfMatrix {
         if m == 1 {
             return out_t;
         }
-        // By groups of 16 activation rows, so each 64-byte line of `out_t` is read once (one
-        // row at a time read it once per value: 12% of an F16 prefill in `perf`).
-        const GROUP: usize = 16;
-        let rows = self.rows;
-        let mut out = vec![0f32; m * rows];
-        out.par_chunks_mut(GROUP * rows)
-            .enumerate()
-            .for_each(|(g, dst)| {
-                let first = g * GROUP;
-                for (j, vals) in out_t.chunks_exact(m).enumerate() {
-                    for (k, &v) in vals[first..].iter().take(dst.len() / rows).enumerate() {
-                        dst[k * rows + j] = v;
-                    }
-                }
-            });
-        out
+        crate::model::layout::to_activation_rows(&out_t, self.rows, m)
     }
 }
 

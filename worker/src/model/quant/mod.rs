@@ -229,15 +229,7 @@ impl QMatrix {
         if m == 1 {
             return out_t;
         }
-        let mut out = vec![0f32; m * self.rows];
-        out.par_chunks_mut(self.rows)
-            .enumerate()
-            .for_each(|(i, dst)| {
-                for (d, vals) in dst.iter_mut().zip(out_t.chunks_exact(m)) {
-                    *d = vals[i];
-                }
-            });
-        out
+        crate::model::layout::to_activation_rows(&out_t, self.rows, m)
     }
 }
 
