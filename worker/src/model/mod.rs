@@ -2,6 +2,8 @@
 //! cache, quantized and 16-bit float kernels, and the loaders that build it from GGUF files and Hugging Face folders.
 
 pub mod alloc;
+#[cfg(target_arch = "x86_64")]
+pub mod amx;
 pub mod attention;
 pub mod config;
 pub mod elementwise;

@@ -48,12 +48,6 @@ const GEMM_FROM: usize = 16;
 /// row meets them).
 const DOT_TASK_ROWS: usize = 32;
 
-/// Weight rows per parallel task of AMX tiles: each task streams every packed activation
-/// row through its weight rows, so more rows per task read them fewer times (4096 × 4096 by
-/// 512 rows, one Xeon core: 32 rows 233 GFlop/s F16 and 385 BF16, 64 rows 240 and 427; 128
-/// rows of F16's two halves, 2 MiB, no longer stay in L2).
-const AMX_TASK_ROWS: usize = 64;
-
 /// Weight rows per parallel task of the f32 GEMM path: the `gemm` crate packs the activations
 /// once per call, so a task covers enough rows for that to cost little.
 const GEMM_TASK_ROWS: usize = 128;
@@ -138,7 +132,8 @@ impl HalfMatrix {
         let dot = m == 1 || (m < GEMM_FROM && !kernel.has_gemm());
         if dot || (kernel.has_gemm() && !converts_first(kernel, m)) {
             let rows = match kernel {
-                Kernel::Amx(_) if m >= kernel::AMX_FROM => AMX_TASK_ROWS,
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Amx(_) if m >= kernel::AMX_FROM => crate::model::amx::TASK_ROWS,
                 _ => DOT_TASK_ROWS,
             };
             out_t

@@ -2,7 +2,7 @@
 //! scalar everywhere; AVX2 + FMA + F16C; AVX-512 (16 values a step, masked tails); on CPUs
 //! with AVX-512 BF16, `vdpbf16ps` for BF16 weights, with the activations rounded to BF16 once
 //! per product (as llama.cpp does there), two multiply-adds per 32-bit lane; and on CPUs with
-//! AMX (the `amx` level), tiles from [`AMX_FROM`] activation rows (see `amx.rs`).
+//! AMX (the `amx` level), tiles from [`AMX_FROM`] activation rows (see [`crate::model::amx`]).
 //!
 //! One activation row (decode of one sequence) goes one weight row at a time: the matrix is
 //! then read as one sequential stream, which the hardware prefetchers follow better than four
@@ -16,7 +16,7 @@ use super::Half;
 use crate::model::quant::Isa;
 
 #[cfg(target_arch = "x86_64")]
-mod amx;
+use crate::model::amx;
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -228,7 +228,11 @@ impl Kernel {
         #[allow(unsafe_code)]
         unsafe {
             if let (Kernel::Amx(kind), Some(tiles)) = (self, &x.tiles) {
-                return amx::gemm(kind == Half::F16, w, cols, tiles, m, out);
+                let w = match kind {
+                    Half::F16 => amx::Weights::F16(w),
+                    Half::Bf16 => amx::Weights::Bf16(w),
+                };
+                return amx::gemm(w, cols, tiles, m, out);
             }
             match self.below_amx() {
                 Kernel::Bf16Dot => {

@@ -1,8 +1,9 @@
-//! AMX (Intel Sapphire Rapids and later): the 16-bit GEMM on tile registers. One `tdpbf16ps`
-//! multiplies 16 weight rows × 32 values by 32 values × 16 activation rows (16 384
-//! multiply-adds, where one core's AVX-512 FMAs do 32 a cycle).
+//! AMX (Intel Sapphire Rapids and later): GEMM on tile registers for 16-bit weights. One
+//! `tdpbf16ps` multiplies 16 weight rows × 32 values by 32 values × 16 activation rows (16 384
+//! multiply-adds, where one core's AVX-512 FMAs do 32 a cycle). Callers hold the `amx` level
+//! ([`crate::model::quant::Isa::has_amx`]).
 //!
-//! BF16 weights go in as stored, times activations rounded to BF16 (as [`super::bf16dp`] and
+//! BF16 weights go in as stored, times activations rounded to BF16 (as `vdpbf16ps` and
 //! llama.cpp do on such CPUs). F16 values do not fit BF16's 8-bit significand, so each weight
 //! is split into two BF16 values whose sum is exact (`hi = bf16(w)`, `lo = w − hi`: 11 bits
 //! fit in 8 + 8), each activation likewise (to 16 bits), and every step takes three tile
@@ -31,12 +32,41 @@ const R: usize = 16;
 /// 16-bit values per tile.
 const TILE: usize = R * K;
 
+/// Weight rows per parallel task of callers: each task streams every packed activation row
+/// through its weight rows, so more rows per task read them fewer times (4096 × 4096 by 512
+/// rows, one Xeon core: 32 rows 233 GFlop/s F16 and 385 BF16, 64 rows 240 and 427; 128 rows
+/// of F16's two halves, 2 MiB, no longer stay in L2).
+pub const TASK_ROWS: usize = 64;
+
 /// Weight rows per block (two A tiles) and activation rows per block (two B tiles): four
 /// accumulator tiles and four operand tiles fill the eight tile registers.
 const BLOCK: usize = 2 * R;
 
 thread_local! {
     static WEIGHTS: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Weight rows as [`gemm`] takes them.
+#[derive(Debug, Clone, Copy)]
+pub enum Weights<'a> {
+    /// F16, little-endian bytes: split into two BF16 halves, three tile products a step.
+    F16(&'a [u8]),
+    /// BF16, little-endian bytes, as stored.
+    Bf16(&'a [u8]),
+}
+
+impl Weights<'_> {
+    /// How many values the rows hold.
+    fn values(self) -> usize {
+        match self {
+            Weights::F16(b) | Weights::Bf16(b) => b.len() / 2,
+        }
+    }
+
+    /// Whether weights and activations go in as two BF16 halves each.
+    pub fn split(self) -> bool {
+        matches!(self, Weights::F16(_))
+    }
 }
 
 /// Activation rows packed for [`gemm`]: per block of 16 rows, per 32 values, `parts` B tiles
@@ -47,9 +77,9 @@ pub struct Packed {
     parts: usize,
 }
 
-/// How many BF16 parts each value is split into for weights of this kind.
-fn parts(f16: bool) -> usize {
-    if f16 {
+/// How many BF16 parts each value is split into (two where `split`).
+fn parts(split: bool) -> usize {
+    if split {
         2
     } else {
         1
@@ -68,7 +98,7 @@ fn lanes(n: usize) -> __mmask16 {
 /// 32 f32 values as BF16 (ties to even), value `2j` and `2j + 1` in 32-bit lane `j`; with
 /// `lo`, the remainders `v − hi` as BF16 too.
 #[inline(always)]
-unsafe fn split(v0: __m512, v1: __m512, lo: bool) -> (__m512i, __m512i) {
+unsafe fn to_bf16(v0: __m512, v1: __m512, lo: bool) -> (__m512i, __m512i) {
     let hi = _mm512_cvtne2ps_pbh(v1, v0);
     if !lo {
         return (
@@ -85,13 +115,15 @@ unsafe fn split(v0: __m512, v1: __m512, lo: bool) -> (__m512i, __m512i) {
     (bits, std::mem::transmute::<__m512bh, __m512i>(lo))
 }
 
-/// `m` rows of `cols` f32 values at `x` packed for [`gemm`] on weights of kind `f16`.
-// SAFETY: callers hold the `amx` level (AVX-512 F/BW/VL and BF16 with it) and pass `x` of
-// `m · cols` values.
+/// `m` rows of `cols` f32 values at `x` packed for [`gemm`]: in two BF16 halves where
+/// `split` (for [`Weights::split`] weights), else rounded to BF16.
+///
+/// # Safety
+/// The CPU has the `amx` level (AVX-512 F/BW/VL and BF16 with it).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-pub unsafe fn pack_acts(x: &[f32], m: usize, cols: usize, f16: bool) -> Packed {
+pub unsafe fn pack_acts(x: &[f32], m: usize, cols: usize, split: bool) -> Packed {
     assert_eq!(x.len(), m * cols);
-    let (chunks, parts) = (cols.div_ceil(K), parts(f16));
+    let (chunks, parts) = (cols.div_ceil(K), parts(split));
     let blocks = m.div_ceil(BLOCK) * BLOCK / R;
     let per_block = chunks * parts * TILE;
     let mut tiles = vec![0u16; blocks * per_block];
@@ -112,7 +144,7 @@ pub unsafe fn pack_acts(x: &[f32], m: usize, cols: usize, f16: bool) -> Packed {
                     let v0 = _mm512_maskz_loadu_ps(lanes(cols - at), p);
                     let v1 =
                         _mm512_maskz_loadu_ps(lanes((cols - at).saturating_sub(16)), p.add(16));
-                    (hi[t], lo[t]) = split(v0, v1, parts == 2);
+                    (hi[t], lo[t]) = to_bf16(v0, v1, parts == 2);
                 }
                 // Row t holds activation row t's 16 pairs; a B tile's row j holds pair j of
                 // all 16 activation rows.
@@ -172,16 +204,15 @@ unsafe fn transpose(r: [__m512i; 16]) -> [__m512i; 16] {
     out
 }
 
-/// `n` weight rows of `cols` 16-bit values (little-endian bytes) packed as A tiles into
-/// `out`: per block of 32 rows, per 32 values, `parts` pairs of A tiles.
+/// `n` weight rows of `cols` values packed as A tiles into `out`: per block of 32 rows, per
+/// 32 values, `parts` pairs of A tiles.
 #[inline(always)]
-unsafe fn pack_weights(w: &[u8], n: usize, cols: usize, f16: bool, out: &mut Vec<u16>) {
-    let (chunks, parts) = (cols.div_ceil(K), parts(f16));
+unsafe fn pack_weights(w: Weights, n: usize, cols: usize, out: &mut Vec<u16>) {
+    let (chunks, parts) = (cols.div_ceil(K), parts(w.split()));
     let per_block = chunks * parts * 2 * TILE;
     // A reused buffer is not cleared: rows past `n` keep old values, whose sums are dropped.
     out.resize(n.div_ceil(BLOCK) * per_block, 0);
     for r in 0..n {
-        let row = w.as_ptr().add(2 * r * cols) as *const i16;
         let block = out
             .as_mut_ptr()
             .add(r / BLOCK * per_block + (r % BLOCK / R) * TILE);
@@ -189,15 +220,16 @@ unsafe fn pack_weights(w: &[u8], n: usize, cols: usize, f16: bool, out: &mut Vec
             let at = c * K;
             let mask =
                 (lanes(cols - at) as u32) | (lanes((cols - at).saturating_sub(16)) as u32) << 16;
-            let raw = _mm512_maskz_loadu_epi16(mask, row.add(at));
             let dst = block.add(c * parts * 2 * TILE + (r % R) * K) as *mut __m512i;
-            if !f16 {
+            let (Weights::F16(b) | Weights::Bf16(b)) = w;
+            let raw = _mm512_maskz_loadu_epi16(mask, b.as_ptr().add(2 * (r * cols + at)).cast());
+            if !w.split() {
                 _mm512_storeu_si512(dst, raw);
                 continue;
             }
             let v0 = _mm512_cvtph_ps(_mm512_castsi512_si256(raw));
             let v1 = _mm512_cvtph_ps(_mm512_extracti64x4_epi64::<1>(raw));
-            let (hi, lo) = split(v0, v1, true);
+            let (hi, lo) = to_bf16(v0, v1, true);
             _mm512_storeu_si512(dst, hi);
             _mm512_storeu_si512(dst.cast::<u16>().add(2 * TILE).cast(), lo);
         }
@@ -220,19 +252,20 @@ impl Config {
     }
 }
 
-/// `out[r·m + i] = w[r] · x[i]` for the `n` weight rows of `cols` 16-bit values in `w` (F16
-/// if `f16`, else BF16) and the `m` activation rows packed in `x` for this kind.
-// SAFETY: callers hold the `amx` level (tile state granted, AVX-512 BF16) and pass `w` of
-// `n · cols` values, `x` packed from `m` rows of `cols` for the same kind, and `out` of `n · m`.
+/// `out[r·m + i] = w[r] · x[i]` for the weight rows of `cols` values in `w` and the `m`
+/// activation rows packed in `x` for them (split as `w` is); shapes are checked.
+///
+/// # Safety
+/// The CPU has the `amx` level (tile state granted to the process, AVX-512 BF16).
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-pub unsafe fn gemm(f16: bool, w: &[u8], cols: usize, x: &Packed, m: usize, out: &mut [f32]) {
-    let n = w.len() / (2 * cols);
-    assert!(w.len() == 2 * n * cols && out.len() == n * m);
-    assert!(x.chunks == cols.div_ceil(K) && x.parts == parts(f16));
+pub unsafe fn gemm(w: Weights, cols: usize, x: &Packed, m: usize, out: &mut [f32]) {
+    let n = w.values() / cols;
+    assert!(w.values() == n * cols && out.len() == n * m);
+    assert!(x.chunks == cols.div_ceil(K) && x.parts == parts(w.split()));
     assert!(x.tiles.len() >= m.div_ceil(BLOCK) * BLOCK * x.chunks * x.parts * K);
     let (chunks, parts) = (x.chunks, x.parts);
     WEIGHTS.with_borrow_mut(|packed| {
-        pack_weights(w, n, cols, f16, packed);
+        pack_weights(w, n, cols, packed);
         let config = Config::full();
         asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
         let mut spill = [0f32; BLOCK * BLOCK];
@@ -248,7 +281,7 @@ pub unsafe fn gemm(f16: bool, w: &[u8], cols: usize, x: &Packed, m: usize, out: 
                 } else {
                     (spill.as_mut_ptr(), BLOCK)
                 };
-                block(f16, a, b0, b1, chunks, c, stride);
+                block(w.split(), a, b0, b1, chunks, c, stride);
                 if !whole {
                     for r in 0..BLOCK.min(n - r0) {
                         let cols = BLOCK.min(m - i0);
