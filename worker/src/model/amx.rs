@@ -1,7 +1,13 @@
-//! AMX (Intel Sapphire Rapids and later): GEMM on tile registers for 16-bit weights. One
-//! `tdpbf16ps` multiplies 16 weight rows × 32 values by 32 values × 16 activation rows (16 384
-//! multiply-adds, where one core's AVX-512 FMAs do 32 a cycle). Callers hold the `amx` level
-//! ([`crate::model::quant::Isa::has_amx`]).
+//! AMX (Intel Sapphire Rapids and later): GEMM on tile registers for 16-bit and quantized
+//! weights. One `tdpbf16ps` multiplies 16 weight rows × 32 values by 32 values × 16
+//! activation rows (16 384 multiply-adds, where one core's AVX-512 FMAs do 32 a cycle).
+//! Callers hold the `amx` level ([`crate::model::quant::Isa::has_amx`]).
+//!
+//! Quantized weights ([`gemm_rows`]) come from the panel the int8 GEMM fills, rounded to BF16
+//! as the second operand (pairs of values of 16 rows side by side, which the panel's
+//! interleaving nearly is), times activation rows rounded to BF16 as the first: each term
+//! within about 2⁻⁸ of the exact one, where llama.cpp's int8 activations move a value by up to
+//! 1/254 of the largest in its block.
 //!
 //! BF16 weights go in as stored, times activations rounded to BF16 (as `vdpbf16ps` and
 //! llama.cpp do on such CPUs). F16 values do not fit BF16's 8-bit significand, so each weight
@@ -21,6 +27,8 @@ use std::arch::x86_64::*;
 use std::cell::RefCell;
 
 use rayon::prelude::*;
+
+use crate::model::quant::kernel::transpose_words as transpose;
 
 /// Values per tile row along the shared dimension (64 bytes of BF16).
 const K: usize = 32;
@@ -142,8 +150,11 @@ pub unsafe fn pack_acts(x: &[f32], m: usize, cols: usize, split: bool) -> Packed
                 for t in 0..rows {
                     let p = x.as_ptr().add((b * R + t) * cols + at);
                     let v0 = _mm512_maskz_loadu_ps(lanes(cols - at), p);
-                    let v1 =
-                        _mm512_maskz_loadu_ps(lanes((cols - at).saturating_sub(16)), p.add(16));
+                    // Masked off past the row (and the slice), so never read there.
+                    let v1 = _mm512_maskz_loadu_ps(
+                        lanes((cols - at).saturating_sub(16)),
+                        p.wrapping_add(16),
+                    );
                     (hi[t], lo[t]) = to_bf16(v0, v1, parts == 2);
                 }
                 // Row t holds activation row t's 16 pairs; a B tile's row j holds pair j of
@@ -166,42 +177,77 @@ pub unsafe fn pack_acts(x: &[f32], m: usize, cols: usize, split: bool) -> Packed
     }
 }
 
-/// The 16 × 16 matrix of 32-bit values in `r` (one row a register), transposed.
-#[inline(always)]
-unsafe fn transpose(r: [__m512i; 16]) -> [__m512i; 16] {
-    // Interleave pairs of rows, then pairs of pairs: register 4q + s then holds, in 128-bit
-    // lane L, column 4L + s of rows 4q to 4q + 3.
-    let t: [__m512i; 16] = std::array::from_fn(|i| {
-        let (a, b) = (r[i & !1], r[i | 1]);
-        if i % 2 == 0 {
-            _mm512_unpacklo_epi32(a, b)
-        } else {
-            _mm512_unpackhi_epi32(a, b)
+/// Activation rows packed for [`gemm_rows`]: per 32 rows, per 32 values, two A tiles of
+/// BF16 rows (activations as the first operand, weights as the second).
+pub struct Rows {
+    tiles: Vec<u16>,
+    steps: usize,
+}
+
+/// `m` rows of `cols` f32 values at `x` rounded to BF16 and packed for [`gemm_rows`],
+/// zero-padded to `steps` steps of 32 values.
+///
+/// # Safety
+/// The CPU has the `amx` level (AVX-512 F/BW/VL and BF16 with it).
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+pub unsafe fn pack_rows(x: &[f32], m: usize, cols: usize, steps: usize) -> Rows {
+    assert!(x.len() == m * cols && steps * K >= cols);
+    let per_block = steps * 2 * TILE;
+    let mut tiles = vec![0u16; m.div_ceil(BLOCK) * per_block];
+    tiles
+        .par_chunks_mut(per_block)
+        .enumerate()
+        .for_each(|(b, block)| {
+            for t in 0..BLOCK.min(m - b * BLOCK) {
+                let row = &x[(b * BLOCK + t) * cols..][..cols];
+                for (c, at) in (0..cols).step_by(K).enumerate() {
+                    let p = row.as_ptr().add(at);
+                    let v0 = _mm512_maskz_loadu_ps(lanes(cols - at), p);
+                    // Masked off past the row, so never read there.
+                    let v1 = _mm512_maskz_loadu_ps(
+                        lanes((cols - at).saturating_sub(16)),
+                        p.wrapping_add(16),
+                    );
+                    let dst = &mut block[(2 * c + t / R) * TILE + (t % R) * K..][..K];
+                    _mm512_storeu_si512(dst.as_mut_ptr().cast(), to_bf16(v0, v1, false).0);
+                }
+            }
+        });
+    Rows { tiles, steps }
+}
+
+/// `out[i·stride + j] = x[i] · w[j]` for the `m` activation rows packed in `x` and `n ≤ 32`
+/// weight rows in `w`, laid out as [`crate::model::quant::Isa::amx_pairs`] writes them (two
+/// groups of 16 rows, each `x`'s steps of pair tiles).
+///
+/// # Safety
+/// The CPU has the `amx` level, and `out` may be written at `i·stride + j` for every `i < m`
+/// and `j < n`, by this call alone while it runs.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
+pub unsafe fn gemm_rows(w: &[u16], n: usize, x: &Rows, m: usize, out: *mut f32, stride: usize) {
+    let steps = x.steps;
+    assert!(n <= BLOCK && n <= stride && w.len() >= 2 * steps * TILE);
+    assert!(x.tiles.len() >= m.div_ceil(BLOCK) * steps * 2 * TILE);
+    let config = Config::full();
+    asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
+    let mut spill = [0f32; BLOCK * BLOCK];
+    let (b0, b1) = (w.as_ptr(), w.as_ptr().add(steps * TILE));
+    for i0 in (0..m).step_by(BLOCK) {
+        let a = x.tiles.as_ptr().add(i0 / BLOCK * steps * 2 * TILE);
+        if n == BLOCK && i0 + BLOCK <= m {
+            block(false, a, b0, b1, steps, out.add(i0 * stride), stride);
+            continue;
         }
-    });
-    let u: [__m512i; 16] = std::array::from_fn(|i| {
-        let (q, s) = (i / 4 * 4, i % 4);
-        let (a, b) = (t[q + s / 2], t[q + 2 + s / 2]);
-        if s % 2 == 0 {
-            _mm512_unpacklo_epi64(a, b)
-        } else {
-            _mm512_unpackhi_epi64(a, b)
+        block(false, a, b0, b1, steps, spill.as_mut_ptr(), BLOCK);
+        for t in 0..BLOCK.min(m - i0) {
+            std::ptr::copy_nonoverlapping(
+                spill[t * BLOCK..].as_ptr(),
+                out.add((i0 + t) * stride),
+                n,
+            );
         }
-    });
-    // Gather lane L of the four registers of each s into row 4L + s.
-    let mut out = [_mm512_setzero_si512(); 16];
-    for s in 0..4 {
-        let (a, b, c, d) = (u[s], u[4 + s], u[8 + s], u[12 + s]);
-        let x0 = _mm512_shuffle_i32x4::<0x88>(a, b);
-        let x1 = _mm512_shuffle_i32x4::<0xdd>(a, b);
-        let y0 = _mm512_shuffle_i32x4::<0x88>(c, d);
-        let y1 = _mm512_shuffle_i32x4::<0xdd>(c, d);
-        out[s] = _mm512_shuffle_i32x4::<0x88>(x0, y0);
-        out[4 + s] = _mm512_shuffle_i32x4::<0x88>(x1, y1);
-        out[8 + s] = _mm512_shuffle_i32x4::<0xdd>(x0, y0);
-        out[12 + s] = _mm512_shuffle_i32x4::<0xdd>(x1, y1);
     }
-    out
+    asm!("tilerelease", options(nostack, nomem));
 }
 
 /// `n` weight rows of `cols` values packed as A tiles into `out`: per block of 32 rows, per

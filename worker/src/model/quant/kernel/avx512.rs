@@ -25,8 +25,7 @@ pub unsafe fn fill_panel(
     panel.fill(format, data, n, cols, padded, t);
 }
 
-/// [`crate::model::quant::panel::transpose`] in 64 shuffles: 32-bit and 64-bit unpacks
-/// transpose 4×4 words inside each 128-bit lane, two rounds of lane shuffles the lanes.
+/// [`crate::model::quant::panel::transpose`] with [`transpose_words`].
 // SAFETY: callers hold AVX-512 F. The assertions keep every load and store in bounds.
 #[allow(unsafe_code)]
 #[inline(always)]
@@ -34,6 +33,20 @@ unsafe fn transpose16(src: &[u32], stride: usize, at: usize, dst: &mut [u32]) {
     assert!(at + 16 + 15 * stride <= src.len() && dst.len() >= 256);
     let r: [__m512i; 16] =
         std::array::from_fn(|i| _mm512_loadu_si512(src.as_ptr().add(i * stride + at).cast()));
+    for (j, v) in transpose_words(r).into_iter().enumerate() {
+        _mm512_storeu_si512(dst.as_mut_ptr().add(16 * j).cast(), v);
+    }
+}
+
+/// The 16 × 16 matrix of 32-bit words in `r` (one row a register), transposed, in 64
+/// shuffles: 32-bit and 64-bit unpacks transpose 4×4 words inside each 128-bit lane, two
+/// rounds of lane shuffles the lanes.
+///
+/// # Safety
+/// The CPU has AVX-512 F.
+#[allow(unsafe_code)]
+#[inline(always)]
+pub unsafe fn transpose_words(r: [__m512i; 16]) -> [__m512i; 16] {
     // t[4k..4k+4]: rows 4k..4k+4 paired by 32-bit words; u[4k + j]: column j of each lane.
     let t: [__m512i; 16] = std::array::from_fn(|i| {
         let (a, b) = (r[i & !1], r[i | 1]);
@@ -52,22 +65,19 @@ unsafe fn transpose16(src: &[u32], stride: usize, at: usize, dst: &mut [u32]) {
             _mm512_unpackhi_epi64(a, b)
         }
     });
+    let mut out = [_mm512_setzero_si512(); 16];
     for j in 0..4 {
         let v0 = _mm512_shuffle_i32x4::<0x88>(u[j], u[4 + j]);
         let v1 = _mm512_shuffle_i32x4::<0xDD>(u[j], u[4 + j]);
         let v2 = _mm512_shuffle_i32x4::<0x88>(u[8 + j], u[12 + j]);
         let v3 = _mm512_shuffle_i32x4::<0xDD>(u[8 + j], u[12 + j]);
         // Output column 4L + j holds lane L of u[j], u[4 + j], u[8 + j] and u[12 + j].
-        let out = [
-            _mm512_shuffle_i32x4::<0x88>(v0, v2),
-            _mm512_shuffle_i32x4::<0x88>(v1, v3),
-            _mm512_shuffle_i32x4::<0xDD>(v0, v2),
-            _mm512_shuffle_i32x4::<0xDD>(v1, v3),
-        ];
-        for (l, o) in out.into_iter().enumerate() {
-            _mm512_storeu_si512(dst.as_mut_ptr().add(16 * (4 * l + j)).cast(), o);
-        }
+        out[j] = _mm512_shuffle_i32x4::<0x88>(v0, v2);
+        out[4 + j] = _mm512_shuffle_i32x4::<0x88>(v1, v3);
+        out[8 + j] = _mm512_shuffle_i32x4::<0xDD>(v0, v2);
+        out[12 + j] = _mm512_shuffle_i32x4::<0xDD>(v1, v3);
     }
+    out
 }
 
 /// [`crate::model::quant::act::quantize_row`] with AVX-512: a block of 32 is two vectors, each one half's sum.
