@@ -8,7 +8,10 @@
 //!   [`panel`] and runs the GEMM kernel over every activation row, writing into the output in
 //!   place;
 //! - more rows elsewhere (scalar): each task unpacks weight rows into a [`tile`] for a
-//!   microkernel.
+//!   microkernel;
+//! - from [`AMX_FROM`] rows on the `amx` level: each task's panel, turned into BF16 pairs,
+//!   times the activations rounded to BF16 on AMX tiles ([`crate::model::amx::gemm_rows`]),
+//!   instead of the int8 activations.
 //!
 //! Either way weights are unpacked once per call, however many rows a step carries. On AVX2
 //! and AVX-512 VNNI every format is [`packed`] at load instead (16 rows side by side, the same
@@ -62,6 +65,7 @@ thread_local! {
     static TILE: RefCell<Tile> = RefCell::new(Tile::default());
     static PANEL: RefCell<Panel> = RefCell::new(Panel::default());
     static FILE_ROWS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    #[cfg(target_arch = "x86_64")]
     static PAIRS: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
 }
 
