@@ -1,13 +1,7 @@
-//! AMX (Intel Sapphire Rapids and later): GEMM on tile registers for 16-bit and quantized
-//! weights. One `tdpbf16ps` multiplies 16 weight rows × 32 values by 32 values × 16
-//! activation rows (16 384 multiply-adds, where one core's AVX-512 FMAs do 32 a cycle).
-//! Callers hold the `amx` level ([`crate::model::quant::Isa::has_amx`]).
-//!
-//! Quantized weights ([`gemm_rows`]) come from the panel the int8 GEMM fills, rounded to BF16
-//! as the second operand (pairs of values of 16 rows side by side, which the panel's
-//! interleaving nearly is), times activation rows rounded to BF16 as the first: each term
-//! within about 2⁻⁸ of the exact one, where llama.cpp's int8 activations move a value by up to
-//! 1/254 of the largest in its block.
+//! AMX (Intel Sapphire Rapids and later): GEMM on tile registers for 16-bit weights. One
+//! `tdpbf16ps` multiplies 16 weight rows × 32 values by 32 values × 16 activation rows (16 384
+//! multiply-adds, where one core's AVX-512 FMAs do 32 a cycle). Callers hold the `amx` level
+//! ([`crate::model::quant::Isa::has_amx`]).
 //!
 //! BF16 weights go in as stored, times activations rounded to BF16 (as `vdpbf16ps` and
 //! llama.cpp do on such CPUs). F16 values do not fit BF16's 8-bit significand, so each weight
@@ -177,79 +171,6 @@ pub unsafe fn pack_acts(x: &[f32], m: usize, cols: usize, split: bool) -> Packed
     }
 }
 
-/// Activation rows packed for [`gemm_rows`]: per 32 rows, per 32 values, two A tiles of
-/// BF16 rows (activations as the first operand, weights as the second).
-pub struct Rows {
-    tiles: Vec<u16>,
-    steps: usize,
-}
-
-/// `m` rows of `cols` f32 values at `x` rounded to BF16 and packed for [`gemm_rows`],
-/// zero-padded to `steps` steps of 32 values.
-///
-/// # Safety
-/// The CPU has the `amx` level (AVX-512 F/BW/VL and BF16 with it).
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-pub unsafe fn pack_rows(x: &[f32], m: usize, cols: usize, steps: usize) -> Rows {
-    assert!(x.len() == m * cols && steps * K >= cols);
-    let per_block = steps * 2 * TILE;
-    let mut tiles = vec![0u16; m.div_ceil(BLOCK) * per_block];
-    tiles
-        .par_chunks_mut(per_block)
-        .enumerate()
-        .for_each(|(b, block)| {
-            for t in 0..BLOCK.min(m - b * BLOCK) {
-                let row = &x[(b * BLOCK + t) * cols..][..cols];
-                for (c, at) in (0..cols).step_by(K).enumerate() {
-                    let p = row.as_ptr().add(at);
-                    let v0 = _mm512_maskz_loadu_ps(lanes(cols - at), p);
-                    // Masked off past the row, so never read there.
-                    let v1 = _mm512_maskz_loadu_ps(
-                        lanes((cols - at).saturating_sub(16)),
-                        p.wrapping_add(16),
-                    );
-                    let dst = &mut block[(2 * c + t / R) * TILE + (t % R) * K..][..K];
-                    _mm512_storeu_si512(dst.as_mut_ptr().cast(), to_bf16(v0, v1, false).0);
-                }
-            }
-        });
-    Rows { tiles, steps }
-}
-
-/// `out[i·stride + j] = x[i] · w[j]` for the `m` activation rows packed in `x` and `n ≤ 32`
-/// weight rows in `w`, laid out as [`crate::model::quant::Isa::amx_pairs`] writes them (two
-/// groups of 16 rows, each `x`'s steps of pair tiles).
-///
-/// # Safety
-/// The CPU has the `amx` level, and `out` may be written at `i·stride + j` for every `i < m`
-/// and `j < n`, by this call alone while it runs.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
-pub unsafe fn gemm_rows(w: &[u16], n: usize, x: &Rows, m: usize, out: *mut f32, stride: usize) {
-    let steps = x.steps;
-    assert!(n <= BLOCK && n <= stride && w.len() >= 2 * steps * TILE);
-    assert!(x.tiles.len() >= m.div_ceil(BLOCK) * steps * 2 * TILE);
-    let config = Config::full();
-    asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
-    let mut spill = [0f32; BLOCK * BLOCK];
-    let (b0, b1) = (w.as_ptr(), w.as_ptr().add(steps * TILE));
-    for i0 in (0..m).step_by(BLOCK) {
-        let a = x.tiles.as_ptr().add(i0 / BLOCK * steps * 2 * TILE);
-        if n == BLOCK && i0 + BLOCK <= m {
-            block(false, a, b0, b1, steps, out.add(i0 * stride), stride);
-            continue;
-        }
-        block(false, a, b0, b1, steps, spill.as_mut_ptr(), BLOCK);
-        for t in 0..BLOCK.min(m - i0) {
-            std::ptr::copy_nonoverlapping(
-                spill[t * BLOCK..].as_ptr(),
-                out.add((i0 + t) * stride),
-                n,
-            );
-        }
-    }
-    asm!("tilerelease", options(nostack, nomem));
-}
-
 /// `n` weight rows of `cols` values packed as A tiles into `out`: per block of 32 rows, per
 /// 32 values, `parts` pairs of A tiles.
 #[inline(always)]
@@ -341,11 +262,39 @@ pub unsafe fn gemm(w: Weights, cols: usize, x: &Packed, m: usize, out: &mut [f32
     });
 }
 
-/// The four accumulator tiles of one block, 32 weight rows (A tiles at `a`) × 32 activation
-/// rows (B tiles at `b0`, `b1`), over `chunks` steps of 32 values, stored at `c` with `stride`
-/// f32 values between weight rows.
-// SAFETY: the tile configuration is loaded; the pointers hold `chunks` steps of tiles as
-// `pack_weights` and `pack_acts` lay them out, and `c` 32 rows of 32 values at `stride`.
+/// One block's assembly: the accumulator tiles zeroed, the loop `body` (tile loads and
+/// products of one step of 32 values, pointers advanced) run `steps` times, the accumulators
+/// stored at `c0` and `c1` (16 rows further), `cs` bytes between rows.
+macro_rules! tile_block {
+    ($a:expr, $b0:expr, $b1:expr, $steps:expr, $c0:expr, $c1:expr, $cs:expr; $($body:literal),+ $(,)?) => {
+        asm!(
+            "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
+            "2:",
+            $($body),+,
+            "dec {n}",
+            "jnz 2b",
+            "tilestored [{c0} + {cs}*1], tmm0",
+            "tilestored [{c0} + {cs}*1 + 64], tmm1",
+            "tilestored [{c1} + {cs}*1], tmm2",
+            "tilestored [{c1} + {cs}*1 + 64], tmm3",
+            a = inout(reg) $a => _,
+            b0 = inout(reg) $b0 => _,
+            b1 = inout(reg) $b1 => _,
+            n = inout(reg) $steps => _,
+            s = in(reg) 2 * K,
+            c0 = in(reg) $c0,
+            c1 = in(reg) $c1,
+            cs = in(reg) $cs,
+            options(nostack),
+        )
+    };
+}
+
+/// The four accumulator tiles of one block, 32 rows of the first operand (A tiles at `a`) ×
+/// 32 of the second (B tiles at `b0`, `b1`), over `chunks` steps of 32 values, stored at `c`
+/// with `stride` f32 values between rows.
+// SAFETY: the tile configuration is loaded; the pointers hold `chunks` steps of tiles as the
+// packing functions lay them out, and `c` 32 rows of 32 values at `stride`.
 #[inline(always)]
 unsafe fn block(
     f16: bool,
@@ -361,9 +310,7 @@ unsafe fn block(
     if f16 {
         // Per step: A = weights' high halves, B = activations' high then low halves; then A =
         // weights' low halves with B's high halves again.
-        asm!(
-            "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
-            "2:",
+        tile_block!(a, b0, b1, chunks, c, c1, cs;
             "tileloadd tmm4, [{a} + {s}*1]",
             "tileloadd tmm5, [{a} + {s}*1 + 1024]",
             "tileloadd tmm6, [{b0} + {s}*1]",
@@ -389,26 +336,9 @@ unsafe fn block(
             "add {a}, 4096",
             "add {b0}, 2048",
             "add {b1}, 2048",
-            "dec {n}",
-            "jnz 2b",
-            "tilestored [{c0} + {cs}*1], tmm0",
-            "tilestored [{c0} + {cs}*1 + 64], tmm1",
-            "tilestored [{c1} + {cs}*1], tmm2",
-            "tilestored [{c1} + {cs}*1 + 64], tmm3",
-            a = inout(reg) a => _,
-            b0 = inout(reg) b0 => _,
-            b1 = inout(reg) b1 => _,
-            n = inout(reg) chunks => _,
-            s = in(reg) 2 * K,
-            c0 = in(reg) c,
-            c1 = in(reg) c1,
-            cs = in(reg) cs,
-            options(nostack),
         );
     } else {
-        asm!(
-            "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
-            "2:",
+        tile_block!(a, b0, b1, chunks, c, c1, cs;
             "tileloadd tmm4, [{a} + {s}*1]",
             "tileloadd tmm5, [{a} + {s}*1 + 1024]",
             "tileloadd tmm6, [{b0} + {s}*1]",
@@ -420,21 +350,6 @@ unsafe fn block(
             "add {a}, 2048",
             "add {b0}, 1024",
             "add {b1}, 1024",
-            "dec {n}",
-            "jnz 2b",
-            "tilestored [{c0} + {cs}*1], tmm0",
-            "tilestored [{c0} + {cs}*1 + 64], tmm1",
-            "tilestored [{c1} + {cs}*1], tmm2",
-            "tilestored [{c1} + {cs}*1 + 64], tmm3",
-            a = inout(reg) a => _,
-            b0 = inout(reg) b0 => _,
-            b1 = inout(reg) b1 => _,
-            n = inout(reg) chunks => _,
-            s = in(reg) 2 * K,
-            c0 = in(reg) c,
-            c1 = in(reg) c1,
-            cs = in(reg) cs,
-            options(nostack),
         );
     }
 }

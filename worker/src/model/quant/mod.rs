@@ -8,10 +8,7 @@
 //!   [`panel`] and runs the GEMM kernel over every activation row, writing into the output in
 //!   place;
 //! - more rows elsewhere (scalar): each task unpacks weight rows into a [`tile`] for a
-//!   microkernel;
-//! - from [`AMX_FROM`] rows on the `amx` level: each task's panel, turned into BF16 pairs,
-//!   times the activations rounded to BF16 on AMX tiles ([`crate::model::amx::gemm_rows`]),
-//!   instead of the int8 activations.
+//!   microkernel.
 //!
 //! Either way weights are unpacked once per call, however many rows a step carries. On AVX2
 //! and AVX-512 VNNI every format is [`packed`] at load instead (16 rows side by side, the same
@@ -55,9 +52,6 @@ const PANEL_FROM: usize = 5;
 /// thread: 4, 8 and 16 sequences 45–46 tok/s with the switch at 5, 8 or 32).
 const PACKED_PANEL_FROM: usize = 32;
 
-/// Activation rows from which the `amx` level multiplies on AMX tiles, in BF16.
-pub const AMX_FROM: usize = 16;
-
 /// Weight rows per parallel task: one panel.
 const TASK_ROWS: usize = PANEL_ROWS;
 
@@ -65,8 +59,6 @@ thread_local! {
     static TILE: RefCell<Tile> = RefCell::new(Tile::default());
     static PANEL: RefCell<Panel> = RefCell::new(Panel::default());
     static FILE_ROWS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-    #[cfg(target_arch = "x86_64")]
-    static PAIRS: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
 }
 
 /// A `[rows, cols]` matrix in a GGUF block format.
@@ -185,10 +177,6 @@ impl QMatrix {
         if m == 0 {
             return Vec::new();
         }
-        #[cfg(target_arch = "x86_64")]
-        if isa.has_amx() && m >= AMX_FROM {
-            return self.amx_gemm(isa, x, m);
-        }
         let acts = quantize(isa, x, m, self.cols, self.format.block_values());
         if self.packed && isa.packs() {
             if m < PACKED_PANEL_FROM {
@@ -246,43 +234,6 @@ impl QMatrix {
 }
 
 impl QMatrix {
-    /// `x · Wᵀ` on AMX tiles: each task unpacks 32 weight rows into a panel as the GEMM does,
-    /// turns it into BF16 pairs and multiplies them by the activations rounded to BF16
-    /// ([`crate::model::amx::gemm_rows`]), writing into the output in place.
-    #[cfg(target_arch = "x86_64")]
-    fn amx_gemm(&self, isa: Isa, x: &[f32], m: usize) -> Vec<f32> {
-        use crate::model::amx;
-        let steps = padded(self.cols) / 32;
-        // SAFETY: callers hold the `amx` level; `x` is `m · cols` (asserted by the caller).
-        #[allow(unsafe_code)]
-        let acts = unsafe { amx::pack_rows(x, m, self.cols, steps) };
-        let rows = self.rows;
-        let mut out = vec![0f32; m * rows];
-        let dst = Shared(out.as_mut_ptr());
-        (0..rows.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
-            let first = t * TASK_ROWS;
-            let n = (rows - first).min(TASK_ROWS);
-            PANEL.with_borrow_mut(|panel| {
-                if self.packed {
-                    isa.fill_panel_packed(panel, self.format, self.groups(first, n), self.cols);
-                } else {
-                    let data = &self.data[first * self.row_bytes..(first + n) * self.row_bytes];
-                    isa.fill_panel(panel, self.format, data, n, self.cols);
-                }
-                PAIRS.with_borrow_mut(|pairs| {
-                    isa.amx_pairs(panel, pairs);
-                    // SAFETY: the `amx` level; `out` holds `m · rows` values and outlives the
-                    // loop, and only this task writes columns `first..first + n` of each row.
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        amx::gemm_rows(pairs, n, &acts, m, dst.at(first), rows)
-                    };
-                });
-            });
-        });
-        out
-    }
-
     /// `acts · Wᵀ` with the panel GEMM kernel: each task interleaves 32 weight rows once (or
     /// unpacks them, repacked) and meets every activation row with them.
     fn gemm(&self, isa: Isa, acts: &Activations) -> Vec<f32> {

@@ -65,8 +65,6 @@ mod packed;
 #[cfg(target_arch = "x86_64")]
 mod packed_avx2;
 #[cfg(target_arch = "x86_64")]
-mod pairs;
-#[cfg(target_arch = "x86_64")]
 mod regs;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
@@ -395,18 +393,6 @@ impl Isa {
             #[allow(unsafe_code)]
             Level::Avx2 => unsafe { packed_avx2::gemv(format, groups, acts, c0, n, out, at) },
             _ => unreachable!("packs checked"),
-        }
-    }
-
-    /// A filled panel's values rounded to BF16 in the pair layout AMX reads weights in, into
-    /// `out` ([`crate::model::amx::gemm_rows`]); only on the `amx` level.
-    #[cfg(target_arch = "x86_64")]
-    pub fn amx_pairs(self, panel: &Panel, out: &mut Vec<u16>) {
-        assert!(self.has_amx(), "AMX pairs on {}", self.name());
-        // SAFETY: the `amx` level has AVX-512 F/BW and BF16.
-        #[allow(unsafe_code)]
-        unsafe {
-            pairs::panel_pairs(panel, out)
         }
     }
 
