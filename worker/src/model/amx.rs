@@ -262,14 +262,23 @@ pub unsafe fn gemm(w: Weights, cols: usize, x: &Packed, m: usize, out: &mut [f32
     });
 }
 
-/// One block's assembly: the accumulator tiles zeroed, the loop `body` (tile loads and
-/// products of one step of 32 values, pointers advanced) run `steps` times, the accumulators
-/// stored at `c0` and `c1` (16 rows further), `cs` bytes between rows.
+/// One block's assembly: the accumulator tiles zeroed; `steps` times the four products of
+/// the first tiles at `a`, `b0` and `b1`, then the rest of the step's `body` (more products,
+/// pointers advanced); the accumulators stored at `c0` and `c1` (16 rows further), `cs` bytes
+/// between rows.
 macro_rules! tile_block {
     ($a:expr, $b0:expr, $b1:expr, $steps:expr, $c0:expr, $c1:expr, $cs:expr; $($body:literal),+ $(,)?) => {
         asm!(
             "tilezero tmm0", "tilezero tmm1", "tilezero tmm2", "tilezero tmm3",
             "2:",
+            "tileloadd tmm4, [{a} + {s}*1]",
+            "tileloadd tmm5, [{a} + {s}*1 + 1024]",
+            "tileloadd tmm6, [{b0} + {s}*1]",
+            "tileloadd tmm7, [{b1} + {s}*1]",
+            "tdpbf16ps tmm0, tmm4, tmm6",
+            "tdpbf16ps tmm1, tmm4, tmm7",
+            "tdpbf16ps tmm2, tmm5, tmm6",
+            "tdpbf16ps tmm3, tmm5, tmm7",
             $($body),+,
             "dec {n}",
             "jnz 2b",
@@ -311,14 +320,6 @@ unsafe fn block(
         // Per step: A = weights' high halves, B = activations' high then low halves; then A =
         // weights' low halves with B's high halves again.
         tile_block!(a, b0, b1, chunks, c, c1, cs;
-            "tileloadd tmm4, [{a} + {s}*1]",
-            "tileloadd tmm5, [{a} + {s}*1 + 1024]",
-            "tileloadd tmm6, [{b0} + {s}*1]",
-            "tileloadd tmm7, [{b1} + {s}*1]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
             "tileloadd tmm6, [{b0} + {s}*1 + 1024]",
             "tileloadd tmm7, [{b1} + {s}*1 + 1024]",
             "tdpbf16ps tmm0, tmm4, tmm6",
@@ -339,14 +340,6 @@ unsafe fn block(
         );
     } else {
         tile_block!(a, b0, b1, chunks, c, c1, cs;
-            "tileloadd tmm4, [{a} + {s}*1]",
-            "tileloadd tmm5, [{a} + {s}*1 + 1024]",
-            "tileloadd tmm6, [{b0} + {s}*1]",
-            "tileloadd tmm7, [{b1} + {s}*1]",
-            "tdpbf16ps tmm0, tmm4, tmm6",
-            "tdpbf16ps tmm1, tmm4, tmm7",
-            "tdpbf16ps tmm2, tmm5, tmm6",
-            "tdpbf16ps tmm3, tmm5, tmm7",
             "add {a}, 2048",
             "add {b0}, 1024",
             "add {b1}, 1024",
