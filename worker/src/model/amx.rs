@@ -57,12 +57,17 @@ pub enum Weights<'a> {
     Bf16(&'a [u8]),
 }
 
-impl Weights<'_> {
+impl<'a> Weights<'a> {
+    /// The rows' little-endian bytes.
+    fn bytes(self) -> &'a [u8] {
+        match self {
+            Weights::F16(b) | Weights::Bf16(b) => b,
+        }
+    }
+
     /// How many values the rows hold.
     fn values(self) -> usize {
-        match self {
-            Weights::F16(b) | Weights::Bf16(b) => b.len() / 2,
-        }
+        self.bytes().len() / 2
     }
 
     /// Whether weights and activations go in as two BF16 halves each.
@@ -177,6 +182,7 @@ pub unsafe fn pack_acts(x: &[f32], m: usize, cols: usize, split: bool) -> Packed
 unsafe fn pack_weights(w: Weights, n: usize, cols: usize, out: &mut Vec<u16>) {
     let (chunks, parts) = (cols.div_ceil(K), parts(w.split()));
     let per_block = chunks * parts * 2 * TILE;
+    let bytes = w.bytes();
     // A reused buffer is not cleared: rows past `n` keep old values, whose sums are dropped.
     out.resize(n.div_ceil(BLOCK) * per_block, 0);
     for r in 0..n {
@@ -188,8 +194,8 @@ unsafe fn pack_weights(w: Weights, n: usize, cols: usize, out: &mut Vec<u16>) {
             let mask =
                 (lanes(cols - at) as u32) | (lanes((cols - at).saturating_sub(16)) as u32) << 16;
             let dst = block.add(c * parts * 2 * TILE + (r % R) * K) as *mut __m512i;
-            let (Weights::F16(b) | Weights::Bf16(b)) = w;
-            let raw = _mm512_maskz_loadu_epi16(mask, b.as_ptr().add(2 * (r * cols + at)).cast());
+            let raw =
+                _mm512_maskz_loadu_epi16(mask, bytes.as_ptr().add(2 * (r * cols + at)).cast());
             if !w.split() {
                 _mm512_storeu_si512(dst, raw);
                 continue;

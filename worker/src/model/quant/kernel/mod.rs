@@ -264,8 +264,8 @@ impl Isa {
     }
 
     /// Whether this level fills panels from rows in file order ([`Isa::fill_panel`]) for its
-    /// GEMM: AVX-512 VNNI only, since such panels hold bytes offset by 128, which `vpdpbusd`
-    /// takes and AVX2's 16-bit pair sums would overflow.
+    /// GEMM: the AVX-512 VNNI levels only (`avx512`, `amx`), since such panels hold bytes
+    /// offset by 128, which `vpdpbusd` takes and AVX2's 16-bit pair sums would overflow.
     pub fn has_gemm(self) -> bool {
         self.0 >= Level::Avx512Vnni
     }
