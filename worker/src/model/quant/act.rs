@@ -18,6 +18,12 @@ pub struct Activations {
     pub s: Vec<f32>,
     /// `d·Σq` per 32 values (for formats whose offsets span 32).
     pub t: Vec<f32>,
+    /// Per 16 rows, per 64 values, the 16 rows' values one after another: a tile's rows 64
+    /// bytes apart, not a whole row apart, which at 4 KiB strides all fall in one set of the
+    /// L1 cache ([`Self::for_tiles`]).
+    pub tq: Vec<i8>,
+    /// Per 16 rows, `d` per 32 values, the 16 rows' side by side.
+    pub td: Vec<f32>,
 }
 
 impl Activations {
@@ -29,6 +35,29 @@ impl Activations {
         self.d.resize(rows * padded / QK, 0.0);
         self.s.resize(rows * padded / 16, 0.0);
         self.t.resize(rows * padded / QK, 0.0);
+    }
+
+    /// Lays the rows out for kernels that take 16 rows at once (AMX tiles), in `tq` and `td`,
+    /// with zero rows past `rows` up to a multiple of 16.
+    pub fn for_tiles(&mut self) {
+        let (blocks, per) = (self.rows.div_ceil(16), self.padded / QK);
+        self.tq.clear();
+        self.tq.resize(blocks * 16 * self.padded, 0);
+        for (r, row) in self.q.chunks_exact(self.padded).take(self.rows).enumerate() {
+            let block = &mut self.tq[r / 16 * 16 * self.padded..];
+            for (j, vals) in row.chunks_exact(64).enumerate() {
+                let at = (j * 16 + r % 16) * 64;
+                block[at..at + 64].copy_from_slice(vals);
+            }
+        }
+        self.td.clear();
+        self.td.resize(blocks * per * 16, 0.0);
+        for (r, row) in self.d.chunks_exact(per).take(self.rows).enumerate() {
+            let block = &mut self.td[r / 16 * per * 16..];
+            for (i, v) in row.iter().enumerate() {
+                block[i * 16 + r % 16] = *v;
+            }
+        }
     }
 
     /// Fills `t` from `s`.

@@ -6,7 +6,8 @@
 //! - few rows (decode): the fused kernel unpacks weights in registers as it multiplies;
 //! - more rows on AVX2 and AVX-512 VNNI: each parallel task interleaves 32 weight rows into a
 //!   [`panel`] and runs the GEMM kernel over every activation row, writing into the output in
-//!   place;
+//!   place; Q6_K on AMX int8 tiles instead, through a [`tile_panel`] that multiplies the
+//!   integer sub-block scales in, so a super-block adds up in integers;
 //! - more rows elsewhere (scalar): each task unpacks weight rows into a [`tile`] for a
 //!   microkernel.
 //!
@@ -22,6 +23,7 @@ pub mod kernel;
 pub mod packed;
 pub mod panel;
 pub mod tile;
+pub mod tile_panel;
 
 use std::cell::RefCell;
 
@@ -35,6 +37,7 @@ use kernel::{Block, PanelBlock, COLS};
 use packed::GROUP;
 use panel::{Panel, PANEL_ROWS};
 use tile::{Tile, TILE_ROWS};
+use tile_panel::TilePanel;
 
 /// Activation rows up to which the fused kernel runs (decode and small batches): unpacking
 /// to a tile costs more than it saves until weights are reused across many rows.
@@ -58,6 +61,7 @@ const TASK_ROWS: usize = PANEL_ROWS;
 thread_local! {
     static TILE: RefCell<Tile> = RefCell::new(Tile::default());
     static PANEL: RefCell<Panel> = RefCell::new(Panel::default());
+    static TILE_PANEL: RefCell<TilePanel> = RefCell::new(TilePanel::default());
     static FILE_ROWS: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -182,6 +186,12 @@ impl QMatrix {
             if m < PACKED_PANEL_FROM {
                 return self.gemv(isa, &acts);
             }
+            #[cfg(target_arch = "x86_64")]
+            if isa.tiles_for(self.format) {
+                let mut acts = acts;
+                acts.for_tiles();
+                return self.gemm_tiles(isa, &acts);
+            }
             return self.gemm(isa, &acts);
         }
         if m >= PANEL_FROM && isa.has_gemm() {
@@ -249,7 +259,25 @@ impl QMatrix {
                 for c0 in (0..acts.rows).step_by(COLS) {
                     let nc = (acts.rows - c0).min(COLS);
                     isa.gemm(panel, self.format, acts, c0, nc, &mut block);
-                    put(c0, nc, &block);
+                    put(c0, &block[..nc]);
+                }
+            });
+        })
+    }
+
+    /// `acts · Wᵀ` on AMX int8 tiles (repacked Q6_K): as [`QMatrix::gemm`], with each task's
+    /// rows unpacked into a [`TilePanel`] and met by 64 activation rows at a time.
+    #[cfg(target_arch = "x86_64")]
+    fn gemm_tiles(&self, isa: Isa, acts: &Activations) -> Vec<f32> {
+        use kernel::{RowsBlock, TILE_ACT_ROWS};
+        self.by_tasks(acts.rows, |first, n, put| {
+            TILE_PANEL.with_borrow_mut(|panel| {
+                isa.fill_tiles(panel, self.format, self.groups(first, n), self.cols);
+                let mut block: RowsBlock = [[0.0; PANEL_ROWS]; TILE_ACT_ROWS];
+                for c0 in (0..acts.rows).step_by(TILE_ACT_ROWS) {
+                    let nc = (acts.rows - c0).min(TILE_ACT_ROWS);
+                    isa.gemm_tiles(panel, acts, c0, nc, &mut block);
+                    put(c0, &block[..nc]);
                 }
             });
         })
@@ -266,17 +294,17 @@ impl QMatrix {
                     let (format, cols) = (self.format, self.cols);
                     isa.gemv_packed(format, src, cols, acts, c0, nc, &mut block, GROUP * g);
                 }
-                put(c0, nc, &block);
+                put(c0, &block[..nc]);
             }
         })
     }
 
     /// Runs `task(first, n, put)` in parallel for every 32 weight rows `first..first + n`
-    /// into a `[m, rows]` output, where `put(c0, nc, block)` stores a kernel's results for
-    /// activation rows `c0..c0 + nc`.
+    /// into a `[m, rows]` output, where `put(c0, block)` stores a kernel's results for
+    /// activation rows `c0..c0 + block.len()`.
     fn by_tasks<F>(&self, m: usize, task: F) -> Vec<f32>
     where
-        F: Fn(usize, usize, &dyn Fn(usize, usize, &PanelBlock)) + Sync,
+        F: Fn(usize, usize, &dyn Fn(usize, &[[f32; PANEL_ROWS]])) + Sync,
     {
         let rows = self.rows;
         let mut out = vec![0f32; m * rows];
@@ -284,9 +312,9 @@ impl QMatrix {
         (0..rows.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
             let first = t * TASK_ROWS;
             let n = (rows - first).min(TASK_ROWS);
-            let put = |c0: usize, nc: usize, block: &PanelBlock| {
-                assert!(c0 + nc <= m);
-                for (c, vals) in block.iter().enumerate().take(nc) {
+            let put = |c0: usize, block: &[[f32; PANEL_ROWS]]| {
+                assert!(c0 + block.len() <= m);
+                for (c, vals) in block.iter().enumerate() {
                     // SAFETY: `out` holds `m · rows` values and outlives the loop; only
                     // this task writes columns `first..first + n` of each row.
                     #[allow(unsafe_code)]

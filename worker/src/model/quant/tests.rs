@@ -155,10 +155,41 @@ fn every_kernel_multiplies_every_format() {
     }
 }
 
+/// Repacked rows multiplied for a prompt (the GEMM) give exactly, bit for bit, what each
+/// activation row gives alone (the decode kernel), on every level that repacks, for the
+/// formats with one scale per 32 values: a prefix cache that holds a prompt's keys from
+/// prefill, or from decode steps, serves the same tokens. (The K formats' GEMMs add their
+/// sub-blocks in another order than decode: within rounding, not bit for bit.)
+#[test]
+fn prompt_rows_equal_decode_rows_bit_for_bit() {
+    for isa in Isa::available().into_iter().filter(|i| i.packs()) {
+        for f in Format::ALL.into_iter().filter(|f| f.block_values() == 32) {
+            // 40 weight rows: a whole task and a partial one.
+            let (rows, cols, batch) = (40, cols(f), 37);
+            let m = matrix(f, rows, cols).0.packed_for(isa);
+            let x = values(batch * cols, 11, 2.0);
+            let all = m.matmul_with(isa, &x, batch);
+            for (b, x) in x.chunks_exact(cols).enumerate() {
+                let one = m.matmul_with(isa, x, 1);
+                let got = &all[b * rows..(b + 1) * rows];
+                let diff = got
+                    .iter()
+                    .zip(&one)
+                    .position(|(g, o)| g.to_bits() != o.to_bits());
+                assert_eq!(diff, None, "{f:?} {} activation row {b}", isa.name());
+            }
+        }
+    }
+}
+
 /// A `[rows, cols]` matrix whose every quantized byte is at its format's extreme (nibbles 15,
 /// Q5_K's fifth bits and Q6_K's high bits set, Q8_0's bytes −128), scales 1 and minimums 0.
 fn extreme(f: Format, rows: usize, cols: usize) -> QMatrix {
-    let quant = if f == Format::Q8_0 { 0x80 } else { 0xFF };
+    extreme_with(f, rows, cols, if f == Format::Q8_0 { 0x80 } else { 0xFF })
+}
+
+/// As [`extreme`], every quantized byte (Q6_K's scales too) `quant`.
+fn extreme_with(f: Format, rows: usize, cols: usize, quant: u8) -> QMatrix {
     let mut data = vec![quant; rows * f.row_bytes(cols).unwrap()];
     let (one, zero) = (half::f16::ONE.to_le_bytes(), [0u8; 2]);
     for blk in data.chunks_exact_mut(f.block_bytes()) {
@@ -179,9 +210,19 @@ fn extreme(f: Format, rows: usize, cols: usize) -> QMatrix {
 #[test]
 fn extreme_weights_and_activations_overflow_no_kernel() {
     let levels = Isa::available();
-    for f in Format::ALL {
-        let (rows, cols) = (32, cols(f));
-        let m = extreme(f, rows, cols);
+    // Q6_K once more with its weights `sc·(q − 32)` at their largest: scales −128, 6-bit
+    // values 0 (AMX holds `sc·(q − 32)` = 4096 as two bytes).
+    let q6 = {
+        let mut m = extreme_with(Format::Q6K, 32, cols(Format::Q6K), 0);
+        for blk in m.data.chunks_exact_mut(Format::Q6K.block_bytes()) {
+            blk[192..208].fill(0x80);
+        }
+        m
+    };
+    let matrices = Format::ALL.map(|f| extreme(f, 32, cols(f)));
+    for m in matrices.into_iter().chain([q6]) {
+        let f = m.format();
+        let cols = m.cols();
         let packed = repacked(m.clone());
         for batch in [1, 4, 5, 33] {
             let x = vec![1.0f32; batch * cols];

@@ -4,7 +4,8 @@
 //! what the CPU reports when the worker starts, so a binary built on one machine runs, with the
 //! best kernels it can, on another. `ARENA_KERNELS=scalar|avx2|avx512|amx` forces a lower
 //! level (benchmarks, tests); a level the CPU lacks is never used. The `amx` level multiplies
-//! 16-bit weights on AMX tiles and runs the AVX-512 VNNI kernels for these formats.
+//! 16-bit weights on AMX BF16 tiles and, for these formats, prefill on AMX int8 tiles
+//! ([`Isa::gemm_tiles`]); the rest runs the AVX-512 VNNI kernels.
 
 use std::sync::OnceLock;
 
@@ -13,6 +14,8 @@ use crate::model::quant::format::Format;
 use crate::model::quant::packed::GROUP;
 use crate::model::quant::panel::{Panel, PANEL_ROWS};
 use crate::model::quant::tile::{Tile, TILE_ROWS};
+#[cfg(target_arch = "x86_64")]
+use crate::model::quant::tile_panel::TilePanel;
 
 #[cfg(target_arch = "x86_64")]
 /// Runs `$body` with `$u` the unpacker of `$format`: the types `Q40`, `Q41`, `Q80`, `K4` and
@@ -48,6 +51,12 @@ macro_rules! by_format {
     };
 }
 
+#[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
+mod amx_fill;
+#[cfg(target_arch = "x86_64")]
+pub use amx::{RowsBlock, ROWS as TILE_ACT_ROWS};
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -270,7 +279,7 @@ impl Isa {
         self.0 >= Level::Avx512Vnni
     }
 
-    /// Whether this level has AMX BF16 tiles, granted by the OS, and AVX-512 BF16.
+    /// Whether this level has AMX BF16 and int8 tiles, granted by the OS, and AVX-512 BF16.
     pub fn has_amx(self) -> bool {
         self.0 >= Level::Amx
     }
@@ -324,6 +333,50 @@ impl Isa {
             #[allow(unsafe_code)]
             Level::Avx2 => unsafe { gemm_avx2::gemm(panel, format, acts, c0, n, out) },
             _ => unreachable!("packs checked"),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Isa {
+    /// Whether this level multiplies `format`'s prefill on AMX int8 tiles ([`Isa::gemm_tiles`]):
+    /// Q6_K, whose integer sub-block scales let a super-block add up on the tiles.
+    pub fn tiles_for(self, format: Format) -> bool {
+        self.has_amx() && format == Format::Q6K
+    }
+
+    /// Unpacks the rows of `src` (one or two repacked Q6_K groups) into `panel` for
+    /// [`Isa::gemm_tiles`].
+    pub fn fill_tiles(self, panel: &mut TilePanel, format: Format, src: &[u8], cols: usize) {
+        assert!(self.tiles_for(format));
+        let groups = Groups::new(format, src, cols);
+        // SAFETY: the `amx` level has AVX-512 F/BW; `Groups::new` checked the groups are whole.
+        #[allow(unsafe_code)]
+        unsafe {
+            amx_fill::fill(groups, panel)
+        }
+    }
+
+    /// Every row of `panel` times activation rows `c0..c0 + n` (`n ≤ 64`, `c0` a multiple of
+    /// 16) into `out` on AMX int8 tiles; `acts` laid out for them ([`Activations::for_tiles`]).
+    pub fn gemm_tiles(
+        self,
+        panel: &TilePanel,
+        acts: &Activations,
+        c0: usize,
+        n: usize,
+        out: &mut RowsBlock,
+    ) {
+        assert!(self.has_amx() && (1..=TILE_ACT_ROWS).contains(&n) && c0 + n <= acts.rows);
+        assert!(panel.groups >= 1 && panel.padded == acts.padded);
+        let rows = c0 + n.next_multiple_of(16);
+        assert!(c0.is_multiple_of(16) && acts.tq.len() >= rows * acts.padded);
+        assert!(acts.td.len() >= rows * acts.padded / 32);
+        // SAFETY: the `amx` level exists only where detection found AMX-INT8 granted by the
+        // OS (and AVX-512); the assertions above keep every tile and scale read in bounds.
+        #[allow(unsafe_code)]
+        unsafe {
+            amx::gemm(panel, acts, c0, n, out)
         }
     }
 }

@@ -15,14 +15,14 @@ use crate::model::quant::packed::{field_at, group_block};
 use crate::model::quant::panel::{GroupMut, Panel, LANES};
 
 /// Unpacked words per unit of 32 weights, four weights each.
-const WORDS: usize = 8;
+pub(super) const WORDS: usize = 8;
 
 /// How one format's repacked block becomes vectors of unsigned bytes `u` with `w = a·u + b`,
 /// 32 weights (a unit) at a time.
 // SAFETY: the methods read inside the repacked block they are given (`u` below the block's
 // units, `j` below its scale spans) and are reached only from AVX-512 F/BW code.
 #[allow(unsafe_code)]
-trait Unpack {
+pub(super) trait Unpack {
     const FORMAT: Format;
     /// Weights sharing a scale: 32, or 16.
     const SPAN: usize;
@@ -46,7 +46,7 @@ unsafe fn load(at: *const u8) -> __m512i {
 /// The 16 rows' f16 values at `at`, as floats.
 #[allow(unsafe_code)]
 #[inline(always)]
-unsafe fn halves(at: *const u8) -> __m512 {
+pub(super) unsafe fn halves(at: *const u8) -> __m512 {
     _mm512_cvtph_ps(_mm256_loadu_si256(at.cast()))
 }
 
@@ -109,7 +109,7 @@ struct Q80;
 /// Nibbles (and a fifth bit with `FIVE`) with `w = d·sc·q − dmin·m` per 32.
 struct K4<const FIVE: bool>;
 /// Six bits `q` with `w = d·sc·(q − 32)` per 16.
-struct Q6;
+pub(super) struct Q6;
 
 #[allow(unsafe_code)]
 impl Unpack for Q40 {

@@ -1,20 +1,20 @@
-//! Whether this CPU and OS run AMX BF16 tiles (Intel Sapphire Rapids and later), for the
-//! `amx` level.
+//! Whether this CPU and OS run AMX BF16 and int8 tiles (Intel Sapphire Rapids and later), for
+//! the `amx` level.
 
 use std::arch::x86_64::__cpuid_count;
 use std::sync::OnceLock;
 
-/// The CPU reports AMX-TILE and AMX-BF16 (and AVX-512 BF16, which packing for the tiles uses),
-/// and the OS grants this process the tile state, which Linux requires before any thread
-/// touches a tile register.
+/// The CPU reports AMX-TILE, AMX-BF16 and AMX-INT8 (and AVX-512 BF16, which packing for the
+/// tiles uses), and the OS grants this process the tile state, which Linux requires before any
+/// thread touches a tile register.
 pub fn available() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
         // CPUID leaf 7 exists on every CPU with AVX-512 BF16, checked first.
         let cpu = std::arch::is_x86_feature_detected!("avx512bf16") && {
             let leaf = __cpuid_count(7, 0);
-            let (tile, bf16) = (1 << 24, 1 << 22);
-            leaf.edx & tile != 0 && leaf.edx & bf16 != 0
+            let (tile, bf16, int8) = (1 << 24, 1 << 22, 1 << 25);
+            leaf.edx & tile != 0 && leaf.edx & bf16 != 0 && leaf.edx & int8 != 0
         };
         cpu && request_tile_state()
     })

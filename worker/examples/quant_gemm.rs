@@ -1,0 +1,59 @@
+//! Times one quantized weight matrix times activation rows at every kernel level this CPU
+//! has, in GOp/s: `cargo run --release -p arena-worker --example quant_gemm -- FORMAT ROWS
+//! COLS M` (FORMAT one of q4_0 q4_1 q8_0 q4_k q5_k q6_k). Set `RAYON_NUM_THREADS=1` for one
+//! core. Arena's own benchmark is `arena bench worker`; this isolates the kernels (see
+//! docs/BENCHMARKS.md).
+
+use std::time::Instant;
+
+use arena_worker::model::quant::{Format, Isa, QMatrix};
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = "usage: quant_gemm q4_0|q4_1|q8_0|q4_k|q5_k|q6_k ROWS COLS M";
+    let format = Format::ALL
+        .into_iter()
+        .find(|f| Some(f.held_as().split(' ').next()) == args.first().map(|a| Some(a.as_str())))
+        .ok_or(usage)?;
+    let num = |i: usize| -> Result<usize, String> {
+        args.get(i)
+            .and_then(|a| a.parse().ok())
+            .filter(|&n: &usize| n > 0)
+            .ok_or_else(|| usage.to_string())
+    };
+    let (rows, cols, m) = (num(1)?, num(2)?, num(3)?);
+    let row_bytes = format
+        .row_bytes(cols)
+        .ok_or("COLS is not a whole number of blocks")?;
+    // Varied bytes; every block's leading f16 (its scale) set to 1/16, so no NaN slows a step.
+    let (block, bytes) = (format.block_bytes(), rows * row_bytes);
+    let data: Vec<u8> = (0..bytes)
+        .map(|i| match i % block {
+            0 => 0x00,
+            1 => 0x2C,
+            _ => (i * 7919 % 251) as u8,
+        })
+        .collect();
+    let w = QMatrix::new(format, data, rows, cols).ok_or("matrix too large")?;
+    let x: Vec<f32> = (0..m * cols)
+        .map(|i| ((i * 31) % 97) as f32 / 97.0 - 0.5)
+        .collect();
+    let ops = 2.0 * (rows * cols) as f64 * m as f64;
+    for isa in Isa::available() {
+        let w = w.clone().packed_for(isa);
+        std::hint::black_box(w.matmul_with(isa, &x, m)); // warm-up
+        let reps = 3;
+        let t = Instant::now();
+        for _ in 0..reps {
+            std::hint::black_box(w.matmul_with(isa, &x, m));
+        }
+        let dt = t.elapsed().as_secs_f64() / reps as f64;
+        println!(
+            "{} {format:?} {rows}x{cols} by {m} rows: {:.1} ms, {:.1} GOp/s",
+            isa.name(),
+            dt * 1e3,
+            ops / dt / 1e9
+        );
+    }
+    Ok(())
+}
