@@ -7,9 +7,10 @@
 //! super-block the sums are stored (tiles have no path to vector registers) and scaled once,
 //! `(64·hi + lo)·d·d'`, as llama.cpp's Q6_K dot product adds its sub-blocks in integers. The
 //! VNNI kernels scale every 16 values' sums in floats; on tiles a store and a scaling per 16
-//! values cost more than the VNNI kernel (tile and vector instructions do not overlap on this
-//! Xeon), once per 256 they do not. Q4_K and Q5_K went through the same planes at no gain
-//! (their offsets per 32 values still need float work): see docs/BENCHMARKS.md.
+//! values cost more than the VNNI kernel (a tile store costs about what a product does, and
+//! the scaling waits on it), once per 256 they do not. Q4_K and Q5_K went through the same
+//! planes at no gain (their offsets per 32 values still need float work): see
+//! docs/BENCHMARKS.md.
 
 #![allow(unsafe_code)]
 
