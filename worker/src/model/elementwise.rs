@@ -170,7 +170,7 @@ fn silu(x: f32) -> f32 {
 }
 
 /// `dst = softmax(scale · src)`, `scale > 0`.
-fn softmax_row(src: &[f32], dst: &mut [f32], scale: f32) {
+pub(crate) fn softmax_row(src: &[f32], dst: &mut [f32], scale: f32) {
     let shift = max(src) * scale;
     for (d, s) in dst.iter_mut().zip(src) {
         *d = exp_le0(s * scale - shift);

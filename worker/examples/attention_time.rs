@@ -1,0 +1,56 @@
+//! Times one layer's causal attention of `T` new rows after `OFFSET` cached positions
+//! (SmolLM2's heads: 3 key/value heads of 64, 3 queries each), the kernel the worker picks
+//! against candle's products: `cargo run --release -p arena-worker --example attention_time --
+//! T OFFSET`. Set `RAYON_NUM_THREADS` for the threads; `ARENA_KERNELS=avx2` picks candle's path
+//! for the first line too.
+
+use std::time::Instant;
+
+use arena_worker::model::{attention, elementwise};
+use candle_core::{Device, Result, Tensor};
+
+fn time<T>(name: &str, mut f: impl FnMut() -> Result<T>) -> Result<()> {
+    f()?;
+    let reps = 200;
+    let t = Instant::now();
+    for _ in 0..reps {
+        std::hint::black_box(f()?);
+    }
+    let ms = t.elapsed().as_secs_f64() / reps as f64 * 1e3;
+    println!(
+        "{name:36} {ms:.3} ms per layer, {:.1} ms for 30 layers",
+        30.0 * ms
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let [t, offset] = args[..] else {
+        candle_core::bail!("usage: attention_time T OFFSET");
+    };
+    if t == 0 {
+        candle_core::bail!("T must be at least 1");
+    }
+    let dev = Device::Cpu;
+    let (kvh, n_rep, hd) = (3, 3, 64);
+    let len = offset + t;
+    let q = Tensor::randn(0f32, 1.0, (kvh, n_rep, t, hd), &dev)?;
+    // A cache buffer larger than the sequence, as the worker holds it.
+    let k = Tensor::randn(0f32, 1.0, (kvh, len + 64, hd), &dev)?.narrow(1, 0, len)?;
+    let v = Tensor::randn(0f32, 1.0, (kvh, len + 64, hd), &dev)?.narrow(1, 0, len)?;
+    time("attention (the worker's kernel)", || {
+        attention::causal(&q, &k, &v, offset)
+    })?;
+    // candle's path, one block of up to 64 query rows as it ran before the AVX-512 kernel.
+    let qc = q.reshape((kvh, n_rep * t, hd))?;
+    time("candle: scores + softmax + values", || {
+        let scores = qc.matmul(&k.t()?)?;
+        let probs = elementwise::causal_softmax(&scores, 0.125, t, offset + 1)?;
+        probs.matmul(&v)
+    })?;
+    Ok(())
+}
