@@ -23,6 +23,7 @@ use std::cell::RefCell;
 use rayon::prelude::*;
 
 use crate::model::quant::kernel::transpose_words as transpose;
+use crate::model::quant::kernel::TileConfig;
 
 /// Values per tile row along the shared dimension (64 bytes of BF16).
 const K: usize = 32;
@@ -209,22 +210,6 @@ unsafe fn pack_weights(w: Weights, n: usize, cols: usize, out: &mut Vec<u16>) {
     }
 }
 
-/// Every tile register as 16 rows of 64 bytes (palette 1), for `ldtilecfg`.
-#[repr(C, align(64))]
-struct Config([u8; 64]);
-
-impl Config {
-    fn full() -> Config {
-        let mut c = [0u8; 64];
-        c[0] = 1;
-        for t in 0..8 {
-            c[16 + 2 * t] = (2 * K) as u8;
-            c[48 + t] = R as u8;
-        }
-        Config(c)
-    }
-}
-
 /// `out[r·m + i] = w[r] · x[i]` for the weight rows of `cols` values in `w` and the `m`
 /// activation rows packed in `x` for them (split as `w` is); shapes are checked.
 ///
@@ -239,8 +224,8 @@ pub unsafe fn gemm(w: Weights, cols: usize, x: &Packed, m: usize, out: &mut [f32
     let (chunks, parts) = (x.chunks, x.parts);
     WEIGHTS.with_borrow_mut(|packed| {
         pack_weights(w, n, cols, packed);
-        let config = Config::full();
-        asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
+        let config = TileConfig::full();
+        asm!("ldtilecfg [{}]", in(reg) config.as_ptr(), options(nostack, readonly));
         let mut spill = [0f32; BLOCK * BLOCK];
         let acts_block = chunks * parts * TILE;
         for i0 in (0..m).step_by(BLOCK) {

@@ -119,7 +119,16 @@ pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Optio
                             // SAFETY: `available` holds (checked by the caller); the slices
                             // hold `n` query rows, `hd × padded` transposed keys, `len` value
                             // rows and `ROWS × padded` scores and weights: all the task reads.
-                            unsafe { task(q, kt, v, &seen, hd, padded, scale, scores, probs, out) }
+                            let task = Task {
+                                q,
+                                seen,
+                                keys_t: kt,
+                                v,
+                                hd,
+                                padded,
+                                scale,
+                            };
+                            unsafe { run(&task, scores, probs, out) }
                         });
                     });
             });
@@ -156,47 +165,49 @@ unsafe fn transpose_keys(keys: &[f32], hd: usize, kt: &mut [f32]) {
     }
 }
 
-/// Up to six query rows of one head (`q`, `seen[i]` keys visible to row `i`, 0 past the
-/// rows): scores into `scores`, weights into `probs`, weighted values into `out`.
-#[allow(clippy::too_many_arguments)]
-#[target_feature(enable = "avx512f")]
-unsafe fn task(
-    q: &[f32],
-    keys_t: &[f32],
-    v: &[f32],
-    seen: &[usize; ROWS],
+/// What one task reads: up to six query rows of one head (`q`), how many keys each row sees
+/// (`seen`, 0 past the rows), the head's keys transposed and its values, the head size, the
+/// keys' padded count and the softmax scale.
+struct Task<'a> {
+    q: &'a [f32],
+    seen: [usize; ROWS],
+    keys_t: &'a [f32],
+    v: &'a [f32],
     hd: usize,
     padded: usize,
     scale: f32,
-    scores: &mut [f32],
-    probs: &mut [f32],
-    out: &mut [f32],
-) {
-    match q.len() / hd {
-        1 => rows::<1>(q, keys_t, v, seen, hd, padded, scale, scores, probs, out),
-        2 => rows::<2>(q, keys_t, v, seen, hd, padded, scale, scores, probs, out),
-        3 => rows::<3>(q, keys_t, v, seen, hd, padded, scale, scores, probs, out),
-        4 => rows::<4>(q, keys_t, v, seen, hd, padded, scale, scores, probs, out),
-        5 => rows::<5>(q, keys_t, v, seen, hd, padded, scale, scores, probs, out),
-        _ => rows::<6>(q, keys_t, v, seen, hd, padded, scale, scores, probs, out),
+}
+
+/// Runs `task`: scores into `scores`, weights into `probs`, weighted values into `out`.
+#[target_feature(enable = "avx512f")]
+unsafe fn run(task: &Task, scores: &mut [f32], probs: &mut [f32], out: &mut [f32]) {
+    match task.q.len() / task.hd {
+        1 => rows::<1>(task, scores, probs, out),
+        2 => rows::<2>(task, scores, probs, out),
+        3 => rows::<3>(task, scores, probs, out),
+        4 => rows::<4>(task, scores, probs, out),
+        5 => rows::<5>(task, scores, probs, out),
+        _ => rows::<6>(task, scores, probs, out),
     }
 }
 
-/// [`task`] for `N` rows.
-#[allow(clippy::too_many_arguments)]
+/// [`run`] for `N` rows.
 #[inline(always)]
 unsafe fn rows<const N: usize>(
-    q: &[f32],
-    keys_t: &[f32],
-    v: &[f32],
-    seen: &[usize; ROWS],
-    hd: usize,
-    padded: usize,
-    scale: f32,
+    task: &Task,
     scores: &mut [f32],
     probs: &mut [f32],
     out: &mut [f32],
 ) {
+    let Task {
+        q,
+        seen,
+        keys_t,
+        v,
+        hd,
+        padded,
+        scale,
+    } = *task;
     let most = seen.iter().copied().max().unwrap_or(0);
     let q = q.as_ptr();
     for j0 in (0..most).step_by(LANES) {

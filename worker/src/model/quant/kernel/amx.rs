@@ -17,6 +17,7 @@
 use std::arch::asm;
 use std::arch::x86_64::*;
 
+use super::TileConfig;
 use crate::model::quant::act::Activations;
 use crate::model::quant::panel::{GROUPS, LANES, PANEL_ROWS};
 use crate::model::quant::tile_panel::{TilePanel, SUPER};
@@ -32,23 +33,6 @@ const STEP: usize = 64;
 
 /// Results of one call: `[activation row][panel row]`.
 pub type RowsBlock = [[f32; PANEL_ROWS]; ROWS];
-
-/// Every tile register as 16 rows of 64 bytes (palette 1), for `ldtilecfg`: tmm0–1 the sums of
-/// the `hi` and `lo` planes, tmm2–3 activations, tmm4–7 two steps' weights of both planes.
-#[repr(C, align(64))]
-struct Config([u8; 64]);
-
-impl Config {
-    fn full() -> Config {
-        let mut c = [0u8; 64];
-        c[0] = 1;
-        for t in 0..8 {
-            c[16 + 2 * t] = STEP as u8;
-            c[48 + t] = TILE as u8;
-        }
-        Config(c)
-    }
-}
 
 /// One super-block's integer sums as the tiles store them, `[plane][activation row][weight
 /// row]`.
@@ -115,8 +99,10 @@ pub unsafe fn gemm(
 ) {
     let padded = acts.padded;
     let (supers, per32, blocks) = (padded / SUPER, padded / 32, n.div_ceil(TILE));
-    let config = Config::full();
-    asm!("ldtilecfg [{}]", in(reg) config.0.as_ptr(), options(nostack, readonly));
+    // tmm0–1 the sums of the `hi` and `lo` planes, tmm2–3 activations, tmm4–7 two steps'
+    // weights of both planes.
+    let config = TileConfig::full();
+    asm!("ldtilecfg [{}]", in(reg) config.as_ptr(), options(nostack, readonly));
     let mut sums = Sums([0; 2 * TILE * LANES]);
     // `[block][group][row]`: each block's rows times each group's 16 weight rows.
     let mut facc = [[[_mm512_setzero_ps(); TILE]; GROUPS]; ROWS / TILE];

@@ -79,6 +79,8 @@ mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod tiles;
 #[cfg(target_arch = "x86_64")]
+pub use tiles::TileConfig;
+#[cfg(target_arch = "x86_64")]
 mod unpack_avx2;
 
 /// Activation rows per microkernel call, at most.

@@ -45,3 +45,26 @@ fn request_tile_state() -> bool {
         false
     }
 }
+
+/// Every tile register as 16 rows of 64 bytes (palette 1), for `ldtilecfg`: the one shape both
+/// AMX GEMMs use (16-bit weights, `crate::model::amx`; Q6_K, `super::amx`).
+#[repr(C, align(64))]
+pub struct TileConfig([u8; 64]);
+
+impl TileConfig {
+    /// All eight tiles 16 × 64 bytes.
+    pub fn full() -> TileConfig {
+        let mut c = [0u8; 64];
+        c[0] = 1;
+        for t in 0..8 {
+            c[16 + 2 * t] = 64;
+            c[48 + t] = 16;
+        }
+        TileConfig(c)
+    }
+
+    /// Where the configuration's bytes start, for `ldtilecfg`.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.0.as_ptr()
+    }
+}
