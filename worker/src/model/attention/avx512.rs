@@ -35,11 +35,6 @@ thread_local! {
     static KEYS_T: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Whether this CPU runs the kernel.
-pub fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx512f")
-}
-
 /// The f32 values of a `[heads, len, hd]` tensor whose rows are `hd` values apart: the
 /// storage, where head 0 starts, the stride between heads.
 fn heads_of<'a>(
@@ -56,7 +51,7 @@ fn heads_of<'a>(
 }
 
 /// See [`super::causal`]; `None` where the tensors are not f32 rows this kernel reads (the
-/// caller then takes candle's path).
+/// caller then takes candle's path). Callers hold AVX-512 F (an `Isa` with `has_avx512`).
 pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Option<Tensor>> {
     let (kvh, n_rep, t, hd) = q.dims4()?;
     let len = k.dim(1)?;
@@ -85,8 +80,8 @@ pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Optio
             .par_chunks_mut(hd * padded)
             .enumerate()
             .for_each(|(h, kt)| {
-                // SAFETY: `available` holds (checked by the caller); the head holds `len` rows
-                // of `hd` values and `kt` `hd` rows of `padded`.
+                // SAFETY: the caller checked AVX-512; the head holds `len` rows of `hd` values
+                // and `kt` `hd` rows of `padded`.
                 unsafe { transpose_keys(&kh.0[kh.1 + h * kh.2..][..len * hd], hd, kt) };
             });
         let keys_t = &keys_t[..kvh * hd * padded];
@@ -116,9 +111,6 @@ pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Optio
                         SCORES.with_borrow_mut(|buf| {
                             buf.resize(2 * ROWS * padded, 0.0);
                             let (scores, probs) = buf.split_at_mut(ROWS * padded);
-                            // SAFETY: `available` holds (checked by the caller); the slices
-                            // hold `n` query rows, `hd × padded` transposed keys, `len` value
-                            // rows and `ROWS × padded` scores and weights: all the task reads.
                             let task = Task {
                                 q,
                                 seen,
@@ -128,6 +120,9 @@ pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Optio
                                 padded,
                                 scale,
                             };
+                            // SAFETY: the caller checked AVX-512; the slices hold `n` query
+                            // rows, `hd × padded` transposed keys, `len` value rows and
+                            // `ROWS × padded` scores and weights: all the task reads.
                             unsafe { run(&task, scores, probs, out) }
                         });
                     });

@@ -25,9 +25,10 @@ const QUERY_BLOCK: usize = 64;
 /// `[kv_heads, offset + t, head_dim]` (all keys and values, the new ones last). Returns
 /// `[kv_heads, queries_per_kv_head, t, head_dim]`.
 pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor> {
-    // `ARENA_KERNELS` below `avx512` turns it off with the int8 kernels (comparisons).
+    // The int8 kernels' level: detected AVX-512 F, and `ARENA_KERNELS` below `avx512` turns
+    // this kernel off with them (comparisons).
     #[cfg(target_arch = "x86_64")]
-    if q.device().is_cpu() && avx512::available() && super::quant::Isa::best().has_avx512() {
+    if q.device().is_cpu() && super::quant::Isa::best().has_avx512() {
         if let Some(out) = avx512::causal(q, k, v, offset)? {
             return Ok(out);
         }
@@ -129,7 +130,7 @@ mod tests {
     #[test]
     fn a_prompts_rows_equal_the_same_rows_alone() -> Result<()> {
         #[cfg(target_arch = "x86_64")]
-        if avx512::available() {
+        if crate::model::quant::Isa::best().has_avx512() {
             let (t, offset, hd) = (23, 30, 64);
             let (q, k, v) = inputs(t, offset, hd)?;
             let all = causal(&q, &k, &v, offset)?;

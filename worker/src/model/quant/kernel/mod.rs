@@ -4,8 +4,8 @@
 //! what the CPU reports when the worker starts, so a binary built on one machine runs, with the
 //! best kernels it can, on another. `ARENA_KERNELS=scalar|avx2|avx512|amx` forces a lower
 //! level (benchmarks, tests); a level the CPU lacks is never used. The `amx` level multiplies
-//! 16-bit weights on AMX BF16 tiles and, for these formats, prefill on AMX int8 tiles
-//! ([`Isa::gemm_tiles`]); the rest runs the AVX-512 VNNI kernels.
+//! 16-bit weights on AMX BF16 tiles and Q6_K prefill on AMX int8 tiles ([`Isa::gemm_tiles`]);
+//! the rest runs the AVX-512 VNNI kernels.
 
 use std::sync::OnceLock;
 
