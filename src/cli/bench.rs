@@ -238,6 +238,9 @@ pub struct BenchChatArgs {
     /// MiB of prefix cache for the run with it.
     #[arg(long, default_value_t = 512)]
     pub prefix_cache: usize,
+    /// Times the conversation is played on fresh workers; each turn reports the median.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=50))]
+    pub repeats: u16,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -249,6 +252,7 @@ impl BenchChatArgs {
             turns: self.turns,
             answer_tokens: self.answer_tokens,
             prefix_cache_bytes: self.prefix_cache.saturating_mul(1 << 20),
+            repeats: self.repeats.into(),
         };
         let report = arena_worker::chat_bench::run(&self.model, &opts).await?;
         if self.json {

@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use arena_worker::model::kv_cache::{HostLayer, LayerKv};
 use arena_worker::model::{attention, elementwise};
 use candle_core::{Device, Result, Tensor};
 
@@ -42,8 +43,21 @@ fn main() -> Result<()> {
     // A cache buffer larger than the sequence, as the worker holds it.
     let k = Tensor::randn(0f32, 1.0, (kvh, len + 64, hd), &dev)?.narrow(1, 0, len)?;
     let v = Tensor::randn(0f32, 1.0, (kvh, len + 64, hd), &dev)?.narrow(1, 0, len)?;
+    // The worker's pages, written as a conversation's turns were.
+    let mut layer = HostLayer::new(kvh, hd);
+    let flat = |x: &Tensor| x.contiguous()?.flatten_all()?.to_vec1::<f32>();
+    layer.write(
+        0,
+        &flat(&k.narrow(1, 0, offset)?)?,
+        &flat(&v.narrow(1, 0, offset)?)?,
+    );
+    layer.write(
+        offset,
+        &flat(&k.narrow(1, offset, t)?)?,
+        &flat(&v.narrow(1, offset, t)?)?,
+    );
     time("attention (the worker's kernel)", || {
-        attention::causal(&q, &k, &v, offset)
+        attention::causal(&q, LayerKv::Host { layer: &layer, len }, offset)
     })?;
     // candle's path, one block of up to 64 query rows as it ran before the AVX-512 kernel.
     let qc = q.reshape((kvh, n_rep * t, hd))?;

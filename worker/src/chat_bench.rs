@@ -40,6 +40,9 @@ pub struct ChatBenchOptions {
     pub answer_tokens: u32,
     /// The prefix cache's size for the run with it, bytes.
     pub prefix_cache_bytes: usize,
+    /// Times the conversation is played, each on fresh workers; a turn's times are the
+    /// median over them (at least 1).
+    pub repeats: usize,
 }
 
 /// One turn, with and without the cache.
@@ -51,9 +54,9 @@ pub struct TurnTiming {
     pub prompt_tokens: usize,
     /// Of those, served by the cache.
     pub cached_tokens: usize,
-    /// Time to first token with the cache, ms.
+    /// Time to first token with the cache, ms (the median over the repeats).
     pub ttft_ms_cached: f64,
-    /// Time to first token without it, ms.
+    /// Time to first token without it, ms (the median over the repeats).
     pub ttft_ms_uncached: f64,
     /// Tokens of the answer (the conversation goes on with the cached run's answer).
     pub answer_tokens: usize,
@@ -66,6 +69,8 @@ pub struct ChatBenchReport {
     pub model: String,
     /// Threads used by the kernels.
     pub threads: usize,
+    /// Times the conversation was played.
+    pub repeats: usize,
     /// Per turn.
     pub turns: Vec<TurnTiming>,
 }
@@ -79,7 +84,10 @@ impl ChatBenchReport {
 
     /// The table for people.
     pub fn table(&self) -> String {
-        let mut out = format!("model: {}  threads: {}\n", self.model, self.threads);
+        let mut out = format!(
+            "model: {}  threads: {}  repeats: {} (median TTFT)\n",
+            self.model, self.threads, self.repeats
+        );
         out.push_str("turn  prompt  cached  answer  TTFT cached ms  TTFT uncached ms  speed-up\n");
         for t in &self.turns {
             out.push_str(&format!(
@@ -152,25 +160,61 @@ fn serve(path: &Path, prefix_cache_bytes: usize) -> Result<std::sync::Arc<Served
     ServedModel::start(loaded, name, template, engine, false)
 }
 
-/// Plays one conversation on a worker with the cache; every turn's prompt is also answered by
-/// a worker without it, for the comparison.
+/// Plays the conversation `opts.repeats` times, each on a fresh worker with the cache (so
+/// that no repeat starts from another's entries); every turn's prompt is also answered by a
+/// worker without it, for the comparison. Greedy answers make every repeat the same
+/// conversation; a turn's times are the medians.
 pub async fn run(path: &Path, opts: &ChatBenchOptions) -> Result<ChatBenchReport> {
     let turns = opts.turns.clamp(1, QUESTIONS.len());
-    let cached = serve(path, opts.prefix_cache_bytes)?;
+    let repeats = opts.repeats.max(1);
     let fresh = serve(path, 0)?;
-    let mut messages: Vec<Message> = Vec::new();
+    let mut plays: Vec<Vec<TurnTiming>> = Vec::with_capacity(repeats);
+    for _ in 0..repeats {
+        let cached = serve(path, opts.prefix_cache_bytes)?;
+        plays.push(play(&cached, &fresh, turns, opts.answer_tokens).await?);
+    }
     let mut report = ChatBenchReport {
         model: path.display().to_string(),
         threads: candle_core::utils::get_num_threads(),
-        turns: Vec::new(),
+        repeats,
+        turns: plays[0].clone(),
     };
+    for (i, t) in report.turns.iter_mut().enumerate() {
+        t.ttft_ms_cached = median(plays.iter().map(|p| p[i].ttft_ms_cached).collect());
+        t.ttft_ms_uncached = median(plays.iter().map(|p| p[i].ttft_ms_uncached).collect());
+    }
+    Ok(report)
+}
+
+/// The middle value (the mean of the two middle ones for an even count).
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        xs[n / 2]
+    } else {
+        (xs[n / 2 - 1] + xs[n / 2]) / 2.0
+    }
+}
+
+/// One play of the conversation's first `turns` turns.
+async fn play(
+    cached: &ServedModel,
+    fresh: &ServedModel,
+    turns: usize,
+    answer_tokens: u32,
+) -> Result<Vec<TurnTiming>> {
+    let mut messages: Vec<Message> = Vec::new();
+    let mut out = Vec::with_capacity(turns);
     for (i, question) in QUESTIONS.iter().take(turns).enumerate() {
         messages.push(Message::new(Role::User, *question));
-        let (ttft_cached, prompt, hit, answer, n) =
-            turn(&cached, &messages, opts.answer_tokens).await?;
+        let (ttft_cached, prompt, hit, answer, n) = turn(cached, &messages, answer_tokens).await?;
         // The uncached worker only needs its first token: one step is enough.
-        let (ttft_uncached, ..) = turn(&fresh, &messages, 1).await?;
-        report.turns.push(TurnTiming {
+        let (ttft_uncached, ..) = turn(fresh, &messages, 1).await?;
+        out.push(TurnTiming {
             turn: i + 1,
             prompt_tokens: prompt,
             cached_tokens: hit,
@@ -180,5 +224,18 @@ pub async fn run(path: &Path, opts: &ChatBenchOptions) -> Result<ChatBenchReport
         });
         messages.push(Message::new(Role::Assistant, answer));
     }
-    Ok(report)
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_is_the_middle_value() {
+        assert_eq!(median(vec![5.0, 1.0, 3.0]), 3.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![7.0]), 7.0);
+        assert!(median(Vec::new()).is_nan());
+    }
 }

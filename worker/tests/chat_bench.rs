@@ -13,9 +13,10 @@ async fn each_turn_is_timed_and_later_turns_start_from_the_cache() {
         turns: 3,
         answer_tokens: 8,
         prefix_cache_bytes: 16 << 20,
+        repeats: 2,
     };
     let report = run(&path, &opts).await.unwrap();
-    assert_eq!(report.turns.len(), 3);
+    assert_eq!((report.turns.len(), report.repeats), (3, 2));
     for (i, t) in report.turns.iter().enumerate() {
         assert_eq!(t.turn, i + 1);
         assert!(t.ttft_ms_cached > 0.0 && t.ttft_ms_uncached > 0.0, "{t:?}");

@@ -158,7 +158,7 @@ fn quantized_gguf_prefill_paths_agree() {
 
 #[test]
 fn context_overflow_in_the_cache_is_an_error_not_a_panic() {
-    let mut cache = KvCache::new(1, 4);
+    let mut cache = KvCache::new(1, 4, &Device::Cpu);
     let k = candle_core::Tensor::zeros((1, 5, 2), DType::F32, &Device::Cpu).unwrap();
     assert!(cache.append(0, &k, &k).is_err());
 }

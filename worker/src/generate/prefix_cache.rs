@@ -125,7 +125,7 @@ mod tests {
 
     /// A one-layer cache holding `n` positions of 2 heads x 4 dims.
     fn cache(n: usize) -> KvCache {
-        let mut c = KvCache::new(1, 4096);
+        let mut c = KvCache::new(1, 4096, &Device::Cpu);
         let k = Tensor::zeros((2, n, 4), DType::F32, &Device::Cpu).unwrap();
         c.append(0, &k, &k).unwrap();
         c.commit(n);

@@ -181,6 +181,17 @@ pub(crate) fn softmax_row(src: &[f32], dst: &mut [f32], scale: f32) {
     }
 }
 
+/// `xs = exp(scale · xs − scale · max xs)` in place, returning their sum: a softmax whose
+/// division is left to the caller (attention scales its weighted values once instead).
+#[inline(always)]
+pub(crate) fn exp_shifted(xs: &mut [f32], scale: f32) -> f32 {
+    let shift = max(xs) * scale;
+    for x in xs.iter_mut() {
+        *x = exp_le0(*x * scale - shift);
+    }
+    sum(xs)
+}
+
 /// Lanes of the partial maxima and sums, so that the reductions vectorise.
 const LANES: usize = 8;
 
@@ -218,7 +229,7 @@ fn sum(xs: &[f32]) -> f32 {
 /// (about 1.2·10⁻³⁸) rather than a subnormal or zero: next to the row's largest term, 1, it
 /// adds nothing.
 #[inline(always)]
-fn exp_le0(x: f32) -> f32 {
+pub(crate) fn exp_le0(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     // ln 2 split so that n · LN2_HI is exact for the n that occur.
     const LN2_HI: f32 = 0.693_359_4;

@@ -127,7 +127,7 @@ impl Llama {
 
     /// A fresh cache for one sequence.
     pub fn new_cache(&self) -> KvCache {
-        KvCache::new(self.cfg.num_layers, self.cfg.context_length)
+        KvCache::new(self.cfg.num_layers, self.cfg.context_length, &self.device)
     }
 
     /// Runs one step and returns, per item, the logits after its last token.
@@ -276,9 +276,8 @@ impl Llama {
         let q = rope(q, h, q_from, tq)?;
         let k = rope(k, kvh, offset, t)?;
         let v = v.reshape((t, kvh, hd))?.transpose(0, 1)?.contiguous()?;
-        let (k_all, v_all) = cache.append(layer, &k, &v)?;
         let q = q.reshape((kvh, n_rep, tq, hd))?;
-        let out = attention::causal(&q, &k_all, &v_all, q_from)?;
+        let out = attention::causal(&q, cache.append(layer, &k, &v)?, q_from)?;
         out.reshape((h, tq, hd))?
             .transpose(0, 1)?
             .reshape((tq, h * hd))

@@ -1,5 +1,6 @@
-//! Causal attention of a sequence's new rows against its cache: on AVX-512 one query row at a
-//! time in a fixed order ([`avx512`]), elsewhere in blocks of query rows through candle.
+//! Causal attention of a sequence's new rows against its cache: over host pages, tasks of a
+//! few query rows of one head, each row's sums in one fixed order ([`host`]; kernels on
+//! AVX-512 and in plain Rust); over tensors on a GPU, blocks of query rows through candle.
 //!
 //! A prompt chunk of `t` rows used to score every row against every key (`t × len`), mask
 //! the upper triangle to −∞ and take the softmax over it all: at 512 rows of a 1.1B model
@@ -11,9 +12,12 @@
 use candle_core::{Result, Tensor};
 
 use super::elementwise;
+use super::kv_cache::LayerKv;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod host;
+mod portable;
 
 /// Query positions per block: small enough that a block's scores fit in L2 at 4 KV heads
 /// and 8 queries per head, large enough that each block's matrix products stay efficient.
@@ -21,22 +25,22 @@ const QUERY_BLOCK: usize = 64;
 
 /// `softmax(q·kᵀ/√d + causal mask)·v` for the `t` new positions `offset..offset + t`.
 ///
-/// `q` is `[kv_heads, queries_per_kv_head, t, head_dim]`; `k` and `v` are
-/// `[kv_heads, offset + t, head_dim]` (all keys and values, the new ones last). Returns
-/// `[kv_heads, queries_per_kv_head, t, head_dim]`.
-pub fn causal(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor> {
-    // The int8 kernels' level: detected AVX-512 F, and `ARENA_KERNELS` below `avx512` turns
-    // this kernel off with them (comparisons).
-    #[cfg(target_arch = "x86_64")]
-    if q.device().is_cpu() && super::quant::Isa::best().has_avx512() {
-        if let Some(out) = avx512::causal(q, k, v, offset)? {
-            return Ok(out);
+/// `q` is `[kv_heads, queries_per_kv_head, t, head_dim]`; `kv` holds all keys and values,
+/// the new ones last. Returns `[kv_heads, queries_per_kv_head, t, head_dim]`.
+pub fn causal(q: &Tensor, kv: LayerKv<'_>, offset: usize) -> Result<Tensor> {
+    match kv {
+        LayerKv::Host { layer, len } => {
+            let kernel = *host::Kernel::available(layer.head_dim())
+                .last()
+                .expect("the plain kernel runs everywhere");
+            host::causal(kernel, q, layer, len, offset)
         }
+        LayerKv::Tensors(k, v) => blocked(q, &k, &v, offset),
     }
-    blocked(q, k, v, offset)
 }
 
-/// [`causal`] through candle's matrix products, a block of query rows at a time.
+/// [`causal`] through candle's matrix products, a block of query rows at a time (see the
+/// module's notes).
 fn blocked(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor> {
     let (kvh, n_rep, t, hd) = q.dims4()?;
     let scale = 1.0 / (hd as f32).sqrt();
@@ -65,6 +69,8 @@ fn blocked(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::kv_cache::pages::PAGE;
+    use crate::model::kv_cache::HostLayer;
     use candle_core::{DType, Device};
 
     /// The whole-matrix computation the blocks replace.
@@ -77,7 +83,7 @@ mod tests {
     }
 
     /// Random `q` for `t` positions after `offset`, and the cache views `k`, `v` (a prefix of a
-    /// larger buffer, as the model passes them).
+    /// larger buffer, as a GPU cache passes them).
     fn inputs(t: usize, offset: usize, hd: usize) -> Result<(Tensor, Tensor, Tensor)> {
         let dev = Device::Cpu;
         let (kvh, n_rep) = (2, 3);
@@ -92,31 +98,61 @@ mod tests {
         ))
     }
 
+    /// `k`, `v` in host pages, written in two appends as a prompt and a turn would, over
+    /// stale positions (NaN, so that a kernel reading one past a row's own shows).
+    fn pages(k: &Tensor, v: &Tensor) -> Result<HostLayer> {
+        let (kvh, len, hd) = k.dims3()?;
+        let mut layer = HostLayer::new(kvh, hd);
+        let junk = vec![f32::NAN; kvh * (len + PAGE) * hd];
+        layer.write(0, &junk, &junk);
+        let flat = |x: &Tensor| x.contiguous()?.flatten_all()?.to_vec1::<f32>();
+        let half = len / 2;
+        for (from, n) in [(0, half), (half, len - half)] {
+            layer.write(
+                from,
+                &flat(&k.narrow(1, from, n)?)?,
+                &flat(&v.narrow(1, from, n)?)?,
+            );
+        }
+        Ok(layer)
+    }
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> Result<f32> {
+        (a - b)?
+            .abs()?
+            .flatten_all()?
+            .max(0)?
+            .to_dtype(DType::F32)?
+            .to_scalar()
+    }
+
     #[test]
     fn every_path_equals_the_whole_masked_matrix() -> Result<()> {
         // Rows that span several blocks with a ragged last one, after a cached prefix; a
-        // single decode row; heads of 64, 128 (two passes over the values) and 80 (a partial
-        // one).
+        // single decode row; heads of 64, 128 (two passes over the values) and 80 (not whole
+        // vectors: the plain kernels only); keys across pages, ending inside one.
         for (t, offset, hd) in [
             (150, 0, 64),
             (150, 37, 64),
             (1, 200, 64),
             (64, 5, 128),
             (7, 40, 80),
+            (3, 1, 16),
         ] {
             let (q, k, v) = inputs(t, offset, hd)?;
             let want = reference(&q, &k, &v, offset)?;
-            for (path, ours) in [
-                ("best", causal(&q, &k, &v, offset)?),
-                ("blocked", blocked(&q, &k, &v, offset)?),
-            ] {
+            let layer = pages(&k, &v)?;
+            let len = offset + t;
+            let mut paths = vec![("blocked".to_string(), blocked(&q, &k, &v, offset)?)];
+            for kernel in host::Kernel::available(hd) {
+                let out = host::causal(kernel, &q, &layer, len, offset)?;
+                paths.push((format!("{kernel:?}"), out));
+            }
+            let best = causal(&q, LayerKv::Host { layer: &layer, len }, offset)?;
+            paths.push(("best".into(), best));
+            for (path, ours) in paths {
                 assert_eq!(ours.dims(), want.dims());
-                let diff = (ours - &want)?
-                    .abs()?
-                    .flatten_all()?
-                    .max(0)?
-                    .to_dtype(DType::F32)?;
-                let diff: f32 = diff.to_scalar()?;
+                let diff = max_diff(&ours, &want)?;
                 assert!(diff < 1e-5, "{path}: t {t} offset {offset} hd {hd}: {diff}");
             }
         }
@@ -125,30 +161,41 @@ mod tests {
 
     /// Each query row of a prompt gives, bit for bit, what it gives as the only new row (a
     /// decode step) over the same keys: a prefix cache serves the same tokens whether a
-    /// position was prefilled or decoded. Held on the AVX-512 kernel, which sums every row in
-    /// one fixed order.
+    /// position was prefilled or decoded. Held on every host kernel.
     #[test]
     fn a_prompts_rows_equal_the_same_rows_alone() -> Result<()> {
-        #[cfg(target_arch = "x86_64")]
-        if crate::model::quant::Isa::best().has_avx512() {
-            let (t, offset, hd) = (23, 30, 64);
-            let (q, k, v) = inputs(t, offset, hd)?;
-            let all = causal(&q, &k, &v, offset)?;
+        let (t, offset, hd) = (23, 60, 64);
+        let (q, k, v) = inputs(t, offset, hd)?;
+        let layer = pages(&k, &v)?;
+        for kernel in host::Kernel::available(hd) {
+            let all = host::causal(kernel, &q, &layer, offset + t, offset)?;
             for pos in 0..t {
-                let len = offset + pos + 1;
-                let one = causal(
+                let one = host::causal(
+                    kernel,
                     &q.narrow(2, pos, 1)?,
-                    &k.narrow(1, 0, len)?,
-                    &v.narrow(1, 0, len)?,
+                    &layer,
+                    offset + pos + 1,
                     offset + pos,
                 )?;
                 let row = all.narrow(2, pos, 1)?;
                 let (a, b): (Vec<f32>, Vec<f32>) =
                     (row.flatten_all()?.to_vec1()?, one.flatten_all()?.to_vec1()?);
                 let same = a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
-                assert!(same, "position {pos}: {a:?} against {b:?}");
+                assert!(same, "{kernel:?} position {pos}: {a:?} against {b:?}");
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn queries_that_do_not_fit_the_cache_are_errors() -> Result<()> {
+        let (q, k, v) = inputs(4, 10, 16)?;
+        let layer = pages(&k, &v)?;
+        let kernel = host::Kernel::Plain;
+        // More query rows than positions stored, and a cache of other heads.
+        assert!(host::causal(kernel, &q, &layer, 12, 10).is_err());
+        let (q2, _, _) = inputs(4, 10, 32)?;
+        assert!(host::causal(kernel, &q2, &layer, 14, 10).is_err());
         Ok(())
     }
 }
