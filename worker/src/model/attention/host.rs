@@ -108,10 +108,13 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Kernel::Avx2 => unsafe { portable::run_avx2(task, scores, out) },
-            // SAFETY: as above, with AVX-512 F detected and whole vectors per head.
+            // SAFETY: as above, with AVX-512 F detected; heads of whole vectors asserted.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Kernel::Avx512 => unsafe { avx512::run(task, scores, out) },
+            Kernel::Avx512 => {
+                assert!(hd.is_multiple_of(LANES));
+                unsafe { avx512::run(task, scores, out) }
+            }
         }
     }
 }
@@ -137,6 +140,9 @@ pub(super) fn causal(
         )
     }
     let rows = n_rep * t;
+    if rows == 0 {
+        return Tensor::zeros((kvh, n_rep, t, hd), q.dtype(), q.device());
+    }
     let qs: Vec<f32> = q.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
     let padded = len.next_multiple_of(LANES);
     let scale = 1.0 / (hd as f32).sqrt();

@@ -188,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn queries_that_do_not_fit_the_cache_are_errors() -> Result<()> {
+    fn queries_that_do_not_fit_the_cache_are_errors_and_none_is_empty() -> Result<()> {
         let (q, k, v) = inputs(4, 10, 16)?;
         let layer = pages(&k, &v)?;
         let kernel = host::Kernel::Plain;
@@ -196,6 +196,11 @@ mod tests {
         assert!(host::causal(kernel, &q, &layer, 12, 10).is_err());
         let (q2, _, _) = inputs(4, 10, 32)?;
         assert!(host::causal(kernel, &q2, &layer, 14, 10).is_err());
+        // No query rows: an empty result, not a division by zero.
+        for kernel in host::Kernel::available(16) {
+            let none = host::causal(kernel, &q.narrow(2, 0, 0)?, &layer, 14, 14)?;
+            assert_eq!(none.dims(), [2, 3, 0, 16]);
+        }
         Ok(())
     }
 }
