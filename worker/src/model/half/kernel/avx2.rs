@@ -54,9 +54,11 @@ pub unsafe fn convert<const BF: bool>(src: &[u8], dst: &mut [f32]) {
 // many bytes), and `x` and `out` of `cols` and `n` values: one activation row.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], out: &mut [f32]) {
-    for (row, out) in w.chunks_exact(2 * cols).zip(out) {
-        *out = tile::<BF, 1, 1, 4>([row.as_ptr()], [x.as_ptr()], cols)[0][0];
-    }
+    // TILE_W rows at a time, one activation row: four streams from memory in flight.
+    let n = w.len() / (2 * cols);
+    by_tiles::<f32, 1>(w.as_ptr().cast(), n, x.as_ptr(), 1, cols, out, |ws, xs| {
+        tile::<BF, TILE_W, 1, 2>(ws.map(|p| p.cast()), xs, cols)
+    })
 }
 
 // SAFETY: callers hold AVX2, FMA and F16C and pass `w` of `n · cols` values (twice as many
