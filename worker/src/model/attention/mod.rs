@@ -129,8 +129,9 @@ mod tests {
     #[test]
     fn every_path_equals_the_whole_masked_matrix() -> Result<()> {
         // Rows that span several blocks with a ragged last one, after a cached prefix; a
-        // single decode row; heads of 64, 128 (two passes over the values) and 80 (not whole
-        // vectors: the plain kernels only); keys across pages, ending inside one.
+        // single decode row; heads of 64, 128 (two passes over the values) and 80 (four vectors and
+        // one more, the AVX-512 kernel's tail); 16 (the tail only); keys across pages, ending
+        // inside one.
         for (t, offset, hd) in [
             (150, 0, 64),
             (150, 37, 64),

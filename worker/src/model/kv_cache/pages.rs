@@ -97,8 +97,7 @@ impl HostLayer {
         &self.pages[p].values[h * n..][..n]
     }
 
-    /// Head `h`'s key of position `pos`, gathered from its block (for tests and the
-    /// tensor view).
+    /// Head `h`'s key of position `pos`, gathered from its block (for tests).
     pub fn key(&self, h: usize, pos: usize) -> Vec<f32> {
         let block = self.key_block(h, pos / LANES);
         (0..self.head_dim)
