@@ -10,12 +10,12 @@ use arena_worker::model::kv_cache::{HostLayer, LayerKv};
 use arena_worker::model::{attention, elementwise};
 use candle_core::{Device, Result, Tensor};
 
-fn time<T>(name: &str, mut f: impl FnMut() -> Result<T>) -> Result<()> {
-    f()?;
-    let reps = 200;
+fn time<T>(name: &str, mut f: impl FnMut(usize) -> Result<T>) -> Result<()> {
+    f(0)?;
+    let reps = 300;
     let t = Instant::now();
-    for _ in 0..reps {
-        std::hint::black_box(f()?);
+    for i in 0..reps {
+        std::hint::black_box(f(i)?);
     }
     let ms = t.elapsed().as_secs_f64() / reps as f64 * 1e3;
     println!(
@@ -43,25 +43,38 @@ fn main() -> Result<()> {
     // A cache buffer larger than the sequence, as the worker holds it.
     let k = Tensor::randn(0f32, 1.0, (kvh, len + 64, hd), &dev)?.narrow(1, 0, len)?;
     let v = Tensor::randn(0f32, 1.0, (kvh, len + 64, hd), &dev)?.narrow(1, 0, len)?;
-    // The worker's pages, written as a conversation's turns were.
-    let mut layer = HostLayer::new(kvh, hd);
+    // The worker's pages, written as a conversation's turns were; as many layers as
+    // ARENA_LAYERS says (default 1), so that a model's whole cache can be read from memory
+    // rather than one layer's from the CPU's caches.
+    let layers: usize = std::env::var("ARENA_LAYERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     let flat = |x: &Tensor| x.contiguous()?.flatten_all()?.to_vec1::<f32>();
-    layer.write(
-        0,
-        &flat(&k.narrow(1, 0, offset)?)?,
-        &flat(&v.narrow(1, 0, offset)?)?,
+    let (k0, v0) = (
+        flat(&k.narrow(1, 0, offset)?)?,
+        flat(&v.narrow(1, 0, offset)?)?,
     );
-    layer.write(
-        offset,
-        &flat(&k.narrow(1, offset, t)?)?,
-        &flat(&v.narrow(1, offset, t)?)?,
+    let (k1, v1) = (
+        flat(&k.narrow(1, offset, t)?)?,
+        flat(&v.narrow(1, offset, t)?)?,
     );
-    time("attention (the worker's kernel)", || {
-        attention::causal(&q, LayerKv::Host { layer: &layer, len }, offset)
+    let pages: Vec<HostLayer> = (0..layers)
+        .map(|_| {
+            let mut layer = HostLayer::new(kvh, hd);
+            layer.write(0, &k0, &v0);
+            layer.write(offset, &k1, &v1);
+            layer
+        })
+        .collect();
+    time("attention (the worker's kernel)", |i| {
+        let layer = &pages[i % layers];
+        attention::causal(&q, LayerKv::Host { layer, len }, offset)
     })?;
     // candle's path, one block of up to 64 query rows as it ran before the AVX-512 kernel.
     let qc = q.reshape((kvh, n_rep * t, hd))?;
-    time("candle: scores + softmax + values", || {
+    time("candle: scores + softmax + values", |_| {
         let scores = qc.matmul(&k.t()?)?;
         let probs = elementwise::causal_softmax(&scores, 0.125, t, offset + 1)?;
         probs.matmul(&v)

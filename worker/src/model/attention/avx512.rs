@@ -110,7 +110,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
 
 /// The lanes of key block `b` that a row seeing `seen` keys sees.
 #[inline(always)]
-fn seen_lanes(seen: usize, b: usize) -> __mmask16 {
+pub(super) fn seen_lanes(seen: usize, b: usize) -> __mmask16 {
     let n = seen.saturating_sub(b * LANES);
     if n >= LANES {
         !0
@@ -214,7 +214,7 @@ unsafe fn weigh<const N: usize, const V: usize>(
 /// (Cephes' reduction and polynomial, clamped at −87.3, NaN kept) with the reduction in
 /// fused multiply-adds and 2ⁿ applied by `vscalefps`: five fewer instructions a vector.
 #[inline(always)]
-unsafe fn exp_le0(x: __m512) -> __m512 {
+pub(super) unsafe fn exp_le0(x: __m512) -> __m512 {
     let c = _mm512_set1_ps;
     // `max(c, x)` returns `x` when it is NaN.
     let x = _mm512_max_ps(c(-87.3), x);

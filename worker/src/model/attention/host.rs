@@ -10,11 +10,11 @@ use std::cell::RefCell;
 use candle_core::{DType, Result, Tensor};
 use rayon::prelude::*;
 
-use crate::model::kv_cache::pages::{HostLayer, LANES};
+use crate::model::kv_cache::pages::{HostLayer, PageFormat, LANES};
 
-#[cfg(target_arch = "x86_64")]
-use super::avx512;
 use super::portable;
+#[cfg(target_arch = "x86_64")]
+use super::{amx, avx512};
 
 /// Query rows the AVX-512 kernel weighs together: six rows' sums of 64 values take 24
 /// registers.
@@ -72,17 +72,30 @@ pub(super) enum Kernel {
     /// AVX-512 F intrinsics (head sizes that are whole vectors of 16).
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// AMX tiles, over BF16 pages.
+    #[cfg(target_arch = "x86_64")]
+    Amx,
 }
 
 impl Kernel {
-    /// Every kernel this CPU runs for heads of `head_dim`, best last; the int8 kernels'
-    /// level decides, so `ARENA_KERNELS` turns these down with them.
-    pub fn available(head_dim: usize) -> Vec<Kernel> {
+    /// Every kernel this CPU runs over `layer`'s pages, best last; the int8 kernels' level
+    /// decides, so `ARENA_KERNELS` turns these down with them (and the pages' format with
+    /// them).
+    pub fn available(layer: &HostLayer) -> Vec<Kernel> {
+        let head_dim = layer.head_dim();
+        #[cfg(target_arch = "x86_64")]
+        let isa = crate::model::quant::Isa::best();
+        if layer.format() == PageFormat::Bf16Tiles {
+            #[cfg(target_arch = "x86_64")]
+            if isa.has_amx() {
+                return vec![Kernel::Amx];
+            }
+            return Vec::new();
+        }
         #[allow(unused_mut)]
         let mut out = vec![Kernel::Plain];
         #[cfg(target_arch = "x86_64")]
         {
-            let isa = crate::model::quant::Isa::best();
             if isa.has_avx2() {
                 out.push(Kernel::Avx2);
             }
@@ -93,12 +106,22 @@ impl Kernel {
         out
     }
 
+    /// Query rows of a task this kernel takes whole: AMX tiles hold 16.
+    fn rows_step(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Amx => LANES,
+            _ => GROUP,
+        }
+    }
+
     /// Runs `task`: scores, then weights, in `scores` (a row of `task.padded` per query
-    /// row), weighted values into `out`.
+    /// row, rounded up to whole tiles of 16 rows), weighted values into `out`.
     fn run(self, task: &Task, scores: &mut [f32], out: &mut [f32]) {
         let (n, hd) = (task.rows(), task.kv.head_dim());
         assert!(n <= TASK_ROWS && task.q.len() == n * hd && out.len() == n * hd);
-        assert!(scores.len() == n * task.padded && task.padded.is_multiple_of(LANES));
+        let rows = n.next_multiple_of(LANES);
+        assert!(scores.len() == rows * task.padded && task.padded.is_multiple_of(LANES));
         let most = task.most(0..n);
         assert!(most <= task.padded && most <= task.kv.capacity());
         match self {
@@ -112,8 +135,16 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Kernel::Avx512 => {
-                assert!(hd.is_multiple_of(LANES));
+                assert!(hd.is_multiple_of(LANES) && task.kv.format() == PageFormat::F32);
                 unsafe { avx512::run(task, scores, out) }
+            }
+            // SAFETY: `available` offers this kernel only at the `amx` level (tile state
+            // granted) and for BF16 pages, whose heads fit the tiles.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Kernel::Amx => {
+                assert!(task.kv.format() == PageFormat::Bf16Tiles);
+                unsafe { amx::run(task, scores, out) }
             }
         }
     }
@@ -154,8 +185,9 @@ pub(super) fn causal(
         .max((2 * threads).div_ceil(kvh))
         .min(rows);
     let mut task_rows = rows.div_ceil(per_head);
-    if task_rows > GROUP {
-        task_rows = task_rows.next_multiple_of(GROUP).min(TASK_ROWS);
+    let step = kernel.rows_step();
+    if task_rows > step {
+        task_rows = task_rows.next_multiple_of(step).min(TASK_ROWS);
     }
     let mut out = vec![0f32; kvh * rows * hd];
     out.par_chunks_mut(rows * hd)
@@ -176,8 +208,9 @@ pub(super) fn causal(
                         padded,
                     };
                     SCORES.with_borrow_mut(|scores| {
-                        scores.resize(n * padded, 0.0);
-                        kernel.run(&task, &mut scores[..n * padded], out);
+                        let size = n.next_multiple_of(LANES) * padded;
+                        scores.resize(size, 0.0);
+                        kernel.run(&task, &mut scores[..size], out);
                     });
                 });
         });

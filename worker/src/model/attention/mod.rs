@@ -15,6 +15,8 @@ use super::elementwise;
 use super::kv_cache::LayerKv;
 
 #[cfg(target_arch = "x86_64")]
+mod amx;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 mod host;
 mod portable;
@@ -30,9 +32,9 @@ const QUERY_BLOCK: usize = 64;
 pub fn causal(q: &Tensor, kv: LayerKv<'_>, offset: usize) -> Result<Tensor> {
     match kv {
         LayerKv::Host { layer, len } => {
-            let kernel = *host::Kernel::available(layer.head_dim())
-                .last()
-                .expect("the plain kernel runs everywhere");
+            let Some(&kernel) = host::Kernel::available(layer).last() else {
+                candle_core::bail!("no attention kernel reads {:?} pages here", layer.format())
+            };
             host::causal(kernel, q, layer, len, offset)
         }
         LayerKv::Tensors(k, v) => blocked(q, &k, &v, offset),
@@ -69,7 +71,7 @@ fn blocked(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::kv_cache::pages::PAGE;
+    use crate::model::kv_cache::pages::{PageFormat, PAGE};
     use crate::model::kv_cache::HostLayer;
     use candle_core::{DType, Device};
 
@@ -98,11 +100,64 @@ mod tests {
         ))
     }
 
-    /// `k`, `v` in host pages, written in two appends as a prompt and a turn would, over
-    /// stale positions (NaN, so that a kernel reading one past a row's own shows).
-    fn pages(k: &Tensor, v: &Tensor) -> Result<HostLayer> {
+    /// [`reference`] as the AMX kernel rounds: queries, keys and values in BF16, each row's
+    /// weights in BF16 after `exp`, divided by the sum of the unrounded ones (in f64).
+    fn reference_bf16(q: &Tensor, k: &Tensor, v: &Tensor, offset: usize) -> Result<Tensor> {
+        let (kvh, n_rep, t, hd) = q.dims4()?;
+        let len = k.dim(1)?;
+        let bf = |x: &Tensor| -> Result<Vec<f32>> {
+            x.to_dtype(DType::BF16)?
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1()
+        };
+        let (q, k, v) = (bf(q)?, bf(k)?, bf(v)?);
+        let scale = 1.0 / (hd as f64).sqrt();
+        let mut out = vec![0f32; q.len()];
+        for (row, o) in out.chunks_exact_mut(hd).enumerate() {
+            let (h, i) = (row / (n_rep * t), row % t);
+            let qr = &q[row * hd..][..hd];
+            let key = |p: usize| &k[(h * len + p) * hd..][..hd];
+            let seen = offset + i + 1;
+            let s: Vec<f32> = (0..seen)
+                .map(|p| {
+                    qr.iter()
+                        .zip(key(p))
+                        .map(|(a, b)| (a * b) as f64)
+                        .sum::<f64>() as f32
+                })
+                .collect();
+            let top = s.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let (mut acc, mut sum) = (vec![0f64; hd], 0f64);
+            for (p, &x) in s.iter().enumerate() {
+                let e = ((x as f64 - top) * scale).exp();
+                sum += e;
+                let w = half::bf16::from_f32(e as f32).to_f64();
+                for (a, x) in acc.iter_mut().zip(&v[(h * len + p) * hd..][..hd]) {
+                    *a += w * *x as f64;
+                }
+            }
+            for (o, a) in o.iter_mut().zip(acc) {
+                *o = (a / sum) as f32;
+            }
+        }
+        Tensor::from_vec(out, (kvh, n_rep, t, hd), &Device::Cpu)
+    }
+
+    /// The page formats this CPU's kernels read for heads of `hd`.
+    fn formats(hd: usize) -> Vec<PageFormat> {
+        let mut out = vec![PageFormat::F32];
+        if PageFormat::best(hd) == PageFormat::Bf16Tiles {
+            out.push(PageFormat::Bf16Tiles);
+        }
+        out
+    }
+
+    /// `k`, `v` in host pages of `format`, written in two appends as a prompt and a turn
+    /// would, over stale positions (NaN, so that a kernel reading one past a row's own shows).
+    fn pages(k: &Tensor, v: &Tensor, format: PageFormat) -> Result<HostLayer> {
         let (kvh, len, hd) = k.dims3()?;
-        let mut layer = HostLayer::new(kvh, hd);
+        let mut layer = HostLayer::with_format(kvh, hd, format);
         let junk = vec![f32::NAN; kvh * (len + PAGE) * hd];
         layer.write(0, &junk, &junk);
         let flat = |x: &Tensor| x.contiguous()?.flatten_all()?.to_vec1::<f32>();
@@ -141,20 +196,34 @@ mod tests {
             (3, 1, 16),
         ] {
             let (q, k, v) = inputs(t, offset, hd)?;
-            let want = reference(&q, &k, &v, offset)?;
-            let layer = pages(&k, &v)?;
+            let exact = reference(&q, &k, &v, offset)?;
             let len = offset + t;
-            let mut paths = vec![("blocked".to_string(), blocked(&q, &k, &v, offset)?)];
-            for kernel in host::Kernel::available(hd) {
-                let out = host::causal(kernel, &q, &layer, len, offset)?;
-                paths.push((format!("{kernel:?}"), out));
+            let mut paths = vec![("blocked".to_string(), blocked(&q, &k, &v, offset)?, false)];
+            for format in formats(hd) {
+                let layer = pages(&k, &v, format)?;
+                for kernel in host::Kernel::available(&layer) {
+                    let out = host::causal(kernel, &q, &layer, len, offset)?;
+                    paths.push((format!("{kernel:?}"), out, format != PageFormat::F32));
+                }
+                let best = causal(&q, LayerKv::Host { layer: &layer, len }, offset)?;
+                paths.push((
+                    format!("best of {format:?}"),
+                    best,
+                    format != PageFormat::F32,
+                ));
             }
-            let best = causal(&q, LayerKv::Host { layer: &layer, len }, offset)?;
-            paths.push(("best".into(), best));
-            for (path, ours) in paths {
+            for (path, ours, bf16) in paths {
+                // BF16 kernels against the same rounding done exactly: what is left is f32
+                // sums and an `exp` within 2 ulp, which can round a weight to the next BF16
+                // value (2⁻⁸ of it).
+                let (want, tol) = if bf16 {
+                    (reference_bf16(&q, &k, &v, offset)?, 2e-3)
+                } else {
+                    (exact.clone(), 1e-5)
+                };
                 assert_eq!(ours.dims(), want.dims());
                 let diff = max_diff(&ours, &want)?;
-                assert!(diff < 1e-5, "{path}: t {t} offset {offset} hd {hd}: {diff}");
+                assert!(diff < tol, "{path}: t {t} offset {offset} hd {hd}: {diff}");
             }
         }
         Ok(())
@@ -167,14 +236,18 @@ mod tests {
     fn a_prompts_rows_equal_the_same_rows_alone() -> Result<()> {
         let (t, offset, hd) = (23, 60, 64);
         let (q, k, v) = inputs(t, offset, hd)?;
-        let layer = pages(&k, &v)?;
-        for kernel in host::Kernel::available(hd) {
-            let all = host::causal(kernel, &q, &layer, offset + t, offset)?;
+        let layers = formats(hd).into_iter().map(|f| pages(&k, &v, f));
+        let layers = layers.collect::<Result<Vec<_>>>()?;
+        let runs = layers
+            .iter()
+            .flat_map(|l| host::Kernel::available(l).into_iter().map(move |k| (l, k)));
+        for (layer, kernel) in runs {
+            let all = host::causal(kernel, &q, layer, offset + t, offset)?;
             for pos in 0..t {
                 let one = host::causal(
                     kernel,
                     &q.narrow(2, pos, 1)?,
-                    &layer,
+                    layer,
                     offset + pos + 1,
                     offset + pos,
                 )?;
@@ -191,14 +264,14 @@ mod tests {
     #[test]
     fn queries_that_do_not_fit_the_cache_are_errors_and_none_is_empty() -> Result<()> {
         let (q, k, v) = inputs(4, 10, 16)?;
-        let layer = pages(&k, &v)?;
+        let layer = pages(&k, &v, PageFormat::F32)?;
         let kernel = host::Kernel::Plain;
         // More query rows than positions stored, and a cache of other heads.
         assert!(host::causal(kernel, &q, &layer, 12, 10).is_err());
         let (q2, _, _) = inputs(4, 10, 32)?;
         assert!(host::causal(kernel, &q2, &layer, 14, 10).is_err());
         // No query rows: an empty result, not a division by zero.
-        for kernel in host::Kernel::available(16) {
+        for kernel in host::Kernel::available(&layer) {
             let none = host::causal(kernel, &q.narrow(2, 0, 0)?, &layer, 14, 14)?;
             assert_eq!(none.dims(), [2, 3, 0, 16]);
         }

@@ -6,6 +6,9 @@
 //! about as much as its products. A sequence grows a page at a time, so growing never copies
 //! what is stored (a contiguous buffer doubling past 2,048 positions copied every layer's keys
 //! and values: 105 ms on one chat turn of a 135M model).
+//!
+//! On CPUs with AMX the pages hold BF16 in the layouts `tdpbf16ps` reads ([`PageFormat`]),
+//! half the bytes of f32: a chat turn reads the whole cache of every layer once per step.
 
 /// Positions per page.
 pub const PAGE: usize = 64;
@@ -16,12 +19,99 @@ pub const LANES: usize = 16;
 /// Key blocks per page.
 const BLOCKS: usize = PAGE / LANES;
 
+/// Positions per value tile of [`PageFormat::Bf16Tiles`] (16 pairs).
+pub const PAIRS: usize = 32;
+
+/// Largest head [`PageFormat::Bf16Tiles`] holds: the AMX kernel keeps a query row's head in
+/// at most four tile registers of 32 values.
+const TILE_HEAD_MAX: usize = 128;
+
+/// How a layer's pages hold keys and values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageFormat {
+    /// f32; keys `[kv_heads][4 blocks][head_dim][16]`, values `[kv_heads][64][head_dim]`.
+    F32,
+    /// BF16 as AMX tiles: keys `[kv_heads][4 blocks][head_dim / 2][16][2]` (B tiles of 32
+    /// head values by 16 positions), values `[kv_heads][2][head_dim / 16][16][16][2]` (B
+    /// tiles of 32 positions, in pairs, by 16 head values).
+    Bf16Tiles,
+}
+
+impl PageFormat {
+    /// The format the best attention kernel of this CPU reads for heads of `head_dim`.
+    pub fn best(head_dim: usize) -> PageFormat {
+        let tiles = crate::model::quant::Isa::best().has_amx();
+        if tiles && Self::tiles_fit(head_dim) {
+            PageFormat::Bf16Tiles
+        } else {
+            PageFormat::F32
+        }
+    }
+
+    /// Whether heads of `head_dim` fit [`PageFormat::Bf16Tiles`]: whole tiles of 32 values.
+    pub fn tiles_fit(head_dim: usize) -> bool {
+        head_dim > 0 && head_dim.is_multiple_of(PAIRS) && head_dim <= TILE_HEAD_MAX
+    }
+
+    /// Bytes per stored value.
+    fn size(self) -> usize {
+        match self {
+            PageFormat::F32 => 4,
+            PageFormat::Bf16Tiles => 2,
+        }
+    }
+}
+
+/// One page's keys or values.
+#[derive(Debug, Clone)]
+enum Data {
+    F32(Box<[f32]>),
+    Bf16(Box<[u16]>),
+}
+
+impl Data {
+    fn new(format: PageFormat, n: usize) -> Data {
+        match format {
+            PageFormat::F32 => Data::F32(vec![0.0; n].into_boxed_slice()),
+            PageFormat::Bf16Tiles => Data::Bf16(vec![0; n].into_boxed_slice()),
+        }
+    }
+
+    fn f32s(&self) -> &[f32] {
+        match self {
+            Data::F32(d) => d,
+            Data::Bf16(_) => panic!("f32 read of BF16 pages"),
+        }
+    }
+
+    fn bf16s(&self) -> &[u16] {
+        match self {
+            Data::Bf16(d) => d,
+            Data::F32(_) => panic!("BF16 read of f32 pages"),
+        }
+    }
+
+    /// Value `i` as f32.
+    fn get(&self, i: usize) -> f32 {
+        match self {
+            Data::F32(d) => d[i],
+            Data::Bf16(d) => half::bf16::from_bits(d[i]).to_f32(),
+        }
+    }
+
+    /// Stores `x` at `i` (rounded to nearest even for BF16).
+    fn set(&mut self, i: usize, x: f32) {
+        match self {
+            Data::F32(d) => d[i] = x,
+            Data::Bf16(d) => d[i] = half::bf16::from_f32(x).to_bits(),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Page {
-    /// `[kv_heads][BLOCKS][head_dim][LANES]`.
-    keys: Box<[f32]>,
-    /// `[kv_heads][PAGE][head_dim]`.
-    values: Box<[f32]>,
+    keys: Data,
+    values: Data,
 }
 
 /// One layer's keys and values of one sequence.
@@ -29,17 +119,30 @@ struct Page {
 pub struct HostLayer {
     kv_heads: usize,
     head_dim: usize,
+    format: PageFormat,
     pages: Vec<Page>,
 }
 
 impl HostLayer {
-    /// An empty layer for `kv_heads` heads of `head_dim` values.
+    /// An empty layer for `kv_heads` heads of `head_dim` values, in this CPU's best format.
     pub fn new(kv_heads: usize, head_dim: usize) -> Self {
+        Self::with_format(kv_heads, head_dim, PageFormat::best(head_dim))
+    }
+
+    /// An empty layer in `format` (which must fit the heads).
+    pub fn with_format(kv_heads: usize, head_dim: usize, format: PageFormat) -> Self {
+        assert!(format == PageFormat::F32 || PageFormat::tiles_fit(head_dim));
         Self {
             kv_heads,
             head_dim,
+            format,
             pages: Vec::new(),
         }
+    }
+
+    /// How the pages hold keys and values.
+    pub fn format(&self) -> PageFormat {
+        self.format
     }
 
     /// Key/value heads.
@@ -65,49 +168,82 @@ impl HostLayer {
         assert!(k.len() == kvh * t * hd && v.len() == k.len() && at <= self.capacity());
         while self.capacity() < at + t {
             self.pages.push(Page {
-                keys: vec![0.0; kvh * PAGE * hd].into_boxed_slice(),
-                values: vec![0.0; kvh * PAGE * hd].into_boxed_slice(),
+                keys: Data::new(self.format, kvh * PAGE * hd),
+                values: Data::new(self.format, kvh * PAGE * hd),
             });
         }
+        let format = self.format;
         for h in 0..kvh {
             for i in 0..t {
                 let (pos, src) = (at + i, (h * t + i) * hd);
                 let page = &mut self.pages[pos / PAGE];
                 let w = pos % PAGE;
-                let block = &mut page.keys[(h * BLOCKS + w / LANES) * hd * LANES..][..hd * LANES];
-                for (d, &x) in k[src..src + hd].iter().enumerate() {
-                    block[d * LANES + w % LANES] = x;
+                let (block, head) = ((h * BLOCKS + w / LANES) * hd * LANES, h * PAGE * hd);
+                for (d, (&kx, &vx)) in k[src..src + hd].iter().zip(&v[src..src + hd]).enumerate() {
+                    let (key, value) = match format {
+                        PageFormat::F32 => (d * LANES + w % LANES, w * hd + d),
+                        PageFormat::Bf16Tiles => tile_offsets(hd, w, d),
+                    };
+                    page.keys.set(block + key, kx);
+                    page.values.set(head + value, vx);
                 }
-                page.values[(h * PAGE + w) * hd..][..hd].copy_from_slice(&v[src..src + hd]);
             }
         }
     }
 
-    /// Head `h`'s keys of positions `16·b .. 16·b + 16`, `[head_dim][16]`.
+    /// Head `h`'s keys of positions `16·b .. 16·b + 16`, `[head_dim][16]` (f32 pages).
     #[inline]
     pub fn key_block(&self, h: usize, b: usize) -> &[f32] {
         let n = self.head_dim * LANES;
-        &self.pages[b / BLOCKS].keys[(h * BLOCKS + b % BLOCKS) * n..][..n]
+        &self.pages[b / BLOCKS].keys.f32s()[(h * BLOCKS + b % BLOCKS) * n..][..n]
     }
 
-    /// Head `h`'s values of page `p` (positions `PAGE·p ..`), `[PAGE][head_dim]`.
+    /// Head `h`'s values of page `p` (positions `PAGE·p ..`), `[PAGE][head_dim]` (f32 pages).
     #[inline]
     pub fn value_page(&self, h: usize, p: usize) -> &[f32] {
         let n = PAGE * self.head_dim;
-        &self.pages[p].values[h * n..][..n]
+        &self.pages[p].values.f32s()[h * n..][..n]
     }
 
-    /// Head `h`'s key of position `pos`, gathered from its block (for tests).
+    /// Head `h`'s keys of positions `16·b .. 16·b + 16` as `head_dim / 32` B tiles of 1 KiB
+    /// (BF16 pages).
+    #[inline]
+    pub fn key_tiles(&self, h: usize, b: usize) -> &[u16] {
+        let n = self.head_dim * LANES;
+        &self.pages[b / BLOCKS].keys.bf16s()[(h * BLOCKS + b % BLOCKS) * n..][..n]
+    }
+
+    /// Head `h`'s values of positions `32·c .. 32·c + 32` as `head_dim / 16` B tiles of 1 KiB
+    /// (BF16 pages).
+    #[inline]
+    pub fn value_tiles(&self, h: usize, c: usize) -> &[u16] {
+        let n = PAIRS * self.head_dim;
+        let halves = PAGE / PAIRS;
+        let page = &self.pages[c / halves].values.bf16s();
+        &page[(h * halves + c % halves) * n..][..n]
+    }
+
+    /// Head `h`'s key of position `pos` (for tests).
     pub fn key(&self, h: usize, pos: usize) -> Vec<f32> {
-        let block = self.key_block(h, pos / LANES);
-        (0..self.head_dim)
-            .map(|d| block[d * LANES + pos % LANES])
+        let (page, w, hd) = (&self.pages[pos / PAGE], pos % PAGE, self.head_dim);
+        let block = (h * BLOCKS + w / LANES) * hd * LANES;
+        (0..hd)
+            .map(|d| match self.format {
+                PageFormat::F32 => page.keys.get(block + d * LANES + w % LANES),
+                PageFormat::Bf16Tiles => page.keys.get(block + tile_offsets(hd, w, d).0),
+            })
             .collect()
     }
 
-    /// Head `h`'s value of position `pos`.
-    pub fn value(&self, h: usize, pos: usize) -> &[f32] {
-        &self.value_page(h, pos / PAGE)[(pos % PAGE) * self.head_dim..][..self.head_dim]
+    /// Head `h`'s value of position `pos` (for tests).
+    pub fn value(&self, h: usize, pos: usize) -> Vec<f32> {
+        let (page, w, hd) = (&self.pages[pos / PAGE], pos % PAGE, self.head_dim);
+        (0..hd)
+            .map(|d| match self.format {
+                PageFormat::F32 => page.values.get((h * PAGE + w) * hd + d),
+                PageFormat::Bf16Tiles => page.values.get(h * PAGE * hd + tile_offsets(hd, w, d).1),
+            })
+            .collect()
     }
 
     /// Frees the pages past the first `len` positions.
@@ -120,14 +256,26 @@ impl HostLayer {
         HostLayer {
             kv_heads: self.kv_heads,
             head_dim: self.head_dim,
+            format: self.format,
             pages: self.pages[..len.div_ceil(PAGE).min(self.pages.len())].to_vec(),
         }
     }
 
     /// Bytes of the allocated pages.
     pub fn bytes(&self) -> usize {
-        self.pages.len() * 2 * self.kv_heads * PAGE * self.head_dim * size_of::<f32>()
+        self.pages.len() * 2 * self.kv_heads * PAGE * self.head_dim * self.format.size()
     }
+}
+
+/// Where value `d` of position `w` of a page goes in [`PageFormat::Bf16Tiles`]: in its key
+/// block (pair `d / 2` of 16 positions) and in its head's values (tile `d / 16` of its 32
+/// positions, position pair `w / 2`).
+#[inline]
+fn tile_offsets(hd: usize, w: usize, d: usize) -> (usize, usize) {
+    let key = (d / 2 * LANES + w % LANES) * 2 + d % 2;
+    let (c, pair) = (w / PAIRS, w % PAIRS / 2);
+    let value = c * PAIRS * hd + ((d / LANES * LANES + pair) * LANES + d % LANES) * 2 + w % 2;
+    (key, value)
 }
 
 #[cfg(test)]
@@ -136,39 +284,63 @@ mod tests {
 
     #[test]
     fn positions_read_back_as_written_across_pages() {
-        let (kvh, hd) = (2, 3);
-        let mut layer = HostLayer::new(kvh, hd);
-        // Position p of head h holds (h, p, d) encoded in its value.
-        let val = |h: usize, p: usize, d: usize| (h * 10_000 + p * 10 + d) as f32;
-        let chunk = |from: usize, t: usize, sign: f32| -> Vec<f32> {
-            let mut out = Vec::new();
+        // Heads of 3 in f32; of 32 in BF16, with values whose BF16 bits count up from
+        // 0x3c00, so that every (head, position, value) is a distinct normal number.
+        for (format, hd) in [(PageFormat::F32, 3), (PageFormat::Bf16Tiles, 32)] {
+            let kvh = 2;
+            let mut layer = HostLayer::with_format(kvh, hd, format);
+            let val = |h: usize, p: usize, d: usize| match format {
+                PageFormat::F32 => (h * 10_000 + p * 10 + d) as f32,
+                PageFormat::Bf16Tiles => {
+                    f32::from_bits((0x3c00 + ((h * 4 * PAGE + p) * hd + d) as u32) << 16)
+                }
+            };
+            let chunk = |from: usize, t: usize, sign: f32| -> Vec<f32> {
+                let mut out = Vec::new();
+                for h in 0..kvh {
+                    for p in from..from + t {
+                        out.extend((0..hd).map(|d| sign * val(h, p, d)));
+                    }
+                }
+                out
+            };
+            // A first chunk ending inside the second page, then one crossing into the fourth.
+            for (from, t) in [(0, PAGE + 5), (PAGE + 5, 2 * PAGE + 1)] {
+                layer.write(from, &chunk(from, t, 1.0), &chunk(from, t, -1.0));
+            }
+            assert_eq!(layer.capacity(), 4 * PAGE);
             for h in 0..kvh {
-                for p in from..from + t {
-                    out.extend((0..hd).map(|d| sign * val(h, p, d)));
+                for p in 0..3 * PAGE + 6 {
+                    let want: Vec<f32> = (0..hd).map(|d| val(h, p, d)).collect();
+                    assert_eq!(layer.key(h, p), want, "{format:?} key h {h} p {p}");
+                    let neg: Vec<f32> = want.iter().map(|x| -x).collect();
+                    assert_eq!(layer.value(h, p), neg, "{format:?} value h {h} p {p}");
                 }
             }
-            out
-        };
-        // A first chunk ending inside the second page, then one crossing into the fourth.
-        for (from, t) in [(0, PAGE + 5), (PAGE + 5, 2 * PAGE + 1)] {
-            layer.write(from, &chunk(from, t, 1.0), &chunk(from, t, -1.0));
-        }
-        assert_eq!(layer.capacity(), 4 * PAGE);
-        for h in 0..kvh {
-            for p in 0..3 * PAGE + 6 {
-                let want: Vec<f32> = (0..hd).map(|d| val(h, p, d)).collect();
-                assert_eq!(layer.key(h, p), want, "key h {h} p {p}");
-                let neg: Vec<f32> = want.iter().map(|x| -x).collect();
-                assert_eq!(layer.value(h, p), neg, "value h {h} p {p}");
+            if format == PageFormat::Bf16Tiles {
+                // The tiles as `tdpbf16ps` reads them: a key B tile's row k holds values
+                // 2k, 2k + 1 of 16 positions in turn; a value B tile's row k holds positions
+                // 2k, 2k + 1 of 16 head values in turn.
+                let bits = |x: f32| half::bf16::from_f32(x).to_bits();
+                let (h, p, d) = (1, 2 * PAGE + 37, 21);
+                let keys = layer.key_tiles(h, p / LANES);
+                assert_eq!(
+                    keys[(d / 2 * LANES + p % LANES) * 2 + d % 2],
+                    bits(val(h, p, d))
+                );
+                let values = layer.value_tiles(h, p / PAIRS);
+                let (tile, pair) = (d / LANES, p % PAIRS / 2);
+                let at = tile * PAIRS * LANES + (pair * LANES + d % LANES) * 2 + p % 2;
+                assert_eq!(values[at], bits(-val(h, p, d)));
             }
+            let copy = layer.copy_prefix(PAGE + 1);
+            assert_eq!(
+                (copy.capacity(), copy.key(1, PAGE)),
+                (2 * PAGE, (0..hd).map(|d| val(1, PAGE, d)).collect())
+            );
+            layer.truncate(PAGE);
+            assert_eq!(layer.capacity(), PAGE);
+            assert_eq!(layer.bytes(), 2 * kvh * PAGE * hd * format.size());
         }
-        let copy = layer.copy_prefix(PAGE + 1);
-        assert_eq!(
-            (copy.capacity(), copy.key(1, PAGE)),
-            (2 * PAGE, (0..hd).map(|d| val(1, PAGE, d)).collect())
-        );
-        layer.truncate(PAGE);
-        assert_eq!(layer.capacity(), PAGE);
-        assert_eq!(layer.bytes(), 2 * kvh * PAGE * hd * 4);
     }
 }
