@@ -27,7 +27,11 @@ async fn identity_leak(backend: &str) {
     let t = post(
         http,
         &format!("/api/battles/{id}/turns"),
-        json!({"text": "Introduce yourself.", "temperature": 0, "max_tokens": 24}),
+        // Both contestants answer with the name ("I am a helpful AI named SmolLM." and "...
+        // I am SmolLM.") by at least 0.33 logits at every step, on f32 and BF16 attention;
+        // "Introduce yourself." named it on f32 attention only ("a helpful AI named SmolLM"
+        // against "a helpful AI designed to ..." on BF16: a near-tie).
+        json!({"text": "Repeat exactly: I am SmolLM.", "temperature": 0, "max_tokens": 24}),
     )
     .await;
     assert_eq!(t.status, 200, "{}", t.text);
