@@ -21,7 +21,7 @@ use crate::model::kv_cache::pages::{LANES, PAIRS};
 use crate::model::quant::kernel::TileConfig;
 
 use super::avx512::{exp_le0, seen_lanes};
-use super::host::Task;
+use super::host::{Task, TASK_ROWS};
 
 /// Rows per tile.
 const R: usize = 16;
@@ -102,7 +102,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
                 s.add(i * R * task.padded),
             );
         }
-        let mut inv = [0f32; R * 3];
+        let mut inv = [0f32; TASK_ROWS];
         for (r, inv) in inv.iter_mut().enumerate().take(n) {
             *inv = weights(
                 task,
@@ -117,7 +117,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
             let src = task.kv.value_tiles(task.head, full);
             let rows = src.chunks_exact(ROW).zip(last.chunks_exact_mut(ROW));
             for (k, (src, dst)) in rows.enumerate() {
-                // Row k of each tile holds positions 2k and 2k + 1 (odd and even lanes).
+                // Row k of each tile holds positions 2k and 2k + 1 (even and odd lanes).
                 let pair = k % R;
                 let mask = match (2 * pair + 1 < rem, 2 * pair < rem) {
                     (true, _) => !0u32,
