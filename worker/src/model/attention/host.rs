@@ -78,32 +78,50 @@ pub(super) enum Kernel {
 }
 
 impl Kernel {
-    /// Every kernel this CPU runs over `layer`'s pages, best last; the int8 kernels' level
+    /// Every kernel, plainest first.
+    const ALL: &[Kernel] = &[
+        Kernel::Plain,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Amx,
+    ];
+
+    /// Whether this CPU runs the kernel over `layer`'s pages; the int8 kernels' level
     /// decides, so `ARENA_KERNELS` turns these down with them (and the pages' format with
     /// them).
-    pub fn available(layer: &HostLayer) -> Vec<Kernel> {
-        let head_dim = layer.head_dim();
+    fn runs(self, layer: &HostLayer) -> bool {
+        let f32_pages = layer.format() == PageFormat::F32;
         #[cfg(target_arch = "x86_64")]
         let isa = crate::model::quant::Isa::best();
-        if layer.format() == PageFormat::Bf16Tiles {
+        match self {
+            Kernel::Plain => f32_pages,
             #[cfg(target_arch = "x86_64")]
-            if isa.has_amx() {
-                return vec![Kernel::Amx];
+            Kernel::Avx2 => f32_pages && isa.has_avx2(),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                f32_pages && isa.has_avx512() && layer.head_dim().is_multiple_of(LANES)
             }
-            return Vec::new();
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Amx => !f32_pages && isa.has_amx(),
         }
-        #[allow(unused_mut)]
-        let mut out = vec![Kernel::Plain];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if isa.has_avx2() {
-                out.push(Kernel::Avx2);
-            }
-            if isa.has_avx512() && head_dim.is_multiple_of(LANES) {
-                out.push(Kernel::Avx512);
-            }
-        }
-        out
+    }
+
+    /// Every kernel this CPU runs over `layer`'s pages, best last.
+    #[cfg(test)]
+    pub fn available(layer: &HostLayer) -> Vec<Kernel> {
+        Self::ALL
+            .iter()
+            .copied()
+            .filter(|k| k.runs(layer))
+            .collect()
+    }
+
+    /// The best kernel this CPU runs over `layer`'s pages (none for BF16 pages without AMX).
+    pub fn best(layer: &HostLayer) -> Option<Kernel> {
+        Self::ALL.iter().rev().copied().find(|k| k.runs(layer))
     }
 
     /// Query rows of a task this kernel takes whole: AMX tiles hold 16.

@@ -32,7 +32,7 @@ const QUERY_BLOCK: usize = 64;
 pub fn causal(q: &Tensor, kv: LayerKv<'_>, offset: usize) -> Result<Tensor> {
     match kv {
         LayerKv::Host { layer, len } => {
-            let Some(&kernel) = host::Kernel::available(layer).last() else {
+            let Some(kernel) = host::Kernel::best(layer) else {
                 candle_core::bail!("no attention kernel reads {:?} pages here", layer.format())
             };
             host::causal(kernel, q, layer, len, offset)
@@ -201,7 +201,9 @@ mod tests {
             let mut paths = vec![("blocked".to_string(), blocked(&q, &k, &v, offset)?, false)];
             for format in formats(hd) {
                 let layer = pages(&k, &v, format)?;
-                for kernel in host::Kernel::available(&layer) {
+                let kernels = host::Kernel::available(&layer);
+                assert_eq!(host::Kernel::best(&layer), kernels.last().copied());
+                for kernel in kernels {
                     let out = host::causal(kernel, &q, &layer, len, offset)?;
                     paths.push((format!("{kernel:?}"), out, format != PageFormat::F32));
                 }
