@@ -53,6 +53,22 @@ impl PageFormat {
         head_dim > 0 && head_dim.is_multiple_of(PAIRS) && head_dim <= TILE_HEAD_MAX
     }
 
+    /// Where value `d` (of `hd`) of position `w` of a page goes: in its key block and in its
+    /// head's values. In BF16 tiles a key sits in pair `d / 2` of its 16 positions, a value in
+    /// tile `d / 16` of its 32 positions, position pair `w / 2`.
+    #[inline]
+    fn offsets(self, hd: usize, w: usize, d: usize) -> (usize, usize) {
+        match self {
+            PageFormat::F32 => (d * LANES + w % LANES, w * hd + d),
+            PageFormat::Bf16Tiles => {
+                let key = (d / 2 * LANES + w % LANES) * 2 + d % 2;
+                let (c, pair) = (w / PAIRS, w % PAIRS / 2);
+                let tile = ((d / LANES * LANES + pair) * LANES + d % LANES) * 2 + w % 2;
+                (key, c * PAIRS * hd + tile)
+            }
+        }
+    }
+
     /// Bytes per stored value.
     fn size(self) -> usize {
         match self {
@@ -96,14 +112,6 @@ impl Data {
         match self {
             Data::F32(d) => d[i],
             Data::Bf16(d) => half::bf16::from_bits(d[i]).to_f32(),
-        }
-    }
-
-    /// Stores `x` at `i` (rounded to nearest even for BF16).
-    fn set(&mut self, i: usize, x: f32) {
-        match self {
-            Data::F32(d) => d[i] = x,
-            Data::Bf16(d) => d[i] = half::bf16::from_f32(x).to_bits(),
         }
     }
 }
@@ -179,13 +187,23 @@ impl HostLayer {
                 let page = &mut self.pages[pos / PAGE];
                 let w = pos % PAGE;
                 let (block, head) = ((h * BLOCKS + w / LANES) * hd * LANES, h * PAGE * hd);
-                for (d, (&kx, &vx)) in k[src..src + hd].iter().zip(&v[src..src + hd]).enumerate() {
-                    let (key, value) = match format {
-                        PageFormat::F32 => (d * LANES + w % LANES, w * hd + d),
-                        PageFormat::Bf16Tiles => tile_offsets(hd, w, d),
-                    };
-                    page.keys.set(block + key, kx);
-                    page.values.set(head + value, vx);
+                let (ks, vs) = (&k[src..src + hd], &v[src..src + hd]);
+                match (&mut page.keys, &mut page.values) {
+                    (Data::F32(keys), Data::F32(values)) => {
+                        for (d, &x) in ks.iter().enumerate() {
+                            keys[block + format.offsets(hd, w, d).0] = x;
+                        }
+                        // A position's values are one row here.
+                        values[head + w * hd..][..hd].copy_from_slice(vs);
+                    }
+                    (Data::Bf16(keys), Data::Bf16(values)) => {
+                        for (d, (&kx, &vx)) in ks.iter().zip(vs).enumerate() {
+                            let (key, value) = format.offsets(hd, w, d);
+                            keys[block + key] = half::bf16::from_f32(kx).to_bits();
+                            values[head + value] = half::bf16::from_f32(vx).to_bits();
+                        }
+                    }
+                    _ => unreachable!("a layer's pages all hold its format"),
                 }
             }
         }
@@ -228,10 +246,7 @@ impl HostLayer {
         let (page, w, hd) = (&self.pages[pos / PAGE], pos % PAGE, self.head_dim);
         let block = (h * BLOCKS + w / LANES) * hd * LANES;
         (0..hd)
-            .map(|d| match self.format {
-                PageFormat::F32 => page.keys.get(block + d * LANES + w % LANES),
-                PageFormat::Bf16Tiles => page.keys.get(block + tile_offsets(hd, w, d).0),
-            })
+            .map(|d| page.keys.get(block + self.format.offsets(hd, w, d).0))
             .collect()
     }
 
@@ -239,9 +254,9 @@ impl HostLayer {
     pub fn value(&self, h: usize, pos: usize) -> Vec<f32> {
         let (page, w, hd) = (&self.pages[pos / PAGE], pos % PAGE, self.head_dim);
         (0..hd)
-            .map(|d| match self.format {
-                PageFormat::F32 => page.values.get((h * PAGE + w) * hd + d),
-                PageFormat::Bf16Tiles => page.values.get(h * PAGE * hd + tile_offsets(hd, w, d).1),
+            .map(|d| {
+                page.values
+                    .get(h * PAGE * hd + self.format.offsets(hd, w, d).1)
             })
             .collect()
     }
@@ -265,17 +280,6 @@ impl HostLayer {
     pub fn bytes(&self) -> usize {
         self.pages.len() * 2 * self.kv_heads * PAGE * self.head_dim * self.format.size()
     }
-}
-
-/// Where value `d` of position `w` of a page goes in [`PageFormat::Bf16Tiles`]: in its key
-/// block (pair `d / 2` of 16 positions) and in its head's values (tile `d / 16` of its 32
-/// positions, position pair `w / 2`).
-#[inline]
-fn tile_offsets(hd: usize, w: usize, d: usize) -> (usize, usize) {
-    let key = (d / 2 * LANES + w % LANES) * 2 + d % 2;
-    let (c, pair) = (w / PAIRS, w % PAIRS / 2);
-    let value = c * PAIRS * hd + ((d / LANES * LANES + pair) * LANES + d % LANES) * 2 + w % 2;
-    (key, value)
 }
 
 #[cfg(test)]
