@@ -1,8 +1,10 @@
 //! Times one layer's causal attention of `T` new rows after `OFFSET` cached positions
 //! (SmolLM2's heads: 3 key/value heads of 64, 3 queries each), the kernel the worker picks
 //! against candle's products: `cargo run --release -p arena-worker --example attention_time --
-//! T OFFSET`. Set `RAYON_NUM_THREADS` for the threads; `ARENA_KERNELS=avx2` picks candle's path
-//! for the first line too.
+//! T OFFSET`. Set `RAYON_NUM_THREADS` for the threads; `ARENA_KERNELS` a lower level for the
+//! first line (`avx512`: f32 pages and the AVX-512 kernel instead of BF16 pages on AMX tiles;
+//! `avx2`: the AVX2 build of the plain steps); `ARENA_LAYERS=N` to cycle through N layers'
+//! pages, so that they come from memory as a whole model's cache does.
 
 use std::time::Instant;
 
