@@ -16,8 +16,8 @@ use rand::SeedableRng;
 use crate::error::{Result, WorkerError};
 use crate::model::tiny_gguf::Weights;
 pub use crate::model::tiny_gguf::{
-    bytes_to_unicode, gpt2_special_ids, gpt2_vocab, spm_vocab, write_tiny_gguf, VocabKind,
-    CHATML_TEMPLATE, CONTEXT, FFN, HEADS, HIDDEN, KV_HEADS, LAYERS,
+    bytes_to_unicode, gpt2_special_ids, gpt2_vocab, spm_vocab, write_tiny_gguf, write_tiny_gguf_as,
+    VocabKind, CHATML_TEMPLATE, CONTEXT, FFN, HEADS, HIDDEN, KV_HEADS, LAYERS,
 };
 
 /// Builds the tiny byte-level tokenizer as a Hugging Face `tokenizer.json` value.

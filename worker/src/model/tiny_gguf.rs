@@ -120,10 +120,14 @@ impl Weights {
     }
 
     pub(crate) fn norm(&mut self) -> Result<Tensor> {
-        let v: Vec<f32> = (0..HIDDEN)
+        self.norm_of(HIDDEN)
+    }
+
+    fn norm_of(&mut self, width: usize) -> Result<Tensor> {
+        let v: Vec<f32> = (0..width)
             .map(|_| self.rng.random_range(0.8..1.2))
             .collect();
-        Ok(Tensor::from_vec(v, HIDDEN, &Device::Cpu)?)
+        Ok(Tensor::from_vec(v, width, &Device::Cpu)?)
     }
 }
 
@@ -142,16 +146,27 @@ fn strings(v: &[String]) -> Value {
 
 /// Writes a tiny GGUF LLaMA with quantized (Q8_0) matrices and a vocabulary of `kind`.
 pub fn write_tiny_gguf(path: &Path, kind: VocabKind, seed: u64) -> Result<()> {
+    write_tiny_gguf_as(path, kind, seed, GgmlDType::Q8_0)
+}
+
+/// As [`write_tiny_gguf`], with the block matrices stored as `dtype`: 256 wide (MLP 512)
+/// for types whose blocks hold 256 values (the K formats), so that rows are whole blocks.
+pub fn write_tiny_gguf_as(path: &Path, kind: VocabKind, seed: u64, dtype: GgmlDType) -> Result<()> {
     let mut w = Weights {
         rng: StdRng::seed_from_u64(seed),
     };
-    let hd = HIDDEN / HEADS;
+    let (hidden, ffn) = if dtype.block_size() > HIDDEN {
+        (8 * HIDDEN, 8 * FFN)
+    } else {
+        (HIDDEN, FFN)
+    };
+    let hd = hidden / HEADS;
     let mut md: Vec<(String, Value)> = vec![
         ("general.architecture".into(), Value::String("llama".into())),
         ("general.name".into(), Value::String("tiny".into())),
-        ("llama.embedding_length".into(), Value::U32(HIDDEN as u32)),
+        ("llama.embedding_length".into(), Value::U32(hidden as u32)),
         ("llama.block_count".into(), Value::U32(LAYERS as u32)),
-        ("llama.feed_forward_length".into(), Value::U32(FFN as u32)),
+        ("llama.feed_forward_length".into(), Value::U32(ffn as u32)),
         (
             "llama.attention.head_count".into(),
             Value::U32(HEADS as u32),
@@ -212,24 +227,34 @@ pub fn write_tiny_gguf(path: &Path, kind: VocabKind, seed: u64) -> Result<()> {
         }
     };
     let q8 = |t: Tensor| -> Result<QTensor> { Ok(QTensor::quantize(&t, GgmlDType::Q8_0)?) };
+    let typed = |t: Tensor| -> Result<QTensor> { Ok(QTensor::quantize(&t, dtype)?) };
     let f32q = |t: Tensor| -> Result<QTensor> { Ok(QTensor::quantize(&t, GgmlDType::F32)?) };
     let mut tensors: Vec<(String, QTensor)> = vec![(
         "token_embd.weight".into(),
-        q8(w.tensor(&[vocab_len, HIDDEN], 1.0)?)?,
+        q8(w.tensor(&[vocab_len, hidden], 1.0)?)?,
     )];
     for i in 0..LAYERS {
         let n = |s: &str| format!("blk.{i}.{s}.weight");
-        tensors.push((n("attn_norm"), f32q(w.norm()?)?));
-        tensors.push((n("attn_q"), q8(w.tensor(&[HEADS * hd, HIDDEN], 0.3)?)?));
-        tensors.push((n("attn_k"), q8(w.tensor(&[KV_HEADS * hd, HIDDEN], 0.3)?)?));
-        tensors.push((n("attn_v"), q8(w.tensor(&[KV_HEADS * hd, HIDDEN], 0.3)?)?));
-        tensors.push((n("attn_output"), q8(w.tensor(&[HIDDEN, HEADS * hd], 0.3)?)?));
-        tensors.push((n("ffn_norm"), f32q(w.norm()?)?));
-        tensors.push((n("ffn_gate"), q8(w.tensor(&[FFN, HIDDEN], 0.3)?)?));
-        tensors.push((n("ffn_up"), q8(w.tensor(&[FFN, HIDDEN], 0.3)?)?));
-        tensors.push((n("ffn_down"), q8(w.tensor(&[HIDDEN, FFN], 0.3)?)?));
+        tensors.push((n("attn_norm"), f32q(w.norm_of(hidden)?)?));
+        tensors.push((n("attn_q"), typed(w.tensor(&[HEADS * hd, hidden], 0.3)?)?));
+        tensors.push((
+            n("attn_k"),
+            typed(w.tensor(&[KV_HEADS * hd, hidden], 0.3)?)?,
+        ));
+        tensors.push((
+            n("attn_v"),
+            typed(w.tensor(&[KV_HEADS * hd, hidden], 0.3)?)?,
+        ));
+        tensors.push((
+            n("attn_output"),
+            typed(w.tensor(&[hidden, HEADS * hd], 0.3)?)?,
+        ));
+        tensors.push((n("ffn_norm"), f32q(w.norm_of(hidden)?)?));
+        tensors.push((n("ffn_gate"), typed(w.tensor(&[ffn, hidden], 0.3)?)?));
+        tensors.push((n("ffn_up"), typed(w.tensor(&[ffn, hidden], 0.3)?)?));
+        tensors.push((n("ffn_down"), typed(w.tensor(&[hidden, ffn], 0.3)?)?));
     }
-    tensors.push(("output_norm.weight".into(), f32q(w.norm()?)?));
+    tensors.push(("output_norm.weight".into(), f32q(w.norm_of(hidden)?)?));
     let md_refs: Vec<(&str, &Value)> = md.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let t_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let mut file = std::fs::File::create(path)?;

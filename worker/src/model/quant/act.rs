@@ -24,6 +24,8 @@ pub struct Activations {
     pub tq: Vec<i8>,
     /// Per 16 rows, `d` per 32 values, the 16 rows' side by side.
     pub td: Vec<f32>,
+    /// `Σq` per 16 values ([`Self::int_sums`]).
+    pub si: Vec<i32>,
 }
 
 impl Activations {
@@ -58,6 +60,22 @@ impl Activations {
                 block[i * 16 + r % 16] = *v;
             }
         }
+    }
+
+    /// Fills `si`, the integer sums of every 16 values, for kernels that take a weight offset
+    /// in integers.
+    pub fn int_sums(&mut self) {
+        self.si.clear();
+        let used = self.rows * self.padded;
+        let sums = self.q[..used].chunks_exact(16);
+        self.si
+            .extend(sums.map(|v| v.iter().map(|&q| i32::from(q)).sum::<i32>()));
+    }
+
+    /// The integer sums of row `r`, one per 16 values ([`Self::int_sums`]).
+    pub fn row_int_sums(&self, r: usize) -> &[i32] {
+        let n = self.padded / 16;
+        &self.si[r * n..(r + 1) * n]
     }
 
     /// Fills `t` from `s`.

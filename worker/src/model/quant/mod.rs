@@ -181,14 +181,17 @@ impl QMatrix {
         if m == 0 {
             return Vec::new();
         }
-        let acts = quantize(isa, x, m, self.cols, self.format.block_values());
+        let mut acts = quantize(isa, x, m, self.cols, self.format.block_values());
         if self.packed && isa.packs() {
             if m < PACKED_PANEL_FROM {
+                #[cfg(target_arch = "x86_64")]
+                if isa.tiles_for(self.format) {
+                    acts.int_sums();
+                }
                 return self.gemv(isa, &acts);
             }
             #[cfg(target_arch = "x86_64")]
             if isa.tiles_for(self.format) {
-                let mut acts = acts;
                 acts.for_tiles();
                 return self.gemm_tiles(isa, &acts);
             }

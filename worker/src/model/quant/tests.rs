@@ -155,15 +155,14 @@ fn every_kernel_multiplies_every_format() {
     }
 }
 
-/// Repacked rows multiplied for a prompt (the GEMM) give exactly, bit for bit, what each
-/// activation row gives alone (the decode kernel), on every level that repacks, for the
-/// formats with one scale per 32 values: a prefix cache that holds a prompt's keys from
-/// prefill, or from decode steps, serves the same tokens. (The K formats' GEMMs add their
-/// sub-blocks in another order than decode: within rounding, not bit for bit.)
+/// Repacked rows multiplied for a prompt (the GEMM, or Q6_K's AMX tiles) give exactly, bit
+/// for bit, what each activation row gives alone (the decode kernel), on every level that
+/// repacks and for every format: a prefix cache that holds a prompt's keys from prefill, or
+/// from decode steps, serves the same tokens.
 #[test]
 fn prompt_rows_equal_decode_rows_bit_for_bit() {
     for isa in Isa::available().into_iter().filter(|i| i.packs()) {
-        for f in Format::ALL.into_iter().filter(|f| f.block_values() == 32) {
+        for f in Format::ALL {
             // 40 weight rows: a whole task and a partial one.
             let (rows, cols, batch) = (40, cols(f), 37);
             let m = matrix(f, rows, cols).0.packed_for(isa);

@@ -417,7 +417,9 @@ impl Isa {
     }
 
     /// The 16 rows of `src` (one repacked group of `cols` weights per row) times activation
-    /// rows `c0..c0 + n` (`n ≤ 4`) into `out[c][at..at + 16]` (`at` 0 or 16).
+    /// rows `c0..c0 + n` (`n ≤ 4`) into `out[c][at..at + 16]` (`at` 0 or 16), bit for bit what
+    /// [`Isa::gemm`] (or, for the formats it takes, [`Isa::gemm_tiles`]) gives those rows;
+    /// for the latter `acts` needs [`Activations::int_sums`].
     #[allow(clippy::too_many_arguments)]
     pub fn gemv_packed(
         self,
@@ -441,7 +443,9 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Level::Avx512Vnni | Level::Amx => unsafe {
-                packed::gemv(format, groups, acts, c0, n, out, at)
+                let tiles = self.tiles_for(format);
+                assert!(!tiles || acts.si.len() == acts.rows * acts.padded / 16);
+                packed::gemv(format, groups, acts, c0, n, out, at, tiles)
             },
             // SAFETY: as above, with AVX2, FMA and F16C detected.
             #[cfg(target_arch = "x86_64")]

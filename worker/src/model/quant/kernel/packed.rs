@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{Groups, PanelBlock};
+use super::{Groups, PanelBlock, SUPER};
 use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::format::Format;
 use crate::model::quant::packed::{field_at, group_block};
@@ -34,6 +34,14 @@ pub(super) trait Unpack {
     unsafe fn scales(blk: *const u8) -> Self::Scales;
     /// Scales `a` and offsets `b` of the 16 rows for scale span `j`.
     unsafe fn ab(blk: *const u8, sc: &Self::Scales, j: usize) -> (__m512, __m512);
+    /// The 16 rows' integer scales of span `j`, for formats whose weights are `d·sc·(u − o)`
+    /// with `o` [`Unpack::OFFSET`] (Q6_K, as the AMX kernel multiplies it; zero elsewhere).
+    #[inline(always)]
+    unsafe fn int_scale(_blk: *const u8, _j: usize) -> __m512i {
+        _mm512_setzero_si512()
+    }
+    /// The `o` of [`Unpack::int_scale`].
+    const OFFSET: i32 = 0;
 }
 
 // SAFETY (helpers): unaligned loads inside a repacked block, AVX-512 F/BW present.
@@ -250,15 +258,30 @@ impl Unpack for Q6 {
         let a = _mm512_mul_ps(*d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
         (a, _mm512_mul_ps(a, _mm512_set1_ps(-32.0)))
     }
+    #[inline(always)]
+    unsafe fn int_scale(blk: *const u8, j: usize) -> __m512i {
+        let sc = _mm_loadu_si128(blk.add(field_at(Self::FORMAT, 1) + 16 * j).cast());
+        _mm512_cvtepi8_epi32(sc)
+    }
+    const OFFSET: i32 = 32;
 }
 
 /// The 16 rows of `src` (one group) times activation rows `c0..c0 + n` into
 /// `out[c][at..at + 16]`. One group at a time: two read side by side ran 20–25% slower (two
 /// streams for the prefetchers instead of one).
+///
+/// Each row's sums are added in the order the prompt's GEMM adds them, so that a row
+/// multiplied here (decode) equals the same row multiplied with a prompt, bit for bit, and a
+/// prefix cache's keys serve what a fresh prefill would: per scale span for the formats with
+/// one activation scale per 32 values; per super-block for the K formats, as `super::gemm`
+/// (sub-blocks in floats, then the activation scale), or with `tiles` (Q6_K on AMX) in
+/// integers as `super::amx` (which needs [`Activations::int_sums`]).
 // SAFETY: callers hold AVX-512 F/BW/VNNI, `src` is one whole repacked group of `format`,
-// activation rows `c0..c0 + n` hold at least every value of its rows, and `at + 16 ≤ 32`.
+// activation rows `c0..c0 + n` hold at least every value of its rows (and, with `tiles`, their
+// integer sums), and `at + 16 ≤ 32`.
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn gemv(
     format: Format,
     src: Groups,
@@ -267,19 +290,29 @@ pub unsafe fn gemv(
     n: usize,
     out: &mut PanelBlock,
     at: usize,
+    tiles: bool,
 ) {
-    by_format!(format, U => match n {
-        1 => pass::<U, 1>(src, acts, c0, out, at),
-        2 => pass::<U, 2>(src, acts, c0, out, at),
-        3 => pass::<U, 3>(src, acts, c0, out, at),
-        _ => pass::<U, 4>(src, acts, c0, out, at),
-    })
+    macro_rules! by_cols {
+        ($u:ty, $int:literal) => {
+            match n {
+                1 => pass::<$u, 1, $int>(src, acts, c0, out, at),
+                2 => pass::<$u, 2, $int>(src, acts, c0, out, at),
+                3 => pass::<$u, 3, $int>(src, acts, c0, out, at),
+                _ => pass::<$u, 4, $int>(src, acts, c0, out, at),
+            }
+        };
+    }
+    if tiles {
+        assert_eq!(format, Format::Q6K);
+        return by_cols!(Q6, true);
+    }
+    by_format!(format, U => by_cols!(U, false))
 }
 
-// SAFETY: reached only from `gemv`.
+// SAFETY: reached only from `gemv`; with `INT`, `U` is `Q6` and the rows' integer sums exist.
 #[allow(unsafe_code)]
 #[inline(always)]
-unsafe fn pass<U: Unpack, const N: usize>(
+unsafe fn pass<U: Unpack, const N: usize, const INT: bool>(
     src: Groups,
     acts: &Activations,
     c0: usize,
@@ -287,41 +320,73 @@ unsafe fn pass<U: Unpack, const N: usize>(
     at: usize,
 ) {
     let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
+    // One activation scale per block of 256 (the K formats): sums wait for it (see `gemv`).
+    let k_format = U::FORMAT.block_values() == SUPER;
     let Rows {
         q: xq,
         d: xd,
         s: xs,
     } = acts.rows_at::<N>(c0, U::SPAN);
+    let xi: [*const i32; N] = std::array::from_fn(|c| {
+        if INT {
+            acts.row_int_sums(c0 + c).as_ptr()
+        } else {
+            std::ptr::null()
+        }
+    });
     let per_span = WORDS * U::SPAN / 32;
     let mut facc = [_mm512_setzero_ps(); N];
     for k in 0..src.blocks {
-        {
-            let blk = src.at.add(k * block);
-            let sc = U::scales(blk);
-            for u in 0..units {
-                let unit = k * units + u;
-                prefetch_next(blk, block, u, units);
-                let w = U::words(blk, u);
-                for h in 0..32 / U::SPAN {
-                    let span = unit * 32 / U::SPAN + h;
-                    let (a, b) = U::ab(blk, &sc, u * 32 / U::SPAN + h);
-                    for c in 0..N {
-                        let x = xq[c].add(32 * unit + 4 * per_span * h);
-                        let word = |p: usize| {
-                            _mm512_set1_epi32(x.add(4 * p).cast::<i32>().read_unaligned())
-                        };
-                        // Two chains, so consecutive `vpdpbusd` do not wait on each other.
-                        let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-                        for p in (0..per_span).step_by(2) {
-                            s0 = _mm512_dpbusd_epi32(s0, w[per_span * h + p], word(p));
-                            s1 = _mm512_dpbusd_epi32(s1, w[per_span * h + p + 1], word(p + 1));
-                        }
-                        let sums = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+        let blk = src.at.add(k * block);
+        let sc = U::scales(blk);
+        let mut fsup = [_mm512_setzero_ps(); N];
+        let mut isup = [_mm512_setzero_si512(); N];
+        for u in 0..units {
+            let unit = k * units + u;
+            prefetch_next(blk, block, u, units);
+            let w = U::words(blk, u);
+            for h in 0..32 / U::SPAN {
+                let span = unit * 32 / U::SPAN + h;
+                let j = u * 32 / U::SPAN + h;
+                let (a, b) = U::ab(blk, &sc, j);
+                let isc = U::int_scale(blk, j);
+                for c in 0..N {
+                    let x = xq[c].add(32 * unit + 4 * per_span * h);
+                    let word =
+                        |p: usize| _mm512_set1_epi32(x.add(4 * p).cast::<i32>().read_unaligned());
+                    // Two chains, so consecutive `vpdpbusd` do not wait on each other.
+                    let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                    for p in (0..per_span).step_by(2) {
+                        s0 = _mm512_dpbusd_epi32(s0, w[per_span * h + p], word(p));
+                        s1 = _mm512_dpbusd_epi32(s1, w[per_span * h + p + 1], word(p + 1));
+                    }
+                    let sums = _mm512_add_epi32(s0, s1);
+                    if INT {
+                        // `sc·(Σu·x − o·Σx)`: the offset in integers too.
+                        let off = _mm512_set1_epi32(U::OFFSET * *xi[c].add(span));
+                        let t = _mm512_mullo_epi32(_mm512_sub_epi32(sums, off), isc);
+                        isup[c] = _mm512_add_epi32(isup[c], t);
+                        continue;
+                    }
+                    let sums = _mm512_cvtepi32_ps(sums);
+                    let s = _mm512_set1_ps(*xs[c].add(span));
+                    if k_format {
+                        fsup[c] = _mm512_fmadd_ps(sums, a, fsup[c]);
+                    } else {
                         let scale = _mm512_mul_ps(a, _mm512_set1_ps(*xd[c].add(unit)));
                         facc[c] = _mm512_fmadd_ps(sums, scale, facc[c]);
-                        facc[c] = _mm512_fmadd_ps(b, _mm512_set1_ps(*xs[c].add(span)), facc[c]);
                     }
+                    facc[c] = _mm512_fmadd_ps(b, s, facc[c]);
                 }
+            }
+        }
+        for c in 0..N {
+            let d = _mm512_set1_ps(*xd[c].add(k * units));
+            if INT {
+                let scale = _mm512_mul_ps(halves(blk), d);
+                facc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isup[c]), scale, facc[c]);
+            } else if k_format {
+                facc[c] = _mm512_fmadd_ps(fsup[c], d, facc[c]);
             }
         }
     }

@@ -34,12 +34,12 @@ pub(super) unsafe fn dot(signed: bool, w: __m256i, x: __m256i) -> __m256i {
 }
 
 /// The 32-bit sums of eight rows over `w.len()` words and the activation bytes at `x` (four
-/// per word), adding `pairs` words in 16 bits before widening (constants once inlined).
+/// per word), adding `pairs` words in 16 bits before widening them times `by` (16-bit pairs:
+/// ones, or an integer scale twice) (constants once inlined).
 // SAFETY: `x` holds four bytes per word of `w`; AVX2 present.
 #[allow(unsafe_code)]
 #[inline(always)]
-unsafe fn sums(signed: bool, pairs: usize, w: &[__m256i], x: *const i8) -> __m256i {
-    let ones = _mm256_set1_epi16(1);
+unsafe fn sums(signed: bool, pairs: usize, w: &[__m256i], x: *const i8, by: __m256i) -> __m256i {
     let word = |p: usize| _mm256_set1_epi32(x.add(4 * p).cast::<i32>().read_unaligned());
     let mut acc = _mm256_setzero_si256();
     for (i, chunk) in w.chunks_exact(pairs).enumerate() {
@@ -47,13 +47,15 @@ unsafe fn sums(signed: bool, pairs: usize, w: &[__m256i], x: *const i8) -> __m25
         for (j, &wp) in chunk.iter().enumerate() {
             s = _mm256_add_epi16(s, dot(signed, wp, word(i * pairs + j)));
         }
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, ones));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, by));
     }
     acc
 }
 
 /// The 16 rows of `src` (one group) times activation rows `c0..c0 + n` into
-/// `out[c][at..at + 16]`.
+/// `out[c][at..at + 16]`, each row's sums added in the order of the prompt's GEMM
+/// (`super::gemm_avx2`), so that a row gives the same bits either way: the K formats' spans
+/// times their integer scales in integers, converted and scaled once per super-block.
 // SAFETY: callers hold AVX2, FMA and F16C, `src` is one whole repacked group of `format`,
 // activation rows `c0..c0 + n` hold at least every value of its rows, and `at + 16 ≤ 32`.
 #[allow(unsafe_code)]
@@ -92,12 +94,14 @@ unsafe fn pass<U: Unpack, const N: usize>(
         s: xs,
     } = acts.rows_at::<N>(c0, U::SPAN);
     let per_span = WORDS * U::SPAN / 32;
+    let ones = _mm256_set1_epi16(1);
     let mut facc = [[_mm256_setzero_ps(); N]; 2];
     for k in 0..src.blocks {
         let blk = src.at.add(k * block);
         // A half at a time: the second pass over the block finds it in L1.
         for (h, facc) in facc.iter_mut().enumerate() {
             let sc = U::scales(blk, h);
+            let mut iacc = [_mm256_setzero_si256(); N];
             for u in 0..units {
                 let unit = k * units + u;
                 if h == 0 {
@@ -106,18 +110,35 @@ unsafe fn pass<U: Unpack, const N: usize>(
                 let w = U::words(blk, u, h);
                 for hs in 0..32 / U::SPAN {
                     let span = unit * 32 / U::SPAN + hs;
-                    let (a, b) = U::ab(blk, &sc, u * 32 / U::SPAN + hs, h);
+                    let j = u * 32 / U::SPAN + hs;
+                    let (a, b) = U::ab(blk, &sc, j, h);
                     let w = &w[per_span * hs..per_span * (hs + 1)];
+                    let by = if U::INT_SCALES {
+                        U::int_scale(blk, &sc, j, h)
+                    } else {
+                        ones
+                    };
                     for c in 0..N {
                         let x = xq[c].add(32 * unit + 4 * per_span * hs);
-                        let s = _mm256_cvtepi32_ps(sums(U::SIGNED, U::PAIRS, w, x));
-                        let scale = _mm256_mul_ps(a, _mm256_set1_ps(*xd[c].add(unit)));
-                        facc[c] = _mm256_fmadd_ps(s, scale, facc[c]);
+                        let s = sums(U::SIGNED, U::PAIRS, w, x, by);
+                        if U::INT_SCALES {
+                            iacc[c] = _mm256_add_epi32(iacc[c], s);
+                        } else {
+                            let scale = _mm256_mul_ps(a, _mm256_set1_ps(*xd[c].add(unit)));
+                            facc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, facc[c]);
+                        }
                         if !U::SIGNED {
                             let t = _mm256_set1_ps(*xs[c].add(span));
                             facc[c] = _mm256_fmadd_ps(b, t, facc[c]);
                         }
                     }
+                }
+            }
+            if U::INT_SCALES {
+                let d = U::block_d(blk, h);
+                for c in 0..N {
+                    let a = _mm256_mul_ps(d, _mm256_set1_ps(*xd[c].add(k * units)));
+                    facc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[c]), a, facc[c]);
                 }
             }
         }
