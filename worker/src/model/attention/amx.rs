@@ -86,9 +86,11 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
     assert!(scores.len() >= tiles * R * task.padded && width <= task.kv.capacity());
     BUFS.with_borrow_mut(|(q, p, last)| {
         pack_queries(task.q, hd, tiles, q);
-        p.clear();
-        p.resize(tiles * R * width, 0);
-        last.clear();
+        // Grown, never cleared: each row's weights zero their own columns up to `width`, and
+        // the rows past the task's in its last tile reach only results that are dropped.
+        if p.len() < tiles * R * width {
+            p.resize(tiles * R * width, 0);
+        }
         last.resize(PAIRS * hd, 0);
         let config = TileConfig::full();
         asm!("ldtilecfg [{}]", in(reg) config.as_ptr(), options(nostack, readonly));
@@ -109,6 +111,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
                 r,
                 s.add(r * task.padded),
                 p.as_mut_ptr().add(r * width),
+                width,
             );
         }
         // The partial last 32 positions, zero past the end.
@@ -256,9 +259,9 @@ unsafe fn score(task: &Task, q: *const u16, most: usize, s: *mut f32) {
 }
 
 /// Row `r`'s weights: `exp` of its scaled scores at `s` less their maximum over the keys it
-/// sees, zero past them, stored in BF16 at `p`; returns 1 / their sum.
+/// sees, zero past them up to `width`, stored in BF16 at `p`; returns 1 / their sum.
 #[inline(always)]
-unsafe fn weights(task: &Task, r: usize, s: *const f32, p: *mut u16) -> f32 {
+unsafe fn weights(task: &Task, r: usize, s: *const f32, p: *mut u16, width: usize) -> f32 {
     let seen = task.seen(r);
     let blocks = seen.div_ceil(LANES);
     let mut top = _mm512_set1_ps(f32::NEG_INFINITY);
@@ -282,6 +285,10 @@ unsafe fn weights(task: &Task, r: usize, s: *const f32, p: *mut u16) -> f32 {
         sum = _mm512_add_ps(sum, e);
         let bf: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(e));
         _mm256_storeu_si256(p.add(b * LANES).cast(), bf);
+    }
+    // A tile of rows reads every row as far as its longest; the buffer holds an earlier task's.
+    for b in blocks..width / LANES {
+        _mm256_storeu_si256(p.add(b * LANES).cast(), _mm256_setzero_si256());
     }
     1.0 / _mm512_reduce_add_ps(sum)
 }
