@@ -95,7 +95,7 @@ pub fn write_tiny_hf(dir: &Path, dtype: DType, seed: u64) -> Result<()> {
     );
     for i in 0..LAYERS {
         let n = |s: &str| format!("model.layers.{i}.{s}.weight");
-        map.insert(n("input_layernorm"), w.norm()?);
+        map.insert(n("input_layernorm"), w.norm_of(HIDDEN)?);
         map.insert(n("self_attn.q_proj"), w.tensor(&[HEADS * hd, HIDDEN], 0.3)?);
         map.insert(
             n("self_attn.k_proj"),
@@ -106,12 +106,12 @@ pub fn write_tiny_hf(dir: &Path, dtype: DType, seed: u64) -> Result<()> {
             w.tensor(&[KV_HEADS * hd, HIDDEN], 0.3)?,
         );
         map.insert(n("self_attn.o_proj"), w.tensor(&[HIDDEN, HEADS * hd], 0.3)?);
-        map.insert(n("post_attention_layernorm"), w.norm()?);
+        map.insert(n("post_attention_layernorm"), w.norm_of(HIDDEN)?);
         map.insert(n("mlp.gate_proj"), w.tensor(&[FFN, HIDDEN], 0.3)?);
         map.insert(n("mlp.up_proj"), w.tensor(&[FFN, HIDDEN], 0.3)?);
         map.insert(n("mlp.down_proj"), w.tensor(&[HIDDEN, FFN], 0.3)?);
     }
-    map.insert("model.norm.weight".into(), w.norm()?);
+    map.insert("model.norm.weight".into(), w.norm_of(HIDDEN)?);
     let map = map
         .into_iter()
         .map(|(k, v)| Ok((k, v.to_dtype(dtype)?)))

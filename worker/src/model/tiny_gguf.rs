@@ -111,6 +111,7 @@ pub(crate) struct Weights {
 }
 
 impl Weights {
+    /// Values uniform in `±scale`, of `shape`.
     pub(crate) fn tensor(&mut self, shape: &[usize], scale: f32) -> Result<Tensor> {
         let n: usize = shape.iter().product();
         let v: Vec<f32> = (0..n)
@@ -119,11 +120,8 @@ impl Weights {
         Ok(Tensor::from_vec(v, shape, &Device::Cpu)?)
     }
 
-    pub(crate) fn norm(&mut self) -> Result<Tensor> {
-        self.norm_of(HIDDEN)
-    }
-
-    fn norm_of(&mut self, width: usize) -> Result<Tensor> {
+    /// A norm's `width` weights, near 1.
+    pub(crate) fn norm_of(&mut self, width: usize) -> Result<Tensor> {
         let v: Vec<f32> = (0..width)
             .map(|_| self.rng.random_range(0.8..1.2))
             .collect();
