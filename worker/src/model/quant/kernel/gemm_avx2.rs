@@ -5,7 +5,7 @@
 //! one half (eight rows) at a time so that its 16-bit and 32-bit sums and its float results
 //! for four activation rows fit the 16 registers. `maddubs` pair sums are added in 16 bits for
 //! as many steps as the format's largest byte allows, then widened (see `super::packed_avx2`);
-//! for the K formats the widening multiplies by the integer sub-block scale (`pass_k`).
+//! for the K formats the widening multiplies by the integer sub-block scale.
 
 use std::arch::x86_64::*;
 
@@ -33,28 +33,31 @@ pub unsafe fn gemm(
 ) {
     // The panel holds the bytes the repacked kernel unpacks, so its unpacker's span and
     // 16-bit bounds hold here too.
-    macro_rules! by_cols {
-        ($pass:ident) => {
-            match n {
-                1 => $pass::<U, 1>(panel, acts, c0, out),
-                2 => $pass::<U, 2>(panel, acts, c0, out),
-                3 => $pass::<U, 3>(panel, acts, c0, out),
-                _ => $pass::<U, 4>(panel, acts, c0, out),
-            }
-        };
-    }
-    by_format!(format, U => if U::INT_SCALES {
-        assert!(panel.int_scales && acts.padded.is_multiple_of(256));
-        by_cols!(pass_k)
-    } else {
-        by_cols!(pass)
+    by_format!(format, U => {
+        assert!(!U::INT_SCALES || (panel.int_scales && acts.padded.is_multiple_of(SUPER)));
+        match n {
+            1 => pass::<U, 1>(panel, acts, c0, out),
+            2 => pass::<U, 2>(panel, acts, c0, out),
+            3 => pass::<U, 3>(panel, acts, c0, out),
+            _ => pass::<U, 4>(panel, acts, c0, out),
+        }
     })
 }
 
+/// Every panel row times `N` activation rows. `maddubs` pair sums are added in 16 bits for
+/// up to four steps, then widened by `madd`: times ones, and converted and scaled per span
+/// (32 or 16 weights); or, for the K formats (`Unpack::INT_SCALES`), times the sub-block's
+/// integer scale, so that a whole super-block adds up in 32-bit integers and is converted and
+/// scaled once (the activations share one scale per 256 values, as llama.cpp's `Q8_K`). The
+/// offsets take one multiply-add per span either way. The largest K sum: Q6_K's 32 pairs of
+/// 16-bit sums of at most 32,004 times |scale| ≤ 128, 2.6·10⁸, inside 32 bits. Q4_K's
+/// eight-step 16-bit sums left too few registers for four activation rows (prefill of a
+/// 7B-shaped Q4_K_M 10% slower), hence four steps at most.
 // SAFETY: reached only from `gemm`. Each group holds `padded / 4` vectors of 16 words and
-// `padded / 16` scale and offset vectors, each activation row `padded` bytes, `padded / 32`
-// scales and `padded / U::SPAN` sums, and `padded` is a multiple of 64 (so of the span): every load is
-// in bounds.
+// `padded / 16` scale and offset vectors (and, with integer scales, `padded / 16` scale and
+// `padded / 256` super-block vectors), each activation row `padded` bytes, `padded / 32`
+// scales and `padded / U::SPAN` sums, and `padded` is a multiple of 64 (of 256 with integer
+// scales), so of the span: every load is in bounds.
 #[allow(unsafe_code)]
 #[inline(always)]
 unsafe fn pass<U: Unpack, const N: usize>(
@@ -70,18 +73,25 @@ unsafe fn pass<U: Unpack, const N: usize>(
         d: xd,
         s: xs,
     } = acts.rows_at::<N>(c0, U::SPAN);
+    let chunk = U::PAIRS.min(4);
+    let per_super = SUPER / U::SPAN;
     for g in 0..panel.groups {
         for h in 0..2 {
             let wq = panel.group_q(g).as_ptr().add(HALF * h);
             let wa = panel.group_a(g).as_ptr().add(HALF * h);
             let wb = panel.group_b(g).as_ptr().add(HALF * h);
+            let (wi, wd) = if U::INT_SCALES {
+                let wi = panel.group_ints(g).as_ptr().add(HALF * h);
+                (wi, panel.group_supers(g).as_ptr().add(HALF * h))
+            } else {
+                (std::ptr::null(), std::ptr::null())
+            };
             let mut facc = [_mm256_setzero_ps(); N];
+            let mut iacc = [_mm256_setzero_si256(); N];
             for span in 0..padded / U::SPAN {
-                let mut iacc = [_mm256_setzero_si256(); N];
-                // Four steps at most, as in `pass_k`: eight spilled registers.
-                for p0 in (0..U::SPAN / 4).step_by(U::PAIRS.min(4)) {
+                for p0 in (0..U::SPAN / 4).step_by(chunk) {
                     let mut s16 = [_mm256_setzero_si256(); N];
-                    for step in p0..p0 + U::PAIRS.min(4) {
+                    for step in p0..p0 + chunk {
                         let k = span * (U::SPAN / 4) + step;
                         let w = _mm256_loadu_si256(wq.add(LANES * k).cast());
                         for c in 0..N {
@@ -90,95 +100,44 @@ unsafe fn pass<U: Unpack, const N: usize>(
                             s16[c] = _mm256_add_epi16(s16[c], dot(U::SIGNED, w, x));
                         }
                     }
-                    for c in 0..N {
-                        iacc[c] = _mm256_add_epi32(iacc[c], _mm256_madd_epi16(s16[c], ones));
-                    }
-                }
-                // Scales and offsets are stored per 16 weights; over a span of 32 both halves agree.
-                let at = LANES * span * (U::SPAN / 16);
-                let (a, b) = (_mm256_loadu_ps(wa.add(at)), _mm256_loadu_ps(wb.add(at)));
-                for c in 0..N {
-                    let d = _mm256_set1_ps(*xd[c].add(span * U::SPAN / 32));
-                    let v = _mm256_cvtepi32_ps(iacc[c]);
-                    facc[c] = _mm256_fmadd_ps(v, _mm256_mul_ps(a, d), facc[c]);
-                    // Signed Q8_0 bytes already hold the offset.
-                    if !U::SIGNED {
-                        let s = _mm256_set1_ps(*xs[c].add(span));
-                        facc[c] = _mm256_fmadd_ps(b, s, facc[c]);
-                    }
-                }
-            }
-            for (c, v) in facc.iter().enumerate() {
-                let at = LANES * g + HALF * h;
-                _mm256_storeu_ps(out[c][at..at + HALF].as_mut_ptr(), *v);
-            }
-        }
-    }
-}
-
-/// [`pass`] for the K formats: each 16-bit sum is widened by `madd` with its sub-block's
-/// integer scale instead of ones, so a whole super-block adds up in 32-bit integers and is
-/// converted and scaled once (the activations share one scale per 256 values, as llama.cpp's
-/// `Q8_K`), where `pass` converts and scales every 32 (or 16) weights. The offsets still
-/// take one multiply-add per span. The largest sum: Q6_K's 32 pairs of 16-bit sums of at
-/// most 32,004 times |scale| ≤ 128, 2.6·10⁸, inside 32 bits.
-// SAFETY: as `pass`, and the panel holds integer scales (`Panel::reset_ints`) for `padded`, a
-// multiple of 256.
-#[allow(unsafe_code)]
-#[inline(always)]
-unsafe fn pass_k<U: Unpack, const N: usize>(
-    panel: &Panel,
-    acts: &Activations,
-    c0: usize,
-    out: &mut PanelBlock,
-) {
-    let padded = panel.padded;
-    let Rows {
-        q: xq,
-        d: xd,
-        s: xs,
-    } = acts.rows_at::<N>(c0, U::SPAN);
-    // Widened every four steps at most: Q4_K's eight-step 16-bit sums left too few registers
-    // for four activation rows (prefill of a 7B-shaped Q4_K_M 10% slower).
-    let chunk = U::PAIRS.min(4);
-    for g in 0..panel.groups {
-        for h in 0..2 {
-            let wq = panel.group_q(g).as_ptr().add(HALF * h);
-            let wi = panel.group_ints(g).as_ptr().add(HALF * h);
-            let wd = panel.group_supers(g).as_ptr().add(HALF * h);
-            let wb = panel.group_b(g).as_ptr().add(HALF * h);
-            let mut facc = [_mm256_setzero_ps(); N];
-            for sb in 0..padded / SUPER {
-                let mut iacc = [_mm256_setzero_si256(); N];
-                for span in sb * (SUPER / U::SPAN)..(sb + 1) * (SUPER / U::SPAN) {
-                    for p0 in (0..U::SPAN / 4).step_by(chunk) {
-                        let mut s16 = [_mm256_setzero_si256(); N];
-                        for step in p0..p0 + chunk {
-                            let k = span * (U::SPAN / 4) + step;
-                            let w = _mm256_loadu_si256(wq.add(LANES * k).cast());
-                            for c in 0..N {
-                                let x = xq[c].add(4 * k).cast::<i32>().read_unaligned();
-                                s16[c] =
-                                    _mm256_add_epi16(s16[c], dot(false, w, _mm256_set1_epi32(x)));
-                            }
-                        }
-                        // Integer scales are stored per 16 weights, as the offsets.
+                    // Integer scales are stored per 16 weights, as the offsets.
+                    let by = if U::INT_SCALES {
                         let at = LANES * ((span * U::SPAN + 4 * p0) / 16);
-                        let sc = _mm256_loadu_si256(wi.add(at).cast());
-                        for c in 0..N {
-                            iacc[c] = _mm256_add_epi32(iacc[c], _mm256_madd_epi16(s16[c], sc));
-                        }
+                        _mm256_loadu_si256(wi.add(at).cast())
+                    } else {
+                        ones
+                    };
+                    for c in 0..N {
+                        iacc[c] = _mm256_add_epi32(iacc[c], _mm256_madd_epi16(s16[c], by));
                     }
-                    let b = _mm256_loadu_ps(wb.add(LANES * span * (U::SPAN / 16)));
+                }
+                // Stored per 16 weights; over a span of 32 both halves agree.
+                let at = LANES * span * (U::SPAN / 16);
+                let b = _mm256_loadu_ps(wb.add(at));
+                if !U::INT_SCALES {
+                    let a = _mm256_loadu_ps(wa.add(at));
+                    for c in 0..N {
+                        let d = _mm256_set1_ps(*xd[c].add(span * U::SPAN / 32));
+                        let v = _mm256_cvtepi32_ps(iacc[c]);
+                        facc[c] = _mm256_fmadd_ps(v, _mm256_mul_ps(a, d), facc[c]);
+                        iacc[c] = _mm256_setzero_si256();
+                    }
+                }
+                // Signed Q8_0 bytes already hold the offset.
+                if !U::SIGNED {
                     for c in 0..N {
                         let s = _mm256_set1_ps(*xs[c].add(span));
                         facc[c] = _mm256_fmadd_ps(b, s, facc[c]);
                     }
                 }
-                let d = _mm256_loadu_ps(wd.add(LANES * sb));
-                for c in 0..N {
-                    let a = _mm256_mul_ps(d, _mm256_set1_ps(*xd[c].add(sb * SUPER / 32)));
-                    facc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[c]), a, facc[c]);
+                if U::INT_SCALES && (span + 1) % per_super == 0 {
+                    let sb = span / per_super;
+                    let d = _mm256_loadu_ps(wd.add(LANES * sb));
+                    for c in 0..N {
+                        let a = _mm256_mul_ps(d, _mm256_set1_ps(*xd[c].add(sb * SUPER / 32)));
+                        facc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[c]), a, facc[c]);
+                        iacc[c] = _mm256_setzero_si256();
+                    }
                 }
             }
             for (c, v) in facc.iter().enumerate() {
