@@ -22,6 +22,8 @@ pub struct Activations {
     /// bytes apart, not a whole row apart, which at 4 KiB strides all fall in one set of the
     /// L1 cache ([`Self::for_tiles`]).
     pub tq: Vec<i8>,
+    /// Where the values in `tq` start ([`crate::model::quant::tile_panel::at_residue`]).
+    pub tq_at: usize,
     /// Per 16 rows, `d` per 32 values, the 16 rows' side by side.
     pub td: Vec<f32>,
     /// `Σq` per 16 values ([`Self::int_sums`]).
@@ -44,9 +46,10 @@ impl Activations {
     pub fn for_tiles(&mut self) {
         let (blocks, per) = (self.rows.div_ceil(16), self.padded / QK);
         self.tq.clear();
-        self.tq.resize(blocks * 16 * self.padded, 0);
+        self.tq.resize(blocks * 16 * self.padded + 4096, 0);
+        self.tq_at = crate::model::quant::tile_panel::at_residue(&self.tq);
         for (r, row) in self.q.chunks_exact(self.padded).take(self.rows).enumerate() {
-            let block = &mut self.tq[r / 16 * 16 * self.padded..];
+            let block = &mut self.tq[self.tq_at + r / 16 * 16 * self.padded..];
             for (j, vals) in row.chunks_exact(64).enumerate() {
                 let at = (j * 16 + r % 16) * 64;
                 block[at..at + 64].copy_from_slice(vals);

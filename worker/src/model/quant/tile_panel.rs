@@ -25,6 +25,23 @@ pub struct TilePanel {
     lo: Vec<u32>,
     /// `[group][padded / 256][LANES]` super-block scales `d`.
     d: Vec<f32>,
+    /// Where `hi` and `lo` start in their buffers ([`at_residue`]).
+    hi_at: usize,
+    lo_at: usize,
+}
+
+/// Bytes into a 4 KiB page at which the AMX int8 kernel's operand tiles start: the
+/// activations' and both weight planes' (their tile of sums sits at 0, `super::kernel`).
+pub const TILE_RESIDUE: usize = 2048;
+
+/// Elements of `T` to skip in `buf` so that what follows starts [`TILE_RESIDUE`] bytes into a
+/// 4 KiB page (`buf` holds 4 KiB more than it needs). Where the kernel's operands fall
+/// relative to each other in the cache varied with each process's address-space layout, and
+/// with it a 7B-shaped Q6_K prefill's speed by 25% (docs/BENCHMARKS.md); pinned, it cannot.
+pub fn at_residue<T>(buf: &[T]) -> usize {
+    let size = std::mem::size_of::<T>();
+    let addr = buf.as_ptr() as usize;
+    (TILE_RESIDUE + 4096 - addr % 4096) % 4096 / size
 }
 
 /// One group of a [`TilePanel`]: `[padded / 4][LANES]` words of each plane and
@@ -43,9 +60,11 @@ impl TilePanel {
         assert!((1..=GROUPS).contains(&groups) && padded.is_multiple_of(SUPER));
         self.padded = padded;
         self.groups = groups;
-        self.hi.resize(groups * LANES * padded / 4, 0);
-        self.lo.resize(groups * LANES * padded / 4, 0);
+        let slack = 4096 / std::mem::size_of::<u32>();
+        self.hi.resize(groups * LANES * padded / 4 + slack, 0);
+        self.lo.resize(groups * LANES * padded / 4 + slack, 0);
         self.d.resize(groups * LANES * padded / SUPER, 0.0);
+        (self.hi_at, self.lo_at) = (at_residue(&self.hi), at_residue(&self.lo));
     }
 
     /// Words of one group's plane.
@@ -61,9 +80,10 @@ impl TilePanel {
     /// Group `g`'s planes and scales, to write.
     pub fn group_mut(&mut self, g: usize) -> (TileGroup<&mut [u32]>, &mut [f32]) {
         let (nq, nd) = (self.words(), self.scales());
+        let (h, l) = (self.hi_at, self.lo_at);
         let planes = TileGroup {
-            hi: &mut self.hi[g * nq..(g + 1) * nq],
-            lo: &mut self.lo[g * nq..(g + 1) * nq],
+            hi: &mut self.hi[h + g * nq..h + (g + 1) * nq],
+            lo: &mut self.lo[l + g * nq..l + (g + 1) * nq],
         };
         (planes, &mut self.d[g * nd..(g + 1) * nd])
     }
@@ -71,10 +91,42 @@ impl TilePanel {
     /// Group `g`'s planes and scales.
     pub fn group(&self, g: usize) -> (TileGroup<&[u32]>, &[f32]) {
         let (nq, nd) = (self.words(), self.scales());
+        let (h, l) = (self.hi_at, self.lo_at);
         let planes = TileGroup {
-            hi: &self.hi[g * nq..(g + 1) * nq],
-            lo: &self.lo[g * nq..(g + 1) * nq],
+            hi: &self.hi[h + g * nq..h + (g + 1) * nq],
+            lo: &self.lo[l + g * nq..l + (g + 1) * nq],
         };
         (planes, &self.d[g * nd..(g + 1) * nd])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The planes of every group, and the activations laid out for tiles, start
+    /// [`TILE_RESIDUE`] bytes into a page wherever the allocator put their buffers.
+    #[test]
+    fn tile_operands_start_at_the_same_place_in_a_page() {
+        let residue = |p: *const u8| p as usize % 4096;
+        for padded in [256, 4096, 11008_usize.next_multiple_of(SUPER)] {
+            let mut panel = TilePanel::default();
+            for groups in [1, 2, 1] {
+                panel.reset(groups, padded);
+                for g in 0..groups {
+                    let (planes, _) = panel.group(g);
+                    assert_eq!(residue(planes.hi.as_ptr().cast()), TILE_RESIDUE);
+                    assert_eq!(residue(planes.lo.as_ptr().cast()), TILE_RESIDUE);
+                    assert_eq!(planes.hi.len(), LANES * padded / 4);
+                }
+            }
+            let mut acts = crate::model::quant::act::Activations::default();
+            for rows in [1, 17, 40] {
+                acts.resize(rows, padded);
+                acts.for_tiles();
+                assert_eq!(residue(acts.tq[acts.tq_at..].as_ptr().cast()), TILE_RESIDUE);
+                assert!(acts.tq.len() >= acts.tq_at + rows.next_multiple_of(16) * padded);
+            }
+        }
     }
 }

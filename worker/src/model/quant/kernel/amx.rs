@@ -35,8 +35,9 @@ const STEP: usize = 64;
 pub type RowsBlock = [[f32; PANEL_ROWS]; ROWS];
 
 /// One super-block's integer sums as the tiles store them, `[plane][activation row][weight
-/// row]`.
-#[repr(C, align(64))]
+/// row]`; at the start of a 4 KiB page, 2 KiB from the operand tiles
+/// ([`crate::model::quant::tile_panel::TILE_RESIDUE`]).
+#[repr(C, align(4096))]
 struct Sums([i32; 2 * TILE * LANES]);
 
 /// The tile products of one super-block: activations at `x` (four steps of 16 rows × 64
@@ -109,7 +110,10 @@ pub unsafe fn gemm(
     for k in 0..supers {
         for (b, facc) in facc.iter_mut().enumerate().take(blocks) {
             let rows = c0 + b * TILE;
-            let x = acts.tq.as_ptr().add(rows * padded + k * SUPER * TILE);
+            let x = acts
+                .tq
+                .as_ptr()
+                .add(acts.tq_at + rows * padded + k * SUPER * TILE);
             // Every 32 values of a super-block carry its activation scale.
             let xd = acts.td.as_ptr().add(rows * per32 + k * SUPER / 32 * TILE);
             for (g, facc) in facc.iter_mut().enumerate().take(panel.groups) {

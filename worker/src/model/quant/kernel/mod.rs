@@ -372,7 +372,7 @@ impl Isa {
         assert!(self.has_amx() && (1..=TILE_ACT_ROWS).contains(&n) && c0 + n <= acts.rows);
         assert!(panel.groups >= 1 && panel.padded == acts.padded);
         let rows = c0 + n.next_multiple_of(16);
-        assert!(c0.is_multiple_of(16) && acts.tq.len() >= rows * acts.padded);
+        assert!(c0.is_multiple_of(16) && acts.tq.len() >= acts.tq_at + rows * acts.padded);
         assert!(acts.td.len() >= rows * acts.padded / 32);
         // SAFETY: the `amx` level exists only where detection found AMX-INT8 granted by the
         // OS (and AVX-512); the assertions above keep every tile and scale read in bounds.
