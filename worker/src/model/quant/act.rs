@@ -2,6 +2,7 @@
 //! per 256 (its `Q8_K`), for the int8 kernels.
 
 use crate::model::quant::format::QK;
+use crate::model::quant::tile_panel::{at_residue, with_slack};
 
 /// `rows` rows of `cols` activations, each padded with zeros to `padded` values.
 #[derive(Debug, Default)]
@@ -22,7 +23,7 @@ pub struct Activations {
     /// bytes apart, not a whole row apart, which at 4 KiB strides all fall in one set of the
     /// L1 cache ([`Self::for_tiles`]).
     pub tq: Vec<i8>,
-    /// Where the values in `tq` start ([`crate::model::quant::tile_panel::at_residue`]).
+    /// Where the values in `tq` start ([`at_residue`]).
     pub tq_at: usize,
     /// Per 16 rows, `d` per 32 values, the 16 rows' side by side.
     pub td: Vec<f32>,
@@ -46,8 +47,9 @@ impl Activations {
     pub fn for_tiles(&mut self) {
         let (blocks, per) = (self.rows.div_ceil(16), self.padded / QK);
         self.tq.clear();
-        self.tq.resize(blocks * 16 * self.padded + 4096, 0);
-        self.tq_at = crate::model::quant::tile_panel::at_residue(&self.tq);
+        self.tq
+            .resize(with_slack::<i8>(blocks * 16 * self.padded), 0);
+        self.tq_at = at_residue(&self.tq);
         for (r, row) in self.q.chunks_exact(self.padded).take(self.rows).enumerate() {
             let block = &mut self.tq[self.tq_at + r / 16 * 16 * self.padded..];
             for (j, vals) in row.chunks_exact(64).enumerate() {

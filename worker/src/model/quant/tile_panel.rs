@@ -34,14 +34,21 @@ pub struct TilePanel {
 /// activations' and both weight planes' (their tile of sums sits at 0, `super::kernel`).
 pub const TILE_RESIDUE: usize = 2048;
 
+/// Bytes of a page, the period of the placement [`at_residue`] pins.
+const PAGE: usize = 4096;
+
 /// Elements of `T` to skip in `buf` so that what follows starts [`TILE_RESIDUE`] bytes into a
-/// 4 KiB page (`buf` holds 4 KiB more than it needs). Where the kernel's operands fall
-/// relative to each other in the cache varied with each process's address-space layout, and
-/// with it a 7B-shaped Q6_K prefill's speed by 25% (docs/BENCHMARKS.md); pinned, it cannot.
+/// 4 KiB page (`buf` sized by [`with_slack`]). Where the kernel's operands fall relative to
+/// each other in the cache varied with each process's address-space layout, and with it a
+/// 7B-shaped Q6_K prefill's speed by 25% (docs/BENCHMARKS.md); pinned, it cannot.
 pub fn at_residue<T>(buf: &[T]) -> usize {
-    let size = std::mem::size_of::<T>();
     let addr = buf.as_ptr() as usize;
-    (TILE_RESIDUE + 4096 - addr % 4096) % 4096 / size
+    (TILE_RESIDUE + PAGE - addr % PAGE) % PAGE / std::mem::size_of::<T>()
+}
+
+/// Elements of `T` a buffer needs to hold `n` of them from [`at_residue`] on.
+pub fn with_slack<T>(n: usize) -> usize {
+    n + PAGE / std::mem::size_of::<T>()
 }
 
 /// One group of a [`TilePanel`]: `[padded / 4][LANES]` words of each plane and
@@ -60,9 +67,9 @@ impl TilePanel {
         assert!((1..=GROUPS).contains(&groups) && padded.is_multiple_of(SUPER));
         self.padded = padded;
         self.groups = groups;
-        let slack = 4096 / std::mem::size_of::<u32>();
-        self.hi.resize(groups * LANES * padded / 4 + slack, 0);
-        self.lo.resize(groups * LANES * padded / 4 + slack, 0);
+        let words = with_slack::<u32>(groups * LANES * padded / 4);
+        self.hi.resize(words, 0);
+        self.lo.resize(words, 0);
         self.d.resize(groups * LANES * padded / SUPER, 0.0);
         (self.hi_at, self.lo_at) = (at_residue(&self.hi), at_residue(&self.lo));
     }
