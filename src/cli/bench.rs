@@ -194,6 +194,9 @@ pub struct BenchWorkerArgs {
     /// Repetitions of prefill and single-stream decode; the best is reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+    /// Multiply every row as it would be alone, as `arena worker --batch-invariant` does.
+    #[arg(long, env = "ARENA_BATCH_INVARIANT")]
+    pub batch_invariant: bool,
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -201,6 +204,9 @@ pub struct BenchWorkerArgs {
 
 impl BenchWorkerArgs {
     async fn run(self) -> anyhow::Result<()> {
+        if self.batch_invariant {
+            arena_worker::model::half::keep_rows_alike();
+        }
         let opts = arena_worker::bench::BenchOptions {
             prompt_lens: self.prompt_lens,
             decode_tokens: self.decode_tokens,

@@ -52,6 +52,12 @@ pub struct WorkerArgs {
     /// recently used first out; 0 turns it off.
     #[arg(long, env = "ARENA_PREFIX_CACHE_MIB", default_value_t = 512)]
     pub prefix_cache: usize,
+    /// Every row's logits exactly as if it were computed alone, whatever shares its step (a
+    /// prefix-cache hit then answers bit for bit as a fresh prefill): quantized and f32 models
+    /// always are; F16/BF16 prompts leave AMX tiles (and, on AVX2, the f32 GEMM) for slower
+    /// kernels that add as decode does.
+    #[arg(long, env = "ARENA_BATCH_INVARIANT")]
+    pub batch_invariant: bool,
     /// Heartbeat period in milliseconds, unless the controller sets one.
     #[arg(long, env = "ARENA_HEARTBEAT_MS", default_value_t = 2000)]
     pub heartbeat_ms: u64,
@@ -86,6 +92,7 @@ impl WorkerArgs {
             worker_id: self.worker_id,
             max_concurrency: self.max_concurrency,
             prefix_cache_bytes: self.prefix_cache.saturating_mul(1 << 20),
+            batch_invariant: self.batch_invariant,
             heartbeat_interval: Duration::from_millis(self.heartbeat_ms.max(1)),
             drain_timeout: Duration::from_secs(self.drain_timeout_s),
         }

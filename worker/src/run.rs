@@ -60,6 +60,9 @@ pub struct WorkerOptions {
     /// Bytes of finished sequences' KV kept so a conversation's next turn prefills only what
     /// is new (0: off).
     pub prefix_cache_bytes: usize,
+    /// Whether every row is multiplied as it would be alone
+    /// ([`crate::model::half::keep_rows_alike`]).
+    pub batch_invariant: bool,
     /// Heartbeat period unless the controller sets one.
     pub heartbeat_interval: Duration,
     /// How long to wait for running requests on shutdown.
@@ -132,6 +135,9 @@ pub async fn run_worker(
         Some(path) => Some(read_flag_file("--controller-ca", path)?),
         None => None,
     };
+    if opts.batch_invariant {
+        crate::model::half::keep_rows_alike();
+    }
     let (loaded, name, template) = load(&opts.model).await?;
     let served = ServedModel::start(
         loaded,

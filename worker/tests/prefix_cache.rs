@@ -4,7 +4,8 @@
 //! weights and every quantized type. The reused KV of an answer was computed by the decode
 //! kernels, one row at a time, where a fresh prefill computes it with the prompt's kernels:
 //! those kernels add their sums in the same order for one row as for many. The 16-bit
-//! kernels do not, so there the tokens agree wherever the top-2 gap is clear (DESIGN.md §12).
+//! kernels do too on every CPU in a batch-invariant worker; otherwise (AMX tiles, BF16 on
+//! AVX2) the tokens agree wherever the top-2 gap is clear (DESIGN.md §12).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -105,8 +106,8 @@ enum Match {
     /// The same ids and log-probabilities, bit for bit.
     Exact,
     /// The same ids up to a step where the fresh run's top two were within [`CLOSE`], and
-    /// log-probabilities within it: 16-bit weights, whose prompt kernels (tiles of several
-    /// rows, AMX) add in another order than the one-row decode kernel.
+    /// log-probabilities within it: 16-bit weights, whose fastest prompt kernels (AMX tiles,
+    /// the f32 GEMM for BF16 on AVX2) add in another order than the one-row decode kernel.
     NearTies,
 }
 
@@ -204,6 +205,16 @@ async fn with_16_bit_weights_later_turns_agree_wherever_the_top_token_is_clear()
     for dtype in [GgmlDType::F16, GgmlDType::BF16] {
         let (with, without) = (served(Some(dtype), 64 << 20), served(Some(dtype), 0));
         three_turns(with, without, Match::NearTies, &format!("{dtype:?}")).await;
+    }
+}
+
+#[tokio::test]
+async fn with_16_bit_weights_a_batch_invariant_worker_answers_exactly_the_same() {
+    // What `arena worker --batch-invariant` sets, for this test's process.
+    arena_worker::model::half::keep_rows_alike();
+    for dtype in [GgmlDType::F16, GgmlDType::BF16] {
+        let (with, without) = (served(Some(dtype), 64 << 20), served(Some(dtype), 0));
+        three_turns(with, without, Match::Exact, &format!("{dtype:?}")).await;
     }
 }
 

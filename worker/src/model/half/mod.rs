@@ -9,12 +9,21 @@
 //! through tile registers (F16 as two BF16 halves). CPUs without AVX2 and F16C, and
 //! BF16 on AVX2 from 16 activation rows, instead convert a block of weight rows to f32 once per
 //! task and run it through the `gemm` crate.
+//!
+//! On every other path a row's sums are added in the same order whatever the number of rows
+//! (each sum has one accumulator, stepped through the row alike), so a row's result does not
+//! depend on what shares its product: the prefix cache reuses keys and values that decode
+//! computed one row at a time where a fresh prefill computes them in a prompt. AMX tiles and
+//! the `gemm` crate add in their own order, which no one-row kernel matches at decode speed
+//! (see `crate::model::amx`); a process that needs every row alike ([`keep_rows_alike`],
+//! `arena worker --batch-invariant`) runs prompts on the other kernels instead.
 
 mod kernel;
 
 pub use kernel::Kernel;
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
@@ -51,6 +60,22 @@ const DOT_TASK_ROWS: usize = 32;
 /// Weight rows per parallel task of the f32 GEMM path: the `gemm` crate packs the activations
 /// once per call, so a task covers enough rows for that to cost little.
 const GEMM_TASK_ROWS: usize = 128;
+
+/// Whether this process keeps every row's sums as they would be alone ([`keep_rows_alike`]).
+static ROWS_ALIKE: AtomicBool = AtomicBool::new(false);
+
+/// From now on, multiplies every activation row as it would be multiplied alone, bit for
+/// bit, on every CPU: 16-bit prompts leave AMX tiles (a quarter to a half of their prefill
+/// rate) and the f32 `gemm` crate (BF16 on AVX2: about a quarter slower) for the kernels
+/// decode uses. The quantized types' kernels always do so.
+pub fn keep_rows_alike() {
+    ROWS_ALIKE.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`keep_rows_alike`] was called.
+fn rows_alike() -> bool {
+    ROWS_ALIKE.load(Ordering::Relaxed)
+}
 
 thread_local! {
     static TILE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
@@ -129,7 +154,7 @@ impl HalfMatrix {
         let weights = |first: usize, n: usize| &self.data[2 * first * cols..2 * (first + n) * cols];
         // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
         let mut out_t = vec![0f32; self.rows * m];
-        let dot = m == 1 || (m < GEMM_FROM && !kernel.has_gemm());
+        let dot = m == 1 || (!kernel.has_gemm() && (m < GEMM_FROM || rows_alike()));
         if dot || (kernel.has_gemm() && !converts_first(kernel, m)) {
             let rows = match kernel {
                 #[cfg(target_arch = "x86_64")]
@@ -173,7 +198,9 @@ impl HalfMatrix {
 /// AVX2, whose tiles widen each 8 weights with two integer operations beside 12 multiply-adds
 /// (4096 × 4096 by 128 rows on a Zen 3 core: 60 GFlop/s in the tiles, 66 converted).
 fn converts_first(kernel: Kernel, m: usize) -> bool {
-    m >= GEMM_FROM && matches!(kernel, Kernel::Scalar(_) | Kernel::Avx2(Half::Bf16))
+    m >= GEMM_FROM
+        && matches!(kernel, Kernel::Scalar(_) | Kernel::Avx2(Half::Bf16))
+        && !rows_alike()
 }
 
 /// `dst[j·m + i] = Σₖ x[i·cols + k] · w[j·cols + k]` for `i < m`, `j < n`: the activations

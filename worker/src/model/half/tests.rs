@@ -71,6 +71,44 @@ fn products_equal_the_f64_reference_for_every_kind_kernel_and_shape() {
     }
 }
 
+/// The prefix cache reuses rows that decode computed alone beside rows a prompt computed
+/// together: in a batch-invariant process each row's result must not depend on how many rows
+/// share the product, bit for bit, on every kernel it runs (all but AMX).
+#[test]
+fn a_rows_products_do_not_depend_on_the_rows_beside_it() {
+    keep_rows_alike();
+    for kind in [Half::F16, Half::Bf16] {
+        for (rows, cols) in [(70, 96), (9, 300), (5, 4100)] {
+            let w = matrix(kind, rows, cols, 17);
+            let x = values(40 * cols, 19);
+            for kernel in Kernel::available(kind)
+                .into_iter()
+                .filter(|k| !matches!(k, Kernel::Amx(_)))
+            {
+                let alone: Vec<Vec<u32>> = (0..40)
+                    .map(|i| {
+                        let row = &x[i * cols..(i + 1) * cols];
+                        w.matmul_by(kernel, row, 1)
+                            .iter()
+                            .map(|v| v.to_bits())
+                            .collect()
+                    })
+                    .collect();
+                for m in [2, 3, 4, 5, 8, 15, 16, 17, 40] {
+                    let got = w.matmul_by(kernel, &x[..m * cols], m);
+                    for (i, want) in alone.iter().take(m).enumerate() {
+                        let got: Vec<u32> = got[i * rows..(i + 1) * rows]
+                            .iter()
+                            .map(|v| v.to_bits())
+                            .collect();
+                        assert_eq!(&got, want, "{kernel:?} {rows}x{cols}: row {i} of {m}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Where activations are rounded to BF16, the products are llama.cpp's on such CPUs: exact
 /// sums of BF16 weights times BF16-rounded activations, to f32 accumulation error.
 #[test]

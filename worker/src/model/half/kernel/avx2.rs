@@ -57,7 +57,7 @@ pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], out: &mut [f
     // TILE_W rows at a time, one activation row: four streams from memory in flight.
     let n = w.len() / (2 * cols);
     by_tiles::<f32, 1>(w.as_ptr().cast(), n, x.as_ptr(), 1, cols, out, |ws, xs| {
-        tile::<BF, TILE_W, 1, 2>(ws.map(|p| p.cast()), xs, cols)
+        tile::<BF, TILE_W, 1, 1>(ws.map(|p| p.cast()), xs, cols)
     })
 }
 
@@ -90,7 +90,8 @@ unsafe fn tiles<const BF: bool, const TILE_X: usize>(
 }
 
 /// `R` weight rows (16-bit values at the given byte pointers) times `C` activation rows (f32),
-/// each `cols` long: R · C sums, `U` steps of eight in flight per sum.
+/// each `cols` long: R · C sums, `U` steps of eight in flight per sum (one on every path, so
+/// that each row count adds a row's products in the same order; see `super`).
 #[inline(always)]
 unsafe fn tile<const BF: bool, const R: usize, const C: usize, const U: usize>(
     w: [*const u8; R],

@@ -30,7 +30,7 @@ pub unsafe fn round(x: &[f32], out: &mut [u16]) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 pub unsafe fn dot(w: &[u8], cols: usize, x: &[u16], out: &mut [f32]) {
     for (row, out) in w.chunks_exact(2 * cols).zip(out) {
-        *out = tile::<1, 1, 4>([row.as_ptr() as *const u16], [x.as_ptr()], cols)[0][0];
+        *out = tile::<1, 1>([row.as_ptr() as *const u16], [x.as_ptr()], cols)[0][0];
     }
 }
 
@@ -50,7 +50,7 @@ pub unsafe fn gemm(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) 
 unsafe fn tiles<const TILE_X: usize>(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
     let n = w.len() / (2 * cols);
     by_tiles::<u16, TILE_X>(w.as_ptr().cast(), n, x.as_ptr(), m, cols, out, |ws, xs| {
-        tile::<TILE_W, TILE_X, 1>(ws, xs, cols)
+        tile::<TILE_W, TILE_X>(ws, xs, cols)
     })
 }
 
@@ -68,38 +68,31 @@ unsafe fn load_masked(p: *const u16, mask: __mmask32) -> __m512bh {
 }
 
 /// `R` weight rows times `C` activation rows, each `cols` BF16 values at the given
-/// pointers: R · C sums, `U` steps of 32 in flight per sum.
+/// pointers: R · C sums, each in one accumulator, so that every row count (decode, batches,
+/// prompts) adds a row's products in the same order.
 #[inline(always)]
-unsafe fn tile<const R: usize, const C: usize, const U: usize>(
+unsafe fn tile<const R: usize, const C: usize>(
     w: [*const u16; R],
     x: [*const u16; C],
     cols: usize,
 ) -> [[f32; C]; R] {
-    let mut acc = [[[_mm512_setzero_ps(); C]; R]; U];
-    let step = 32 * U;
-    let full = cols / step * step;
-    for k in (0..full).step_by(step) {
-        for (u, acc) in acc.iter_mut().enumerate() {
-            let at = k + 32 * u;
-            let xv: [__m512bh; C] =
-                std::array::from_fn(|c| bh(_mm512_loadu_si512(x[c].add(at) as *const _)));
-            for (acc, w) in acc.iter_mut().zip(&w) {
-                let wv = bh(_mm512_loadu_si512(w.add(at) as *const _));
-                for (a, &xv) in acc.iter_mut().zip(&xv) {
-                    *a = _mm512_dpbf16_ps(*a, wv, xv);
-                }
+    let mut acc = [[_mm512_setzero_ps(); C]; R];
+    let full = cols / 32 * 32;
+    for k in (0..full).step_by(32) {
+        let xv: [__m512bh; C] =
+            std::array::from_fn(|c| bh(_mm512_loadu_si512(x[c].add(k) as *const _)));
+        for (acc, w) in acc.iter_mut().zip(&w) {
+            let wv = bh(_mm512_loadu_si512(w.add(k) as *const _));
+            for (a, &xv) in acc.iter_mut().zip(&xv) {
+                *a = _mm512_dpbf16_ps(*a, wv, xv);
             }
         }
     }
-    for k in (full..cols).step_by(32) {
-        let mask: __mmask32 = if cols - k >= 32 {
-            !0
-        } else {
-            (1 << (cols - k)) - 1
-        };
-        let xv: [__m512bh; C] = std::array::from_fn(|c| load_masked(x[c].add(k), mask));
-        for (acc, &w) in acc[0].iter_mut().zip(&w) {
-            let wv = load_masked(w.add(k), mask);
+    if full < cols {
+        let mask: __mmask32 = (1 << (cols - full)) - 1;
+        let xv: [__m512bh; C] = std::array::from_fn(|c| load_masked(x[c].add(full), mask));
+        for (acc, &w) in acc.iter_mut().zip(&w) {
+            let wv = load_masked(w.add(full), mask);
             for (a, &xv) in acc.iter_mut().zip(&xv) {
                 *a = _mm512_dpbf16_ps(*a, wv, xv);
             }

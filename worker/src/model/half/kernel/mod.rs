@@ -2,15 +2,18 @@
 //! scalar everywhere; AVX2 + FMA + F16C; AVX-512 (16 values a step, masked tails); on CPUs
 //! with AVX-512 BF16, `vdpbf16ps` for BF16 weights, with the activations rounded to BF16 once
 //! per product (as llama.cpp does there), two multiply-adds per 32-bit lane; and on CPUs with
-//! AMX (the `amx` level), tiles from [`AMX_FROM`] activation rows (see [`crate::model::amx`]).
+//! AMX (the `amx` level), tiles from [`AMX_FROM`] activation rows (see [`crate::model::amx`]),
+//! unless the process keeps rows alike (`super::keep_rows_alike`).
 //!
-//! One activation row (decode of one sequence) goes one weight row at a time: the matrix is
-//! then read as one sequential stream, which the hardware prefetchers follow better than four
-//! rows side by side (on a Zen 4 core, 4096-wide BF16 rows: 11–13 GB/s became 13–19 GB/s with
-//! the same AVX2 instructions). More rows go through tiles of several weight rows and
-//! activation rows ([`Kernel::gemm`]: four by six or four on AVX-512, four by three or two on
-//! AVX2), which re-read the activations from cache once per tile rather than once per weight
-//! row: four rows of 4096 f32 values are twice L1.
+//! One activation row (decode of one sequence) goes four weight rows at a time on AVX2 and
+//! AVX-512 (four streams from memory in flight), one at a time with `vdpbf16ps` (the matrix
+//! read as one sequential stream, which a Zen 4 core's prefetchers follow better). More rows
+//! go through tiles of several weight rows and activation rows ([`Kernel::gemm`]: four by six
+//! or four on AVX-512, four by three or two on AVX2), which re-read the activations from cache
+//! once per tile rather than once per weight row: four rows of 4096 f32 values are twice L1.
+//! Every sum of one weight row and one activation row has one accumulator, stepped through
+//! the row in the same order whatever the tile, so a row's result does not depend on how many
+//! rows share the product (the scalar kernel adds them one by one, in order).
 
 use super::Half;
 use crate::model::quant::Isa;
@@ -36,7 +39,8 @@ pub enum Kernel {
     /// AVX-512 BF16 on BF16 weights: activations rounded to BF16, `vdpbf16ps`.
     Bf16Dot,
     /// AMX tiles from [`AMX_FROM`] activation rows (BF16 as [`Kernel::Bf16Dot`], F16 split
-    /// into two BF16 halves), and the best AVX-512 kernel below that.
+    /// into two BF16 halves), and the best AVX-512 kernel below that; not chosen in a process
+    /// that keeps rows alike.
     Amx(Half),
 }
 
@@ -52,7 +56,7 @@ impl Kernel {
         if !isa.has_avx512() {
             return Kernel::Avx2(kind);
         }
-        if isa.has_amx() {
+        if isa.has_amx() && !super::rows_alike() {
             return Kernel::Amx(kind);
         }
         if kind == Half::Bf16 && has_bf16_dot() {
@@ -72,6 +76,10 @@ impl Kernel {
             }
             if !out.contains(&k) {
                 out.push(k);
+            }
+            if isa.has_amx() && !out.contains(&Kernel::Amx(kind)) {
+                // Whether or not this process lets prompts take it.
+                out.push(Kernel::Amx(kind));
             }
         }
         out
