@@ -65,8 +65,8 @@ const GEMM_TASK_ROWS: usize = 128;
 static ROWS_ALIKE: AtomicBool = AtomicBool::new(false);
 
 /// From now on, multiplies every activation row as it would be multiplied alone, bit for
-/// bit, on every CPU: 16-bit prompts leave AMX tiles (a quarter to a half of their prefill
-/// rate) and the f32 `gemm` crate (BF16 on AVX2: about a quarter slower) for the kernels
+/// bit, on every CPU: 16-bit prompts leave AMX tiles (a fifth to a half of their prefill
+/// rate) and the f32 `gemm` crate (BF16 on AVX2: about a tenth slower) for the kernels
 /// decode uses. The quantized types' kernels always do so.
 pub fn keep_rows_alike() {
     ROWS_ALIKE.store(true, Ordering::Relaxed);
