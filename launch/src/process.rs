@@ -47,6 +47,9 @@ pub struct Started {
     pub child: Child,
     /// The rest of its ready line, trimmed, or why there is none.
     pub ready: Result<String, NotReady>,
+    /// Gets a message, or disconnects, once every stderr line went to `on_line`: a process
+    /// that exited may still have lines in the pipe.
+    pub stderr_done: std::sync::mpsc::Receiver<()>,
 }
 
 /// Starts `cmd` with stdin and stdout closed and stderr piped, hands each stderr line to
@@ -64,6 +67,7 @@ pub fn start_until_ready(
         .stderr(Stdio::piped())
         .spawn()?;
     let (tx, rx) = std::sync::mpsc::channel();
+    let (done_tx, stderr_done) = std::sync::mpsc::channel();
     let marker = marker.to_string();
     let ready = match child.stderr.take() {
         Some(stderr) => {
@@ -76,6 +80,7 @@ pub fn start_until_ready(
                 }
                 // The process ended without the marker.
                 let _ = tx.send(None);
+                let _ = done_tx.send(());
             });
             match rx.recv_timeout(timeout) {
                 Ok(Some(rest)) => Ok(rest),
@@ -87,7 +92,11 @@ pub fn start_until_ready(
         }
         None => Err(NotReady::Exited),
     };
-    Ok(Started { child, ready })
+    Ok(Started {
+        child,
+        ready,
+        stderr_done,
+    })
 }
 
 /// The value of `KEY=VALUE` among the words of a ready line (`key` with its `=`), e.g. the

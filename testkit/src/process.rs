@@ -16,6 +16,8 @@ use tonic::transport::Channel;
 pub struct Proc {
     child: Child,
     log: Arc<Mutex<String>>,
+    /// Signals (or disconnects) once the whole stderr is in `log`.
+    stderr_done: std::sync::mpsc::Receiver<()>,
     /// The gRPC address it listens on.
     pub addr: SocketAddr,
 }
@@ -41,11 +43,14 @@ impl Proc {
         assert!(ok, "kill -TERM failed");
     }
 
-    /// Waits for exit, at most `timeout`.
+    /// Waits for exit, at most `timeout`; then [`Proc::log`] holds all it wrote (its last
+    /// lines may still be in the pipe when it exits).
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(s) = self.child.try_wait().unwrap() {
+                // Bounded: a process it started may hold the pipe open after it exits.
+                let _ = self.stderr_done.recv_timeout(Duration::from_secs(5));
                 return Some(s);
             }
             if Instant::now() > deadline {
@@ -94,12 +99,21 @@ pub fn spawn_until(mut cmd: Command, marker: &str, timeout: Duration) -> (Proc, 
     })
     .expect("start arena");
     let mut child = started.child;
+    let stderr_done = started.stderr_done;
     match started.ready {
         Ok(rest) => {
             let addr = rest
                 .parse()
                 .unwrap_or_else(|_| "0.0.0.0:0".parse().unwrap());
-            (Proc { child, log, addr }, rest)
+            (
+                Proc {
+                    child,
+                    log,
+                    stderr_done,
+                    addr,
+                },
+                rest,
+            )
         }
         Err(_) => {
             kill_group(&mut child);
