@@ -32,7 +32,7 @@ fn main() -> Result<(), String> {
             Half::Bf16 => half::bf16::from_f32(value(i)).to_le_bytes(),
         })
         .collect();
-    let w = HalfMatrix::from_le_bytes(kind, bytes, rows, cols).ok_or("matrix too large")?;
+    let w = HalfMatrix::from_le_bytes(kind, &bytes, rows, cols).ok_or("matrix too large")?;
     let x: Vec<f32> = (0..acts)
         .map(|i| ((i * 31) % 97) as f32 / 97.0 - 0.5)
         .collect();

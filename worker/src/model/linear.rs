@@ -181,22 +181,27 @@ fn host_format(dtype: GgmlDType) -> Option<Format> {
     }
 }
 
+/// The 16-bit float kind of GGUF type `dtype`, if it is one.
+pub fn half_kind(dtype: GgmlDType) -> Option<Half> {
+    match dtype {
+        GgmlDType::F16 => Some(Half::F16),
+        GgmlDType::BF16 => Some(Half::Bf16),
+        _ => None,
+    }
+}
+
 /// The bytes of a `[rows, cols]` GGUF tensor of type `dtype` as a matrix our kernels multiply,
-/// taken over (not copied) and laid out for this CPU's best kernels; `None` for other types,
-/// or rows that are not whole blocks.
+/// laid out for this CPU's best kernels (quantized blocks taken over, 16-bit values copied to
+/// rows on cache lines, into which the GGUF loader reads them directly); `None` for other
+/// types, or rows that are not whole blocks.
 pub fn host_matrix(
     dtype: GgmlDType,
     bytes: Vec<u8>,
     rows: usize,
     cols: usize,
 ) -> Option<HostMatrix> {
-    let half = match dtype {
-        GgmlDType::F16 => Some(Half::F16),
-        GgmlDType::BF16 => Some(Half::Bf16),
-        _ => None,
-    };
-    if let Some(kind) = half {
-        let m = HalfMatrix::from_le_bytes(kind, bytes, rows, cols)?;
+    if let Some(kind) = half_kind(dtype) {
+        let m = HalfMatrix::from_le_bytes(kind, &bytes, rows, cols)?;
         return Some(HostMatrix::Half(Arc::new(m)));
     }
     let m = QMatrix::new(host_format(dtype)?, bytes, rows, cols)?;
@@ -214,7 +219,13 @@ pub fn host_matrix_of(q: &QTensor) -> Result<Option<HostMatrix>> {
         return Ok(None);
     }
     let (rows, cols) = q.shape().dims2()?;
-    Ok(host_matrix(q.dtype(), q.data()?.into_owned(), rows, cols))
+    let data = q.data()?;
+    if let Some(kind) = half_kind(q.dtype()) {
+        // Straight into aligned rows, without an owned copy first.
+        let m = HalfMatrix::from_le_bytes(kind, &data, rows, cols);
+        return Ok(m.map(|m| HostMatrix::Half(Arc::new(m))));
+    }
+    Ok(host_matrix(q.dtype(), data.into_owned(), rows, cols))
 }
 
 /// A product of our own kernels, `f(x, rows)`, on `x: [rows, in]`, as a `[rows, out]` tensor.

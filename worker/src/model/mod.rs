@@ -1,6 +1,7 @@
 //! The model: configuration, the LLaMA forward pass, token embeddings, linear layers, the KV
 //! cache, quantized and 16-bit float kernels, and the loaders that build it from GGUF files and Hugging Face folders.
 
+pub mod aligned;
 pub mod alloc;
 #[cfg(target_arch = "x86_64")]
 pub mod amx;

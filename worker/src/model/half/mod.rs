@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rayon::prelude::*;
 
+use crate::model::aligned::AlignedVec;
 use crate::model::quant::Isa;
 
 /// The 16-bit float format of a matrix.
@@ -85,15 +86,30 @@ thread_local! {
 #[derive(Debug, Clone)]
 pub struct HalfMatrix {
     kind: Half,
-    data: Vec<u8>,
+    /// Rows start 64-byte aligned wherever `cols` is a multiple of 32 (see `crate::model::aligned`).
+    data: AlignedVec<u8>,
     rows: usize,
     cols: usize,
 }
 
 impl HalfMatrix {
+    /// A copy of the little-endian bytes of a `[rows, cols]` tensor; `None` if the sizes
+    /// differ.
+    pub fn from_le_bytes(kind: Half, data: &[u8], rows: usize, cols: usize) -> Option<Self> {
+        if data.len() != rows.checked_mul(cols)?.checked_mul(2)? {
+            return None;
+        }
+        Self::from_aligned(kind, AlignedVec::from_slice(data), rows, cols)
+    }
+
     /// Takes the little-endian bytes of a `[rows, cols]` tensor (kept as they are, no copy);
     /// `None` if the sizes differ.
-    pub fn from_le_bytes(kind: Half, data: Vec<u8>, rows: usize, cols: usize) -> Option<Self> {
+    pub fn from_aligned(
+        kind: Half,
+        data: AlignedVec<u8>,
+        rows: usize,
+        cols: usize,
+    ) -> Option<Self> {
         let values = rows.checked_mul(cols)?;
         if values == 0 || data.len() != values.checked_mul(2)? {
             return None;

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::QTensor;
@@ -11,9 +12,11 @@ use candle_core::Device;
 
 use super::{block_shapes, expect_shape, BlockNames, LoadedModel};
 use crate::error::{Result, WorkerError};
+use crate::model::aligned::AlignedVec;
 use crate::model::config::{LlamaConfig, RopeStyle};
 use crate::model::embedding::Embedding;
-use crate::model::linear::{host_matrix, host_type, HostMatrix, Linear};
+use crate::model::half::HalfMatrix;
+use crate::model::linear::{half_kind, host_matrix, host_type, HostMatrix, Linear};
 use crate::model::llama::{Block, Llama, LlamaWeights};
 use crate::text::template::Template;
 use crate::text::tokenizer::{GgufVocab, Tokenizer};
@@ -365,11 +368,24 @@ impl Reader<'_> {
         }
         let len = rows * cols / dtype.block_size() * dtype.type_size();
         let start = self.content.tensor_data_offset + info.offset;
-        let mut bytes = vec![0u8; len];
         self.file.seek(SeekFrom::Start(start))?;
-        self.file
-            .read_exact(&mut bytes)
-            .map_err(|e| WorkerError::invalid(self.path, format!("tensor '{name}': {e}")))?;
+        let path = self.path;
+        let mut read = |bytes: &mut [u8]| {
+            self.file
+                .read_exact(bytes)
+                .map_err(|e| WorkerError::invalid(path, format!("tensor '{name}': {e}")))
+        };
+        if let Some(kind) = half_kind(dtype) {
+            // Read into rows that start on cache lines, which the 16-bit kernels load whole.
+            let mut bytes = AlignedVec::try_zeroed(len).ok_or_else(|| {
+                WorkerError::invalid(path, format!("tensor '{name}': {len} bytes do not fit"))
+            })?;
+            read(&mut bytes)?;
+            let m = HalfMatrix::from_aligned(kind, bytes, rows, cols);
+            return Ok(m.map(|m| HostMatrix::Half(Arc::new(m))));
+        }
+        let mut bytes = vec![0u8; len];
+        read(&mut bytes)?;
         Ok(host_matrix(dtype, bytes, rows, cols))
     }
 

@@ -331,7 +331,7 @@ impl Weights<'_> {
             return Ok(None);
         }
         expect_shape(name, view.shape(), shape, self.dir)?;
-        HalfMatrix::from_le_bytes(kind, view.data().to_vec(), shape[0], shape[1])
+        HalfMatrix::from_le_bytes(kind, view.data(), shape[0], shape[1])
             .map(Some)
             .ok_or_else(|| {
                 WorkerError::invalid(self.dir, format!("tensor '{name}': wrong byte count"))

@@ -16,6 +16,7 @@
 //! rows share the product (the scalar kernel adds them one by one, in order).
 
 use super::Half;
+use crate::model::aligned::{AlignedVec, ALIGN};
 use crate::model::quant::Isa;
 
 #[cfg(target_arch = "x86_64")]
@@ -144,10 +145,11 @@ impl Kernel {
         }
     }
 
-    /// The `m` activation rows `x` as this kernel reads them: `x` itself, rounded to BF16, or
-    /// packed for AMX tiles.
-    pub fn prepare(self, x: &[f32], m: usize) -> Acts<'_> {
-        let mut bf16 = Vec::new();
+    /// The `m` activation rows `x` as this kernel reads them: `x` itself, a copy whose rows
+    /// start on cache lines (several rows that do not), rounded to BF16, or packed for AMX
+    /// tiles.
+    pub fn prepare<'a>(self, x: &'a [f32], m: usize) -> Acts<'a> {
+        let mut bf16 = AlignedVec::default();
         #[cfg(target_arch = "x86_64")]
         if let Kernel::Amx(kind) = self {
             if m >= AMX_FROM {
@@ -157,6 +159,7 @@ impl Kernel {
                 let tiles = unsafe { amx::pack_acts(x, m, cols, kind == Half::F16) };
                 return Acts {
                     f32: x,
+                    own: None,
                     bf16,
                     tiles: Some(tiles),
                 };
@@ -164,7 +167,7 @@ impl Kernel {
         }
         #[cfg(target_arch = "x86_64")]
         if self.below_amx() == Kernel::Bf16Dot {
-            bf16.resize(x.len(), 0);
+            bf16 = AlignedVec::zeroed(x.len());
             // SAFETY: Bf16Dot is chosen only where detection found AVX-512 F/BW/VL and BF16;
             // the lengths match.
             #[allow(unsafe_code)]
@@ -172,8 +175,13 @@ impl Kernel {
                 bf16dp::round(x, &mut bf16)
             };
         }
+        // One row is read once per weight row group from wherever it is; several are read
+        // again for every group, each split load costing twice.
+        let own = (m > 1 && bf16.is_empty() && !starts_lines(x.as_ptr(), x.len() / m))
+            .then(|| AlignedVec::from_slice(x));
         Acts {
             f32: x,
+            own,
             bf16,
             #[cfg(target_arch = "x86_64")]
             tiles: None,
@@ -247,10 +255,10 @@ impl Kernel {
                     assert_eq!(x.bf16.len(), x.f32.len());
                     bf16dp::gemm(w, cols, &x.bf16, m, out);
                 }
-                Kernel::Avx512(Half::F16) => avx512::gemm::<false>(w, cols, x.f32, m, out),
-                Kernel::Avx512(Half::Bf16) => avx512::gemm::<true>(w, cols, x.f32, m, out),
-                Kernel::Avx2(Half::F16) => avx2::gemm::<false>(w, cols, x.f32, m, out),
-                Kernel::Avx2(Half::Bf16) => avx2::gemm::<true>(w, cols, x.f32, m, out),
+                Kernel::Avx512(Half::F16) => avx512::gemm::<false>(w, cols, x.rows(), m, out),
+                Kernel::Avx512(Half::Bf16) => avx512::gemm::<true>(w, cols, x.rows(), m, out),
+                Kernel::Avx2(Half::F16) => avx2::gemm::<false>(w, cols, x.rows(), m, out),
+                Kernel::Avx2(Half::Bf16) => avx2::gemm::<true>(w, cols, x.rows(), m, out),
                 Kernel::Scalar(_) | Kernel::Amx(_) => {}
             }
         }
@@ -314,11 +322,25 @@ unsafe fn by_tiles<X, const C: usize>(
 /// Activations prepared for one kernel ([`Kernel::prepare`]).
 pub struct Acts<'a> {
     f32: &'a [f32],
+    /// A copy of `f32` with every row on a cache line, where its rows were not.
+    own: Option<AlignedVec<f32>>,
     /// The same values rounded to BF16, for [`Kernel::Bf16Dot`] only (else empty).
-    bf16: Vec<u16>,
+    bf16: AlignedVec<u16>,
     /// The same values packed for AMX tiles, for [`Kernel::Amx`] from [`AMX_FROM`] rows.
     #[cfg(target_arch = "x86_64")]
     tiles: Option<amx::Packed>,
+}
+
+impl Acts<'_> {
+    /// The f32 rows the kernels read.
+    fn rows(&self) -> &[f32] {
+        self.own.as_deref().unwrap_or(self.f32)
+    }
+}
+
+/// Whether rows of `cols` values from `p` each start on a cache line.
+pub(super) fn starts_lines(p: *const f32, cols: usize) -> bool {
+    (p as usize).is_multiple_of(ALIGN) && (cols * size_of::<f32>()).is_multiple_of(ALIGN)
 }
 
 /// Whether `isa` runs vector kernels for 16-bit floats on this CPU (F16C on top of AVX2).
