@@ -378,7 +378,10 @@ impl Reader<'_> {
         if let Some(kind) = half_kind(dtype) {
             // Read into rows that start on cache lines, which the 16-bit kernels load whole.
             let mut bytes = AlignedVec::try_zeroed(len).ok_or_else(|| {
-                WorkerError::invalid(path, format!("tensor '{name}': {len} bytes do not fit"))
+                WorkerError::invalid(
+                    path,
+                    format!("tensor '{name}': {len} bytes do not fit in memory"),
+                )
             })?;
             read(&mut bytes)?;
             let m = HalfMatrix::from_aligned(kind, bytes, rows, cols);
