@@ -190,20 +190,16 @@ pub fn half_kind(dtype: GgmlDType) -> Option<Half> {
     }
 }
 
-/// The bytes of a `[rows, cols]` GGUF tensor of type `dtype` as a matrix our kernels multiply,
-/// laid out for this CPU's best kernels (quantized blocks taken over, 16-bit values copied to
-/// rows on cache lines, into which the GGUF loader reads them directly); `None` for other
-/// types, or rows that are not whole blocks.
+/// The bytes of a `[rows, cols]` GGUF tensor of quantized type `dtype` as a matrix our kernels
+/// multiply, taken over (not copied) and laid out for this CPU's best kernels; `None` for
+/// other types (16-bit ones go to [`HalfMatrix`], whose rows start on cache lines), or rows
+/// that are not whole blocks.
 pub fn host_matrix(
     dtype: GgmlDType,
     bytes: Vec<u8>,
     rows: usize,
     cols: usize,
 ) -> Option<HostMatrix> {
-    if let Some(kind) = half_kind(dtype) {
-        let m = HalfMatrix::from_le_bytes(kind, &bytes, rows, cols)?;
-        return Some(HostMatrix::Half(Arc::new(m)));
-    }
     let m = QMatrix::new(host_format(dtype)?, bytes, rows, cols)?;
     let m = if crate::model::quant::packed::enabled() {
         m.packed_for(Isa::best())

@@ -170,8 +170,8 @@ impl HalfMatrix {
         let weights = |first: usize, n: usize| &self.data[2 * first * cols..2 * (first + n) * cols];
         // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
         let mut out_t = vec![0f32; self.rows * m];
-        let dot = m == 1 || (!kernel.has_gemm() && !converts_first(kernel, m));
-        if dot || (kernel.has_gemm() && !converts_first(kernel, m)) {
+        if !converts_first(kernel, m) {
+            let dot = m == 1 || !kernel.has_gemm();
             let rows = match kernel {
                 #[cfg(target_arch = "x86_64")]
                 Kernel::Amx(_) if m >= kernel::AMX_FROM => crate::model::amx::TASK_ROWS,
