@@ -402,9 +402,9 @@ const PREFETCH_AHEAD: usize = 8192;
 /// Without it the hardware prefetchers fall behind on a repacked block's several streams
 /// (scales, low and high bits): decode of a 1.1B Q6_K ran at half the speed (13–14 against
 /// 25–26 tok/s, AMD EPYC Zen 4, 2 threads). Into L2 rather than L1, and twice as far as the
-/// 4 KiB that suited L1: a 65536 × 4096 Q6_K matrix times one row went from 28–31 to 40–60
+/// 4 KiB that suited L1: a 65536 × 4096 Q6_K matrix times one row went from 25–31 to 34–60
 /// GOp/s on one Zen 4 core (L1 holds 32 KiB, and prefetches there wait on its few miss
-/// buffers), and the 7B-shaped Q6_K file decoded at 30–41 tok/s instead of 27–29.
+/// buffers), and the 7B-shaped Q6_K file decoded at 31–38 tok/s instead of 24–29.
 #[inline(always)]
 pub(super) fn prefetch_next(blk: *const u8, block: usize, u: usize, units: usize) {
     let lines = block.div_ceil(64);
