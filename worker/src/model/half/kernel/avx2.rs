@@ -102,11 +102,8 @@ unsafe fn tile<const BF: bool, const R: usize, const C: usize, const U: usize>(
     let (step, eights) = (8 * U, cols / 8 * 8);
     let full = cols / step * step;
     for k in (0..full).step_by(step) {
-        if C == 1 && k % 32 == 0 {
-            // One line a row per 64 bytes (see `prefetch_l2`).
-            for w in &w {
-                super::prefetch_l2(w.wrapping_add(2 * (k + R * cols)));
-            }
+        if C == 1 {
+            super::prefetch_next_tile(&w, k, cols);
         }
         for (u, acc) in acc.iter_mut().enumerate() {
             let at = k + 8 * u;

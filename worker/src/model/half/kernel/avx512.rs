@@ -66,11 +66,8 @@ unsafe fn tile<const BF: bool, const R: usize, const C: usize>(
     let full = cols / 16 * 16;
     for k in (0..full).step_by(16) {
         let xv: [__m512; C] = std::array::from_fn(|c| _mm512_loadu_ps(x[c].add(k)));
-        if C == 1 && k % 32 == 0 {
-            // One line a row per 64 bytes (see `prefetch_l2`).
-            for w in &w {
-                super::prefetch_l2(w.wrapping_add(2 * (k + R * cols)));
-            }
+        if C == 1 {
+            super::prefetch_next_tile(&w, k, cols);
         }
         for (acc, w) in acc.iter_mut().zip(&w) {
             let wv = load16::<BF>(w.add(2 * k), !0);

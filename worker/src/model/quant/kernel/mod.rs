@@ -86,6 +86,19 @@ mod unpack_avx2;
 /// Activation rows per microkernel call, at most.
 pub const COLS: usize = 4;
 
+/// Asks for the cache line at `p` in L2 (`prefetcht1`), where the decode kernels' software
+/// prefetches go: into L1 they wait on its few miss buffers and gain nothing from distance
+/// (see `packed::prefetch_next`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn prefetch_l2(p: *const u8) {
+    // SAFETY: a prefetch never faults, whatever the address.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast())
+    };
+}
+
 /// Values per K super-block, which shares one weight scale `d` and one activation scale
 /// (the K formats' activations are quantized per 256 values, as llama.cpp's `Q8_K`).
 #[cfg(target_arch = "x86_64")]

@@ -411,11 +411,8 @@ pub(super) fn prefetch_next(blk: *const u8, block: usize, u: usize, units: usize
     let per = lines.div_ceil(units);
     let next = blk.wrapping_add(block * (PREFETCH_AHEAD / block).max(1));
     for line in u * per..((u + 1) * per).min(lines) {
-        // SAFETY: a prefetch never faults, even past the matrix's last block.
-        #[allow(unsafe_code)]
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T1>(next.wrapping_add(64 * line).cast())
-        };
+        // Past the matrix's last block too: a prefetch never faults.
+        super::prefetch_l2(next.wrapping_add(64 * line));
     }
 }
 
