@@ -183,17 +183,17 @@ impl QMatrix {
         }
         let mut acts = quantize(isa, x, m, self.cols, self.format.block_values());
         if self.packed && isa.packs() {
-            if m < PACKED_PANEL_FROM {
-                #[cfg(target_arch = "x86_64")]
-                if isa.tiles_for(self.format) {
-                    acts.int_sums();
-                }
-                return self.gemv(isa, &acts);
-            }
             #[cfg(target_arch = "x86_64")]
-            if isa.tiles_for(self.format) {
+            if m >= PACKED_PANEL_FROM && isa.tiles_for(self.format) {
                 acts.for_tiles();
                 return self.gemm_tiles(isa, &acts);
+            }
+            #[cfg(target_arch = "x86_64")]
+            if isa.int_offsets(self.format) {
+                acts.int_sums();
+            }
+            if m < PACKED_PANEL_FROM {
+                return self.gemv(isa, &acts);
             }
             return self.gemm(isa, &acts);
         }

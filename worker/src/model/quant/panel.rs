@@ -45,10 +45,12 @@ pub struct Panel {
     b: Vec<f32>,
     /// Scales and offsets per row as stored: `padded / 16` rounded up to [`LANES`].
     halves: usize,
-    /// Whether `ints` and `supers` hold the K formats' integer scales (AVX2, repacked rows).
+    /// Whether `ints` and `supers` hold integer scales: the K formats' on AVX2, Q6_K's on
+    /// AVX-512 (repacked rows both).
     pub int_scales: bool,
-    /// `[group][halves][LANES]` integer sub-block scales, one per 16 weights, each twice in
-    /// 16 bits so that `madd` multiplies a pair of 16-bit sums by it.
+    /// `[group][halves][LANES]` integer sub-block scales, one per 16 weights: on AVX2 each
+    /// twice in 16 bits so that `madd` multiplies a pair of 16-bit sums by it, on AVX-512 in
+    /// 32 bits for `vpmulld`.
     ints: Vec<u32>,
     /// `[group][padded / 256][LANES]` super-block scales `d` of the K formats.
     supers: Vec<f32>,
@@ -190,9 +192,9 @@ pub struct GroupMut<'a> {
     pub a: &'a mut [f32],
     /// `[halves][LANES]` offsets.
     pub b: &'a mut [f32],
-    /// `[halves][LANES]` integer scales (K formats on AVX2), or empty.
+    /// `[halves][LANES]` integer scales (see `Panel::int_scales`), or empty.
     pub ints: &'a mut [u32],
-    /// `[padded / 256][LANES]` super-block scales (K formats on AVX2), or empty.
+    /// `[padded / 256][LANES]` super-block scales (see `Panel::int_scales`), or empty.
     pub supers: &'a mut [f32],
 }
 

@@ -341,6 +341,7 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Level::Avx512Vnni | Level::Amx => unsafe {
+                assert!(!panel.int_scales || acts.si.len() == acts.rows * acts.padded / 16);
                 gemm::gemm(panel, format, acts, c0, n, out)
             },
             // SAFETY: as above, with AVX2 and FMA detected.
@@ -354,6 +355,13 @@ impl Isa {
 
 #[cfg(target_arch = "x86_64")]
 impl Isa {
+    /// Whether this level adds `format`'s offsets in integers, in decode and in prefill alike
+    /// (Q6_K on the AVX-512 VNNI and AMX levels); its products then need
+    /// [`Activations::int_sums`].
+    pub fn int_offsets(self, format: Format) -> bool {
+        self.has_gemm() && format == Format::Q6K
+    }
+
     /// Whether this level multiplies `format`'s prefill on AMX int8 tiles ([`Isa::gemm_tiles`]):
     /// Q6_K, whose integer sub-block scales let a super-block add up on the tiles.
     pub fn tiles_for(self, format: Format) -> bool {
@@ -432,7 +440,7 @@ impl Isa {
     /// The 16 rows of `src` (one repacked group of `cols` weights per row) times activation
     /// rows `c0..c0 + n` (`n ≤ 4`) into `out[c][at..at + 16]` (`at` 0 or 16), bit for bit what
     /// [`Isa::gemm`] (or, for the formats it takes, [`Isa::gemm_tiles`]) gives those rows;
-    /// for the latter `acts` needs [`Activations::int_sums`].
+    /// where [`Isa::int_offsets`] holds, `acts` needs [`Activations::int_sums`].
     #[allow(clippy::too_many_arguments)]
     pub fn gemv_packed(
         self,
@@ -456,9 +464,9 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Level::Avx512Vnni | Level::Amx => unsafe {
-                let tiles = self.tiles_for(format);
-                assert!(!tiles || acts.si.len() == acts.rows * acts.padded / 16);
-                packed::gemv(format, groups, acts, c0, n, out, at, tiles)
+                let int = self.int_offsets(format);
+                assert!(!int || acts.si.len() == acts.rows * acts.padded / 16);
+                packed::gemv(format, groups, acts, c0, n, out, at, int)
             },
             // SAFETY: as above, with AVX2, FMA and F16C detected.
             #[cfg(target_arch = "x86_64")]

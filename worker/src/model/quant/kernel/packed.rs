@@ -42,6 +42,11 @@ pub(super) trait Unpack {
     }
     /// The `o` of [`Unpack::int_scale`].
     const OFFSET: i32 = 0;
+    /// The 16 rows' `d` of [`Unpack::int_scale`].
+    #[inline(always)]
+    unsafe fn int_d(_blk: *const u8) -> __m512 {
+        _mm512_setzero_ps()
+    }
 }
 
 // SAFETY (helpers): unaligned loads inside a repacked block, AVX-512 F/BW present.
@@ -264,6 +269,10 @@ impl Unpack for Q6 {
         _mm512_cvtepi8_epi32(sc)
     }
     const OFFSET: i32 = 32;
+    #[inline(always)]
+    unsafe fn int_d(blk: *const u8) -> __m512 {
+        halves(blk)
+    }
 }
 
 /// The 16 rows of `src` (one group) times activation rows `c0..c0 + n` into
@@ -274,10 +283,10 @@ impl Unpack for Q6 {
 /// multiplied here (decode) equals the same row multiplied with a prompt, bit for bit, and a
 /// prefix cache's keys serve what a fresh prefill would: per scale span for the formats with
 /// one activation scale per 32 values; per super-block for the K formats, as `super::gemm`
-/// (sub-blocks in floats, then the activation scale), or with `tiles` (Q6_K on AMX) in
-/// integers as `super::amx` (which needs [`Activations::int_sums`]).
+/// (sub-blocks in floats, then the activation scale), or with `int` (Q6_K) in integers as
+/// `super::gemm`'s integer pass and `super::amx` (which needs [`Activations::int_sums`]).
 // SAFETY: callers hold AVX-512 F/BW/VNNI, `src` is one whole repacked group of `format`,
-// activation rows `c0..c0 + n` hold at least every value of its rows (and, with `tiles`, their
+// activation rows `c0..c0 + n` hold at least every value of its rows (and, with `int`, their
 // integer sums), and `at + 16 ≤ 32`.
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
@@ -290,7 +299,7 @@ pub unsafe fn gemv(
     n: usize,
     out: &mut PanelBlock,
     at: usize,
-    tiles: bool,
+    int: bool,
 ) {
     macro_rules! by_cols {
         ($u:ty, $int:literal) => {
@@ -302,7 +311,7 @@ pub unsafe fn gemv(
             }
         };
     }
-    if tiles {
+    if int {
         assert_eq!(format, Format::Q6K);
         return by_cols!(Q6, true);
     }
@@ -383,7 +392,7 @@ unsafe fn pass<U: Unpack, const N: usize, const INT: bool>(
         for c in 0..N {
             let d = _mm512_set1_ps(*xd[c].add(k * units));
             if INT {
-                let scale = _mm512_mul_ps(halves(blk), d);
+                let scale = _mm512_mul_ps(U::int_d(blk), d);
                 facc[c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isup[c]), scale, facc[c]);
             } else if k_format {
                 facc[c] = _mm512_fmadd_ps(fsup[c], d, facc[c]);
@@ -430,12 +439,26 @@ pub unsafe fn fill_panel(format: Format, src: Groups, panel: &mut Panel, padded:
 #[inline(always)]
 unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
     let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
+    // Integer scales (Q6_K): the GEMM adds offsets in integers, as decode does (`gemv`).
+    let int = U::OFFSET != 0;
     panel.reset(src.groups, padded);
+    if int {
+        panel.reset_ints();
+    }
     for g in 0..src.groups {
-        let GroupMut { q, a, b, .. } = panel.group_mut(g);
+        let GroupMut {
+            q,
+            a,
+            b,
+            ints,
+            supers,
+        } = panel.group_mut(g);
         for k in 0..src.blocks {
             let blk = src.at.add(g * src.group_bytes + k * block);
             let sc = U::scales(blk);
+            if int {
+                _mm512_storeu_ps(supers.as_mut_ptr().add(LANES * k), U::int_d(blk));
+            }
             for u in 0..units {
                 let at = k * units + u;
                 for (p, w) in U::words(blk, u).iter().enumerate() {
@@ -443,9 +466,15 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
                 }
                 // Scales and offsets are kept per 16 weights.
                 for h in 0..2 {
-                    let (av, bv) = U::ab(blk, &sc, (2 * u + h) * 16 / U::SPAN);
-                    _mm512_storeu_ps(a.as_mut_ptr().add(LANES * (2 * at + h)), av);
-                    _mm512_storeu_ps(b.as_mut_ptr().add(LANES * (2 * at + h)), bv);
+                    let j = (2 * u + h) * 16 / U::SPAN;
+                    let (av, bv) = U::ab(blk, &sc, j);
+                    let to = LANES * (2 * at + h);
+                    _mm512_storeu_ps(a.as_mut_ptr().add(to), av);
+                    _mm512_storeu_ps(b.as_mut_ptr().add(to), bv);
+                    if int {
+                        let v = U::int_scale(blk, j);
+                        _mm512_storeu_si512(ints.as_mut_ptr().add(to).cast(), v);
+                    }
                 }
             }
         }
@@ -453,5 +482,9 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
         q[LANES * WORDS * units..].fill(0);
         a[LANES * 2 * units..].fill(0.0);
         b[LANES * 2 * units..].fill(0.0);
+        if int {
+            ints[LANES * 2 * units..].fill(0);
+            supers[LANES * src.blocks..].fill(0.0);
+        }
     }
 }
