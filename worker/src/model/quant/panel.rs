@@ -46,7 +46,7 @@ pub struct Panel {
     /// Scales and offsets per row as stored: `padded / 16` rounded up to [`LANES`].
     halves: usize,
     /// Whether `ints` and `supers` hold integer scales: the K formats' on AVX2, Q6_K's on
-    /// AVX-512 (repacked rows both).
+    /// AVX-512 (repacked rows both; AVX-512 then leaves `a` and `b` unfilled).
     pub int_scales: bool,
     /// `[group][halves][LANES]` integer sub-block scales, one per 16 weights: on AVX2 each
     /// twice in 16 bits so that `madd` multiplies a pair of 16-bit sums by it, on AVX-512 in

@@ -464,27 +464,29 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
                 for (p, w) in U::words(blk, u).iter().enumerate() {
                     _mm512_storeu_si512(q.as_mut_ptr().add(LANES * (WORDS * at + p)).cast(), *w);
                 }
-                // Scales and offsets are kept per 16 weights.
+                // Scales and offsets are kept per 16 weights, in integers or in floats.
                 for h in 0..2 {
                     let j = (2 * u + h) * 16 / U::SPAN;
-                    let (av, bv) = U::ab(blk, &sc, j);
                     let to = LANES * (2 * at + h);
-                    _mm512_storeu_ps(a.as_mut_ptr().add(to), av);
-                    _mm512_storeu_ps(b.as_mut_ptr().add(to), bv);
                     if int {
                         let v = U::int_scale(blk, j);
                         _mm512_storeu_si512(ints.as_mut_ptr().add(to).cast(), v);
+                    } else {
+                        let (av, bv) = U::ab(blk, &sc, j);
+                        _mm512_storeu_ps(a.as_mut_ptr().add(to), av);
+                        _mm512_storeu_ps(b.as_mut_ptr().add(to), bv);
                     }
                 }
             }
         }
         let units = src.blocks * units;
         q[LANES * WORDS * units..].fill(0);
-        a[LANES * 2 * units..].fill(0.0);
-        b[LANES * 2 * units..].fill(0.0);
         if int {
             ints[LANES * 2 * units..].fill(0);
             supers[LANES * src.blocks..].fill(0.0);
+        } else {
+            a[LANES * 2 * units..].fill(0.0);
+            b[LANES * 2 * units..].fill(0.0);
         }
     }
 }
