@@ -90,18 +90,7 @@ unsafe fn pass<const G: usize, const N: usize, const S: usize, const K: bool>(
     // With `K`: the sums of the current 256 values, not yet times the activation scale.
     let mut fsup = [[_mm512_setzero_ps(); N]; G];
     for span in 0..spans {
-        let mut iacc = [[_mm512_setzero_si512(); N]; G];
-        for step in 0..S / 4 {
-            let k = span * (S / 4) + step;
-            let w: [__m512i; G] =
-                std::array::from_fn(|g| _mm512_loadu_si512(wq[g].add(16 * k).cast()));
-            for c in 0..N {
-                let x = _mm512_set1_epi32(xq[c].add(4 * k).cast::<i32>().read_unaligned());
-                for g in 0..G {
-                    iacc[g][c] = _mm512_dpbusd_epi32(iacc[g][c], w[g], x);
-                }
-            }
-        }
+        let iacc = span_sums::<G, N, S>(wq, xq, span);
         // Scales and offsets are stored per 16 weights; over a span of 32 both halves agree.
         let h = span * (S / 16);
         let a: [__m512; G] = std::array::from_fn(|g| _mm512_loadu_ps(wa[g].add(LANES * h)));
@@ -141,12 +130,35 @@ unsafe fn pass<const G: usize, const N: usize, const S: usize, const K: bool>(
     }
 }
 
+/// The integer sums over scale span `span` (`S` weights), `[panel vector][activation row]`.
+// SAFETY: callers keep `span` inside the panel's and the activation rows' values.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn span_sums<const G: usize, const N: usize, const S: usize>(
+    wq: [*const u32; G],
+    xq: [*const i8; N],
+    span: usize,
+) -> [[__m512i; N]; G] {
+    let mut iacc = [[_mm512_setzero_si512(); N]; G];
+    for step in 0..S / 4 {
+        let k = span * (S / 4) + step;
+        let w: [__m512i; G] = std::array::from_fn(|g| _mm512_loadu_si512(wq[g].add(16 * k).cast()));
+        for c in 0..N {
+            let x = _mm512_set1_epi32(xq[c].add(4 * k).cast::<i32>().read_unaligned());
+            for g in 0..G {
+                iacc[g][c] = _mm512_dpbusd_epi32(iacc[g][c], w[g], x);
+            }
+        }
+    }
+    iacc
+}
+
 /// Q6_K from repacked rows, in integers as decode adds it (`super::packed::gemv`): per 16
 /// weights `sc·(Σu·x − 32·Σx)` with the sub-block's integer scale `sc`, added over a
 /// super-block and then converted and scaled once, so a prompt's row equals the same row
 /// decoded, bit for bit. The offset's integer subtraction replaces a float multiply-add per
-/// 16 weights, which held the AVX-512 FMA pipes that `vpdpbusd` shares (Zen 4): the kernel
-/// ran at 230–260 GOp/s against 290 with it gone. The largest super-block sum: 16 spans of
+/// 16 weights on the pipes that `vpdpbusd` needs (Zen 4, one core, 4096 × 4096 by 128 rows:
+/// 233–238 GOp/s with it, 263–287 without). The largest super-block sum: 16 spans of
 /// 16 · 32 · 127 times |sc| ≤ 128, 1.3·10⁸, inside 32 bits.
 // SAFETY: reached only from `gemm` with a panel whose integer scales were filled
 // (`Panel::reset_ints`: `padded`, a multiple of 256, and `padded / 16` scale vectors and
@@ -170,18 +182,7 @@ unsafe fn pass_int<const G: usize, const N: usize>(
         let mut isup = [[_mm512_setzero_si512(); N]; G];
         for j in 0..SUPER / 16 {
             let span = sb * (SUPER / 16) + j;
-            let mut iacc = [[_mm512_setzero_si512(); N]; G];
-            for step in 0..4 {
-                let k = 4 * span + step;
-                let w: [__m512i; G] =
-                    std::array::from_fn(|g| _mm512_loadu_si512(wq[g].add(16 * k).cast()));
-                for c in 0..N {
-                    let x = _mm512_set1_epi32(xq[c].add(4 * k).cast::<i32>().read_unaligned());
-                    for g in 0..G {
-                        iacc[g][c] = _mm512_dpbusd_epi32(iacc[g][c], w[g], x);
-                    }
-                }
-            }
+            let iacc = span_sums::<G, N, 16>(wq, xq, span);
             let sc: [__m512i; G] =
                 std::array::from_fn(|g| _mm512_loadu_si512(wi[g].add(LANES * span).cast()));
             for c in 0..N {
