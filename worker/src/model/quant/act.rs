@@ -77,6 +77,11 @@ impl Activations {
             .extend(sums.map(|v| v.iter().map(|&q| i32::from(q)).sum::<i32>()));
     }
 
+    /// Whether [`Self::int_sums`] filled the sums of every row.
+    pub fn has_int_sums(&self) -> bool {
+        self.si.len() == self.rows * self.padded / 16
+    }
+
     /// The integer sums of row `r`, one per 16 values ([`Self::int_sums`]).
     pub fn row_int_sums(&self, r: usize) -> &[i32] {
         let n = self.padded / 16;

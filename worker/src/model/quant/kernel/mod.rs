@@ -341,7 +341,7 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Level::Avx512Vnni | Level::Amx => unsafe {
-                assert!(!panel.int_scales || acts.si.len() == acts.rows * acts.padded / 16);
+                assert!(!panel.int_scales || acts.has_int_sums());
                 gemm::gemm(panel, format, acts, c0, n, out)
             },
             // SAFETY: as above, with AVX2 and FMA detected.
@@ -465,7 +465,7 @@ impl Isa {
             #[allow(unsafe_code)]
             Level::Avx512Vnni | Level::Amx => unsafe {
                 let int = self.int_offsets(format);
-                assert!(!int || acts.si.len() == acts.rows * acts.padded / 16);
+                assert!(!int || acts.has_int_sums());
                 packed::gemv(format, groups, acts, c0, n, out, at, int)
             },
             // SAFETY: as above, with AVX2, FMA and F16C detected.
@@ -486,7 +486,7 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Level::Avx512Vnni | Level::Amx => unsafe {
-                packed::fill_panel(format, groups, panel, padded)
+                packed::fill_panel(format, groups, panel, padded, self.int_offsets(format))
             },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]

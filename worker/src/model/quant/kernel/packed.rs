@@ -425,22 +425,27 @@ pub(super) fn prefetch_next(blk: *const u8, block: usize, u: usize, units: usize
     }
 }
 
-/// Unpacks the groups of `src` into `panel` for the GEMM, padding to `padded` weights.
+/// Unpacks the groups of `src` into `panel` for the GEMM, padding to `padded` weights; with
+/// `int`, integer scales instead of float scales and offsets (Q6_K, `Isa::int_offsets`).
 // SAFETY: callers hold AVX-512 F/BW, `src` covers whole repacked groups (1 or 2) of `format`,
 // and `padded`, a multiple of 64, is at least the rows' weights.
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
-pub unsafe fn fill_panel(format: Format, src: Groups, panel: &mut Panel, padded: usize) {
-    by_format!(format, U => fill::<U>(src, panel, padded))
+pub unsafe fn fill_panel(format: Format, src: Groups, panel: &mut Panel, padded: usize, int: bool) {
+    by_format!(format, U => fill::<U>(src, panel, padded, int))
 }
 
 // SAFETY: reached only from `fill_panel`; `Panel::reset` sizes every group for `padded`.
 #[allow(unsafe_code)]
 #[inline(always)]
-unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
+unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize, int: bool) {
     let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
-    // Integer scales (Q6_K): the GEMM adds offsets in integers, as decode does (`gemv`).
-    let int = U::OFFSET != 0;
+    // Integer scales (`Isa::int_offsets`): the GEMM adds offsets in integers, as decode does.
+    assert!(
+        !int || U::OFFSET != 0,
+        "{:?} has no integer scales",
+        U::FORMAT
+    );
     panel.reset(src.groups, padded);
     if int {
         panel.reset_ints();
