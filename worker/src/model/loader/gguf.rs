@@ -383,11 +383,13 @@ impl Reader<'_> {
                     format!("tensor '{name}': {len} bytes do not fit in memory"),
                 )
             })?;
+            crate::model::alloc::advise_huge_pages(&mut bytes);
             read(&mut bytes)?;
             let m = HalfMatrix::from_aligned(kind, bytes, rows, cols);
             return Ok(m.map(|m| HostMatrix::Half(Arc::new(m))));
         }
         let mut bytes = vec![0u8; len];
+        crate::model::alloc::advise_huge_pages(&mut bytes);
         read(&mut bytes)?;
         Ok(host_matrix(dtype, bytes, rows, cols))
     }
