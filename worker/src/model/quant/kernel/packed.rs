@@ -404,21 +404,29 @@ unsafe fn pass<U: Unpack, const N: usize, const INT: bool>(
     }
 }
 
-/// Bytes ahead of a block that [`prefetch_next`] asks for, in whole blocks (at least one).
+/// Bytes ahead of a block that [`prefetch_next`] asks for, in whole blocks.
 const PREFETCH_AHEAD: usize = 8192;
 
-/// Asks for a block about 8 KiB ahead into L2, a share of its cache lines per unit `u`.
-/// Without it the hardware prefetchers fall behind on a repacked block's several streams
-/// (scales, low and high bits): decode of a 1.1B Q6_K ran at half the speed (13–14 against
-/// 25–26 tok/s, AMD EPYC Zen 4, 2 threads). Into L2 rather than L1, and twice as far as the
-/// 4 KiB that suited L1: a 65536 × 4096 Q6_K matrix times one row went from 25–31 to 34–60
-/// GOp/s on one Zen 4 core (L1 holds 32 KiB, and prefetches there wait on its few miss
+/// Fewest whole blocks ahead. A block's lines are asked for a share per unit, its last ones
+/// only while the block before it is read, so two blocks ahead (8 KiB of Q6_K's 3360-byte
+/// blocks) left those lines one block's time to arrive: with weights in huge pages (see
+/// `crate::model::alloc::advise_huge_pages`) an 11008 × 4096 Q6_K matrix times one row ran at
+/// 44–55 GOp/s on one Zen 4 core, and at 62–66 four blocks ahead (Q5_K 66–70 → 70–82, Q4_K
+/// 89–94 → 94–101; docs/BENCHMARKS.md, "Weights in huge pages").
+const BLOCKS_AHEAD: usize = 4;
+
+/// Asks for a block at least 8 KiB and four blocks ahead into L2, a share of its cache lines
+/// per unit `u`. Without it the hardware prefetchers fall behind on a repacked block's several
+/// streams (scales, low and high bits): decode of a 1.1B Q6_K ran at half the speed (13–14
+/// against 25–26 tok/s, AMD EPYC Zen 4, 2 threads). Into L2 rather than L1, and twice as far
+/// as the 4 KiB that suited L1: a 65536 × 4096 Q6_K matrix times one row went from 25–31 to
+/// 34–60 GOp/s on one Zen 4 core (L1 holds 32 KiB, and prefetches there wait on its few miss
 /// buffers), and the 7B-shaped Q6_K file decoded at 31–38 tok/s instead of 24–29.
 #[inline(always)]
 pub(super) fn prefetch_next(blk: *const u8, block: usize, u: usize, units: usize) {
     let lines = block.div_ceil(64);
     let per = lines.div_ceil(units);
-    let next = blk.wrapping_add(block * (PREFETCH_AHEAD / block).max(1));
+    let next = blk.wrapping_add(block * (PREFETCH_AHEAD / block).max(BLOCKS_AHEAD));
     for line in u * per..((u + 1) * per).min(lines) {
         // Past the matrix's last block too: a prefetch never faults.
         super::prefetch_l2(next.wrapping_add(64 * line));
