@@ -208,8 +208,12 @@ impl Kernel {
                 Kernel::Scalar(_) | Kernel::Amx(_) => {}
                 Kernel::Avx2(Half::F16) => return avx2::dot::<false>(w, cols, x.f32, out),
                 Kernel::Avx2(Half::Bf16) => return avx2::dot::<true>(w, cols, x.f32, out),
-                Kernel::Avx512(Half::F16) => return avx512::dot::<false>(w, cols, x.f32, out),
-                Kernel::Avx512(Half::Bf16) => return avx512::dot::<true>(w, cols, x.f32, out),
+                Kernel::Avx512(Half::F16) => {
+                    return avx512::dot::<false>(w, cols, x.f32, out, one_stream())
+                }
+                Kernel::Avx512(Half::Bf16) => {
+                    return avx512::dot::<true>(w, cols, x.f32, out, one_stream())
+                }
                 Kernel::Bf16Dot => {
                     assert_eq!(x.bf16.len(), x.f32.len());
                     return bf16dp::dot(w, cols, &x.bf16, out);
@@ -332,6 +336,20 @@ fn prefetch_next_tile<const R: usize>(w: &[*const u8; R], k: usize, cols: usize)
             crate::model::quant::kernel::prefetch_l2(w.wrapping_add(2 * (k + R * cols)));
         }
     }
+}
+
+/// Whether one activation row meets the weight rows one at a time on AVX-512 (`avx512::dot`):
+/// on AMD CPUs, whose prefetchers follow one stream best; four at a time elsewhere. Measured on
+/// an AMD EPYC Zen 4 and an Intel Xeon (Sapphire Rapids); the results are the same bits.
+#[cfg(target_arch = "x86_64")]
+fn one_stream() -> bool {
+    static AMD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AMD.get_or_init(|| {
+        // The vendor string, "AuthenticAMD", in EBX, EDX, ECX.
+        let id = std::arch::x86_64::__cpuid(0);
+        let word = |s: &[u8; 4]| u32::from_le_bytes(*s);
+        (id.ebx, id.edx, id.ecx) == (word(b"Auth"), word(b"enti"), word(b"cAMD"))
+    })
 }
 
 /// Activations prepared for one kernel ([`Kernel::prepare`]).
