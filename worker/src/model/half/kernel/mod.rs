@@ -6,8 +6,9 @@
 //! unless the process keeps rows alike (`super::keep_rows_alike`).
 //!
 //! One activation row (decode of one sequence) goes four weight rows at a time on AVX2 and
-//! AVX-512 (four streams from memory in flight), one at a time with `vdpbf16ps` (the matrix
-//! read as one sequential stream, which a Zen 4 core's prefetchers follow better). More rows
+//! AVX-512 (four streams from memory in flight), one at a time with `vdpbf16ps` and on
+//! AVX-512 on AMD CPUs (the matrix read as one sequential stream, which a Zen 4 core's
+//! prefetchers follow better). More rows
 //! go through tiles of several weight rows and activation rows ([`Kernel::gemm`]: four by six
 //! or four on AVX-512, four by three or two on AVX2), which re-read the activations from cache
 //! once per tile rather than once per weight row: four rows of 4096 f32 values are twice L1.
