@@ -29,6 +29,8 @@ pub struct Activations {
     pub td: Vec<f32>,
     /// `Σq` per 16 values ([`Self::int_sums`]).
     pub si: Vec<i32>,
+    /// Whether `q` holds each value plus 128 as an unsigned byte ([`Self::to_unsigned`]).
+    pub unsigned: bool,
 }
 
 impl Activations {
@@ -75,6 +77,16 @@ impl Activations {
         let sums = self.q[..used].chunks_exact(16);
         self.si
             .extend(sums.map(|v| v.iter().map(|&q| i32::from(q)).sum::<i32>()));
+    }
+
+    /// Adds 128 to every value of `q`, to be read as unsigned bytes: the operand `vpdpbusd`
+    /// takes unsigned, for kernels whose weights are the signed one (Q6_K's integer GEMM).
+    pub fn to_unsigned(&mut self) {
+        assert!(!self.unsigned, "values already unsigned");
+        for q in &mut self.q {
+            *q ^= i8::MIN;
+        }
+        self.unsigned = true;
     }
 
     /// Whether [`Self::int_sums`] filled the sums of every row.
@@ -186,6 +198,22 @@ pub fn padded(n: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unsigned_values_are_the_signed_ones_plus_128() {
+        let mut acts = Activations::default();
+        acts.resize(1, 64);
+        let x: Vec<f32> = (0..64).map(|i| i as f32 - 31.5).collect();
+        let (q, d, s) = (&mut acts.q, &mut acts.d, &mut acts.s);
+        quantize_row(&x, QK, q, d, s);
+        let signed = acts.q.clone();
+        assert!(signed.iter().any(|&v| v < 0) && signed.iter().any(|&v| v > 0));
+        acts.to_unsigned();
+        assert!(acts.unsigned);
+        for (&u, &v) in acts.q.iter().zip(&signed) {
+            assert_eq!(i32::from(u as u8), i32::from(v) + 128);
+        }
+    }
 
     /// One scale per block: each 32 of a 256-value block holds the block's scale, set by the
     /// block's largest value, and every value is within half a step of its original.

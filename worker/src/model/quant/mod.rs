@@ -190,7 +190,11 @@ impl QMatrix {
             }
             #[cfg(target_arch = "x86_64")]
             if isa.int_offsets(self.format) {
-                acts.int_sums();
+                if m < PACKED_PANEL_FROM {
+                    acts.int_sums();
+                } else {
+                    acts.to_unsigned();
+                }
             }
             if m < PACKED_PANEL_FROM {
                 return self.gemv(isa, &acts);

@@ -54,6 +54,9 @@ pub struct Panel {
     ints: Vec<u32>,
     /// `[group][padded / 256][LANES]` super-block scales `d` of the K formats.
     supers: Vec<f32>,
+    /// `[group][padded / 256][LANES]` per super-block what activations offset by 128 add
+    /// to a row's integer sum, negated (Q6_K on AVX-512: `−128·Σ sc·Σq`, `q` centred).
+    corr: Vec<i32>,
     /// One group's rows unpacked, row-major, before interleaving.
     row_q: Vec<u32>,
     row_a: Vec<f32>,
@@ -133,6 +136,7 @@ impl Panel {
         self.ints.resize(self.groups * LANES * self.halves, 0);
         self.supers
             .resize(self.groups * LANES * self.padded / 256, 0.0);
+        self.corr.resize(self.groups * LANES * self.padded / 256, 0);
     }
 
     /// Integer scales of group `g`, `[padded / 16][LANES]` (and padding).
@@ -147,8 +151,14 @@ impl Panel {
         &self.supers[g * n..(g + 1) * n]
     }
 
+    /// Super-block corrections of group `g`, `[padded / 256][LANES]` (see `Panel::corr`).
+    pub fn group_corr(&self, g: usize) -> &[i32] {
+        let n = LANES * self.padded / 256;
+        &self.corr[g * n..(g + 1) * n]
+    }
+
     /// Bytes, scales, offsets and (after [`Panel::reset_ints`], else empty) integer and
-    /// super-block scales of group `g`, to write.
+    /// super-block scales and corrections of group `g`, to write.
     pub fn group_mut(&mut self, g: usize) -> GroupMut<'_> {
         let (nq, nh) = (LANES * self.padded / 4, LANES * self.halves);
         let (ni, ns) = if self.int_scales {
@@ -162,6 +172,7 @@ impl Panel {
             b: &mut self.b[g * nh..(g + 1) * nh],
             ints: &mut self.ints[g * ni..(g + 1) * ni],
             supers: &mut self.supers[g * ns..(g + 1) * ns],
+            corr: &mut self.corr[g * ns..(g + 1) * ns],
         }
     }
 
@@ -196,6 +207,8 @@ pub struct GroupMut<'a> {
     pub ints: &'a mut [u32],
     /// `[padded / 256][LANES]` super-block scales (see `Panel::int_scales`), or empty.
     pub supers: &'a mut [f32],
+    /// `[padded / 256][LANES]` super-block corrections (see `Panel::corr`), or empty.
+    pub corr: &'a mut [i32],
 }
 
 /// Words seen as the bytes they hold.

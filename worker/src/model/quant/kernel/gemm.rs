@@ -11,7 +11,6 @@
 
 use std::arch::x86_64::*;
 
-use super::packed::{Unpack, Q6};
 use super::{PanelBlock, SUPER};
 use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::format::Format;
@@ -90,7 +89,7 @@ unsafe fn pass<const G: usize, const N: usize, const S: usize, const K: bool>(
     // With `K`: the sums of the current 256 values, not yet times the activation scale.
     let mut fsup = [[_mm512_setzero_ps(); N]; G];
     for span in 0..spans {
-        let iacc = span_sums::<G, N, S>(wq, xq, span);
+        let iacc = span_sums::<G, N, S, false>(wq, xq, span);
         // Scales and offsets are stored per 16 weights; over a span of 32 both halves agree.
         let h = span * (S / 16);
         let a: [__m512; G] = std::array::from_fn(|g| _mm512_loadu_ps(wa[g].add(LANES * h)));
@@ -130,11 +129,12 @@ unsafe fn pass<const G: usize, const N: usize, const S: usize, const K: bool>(
     }
 }
 
-/// The integer sums over scale span `span` (`S` weights), `[panel vector][activation row]`.
+/// The integer sums over scale span `span` (`S` weights), `[panel vector][activation row]`:
+/// unsigned weights times signed activations, or with `U` the other way round.
 // SAFETY: callers keep `span` inside the panel's and the activation rows' values.
 #[allow(unsafe_code)]
 #[inline(always)]
-unsafe fn span_sums<const G: usize, const N: usize, const S: usize>(
+unsafe fn span_sums<const G: usize, const N: usize, const S: usize, const U: bool>(
     wq: [*const u32; G],
     xq: [*const i8; N],
     span: usize,
@@ -146,24 +146,31 @@ unsafe fn span_sums<const G: usize, const N: usize, const S: usize>(
         for c in 0..N {
             let x = _mm512_set1_epi32(xq[c].add(4 * k).cast::<i32>().read_unaligned());
             for g in 0..G {
-                iacc[g][c] = _mm512_dpbusd_epi32(iacc[g][c], w[g], x);
+                iacc[g][c] = if U {
+                    _mm512_dpbusd_epi32(iacc[g][c], x, w[g])
+                } else {
+                    _mm512_dpbusd_epi32(iacc[g][c], w[g], x)
+                };
             }
         }
     }
     iacc
 }
 
-/// Q6_K from repacked rows, in integers as decode adds it (`super::packed::gemv`): per 16
-/// weights `sc·(Σu·x − 32·Σx)` with the sub-block's integer scale `sc`, added over a
-/// super-block and then converted and scaled once, so a prompt's row equals the same row
-/// decoded, bit for bit. The offset's integer subtraction replaces a float multiply-add per
-/// 16 weights on the pipes that `vpdpbusd` needs (Zen 4, one core, 4096 × 4096 by 128 rows:
-/// 233–238 GOp/s with it, 263–287 without). The largest super-block sum: 16 spans of
-/// 16 · 32 · 127 times |sc| ≤ 128, 1.3·10⁸, inside 32 bits.
+/// Q6_K from repacked rows, in integers as decode adds it (`super::packed::gemv`): per
+/// super-block `Σ sc·Σq·x` with the sub-blocks' integer scales `sc` and `q` centred, then
+/// converted and scaled once, so a prompt's row equals the same row decoded, bit for bit.
+/// The weights are the signed operand and the activations, offset by 128 (`Activations::
+/// to_unsigned`), the unsigned one; what the 128 adds, `128·Σ sc·Σq` per super-block, is
+/// the panel's correction (`Panel::group_corr`), the sum's starting value. So a span of 16
+/// weights costs a product and an add beside its `vpdpbusd`, on the pipes these need (Zen 4,
+/// one core, 4096 × 4096 by 128 rows: a float offset per span 233–238 GOp/s, an integer
+/// one, a subtraction more, 263–287). Integer sums wrap modulo 2³² alike in every order,
+/// and the true one, at most 16 spans of 16 · 32 · 128 times |sc| ≤ 128 (1.3·10⁸), fits.
 // SAFETY: reached only from `gemm` with a panel whose integer scales were filled
 // (`Panel::reset_ints`: `padded`, a multiple of 256, and `padded / 16` scale vectors and
-// `padded / 256` super-block vectors per group) and activations with their integer sums
-// (`Activations::int_sums`, checked by `Isa::gemm`): every load is in bounds.
+// `padded / 256` super-block vectors per group) and unsigned activations (checked by
+// `Isa::gemm`): every load is in bounds.
 #[allow(unsafe_code)]
 #[inline(always)]
 unsafe fn pass_int<const G: usize, const N: usize>(
@@ -175,21 +182,22 @@ unsafe fn pass_int<const G: usize, const N: usize>(
     let wq: [*const u32; G] = std::array::from_fn(|g| panel.group_q(g).as_ptr());
     let wi: [*const u32; G] = std::array::from_fn(|g| panel.group_ints(g).as_ptr());
     let wd: [*const f32; G] = std::array::from_fn(|g| panel.group_supers(g).as_ptr());
+    let wc: [*const i32; G] = std::array::from_fn(|g| panel.group_corr(g).as_ptr());
     let Rows { q: xq, d: xd, .. } = acts.rows_at::<N>(c0, 16);
-    let xi: [*const i32; N] = std::array::from_fn(|c| acts.row_int_sums(c0 + c).as_ptr());
     let mut facc = [[_mm512_setzero_ps(); N]; G];
     for sb in 0..panel.padded / SUPER {
-        let mut isup = [[_mm512_setzero_si512(); N]; G];
+        let corr: [__m512i; G] =
+            std::array::from_fn(|g| _mm512_loadu_si512(wc[g].add(LANES * sb).cast()));
+        let mut isup = [corr; N];
         for j in 0..SUPER / 16 {
             let span = sb * (SUPER / 16) + j;
-            let iacc = span_sums::<G, N, 16>(wq, xq, span);
+            let iacc = span_sums::<G, N, 16, true>(wq, xq, span);
             let sc: [__m512i; G] =
                 std::array::from_fn(|g| _mm512_loadu_si512(wi[g].add(LANES * span).cast()));
-            for c in 0..N {
-                let off = _mm512_set1_epi32(Q6::OFFSET * *xi[c].add(span));
+            for (c, isup) in isup.iter_mut().enumerate() {
                 for g in 0..G {
-                    let t = _mm512_mullo_epi32(_mm512_sub_epi32(iacc[g][c], off), sc[g]);
-                    isup[g][c] = _mm512_add_epi32(isup[g][c], t);
+                    let t = _mm512_mullo_epi32(iacc[g][c], sc[g]);
+                    isup[g] = _mm512_add_epi32(isup[g], t);
                 }
             }
         }
@@ -197,7 +205,7 @@ unsafe fn pass_int<const G: usize, const N: usize>(
             let d = _mm512_set1_ps(*xd[c].add(sb * SUPER / 32));
             for g in 0..G {
                 let scale = _mm512_mul_ps(_mm512_loadu_ps(wd[g].add(LANES * sb)), d);
-                facc[g][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isup[g][c]), scale, facc[g][c]);
+                facc[g][c] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isup[c][g]), scale, facc[g][c]);
             }
         }
     }

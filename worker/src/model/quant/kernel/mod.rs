@@ -341,13 +341,19 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Level::Avx512Vnni | Level::Amx => unsafe {
-                assert!(!panel.int_scales || acts.has_int_sums());
+                assert_eq!(
+                    panel.int_scales, acts.unsigned,
+                    "Q6_K's GEMM: unsigned values"
+                );
                 gemm::gemm(panel, format, acts, c0, n, out)
             },
             // SAFETY: as above, with AVX2 and FMA detected.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 => unsafe { gemm_avx2::gemm(panel, format, acts, c0, n, out) },
+            Level::Avx2 => unsafe {
+                assert!(!acts.unsigned, "signed values");
+                gemm_avx2::gemm(panel, format, acts, c0, n, out)
+            },
             _ => unreachable!("packs checked"),
         }
     }
@@ -357,7 +363,7 @@ impl Isa {
 impl Isa {
     /// Whether this level adds `format`'s offsets in integers, in decode and in prefill alike
     /// (Q6_K on the AVX-512 VNNI and AMX levels); its products then need
-    /// [`Activations::int_sums`].
+    /// [`Activations::int_sums`] (decode) or [`Activations::to_unsigned`] (the GEMM).
     pub fn int_offsets(self, format: Format) -> bool {
         self.has_gemm() && format == Format::Q6K
     }
@@ -465,7 +471,7 @@ impl Isa {
             #[allow(unsafe_code)]
             Level::Avx512Vnni | Level::Amx => unsafe {
                 let int = self.int_offsets(format);
-                assert!(!int || acts.has_int_sums());
+                assert!((!int || acts.has_int_sums()) && !acts.unsigned);
                 packed::gemv(format, groups, acts, c0, n, out, at, int)
             },
             // SAFETY: as above, with AVX2, FMA and F16C detected.

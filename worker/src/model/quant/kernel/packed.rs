@@ -434,11 +434,13 @@ pub(super) fn prefetch_next(blk: *const u8, block: usize, u: usize, units: usize
 }
 
 /// Unpacks the groups of `src` into `panel` for the GEMM, padding to `padded` weights; with
-/// `int`, integer scales instead of float scales and offsets (Q6_K, `Isa::int_offsets`).
-// SAFETY: callers hold AVX-512 F/BW, `src` covers whole repacked groups (1 or 2) of `format`,
-// and `padded`, a multiple of 64, is at least the rows' weights.
+/// `int`, weights centred (`q − OFFSET`, signed bytes), integer scales instead of float
+/// scales and offsets, and each super-block's correction for activations offset by 128
+/// (Q6_K, `Isa::int_offsets`; see `super::gemm`'s integer pass).
+// SAFETY: callers hold AVX-512 F/BW/VNNI, `src` covers whole repacked groups (1 or 2) of
+// `format`, and `padded`, a multiple of 64, is at least the rows' weights.
 #[allow(unsafe_code)]
-#[target_feature(enable = "avx512f,avx512bw,avx2,fma")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma")]
 pub unsafe fn fill_panel(format: Format, src: Groups, panel: &mut Panel, padded: usize, int: bool) {
     by_format!(format, U => fill::<U>(src, panel, padded, int))
 }
@@ -465,16 +467,24 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize, int: bo
             b,
             ints,
             supers,
+            corr,
         } = panel.group_mut(g);
+        let (centre, ones) = (_mm512_set1_epi8(U::OFFSET as i8), _mm512_set1_epi8(1));
         for k in 0..src.blocks {
             let blk = src.at.add(g * src.group_bytes + k * block);
             let sc = U::scales(blk);
             if int {
                 _mm512_storeu_ps(supers.as_mut_ptr().add(LANES * k), U::int_d(blk));
             }
+            // With `int`: `Σ sc·Σq` over the super-block, per row, `q` centred.
+            let mut sum = _mm512_setzero_si512();
             for u in 0..units {
                 let at = k * units + u;
-                for (p, w) in U::words(blk, u).iter().enumerate() {
+                let mut words = U::words(blk, u);
+                if int {
+                    words = words.map(|w| _mm512_sub_epi8(w, centre));
+                }
+                for (p, w) in words.iter().enumerate() {
                     _mm512_storeu_si512(q.as_mut_ptr().add(LANES * (WORDS * at + p)).cast(), *w);
                 }
                 // Scales and offsets are kept per 16 weights, in integers or in floats.
@@ -484,6 +494,13 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize, int: bo
                     if int {
                         let v = U::int_scale(blk, j);
                         _mm512_storeu_si512(ints.as_mut_ptr().add(to).cast(), v);
+                        // The span's 16 weights are words 4h..4h + 4, four per lane each.
+                        let span = words[4 * h..4 * h + 4]
+                            .iter()
+                            .fold(_mm512_setzero_si512(), |s, &w| {
+                                _mm512_dpbusd_epi32(s, ones, w)
+                            });
+                        sum = _mm512_add_epi32(sum, _mm512_mullo_epi32(span, v));
                     } else {
                         let (av, bv) = U::ab(blk, &sc, j);
                         _mm512_storeu_ps(a.as_mut_ptr().add(to), av);
@@ -491,12 +508,17 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize, int: bo
                     }
                 }
             }
+            if int {
+                let c = _mm512_mullo_epi32(sum, _mm512_set1_epi32(-128));
+                _mm512_storeu_si512(corr.as_mut_ptr().add(LANES * k).cast(), c);
+            }
         }
         let units = src.blocks * units;
         q[LANES * WORDS * units..].fill(0);
         if int {
             ints[LANES * 2 * units..].fill(0);
             supers[LANES * src.blocks..].fill(0.0);
+            corr[LANES * src.blocks..].fill(0);
         } else {
             a[LANES * 2 * units..].fill(0.0);
             b[LANES * 2 * units..].fill(0.0);

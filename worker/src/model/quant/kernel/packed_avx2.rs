@@ -177,6 +177,7 @@ unsafe fn fill<U: Unpack>(src: Groups, panel: &mut Panel, padded: usize) {
             b,
             ints,
             supers,
+            ..
         } = panel.group_mut(g);
         for k in 0..src.blocks {
             let blk = src.at.add(g * src.group_bytes + k * block);
