@@ -263,8 +263,10 @@ impl QMatrix {
                     isa.fill_panel(panel, self.format, data, n, self.cols);
                 }
                 let mut block: PanelBlock = [[0.0; PANEL_ROWS]; COLS];
+                let (next, calls) = (self.next_task(first), acts.rows.div_ceil(COLS));
                 for c0 in (0..acts.rows).step_by(COLS) {
                     let nc = (acts.rows - c0).min(COLS);
+                    kernel::prefetch_part(next, c0 / COLS, calls);
                     isa.gemm(panel, self.format, acts, c0, nc, &mut block);
                     put(c0, &block[..nc]);
                 }
@@ -281,8 +283,10 @@ impl QMatrix {
             TILE_PANEL.with_borrow_mut(|panel| {
                 isa.fill_tiles(panel, self.format, self.groups(first, n), self.cols);
                 let mut block: RowsBlock = [[0.0; PANEL_ROWS]; TILE_ACT_ROWS];
+                let (next, calls) = (self.next_task(first), acts.rows.div_ceil(TILE_ACT_ROWS));
                 for c0 in (0..acts.rows).step_by(TILE_ACT_ROWS) {
                     let nc = (acts.rows - c0).min(TILE_ACT_ROWS);
+                    kernel::prefetch_part(next, c0 / TILE_ACT_ROWS, calls);
                     isa.gemm_tiles(panel, acts, c0, nc, &mut block);
                     put(c0, &block[..nc]);
                 }
@@ -304,6 +308,14 @@ impl QMatrix {
                 put(c0, &block[..nc]);
             }
         })
+    }
+
+    /// The bytes of the task after the one from row `first` (empty after the last): rows in
+    /// file order and repacked groups alike lie in row order.
+    fn next_task(&self, first: usize) -> &[u8] {
+        let at = ((first + TASK_ROWS) * self.row_bytes).min(self.data.len());
+        let len = (TASK_ROWS * self.row_bytes).min(self.data.len() - at);
+        &self.data[at..at + len]
     }
 
     /// Runs `task(first, n, put)` in parallel for every 32 weight rows `first..first + n`

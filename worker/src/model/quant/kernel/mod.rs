@@ -99,6 +99,28 @@ pub(crate) fn prefetch_l2(p: *const u8) {
     };
 }
 
+/// Asks for part `part` of `parts` equal parts of `next`, a line at a time, in L2: the next
+/// panel's weights, spread over the kernel calls that meet this panel's rows with the
+/// activations, so that they arrive while the panel computes and its fill reads them from
+/// cache, not memory.
+#[inline]
+pub(crate) fn prefetch_part(next: &[u8], part: usize, parts: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in part_lines(next.len(), part, parts) {
+        prefetch_l2(next[64 * line..].as_ptr());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (next, part, parts);
+}
+
+/// The 64-byte lines of `len` bytes in part `part` of `parts`: the parts, in order, cover
+/// every line once.
+fn part_lines(len: usize, part: usize, parts: usize) -> std::ops::Range<usize> {
+    let lines = len.div_ceil(64);
+    let per = lines.div_ceil(parts.max(1));
+    (part * per).min(lines)..((part + 1) * per).min(lines)
+}
+
 /// Values per K super-block, which shares one weight scale `d` and one activation scale
 /// (the K formats' activations are quantized per 256 values, as llama.cpp's `Q8_K`).
 #[cfg(target_arch = "x86_64")]
@@ -512,6 +534,27 @@ fn offsets(b: &[f32], s: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn prefetch_parts_cover_every_line_once() {
+        for (len, parts) in [
+            (0, 4),
+            (1, 1),
+            (64, 3),
+            (65, 2),
+            (4096, 32),
+            (100_000, 7),
+            (640, 128),
+        ] {
+            let lines: Vec<usize> = (0..parts).flat_map(|p| part_lines(len, p, parts)).collect();
+            assert_eq!(
+                lines,
+                (0..len.div_ceil(64)).collect::<Vec<_>>(),
+                "{len} bytes, {parts}"
+            );
+        }
+        assert_eq!(part_lines(640, 0, 0), 0..10, "no calls: one part");
+    }
 
     #[test]
     fn arena_kernels_picks_a_level_the_cpu_has_and_nothing_else() {
