@@ -26,7 +26,8 @@ pub fn transpose(src: &[u32], stride: usize, at: usize, dst: &mut [u32]) {
     }
 }
 
-/// Unpacked, interleaved weight rows (bytes offset to unsigned, as `vpdpbusd` wants).
+/// Unpacked, interleaved weight rows (bytes offset to unsigned, as `vpdpbusd` wants, but for
+/// Q6_K's on AVX-512: see [`Panel::int_scales`]).
 #[derive(Debug, Default)]
 pub struct Panel {
     /// Values per row as stored (a multiple of 64).
@@ -46,7 +47,8 @@ pub struct Panel {
     /// Scales and offsets per row as stored: `padded / 16` rounded up to [`LANES`].
     halves: usize,
     /// Whether `ints` and `supers` hold integer scales: the K formats' on AVX2, Q6_K's on
-    /// AVX-512 (repacked rows both; AVX-512 then leaves `a` and `b` unfilled).
+    /// AVX-512 (repacked rows both; AVX-512 then leaves `a` and `b` unfilled, centres the
+    /// bytes, `q − 32`, signed, and fills `corr`).
     pub int_scales: bool,
     /// `[group][halves][LANES]` integer sub-block scales, one per 16 weights: on AVX2 each
     /// twice in 16 bits so that `madd` multiplies a pair of 16-bit sums by it, on AVX-512 in
