@@ -283,8 +283,9 @@ impl Unpack for Q6 {
 /// multiplied here (decode) equals the same row multiplied with a prompt, bit for bit, and a
 /// prefix cache's keys serve what a fresh prefill would: per scale span for the formats with
 /// one activation scale per 32 values; per super-block for the K formats, as `super::gemm`
-/// (sub-blocks in floats, then the activation scale), or with `int` (Q6_K) in integers as
-/// `super::gemm`'s integer pass and `super::amx` (which needs [`Activations::int_sums`]).
+/// (sub-blocks in floats, then the activation scale), or with `int` (Q6_K) in integers, the
+/// same exact super-block sums as `super::gemm`'s integer pass and `super::amx` (here from
+/// [`Activations::int_sums`], there from the panel's correction or the tiles).
 // SAFETY: callers hold AVX-512 F/BW/VNNI, `src` is one whole repacked group of `format`,
 // activation rows `c0..c0 + n` hold at least every value of its rows (and, with `int`, their
 // integer sums), and `at + 16 ≤ 32`.
