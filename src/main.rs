@@ -35,6 +35,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .init();
     // Before the runtime starts any thread.
     arena_worker::generate::engine::fix_thread_count(cli.threads);
+    arena_worker::model::alloc::keep_freed_buffers();
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let threads = cli.threads;
     runtime.block_on(async move {
