@@ -25,9 +25,8 @@ pub use kernel::Kernel;
 use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use rayon::prelude::*;
-
 use crate::model::aligned::AlignedVec;
+use crate::model::layout::by_weight_blocks;
 use crate::model::quant::Isa;
 
 /// The 16-bit float format of a matrix.
@@ -168,8 +167,6 @@ impl HalfMatrix {
         let cols = self.cols;
         let acts = kernel.prepare(x, m);
         let weights = |first: usize, n: usize| &self.data[2 * first * cols..2 * (first + n) * cols];
-        // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
-        let mut out_t = vec![0f32; self.rows * m];
         if !converts_first(kernel, m) {
             let dot = m == 1 || !kernel.has_gemm();
             let rows = match kernel {
@@ -177,35 +174,22 @@ impl HalfMatrix {
                 Kernel::Amx(_) if m >= kernel::AMX_FROM => crate::model::amx::TASK_ROWS,
                 _ => DOT_TASK_ROWS,
             };
-            out_t
-                .par_chunks_mut(rows * m)
-                .enumerate()
-                .for_each(|(task, chunk)| {
-                    let w = weights(task * rows, chunk.len() / m);
-                    if dot {
-                        kernel.dot(w, cols, &acts, m, chunk);
-                    } else {
-                        kernel.gemm(w, cols, &acts, m, chunk);
-                    }
-                });
-        } else {
-            out_t
-                .par_chunks_mut(GEMM_TASK_ROWS * m)
-                .enumerate()
-                .for_each(|(task, chunk)| {
-                    let n = chunk.len() / m;
-                    let w = weights(task * GEMM_TASK_ROWS, n);
-                    TILE.with_borrow_mut(|tile| {
-                        tile.resize(n * cols, 0.0);
-                        kernel.convert(w, tile);
-                        gemm_into(chunk, x, tile, m, n, cols);
-                    });
-                });
+            return by_weight_blocks(self.rows, m, rows, |first, n, block| {
+                let w = weights(first, n);
+                if dot {
+                    kernel.dot(w, cols, &acts, m, block);
+                } else {
+                    kernel.gemm(w, cols, &acts, m, block);
+                }
+            });
         }
-        if m == 1 {
-            return out_t;
-        }
-        crate::model::layout::to_activation_rows(&out_t, self.rows, m)
+        by_weight_blocks(self.rows, m, GEMM_TASK_ROWS, |first, n, block| {
+            TILE.with_borrow_mut(|tile| {
+                tile.resize(n * cols, 0.0);
+                kernel.convert(weights(first, n), tile);
+                gemm_into(block, x, tile, m, n, cols);
+            });
+        })
     }
 }
 

@@ -32,6 +32,7 @@ use rayon::prelude::*;
 pub use format::Format;
 pub use kernel::Isa;
 
+use crate::model::layout::Shared;
 use act::{padded, Activations};
 use kernel::{Block, PanelBlock, COLS};
 use packed::GROUP;
@@ -204,49 +205,37 @@ impl QMatrix {
         if m >= PANEL_FROM && isa.has_gemm() {
             return self.gemm(isa, &acts);
         }
-        // Computed as [rows, m] so each task owns a contiguous slice, then transposed.
-        let mut out_t = vec![0f32; self.rows * m];
-        out_t
-            .par_chunks_mut(TASK_ROWS * m)
-            .enumerate()
-            .for_each(|(task, chunk)| {
-                let first = task * TASK_ROWS;
-                let n = chunk.len() / m;
-                let mut buf = FILE_ROWS.take();
-                let data = self.file_rows(first, n, &mut buf);
-                if m <= FUSED_ROWS && isa.fused(self.format, data, self.row_bytes, &acts, chunk) {
-                    FILE_ROWS.set(buf);
-                    return;
-                }
-                // Few activation rows: unpack four weight rows at a time so they stay in L1
-                // while every activation row meets them. Many rows: unpack the whole task's
-                // rows once and sweep the activations in groups.
-                let group = if m <= 2 * COLS { TILE_ROWS } else { TASK_ROWS };
-                TILE.with_borrow_mut(|tile| {
-                    let mut block: Block = [[0.0; COLS]; TILE_ROWS];
-                    for g in (0..n).step_by(group) {
-                        let k = (n - g).min(group);
-                        let bytes = &data[g * self.row_bytes..(g + k) * self.row_bytes];
-                        isa.fill(tile, self.format, bytes, k, self.cols);
-                        for c0 in (0..m).step_by(COLS) {
-                            let nc = (m - c0).min(COLS);
-                            for r0 in (0..tile.rows).step_by(TILE_ROWS) {
-                                isa.micro(tile, r0, &acts, c0, nc, &mut block);
-                                for (r, vals) in block.iter().enumerate().take(k.saturating_sub(r0))
-                                {
-                                    let at = (g + r0 + r) * m + c0;
-                                    chunk[at..at + nc].copy_from_slice(&vals[..nc]);
-                                }
+        crate::model::layout::by_weight_blocks(self.rows, m, TASK_ROWS, |first, n, chunk| {
+            let mut buf = FILE_ROWS.take();
+            let data = self.file_rows(first, n, &mut buf);
+            if m <= FUSED_ROWS && isa.fused(self.format, data, self.row_bytes, &acts, chunk) {
+                FILE_ROWS.set(buf);
+                return;
+            }
+            // Few activation rows: unpack four weight rows at a time so they stay in L1
+            // while every activation row meets them. Many rows: unpack the whole task's
+            // rows once and sweep the activations in groups.
+            let group = if m <= 2 * COLS { TILE_ROWS } else { TASK_ROWS };
+            TILE.with_borrow_mut(|tile| {
+                let mut block: Block = [[0.0; COLS]; TILE_ROWS];
+                for g in (0..n).step_by(group) {
+                    let k = (n - g).min(group);
+                    let bytes = &data[g * self.row_bytes..(g + k) * self.row_bytes];
+                    isa.fill(tile, self.format, bytes, k, self.cols);
+                    for c0 in (0..m).step_by(COLS) {
+                        let nc = (m - c0).min(COLS);
+                        for r0 in (0..tile.rows).step_by(TILE_ROWS) {
+                            isa.micro(tile, r0, &acts, c0, nc, &mut block);
+                            for (r, vals) in block.iter().enumerate().take(k.saturating_sub(r0)) {
+                                let at = (g + r0 + r) * m + c0;
+                                chunk[at..at + nc].copy_from_slice(&vals[..nc]);
                             }
                         }
                     }
-                });
-                FILE_ROWS.set(buf);
+                }
             });
-        if m == 1 {
-            return out_t;
-        }
-        crate::model::layout::to_activation_rows(&out_t, self.rows, m)
+            FILE_ROWS.set(buf);
+        })
     }
 }
 
@@ -327,7 +316,7 @@ impl QMatrix {
     {
         let rows = self.rows;
         let mut out = vec![0f32; m * rows];
-        let dst = Shared(out.as_mut_ptr());
+        let dst = Shared::new(&mut out);
         (0..rows.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
             let first = t * TASK_ROWS;
             let n = (rows - first).min(TASK_ROWS);
@@ -337,33 +326,13 @@ impl QMatrix {
                     // SAFETY: `out` holds `m · rows` values and outlives the loop; only
                     // this task writes columns `first..first + n` of each row.
                     #[allow(unsafe_code)]
-                    let row = unsafe {
-                        std::slice::from_raw_parts_mut(dst.at((c0 + c) * rows + first), n)
-                    };
+                    let row = unsafe { dst.slice((c0 + c) * rows + first, n) };
                     row.copy_from_slice(&vals[..n]);
                 }
             };
             task(first, n, &put);
         });
         out
-    }
-}
-
-/// The output of a parallel product, which tasks write at disjoint places.
-#[derive(Clone, Copy)]
-struct Shared(*mut f32);
-
-// SAFETY: tasks only write through it at places no other task writes (see `QMatrix::gemm`).
-#[allow(unsafe_code)]
-unsafe impl Send for Shared {}
-// SAFETY: as above.
-#[allow(unsafe_code)]
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    /// The place of value `i`.
-    fn at(self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
     }
 }
 
