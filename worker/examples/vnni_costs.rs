@@ -41,6 +41,8 @@ use finish::*;
 // vectors `G·16·COLS / 16` values, `x` `ROWS·COLS` bytes, and `c0 + N ≤ ROWS`, so every load
 // is in bounds.
 #[allow(unsafe_code)]
+// Indexed as the GEMM indexes its accumulators, `[group][activation row]`.
+#[allow(clippy::needless_range_loop)]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
 unsafe fn call<const S: usize, const F: u8>(w: &[u8], sc: &Scales, x: &[u8], c0: usize) -> __m512 {
     let (wp, xp) = (w.as_ptr(), x.as_ptr().add(c0 * COLS));
