@@ -34,20 +34,22 @@ where
         .for_each(|t| {
             let first = t * rows_per_task;
             let n = (rows - first).min(rows_per_task);
-            BLOCK.with_borrow_mut(|block| {
-                block.clear();
-                block.resize(n * m, 0.0);
-                task(first, n, block);
-                for c in 0..m {
-                    // SAFETY: `out` holds `m · rows` values and outlives the loop; only this
-                    // task writes columns `first..first + n` of each row.
-                    #[allow(unsafe_code)]
-                    let row = unsafe { dst.slice(c * rows + first, n) };
-                    for (r, v) in row.iter_mut().enumerate() {
-                        *v = block[r * m + c];
-                    }
+            // Taken, not borrowed: a task that ran another product inside would find none
+            // and allocate, not panic.
+            let mut block = BLOCK.take();
+            block.clear();
+            block.resize(n * m, 0.0);
+            task(first, n, &mut block);
+            for c in 0..m {
+                // SAFETY: `out` holds `m · rows` values and outlives the loop; only this task
+                // writes columns `first..first + n` of each row.
+                #[allow(unsafe_code)]
+                let row = unsafe { dst.slice(c * rows + first, n) };
+                for (r, v) in row.iter_mut().enumerate() {
+                    *v = block[r * m + c];
                 }
-            });
+            }
+            BLOCK.set(block);
         });
     out
 }
