@@ -28,37 +28,78 @@ where
             .for_each(|(t, chunk)| task(t * rows_per_task, chunk.len(), chunk));
         return out;
     }
-    let dst = Shared::new(&mut out);
+    by_row_tasks(rows, m, rows_per_task, |first, n, columns| {
+        // Taken, not borrowed: a task that ran another product inside would find none and
+        // allocate, not panic.
+        let mut block = BLOCK.take();
+        block.clear();
+        block.resize(n * m, 0.0);
+        task(first, n, &mut block);
+        for c in 0..m {
+            for (r, v) in columns.row(c).iter_mut().enumerate() {
+                *v = block[r * m + c];
+            }
+        }
+        BLOCK.set(block);
+    })
+}
+
+/// Runs `task(first, n, columns)` in parallel for every `rows_per_task` weight rows
+/// `first..first + n` of a `[m, rows]` result, `columns` the task's place in it.
+pub fn by_row_tasks<F>(rows: usize, m: usize, rows_per_task: usize, task: F) -> Vec<f32>
+where
+    F: Fn(usize, usize, &mut Columns) + Sync,
+{
+    assert!(rows_per_task > 0, "no rows per task");
+    let mut out = vec![0f32; m * rows];
+    let dst = Shared(out.as_mut_ptr());
     (0..rows.div_ceil(rows_per_task))
         .into_par_iter()
         .for_each(|t| {
             let first = t * rows_per_task;
             let n = (rows - first).min(rows_per_task);
-            // Taken, not borrowed: a task that ran another product inside would find none
-            // and allocate, not panic.
-            let mut block = BLOCK.take();
-            block.clear();
-            block.resize(n * m, 0.0);
-            task(first, n, &mut block);
-            for c in 0..m {
-                // SAFETY: `out` holds `m · rows` values and outlives the loop; only this task
-                // writes columns `first..first + n` of each row.
-                #[allow(unsafe_code)]
-                let row = unsafe { dst.slice(c * rows + first, n) };
-                for (r, v) in row.iter_mut().enumerate() {
-                    *v = block[r * m + c];
-                }
-            }
-            BLOCK.set(block);
+            let mut columns = Columns {
+                at: dst.ptr(),
+                rows,
+                m,
+                first,
+                n,
+            };
+            task(first, n, &mut columns);
         });
     out
 }
 
-/// A result that parallel tasks write at disjoint places.
-#[derive(Clone, Copy)]
-pub(crate) struct Shared(*mut f32);
+/// Columns `first..first + n` of every row of a `[m, rows]` result: what one task of
+/// [`by_row_tasks`] writes, and no other. Neither `Send` nor `Sync` (a raw pointer), so only
+/// its task's thread writes through it, one row at a time.
+pub struct Columns {
+    at: *mut f32,
+    rows: usize,
+    m: usize,
+    first: usize,
+    n: usize,
+}
 
-// SAFETY: tasks only write through it at places no other task writes (see its users).
+impl Columns {
+    /// The task's `n` values of activation row `c`.
+    pub fn row(&mut self, c: usize) -> &mut [f32] {
+        assert!(c < self.m, "activation row {c} of {}", self.m);
+        // SAFETY: the result holds `m · rows` values and outlives every task; `c < m` and
+        // `first + n ≤ rows` keep the slice inside it; no other task's columns overlap these,
+        // and `&mut self` lets one slice of them live at a time.
+        #[allow(unsafe_code)]
+        unsafe {
+            std::slice::from_raw_parts_mut(self.at.add(c * self.rows + self.first), self.n)
+        }
+    }
+}
+
+/// The result's start, shared by the tasks, which write at disjoint places ([`Columns`]).
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+
+// SAFETY: tasks only write through it at places no other task writes (see `Columns`).
 #[allow(unsafe_code)]
 unsafe impl Send for Shared {}
 // SAFETY: as above.
@@ -66,20 +107,9 @@ unsafe impl Send for Shared {}
 unsafe impl Sync for Shared {}
 
 impl Shared {
-    /// Places in `out`, which must outlive every write.
-    pub(crate) fn new(out: &mut [f32]) -> Shared {
-        Shared(out.as_mut_ptr())
-    }
-
-    /// The `n` values from value `i`.
-    ///
-    /// # Safety
-    /// `i + n` is within the result, which is still alive, and no one else reads or writes
-    /// these values while the slice lives.
-    #[allow(unsafe_code)]
-    pub(crate) unsafe fn slice<'a>(self, i: usize, n: usize) -> &'a mut [f32] {
-        // SAFETY: as the caller promises.
-        unsafe { std::slice::from_raw_parts_mut(self.0.add(i), n) }
+    /// The start; a method, so closures capture the `Sync` wrapper and not its field.
+    fn ptr(self) -> *mut f32 {
+        self.0
     }
 }
 

@@ -32,7 +32,7 @@ use rayon::prelude::*;
 pub use format::Format;
 pub use kernel::Isa;
 
-use crate::model::layout::Shared;
+use crate::model::layout;
 use act::{padded, Activations};
 use kernel::{Block, PanelBlock, COLS};
 use packed::GROUP;
@@ -205,7 +205,7 @@ impl QMatrix {
         if m >= PANEL_FROM && isa.has_gemm() {
             return self.gemm(isa, &acts);
         }
-        crate::model::layout::by_weight_blocks(self.rows, m, TASK_ROWS, |first, n, chunk| {
+        layout::by_weight_blocks(self.rows, m, TASK_ROWS, |first, n, chunk| {
             let mut buf = FILE_ROWS.take();
             let data = self.file_rows(first, n, &mut buf);
             if m <= FUSED_ROWS && isa.fused(self.format, data, self.row_bytes, &acts, chunk) {
@@ -312,27 +312,16 @@ impl QMatrix {
     /// activation rows `c0..c0 + block.len()`.
     fn by_tasks<F>(&self, m: usize, task: F) -> Vec<f32>
     where
-        F: Fn(usize, usize, &dyn Fn(usize, &[[f32; PANEL_ROWS]])) + Sync,
+        F: Fn(usize, usize, &mut dyn FnMut(usize, &[[f32; PANEL_ROWS]])) + Sync,
     {
-        let rows = self.rows;
-        let mut out = vec![0f32; m * rows];
-        let dst = Shared::new(&mut out);
-        (0..rows.div_ceil(TASK_ROWS)).into_par_iter().for_each(|t| {
-            let first = t * TASK_ROWS;
-            let n = (rows - first).min(TASK_ROWS);
-            let put = |c0: usize, block: &[[f32; PANEL_ROWS]]| {
-                assert!(c0 + block.len() <= m);
+        layout::by_row_tasks(self.rows, m, TASK_ROWS, |first, n, columns| {
+            let mut put = |c0: usize, block: &[[f32; PANEL_ROWS]]| {
                 for (c, vals) in block.iter().enumerate() {
-                    // SAFETY: `out` holds `m · rows` values and outlives the loop; only
-                    // this task writes columns `first..first + n` of each row.
-                    #[allow(unsafe_code)]
-                    let row = unsafe { dst.slice((c0 + c) * rows + first, n) };
-                    row.copy_from_slice(&vals[..n]);
+                    columns.row(c0 + c).copy_from_slice(&vals[..n]);
                 }
             };
-            task(first, n, &put);
-        });
-        out
+            task(first, n, &mut put);
+        })
     }
 }
 
