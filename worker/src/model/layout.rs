@@ -20,9 +20,9 @@ where
     F: Fn(usize, usize, &mut [f32]) + Sync,
 {
     assert!(rows_per_task > 0, "no rows per task");
-    let mut out = vec![0f32; m * rows];
     if m <= 1 {
         // One activation row: `[rows, 1]` is `[1, rows]`.
+        let mut out = vec![0f32; m * rows];
         out.par_chunks_mut(rows_per_task)
             .enumerate()
             .for_each(|(t, chunk)| task(t * rows_per_task, chunk.len(), chunk));
