@@ -103,6 +103,26 @@ fn decode(model: &Llama, prompts: &[Vec<u32>], steps: usize) -> Result<f64> {
     Ok((prompts.len() * steps) as f64 / start.elapsed().as_secs_f64())
 }
 
+/// The highest of the rates `run` measures in `times` runs (at least one): the best of
+/// repeats, as scripts/bench-llamacpp.py keeps for llama.cpp.
+fn best_of(times: usize, mut run: impl FnMut() -> Result<f64>) -> Result<f64> {
+    let mut best = 0.0f64;
+    for _ in 0..times.max(1) {
+        best = best.max(run()?);
+    }
+    Ok(best)
+}
+
+/// Runs of a batch of `sequences` kept the best of: `repeats`, but at most two past four
+/// sequences, the counts scripts/bench-llamacpp.py uses for llama.cpp's batches.
+fn batch_repeats(repeats: usize, sequences: usize) -> usize {
+    if sequences > 4 {
+        repeats.min(2)
+    } else {
+        repeats
+    }
+}
+
 /// Peak resident set size of this process in MiB (VmHWM from /proc/self/status), `None`
 /// where there is no such file (outside Linux). The one reader of it: `arena bench worker`
 /// reports it here, and the binary adds it to `arena bench leaderboard`'s report.
@@ -128,29 +148,23 @@ fn measure(path: &Path, opts: &BenchOptions) -> Result<BenchReport> {
     prefill(model, &prompt_ids(tok, 16)?)?;
     for &n in &opts.prompt_lens {
         let ids = prompt_ids(tok, n)?;
-        let mut best = f64::MAX;
-        for _ in 0..opts.repeats.max(1) {
+        let tokens_per_s = best_of(opts.repeats, || {
             let start = Instant::now();
             prefill(model, &ids)?;
-            best = best.min(start.elapsed().as_secs_f64());
-        }
+            Ok(n as f64 / start.elapsed().as_secs_f64())
+        })?;
         measures.push(Measure {
             name: format!("prefill {n} tokens"),
-            tokens_per_s: n as f64 / best,
+            tokens_per_s,
         });
     }
     let short = prompt_ids(tok, 16)?;
-    let mut best = 0.0f64;
-    for _ in 0..opts.repeats.max(1) {
-        best = best.max(decode(
-            model,
-            std::slice::from_ref(&short),
-            opts.decode_tokens,
-        )?);
-    }
+    let tokens_per_s = best_of(opts.repeats, || {
+        decode(model, std::slice::from_ref(&short), opts.decode_tokens)
+    })?;
     measures.push(Measure {
         name: format!("decode {} tokens, 1 sequence", opts.decode_tokens),
-        tokens_per_s: best,
+        tokens_per_s,
     });
     for &c in &opts.concurrency {
         // Distinct prompts so the sequences really differ.
@@ -162,7 +176,9 @@ fn measure(path: &Path, opts: &BenchOptions) -> Result<BenchReport> {
                 "decode {} tokens, {c} sequences (aggregate)",
                 opts.decode_tokens
             ),
-            tokens_per_s: decode(model, &prompts, opts.decode_tokens)?,
+            tokens_per_s: best_of(batch_repeats(opts.repeats, c), || {
+                decode(model, &prompts, opts.decode_tokens)
+            })?,
         });
     }
     Ok(BenchReport {
@@ -171,4 +187,48 @@ fn measure(path: &Path, opts: &BenchOptions) -> Result<BenchReport> {
         measures,
         peak_rss_mib: peak_rss_mib().unwrap_or(0.0),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::WorkerError;
+
+    #[test]
+    fn best_of_keeps_the_highest_rate_of_every_run() {
+        let rates = [3.0, 7.5, 5.0];
+        let mut runs = 0;
+        let best = best_of(3, || {
+            runs += 1;
+            Ok(rates[runs - 1])
+        })
+        .expect("no run fails");
+        assert_eq!((best, runs), (7.5, 3));
+        let mut runs = 0;
+        best_of(0, || {
+            runs += 1;
+            Ok(1.0)
+        })
+        .expect("no run fails");
+        assert_eq!(runs, 1, "zero repeats still measures once");
+    }
+
+    #[test]
+    fn best_of_stops_at_a_failed_run() {
+        let mut runs = 0;
+        let err = best_of(3, || {
+            runs += 1;
+            Err(WorkerError::Tokenizer("broken".into()))
+        });
+        assert!(err.is_err());
+        assert_eq!(runs, 1);
+    }
+
+    #[test]
+    fn batches_repeat_as_the_llamacpp_side_does() {
+        // scripts/bench-llamacpp.py: best of 3 for 1 and 4 sequences, best of 2 for 8.
+        assert_eq!(batch_repeats(3, 4), 3);
+        assert_eq!(batch_repeats(3, 8), 2);
+        assert_eq!(batch_repeats(1, 8), 1);
+    }
 }
