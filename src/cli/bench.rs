@@ -191,7 +191,7 @@ pub struct BenchWorkerArgs {
     /// Concurrent sequences for aggregate decode, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "4,8")]
     pub concurrency: Vec<usize>,
-    /// Repetitions of prefill and single-stream decode; the best is reported.
+    /// Repetitions of each measure; the best is reported (batches past 4 sequences: at most 2).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
     /// Multiply every row as it would be alone, as `arena worker --batch-invariant` does.
