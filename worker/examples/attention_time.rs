@@ -2,12 +2,14 @@
 //! (SmolLM2's heads: 3 key/value heads of 64, 3 queries each), the kernel the worker picks
 //! against candle's products: `cargo run --release -p arena-worker --example attention_time --
 //! T OFFSET`. Set `RAYON_NUM_THREADS` for the threads; `ARENA_KERNELS` a lower level for the
-//! first line (`avx512`: f32 pages and the AVX-512 kernel instead of BF16 pages on AMX tiles;
-//! `avx2`: the AVX2 build of the plain steps); `ARENA_LAYERS=N` to cycle through N layers'
-//! pages, so that they come from memory as a whole model's cache does.
+//! first line (`avx512`: BF16 pages with `vdpbf16ps` instead of AMX tiles; `avx2`: f32 pages
+//! and the AVX2 build of the plain steps); `ARENA_PAGES=f32` for f32 pages (and the AVX-512
+//! kernel) where the CPU would hold BF16; `ARENA_LAYERS=N` to cycle through N layers' pages,
+//! so that they come from memory as a whole model's cache does.
 
 use std::time::Instant;
 
+use arena_worker::model::kv_cache::pages::PageFormat;
 use arena_worker::model::kv_cache::{HostLayer, LayerKv};
 use arena_worker::model::{attention, elementwise};
 use candle_core::{Device, Result, Tensor};
@@ -53,6 +55,7 @@ fn main() -> Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1)
         .max(1);
+    let f32_pages = std::env::var("ARENA_PAGES").is_ok_and(|p| p.trim() == "f32");
     let flat = |x: &Tensor| x.contiguous()?.flatten_all()?.to_vec1::<f32>();
     let (k0, v0) = (
         flat(&k.narrow(1, 0, offset)?)?,
@@ -64,7 +67,10 @@ fn main() -> Result<()> {
     );
     let pages: Vec<HostLayer> = (0..layers)
         .map(|_| {
-            let mut layer = HostLayer::new(kvh, hd);
+            let mut layer = match f32_pages {
+                true => HostLayer::with_format(kvh, hd, PageFormat::F32),
+                false => HostLayer::new(kvh, hd),
+            };
             layer.write(0, &k0, &v0);
             layer.write(offset, &k1, &v1);
             layer

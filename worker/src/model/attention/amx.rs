@@ -15,12 +15,11 @@
 
 use std::arch::asm;
 use std::arch::x86_64::*;
-use std::cell::RefCell;
 
 use crate::model::kv_cache::pages::{LANES, PAIRS};
 use crate::model::quant::kernel::TileConfig;
 
-use super::avx512::{exp_le0, seen_lanes};
+use super::bf16_pages::{last_values, pack_queries, weights, BUFS};
 use super::host::{Task, TASK_ROWS};
 
 /// Rows per tile.
@@ -31,12 +30,6 @@ const ROW: usize = 32;
 
 /// BF16 values per tile.
 const TILE: usize = R * ROW;
-
-thread_local! {
-    /// The task's queries and weights in BF16, and the masked copy of its last values.
-    static BUFS: RefCell<(Vec<u16>, Vec<u16>, Vec<u16>)> =
-        const { RefCell::new((Vec::new(), Vec::new(), Vec::new())) };
-}
 
 macro_rules! tileload {
     ($t:literal, $p:expr, $stride:expr) => {
@@ -85,13 +78,12 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
     let width = most.next_multiple_of(PAIRS);
     assert!(scores.len() >= tiles * R * task.padded && width <= task.kv.capacity());
     BUFS.with_borrow_mut(|(q, p, last)| {
-        pack_queries(task.q, hd, tiles, q);
+        pack_queries(task.q, hd, tiles * R, q);
         // Grown, never cleared: each row's weights zero their own columns up to `width`, and
         // the rows past the task's in its last tile reach only results that are dropped.
         if p.len() < tiles * R * width {
             p.resize(tiles * R * width, 0);
         }
-        last.resize(PAIRS * hd, 0);
         let config = TileConfig::full();
         asm!("ldtilecfg [{}]", in(reg) config.as_ptr(), options(nostack, readonly));
         let s = scores.as_mut_ptr();
@@ -114,23 +106,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
                 width,
             );
         }
-        // The partial last 32 positions, zero past the end.
-        let (full, rem) = (most / PAIRS, most % PAIRS);
-        if rem > 0 {
-            let src = task.kv.value_tiles(task.head, full);
-            let rows = src.chunks_exact(ROW).zip(last.chunks_exact_mut(ROW));
-            for (k, (src, dst)) in rows.enumerate() {
-                // Row k of each tile holds positions 2k and 2k + 1 (even and odd lanes).
-                let pair = k % R;
-                let mask = match (2 * pair + 1 < rem, 2 * pair < rem) {
-                    (true, _) => !0u32,
-                    (false, true) => 0x5555_5555,
-                    _ => 0,
-                };
-                let v = _mm512_maskz_loadu_epi16(mask, src.as_ptr().cast());
-                _mm512_storeu_si512(dst.as_mut_ptr().cast(), v);
-            }
-        }
+        let full = last_values(task, most, last);
         let mut spill = [0f32; R * 4 * LANES];
         for i in 0..tiles {
             let rows = (n - i * R).min(R);
@@ -179,19 +155,6 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
             }
         }
     });
-}
-
-/// The task's query rows in BF16, `[tiles · 16][hd]`, rows past the task's zero.
-#[inline(always)]
-unsafe fn pack_queries(q: &[f32], hd: usize, tiles: usize, out: &mut Vec<u16>) {
-    out.clear();
-    out.resize(tiles * R * hd, 0);
-    for (src, dst) in q.chunks_exact(ROW).zip(out.chunks_exact_mut(ROW)) {
-        let lo = _mm512_loadu_ps(src.as_ptr());
-        let hi = _mm512_loadu_ps(src.as_ptr().add(LANES));
-        let bf: __m512i = std::mem::transmute(_mm512_cvtne2ps_pbh(hi, lo));
-        _mm512_storeu_si512(dst.as_mut_ptr().cast(), bf);
-    }
 }
 
 /// One tile of query rows (BF16 at `q`, rows `hd` apart) against the keys up to `most`,
@@ -256,41 +219,6 @@ unsafe fn score(task: &Task, q: *const u16, most: usize, s: *mut f32) {
         tilestore!(0, s.add(b * LANES), ss);
         tilestore!(1, s.add((b + 1) * LANES), ss);
     }
-}
-
-/// Row `r`'s weights: `exp` of its scaled scores at `s` less their maximum over the keys it
-/// sees, zero past them up to `width`, stored in BF16 at `p`; returns 1 / their sum.
-#[inline(always)]
-unsafe fn weights(task: &Task, r: usize, s: *const f32, p: *mut u16, width: usize) -> f32 {
-    let seen = task.seen(r);
-    let blocks = seen.div_ceil(LANES);
-    let mut top = _mm512_set1_ps(f32::NEG_INFINITY);
-    for b in 0..blocks {
-        top = _mm512_mask_max_ps(
-            top,
-            seen_lanes(seen, b),
-            top,
-            _mm512_loadu_ps(s.add(b * LANES)),
-        );
-    }
-    let scale = _mm512_set1_ps(task.scale);
-    let shift = _mm512_set1_ps(_mm512_reduce_max_ps(top) * task.scale);
-    let mut sum = _mm512_setzero_ps();
-    for b in 0..blocks {
-        let x = _mm512_sub_ps(
-            _mm512_mul_ps(_mm512_loadu_ps(s.add(b * LANES)), scale),
-            shift,
-        );
-        let e = _mm512_maskz_mov_ps(seen_lanes(seen, b), exp_le0(x));
-        sum = _mm512_add_ps(sum, e);
-        let bf: __m256i = std::mem::transmute(_mm512_cvtneps_pbh(e));
-        _mm256_storeu_si256(p.add(b * LANES).cast(), bf);
-    }
-    // A tile of rows reads every row as far as its longest; the buffer holds an earlier task's.
-    for b in blocks..width / LANES {
-        _mm256_storeu_si256(p.add(b * LANES).cast(), _mm256_setzero_si256());
-    }
-    1.0 / _mm512_reduce_add_ps(sum)
 }
 
 /// `tiles` (up to 4) accumulator tiles of 16 rows × 16 head values from value tile `first`

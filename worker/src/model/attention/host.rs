@@ -14,7 +14,7 @@ use crate::model::kv_cache::pages::{HostLayer, PageFormat, LANES};
 
 use super::portable;
 #[cfg(target_arch = "x86_64")]
-use super::{amx, avx512};
+use super::{amx, avx512, avx512_bf16};
 
 /// Query rows the AVX-512 kernel weighs together: six rows' sums of 64 values take 24
 /// registers.
@@ -72,6 +72,9 @@ pub(super) enum Kernel {
     /// AVX-512 F intrinsics (head sizes that are whole vectors of 16).
     #[cfg(target_arch = "x86_64")]
     Avx512,
+    /// AVX-512 BF16's `vdpbf16ps`, over BF16 pages (CPUs without AMX).
+    #[cfg(target_arch = "x86_64")]
+    Avx512Bf16,
     /// AMX tiles, over BF16 pages.
     #[cfg(target_arch = "x86_64")]
     Amx,
@@ -85,6 +88,8 @@ impl Kernel {
         Kernel::Avx2,
         #[cfg(target_arch = "x86_64")]
         Kernel::Avx512,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx512Bf16,
         #[cfg(target_arch = "x86_64")]
         Kernel::Amx,
     ];
@@ -105,6 +110,8 @@ impl Kernel {
                 f32_pages && isa.has_avx512() && layer.head_dim().is_multiple_of(LANES)
             }
             #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Bf16 => !f32_pages && isa.has_avx512_bf16(),
+            #[cfg(target_arch = "x86_64")]
             Kernel::Amx => !f32_pages && isa.has_amx(),
         }
     }
@@ -119,7 +126,8 @@ impl Kernel {
             .collect()
     }
 
-    /// The best kernel this CPU runs over `layer`'s pages (none for BF16 pages without AMX).
+    /// The best kernel this CPU runs over `layer`'s pages (none for BF16 pages without
+    /// AVX-512 BF16).
     pub fn best(layer: &HostLayer) -> Option<Kernel> {
         Self::ALL.iter().rev().copied().find(|k| k.runs(layer))
     }
@@ -155,6 +163,14 @@ impl Kernel {
             Kernel::Avx512 => {
                 assert!(hd.is_multiple_of(LANES) && task.kv.format() == PageFormat::F32);
                 unsafe { avx512::run(task, scores, out) }
+            }
+            // SAFETY: `available` offers this kernel only where AVX-512 F/BW/VL and BF16
+            // were detected, and for BF16 pages; the assertions above bound every access.
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Kernel::Avx512Bf16 => {
+                assert!(task.kv.format() == PageFormat::Bf16Tiles);
+                unsafe { avx512_bf16::run(task, scores, out) }
             }
             // SAFETY: `available` offers this kernel only at the `amx` level (tile state
             // granted) and for BF16 pages, whose heads fit the tiles.

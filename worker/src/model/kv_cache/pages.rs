@@ -7,8 +7,9 @@
 //! what is stored (a contiguous buffer doubling past 2,048 positions copied every layer's keys
 //! and values: 105 ms on one chat turn of a 135M model).
 //!
-//! On CPUs with AMX the pages hold BF16 in the layouts `tdpbf16ps` reads ([`PageFormat`]),
-//! half the bytes of f32: a chat turn reads the whole cache of every layer once per step.
+//! On CPUs with AMX or AVX-512 BF16 the pages hold BF16 in the layouts `tdpbf16ps` reads
+//! ([`PageFormat`]; `vdpbf16ps` reads them as they are), half the bytes of f32: a chat turn
+//! reads the whole cache of every layer once per step.
 
 /// Positions per page.
 pub const PAGE: usize = 64;
@@ -38,10 +39,11 @@ pub enum PageFormat {
 }
 
 impl PageFormat {
-    /// The format the best attention kernel of this CPU reads for heads of `head_dim`.
+    /// The format the best attention kernel of this CPU reads for heads of `head_dim`: BF16
+    /// where AMX or AVX-512 BF16 multiplies it.
     pub fn best(head_dim: usize) -> PageFormat {
-        let tiles = crate::model::quant::Isa::best().has_amx();
-        if tiles && Self::tiles_fit(head_dim) {
+        let bf16 = crate::model::quant::Isa::best().has_avx512_bf16();
+        if bf16 && Self::tiles_fit(head_dim) {
             PageFormat::Bf16Tiles
         } else {
             PageFormat::F32

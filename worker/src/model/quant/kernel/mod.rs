@@ -321,6 +321,19 @@ impl Isa {
         self.0 >= Level::Amx
     }
 
+    /// Whether this level has AVX-512 and the CPU AVX-512 BF16 (`vdpbf16ps`): the `amx`
+    /// level always, the `avx512` one on CPUs such as AMD Zen 4.
+    pub fn has_avx512_bf16(self) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        {
+            self.has_avx512() && std::arch::is_x86_feature_detected!("avx512bf16")
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            false
+        }
+    }
+
     /// Unpacks `n` weight rows into `panel` for [`Isa::gemm`]; only on levels that have it.
     pub fn fill_panel(self, panel: &mut Panel, format: Format, data: &[u8], n: usize, cols: usize) {
         assert!(self.has_gemm());
