@@ -14,11 +14,11 @@
 #![allow(unsafe_code)]
 
 use std::arch::asm;
-use std::arch::x86_64::*;
 
 use crate::model::kv_cache::pages::{LANES, PAIRS};
 use crate::model::quant::kernel::TileConfig;
 
+use super::avx512::divide_rows;
 use super::bf16_pages::{last_values, pack_queries, weights, BUFS};
 use super::host::{Task, TASK_ROWS};
 
@@ -147,13 +147,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
         // No `tilerelease`: a decode step runs a task per head per layer, and releasing the
         // tiles after each made the next `ldtilecfg` start from the initial state (a layer
         // of one row over 50 positions took 0.017 ms instead of 0.011; 0.009 on AVX-512).
-        for (o, inv) in out.chunks_exact_mut(hd).zip(inv) {
-            let inv = _mm512_set1_ps(inv);
-            for c in (0..hd).step_by(LANES) {
-                let at = o.as_mut_ptr().add(c);
-                _mm512_storeu_ps(at, _mm512_mul_ps(_mm512_loadu_ps(at), inv));
-            }
-        }
+        divide_rows(out, hd, &inv);
     });
 }
 

@@ -99,8 +99,15 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
             }
         }
     }
-    for (r, o) in out.chunks_exact_mut(hd).enumerate() {
-        let inv = _mm512_set1_ps(inv[r]);
+    divide_rows(out, hd, &inv);
+}
+
+/// Divides each row of `out` (`hd` values, a multiple of 16) by its weights' sum: times
+/// `inv[r]`, 1 / that sum.
+#[inline(always)]
+pub(super) unsafe fn divide_rows(out: &mut [f32], hd: usize, inv: &[f32]) {
+    for (o, &inv) in out.chunks_exact_mut(hd).zip(inv) {
+        let inv = _mm512_set1_ps(inv);
         for c in (0..hd).step_by(LANES) {
             let at = o.as_mut_ptr().add(c);
             _mm512_storeu_ps(at, _mm512_mul_ps(_mm512_loadu_ps(at), inv));

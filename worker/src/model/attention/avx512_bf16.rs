@@ -21,6 +21,7 @@ use std::arch::x86_64::*;
 
 use crate::model::kv_cache::pages::{LANES, PAGE, PAIRS};
 
+use super::avx512::divide_rows;
 use super::bf16_pages::{last_values, pack_queries, weights, BUFS};
 use super::host::{Task, GROUP, TASK_ROWS};
 
@@ -133,13 +134,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
                 }
             }
         }
-        for (o, inv) in out.chunks_exact_mut(hd).zip(inv) {
-            let inv = _mm512_set1_ps(inv);
-            for c in (0..hd).step_by(LANES) {
-                let at = o.as_mut_ptr().add(c);
-                _mm512_storeu_ps(at, _mm512_mul_ps(_mm512_loadu_ps(at), inv));
-            }
-        }
+        divide_rows(out, hd, &inv);
     });
 }
 
