@@ -56,7 +56,15 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
     assert!(hd.is_multiple_of(PAIRS) && width <= task.kv.capacity());
     assert!(scores.len() >= n * task.padded && out.len() == n * hd);
     let s = scores.as_mut_ptr();
-    let groups = || (0..n).step_by(GROUP).map(move |g| (g, GROUP.min(n - g)));
+    // Each group of rows: its first row, its rows, the keys its rows see at most (worked out
+    // once: every page asks).
+    let mut spans = [(0, 0, 0); TASK_ROWS.div_ceil(GROUP)];
+    let groups = &mut spans[..n.div_ceil(GROUP)];
+    for (i, span) in groups.iter_mut().enumerate() {
+        let (g, rows) = (i * GROUP, GROUP.min(n - i * GROUP));
+        *span = (g, rows, task.most(g..g + rows));
+    }
+    let groups = &*groups;
     BUFS.with_borrow_mut(|(q, p, last)| {
         pack_queries(task.q, hd, n, q);
         // Grown, never cleared: each row's weights zero their own columns up to `width`.
@@ -68,8 +76,8 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
             if page + 1 < pages {
                 prefetch(task.kv.key_tiles(task.head, (page + 1) * PAGE_BLOCKS));
             }
-            for (g, rows) in groups() {
-                let blocks = task.most(g..g + rows).div_ceil(LANES);
+            for &(g, rows, seen) in groups {
+                let blocks = seen.div_ceil(LANES);
                 let (b0, b1) = (page * PAGE_BLOCKS, blocks.min((page + 1) * PAGE_BLOCKS));
                 if b0 < b1 {
                     let q = q.as_ptr().add(g * hd);
@@ -106,8 +114,8 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
                     prefetch(task.kv.value_tiles(task.head, c));
                 }
             }
-            for (g, rows) in groups() {
-                let chunks = task.most(g..g + rows).div_ceil(PAIRS);
+            for &(g, rows, seen) in groups {
+                let chunks = seen.div_ceil(PAIRS);
                 let (c0, c1) = (page * PAGE_CHUNKS, chunks.min((page + 1) * PAGE_CHUNKS));
                 if c0 >= c1 {
                     continue;
