@@ -61,7 +61,7 @@ impl Kernel {
         if isa.has_amx() && !super::rows_alike() {
             return Kernel::Amx(kind);
         }
-        if kind == Half::Bf16 && has_bf16_dot() {
+        if kind == Half::Bf16 && isa.has_avx512_bf16() {
             return Kernel::Bf16Dot;
         }
         Kernel::Avx512(kind)
@@ -401,18 +401,6 @@ fn has_f16c(isa: Isa) -> bool {
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = isa;
-        false
-    }
-}
-
-/// Whether this CPU has AVX-512 BF16's dot product.
-fn has_bf16_dot() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512bf16")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
         false
     }
 }
