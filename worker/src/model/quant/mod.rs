@@ -50,9 +50,9 @@ const FUSED_ROWS: usize = 8;
 const PANEL_FROM: usize = 5;
 
 /// Activation rows from which the panel GEMM beats the repacked kernel (which re-reads the
-/// weights once per four rows): 8 and 16 sequences of a 1.1B Q4_K_M decoded at 110–120 and
-/// 109–115 tok/s against 69–77 and 91–95 through the GEMM; a 128-token prompt 185 against
-/// 150–172 (AMD EPYC Zen 4, 2 threads). On AVX2 both cost the same per row (Zen 3, 1
+/// weights once per eight rows, four on AVX2): 8 and 16 sequences of a 1.1B Q4_K_M decoded
+/// at 110–120 and 109–115 tok/s against 69–77 and 91–95 through the GEMM; a 128-token prompt
+/// 185 against 150–172 (AMD EPYC Zen 4, 2 threads). On AVX2 both cost the same per row (Zen 3, 1
 /// thread: 4, 8 and 16 sequences 45–46 tok/s with the switch at 5, 8 or 32).
 const PACKED_PANEL_FROM: usize = 32;
 
@@ -287,9 +287,10 @@ impl QMatrix {
     fn gemv(&self, isa: Isa, acts: &Activations) -> Vec<f32> {
         self.by_tasks(acts.rows, |first, n, put| {
             let groups = self.groups(first, n).chunks_exact(GROUP * self.row_bytes);
-            let mut block: PanelBlock = [[0.0; PANEL_ROWS]; COLS];
-            for c0 in (0..acts.rows).step_by(COLS) {
-                let nc = (acts.rows - c0).min(COLS);
+            let mut block = [[0.0; PANEL_ROWS]; kernel::GEMV_ROWS];
+            let step = isa.gemv_rows();
+            for c0 in (0..acts.rows).step_by(step) {
+                let nc = (acts.rows - c0).min(step);
                 for (g, src) in groups.clone().enumerate() {
                     let (format, cols) = (self.format, self.cols);
                     isa.gemv_packed(format, src, cols, acts, c0, nc, &mut block, GROUP * g);

@@ -132,6 +132,9 @@ pub type Block = [[f32; COLS]; TILE_ROWS];
 /// Results of one GEMM call: `[activation row][panel row]`.
 pub type PanelBlock = [[f32; PANEL_ROWS]; COLS];
 
+/// Most activation rows of one [`Isa::gemv_packed`] call.
+pub const GEMV_ROWS: usize = 8;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Level {
     Scalar,
@@ -478,8 +481,19 @@ impl Isa {
         self.0 >= Level::Avx2
     }
 
+    /// Activation rows [`Isa::gemv_packed`] takes at once: eight with AVX-512's 32
+    /// registers, four with AVX2's 16.
+    pub fn gemv_rows(self) -> usize {
+        if self.0 >= Level::Avx512Vnni {
+            GEMV_ROWS
+        } else {
+            COLS
+        }
+    }
+
     /// The 16 rows of `src` (one repacked group of `cols` weights per row) times activation
-    /// rows `c0..c0 + n` (`n ≤ 4`) into `out[c][at..at + 16]` (`at` 0 or 16), bit for bit what
+    /// rows `c0..c0 + n` (`n ≤` [`Isa::gemv_rows`]) into `out[c][at..at + 16]` (`at` 0 or
+    /// 16), bit for bit what
     /// [`Isa::gemm`] (or, for the formats it takes, [`Isa::gemm_tiles`]) gives those rows;
     /// where [`Isa::int_offsets`] holds, `acts` needs [`Activations::int_sums`].
     #[allow(clippy::too_many_arguments)]
@@ -491,10 +505,11 @@ impl Isa {
         acts: &Activations,
         c0: usize,
         n: usize,
-        out: &mut PanelBlock,
+        out: &mut [[f32; PANEL_ROWS]],
         at: usize,
     ) {
-        assert!(self.packs() && (1..=COLS).contains(&n) && c0 + n <= acts.rows);
+        assert!(self.packs() && (1..=self.gemv_rows()).contains(&n) && c0 + n <= acts.rows);
+        assert!(n <= out.len());
         assert!(acts.padded >= cols && (at == 0 || at == GROUP));
         let groups = Groups::new(format, src, cols);
         assert_eq!(groups.groups, 1);

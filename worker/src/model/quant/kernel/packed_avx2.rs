@@ -14,11 +14,11 @@ use std::arch::x86_64::*;
 
 use super::packed::prefetch_next;
 use super::unpack_avx2::{Unpack, HALF, K4, Q40, Q41, Q6, Q80, WORDS};
-use super::{Groups, PanelBlock};
+use super::Groups;
 use crate::model::quant::act::{Activations, Rows};
 use crate::model::quant::format::Format;
 use crate::model::quant::packed::group_block;
-use crate::model::quant::panel::{GroupMut, Panel, LANES};
+use crate::model::quant::panel::{GroupMut, Panel, LANES, PANEL_ROWS};
 
 /// Four weight bytes of eight rows times four activation bytes: eight 16-bit pair sums.
 /// Signed weights go through the sign trick (`|w| ≤ 128`, so a pair stays inside 16 bits).
@@ -66,7 +66,7 @@ pub unsafe fn gemv(
     acts: &Activations,
     c0: usize,
     n: usize,
-    out: &mut PanelBlock,
+    out: &mut [[f32; PANEL_ROWS]],
     at: usize,
 ) {
     by_format!(format, U => match n {
@@ -84,7 +84,7 @@ unsafe fn pass<U: Unpack, const N: usize>(
     src: Groups,
     acts: &Activations,
     c0: usize,
-    out: &mut PanelBlock,
+    out: &mut [[f32; PANEL_ROWS]],
     at: usize,
 ) {
     let (block, units) = (group_block(U::FORMAT), U::FORMAT.block_values() / 32);
