@@ -5,7 +5,8 @@
 //! first line (`avx512`: BF16 pages with `vdpbf16ps` instead of AMX tiles; `avx2`: f32 pages
 //! and the AVX2 build of the plain steps); `ARENA_PAGES=f32` for f32 pages (and the AVX-512
 //! kernel) where the CPU would hold BF16; `ARENA_LAYERS=N` to cycle through N layers' pages,
-//! so that they come from memory as a whole model's cache does.
+//! so that they come from memory as a whole model's cache does; `REPS=N` for N timed runs of
+//! each (300 unless given; more for a profiler).
 
 use std::time::Instant;
 
@@ -16,7 +17,10 @@ use candle_core::{Device, Result, Tensor};
 
 fn time<T>(name: &str, mut f: impl FnMut(usize) -> Result<T>) -> Result<()> {
     f(0)?;
-    let reps = 300;
+    let reps = std::env::var("REPS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(300);
     let t = Instant::now();
     for i in 0..reps {
         std::hint::black_box(f(i)?);

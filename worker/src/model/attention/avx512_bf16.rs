@@ -74,7 +74,10 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
         let pages = most.div_ceil(PAGE);
         for page in 0..pages {
             if page + 1 < pages {
-                prefetch(task.kv.key_tiles(task.head, (page + 1) * PAGE_BLOCKS));
+                // A head's four key blocks of a page are four slices: each is asked for.
+                for b in (page + 1) * PAGE_BLOCKS..(page + 2) * PAGE_BLOCKS {
+                    prefetch(task.kv.key_tiles(task.head, b));
+                }
             }
             for &(g, rows, seen) in groups {
                 let blocks = seen.div_ceil(LANES);
