@@ -24,6 +24,7 @@ use crate::model::kv_cache::pages::{LANES, PAGE, PAIRS};
 use super::avx512::divide_rows;
 use super::bf16_pages::{last_values, pack_queries, weights, BUFS};
 use super::host::{Task, GROUP, TASK_ROWS};
+use crate::model::quant::kernel::prefetch_part;
 
 /// Key blocks of 16 positions in a page.
 const PAGE_BLOCKS: usize = PAGE / LANES;
@@ -72,13 +73,16 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
             p.resize(n * width, 0);
         }
         let pages = most.div_ceil(PAGE);
+        // The next page's keys (then values) are asked for in L2 as a page starts: pages are
+        // separate allocations, where the hardware's prefetchers do not follow (22 rows after
+        // 1,888 positions, 30 layers' pages, one Zen 4 core: 0.75 ms a layer without, 0.72
+        // with the first of its four key blocks asked for, 0.68–0.70 with all four).
+        let next = |page: usize| match page + 1 < pages {
+            true => task.kv.page_tiles(task.head, page + 1),
+            false => (&[][..], &[][..]),
+        };
         for page in 0..pages {
-            if page + 1 < pages {
-                // A head's four key blocks of a page are four slices: each is asked for.
-                for b in (page + 1) * PAGE_BLOCKS..(page + 2) * PAGE_BLOCKS {
-                    prefetch(task.kv.key_tiles(task.head, b));
-                }
-            }
+            prefetch_part(next(page).0, 0, 1);
             for &(g, rows, seen) in groups {
                 let blocks = seen.div_ceil(LANES);
                 let (b0, b1) = (page * PAGE_BLOCKS, blocks.min((page + 1) * PAGE_BLOCKS));
@@ -111,12 +115,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
         };
         out.fill(0.0);
         for page in 0..pages {
-            for c in (page + 1) * PAGE_CHUNKS..((page + 2) * PAGE_CHUNKS).min(most.div_ceil(PAIRS))
-            {
-                if c != full {
-                    prefetch(task.kv.value_tiles(task.head, c));
-                }
-            }
+            prefetch_part(next(page).1, 0, 1);
             for &(g, rows, seen) in groups {
                 let chunks = seen.div_ceil(PAIRS);
                 let (c0, c1) = (page * PAGE_CHUNKS, chunks.min((page + 1) * PAGE_CHUNKS));
@@ -147,15 +146,6 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
         }
         divide_rows(out, hd, &inv);
     });
-}
-
-/// Asks for every line of `data` in L2: the next page's keys or values, which lie in another
-/// allocation than this page's, where the hardware's prefetchers do not follow.
-#[inline(always)]
-fn prefetch(data: &[u16]) {
-    for line in data.chunks(32) {
-        crate::model::quant::kernel::prefetch_l2(line.as_ptr().cast());
-    }
 }
 
 /// Scores of the `N` BF16 query rows at `q` (heads apart) against key `blocks` (within one

@@ -233,6 +233,17 @@ impl HostLayer {
         &self.pages[b / BLOCKS].keys.bf16s()[(h * BLOCKS + b % BLOCKS) * n..][..n]
     }
 
+    /// Head `h`'s keys and values of page `p` (BF16 pages): what a kernel reading the page
+    /// before asks for in advance.
+    #[inline]
+    pub fn page_tiles(&self, h: usize, p: usize) -> (&[u16], &[u16]) {
+        let (page, n) = (&self.pages[p], PAGE * self.head_dim);
+        (
+            &page.keys.bf16s()[h * n..][..n],
+            &page.values.bf16s()[h * n..][..n],
+        )
+    }
+
     /// Head `h`'s values of positions `32·c .. 32·c + 32` as `head_dim / 16` B tiles of 1 KiB
     /// (BF16 pages).
     #[inline]

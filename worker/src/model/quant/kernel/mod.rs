@@ -102,12 +102,12 @@ pub(crate) fn prefetch_l2(p: *const u8) {
 /// Asks for part `part` of `parts` equal parts of `next`, a line at a time, in L2: the next
 /// panel's weights, spread over the kernel calls that meet this panel's rows with the
 /// activations, so that they arrive while the panel computes and its fill reads them from
-/// cache, not memory.
+/// cache, not memory; or an attention kernel's next page.
 #[inline]
-pub(crate) fn prefetch_part(next: &[u8], part: usize, parts: usize) {
+pub(crate) fn prefetch_part<T>(next: &[T], part: usize, parts: usize) {
     #[cfg(target_arch = "x86_64")]
-    for line in part_lines(next.len(), part, parts) {
-        prefetch_l2(next[64 * line..].as_ptr());
+    for line in part_lines(std::mem::size_of_val(next), part, parts) {
+        prefetch_l2(next.as_ptr().cast::<u8>().wrapping_add(64 * line));
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = (next, part, parts);
