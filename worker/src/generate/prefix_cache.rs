@@ -74,6 +74,16 @@ impl PrefixCache {
         self.clock += 1;
         if shared < self.entries[best].tokens.len() {
             let entry = &mut self.entries[best];
+            // Where a re-sent conversation parts from what the worker generated: often the
+            // answer's text tokenized otherwise than the tokens that wrote it.
+            tracing::debug!(
+                shared,
+                entry = entry.tokens.len(),
+                prompt = prompt.len(),
+                entry_next = ?entry.tokens.get(shared..(shared + 4).min(entry.tokens.len())),
+                prompt_next = ?prompt.get(shared..(shared + 4).min(prompt.len())),
+                "prefix cache: a partial hit"
+            );
             entry.used = self.clock;
             // A failed copy (out of memory) only costs the reuse: the prompt is prefilled.
             return entry.cache.copy_prefix(shared).ok().map(|c| (c, shared));
