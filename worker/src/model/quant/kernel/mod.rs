@@ -493,9 +493,9 @@ impl Isa {
 
     /// The 16 rows of `src` (one repacked group of `cols` weights per row) times activation
     /// rows `c0..c0 + n` (`n ≤` [`Isa::gemv_rows`]) into `out[c][at..at + 16]` (`at` 0 or
-    /// 16), bit for bit what
-    /// [`Isa::gemm`] (or, for the formats it takes, [`Isa::gemm_tiles`]) gives those rows;
-    /// where [`Isa::int_offsets`] holds, `acts` needs [`Activations::int_sums`].
+    /// 16), bit for bit what [`Isa::gemm`] (or, for the formats it takes, [`Isa::gemm_tiles`])
+    /// gives those rows; where [`Isa::int_offsets`] holds, `acts` needs
+    /// [`Activations::int_sums`].
     #[allow(clippy::too_many_arguments)]
     pub fn gemv_packed(
         self,
