@@ -364,7 +364,7 @@ async fn smollm2_through_the_controller_matches_the_worker() {
 async fn sigterm_lets_running_streams_finish() {
     let model = common::smollm2();
     let mut c = common::bin().spawn_controller(&[]);
-    let _w = common::bin().spawn_registered_worker(&model, &c.grpc, &["--name", "smollm2"]);
+    let w = common::bin().spawn_registered_worker(&model, &c.grpc, &["--name", "smollm2"]);
     wait_workers(&c, 1).await;
     let mut req = greedy("smollm2", "Write a long story about a dragon.", 150);
     req["stream"] = json!(true);
@@ -378,11 +378,19 @@ async fn sigterm_lets_running_streams_finish() {
     // The stream has started; now the controller is asked to stop.
     c.proc.terminate();
     let body = response.text().await.unwrap();
-    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    // Both processes' logs on failure: once in CI (2026-12-06) the worker sent one token and
+    // then nothing for the 30 s token timeout, and the cause could not be seen.
+    let logs = || format!("controller:\n{}\nworker:\n{}", c.proc.log(), w.log());
+    assert!(
+        body.trim_end().ends_with("data: [DONE]"),
+        "{body}\n{}",
+        logs()
+    );
     assert!(
         body.contains("\"finish_reason\":\"length\"")
             || body.contains("\"finish_reason\":\"stop\""),
-        "{body}"
+        "{body}\n{}",
+        logs()
     );
     let status = c
         .proc
