@@ -124,7 +124,7 @@ fn every_kernel_multiplies_every_format() {
         let (m, q) = matrix(f, rows, cols);
         let packed = repacked(m.clone());
         let w = dequantized(&q);
-        for batch in [1, 2, 3, 4, 5, 7, 10, 11, 14, 17, 33] {
+        for batch in [1, 2, 3, 4, 5, 7, 10, 11, 14, 17, 21, 33] {
             let x = values(batch * cols, batch as u64, 2.0);
             let (exact, rms) = exact_product(&x, &w, batch, rows, cols);
             let reference = m.matmul_with(levels[0], &x, batch);
