@@ -84,10 +84,10 @@ pub(super) unsafe fn weights(
 /// relatively. The weights it gives are rounded to BF16 (8 bits), so it needs less than the
 /// f32 kernel's `eˣ` (`super::avx512::exp_le0`, within 2 ulp): no two-step reduction, a
 /// polynomial of degree 5 instead of 7; nine instructions a vector where that takes fourteen
-/// (a chat turn's attention 4–5% faster). `t` is clamped at −126 (below, `2ᵗ` leaves f32's
-/// normal range and weighs nothing beside a row's largest weight, 1), split into the nearest
-/// integer `n` and `f` in [−½, ½] exactly; `2ᶠ` is a minimax polynomial and `2ⁿ` is applied
-/// by `vscalefps`. NaN stays NaN.
+/// (with the whole-page prefetch, a chat turn's attention 3–6% faster on a Zen 4 core). `t`
+/// is clamped at −126 (below, `2ᵗ` leaves f32's normal range and weighs nothing beside a
+/// row's largest weight, 1), split into the nearest integer `n` and `f` in [−½, ½] exactly;
+/// `2ᶠ` is a minimax polynomial and `2ⁿ` is applied by `vscalefps`. NaN stays NaN.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn exp2_le0(t: __m512, keep: __mmask16) -> __m512 {
     let c = _mm512_set1_ps;
