@@ -27,7 +27,7 @@ pub struct Activations {
     pub tq_at: usize,
     /// Per 16 rows, `d` per 32 values, the 16 rows' side by side.
     pub td: Vec<f32>,
-    /// `Σq` per 16 values ([`Self::int_sums`]).
+    /// `o·Σq` per 16 values, `o` a weight offset ([`Self::int_sums`]).
     pub si: Vec<i32>,
     /// Whether `q` holds each value plus 128 as an unsigned byte ([`Self::to_unsigned`]).
     pub unsigned: bool,
@@ -69,14 +69,16 @@ impl Activations {
         }
     }
 
-    /// Fills `si`, the integer sums of every 16 values, for kernels that take a weight offset
-    /// in integers.
-    pub fn int_sums(&mut self) {
+    /// Fills `si` with `offset` times the integer sum of every 16 values, for kernels that take
+    /// a weight offset in integers: what the offset takes from a span's sum, ready to
+    /// broadcast from memory (a product and a move from a general register less per span and
+    /// row).
+    pub fn int_sums(&mut self, offset: i32) {
         self.si.clear();
         let used = self.rows * self.padded;
         let sums = self.q[..used].chunks_exact(16);
         self.si
-            .extend(sums.map(|v| v.iter().map(|&q| i32::from(q)).sum::<i32>()));
+            .extend(sums.map(|v| offset * v.iter().map(|&q| i32::from(q)).sum::<i32>()));
     }
 
     /// Adds 128 to every value of `q`, to be read as unsigned bytes: the operand `vpdpbusd`
@@ -94,7 +96,7 @@ impl Activations {
         self.si.len() == self.rows * self.padded / 16
     }
 
-    /// The integer sums of row `r`, one per 16 values ([`Self::int_sums`]).
+    /// The offset sums of row `r`, one per 16 values ([`Self::int_sums`]).
     pub fn row_int_sums(&self, r: usize) -> &[i32] {
         let n = self.padded / 16;
         &self.si[r * n..(r + 1) * n]

@@ -192,7 +192,7 @@ impl QMatrix {
             #[cfg(target_arch = "x86_64")]
             if isa.int_offsets(self.format) {
                 if m < PACKED_PANEL_FROM {
-                    acts.int_sums();
+                    acts.int_sums(kernel::Q6K_OFFSET);
                 } else {
                     acts.to_unsigned();
                 }

@@ -132,6 +132,9 @@ pub type Block = [[f32; COLS]; TILE_ROWS];
 /// Results of one GEMM call: `[activation row][panel row]`.
 pub type PanelBlock = [[f32; PANEL_ROWS]; COLS];
 
+/// What Q6_K's 6-bit values carry above the signed weight (`w = d·sc·(q − 32)`).
+pub const Q6K_OFFSET: i32 = 32;
+
 /// Most activation rows of one [`Isa::gemv_packed`] call.
 pub const GEMV_ROWS: usize = 8;
 

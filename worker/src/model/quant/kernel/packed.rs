@@ -268,7 +268,7 @@ impl Unpack for Q6 {
         let sc = _mm_loadu_si128(blk.add(field_at(Self::FORMAT, 1) + 16 * j).cast());
         _mm512_cvtepi8_epi32(sc)
     }
-    const OFFSET: i32 = 32;
+    const OFFSET: i32 = super::Q6K_OFFSET;
     #[inline(always)]
     unsafe fn int_d(blk: *const u8) -> __m512 {
         halves(blk)
@@ -391,7 +391,7 @@ unsafe fn pass<U: Unpack, const N: usize, const INT: bool>(
                     };
                     if INT {
                         // `sc·(Σu·x − o·Σx)`: the offset in integers too.
-                        let off = _mm512_set1_epi32(U::OFFSET * *xi[c].add(span));
+                        let off = _mm512_set1_epi32(*xi[c].add(span));
                         let t = _mm512_mullo_epi32(_mm512_sub_epi32(sums, off), isc);
                         isup[c] = _mm512_add_epi32(isup[c], t);
                         continue;
