@@ -487,7 +487,7 @@ impl Isa {
     /// Activation rows [`Isa::gemv_packed`] takes at once: eight with AVX-512's 32
     /// registers, four with AVX2's 16.
     pub fn gemv_rows(self) -> usize {
-        if self.0 >= Level::Avx512Vnni {
+        if self.has_avx512() {
             GEMV_ROWS
         } else {
             COLS
