@@ -162,15 +162,17 @@ fn serve(path: &Path, prefix_cache_bytes: usize) -> Result<std::sync::Arc<Served
 
 /// Plays the conversation `opts.repeats` times, each on a fresh worker with the cache (so
 /// that no repeat starts from another's entries); every turn's prompt is also answered by a
-/// worker without it, for the comparison. Greedy answers make every repeat the same
+/// worker without it, for the comparison. Both are warmed up first ([`warm_up`]). Greedy answers make every repeat the same
 /// conversation; a turn's times are the medians.
 pub async fn run(path: &Path, opts: &ChatBenchOptions) -> Result<ChatBenchReport> {
     let turns = opts.turns.clamp(1, QUESTIONS.len());
     let repeats = opts.repeats.max(1);
     let fresh = serve(path, 0)?;
+    warm_up(&fresh).await?;
     let mut plays: Vec<Vec<TurnTiming>> = Vec::with_capacity(repeats);
     for _ in 0..repeats {
         let cached = serve(path, opts.prefix_cache_bytes)?;
+        warm_up(&cached).await?;
         plays.push(play(&cached, &fresh, turns, opts.answer_tokens).await?);
     }
     let mut report = ChatBenchReport {
@@ -198,6 +200,32 @@ fn median(mut xs: Vec<f64>) -> f64 {
     } else {
         (xs[n / 2 - 1] + xs[n / 2]) / 2.0
     }
+}
+
+/// Serves one request as long as the first turn's prompt, so that the first turn is timed on
+/// a warm worker as every later one is (a fresh process's first request also pays for first
+/// touches of its memory). Every prompt of the conversation begins with the chat template's
+/// first token and this one's differs, so what it leaves in the prefix cache serves none.
+async fn warm_up(model: &ServedModel) -> Result<()> {
+    let first = [Message::new(Role::User, QUESTIONS[0])];
+    let raw = RawParams {
+        temperature: Some(0.0),
+        max_new_tokens: Some(1),
+        ..Default::default()
+    };
+    let (mut ids, params) = model.prepare(&Input::Chat(first.to_vec()), None, &raw, true)?;
+    if let Some(id) = ids.first_mut() {
+        *id = if *id == 0 { 1 } else { 0 };
+    }
+    let mut rx = model.engine().submit(ids, params)?;
+    while let Some(event) = rx.recv().await {
+        match event {
+            Event::Token { .. } => {}
+            Event::Done { .. } => return Ok(()),
+            Event::Error(e) => return Err(WorkerError::Server(e)),
+        }
+    }
+    Err(WorkerError::EngineStopped)
 }
 
 /// One play of the conversation's first `turns` turns.

@@ -29,6 +29,7 @@ async fn each_turn_is_timed_and_later_turns_start_from_the_cache() {
             );
         }
     }
+    // Nothing of the warm-up request serves the first turn.
     assert_eq!(report.turns[0].cached_tokens, 0);
     assert!(report.last_over_first_cached().is_some());
     assert!(report.table().contains("last turn's TTFT over the first's"));
