@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Result, WorkerError};
 use crate::generate::engine::{EngineOptions, Event};
-use crate::generate::params::RawParams;
+use crate::generate::params::{GenerationParams, RawParams};
 use crate::model::loader;
 use crate::serve::served::{Input, ServedModel};
 use crate::text::template::{Message, Role, Template};
@@ -117,12 +117,30 @@ async fn turn(
     messages: &[Message],
     answer_tokens: u32,
 ) -> Result<(f64, usize, usize, String, usize)> {
+    let (ids, params) = greedy(model, messages, answer_tokens)?;
+    timed(model, ids, params).await
+}
+
+/// The prompt ids and parameters of a greedy answer of up to `answer_tokens` to `messages`.
+fn greedy(
+    model: &ServedModel,
+    messages: &[Message],
+    answer_tokens: u32,
+) -> Result<(Vec<u32>, GenerationParams)> {
     let raw = RawParams {
         temperature: Some(0.0),
         max_new_tokens: Some(answer_tokens),
         ..Default::default()
     };
-    let (ids, params) = model.prepare(&Input::Chat(messages.to_vec()), None, &raw, true)?;
+    model.prepare(&Input::Chat(messages.to_vec()), None, &raw, true)
+}
+
+/// Generates from `ids`: what [`turn`] returns.
+async fn timed(
+    model: &ServedModel,
+    ids: Vec<u32>,
+    params: GenerationParams,
+) -> Result<(f64, usize, usize, String, usize)> {
     let started = Instant::now();
     let mut rx = model.engine().submit(ids, params)?;
     let (mut ttft, mut text, mut n) = (None, String::new(), 0);
@@ -207,25 +225,11 @@ fn median(mut xs: Vec<f64>) -> f64 {
 /// touches of its memory). Every prompt of the conversation begins with the chat template's
 /// first token and this one's differs, so what it leaves in the prefix cache serves none.
 async fn warm_up(model: &ServedModel) -> Result<()> {
-    let first = [Message::new(Role::User, QUESTIONS[0])];
-    let raw = RawParams {
-        temperature: Some(0.0),
-        max_new_tokens: Some(1),
-        ..Default::default()
-    };
-    let (mut ids, params) = model.prepare(&Input::Chat(first.to_vec()), None, &raw, true)?;
+    let (mut ids, params) = greedy(model, &[Message::new(Role::User, QUESTIONS[0])], 1)?;
     if let Some(id) = ids.first_mut() {
         *id = if *id == 0 { 1 } else { 0 };
     }
-    let mut rx = model.engine().submit(ids, params)?;
-    while let Some(event) = rx.recv().await {
-        match event {
-            Event::Token { .. } => {}
-            Event::Done { .. } => return Ok(()),
-            Event::Error(e) => return Err(WorkerError::Server(e)),
-        }
-    }
-    Err(WorkerError::EngineStopped)
+    timed(model, ids, params).await.map(|_| ())
 }
 
 /// One play of the conversation's first `turns` turns.
