@@ -180,8 +180,8 @@ fn serve(path: &Path, prefix_cache_bytes: usize) -> Result<std::sync::Arc<Served
 
 /// Plays the conversation `opts.repeats` times, each on a fresh worker with the cache (so
 /// that no repeat starts from another's entries); every turn's prompt is also answered by a
-/// worker without it, for the comparison. Both are warmed up first ([`warm_up`]). Greedy answers make every repeat the same
-/// conversation; a turn's times are the medians.
+/// worker without it, for the comparison. Both are warmed up first ([`warm_up`]). Greedy
+/// answers make every repeat the same conversation; a turn's times are the medians.
 pub async fn run(path: &Path, opts: &ChatBenchOptions) -> Result<ChatBenchReport> {
     let turns = opts.turns.clamp(1, QUESTIONS.len());
     let repeats = opts.repeats.max(1);
@@ -221,7 +221,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 /// Serves one request as long as the first turn's prompt, so that the first turn is timed on
-/// a warm worker as every later one is (a fresh process's first request also pays for first
+/// a warm worker as every later one is (a fresh worker's first request also pays for first
 /// touches of its memory). Every prompt of the conversation begins with the chat template's
 /// first token and this one's differs, so what it leaves in the prefix cache serves none.
 async fn warm_up(model: &ServedModel) -> Result<()> {
