@@ -80,7 +80,7 @@ unsafe fn tile<const BF: bool, const R: usize, const C: usize>(
     let full = cols / 16 * 16;
     for k in (0..full).step_by(16) {
         let xv: [__m512; C] = std::array::from_fn(|c| _mm512_loadu_ps(x[c].add(k)));
-        if C == 1 {
+        if C <= 4 {
             super::prefetch_next_tile(&w, k, cols);
         }
         for (acc, w) in acc.iter_mut().zip(&w) {
@@ -148,6 +148,21 @@ mod tests {
                 };
                 let (one, four) = (run(true), run(false));
                 assert_eq!(one, four, "bf16 {bf}: {rows}x{cols}");
+                assert!(one.iter().all(|&b| f32::from_bits(b).is_finite() && b != 0));
+            }
+            if is_x86_feature_detected!("avx512bf16") {
+                // The `vdpbf16ps` kernel over the same BF16 weights, activations rounded.
+                let mut xb = vec![0u16; cols];
+                // SAFETY: AVX-512 F/BW/VL and BF16 detected; `x` and `xb` hold `cols` values.
+                unsafe { super::super::bf16dp::round(&x, &mut xb) };
+                let run = |one: bool| {
+                    let mut out = vec![0f32; rows];
+                    // SAFETY: as above; `w`, `xb` and `out` as for `dot`.
+                    unsafe { super::super::bf16dp::dot(&w, cols, &xb, &mut out, one) };
+                    out.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+                };
+                let (one, four) = (run(true), run(false));
+                assert_eq!(one, four, "vdpbf16ps: {rows}x{cols}");
                 assert!(one.iter().all(|&b| f32::from_bits(b).is_finite() && b != 0));
             }
         }
