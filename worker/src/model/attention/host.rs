@@ -14,7 +14,7 @@ use crate::model::kv_cache::pages::{HostLayer, PageFormat, LANES};
 
 use super::portable;
 #[cfg(target_arch = "x86_64")]
-use super::{amx, avx512, avx512_bf16};
+use super::{amx, avx2, avx512, avx512_bf16};
 
 /// Query rows the AVX-512 kernel weighs together: six rows' sums of 64 values take 24
 /// registers.
@@ -66,7 +66,7 @@ impl Task<'_> {
 pub(super) enum Kernel {
     /// Plain Rust, as the build targets.
     Plain,
-    /// Plain Rust compiled for AVX2 and FMA.
+    /// AVX2 and FMA intrinsics (heads of whole vectors of eight).
     #[cfg(target_arch = "x86_64")]
     Avx2,
     /// AVX-512 F intrinsics (head sizes that are whole vectors of 16).
@@ -104,7 +104,7 @@ impl Kernel {
         match self {
             Kernel::Plain => f32_pages,
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => f32_pages && isa.has_avx2(),
+            Kernel::Avx2 => f32_pages && isa.has_avx2() && layer.head_dim().is_multiple_of(8),
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => {
                 f32_pages && isa.has_avx512() && layer.head_dim().is_multiple_of(LANES)
@@ -153,10 +153,14 @@ impl Kernel {
         match self {
             Kernel::Plain => portable::run(task, scores, out),
             // SAFETY: `available` offers this kernel only where AVX2 and FMA were detected;
-            // the assertions above bound every read and write.
+            // the assertions above bound every read and write; heads of whole vectors
+            // asserted.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Kernel::Avx2 => unsafe { portable::run_avx2(task, scores, out) },
+            Kernel::Avx2 => {
+                assert!(hd.is_multiple_of(8) && task.kv.format() == PageFormat::F32);
+                unsafe { avx2::run(task, scores, out) }
+            }
             // SAFETY: as above, with AVX-512 F detected; heads of whole vectors asserted.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]

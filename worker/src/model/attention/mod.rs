@@ -1,6 +1,7 @@
 //! Causal attention of a sequence's new rows against its cache: over host pages, tasks of a
 //! few query rows of one head, each row's sums in one fixed order ([`host`]; kernels on
-//! AVX-512 and in plain Rust); over tensors on a GPU, blocks of query rows through candle.
+//! AVX-512, on AVX2 and in plain Rust); over tensors on a GPU, blocks of query rows through
+//! candle.
 //!
 //! A prompt chunk of `t` rows used to score every row against every key (`t × len`), mask
 //! the upper triangle to −∞ and take the softmax over it all: at 512 rows of a 1.1B model
@@ -16,6 +17,8 @@ use super::kv_cache::LayerKv;
 
 #[cfg(target_arch = "x86_64")]
 mod amx;
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]

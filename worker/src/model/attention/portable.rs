@@ -1,5 +1,5 @@
-//! The attention task in plain Rust: the kernel of CPUs without AVX-512, compiled once as the
-//! build targets and once for AVX2 and FMA, chosen at run time. One row at a time: its scores
+//! The attention task in plain Rust, as the build targets: the kernel of CPUs without AVX2
+//! and of heads that are not whole vectors. One row at a time: its scores
 //! (a multiply-add chain over the head per key), its weights, its weighted values.
 
 use crate::model::elementwise::exp_shifted;
@@ -45,12 +45,4 @@ pub(super) fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
             *o *= inv;
         }
     }
-}
-
-/// [`run`] compiled for AVX2 and FMA.
-#[cfg(target_arch = "x86_64")]
-#[allow(unsafe_code)]
-#[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn run_avx2(task: &Task, scores: &mut [f32], out: &mut [f32]) {
-    run(task, scores, out)
 }
