@@ -3,7 +3,7 @@
 //! against candle's products: `cargo run --release -p arena-worker --example attention_time --
 //! T OFFSET`. Set `RAYON_NUM_THREADS` for the threads; `ARENA_KERNELS` a lower level for the
 //! first line (`avx512`: BF16 pages with `vdpbf16ps` instead of AMX tiles; `avx2`: f32 pages
-//! and the AVX2 build of the plain steps); `ARENA_PAGES=f32` for f32 pages (and the AVX-512
+//! and the AVX2 kernel); `ARENA_PAGES=f32` for f32 pages (and the AVX-512
 //! kernel) where the CPU would hold BF16; `ARENA_LAYERS=N` to cycle through N layers' pages,
 //! so that they come from memory as a whole model's cache does; `REPS=N` for N timed runs of
 //! each (300 unless given; more for a profiler).
