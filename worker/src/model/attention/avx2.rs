@@ -16,7 +16,7 @@
 use std::arch::x86_64::*;
 
 use crate::model::kv_cache::pages::{LANES, PAGE};
-use crate::model::quant::kernel::prefetch_part;
+use crate::model::quant::kernel::{hsum, prefetch_part};
 
 use super::host::{Task, GROUP, TASK_ROWS};
 
@@ -88,7 +88,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
                 sum = _mm256_add_ps(sum, e);
                 _mm256_storeu_ps(row.add(j), e);
             }
-            inv[r] = 1.0 / horizontal_sum(sum);
+            inv[r] = 1.0 / hsum(sum);
         }
     }
     out.fill(0.0);
@@ -154,14 +154,6 @@ unsafe fn horizontal_max(x: __m256) -> f32 {
     let m = _mm_max_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x));
     let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
     _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
-}
-
-/// The sum of eight lanes.
-#[inline(always)]
-unsafe fn horizontal_sum(x: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(x), _mm256_extractf128_ps::<1>(x));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
 
 /// Scores of the `N` rows from `g` against key block `b` into `s` (rows `task.padded`

@@ -6,6 +6,7 @@
 use std::arch::x86_64::*;
 
 use super::{by_tiles, TILE_W};
+use crate::model::quant::kernel::hsum;
 
 /// Eight values at `p` (16 little-endian bytes) as f32.
 #[inline(always)]
@@ -16,13 +17,6 @@ unsafe fn load8<const BF: bool>(p: *const u8) -> __m256 {
     } else {
         _mm256_cvtph_ps(h)
     }
-}
-
-#[inline(always)]
-unsafe fn hsum(v: __m256) -> f32 {
-    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
 
 /// Value `i` of `bytes`, one at a time (tails past the last 8).

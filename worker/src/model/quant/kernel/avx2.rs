@@ -99,10 +99,11 @@ unsafe fn pass<const N: usize>(
     }
 }
 
+/// The sum of eight lanes (the attention and 16-bit AVX2 kernels use it too).
 // SAFETY: register-only intrinsics, reached from AVX2 code.
 #[allow(unsafe_code)]
 #[inline(always)]
-pub(super) unsafe fn hsum(v: __m256) -> f32 {
+pub(crate) unsafe fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));

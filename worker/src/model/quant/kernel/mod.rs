@@ -60,6 +60,8 @@ pub use amx::{RowsBlock, ROWS as TILE_ACT_ROWS};
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
+pub(crate) use avx2::hsum;
+#[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "x86_64")]
 pub use avx512::transpose_words;
