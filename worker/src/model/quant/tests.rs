@@ -105,7 +105,7 @@ fn every_format_dequantizes_exactly_as_llama_cpp() {
 
 /// `m` repacked for the best level, where it repacks this format.
 fn repacked(m: QMatrix) -> QMatrix {
-    let best = *Isa::available().last().unwrap();
+    let best = *Isa::testable().last().unwrap();
     let packs = best.packs();
     let m = m.packed_for(best);
     assert_eq!(m.is_packed(), packs);
@@ -117,7 +117,7 @@ fn repacked(m: QMatrix) -> QMatrix {
 /// dequantized weights, and every SIMD level equals the scalar reference.
 #[test]
 fn every_kernel_multiplies_every_format() {
-    let levels = Isa::available();
+    let levels = Isa::testable();
     for f in Format::ALL {
         // 70 rows: a partial task and a partial 4-row tile.
         let (rows, cols) = (70, cols(f));
@@ -162,7 +162,7 @@ fn every_kernel_multiplies_every_format() {
 /// steps, serves the same tokens.
 #[test]
 fn prompt_rows_equal_decode_rows_bit_for_bit() {
-    for (isa, batch) in Isa::available()
+    for (isa, batch) in Isa::testable()
         .into_iter()
         .filter(|i| i.packs())
         .flat_map(|isa| [(isa, 37), (isa, 13)])
@@ -182,6 +182,38 @@ fn prompt_rows_equal_decode_rows_bit_for_bit() {
                     .position(|(g, o)| g.to_bits() != o.to_bits());
                 let level = isa.name();
                 assert_eq!(diff, None, "{f:?} {level} batch {batch} activation row {b}");
+            }
+        }
+    }
+}
+
+/// The AVX-VNNI level (here, on CPUs without it, `vpdpbusd` emulated) gives the AVX2 level's
+/// bits, for every format, decode and prompt batches, and weights at their extremes: its sums
+/// are the same integers, only added in 32 bits at once.
+#[test]
+fn avx_vnni_gives_avx2_s_bits() {
+    let levels = Isa::testable();
+    let Some(&vnni) = levels.iter().find(|i| i.name() == "avxvnni") else {
+        eprintln!("skipped: no AVX2");
+        return;
+    };
+    let avx2 = levels[1];
+    assert_eq!(avx2.name(), "avx2");
+    for f in Format::ALL {
+        let (rows, cols) = (40, cols(f));
+        for m in [matrix(f, rows, cols).0, extreme(f, rows, cols)] {
+            let (a, v) = (m.clone().packed_for(avx2), m.packed_for(vnni));
+            for batch in [1, 3, 4, 5, 13, 33] {
+                let x = values(batch * cols, 5, 2.0);
+                let (want, got) = (
+                    a.matmul_with(avx2, &x, batch),
+                    v.matmul_with(vnni, &x, batch),
+                );
+                let diff = got
+                    .iter()
+                    .zip(&want)
+                    .position(|(g, w)| g.to_bits() != w.to_bits());
+                assert_eq!(diff, None, "{f:?} batch {batch}");
             }
         }
     }
@@ -214,7 +246,7 @@ fn extreme_with(f: Format, rows: usize, cols: usize, quant: u8) -> QMatrix {
 /// kernels add before widening are at their largest, and no kernel may overflow them.
 #[test]
 fn extreme_weights_and_activations_overflow_no_kernel() {
-    let levels = Isa::available();
+    let levels = Isa::testable();
     // Q6_K once more with its weights `sc·(q − 32)` at their largest: scales −128, 6-bit
     // values 0 (AMX holds `sc·(q − 32)` = 4096 as two bytes).
     let q6 = {
@@ -336,7 +368,7 @@ fn a_panel_interleaves_rows_four_bytes_at_a_time() {
 #[test]
 fn an_empty_batch_gives_an_empty_product() {
     let (m, _) = matrix(Format::Q4K, 4, 256);
-    for isa in Isa::available() {
+    for isa in Isa::testable() {
         assert!(m.matmul_with(isa, &[], 0).is_empty());
     }
 }

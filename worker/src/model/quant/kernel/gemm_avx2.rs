@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::*;
 
-use super::packed_avx2::dot;
+use super::mul_avx2::{step, widen, AvxVnni, Emulated, Maddubs, Mul};
 use super::unpack_avx2::{Unpack, K4, Q40, Q41, Q6, Q80};
 use super::{PanelBlock, SUPER};
 use crate::model::quant::act::{Activations, Rows};
@@ -31,15 +31,59 @@ pub unsafe fn gemm(
     n: usize,
     out: &mut PanelBlock,
 ) {
+    gemm_with::<Maddubs>(panel, format, acts, c0, n, out)
+}
+
+/// [`gemm`] with AVX-VNNI's `vpdpbusd`: the same integers, so the same bits.
+// SAFETY: as `gemm`, and callers hold AVX-VNNI.
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2,fma,avxvnni")]
+pub unsafe fn gemm_vnni(
+    panel: &Panel,
+    format: Format,
+    acts: &Activations,
+    c0: usize,
+    n: usize,
+    out: &mut PanelBlock,
+) {
+    gemm_with::<AvxVnni>(panel, format, acts, c0, n, out)
+}
+
+/// [`gemm_vnni`] with `vpdpbusd` emulated ([`Emulated`]), for unit tests.
+// SAFETY: as `gemm`.
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn gemm_emulated(
+    panel: &Panel,
+    format: Format,
+    acts: &Activations,
+    c0: usize,
+    n: usize,
+    out: &mut PanelBlock,
+) {
+    gemm_with::<Emulated>(panel, format, acts, c0, n, out)
+}
+
+// SAFETY: reached only from the three above, each holding what `M` needs.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn gemm_with<M: Mul>(
+    panel: &Panel,
+    format: Format,
+    acts: &Activations,
+    c0: usize,
+    n: usize,
+    out: &mut PanelBlock,
+) {
     // The panel holds the bytes the repacked kernel unpacks, so its unpacker's span and
     // 16-bit bounds hold here too.
     by_format!(format, U => {
         assert!(!U::INT_SCALES || (panel.int_scales && acts.padded.is_multiple_of(SUPER)));
         match n {
-            1 => pass::<U, 1>(panel, acts, c0, out),
-            2 => pass::<U, 2>(panel, acts, c0, out),
-            3 => pass::<U, 3>(panel, acts, c0, out),
-            _ => pass::<U, 4>(panel, acts, c0, out),
+            1 => pass::<U, M, 1>(panel, acts, c0, out),
+            2 => pass::<U, M, 2>(panel, acts, c0, out),
+            3 => pass::<U, M, 3>(panel, acts, c0, out),
+            _ => pass::<U, M, 4>(panel, acts, c0, out),
         }
     })
 }
@@ -52,28 +96,34 @@ pub unsafe fn gemm(
 /// offsets take one multiply-add per span either way. The largest K sum: Q6_K's 32 pairs of
 /// 16-bit sums of at most 32,004 times |scale| ≤ 128, 2.6·10⁸, inside 32 bits. Q4_K's
 /// eight-step 16-bit sums left too few registers for four activation rows (prefill of a
-/// 7B-shaped Q4_K_M 10% slower), hence four steps at most.
-// SAFETY: reached only from `gemm`. Each group holds `padded / 4` vectors of 16 words and
+/// 7B-shaped Q4_K_M 10% slower), hence four steps at most. With `vpdpbusd` (AVX-VNNI) a
+/// span adds up in 32 bits at once and is times its integer scale, if any, once: the same
+/// integers.
+// SAFETY: reached only from `gemm_with`. Each group holds `padded / 4` vectors of 16 words and
 // `padded / 16` scale and offset vectors (and, with integer scales, `padded / 16` scale and
 // `padded / 256` super-block vectors), each activation row `padded` bytes, `padded / 32`
 // scales and `padded / U::SPAN` sums, and `padded` is a multiple of 64 (of 256 with integer
 // scales), so of the span: every load is in bounds.
 #[allow(unsafe_code)]
 #[inline(always)]
-unsafe fn pass<U: Unpack, const N: usize>(
+unsafe fn pass<U: Unpack, M: Mul, const N: usize>(
     panel: &Panel,
     acts: &Activations,
     c0: usize,
     out: &mut PanelBlock,
 ) {
     let padded = panel.padded;
-    let ones = _mm256_set1_epi16(1);
     let Rows {
         q: xq,
         d: xd,
         s: xs,
     } = acts.rows_at::<N>(c0, U::SPAN);
-    let chunk = U::PAIRS.min(4);
+    // `vpdpbusd` adds in 32 bits: the whole span (one scale, stored per 16 weights).
+    let chunk = if M::VNNI {
+        U::SPAN / 4
+    } else {
+        U::PAIRS.min(4)
+    };
     let per_super = SUPER / U::SPAN;
     for g in 0..panel.groups {
         for h in 0..2 {
@@ -90,25 +140,23 @@ unsafe fn pass<U: Unpack, const N: usize>(
             let mut iacc = [_mm256_setzero_si256(); N];
             for span in 0..padded / U::SPAN {
                 for p0 in (0..U::SPAN / 4).step_by(chunk) {
-                    let mut s16 = [_mm256_setzero_si256(); N];
-                    for step in p0..p0 + chunk {
-                        let k = span * (U::SPAN / 4) + step;
+                    let mut s = [_mm256_setzero_si256(); N];
+                    for t in p0..p0 + chunk {
+                        let k = span * (U::SPAN / 4) + t;
                         let w = _mm256_loadu_si256(wq.add(LANES * k).cast());
                         for c in 0..N {
                             let x =
                                 _mm256_set1_epi32(xq[c].add(4 * k).cast::<i32>().read_unaligned());
-                            s16[c] = _mm256_add_epi16(s16[c], dot(U::SIGNED, w, x));
+                            s[c] = step::<M>(U::SIGNED, s[c], w, x);
                         }
                     }
                     // Integer scales are stored per 16 weights, as the offsets.
-                    let by = if U::INT_SCALES {
+                    let by = U::INT_SCALES.then(|| {
                         let at = LANES * ((span * U::SPAN + 4 * p0) / 16);
                         _mm256_loadu_si256(wi.add(at).cast())
-                    } else {
-                        ones
-                    };
+                    });
                     for c in 0..N {
-                        iacc[c] = _mm256_add_epi32(iacc[c], _mm256_madd_epi16(s16[c], by));
+                        iacc[c] = _mm256_add_epi32(iacc[c], widen::<M>(s[c], by));
                     }
                 }
                 // Stored per 16 weights; over a span of 32 both halves agree.

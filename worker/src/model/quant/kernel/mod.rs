@@ -2,8 +2,10 @@
 //!
 //! Every kernel is compiled into every x86-64 binary behind `#[target_feature]` and picked by
 //! what the CPU reports when the worker starts, so a binary built on one machine runs, with the
-//! best kernels it can, on another. `ARENA_KERNELS=scalar|avx2|avx512|amx` forces a lower
-//! level (benchmarks, tests); a level the CPU lacks is never used. The `amx` level multiplies
+//! best kernels it can, on another. `ARENA_KERNELS=scalar|avx2|avxvnni|avx512|amx` forces a
+//! lower level (benchmarks, tests); a level the CPU lacks is never used. The `avxvnni` level
+//! runs the AVX2 kernels over repacked weights with `vpdpbusd` (AVX-VNNI, on CPUs such as
+//! Intel's Alder Lake without AVX-512) for their `maddubs` steps. The `amx` level multiplies
 //! 16-bit weights on AMX BF16 tiles and Q6_K prefill on AMX int8 tiles ([`Isa::gemm_tiles`]);
 //! the rest runs the AVX-512 VNNI kernels.
 
@@ -71,6 +73,8 @@ mod fused;
 mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx2;
+#[cfg(target_arch = "x86_64")]
+mod mul_avx2;
 #[cfg(target_arch = "x86_64")]
 mod packed;
 #[cfg(target_arch = "x86_64")]
@@ -144,6 +148,7 @@ pub const GEMV_ROWS: usize = 8;
 enum Level {
     Scalar,
     Avx2,
+    AvxVnni,
     Avx512Vnni,
     Amx,
 }
@@ -161,6 +166,9 @@ impl Isa {
             use std::arch::is_x86_feature_detected as has;
             if has!("avx2") && has!("fma") && has!("f16c") {
                 out.push(Isa(Level::Avx2));
+                if has!("avxvnni") {
+                    out.push(Isa(Level::AvxVnni));
+                }
                 if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
                     out.push(Isa(Level::Avx512Vnni));
                     if tiles::available() {
@@ -168,6 +176,18 @@ impl Isa {
                     }
                 }
             }
+        }
+        out
+    }
+
+    /// [`Isa::available`], and where the CPU has AVX2 but not AVX-VNNI the `avxvnni` level
+    /// too, `vpdpbusd` emulated: unit tests run that level's kernels on any AVX2 CPU.
+    #[cfg(test)]
+    pub fn testable() -> Vec<Isa> {
+        let mut out = Self::available();
+        if out.contains(&Isa(Level::Avx2)) && !out.contains(&Isa(Level::AvxVnni)) {
+            out.push(Isa(Level::AvxVnni));
+            out.sort_by_key(|i| i.0);
         }
         out
     }
@@ -198,11 +218,12 @@ impl Isa {
         }
     }
 
-    /// `scalar`, `avx2` or `avx512`.
+    /// `scalar`, `avx2`, `avxvnni`, `avx512` or `amx`.
     pub fn name(self) -> &'static str {
         match self.0 {
             Level::Scalar => "scalar",
             Level::Avx2 => "avx2",
+            Level::AvxVnni => "avxvnni",
             Level::Avx512Vnni => "avx512",
             Level::Amx => "amx",
         }
@@ -218,7 +239,7 @@ impl Isa {
             // they reach tiles only when called directly).
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 | Level::Avx512Vnni | Level::Amx => unsafe {
+            Level::Avx2 | Level::AvxVnni | Level::Avx512Vnni | Level::Amx => unsafe {
                 avx2::fill(tile, format, data, n, cols, padded)
             },
             #[cfg(not(target_arch = "x86_64"))]
@@ -234,7 +255,7 @@ impl Isa {
             // SAFETY: an `Isa` above scalar exists only where detection found its features.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 => unsafe { avx2::quantize(x, block, q, d, s) },
+            Level::Avx2 | Level::AvxVnni => unsafe { avx2::quantize(x, block, q, d, s) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
@@ -262,7 +283,7 @@ impl Isa {
             // kernel reads inside the tile and the activations.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 | Level::Avx512Vnni | Level::Amx => unsafe {
+            Level::Avx2 | Level::AvxVnni | Level::Avx512Vnni | Level::Amx => unsafe {
                 avx2::micro(tile, r0, acts, c0, n, out)
             },
             #[cfg(not(target_arch = "x86_64"))]
@@ -293,7 +314,9 @@ impl Isa {
             // the assertions above keep the kernel's reads inside `data` and the activations.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 => unsafe { fused::rows_avx2(format, data, row_bytes, acts, out) },
+            Level::Avx2 | Level::AvxVnni => unsafe {
+                fused::rows_avx2(format, data, row_bytes, acts, out)
+            },
             // SAFETY: as above (AVX-512 VNNI implies the VL form this kernel uses).
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
@@ -396,6 +419,17 @@ impl Isa {
             Level::Avx2 => unsafe {
                 assert!(!acts.unsigned, "signed values");
                 gemm_avx2::gemm(panel, format, acts, c0, n, out)
+            },
+            // SAFETY: as above, with AVX-VNNI detected too (or emulated, in unit tests).
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::AvxVnni => unsafe {
+                assert!(!acts.unsigned, "signed values");
+                if mul_avx2::emulated() {
+                    gemm_avx2::gemm_emulated(panel, format, acts, c0, n, out)
+                } else {
+                    gemm_avx2::gemm_vnni(panel, format, acts, c0, n, out)
+                }
             },
             _ => unreachable!("packs checked"),
         }
@@ -533,6 +567,16 @@ impl Isa {
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Level::Avx2 => unsafe { packed_avx2::gemv(format, groups, acts, c0, n, out, at) },
+            // SAFETY: as above, with AVX-VNNI detected too (or emulated, in unit tests).
+            #[cfg(target_arch = "x86_64")]
+            #[allow(unsafe_code)]
+            Level::AvxVnni => unsafe {
+                if mul_avx2::emulated() {
+                    packed_avx2::gemv_emulated(format, groups, acts, c0, n, out, at)
+                } else {
+                    packed_avx2::gemv_vnni(format, groups, acts, c0, n, out, at)
+                }
+            },
             _ => unreachable!("packs checked"),
         }
     }
@@ -552,7 +596,9 @@ impl Isa {
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 => unsafe { packed_avx2::fill_panel(format, groups, panel, padded) },
+            Level::Avx2 | Level::AvxVnni => unsafe {
+                packed_avx2::fill_panel(format, groups, panel, padded)
+            },
             _ => unreachable!("packs checked"),
         }
     }

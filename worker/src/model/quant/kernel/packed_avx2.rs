@@ -12,6 +12,7 @@
 
 use std::arch::x86_64::*;
 
+use super::mul_avx2::{step, widen, AvxVnni, Maddubs, Mul};
 use super::packed::prefetch_next;
 use super::unpack_avx2::{Unpack, HALF, K4, Q40, Q41, Q6, Q80, WORDS};
 use super::Groups;
@@ -20,34 +21,30 @@ use crate::model::quant::format::Format;
 use crate::model::quant::packed::group_block;
 use crate::model::quant::panel::{GroupMut, Panel, LANES, PANEL_ROWS};
 
-/// Four weight bytes of eight rows times four activation bytes: eight 16-bit pair sums.
-/// Signed weights go through the sign trick (`|w| ≤ 128`, so a pair stays inside 16 bits).
-// SAFETY: register-only intrinsics, reached from AVX2 code.
-#[allow(unsafe_code)]
-#[inline(always)]
-pub(super) unsafe fn dot(signed: bool, w: __m256i, x: __m256i) -> __m256i {
-    if signed {
-        _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
-    } else {
-        _mm256_maddubs_epi16(w, x)
-    }
-}
-
 /// The 32-bit sums of eight rows over `w.len()` words and the activation bytes at `x` (four
-/// per word), adding `pairs` words in 16 bits before widening them times `by` (16-bit pairs:
-/// ones, or an integer scale twice) (constants once inlined).
-// SAFETY: `x` holds four bytes per word of `w`; AVX2 present.
+/// per word), each times its integer scale `by` if it has one (see [`widen`]); with
+/// `maddubs`, `pairs` words are added in 16 bits before each widening (constants once
+/// inlined).
+// SAFETY: `x` holds four bytes per word of `w`; AVX2 present (and AVX-VNNI for `AvxVnni`).
 #[allow(unsafe_code)]
 #[inline(always)]
-unsafe fn sums(signed: bool, pairs: usize, w: &[__m256i], x: *const i8, by: __m256i) -> __m256i {
+unsafe fn sums<M: Mul>(
+    signed: bool,
+    pairs: usize,
+    w: &[__m256i],
+    x: *const i8,
+    by: Option<__m256i>,
+) -> __m256i {
     let word = |p: usize| _mm256_set1_epi32(x.add(4 * p).cast::<i32>().read_unaligned());
+    // `vpdpbusd` adds in 32 bits: one chunk.
+    let pairs = if M::VNNI { w.len() } else { pairs };
     let mut acc = _mm256_setzero_si256();
     for (i, chunk) in w.chunks_exact(pairs).enumerate() {
         let mut s = _mm256_setzero_si256();
         for (j, &wp) in chunk.iter().enumerate() {
-            s = _mm256_add_epi16(s, dot(signed, wp, word(i * pairs + j)));
+            s = step::<M>(signed, s, wp, word(i * pairs + j));
         }
-        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(s, by));
+        acc = _mm256_add_epi32(acc, widen::<M>(s, by));
     }
     acc
 }
@@ -69,18 +66,65 @@ pub unsafe fn gemv(
     out: &mut [[f32; PANEL_ROWS]],
     at: usize,
 ) {
+    gemv_with::<Maddubs>(format, src, acts, c0, n, out, at)
+}
+
+/// [`gemv`] with AVX-VNNI's `vpdpbusd`: the same integers, so the same bits.
+// SAFETY: as `gemv`, and callers hold AVX-VNNI.
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2,fma,f16c,avxvnni")]
+pub unsafe fn gemv_vnni(
+    format: Format,
+    src: Groups,
+    acts: &Activations,
+    c0: usize,
+    n: usize,
+    out: &mut [[f32; PANEL_ROWS]],
+    at: usize,
+) {
+    gemv_with::<AvxVnni>(format, src, acts, c0, n, out, at)
+}
+
+/// [`gemv_vnni`] with `vpdpbusd` emulated (`super::mul_avx2::Emulated`), for unit tests.
+// SAFETY: as `gemv`.
+#[allow(unsafe_code)]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn gemv_emulated(
+    format: Format,
+    src: Groups,
+    acts: &Activations,
+    c0: usize,
+    n: usize,
+    out: &mut [[f32; PANEL_ROWS]],
+    at: usize,
+) {
+    gemv_with::<super::mul_avx2::Emulated>(format, src, acts, c0, n, out, at)
+}
+
+// SAFETY: reached only from the three above, each holding what `M` needs.
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn gemv_with<M: Mul>(
+    format: Format,
+    src: Groups,
+    acts: &Activations,
+    c0: usize,
+    n: usize,
+    out: &mut [[f32; PANEL_ROWS]],
+    at: usize,
+) {
     by_format!(format, U => match n {
-        1 => pass::<U, 1>(src, acts, c0, out, at),
-        2 => pass::<U, 2>(src, acts, c0, out, at),
-        3 => pass::<U, 3>(src, acts, c0, out, at),
-        _ => pass::<U, 4>(src, acts, c0, out, at),
+        1 => pass::<U, M, 1>(src, acts, c0, out, at),
+        2 => pass::<U, M, 2>(src, acts, c0, out, at),
+        3 => pass::<U, M, 3>(src, acts, c0, out, at),
+        _ => pass::<U, M, 4>(src, acts, c0, out, at),
     })
 }
 
 // SAFETY: reached only from `gemv`.
 #[allow(unsafe_code)]
 #[inline(always)]
-unsafe fn pass<U: Unpack, const N: usize>(
+unsafe fn pass<U: Unpack, M: Mul, const N: usize>(
     src: Groups,
     acts: &Activations,
     c0: usize,
@@ -94,7 +138,6 @@ unsafe fn pass<U: Unpack, const N: usize>(
         s: xs,
     } = acts.rows_at::<N>(c0, U::SPAN);
     let per_span = WORDS * U::SPAN / 32;
-    let ones = _mm256_set1_epi16(1);
     let mut facc = [[_mm256_setzero_ps(); N]; 2];
     for k in 0..src.blocks {
         let blk = src.at.add(k * block);
@@ -113,14 +156,10 @@ unsafe fn pass<U: Unpack, const N: usize>(
                     let j = u * 32 / U::SPAN + hs;
                     let (a, b) = U::ab(blk, &sc, j, h);
                     let w = &w[per_span * hs..per_span * (hs + 1)];
-                    let by = if U::INT_SCALES {
-                        U::int_scale(blk, &sc, j, h)
-                    } else {
-                        ones
-                    };
+                    let by = U::INT_SCALES.then(|| U::int_scale(blk, &sc, j, h));
                     for c in 0..N {
                         let x = xq[c].add(32 * unit + 4 * per_span * hs);
-                        let s = sums(U::SIGNED, U::PAIRS, w, x, by);
+                        let s = sums::<M>(U::SIGNED, U::PAIRS, w, x, by);
                         if U::INT_SCALES {
                             iacc[c] = _mm256_add_epi32(iacc[c], s);
                         } else {
