@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::*;
 
-use super::mul_avx2::{step, widen, AvxVnni, Emulated, Maddubs, Mul};
+use super::mul_avx2::{step, widen, Avx2Mul, AvxVnni, Mul};
 use super::unpack_avx2::{Unpack, K4, Q40, Q41, Q6, Q80};
 use super::{PanelBlock, SUPER};
 use crate::model::quant::act::{Activations, Rows};
@@ -19,11 +19,11 @@ use crate::model::quant::panel::{Panel, LANES};
 /// Rows per vector.
 const HALF: usize = 8;
 
-/// See [`super::Isa::gemm`].
+/// See [`super::Isa::gemm`]; `M` as in `super::packed_avx2::gemv`.
 // SAFETY: callers hold AVX2 and FMA and have checked the shapes (see `Isa::gemm`).
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn gemm(
+pub unsafe fn gemm<M: Avx2Mul>(
     panel: &Panel,
     format: Format,
     acts: &Activations,
@@ -31,7 +31,7 @@ pub unsafe fn gemm(
     n: usize,
     out: &mut PanelBlock,
 ) {
-    gemm_with::<Maddubs>(panel, format, acts, c0, n, out)
+    gemm_with::<M>(panel, format, acts, c0, n, out)
 }
 
 /// [`gemm`] with AVX-VNNI's `vpdpbusd`: the same integers, so the same bits.
@@ -49,22 +49,7 @@ pub unsafe fn gemm_vnni(
     gemm_with::<AvxVnni>(panel, format, acts, c0, n, out)
 }
 
-/// [`gemm_vnni`] with `vpdpbusd` emulated ([`Emulated`]), for unit tests.
-// SAFETY: as `gemm`.
-#[allow(unsafe_code)]
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn gemm_emulated(
-    panel: &Panel,
-    format: Format,
-    acts: &Activations,
-    c0: usize,
-    n: usize,
-    out: &mut PanelBlock,
-) {
-    gemm_with::<Emulated>(panel, format, acts, c0, n, out)
-}
-
-// SAFETY: reached only from the three above, each holding what `M` needs.
+// SAFETY: reached only from the two above, each holding what `M` needs.
 #[allow(unsafe_code)]
 #[inline(always)]
 unsafe fn gemm_with<M: Mul>(

@@ -418,7 +418,7 @@ impl Isa {
             #[allow(unsafe_code)]
             Level::Avx2 => unsafe {
                 assert!(!acts.unsigned, "signed values");
-                gemm_avx2::gemm(panel, format, acts, c0, n, out)
+                gemm_avx2::gemm::<mul_avx2::Maddubs>(panel, format, acts, c0, n, out)
             },
             // SAFETY: as above, with AVX-VNNI detected too (or emulated, in unit tests).
             #[cfg(target_arch = "x86_64")]
@@ -426,7 +426,7 @@ impl Isa {
             Level::AvxVnni => unsafe {
                 assert!(!acts.unsigned, "signed values");
                 if mul_avx2::emulated() {
-                    gemm_avx2::gemm_emulated(panel, format, acts, c0, n, out)
+                    gemm_avx2::gemm::<mul_avx2::Emulated>(panel, format, acts, c0, n, out)
                 } else {
                     gemm_avx2::gemm_vnni(panel, format, acts, c0, n, out)
                 }
@@ -566,13 +566,15 @@ impl Isa {
             // SAFETY: as above, with AVX2, FMA and F16C detected.
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
-            Level::Avx2 => unsafe { packed_avx2::gemv(format, groups, acts, c0, n, out, at) },
+            Level::Avx2 => unsafe {
+                packed_avx2::gemv::<mul_avx2::Maddubs>(format, groups, acts, c0, n, out, at)
+            },
             // SAFETY: as above, with AVX-VNNI detected too (or emulated, in unit tests).
             #[cfg(target_arch = "x86_64")]
             #[allow(unsafe_code)]
             Level::AvxVnni => unsafe {
                 if mul_avx2::emulated() {
-                    packed_avx2::gemv_emulated(format, groups, acts, c0, n, out, at)
+                    packed_avx2::gemv::<mul_avx2::Emulated>(format, groups, acts, c0, n, out, at)
                 } else {
                     packed_avx2::gemv_vnni(format, groups, acts, c0, n, out, at)
                 }

@@ -17,6 +17,9 @@ pub(super) trait Mul {
     unsafe fn dpbusd(acc: __m256i, w: __m256i, x: __m256i) -> __m256i;
 }
 
+/// A [`Mul`] that needs no more than AVX2: the kernels' entries compiled for AVX2 take these.
+pub(super) trait Avx2Mul: Mul {}
+
 /// AVX2: `maddubs` pairs, added in 16 bits, then widened (no `dpbusd`).
 pub(super) struct Maddubs;
 /// AVX-VNNI's `vpdpbusd`.
@@ -33,6 +36,9 @@ impl Mul for Maddubs {
         unreachable!("AVX2 sums take `maddubs`")
     }
 }
+
+impl Avx2Mul for Maddubs {}
+impl Avx2Mul for Emulated {}
 
 #[allow(unsafe_code)]
 impl Mul for AvxVnni {

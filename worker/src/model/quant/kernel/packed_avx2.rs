@@ -12,7 +12,7 @@
 
 use std::arch::x86_64::*;
 
-use super::mul_avx2::{step, widen, AvxVnni, Maddubs, Mul};
+use super::mul_avx2::{step, widen, Avx2Mul, AvxVnni, Mul};
 use super::packed::prefetch_next;
 use super::unpack_avx2::{Unpack, HALF, K4, Q40, Q41, Q6, Q80, WORDS};
 use super::Groups;
@@ -52,12 +52,13 @@ unsafe fn sums<M: Mul>(
 /// The 16 rows of `src` (one group) times activation rows `c0..c0 + n` into
 /// `out[c][at..at + 16]`, each row's sums added in the order of the prompt's GEMM
 /// (`super::gemm_avx2`), so that a row gives the same bits either way: the K formats' spans
-/// times their integer scales in integers, converted and scaled once per super-block.
+/// times their integer scales in integers, converted and scaled once per super-block. `M` is
+/// `Maddubs` (the `avx2` level) or, in unit tests, `Emulated` (see `super::mul_avx2`).
 // SAFETY: callers hold AVX2, FMA and F16C, `src` is one whole repacked group of `format`,
 // activation rows `c0..c0 + n` hold at least every value of its rows, and `at + 16 ≤ 32`.
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn gemv(
+pub unsafe fn gemv<M: Avx2Mul>(
     format: Format,
     src: Groups,
     acts: &Activations,
@@ -66,7 +67,7 @@ pub unsafe fn gemv(
     out: &mut [[f32; PANEL_ROWS]],
     at: usize,
 ) {
-    gemv_with::<Maddubs>(format, src, acts, c0, n, out, at)
+    gemv_with::<M>(format, src, acts, c0, n, out, at)
 }
 
 /// [`gemv`] with AVX-VNNI's `vpdpbusd`: the same integers, so the same bits.
@@ -85,23 +86,7 @@ pub unsafe fn gemv_vnni(
     gemv_with::<AvxVnni>(format, src, acts, c0, n, out, at)
 }
 
-/// [`gemv_vnni`] with `vpdpbusd` emulated (`super::mul_avx2::Emulated`), for unit tests.
-// SAFETY: as `gemv`.
-#[allow(unsafe_code)]
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn gemv_emulated(
-    format: Format,
-    src: Groups,
-    acts: &Activations,
-    c0: usize,
-    n: usize,
-    out: &mut [[f32; PANEL_ROWS]],
-    at: usize,
-) {
-    gemv_with::<super::mul_avx2::Emulated>(format, src, acts, c0, n, out, at)
-}
-
-// SAFETY: reached only from the three above, each holding what `M` needs.
+// SAFETY: reached only from the two above, each holding what `M` needs.
 #[allow(unsafe_code)]
 #[inline(always)]
 unsafe fn gemv_with<M: Mul>(
