@@ -106,7 +106,7 @@ unsafe fn gemv_with<M: Mul>(
     })
 }
 
-// SAFETY: reached only from `gemv`.
+// SAFETY: reached only from `gemv_with`.
 #[allow(unsafe_code)]
 #[inline(always)]
 unsafe fn pass<U: Unpack, M: Mul, const N: usize>(
