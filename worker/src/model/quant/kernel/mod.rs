@@ -639,12 +639,21 @@ mod tests {
 
     #[test]
     fn arena_kernels_picks_a_level_the_cpu_has_and_nothing_else() {
-        let all = [Isa(Level::Scalar), Isa(Level::Avx2), Isa(Level::Avx512Vnni)];
-        assert_eq!(Isa::choose(&all, None), (all[2], true));
+        let all = [
+            Isa(Level::Scalar),
+            Isa(Level::Avx2),
+            Isa(Level::AvxVnni),
+            Isa(Level::Avx512Vnni),
+        ];
+        assert_eq!(Isa::choose(&all, None), (all[3], true));
         assert_eq!(Isa::choose(&all, Some("scalar")), (all[0], true));
         assert_eq!(Isa::choose(&all, Some(" avx2\n")), (all[1], true));
+        assert_eq!(Isa::choose(&all, Some("avxvnni")), (all[2], true));
         // Asked for a level this CPU lacks, or a misspelt one: the best it has, and a warning.
         assert_eq!(Isa::choose(&all[..2], Some("avx512")), (all[1], false));
-        assert_eq!(Isa::choose(&all, Some("AVX9")), (all[2], false));
+        assert_eq!(Isa::choose(&all[..2], Some("avxvnni")), (all[1], false));
+        assert_eq!(Isa::choose(&all, Some("AVX9")), (all[3], false));
+        // The levels' order is what `has_avx512` and `has_gemm` compare against.
+        assert!(all[2].has_avx2() && all[2].packs() && !all[2].has_avx512() && !all[2].has_gemm());
     }
 }
