@@ -70,7 +70,7 @@ impl Mul for Emulated {
 // SAFETY: register-only intrinsics, reached from AVX2 code.
 #[allow(unsafe_code)]
 #[inline(always)]
-pub(super) unsafe fn dot(signed: bool, w: __m256i, x: __m256i) -> __m256i {
+unsafe fn dot(signed: bool, w: __m256i, x: __m256i) -> __m256i {
     if signed {
         _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
     } else {
