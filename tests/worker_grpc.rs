@@ -198,6 +198,17 @@ async fn bad_requests_get_clear_statuses() {
     assert_eq!(s.code(), Code::InvalidArgument);
     assert!(s.message().contains("wizard"), "{}", s.message());
 
+    let s = status_of(
+        &mut client,
+        GenerateRequest {
+            cache_scope: Some("s".repeat(129)),
+            ..base()
+        },
+    )
+    .await;
+    assert_eq!(s.code(), Code::InvalidArgument);
+    assert!(s.message().contains("'cache_scope'"), "{}", s.message());
+
     // The worker still serves after all that.
     let ok = client
         .generate(base())

@@ -70,6 +70,8 @@ fn plan(body: Value) -> Result<Plan, ApiError> {
             params: Some(common.sampling),
             system_message: None,
             return_tokens: false,
+            // The gateway's: the conversation's, on workers.
+            cache_scope: None,
         },
         n,
         stream: common.stream,

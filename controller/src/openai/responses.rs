@@ -209,6 +209,8 @@ fn plan(body: Value) -> Result<(Plan, Meta), ApiError> {
             params: Some(sampling),
             system_message: None,
             return_tokens: false,
+            // The gateway's: the conversation's, on workers.
+            cache_scope: None,
         },
         n: 1,
         stream,

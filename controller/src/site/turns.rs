@@ -422,6 +422,8 @@ async fn run_side(
         params: Some(params),
         system_message: None,
         return_tokens: false,
+        // The gateway's: the conversation's, on workers.
+        cache_scope: None,
     };
     let text = Arc::new(Mutex::new(String::new()));
     let keeper = keep_alive(state.clone(), &job, text.clone());

@@ -271,7 +271,8 @@ impl Engine {
             };
             left += 1;
             self.stats.running.fetch_add(1, Ordering::Relaxed);
-            let reused = self.prefix.as_mut().and_then(|p| p.take(&s.prompt));
+            let scope = &s.params.cache_scope;
+            let reused = self.prefix.as_mut().and_then(|p| p.take(&s.prompt, scope));
             if let Some((_, n)) = &reused {
                 self.stats.prefix_hits.fetch_add(1, Ordering::Relaxed);
                 self.stats.prefix_tokens.fetch_add(*n, Ordering::Relaxed);
@@ -351,7 +352,7 @@ impl Engine {
                 // Its KV holds the prompt and every generated token but the last (never fed).
                 let mut tokens = seq.prompt;
                 tokens.extend(seq.generated);
-                prefix.put(tokens, seq.cache);
+                prefix.put(tokens, seq.cache, seq.params.cache_scope);
             }
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::error::{Result, WorkerError};
 use crate::generate::logprobs::MAX_TOP_LOGPROBS;
+use crate::generate::prefix_cache::Scope;
 use crate::generate::sampling::SamplingConfig;
 
 /// Default `max_new_tokens` when the caller sets none.
@@ -10,6 +11,8 @@ pub const DEFAULT_MAX_NEW_TOKENS: usize = 256;
 pub const MAX_STOP_STRINGS: usize = 16;
 /// Longest stop string, in bytes.
 pub const MAX_STOP_LEN: usize = 256;
+/// Longest prefix-cache scope, in bytes (the controller's are 64).
+pub const MAX_SCOPE_LEN: usize = 128;
 
 /// Parameters as a caller sends them; absent fields take defaults.
 #[derive(Debug, Clone, Default)]
@@ -47,6 +50,8 @@ pub struct GenerationParams {
     pub return_tokens: bool,
     /// Alternatives to report at each step with the tokens (0 to 20).
     pub top_logprobs: usize,
+    /// Whose prefix-cache entries the prompt may start from, and whom its sequence serves.
+    pub cache_scope: Scope,
 }
 
 fn check_range(param: &'static str, v: f32, lo: f32, hi: f32) -> Result<f32> {
@@ -132,6 +137,7 @@ impl RawParams {
             stop_token_ids: self.stop_token_ids.clone(),
             return_tokens: false,
             top_logprobs: 0,
+            cache_scope: Scope::Shared,
         })
     }
 }
@@ -147,6 +153,20 @@ pub fn check_top_logprobs(n: Option<u32>) -> Result<usize> {
         ));
     }
     Ok(n)
+}
+
+/// The prefix-cache scope a request names (see `GenerateRequest.cache_scope`): none is the
+/// shared one, empty text none at all.
+pub fn check_cache_scope(raw: Option<String>) -> Result<Scope> {
+    match raw {
+        None => Ok(Scope::Shared),
+        Some(s) if s.is_empty() => Ok(Scope::Off),
+        Some(s) if s.len() > MAX_SCOPE_LEN => Err(WorkerError::param(
+            "cache_scope",
+            format!("{} bytes is longer than {MAX_SCOPE_LEN}", s.len()),
+        )),
+        Some(s) => Ok(Scope::Key(s)),
+    }
 }
 
 /// Rejects a prompt that cannot fit with the requested new tokens.
@@ -257,6 +277,19 @@ mod tests {
             let e = err(p);
             assert!(e.contains(&format!("'{name}'")), "{e}");
         }
+    }
+
+    #[test]
+    fn a_cache_scope_is_shared_off_or_a_bounded_key() {
+        assert_eq!(check_cache_scope(None).unwrap(), Scope::Shared);
+        assert_eq!(check_cache_scope(Some(String::new())).unwrap(), Scope::Off);
+        let key = "k".repeat(MAX_SCOPE_LEN);
+        assert_eq!(
+            check_cache_scope(Some(key.clone())).unwrap(),
+            Scope::Key(key)
+        );
+        let e = check_cache_scope(Some("k".repeat(MAX_SCOPE_LEN + 1))).unwrap_err();
+        assert!(e.to_string().contains("cache_scope"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::error::WorkerError;
 use crate::generate::engine::{Event, Finish};
 use crate::generate::logprobs::Alternative;
-use crate::generate::params::{check_top_logprobs, GenerationParams, RawParams};
+use crate::generate::params::{check_cache_scope, check_top_logprobs, GenerationParams, RawParams};
 use crate::serve::served::{Input, ServedModel};
 use crate::text::template::{Message, Role};
 
@@ -158,6 +158,7 @@ impl Worker for WorkerService {
         let model = self.model.clone();
         let top_logprobs = check_top_logprobs(req.params.as_ref().and_then(|p| p.top_logprobs))
             .map_err(status_of)?;
+        let cache_scope = check_cache_scope(req.cache_scope).map_err(status_of)?;
         let params = raw_params(req.params);
         let system = req.system_message;
         let return_tokens = req.return_tokens;
@@ -170,6 +171,7 @@ impl Worker for WorkerService {
         .map_err(status_of)?;
         let params = GenerationParams {
             top_logprobs,
+            cache_scope,
             ..params
         };
         tracing::debug!(request_id = %req.request_id, prompt_tokens = ids.len(), "generate");
