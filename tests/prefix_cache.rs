@@ -1,7 +1,8 @@
 //! The prefix cache across real processes: two workers serve the same SmolLM2 model, and the
 //! turns of one conversation (the OpenAI `user` field, an `x-session-id` header, an arena
 //! battle's side) go to the worker that served its last turn, which prefills only the new
-//! turn. The usage says how many prompt tokens came from the cache; /metrics counts them.
+//! turn. The usage says how many prompt tokens came from the cache; /metrics counts them. No
+//! conversation's entries serve another's prompt.
 
 mod common;
 
@@ -96,6 +97,20 @@ async fn a_conversations_turns_return_to_the_worker_that_holds_it() {
         let session = format!("session-{round}");
         let turns = conversation(http, None, Some(&session)).await;
         assert!(whole_previous(&turns), "round {round}: {turns:?}");
+    }
+    // Every worker now holds first turns of "Name a color." (six conversations went to one of
+    // two at random), yet another conversation sending that very turn meets none of them, nor
+    // does a request of no conversation: the cached count (or a faster first token) would tell
+    // a client what others had asked.
+    let first = [json!({"role": "user", "content": "Name a color."})];
+    for i in 0..6 {
+        let session = (i % 2 == 0).then(|| format!("intruder-{i}"));
+        let (_, prompt, cached) = turn(http, &first, None, session.as_deref()).await;
+        assert!(prompt > 1);
+        assert_eq!(
+            cached, 0,
+            "intruder {i} met another conversation's keys and values"
+        );
     }
     // An arena battle between the two names of one model is not possible here; a named
     // side-by-side of the model against itself is refused, so a direct chat stands in for

@@ -71,6 +71,11 @@ pub struct ChatRequest<'a> {
     /// How many of the likeliest tokens to report at each step (with `logprobs`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_logprobs: Option<u32>,
+    /// The conversation the call belongs to (OpenAI's `user`): an arena controller sends its
+    /// calls to one worker, where they start from each other's keys and values (and from no
+    /// one else's); without one a call gets no prefix cache there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<&'a str>,
 }
 
 /// The answer of one call.

@@ -178,6 +178,8 @@ async fn answer(
         messages.push(Message::new("user", user.clone()));
         messages.push(Message::new("assistant", answer.clone()));
     }
+    // One conversation per question and model: turn 2 starts from turn 1's keys and values.
+    let conversation = format!("arena-eval/{question_set}/{}/{}", q.id, job.model);
     let mut answered = 0;
     for (i, user) in q.turns.iter().enumerate().skip(job.done.len()) {
         messages.push(Message::new("user", user.clone()));
@@ -189,6 +191,7 @@ async fn answer(
                 max_tokens: opts.max_tokens,
                 logprobs: false,
                 top_logprobs: None,
+                user: Some(&conversation),
             })
             .await?;
         store

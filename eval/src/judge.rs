@@ -301,6 +301,8 @@ async fn ask(
             max_tokens: if likely { Some(1) } else { opts.max_tokens },
             logprobs: likely,
             top_logprobs: likely.then_some(likelihood::ALTERNATIVES),
+            // Every verdict's prompt opens with the same instructions.
+            user: Some("arena-judge"),
         })
         .await?;
     Ok(if likely {

@@ -96,6 +96,7 @@ async fn ask(c: &ChatClient) -> Result<String, String> {
         max_tokens: Some(8),
         logprobs: false,
         top_logprobs: None,
+        user: None,
     })
     .await
     .map(|r| r.content)

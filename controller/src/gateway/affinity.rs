@@ -72,6 +72,19 @@ fn shared_key(model: &str, session: &str) -> String {
     format!("{PREFIX}{}", crate::ids::hex(&h.finalize()))
 }
 
+/// The prefix-cache scope of a conversation's turns on a worker
+/// (`GenerateRequest.cache_scope`): a digest of `session`, so that its turns start from each
+/// other's keys and values and no other client's prompt meets them; empty, which turns the
+/// cache off, for a request of no conversation, whose prompt nothing later would extend.
+pub fn cache_scope(session: Option<&str>) -> String {
+    session.map_or_else(String::new, |s| {
+        let mut h = Sha256::new();
+        h.update(b"arena prefix-cache scope\0");
+        h.update(s.as_bytes());
+        crate::ids::hex(&h.finalize())
+    })
+}
+
 impl Affinity {
     /// Remembers at most `capacity` conversations (at least 2) in this process.
     pub fn new(capacity: usize) -> Self {
@@ -190,6 +203,16 @@ mod tests {
         assert_eq!(shared_key("m", "s"), shared_key("m", "s"));
         let long = shared_key("m", &"x".repeat(100_000));
         assert_eq!(long.len(), PREFIX.len() + 64);
+    }
+
+    #[test]
+    fn each_conversation_has_its_own_bounded_cache_scope() {
+        assert_eq!(cache_scope(None), "", "no conversation, no cache");
+        let s = cache_scope(Some("s"));
+        assert_eq!(s, cache_scope(Some("s")));
+        assert_ne!(s, cache_scope(Some("t")));
+        assert_eq!(s.len(), 64);
+        assert_eq!(cache_scope(Some(&"x".repeat(100_000))).len(), 64);
     }
 
     #[test]

@@ -50,10 +50,11 @@ pub struct Gateway {
 impl Gateway {
     /// Starts `req` on a worker or the API-hosted contestant serving its model. Battle-only
     /// contestants are reachable only when `in_battle`. The turns of one `session` (a
-    /// conversation) go to the worker that served its last turn while it can take them.
+    /// conversation) go to the worker that served its last turn while it can take them, and
+    /// only they meet each other in its prefix cache.
     pub async fn start_generation(
         &self,
-        req: GenerateRequest,
+        mut req: GenerateRequest,
         in_battle: bool,
         session: Option<&str>,
     ) -> Result<Started, ApiError> {
@@ -65,6 +66,7 @@ impl Gateway {
             Some(endpoint) => api_client::start(&self.http, endpoint, req, &self.timeouts).await,
             None => {
                 let model = req.model.clone();
+                req.cache_scope = Some(affinity::cache_scope(session));
                 worker_client::start(
                     &self.registry,
                     self.policy,

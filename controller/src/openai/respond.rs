@@ -5,6 +5,7 @@ use arena_proto::v1::GenerateRequest;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::future::try_join_all;
+use sha2::{Digest, Sha256};
 
 use super::logprobs::{self, Token};
 use super::shapes::{Choice, Envelope, Message};
@@ -56,16 +57,32 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Takes the conversation from the `x-session-id` header when it holds non-empty text; it
-    /// wins over the `user` field.
+    /// Takes the conversation from the `x-session-id` header when it holds non-empty text (it
+    /// wins over the `user` field), and makes it the caller's own: under another API key the
+    /// same `user` or session id is another conversation, and none is an arena conversation's
+    /// id, so a client who guesses someone's cannot meet their prompts in a worker's prefix
+    /// cache.
     pub fn session_from(&mut self, headers: &axum::http::HeaderMap) {
-        let header = headers
-            .get("x-session-id")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty());
-        if let Some(session) = header {
+        let text = |name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        if let Some(session) = text(axum::http::header::HeaderName::from_static("x-session-id")) {
             self.session = Some(session.to_string());
+        }
+        let key = text(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        if let Some(session) = self.session.as_mut() {
+            // A digest: the key itself is not kept in the affinity map.
+            let owner = key.map_or_else(
+                || "-".to_string(),
+                |k| crate::ids::hex(&Sha256::digest(k.as_bytes()))[..16].to_string(),
+            );
+            *session = format!("v1/{owner}/{session}");
         }
     }
 }

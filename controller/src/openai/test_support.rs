@@ -191,10 +191,21 @@ pub async fn setup() -> (axum::Router, Scripted) {
 
 /// POSTs `body` to `path`; returns the status and the body text.
 pub async fn post(app: &axum::Router, path: &str, body: Value) -> (StatusCode, String) {
-    let request = Request::post(path)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
+    post_with(app, path, &[], body).await
+}
+
+/// Like [`post`], with these request `headers` too.
+pub async fn post_with(
+    app: &axum::Router,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> (StatusCode, String) {
+    let mut request = Request::post(path).header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Body::from(body.to_string())).unwrap();
     let response = app.clone().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)

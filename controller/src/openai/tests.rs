@@ -1,11 +1,11 @@
 //! The `/v1` router in process against a scripted gRPC worker: `n` choices dispatched at once
 //! and interleaved, log-probabilities in every shape, `/v1/responses` streamed or not, and the
-//! worker's errors naming the client's fields.
+//! worker's errors naming the client's fields, and each conversation's own prefix-cache scope.
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
 
-use super::test_support::{chat, post, post_json, setup, sse_events, TOGETHER};
+use super::test_support::{chat, post, post_json, post_with, setup, sse_events, TOGETHER};
 
 #[tokio::test]
 async fn n_choices_run_at_once_with_logprobs_and_summed_usage() {
@@ -277,4 +277,56 @@ async fn what_the_sdk_sends_is_accepted_and_the_rest_named() {
     .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(e["error"]["param"], "temperature");
+}
+
+#[tokio::test]
+async fn each_conversation_meets_only_itself_in_the_workers_prefix_cache() {
+    let (app, worker) = setup().await;
+    // (headers, body fields) of each request, and the scope the worker was sent for it.
+    let calls: [(&[(&str, &str)], Value); 7] = [
+        (&[], json!({})),
+        (&[], json!({"user": "alice"})),
+        (&[("x-session-id", "alice")], json!({})),
+        (&[("x-session-id", "bob")], json!({"user": "alice"})),
+        (&[("authorization", "Bearer k1")], json!({"user": "alice"})),
+        (&[("authorization", "Bearer k2")], json!({"user": "alice"})),
+        (&[("authorization", "Bearer k1")], json!({})),
+    ];
+    for (path, body) in [
+        ("/v1/chat/completions", chat(json!({}))),
+        ("/v1/completions", json!({"model": "fake", "prompt": "hi"})),
+    ] {
+        worker.seen.lock().unwrap().clear();
+        for (headers, extra) in &calls {
+            let mut body = body.clone();
+            for (k, v) in extra.as_object().unwrap() {
+                body[k] = v.clone();
+            }
+            let (status, text) = post_with(&app, path, headers, body).await;
+            assert_eq!(status, StatusCode::OK, "{text}");
+        }
+        let scopes: Vec<String> = worker
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.cache_scope.clone().expect("the gateway sets a scope"))
+            .collect();
+        // No conversation: no cache at all, so no request's prompt meets another's.
+        assert_eq!(scopes[0], "");
+        assert_eq!(scopes[6], "", "a key alone is no conversation");
+        // The `user` field and the session header name one conversation, the header first;
+        // never an arena conversation, whatever its id.
+        assert_eq!(scopes[1].len(), 64);
+        assert_ne!(
+            scopes[1],
+            crate::gateway::affinity::cache_scope(Some("alice"))
+        );
+        assert_eq!(scopes[1], scopes[2]);
+        assert_ne!(scopes[3], scopes[1]);
+        // Under an API key, `alice` is that key's own: another key's `alice` is another.
+        assert_ne!(scopes[4], scopes[1]);
+        assert_ne!(scopes[5], scopes[4]);
+        assert_eq!(scopes[4].len(), 64);
+    }
 }

@@ -71,6 +71,8 @@ impl Labeller {
                 max_tokens: Some(64),
                 logprobs: false,
                 top_logprobs: None,
+                // Every call opens with the same system prompt.
+                user: Some("arena-labeller"),
             })
             .await
             .map_err(|e| e.to_string())?;
