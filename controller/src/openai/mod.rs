@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
+use axum::http::HeaderMap;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -57,17 +58,21 @@ async fn require_key(
     next: Next,
 ) -> Result<Response, ApiError> {
     if !state.api_keys.is_empty() {
-        let presented = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let presented = bearer_key(request.headers());
         if !presented.is_some_and(|k| state.api_keys.iter().any(|a| a == k)) {
             return Err(ApiError::unauthorized());
         }
     }
     Ok(next.run(request).await)
+}
+
+/// The key a request presents (`Authorization: Bearer KEY`), as the key check reads it.
+fn bearer_key(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
 }
 
 async fn models(State(state): State<Arc<ApiState>>) -> Json<serde_json::Value> {

@@ -63,22 +63,17 @@ impl Plan {
     /// id, so a client who guesses someone's cannot meet their prompts in a worker's prefix
     /// cache.
     pub fn session_from(&mut self, headers: &axum::http::HeaderMap) {
-        let text = |name| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-        };
-        if let Some(session) = text(axum::http::header::HeaderName::from_static("x-session-id")) {
+        let header = headers
+            .get("x-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        if let Some(session) = header {
             self.session = Some(session.to_string());
         }
-        let key = text(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
         if let Some(session) = self.session.as_mut() {
             // A digest: the key itself is not kept in the affinity map.
-            let owner = key.map_or_else(
+            let owner = super::bearer_key(headers).map_or_else(
                 || "-".to_string(),
                 |k| crate::ids::hex(&Sha256::digest(k.as_bytes()))[..16].to_string(),
             );
