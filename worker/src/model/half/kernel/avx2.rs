@@ -51,7 +51,7 @@ pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], out: &mut [f
     // TILE_W rows at a time, one activation row: four streams from memory in flight.
     let n = w.len() / (2 * cols);
     by_tiles::<f32, 1>(w.as_ptr().cast(), n, x.as_ptr(), 1, cols, out, |ws, xs| {
-        tile::<BF, TILE_W>(ws.map(|p| p.cast()), xs, cols)
+        tile::<BF, TILE_W, 1>(ws.map(|p| p.cast()), xs, cols)
     })
 }
 
@@ -59,63 +59,63 @@ pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], out: &mut [f
 // bytes), `x` of `m · cols` and `out` of `n · m` values.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn gemm<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
-    // Few rows (batched decode) in pairs where threes would pad more: 4 rows as 3 + 1 would
+    // Batches (under 16 rows) in pairs where threes would pad more: 4 rows as 3 + 1 would
     // compute 6.
-    if m < 16 && m % 2 < m.div_ceil(3) * 3 - m {
-        by_blocks::<BF, 2>(w, cols, x, m, 0..m, out)
-    } else {
-        for first in (0..m).step_by(PASS_ROWS) {
-            by_blocks::<BF, 3>(w, cols, x, m, first..m.min(first + PASS_ROWS), out)
+    if m < 16 {
+        if m % 2 < m.div_ceil(3) * 3 - m {
+            by_blocks::<BF, 2>(w, cols, x, m, out)
+        } else {
+            by_blocks::<BF, 3>(w, cols, x, m, out)
         }
+    } else {
+        let n = w.len() / (2 * cols);
+        by_tiles::<f32, 3>(w.as_ptr().cast(), n, x.as_ptr(), m, cols, out, |ws, xs| {
+            tile::<BF, TILE_W, 3>(ws.map(|p| p.cast()), xs, cols)
+        })
     }
 }
 
 /// Values of a row per column block of [`by_blocks`]: a tile's four weight rows of one block
-/// (2 KiB) stay in L1 while every group of activation rows of the pass meets them.
+/// (2 KiB) stay in L1 while every group of activation rows meets them.
 const BLOCK_COLS: usize = 256;
 
-/// Activation rows per pass of [`by_blocks`] from 16 rows (eight groups of three).
-const PASS_ROWS: usize = 24;
+/// Groups of activation rows [`by_blocks`] takes at most: seven pairs or five threes make
+/// 15 rows.
+const BLOCK_GROUPS: usize = 7;
 
-/// Groups of activation rows in one pass at most: eight threes from [`PASS_ROWS`], and
-/// under 16 rows (one pass) at most seven pairs or five threes.
-const PASS_GROUPS: usize = 8;
-
-/// Activation rows `rows` of `x` (`m` rows of `cols` values) times every weight row of `w`
-/// into their places in `out` (`n · m`, by weight row), in tiles of [`TILE_W`] weight rows ×
-/// `C` activation rows: for each tile, column block by column block ([`BLOCK_COLS`]), every
-/// group of `C` activation rows of the pass steps its sums through the block while the
-/// tile's weights of it are in L1, the sums kept in registers within a block and on the
-/// stack between blocks. Each sum is still stepped through its row in order, so results are
-/// those of the one-row kernel to the bit. Re-reading a tile's whole rows for each group
-/// instead (four rows of 4096 values are L1's size) moved twice the bytes from L2 and ran at
-/// half the rate: 4096 × 4096 F16 by 8 rows on one Zen 3 core, 26–31 GFlop/s against 55–64.
-// SAFETY: as `gemm`'s; `rows` lies within `0..m` and holds at most `PASS_GROUPS · C` rows.
+/// The `m` activation rows of `x` (under 16) times every weight row of `w` into `out`
+/// (`n · m`, by weight row), in tiles of [`TILE_W`] weight rows × `C` activation rows: for
+/// each tile, column block by column block ([`BLOCK_COLS`]), every group of `C` activation
+/// rows steps its sums through the block while the tile's weights of it are in L1, the sums
+/// kept in registers within a block and on the stack between blocks. Each sum is still
+/// stepped through its row in order, so results are those of the one-row kernel to the bit.
+/// A batch's tiles over whole rows re-read and re-widen each weight row from L2 once per
+/// group (four rows of 4096 values fill L1): on one Zen 3 core, alternating binaries, 8
+/// sequences of the 7B-shaped F16 file decoded at 25.9–29.1 tok/s so and 28.1–33.5 in blocks,
+/// 4 at 20.3–22.2 and 22.5–27.4. Prompts keep whole rows ([`tile`]): in blocks (passes of 24
+/// rows) a 128-token prompt of that file ran at 46.5–50.0 tok/s there, against 56.4–62.3.
+// SAFETY: as `gemm`'s, with `m` under `BLOCK_GROUPS · C`.
 #[inline(always)]
 unsafe fn by_blocks<const BF: bool, const C: usize>(
     w: &[u8],
     cols: usize,
     x: &[f32],
     m: usize,
-    rows: std::ops::Range<usize>,
     out: &mut [f32],
 ) {
     let n = w.len() / (2 * cols);
     let eights = cols / 8 * 8;
-    let groups = rows.len().div_ceil(C);
-    assert!(groups <= PASS_GROUPS && rows.end <= m);
-    // Past the pass's last row a group re-reads it; those sums are dropped.
+    let groups = m.div_ceil(C);
+    assert!(groups <= BLOCK_GROUPS);
+    // Past the last row a group re-reads it; those sums are dropped.
     let group = |g: usize| -> [*const f32; C] {
-        std::array::from_fn(|c| {
-            x.as_ptr()
-                .add((rows.start + (g * C + c)).min(rows.end - 1) * cols)
-        })
+        std::array::from_fn(|c| x.as_ptr().add((g * C + c).min(m - 1) * cols))
     };
     for r0 in (0..n).step_by(TILE_W) {
         let nr = (n - r0).min(TILE_W);
         let ws: [*const u8; TILE_W] =
             std::array::from_fn(|r| w.as_ptr().add(2 * (r0 + r.min(nr - 1)) * cols));
-        let mut sums = [[[_mm256_setzero_ps(); C]; TILE_W]; PASS_GROUPS];
+        let mut sums = [[[_mm256_setzero_ps(); C]; TILE_W]; BLOCK_GROUPS];
         for k0 in (0..eights).step_by(BLOCK_COLS) {
             let end = eights.min(k0 + BLOCK_COLS);
             for (g, sums) in sums.iter_mut().enumerate().take(groups) {
@@ -129,10 +129,9 @@ unsafe fn by_blocks<const BF: bool, const C: usize>(
         }
         for (g, sums) in sums.iter().enumerate().take(groups) {
             let xs = group(g);
-            let first = rows.start + g * C;
             for (r, sums) in sums.iter().enumerate().take(nr) {
-                for (c, &v) in sums.iter().enumerate().take(rows.end - first) {
-                    out[(r0 + r) * m + first + c] = finish::<BF>(v, ws[r], xs[c], eights, cols);
+                for (c, &v) in sums.iter().enumerate().take(m - g * C) {
+                    out[(r0 + r) * m + g * C + c] = finish::<BF>(v, ws[r], xs[c], eights, cols);
                 }
             }
         }
@@ -173,19 +172,24 @@ unsafe fn finish<const BF: bool>(
     hsum(v) + tail
 }
 
-/// One activation row times `R` weight rows (16-bit values at the given byte pointers), each
-/// `cols` long, with the next tile's lines asked for on the way.
+/// `R` weight rows (16-bit values at the given byte pointers) times `C` activation rows,
+/// each `cols` long, over whole rows; with one activation row (decode) the next tile's lines
+/// are asked for on the way.
 #[inline(always)]
-unsafe fn tile<const BF: bool, const R: usize>(
+unsafe fn tile<const BF: bool, const R: usize, const C: usize>(
     w: [*const u8; R],
-    x: [*const f32; 1],
+    x: [*const f32; C],
     cols: usize,
-) -> [[f32; 1]; R] {
-    let mut acc = [[_mm256_setzero_ps(); 1]; R];
+) -> [[f32; C]; R] {
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
     let eights = cols / 8 * 8;
     for k in (0..eights).step_by(8) {
-        super::prefetch_next_tile(&w, k, cols);
-        step::<BF, R, 1>(&w, &x, k, &mut acc);
+        if C == 1 {
+            super::prefetch_next_tile(&w, k, cols);
+        }
+        step::<BF, R, C>(&w, &x, k, &mut acc);
     }
-    std::array::from_fn(|r| [finish::<BF>(acc[r][0], w[r], x[0], eights, cols)])
+    std::array::from_fn(|r| {
+        std::array::from_fn(|c| finish::<BF>(acc[r][c], w[r], x[c], eights, cols))
+    })
 }

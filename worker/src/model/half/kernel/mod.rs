@@ -11,9 +11,9 @@
 //! prefetchers follow better). More rows go through tiles of several weight rows and
 //! activation rows ([`Kernel::gemm`]: four by six or four on AVX-512, four by three or two on
 //! AVX2), which re-read the activations from cache once per tile rather than once per weight
-//! row: four rows of 4096 f32 values are twice L1. On AVX2 a tile goes column block by column
-//! block, every group of activation rows meeting each block while it is in L1 (see
-//! `avx2::gemm`).
+//! row: four rows of 4096 f32 values are twice L1. On AVX2 a batch under 16 rows goes column
+//! block by column block, every group of activation rows meeting a tile's block while it is in
+//! L1 (see `avx2::by_blocks`).
 //! Every sum of one weight row and one activation row has one accumulator, stepped through
 //! the row in the same order whatever the tile, so a row's result does not depend on how many
 //! rows share the product (the scalar kernel adds them one by one, in order).
@@ -290,12 +290,11 @@ fn tile_acts(m: usize) -> usize {
 #[cfg(target_arch = "x86_64")]
 const TILE_W: usize = 4;
 
-/// The GEMM loop of the AVX-512 levels and of one-row decode on AVX2: `n` weight rows of
+/// The GEMM loop of every level (on AVX2 but for batches under 16 rows): `n` weight rows of
 /// `cols` 16-bit values at `w` times `m` activation rows of `cols` values at `x` into `out`
 /// (`n · m`, row-major by weight row), in tiles of [`TILE_W`] weight rows × `C` activation
 /// rows that `tile` multiplies over whole rows. Each group of activation rows meets every
-/// weight row of the task, which stays in L2. (AVX2's GEMM steps through column blocks
-/// instead, twice as fast on a Zen 3 core; not measured yet on an AVX-512 CPU.)
+/// weight row of the task, which stays in L2.
 // SAFETY: callers pass `w` of `n · cols` values, `x` of `m · cols` and `out` of `n · m`, and a
 // `tile` that reads `cols` values at each pointer. It is inlined into each level's
 // `#[target_feature]` function, and `tile`, a closure defined there, inherits its features,
