@@ -1,7 +1,10 @@
 //! Times one 16-bit weight matrix times activation rows with every kernel this CPU has, in
 //! GFlop/s: `cargo run --release -p arena-worker --example half_gemm -- ROWS COLS M [f16|bf16]`.
 //! Set `RAYON_NUM_THREADS=1` for one core. Arena's own benchmark is `arena bench worker`;
-//! this isolates the kernels (see docs/BENCHMARKS.md).
+//! this isolates the kernels (see docs/BENCHMARKS.md). Cargo builds the library for examples
+//! apart from the `arena` binary's (with the dev-dependencies' features), and the two builds
+//! can inline a kernel differently: one such build kept a tile's sums on the stack and ran at
+//! half the binary's rate. Confirm a kernel change with `arena bench worker`.
 
 use std::time::Instant;
 
