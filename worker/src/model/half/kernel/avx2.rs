@@ -59,42 +59,39 @@ pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], out: &mut [f
 // bytes), `x` of `m · cols` and `out` of `n · m` values.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn gemm<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
-    // Batches (under 16 rows) in pairs where threes would pad more: 4 rows as 3 + 1 would
-    // compute 6.
-    if m < 16 {
-        if m % 2 < m.div_ceil(3) * 3 - m {
-            by_blocks::<BF, 2>(w, cols, x, m, out)
-        } else {
-            by_blocks::<BF, 3>(w, cols, x, m, out)
-        }
-    } else {
-        let n = w.len() / (2 * cols);
-        by_tiles::<f32, 3>(w.as_ptr().cast(), n, x.as_ptr(), m, cols, out, |ws, xs| {
-            tile::<BF, TILE_W, 3>(ws.map(|p| p.cast()), xs, cols)
-        })
+    // Batches (under 16 rows) in pairs where threes would pad more (4 rows as 3 + 1 would
+    // compute 6), in column blocks where there are several groups.
+    let pairs = m % 2 < m.div_ceil(3) * 3 - m;
+    match (m < 16, pairs) {
+        (true, true) if m > 2 => by_blocks::<BF, 2>(w, cols, x, m, out),
+        (true, true) => tiles::<BF, 2>(w, cols, x, m, out),
+        (true, false) if m > 3 => by_blocks::<BF, 3>(w, cols, x, m, out),
+        _ => tiles::<BF, 3>(w, cols, x, m, out),
     }
+}
+
+/// [`gemm`] in tiles of [`TILE_W`] weight rows × `C` activation rows over whole rows.
+#[inline(always)]
+unsafe fn tiles<const BF: bool, const C: usize>(
+    w: &[u8],
+    cols: usize,
+    x: &[f32],
+    m: usize,
+    out: &mut [f32],
+) {
+    let n = w.len() / (2 * cols);
+    by_tiles::<f32, C>(w.as_ptr().cast(), n, x.as_ptr(), m, cols, out, |ws, xs| {
+        tile::<BF, TILE_W, C>(ws.map(|p| p.cast()), xs, cols)
+    })
 }
 
 /// Values of a row per column block of [`by_blocks`]: a tile's four weight rows of one block
 /// (2 KiB) stay in L1 while every group of activation rows meets them.
 const BLOCK_COLS: usize = 256;
 
-/// Groups of activation rows [`by_blocks`] takes at most: seven pairs or five threes make
-/// 15 rows.
-const BLOCK_GROUPS: usize = 7;
-
-/// The `m` activation rows of `x` (under 16) times every weight row of `w` into `out`
-/// (`n · m`, by weight row), in tiles of [`TILE_W`] weight rows × `C` activation rows: for
-/// each tile, column block by column block ([`BLOCK_COLS`]), every group of `C` activation
-/// rows steps its sums through the block while the tile's weights of it are in L1, the sums
-/// kept in registers within a block and on the stack between blocks. Each sum is still
-/// stepped through its row in order, so results are those of the one-row kernel to the bit.
-/// A batch's tiles over whole rows re-read and re-widen each weight row from L2 once per
-/// group (four rows of 4096 values fill L1): on one Zen 3 core, alternating binaries, 8
-/// sequences of the 7B-shaped F16 file decoded at 25.9–29.1 tok/s so and 28.1–33.5 in blocks,
-/// 4 at 20.3–22.2 and 22.5–27.4. Prompts keep whole rows ([`tile`]): in blocks (passes of 24
-/// rows) a 128-token prompt of that file ran at 46.5–50.0 tok/s there, against 56.4–62.3.
-// SAFETY: as `gemm`'s, with `m` under `BLOCK_GROUPS · C`.
+/// [`gemm`] for a batch of several groups of `C` activation rows (seven pairs or five threes
+/// make 15 rows), in column blocks ([`super::by_blocks`]).
+// SAFETY: as `gemm`'s, with `m` at most `7 · C`.
 #[inline(always)]
 unsafe fn by_blocks<const BF: bool, const C: usize>(
     w: &[u8],
@@ -105,37 +102,26 @@ unsafe fn by_blocks<const BF: bool, const C: usize>(
 ) {
     let n = w.len() / (2 * cols);
     let eights = cols / 8 * 8;
-    let groups = m.div_ceil(C);
-    assert!(groups <= BLOCK_GROUPS);
-    // Past the last row a group re-reads it; those sums are dropped.
-    let group = |g: usize| -> [*const f32; C] {
-        std::array::from_fn(|c| x.as_ptr().add((g * C + c).min(m - 1) * cols))
-    };
-    for r0 in (0..n).step_by(TILE_W) {
-        let nr = (n - r0).min(TILE_W);
-        let ws: [*const u8; TILE_W] =
-            std::array::from_fn(|r| w.as_ptr().add(2 * (r0 + r.min(nr - 1)) * cols));
-        let mut sums = [[[_mm256_setzero_ps(); C]; TILE_W]; BLOCK_GROUPS];
-        for k0 in (0..eights).step_by(BLOCK_COLS) {
-            let end = eights.min(k0 + BLOCK_COLS);
-            for (g, sums) in sums.iter_mut().enumerate().take(groups) {
-                let xs = group(g);
-                let mut acc = *sums;
-                for k in (k0..end).step_by(8) {
-                    step::<BF, TILE_W, C>(&ws, &xs, k, &mut acc);
-                }
-                *sums = acc;
+    super::by_blocks::<f32, __m256, C, 7>(
+        w.as_ptr().cast(),
+        n,
+        x.as_ptr(),
+        m,
+        cols,
+        out,
+        (BLOCK_COLS, eights, _mm256_setzero_ps()),
+        |ws, xs, ks, _, acc| {
+            let ws = ws.map(|p| p.cast());
+            for k in ks.step_by(8) {
+                step::<BF, TILE_W, C>(&ws, xs, k, acc);
             }
-        }
-        for (g, sums) in sums.iter().enumerate().take(groups) {
-            let xs = group(g);
-            for (r, sums) in sums.iter().enumerate().take(nr) {
-                for (c, &v) in sums.iter().enumerate().take(m - g * C) {
-                    out[(r0 + r) * m + g * C + c] = finish::<BF>(v, ws[r], xs[c], eights, cols);
-                }
-            }
-        }
-    }
+        },
+        |acc, ws, xs| {
+            std::array::from_fn(|r| {
+                std::array::from_fn(|c| finish::<BF>(acc[r][c], ws[r].cast(), xs[c], eights, cols))
+            })
+        },
+    )
 }
 
 /// One step of eight values at `k` for every sum of an `R` × `C` tile.

@@ -46,11 +46,49 @@ pub unsafe fn dot(w: &[u8], cols: usize, x: &[u16], out: &mut [f32], one_stream:
 // many bytes), `x` of `m · cols` and `out` of `n · m` values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 pub unsafe fn gemm(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
-    if super::tile_acts(m) == 4 {
-        tiles::<4>(w, cols, x, m, out)
-    } else {
-        tiles::<6>(w, cols, x, m, out)
+    // Column blocks where several groups of activation rows share a tile: batches of 7 to 15.
+    let acts = super::tile_acts(m);
+    match (m < 16 && m > acts, acts) {
+        (true, 4) => by_blocks::<4>(w, cols, x, m, out),
+        (true, _) => by_blocks::<6>(w, cols, x, m, out),
+        (false, 4) => tiles::<4>(w, cols, x, m, out),
+        (false, _) => tiles::<6>(w, cols, x, m, out),
     }
+}
+
+/// Values of a row per column block of [`by_blocks`], as `avx512::BLOCK_COLS`.
+const BLOCK_COLS: usize = 512;
+
+/// [`gemm`] for a batch of several groups of `C` activation rows (at most four), in column
+/// blocks ([`super::by_blocks`]), the next tile's lines asked for on the first group's pass.
+// SAFETY: as `gemm`'s, with `m` at most `4 · C`.
+#[inline(always)]
+unsafe fn by_blocks<const C: usize>(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
+    let n = w.len() / (2 * cols);
+    let full = cols / 32 * 32;
+    super::by_blocks::<u16, __m512, C, 4>(
+        w.as_ptr().cast(),
+        n,
+        x.as_ptr(),
+        m,
+        cols,
+        out,
+        (BLOCK_COLS, full, _mm512_setzero_ps()),
+        |ws, xs, ks, first, acc| {
+            for k in ks.step_by(32) {
+                if first {
+                    super::prefetch_next_tile(&ws.map(|p| p.cast()), k, cols);
+                }
+                step::<TILE_W, C>(ws, xs, k, !0, acc);
+            }
+        },
+        |acc, ws, xs| {
+            if full < cols {
+                step::<TILE_W, C>(ws, xs, full, (1 << (cols - full)) - 1, acc);
+            }
+            super::avx512::sums(acc)
+        },
+    )
 }
 
 /// [`gemm`] in tiles of [`TILE_W`] weight rows × `TILE_X` activation rows.
@@ -71,8 +109,31 @@ fn bh(v: __m512i) -> __m512bh {
 
 /// The values at `p` that `mask` selects, zeros elsewhere.
 #[inline(always)]
-unsafe fn load_masked(p: *const u16, mask: __mmask32) -> __m512bh {
-    bh(_mm512_maskz_loadu_epi16(mask, p as *const i16))
+unsafe fn load(p: *const u16, mask: __mmask32) -> __m512bh {
+    if mask == !0 {
+        bh(_mm512_loadu_si512(p as *const _))
+    } else {
+        bh(_mm512_maskz_loadu_epi16(mask, p as *const i16))
+    }
+}
+
+/// One step of the 32 values at `k` (those `mask` selects, zeros past them) for every sum of
+/// an `R` × `C` tile.
+#[inline(always)]
+unsafe fn step<const R: usize, const C: usize>(
+    w: &[*const u16; R],
+    x: &[*const u16; C],
+    k: usize,
+    mask: __mmask32,
+    acc: &mut [[__m512; C]; R],
+) {
+    let xv: [__m512bh; C] = std::array::from_fn(|c| load(x[c].add(k), mask));
+    for (acc, w) in acc.iter_mut().zip(w) {
+        let wv = load(w.add(k), mask);
+        for (a, &xv) in acc.iter_mut().zip(&xv) {
+            *a = _mm512_dpbf16_ps(*a, wv, xv);
+        }
+    }
 }
 
 /// `R` weight rows times `C` activation rows, each `cols` BF16 values at the given
@@ -87,28 +148,14 @@ unsafe fn tile<const R: usize, const C: usize>(
     let mut acc = [[_mm512_setzero_ps(); C]; R];
     let full = cols / 32 * 32;
     for k in (0..full).step_by(32) {
-        let xv: [__m512bh; C] =
-            std::array::from_fn(|c| bh(_mm512_loadu_si512(x[c].add(k) as *const _)));
         if C <= 4 && R > 1 {
             // One stream (AMD) gained nothing from it on a Zen 4.
             super::prefetch_next_tile(&w.map(|p| p.cast()), k, cols);
         }
-        for (acc, w) in acc.iter_mut().zip(&w) {
-            let wv = bh(_mm512_loadu_si512(w.add(k) as *const _));
-            for (a, &xv) in acc.iter_mut().zip(&xv) {
-                *a = _mm512_dpbf16_ps(*a, wv, xv);
-            }
-        }
+        step::<R, C>(&w, &x, k, !0, &mut acc);
     }
     if full < cols {
-        let mask: __mmask32 = (1 << (cols - full)) - 1;
-        let xv: [__m512bh; C] = std::array::from_fn(|c| load_masked(x[c].add(full), mask));
-        for (acc, &w) in acc.iter_mut().zip(&w) {
-            let wv = load_masked(w.add(full), mask);
-            for (a, &xv) in acc.iter_mut().zip(&xv) {
-                *a = _mm512_dpbf16_ps(*a, wv, xv);
-            }
-        }
+        step::<R, C>(&w, &x, full, (1 << (cols - full)) - 1, &mut acc);
     }
     super::avx512::sums(&acc)
 }
