@@ -57,7 +57,7 @@ pub unsafe fn gemm<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, o
 
 /// Values of a row per column block of [`by_blocks`]: a tile's four weight rows of one block
 /// (4 KiB) stay in L1 while every group of activation rows meets them. On an Intel Xeon (one
-/// thread) 8 sequences of the 7B-shaped F16 file decoded at 41.3–41.5 tok/s in blocks of 256,
+/// thread) 8 sequences of the 7B-shaped F16 file decoded at 41.0–41.3 tok/s in blocks of 256,
 /// 39.8–41.5 in blocks of 512, 38.0–39.9 in blocks of 1024.
 const BLOCK_COLS: usize = 512;
 
