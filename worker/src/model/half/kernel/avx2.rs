@@ -49,10 +49,7 @@ pub unsafe fn convert<const BF: bool>(src: &[u8], dst: &mut [f32]) {
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn dot<const BF: bool>(w: &[u8], cols: usize, x: &[f32], out: &mut [f32]) {
     // TILE_W rows at a time, one activation row: four streams from memory in flight.
-    let n = w.len() / (2 * cols);
-    by_tiles::<f32, 1>(w.as_ptr().cast(), n, x.as_ptr(), 1, cols, out, |ws, xs| {
-        tile::<BF, TILE_W, 1>(ws.map(|p| p.cast()), xs, cols)
-    })
+    tiles::<BF, 1>(w, cols, x, 1, out)
 }
 
 // SAFETY: callers hold AVX2, FMA and F16C and pass `w` of `n · cols` values (twice as many
@@ -79,9 +76,8 @@ unsafe fn tiles<const BF: bool, const C: usize>(
     m: usize,
     out: &mut [f32],
 ) {
-    let n = w.len() / (2 * cols);
-    by_tiles::<f32, C>(w.as_ptr().cast(), n, x.as_ptr(), m, cols, out, |ws, xs| {
-        tile::<BF, TILE_W, C>(ws.map(|p| p.cast()), xs, cols)
+    by_tiles::<f32, C>(w, x, m, cols, out, |ws, xs| {
+        tile::<BF, TILE_W, C>(ws, xs, cols)
     })
 }
 
@@ -100,25 +96,22 @@ unsafe fn by_blocks<const BF: bool, const C: usize>(
     m: usize,
     out: &mut [f32],
 ) {
-    let n = w.len() / (2 * cols);
     let eights = cols / 8 * 8;
     super::by_blocks::<f32, __m256, C, 7>(
-        w.as_ptr().cast(),
-        n,
-        x.as_ptr(),
+        w,
+        x,
         m,
         cols,
         out,
         (BLOCK_COLS, eights, _mm256_setzero_ps()),
         |ws, xs, ks, _, acc| {
-            let ws = ws.map(|p| p.cast());
             for k in ks.step_by(8) {
-                step::<BF, TILE_W, C>(&ws, xs, k, acc);
+                step::<BF, TILE_W, C>(ws, xs, k, acc);
             }
         },
         |acc, ws, xs| {
             std::array::from_fn(|r| {
-                std::array::from_fn(|c| finish::<BF>(acc[r][c], ws[r].cast(), xs[c], eights, cols))
+                std::array::from_fn(|c| finish::<BF>(acc[r][c], ws[r], xs[c], eights, cols))
             })
         },
     )

@@ -5,7 +5,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{by_tiles, TILE_W};
+use super::{by_tiles, Wide, TILE_W};
 
 /// Up to sixteen values at `p` (the first `mask`'s set bits) as f32, zeros elsewhere.
 #[inline(always)]
@@ -34,7 +34,7 @@ pub unsafe fn dot<const BF: bool>(
     one_stream: bool,
 ) {
     if !one_stream {
-        return tiles::<BF, 1>(w, cols, x, 1, out);
+        return Widen::<BF>::tiles::<1>(w, cols, x, 1, out);
     }
     for (r, o) in out.iter_mut().enumerate() {
         *o = tile::<BF, 1, 1>([w.as_ptr().add(2 * r * cols)], [x.as_ptr()], cols)[0][0];
@@ -45,61 +45,59 @@ pub unsafe fn dot<const BF: bool>(
 // bytes), `x` of `m · cols` and `out` of `n · m` values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl")]
 pub unsafe fn gemm<const BF: bool>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
-    // Blocks pay where several groups of activation rows share a tile: batches of 7 to 15.
-    let acts = super::tile_acts(m);
-    match (m < 16 && m > acts, acts) {
-        (true, 4) => by_blocks::<BF, 4>(w, cols, x, m, out),
-        (true, _) => by_blocks::<BF, 6>(w, cols, x, m, out),
-        (false, 4) => tiles::<BF, 4>(w, cols, x, m, out),
-        (false, _) => tiles::<BF, 6>(w, cols, x, m, out),
-    }
+    super::wide_gemm::<Widen<BF>>(w, cols, x, m, out)
 }
 
-/// Values of a row per column block of [`by_blocks`]: a tile's four weight rows of one block
-/// (4 KiB) stay in L1 while every group of activation rows meets them. On an Intel Xeon (one
-/// thread) 8 sequences of the 7B-shaped F16 file decoded at 41.0–41.3 tok/s in blocks of 256,
-/// 39.8–41.5 in blocks of 512, 38.0–39.9 in blocks of 1024.
+/// Values of a row per column block of [`Wide::blocks`]: a tile's four weight rows of one
+/// block (4 KiB) stay in L1 while every group of activation rows meets them. On an Intel Xeon
+/// (one thread) 8 sequences of the 7B-shaped F16 file decoded at 41.0–41.3 tok/s in blocks of
+/// 256, 39.8–41.5 in blocks of 512, 38.0–39.9 in blocks of 1024.
 const BLOCK_COLS: usize = 512;
 
-/// [`gemm`] for a batch of several groups of `C` activation rows (four fours or three sixes
-/// hold the 15 rows of the largest), in column blocks ([`super::by_blocks`]), the next tile's
-/// lines asked for on the first group's pass.
-// SAFETY: as `gemm`'s, with `m` at most `4 · C`.
-#[inline(always)]
-unsafe fn by_blocks<const BF: bool, const C: usize>(
-    w: &[u8],
-    cols: usize,
-    x: &[f32],
-    m: usize,
-    out: &mut [f32],
-) {
-    let n = w.len() / (2 * cols);
-    let full = cols / 16 * 16;
-    super::by_blocks::<f32, __m512, C, 4>(
-        w.as_ptr().cast(),
-        n,
-        x.as_ptr(),
-        m,
-        cols,
-        out,
-        (BLOCK_COLS, full, _mm512_setzero_ps()),
-        |ws, xs, ks, first, acc| {
-            let ws = ws.map(|p| p.cast());
-            for k in ks.step_by(16) {
-                if first {
-                    super::prefetch_next_tile(&ws, k, cols);
+/// The GEMM loops on 16-bit weights widened to f32 (`BF`: BF16, else F16).
+struct Widen<const BF: bool>;
+
+impl<const BF: bool> Wide for Widen<BF> {
+    type X = f32;
+
+    /// Tiles of [`TILE_W`] weight rows × `C` activation rows.
+    #[inline(always)]
+    unsafe fn tiles<const C: usize>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
+        by_tiles::<f32, C>(w, x, m, cols, out, |ws, xs| {
+            tile::<BF, TILE_W, C>(ws, xs, cols)
+        })
+    }
+
+    /// A batch of several groups of `C` activation rows (four fours or three sixes hold the
+    /// 15 rows of the largest), in column blocks ([`super::by_blocks`]), the next tile's
+    /// lines asked for on the first group's pass.
+    #[inline(always)]
+    unsafe fn blocks<const C: usize>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
+        let full = cols / 16 * 16;
+        super::by_blocks::<f32, __m512, C, 4>(
+            w,
+            x,
+            m,
+            cols,
+            out,
+            (BLOCK_COLS, full, _mm512_setzero_ps()),
+            |ws, xs, ks, first, acc| {
+                for k in ks.step_by(16) {
+                    if first {
+                        super::prefetch_next_tile(ws, k, cols);
+                    }
+                    step::<BF, TILE_W, C>(ws, xs, k, !0, acc);
                 }
-                step::<BF, TILE_W, C>(&ws, xs, k, !0, acc);
-            }
-        },
-        |acc, ws, xs| {
-            if full < cols {
-                let mask: __mmask16 = (1 << (cols - full)) - 1;
-                step::<BF, TILE_W, C>(&ws.map(|p| p.cast()), xs, full, mask, acc);
-            }
-            sums(acc)
-        },
-    )
+            },
+            |acc, ws, xs| {
+                if full < cols {
+                    let mask: __mmask16 = (1 << (cols - full)) - 1;
+                    step::<BF, TILE_W, C>(ws, xs, full, mask, acc);
+                }
+                sums(acc)
+            },
+        )
+    }
 }
 
 /// One step of the sixteen values at `k` (those `mask` selects, zeros past them) for every
@@ -125,21 +123,6 @@ unsafe fn step<const BF: bool, const R: usize, const C: usize>(
             *a = _mm512_fmadd_ps(wv, xv, *a);
         }
     }
-}
-
-/// [`gemm`] in tiles of [`TILE_W`] weight rows × `TILE_X` activation rows.
-#[inline(always)]
-unsafe fn tiles<const BF: bool, const TILE_X: usize>(
-    w: &[u8],
-    cols: usize,
-    x: &[f32],
-    m: usize,
-    out: &mut [f32],
-) {
-    let n = w.len() / (2 * cols);
-    by_tiles::<f32, TILE_X>(w.as_ptr().cast(), n, x.as_ptr(), m, cols, out, |ws, xs| {
-        tile::<BF, TILE_W, TILE_X>(ws.map(|p| p.cast()), xs, cols)
-    })
 }
 
 /// `R` weight rows (16-bit values at the given byte pointers) times `C` activation rows (f32),

@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::{by_tiles, TILE_W};
+use super::{by_tiles, Wide, TILE_W};
 
 /// `x` rounded to the nearest BF16 (ties to even) into `out`.
 // SAFETY: callers hold AVX-512 F/BW/VL and BF16, and pass slices of one length.
@@ -35,10 +35,10 @@ pub unsafe fn round(x: &[f32], out: &mut [u16]) {
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 pub unsafe fn dot(w: &[u8], cols: usize, x: &[u16], out: &mut [f32], one_stream: bool) {
     if !one_stream {
-        return tiles::<1>(w, cols, x, 1, out);
+        return Dot::tiles::<1>(w, cols, x, 1, out);
     }
     for (row, out) in w.chunks_exact(2 * cols).zip(out) {
-        *out = tile::<1, 1>([row.as_ptr() as *const u16], [x.as_ptr()], cols)[0][0];
+        *out = tile::<1, 1>([row.as_ptr()], [x.as_ptr()], cols)[0][0];
     }
 }
 
@@ -46,58 +46,52 @@ pub unsafe fn dot(w: &[u8], cols: usize, x: &[u16], out: &mut [f32], one_stream:
 // many bytes), `x` of `m · cols` and `out` of `n · m` values.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16")]
 pub unsafe fn gemm(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
-    // Column blocks where several groups of activation rows share a tile: batches of 7 to 15.
-    let acts = super::tile_acts(m);
-    match (m < 16 && m > acts, acts) {
-        (true, 4) => by_blocks::<4>(w, cols, x, m, out),
-        (true, _) => by_blocks::<6>(w, cols, x, m, out),
-        (false, 4) => tiles::<4>(w, cols, x, m, out),
-        (false, _) => tiles::<6>(w, cols, x, m, out),
-    }
+    super::wide_gemm::<Dot>(w, cols, x, m, out)
 }
 
-/// Values of a row per column block of [`by_blocks`], as `avx512::BLOCK_COLS`.
+/// Values of a row per column block of [`Wide::blocks`], as `avx512::BLOCK_COLS`.
 const BLOCK_COLS: usize = 512;
 
-/// [`gemm`] for a batch of several groups of `C` activation rows (at most four), in column
-/// blocks ([`super::by_blocks`]), the next tile's lines asked for on the first group's pass.
-// SAFETY: as `gemm`'s, with `m` at most `4 · C`.
-#[inline(always)]
-unsafe fn by_blocks<const C: usize>(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
-    let n = w.len() / (2 * cols);
-    let full = cols / 32 * 32;
-    super::by_blocks::<u16, __m512, C, 4>(
-        w.as_ptr().cast(),
-        n,
-        x.as_ptr(),
-        m,
-        cols,
-        out,
-        (BLOCK_COLS, full, _mm512_setzero_ps()),
-        |ws, xs, ks, first, acc| {
-            for k in ks.step_by(32) {
-                if first {
-                    super::prefetch_next_tile(&ws.map(|p| p.cast()), k, cols);
-                }
-                step::<TILE_W, C>(ws, xs, k, !0, acc);
-            }
-        },
-        |acc, ws, xs| {
-            if full < cols {
-                step::<TILE_W, C>(ws, xs, full, (1 << (cols - full)) - 1, acc);
-            }
-            super::avx512::sums(acc)
-        },
-    )
-}
+/// The GEMM loops on `vdpbf16ps`.
+struct Dot;
 
-/// [`gemm`] in tiles of [`TILE_W`] weight rows × `TILE_X` activation rows.
-#[inline(always)]
-unsafe fn tiles<const TILE_X: usize>(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
-    let n = w.len() / (2 * cols);
-    by_tiles::<u16, TILE_X>(w.as_ptr().cast(), n, x.as_ptr(), m, cols, out, |ws, xs| {
-        tile::<TILE_W, TILE_X>(ws, xs, cols)
-    })
+impl Wide for Dot {
+    type X = u16;
+
+    /// Tiles of [`TILE_W`] weight rows × `C` activation rows.
+    #[inline(always)]
+    unsafe fn tiles<const C: usize>(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
+        by_tiles::<u16, C>(w, x, m, cols, out, |ws, xs| tile::<TILE_W, C>(ws, xs, cols))
+    }
+
+    /// A batch of several groups of `C` activation rows (at most four), in column blocks
+    /// ([`super::by_blocks`]), the next tile's lines asked for on the first group's pass.
+    #[inline(always)]
+    unsafe fn blocks<const C: usize>(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
+        let full = cols / 32 * 32;
+        super::by_blocks::<u16, __m512, C, 4>(
+            w,
+            x,
+            m,
+            cols,
+            out,
+            (BLOCK_COLS, full, _mm512_setzero_ps()),
+            |ws, xs, ks, first, acc| {
+                for k in ks.step_by(32) {
+                    if first {
+                        super::prefetch_next_tile(ws, k, cols);
+                    }
+                    step::<TILE_W, C>(ws, xs, k, !0, acc);
+                }
+            },
+            |acc, ws, xs| {
+                if full < cols {
+                    step::<TILE_W, C>(ws, xs, full, (1 << (cols - full)) - 1, acc);
+                }
+                super::avx512::sums(acc)
+            },
+        )
+    }
 }
 
 /// Sixteen BF16 pairs as the dot product's operand type.
@@ -121,7 +115,7 @@ unsafe fn load(p: *const u16, mask: __mmask32) -> __m512bh {
 /// an `R` × `C` tile.
 #[inline(always)]
 unsafe fn step<const R: usize, const C: usize>(
-    w: &[*const u16; R],
+    w: &[*const u8; R],
     x: &[*const u16; C],
     k: usize,
     mask: __mmask32,
@@ -129,7 +123,7 @@ unsafe fn step<const R: usize, const C: usize>(
 ) {
     let xv: [__m512bh; C] = std::array::from_fn(|c| load(x[c].add(k), mask));
     for (acc, w) in acc.iter_mut().zip(w) {
-        let wv = load(w.add(k), mask);
+        let wv = load(w.add(2 * k).cast(), mask);
         for (a, &xv) in acc.iter_mut().zip(&xv) {
             *a = _mm512_dpbf16_ps(*a, wv, xv);
         }
@@ -137,11 +131,11 @@ unsafe fn step<const R: usize, const C: usize>(
 }
 
 /// `R` weight rows times `C` activation rows, each `cols` BF16 values at the given
-/// pointers: R · C sums, each in one accumulator, so that every row count (decode, batches,
-/// prompts) adds a row's products in the same order.
+/// pointers (the weights' as bytes): R · C sums, each in one accumulator, so that every row
+/// count (decode, batches, prompts) adds a row's products in the same order.
 #[inline(always)]
 unsafe fn tile<const R: usize, const C: usize>(
-    w: [*const u16; R],
+    w: [*const u8; R],
     x: [*const u16; C],
     cols: usize,
 ) -> [[f32; C]; R] {
@@ -150,7 +144,7 @@ unsafe fn tile<const R: usize, const C: usize>(
     for k in (0..full).step_by(32) {
         if C <= 4 && R > 1 {
             // One stream (AMD) gained nothing from it on a Zen 4.
-            super::prefetch_next_tile(&w.map(|p| p.cast()), k, cols);
+            super::prefetch_next_tile(&w, k, cols);
         }
         step::<R, C>(&w, &x, k, !0, &mut acc);
     }

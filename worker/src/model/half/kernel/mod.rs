@@ -283,6 +283,51 @@ fn tile_acts(m: usize) -> usize {
     }
 }
 
+/// An AVX-512 level's two GEMM loops over tiles of `C` activation rows, which [`wide_gemm`]
+/// chooses between.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+trait Wide {
+    /// The activations as the level reads them.
+    type X;
+    /// Tiles over whole rows ([`by_tiles`]).
+    // SAFETY: callers hold the level's features and pass `w` of `n · cols` 16-bit values,
+    // `x` of `m · cols` and `out` of `n · m`.
+    unsafe fn tiles<const C: usize>(
+        w: &[u8],
+        cols: usize,
+        x: &[Self::X],
+        m: usize,
+        out: &mut [f32],
+    );
+    /// Tiles in column blocks ([`by_blocks`]), for at most four groups of `C` rows.
+    // SAFETY: as `tiles`, with `m` at most `4 · C`.
+    unsafe fn blocks<const C: usize>(
+        w: &[u8],
+        cols: usize,
+        x: &[Self::X],
+        m: usize,
+        out: &mut [f32],
+    );
+}
+
+/// `m` activation rows on an AVX-512 level: tiles of four or six of them ([`tile_acts`]), in
+/// column blocks where a batch holds several groups (7 to 15 rows), over whole rows for
+/// prompts and for batches of one group, where blocks gain nothing.
+// SAFETY: as `Wide::tiles`.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+#[inline(always)]
+unsafe fn wide_gemm<L: Wide>(w: &[u8], cols: usize, x: &[L::X], m: usize, out: &mut [f32]) {
+    let acts = tile_acts(m);
+    match (m < 16 && m > acts, acts) {
+        (true, 4) => L::blocks::<4>(w, cols, x, m, out),
+        (true, _) => L::blocks::<6>(w, cols, x, m, out),
+        (false, 4) => L::tiles::<4>(w, cols, x, m, out),
+        (false, _) => L::tiles::<6>(w, cols, x, m, out),
+    }
+}
+
 /// Weight rows per GEMM tile on every level: with three activation rows (AVX2), twelve
 /// accumulators, three activation vectors and the widened weight vector fill the sixteen
 /// registers (3 × 4 and 2 × 6 spill, 5 × 2 widens more weights per product: all measured
@@ -290,34 +335,36 @@ fn tile_acts(m: usize) -> usize {
 #[cfg(target_arch = "x86_64")]
 const TILE_W: usize = 4;
 
-/// The GEMM loop of every level for prompts, and batches of one group of activation rows: `n` weight rows of
-/// `cols` 16-bit values at `w` times `m` activation rows of `cols` values at `x` into `out`
-/// (`n · m`, row-major by weight row), in tiles of [`TILE_W`] weight rows × `C` activation
-/// rows that `tile` multiplies over whole rows. Each group of activation rows meets every
-/// weight row of the task, which stays in L2.
-// SAFETY: callers pass `w` of `n · cols` values, `x` of `m · cols` and `out` of `n · m`, and a
-// `tile` that reads `cols` values at each pointer. It is inlined into each level's
-// `#[target_feature]` function, and `tile`, a closure defined there, inherits its features,
-// so the level's intrinsics inline into one loop.
+/// The GEMM loop of every level for prompts, and batches of one group of activation rows:
+/// the weight rows of `w` (`cols` 16-bit values each) times the `m` activation rows of `x`
+/// into `out` (`n · m`, row-major by weight row), in tiles of [`TILE_W`] weight rows × `C`
+/// activation rows that `tile` multiplies over whole rows (given the rows' first bytes and
+/// values). Each group of activation rows meets every weight row of the task, which stays in
+/// L2.
+// SAFETY: callers pass `w` of `n · cols` 16-bit values, `x` of `m · cols` and `out` of
+// `n · m`, and a `tile` that reads `cols` values at each pointer. It is inlined into each
+// level's `#[target_feature]` function, and `tile`, a closure defined there, inherits its
+// features, so the level's intrinsics inline into one loop.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
 #[inline(always)]
 unsafe fn by_tiles<X, const C: usize>(
-    w: *const u16,
-    n: usize,
-    x: *const X,
+    w: &[u8],
+    x: &[X],
     m: usize,
     cols: usize,
     out: &mut [f32],
-    tile: impl Fn([*const u16; TILE_W], [*const X; C]) -> [[f32; C]; TILE_W],
+    tile: impl Fn([*const u8; TILE_W], [*const X; C]) -> [[f32; C]; TILE_W],
 ) {
+    let n = w.len() / (2 * cols);
+    let (w, x) = (w.as_ptr(), x.as_ptr());
     for c0 in (0..m).step_by(C) {
         let nc = (m - c0).min(C);
         // Past the last row a tile re-reads it; those sums are dropped.
         let xs = std::array::from_fn(|c| x.add((c0 + c.min(nc - 1)) * cols));
         for r0 in (0..n).step_by(TILE_W) {
             let nr = (n - r0).min(TILE_W);
-            let ws = std::array::from_fn(|r| w.add((r0 + r.min(nr - 1)) * cols));
+            let ws = std::array::from_fn(|r| w.add(2 * (r0 + r.min(nr - 1)) * cols));
             let sums = tile(ws, xs);
             for (r, sums) in sums.iter().enumerate().take(nr) {
                 out[(r0 + r) * m + c0..][..nc].copy_from_slice(&sums[..nc]);
@@ -326,41 +373,42 @@ unsafe fn by_tiles<X, const C: usize>(
     }
 }
 
-/// The GEMM loop of every level for batches of several groups of `C` activation rows (under
-/// `G · C` rows: batched decode): for each tile of [`TILE_W`] weight rows, column block by
-/// column block (`block` values), every group steps its sums through the block while the
-/// tile's weights of it are in L1, the sums in registers (`A`) within a block and on the stack
-/// between blocks. `steps` steps one group through a range of `full` (the values the level's
-/// full steps cover), told whether it is the first group; `finish` adds the rest of the row
-/// past `full` and reduces the sums. Each sum is still stepped through its row in order, so
-/// the results are those of [`by_tiles`] to the bit. Whole rows re-read and re-widen each
-/// weight row from L2 once per group (four rows of 4096 values fill L1): on one Zen 3 core
-/// (AVX2), alternating binaries, 8 sequences of the 7B-shaped F16 file decoded at 25.9–29.1
-/// tok/s so and 28.1–33.5 in blocks; on an Intel Xeon (AVX-512, one thread) at 34.5–36.9 and
-/// 39.8–41.9. Prompts keep whole rows: in blocks (passes of 24 rows) a 128-token prompt of that
-/// file ran at 46.5–50.0 tok/s on the Zen 3, against 56.4–62.3.
+/// The GEMM loop of every level for batches of several groups of `C` activation rows (under `G
+/// · C` rows: batched decode), on [`by_tiles`]'s operands: for each tile of [`TILE_W`] weight
+/// rows, column block by column block (`block` values), every group steps its sums through the
+/// block while the tile's weights of it are in L1, the sums in registers (`A`) within a block
+/// and on the stack between blocks. `steps` steps one group through a range of `full` (the
+/// values the level's full steps cover), told whether it is the first group; `finish` adds the
+/// rest of the row past `full` and reduces the sums. Each sum is still stepped through its row
+/// in order, so the results are those of [`by_tiles`] to the bit. Whole rows re-read and
+/// re-widen each weight row from L2 once per group (four rows of 4096 values fill L1): on one
+/// Zen 3 core (AVX2), alternating binaries, 8 sequences of the 7B-shaped F16 file decoded at
+/// 25.9–29.1 tok/s so and 28.1–33.5 in blocks; on an Intel Xeon (AVX-512, one thread) at
+/// 34.5–36.9 and 39.8–41.9. Prompts keep whole rows: in blocks (passes of 24 rows) a 128-token
+/// prompt of that file ran at 46.5–50.0 tok/s on the Zen 3, against 56.4–62.3.
 // SAFETY: as `by_tiles`, with `m` at most `G · C`, and `steps` and `finish` reading `cols`
 // values at each pointer at most.
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code, clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn by_blocks<X, A: Copy, const C: usize, const G: usize>(
-    w: *const u16,
-    n: usize,
-    x: *const X,
+    w: &[u8],
+    x: &[X],
     m: usize,
     cols: usize,
     out: &mut [f32],
     (block, full, zero): (usize, usize, A),
     steps: impl Fn(
-        &[*const u16; TILE_W],
+        &[*const u8; TILE_W],
         &[*const X; C],
         std::ops::Range<usize>,
         bool,
         &mut [[A; C]; TILE_W],
     ),
-    finish: impl Fn(&mut [[A; C]; TILE_W], &[*const u16; TILE_W], &[*const X; C]) -> [[f32; C]; TILE_W],
+    finish: impl Fn(&mut [[A; C]; TILE_W], &[*const u8; TILE_W], &[*const X; C]) -> [[f32; C]; TILE_W],
 ) {
+    let n = w.len() / (2 * cols);
+    let (w, x) = (w.as_ptr(), x.as_ptr());
     let groups = m.div_ceil(C);
     assert!(groups <= G);
     // Past the last row a group re-reads it; those sums are dropped.
@@ -369,7 +417,7 @@ unsafe fn by_blocks<X, A: Copy, const C: usize, const G: usize>(
     };
     for r0 in (0..n).step_by(TILE_W) {
         let nr = (n - r0).min(TILE_W);
-        let ws = std::array::from_fn(|r| w.add((r0 + r.min(nr - 1)) * cols));
+        let ws = std::array::from_fn(|r| w.add(2 * (r0 + r.min(nr - 1)) * cols));
         let mut sums = [[[zero; C]; TILE_W]; G];
         for k0 in (0..full).step_by(block) {
             let ks = k0..full.min(k0 + block);
