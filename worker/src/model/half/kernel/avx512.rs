@@ -74,7 +74,7 @@ impl<const BF: bool> Wide for Widen<BF> {
     #[inline(always)]
     unsafe fn blocks<const C: usize>(w: &[u8], cols: usize, x: &[f32], m: usize, out: &mut [f32]) {
         let full = cols / 16 * 16;
-        super::by_blocks::<f32, __m512, C, 4>(
+        super::by_blocks::<f32, __m512, TILE_W, C, 4>(
             w,
             x,
             m,

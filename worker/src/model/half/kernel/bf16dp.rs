@@ -69,7 +69,7 @@ impl Wide for Dot {
     #[inline(always)]
     unsafe fn blocks<const C: usize>(w: &[u8], cols: usize, x: &[u16], m: usize, out: &mut [f32]) {
         let full = cols / 32 * 32;
-        super::by_blocks::<u16, __m512, C, 4>(
+        super::by_blocks::<u16, __m512, TILE_W, C, 4>(
             w,
             x,
             m,

@@ -6,14 +6,14 @@
 //! unless the process keeps rows alike (`super::keep_rows_alike`).
 //!
 //! One activation row (decode of one sequence) goes four weight rows at a time on AVX2 and
-//! AVX-512 (four streams from memory in flight), one at a time with `vdpbf16ps` and on
-//! AVX-512 on AMD CPUs (the matrix read as one sequential stream, which a Zen 4 core's
-//! prefetchers follow better). More rows go through tiles of several weight rows and
-//! activation rows ([`Kernel::gemm`]: four by six or four on AVX-512, four by three or two on
-//! AVX2), which re-read the activations from cache once per tile rather than once per weight
-//! row: four rows of 4096 f32 values are twice L1. A batch of several groups of activation
-//! rows (under 16 rows) goes column block by column block, every group meeting a tile's block
-//! while it is in L1 (see `by_blocks`).
+//! AVX-512 (four streams from memory in flight), one at a time with `vdpbf16ps` and on AVX-512
+//! on AMD CPUs (the matrix read as one sequential stream, which a Zen 4 core's prefetchers
+//! follow better). More rows go through tiles of several weight rows and activation rows
+//! ([`Kernel::gemm`]: four by six or four on AVX-512, four by three or two on AVX2, three by
+//! four for its batches of 8 and 12), which re-read the activations from cache once per tile
+//! rather than once per weight row: four rows of 4096 f32 values are twice L1. A batch of
+//! several groups of activation rows (under 16 rows) goes column block by column block, every
+//! group meeting a tile's block while it is in L1 (see `by_blocks`).
 //! Every sum of one weight row and one activation row has one accumulator, stepped through
 //! the row in the same order whatever the tile, so a row's result does not depend on how many
 //! rows share the product (the scalar kernel adds them one by one, in order).
@@ -330,8 +330,10 @@ unsafe fn wide_gemm<L: Wide>(w: &[u8], cols: usize, x: &[L::X], m: usize, out: &
 
 /// Weight rows per GEMM tile on every level: with three activation rows (AVX2), twelve
 /// accumulators, three activation vectors and the widened weight vector fill the sixteen
-/// registers (3 × 4 and 2 × 6 spill, 5 × 2 widens more weights per product: all measured
-/// slower); AVX-512's 32 registers hold 4 × 6.
+/// registers (over whole rows 3 × 4 and 2 × 6 spilled and 5 × 2 widens more weights per
+/// product: all measured slower; AVX2 batches of 8 and 12 go in 3 × 4 tiles in column blocks,
+/// where the four activation vectors are read from L1 as used); AVX-512's 32 registers hold
+/// 4 × 6.
 #[cfg(target_arch = "x86_64")]
 const TILE_W: usize = 4;
 
@@ -391,21 +393,15 @@ unsafe fn by_tiles<X, const C: usize>(
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code, clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn by_blocks<X, A: Copy, const C: usize, const G: usize>(
+unsafe fn by_blocks<X, A: Copy, const R: usize, const C: usize, const G: usize>(
     w: &[u8],
     x: &[X],
     m: usize,
     cols: usize,
     out: &mut [f32],
     (block, full, zero): (usize, usize, A),
-    steps: impl Fn(
-        &[*const u8; TILE_W],
-        &[*const X; C],
-        std::ops::Range<usize>,
-        bool,
-        &mut [[A; C]; TILE_W],
-    ),
-    finish: impl Fn(&mut [[A; C]; TILE_W], &[*const u8; TILE_W], &[*const X; C]) -> [[f32; C]; TILE_W],
+    steps: impl Fn(&[*const u8; R], &[*const X; C], std::ops::Range<usize>, bool, &mut [[A; C]; R]),
+    finish: impl Fn(&mut [[A; C]; R], &[*const u8; R], &[*const X; C]) -> [[f32; C]; R],
 ) {
     let n = w.len() / (2 * cols);
     let (w, x) = (w.as_ptr(), x.as_ptr());
@@ -415,10 +411,10 @@ unsafe fn by_blocks<X, A: Copy, const C: usize, const G: usize>(
     let group = |g: usize| -> [*const X; C] {
         std::array::from_fn(|c| x.add((g * C + c).min(m - 1) * cols))
     };
-    for r0 in (0..n).step_by(TILE_W) {
-        let nr = (n - r0).min(TILE_W);
+    for r0 in (0..n).step_by(R) {
+        let nr = (n - r0).min(R);
         let ws = std::array::from_fn(|r| w.add(2 * (r0 + r.min(nr - 1)) * cols));
-        let mut sums = [[[zero; C]; TILE_W]; G];
+        let mut sums = [[[zero; C]; R]; G];
         for k0 in (0..full).step_by(block) {
             let ks = k0..full.min(k0 + block);
             for (g, sums) in sums.iter_mut().enumerate().take(groups) {
