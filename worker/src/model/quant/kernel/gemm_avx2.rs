@@ -9,7 +9,7 @@
 
 use std::arch::x86_64::*;
 
-use super::mul_avx2::{step, widen, Avx2Mul, AvxVnni, Mul};
+use super::mul_avx2::{adds_offset, step, widen, Avx2Mul, AvxVnni, Mul};
 use super::unpack_avx2::{Unpack, K4, Q40, Q41, Q6, Q80};
 use super::{PanelBlock, SUPER};
 use crate::model::quant::act::{Activations, Rows};
@@ -34,7 +34,8 @@ pub unsafe fn gemm<M: Avx2Mul>(
     gemm_with::<M>(panel, format, acts, c0, n, out)
 }
 
-/// [`gemm`] with AVX-VNNI's `vpdpbusd`: the same integers, so the same bits.
+/// [`gemm`] with AVX-VNNI's `vpdpbusd`: the same integers, so the same bits, but for Q8_0,
+/// whose offset it adds apart (see `super::mul_avx2::step`).
 // SAFETY: as `gemm`, and callers hold AVX-VNNI.
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx2,fma,avxvnni")]
@@ -156,8 +157,8 @@ unsafe fn pass<U: Unpack, M: Mul, const N: usize>(
                         iacc[c] = _mm256_setzero_si256();
                     }
                 }
-                // Signed Q8_0 bytes already hold the offset.
-                if !U::SIGNED {
+                // Under `maddubs` signed Q8_0 bytes already hold the offset.
+                if adds_offset::<M>(U::SIGNED) {
                     for c in 0..N {
                         let s = _mm256_set1_ps(*xs[c].add(span));
                         facc[c] = _mm256_fmadd_ps(b, s, facc[c]);

@@ -2,7 +2,9 @@
 //! four weight bytes of eight rows times four activation bytes into 32-bit sums: `maddubs`
 //! pairs added in 16 bits, then widened by `madd` (AVX2); or `vpdpbusd` straight into 32 bits
 //! (AVX-VNNI, the VEX form on CPUs without AVX-512: Intel's Alder Lake and later cores, its
-//! E-core Xeons). Both give the same integers, so the two levels give the same bits.
+//! E-core Xeons). Both give the same integers, so the two levels give the same bits; but
+//! Q8_0's signed weights, which `maddubs` takes through the sign trick and `vpdpbusd` offset
+//! by 128 (the offset added apart, from the activations' sums, as on the AVX-512 level).
 
 use std::arch::x86_64::*;
 
@@ -78,8 +80,11 @@ unsafe fn dot(signed: bool, w: __m256i, x: __m256i) -> __m256i {
     }
 }
 
-/// `acc` plus weight word `w` times activation word `x`: 16-bit pair sums with `maddubs`,
-/// 32-bit lane sums with `vpdpbusd` (signed weights through the sign trick either way).
+/// `acc` plus weight word `w` times activation word `x`: 16-bit pair sums with `maddubs`
+/// (signed weights through the sign trick); 32-bit lane sums with `vpdpbusd`, which takes
+/// signed weights offset by 128 to unsigned (it cannot saturate), one `xor` per word
+/// rather than a `sign` per word and activation row: the caller then adds the offset
+/// ([`adds_offset`]).
 // SAFETY: as `dot`, with AVX-VNNI where `M` is [`AvxVnni`].
 #[allow(unsafe_code)]
 #[inline(always)]
@@ -88,10 +93,18 @@ pub(super) unsafe fn step<M: Mul>(signed: bool, acc: __m256i, w: __m256i, x: __m
         return _mm256_add_epi16(acc, dot(signed, w, x));
     }
     if signed {
-        M::dpbusd(acc, _mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
+        M::dpbusd(acc, _mm256_xor_si256(w, _mm256_set1_epi8(i8::MIN)), x)
     } else {
         M::dpbusd(acc, w, x)
     }
+}
+
+/// Whether [`step`]'s sums over weights that are `signed` leave out their offset `b`, which
+/// the kernel then adds per span from the activations' sums: always but for signed weights
+/// under `maddubs`, whose sign trick multiplies them as they are (Q8_0's `b`, `−128·d`,
+/// serves only `vpdpbusd`).
+pub(super) const fn adds_offset<M: Mul>(signed: bool) -> bool {
+    !signed || M::VNNI
 }
 
 /// The 32-bit sums of what [`step`] added up in `s`, each times its integer scale `by` (given

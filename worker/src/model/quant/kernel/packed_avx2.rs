@@ -8,11 +8,11 @@
 //! pairs of 16-bit sums; those are added in 16 bits for as many words as cannot overflow
 //! (`Unpack::PAIRS`, in `super::unpack_avx2`) and only then widened with `madd`. Q8_0's
 //! bytes offset to unsigned would overflow a pair (255·127·2), so they stay signed and go
-//! through the sign trick.
+//! through the sign trick there; `vpdpbusd` adds in 32 bits and takes them offset.
 
 use std::arch::x86_64::*;
 
-use super::mul_avx2::{step, widen, Avx2Mul, AvxVnni, Mul};
+use super::mul_avx2::{adds_offset, step, widen, Avx2Mul, AvxVnni, Mul};
 use super::packed::prefetch_next;
 use super::unpack_avx2::{Unpack, HALF, K4, Q40, Q41, Q6, Q80, WORDS};
 use super::Groups;
@@ -70,7 +70,8 @@ pub unsafe fn gemv<M: Avx2Mul>(
     gemv_with::<M>(format, src, acts, c0, n, out, at)
 }
 
-/// [`gemv`] with AVX-VNNI's `vpdpbusd`: the same integers, so the same bits.
+/// [`gemv`] with AVX-VNNI's `vpdpbusd`: the same integers, so the same bits, but for Q8_0,
+/// whose offset it adds apart (see `super::mul_avx2::step`).
 // SAFETY: as `gemv`, and callers hold AVX-VNNI.
 #[allow(unsafe_code)]
 #[target_feature(enable = "avx2,fma,f16c,avxvnni")]
@@ -151,7 +152,7 @@ unsafe fn pass<U: Unpack, M: Mul, const N: usize>(
                             let scale = _mm256_mul_ps(a, _mm256_set1_ps(*xd[c].add(unit)));
                             facc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), scale, facc[c]);
                         }
-                        if !U::SIGNED {
+                        if adds_offset::<M>(U::SIGNED) {
                             let t = _mm256_set1_ps(*xs[c].add(span));
                             facc[c] = _mm256_fmadd_ps(b, t, facc[c]);
                         }
