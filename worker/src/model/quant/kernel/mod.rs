@@ -9,8 +9,6 @@
 //! 16-bit weights on AMX BF16 tiles and Q6_K prefill on AMX int8 tiles ([`Isa::gemm_tiles`]);
 //! the rest runs the AVX-512 VNNI kernels.
 
-use std::sync::OnceLock;
-
 use crate::model::quant::act::Activations;
 use crate::model::quant::format::Format;
 use crate::model::quant::packed::GROUP;
@@ -73,12 +71,19 @@ mod fused;
 mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod gemm_avx2;
+mod level;
+pub use level::Isa;
+use level::Level;
 #[cfg(target_arch = "x86_64")]
 mod mul_avx2;
 #[cfg(target_arch = "x86_64")]
 mod packed;
 #[cfg(target_arch = "x86_64")]
 mod packed_avx2;
+mod prefetch;
+#[cfg(target_arch = "x86_64")]
+pub(crate) use prefetch::prefetch_l2;
+pub(crate) use prefetch::prefetch_part;
 #[cfg(target_arch = "x86_64")]
 mod regs;
 mod scalar;
@@ -91,41 +96,6 @@ mod unpack_avx2;
 
 /// Activation rows per microkernel call, at most.
 pub const COLS: usize = 4;
-
-/// Asks for the cache line at `p` in L2 (`prefetcht1`), where the decode kernels' software
-/// prefetches go: into L1 they wait on its few miss buffers and gain nothing from distance
-/// (see `packed::prefetch_next`).
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-pub(crate) fn prefetch_l2(p: *const u8) {
-    // SAFETY: a prefetch never faults, whatever the address.
-    #[allow(unsafe_code)]
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(p.cast())
-    };
-}
-
-/// Asks for part `part` of `parts` equal parts of `next`, a line at a time, in L2: the next
-/// panel's weights, spread over the kernel calls that meet this panel's rows with the
-/// activations, so that they arrive while the panel computes and its fill reads them from
-/// cache, not memory; or an attention kernel's next page.
-#[inline]
-pub(crate) fn prefetch_part<T>(next: &[T], part: usize, parts: usize) {
-    #[cfg(target_arch = "x86_64")]
-    for line in part_lines(std::mem::size_of_val(next), part, parts) {
-        prefetch_l2(next.as_ptr().cast::<u8>().wrapping_add(64 * line));
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (next, part, parts);
-}
-
-/// The 64-byte lines of `len` bytes in part `part` of `parts`: the parts, in order, cover
-/// every line once.
-fn part_lines(len: usize, part: usize, parts: usize) -> std::ops::Range<usize> {
-    let lines = len.div_ceil(64);
-    let per = lines.div_ceil(parts.max(1));
-    (part * per).min(lines)..((part + 1) * per).min(lines)
-}
 
 /// Values per K super-block, which shares one weight scale `d` and one activation scale
 /// (the K formats' activations are quantized per 256 values, as llama.cpp's `Q8_K`).
@@ -144,91 +114,7 @@ pub const Q6K_OFFSET: i32 = 32;
 /// Most activation rows of one [`Isa::gemv_packed`] call.
 pub const GEMV_ROWS: usize = 8;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Level {
-    Scalar,
-    Avx2,
-    AvxVnni,
-    Avx512Vnni,
-    Amx,
-}
-
-/// A kernel family this CPU can run; only [`Isa::best`] and [`Isa::available`] make one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Isa(Level);
-
 impl Isa {
-    /// Every level this CPU supports, lowest first.
-    pub fn available() -> Vec<Isa> {
-        let mut out = vec![Isa(Level::Scalar)];
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::is_x86_feature_detected as has;
-            if has!("avx2") && has!("fma") && has!("f16c") {
-                out.push(Isa(Level::Avx2));
-                if has!("avxvnni") {
-                    out.push(Isa(Level::AvxVnni));
-                }
-                if has!("avx512f") && has!("avx512bw") && has!("avx512vl") && has!("avx512vnni") {
-                    out.push(Isa(Level::Avx512Vnni));
-                    if tiles::available() {
-                        out.push(Isa(Level::Amx));
-                    }
-                }
-            }
-        }
-        out
-    }
-
-    /// [`Isa::available`], and where the CPU has AVX2 but not AVX-VNNI the `avxvnni` level
-    /// too, `vpdpbusd` emulated: unit tests run that level's kernels on any AVX2 CPU.
-    #[cfg(test)]
-    pub fn testable() -> Vec<Isa> {
-        let mut out = Self::available();
-        if out.contains(&Isa(Level::Avx2)) && !out.contains(&Isa(Level::AvxVnni)) {
-            out.push(Isa(Level::AvxVnni));
-            out.sort_by_key(|i| i.0);
-        }
-        out
-    }
-
-    /// The best level, or the one `ARENA_KERNELS` asks for if the CPU has it.
-    pub fn best() -> Isa {
-        static BEST: OnceLock<Isa> = OnceLock::new();
-        *BEST.get_or_init(|| {
-            let want = std::env::var("ARENA_KERNELS").ok();
-            let (isa, found) = Self::choose(&Self::available(), want.as_deref());
-            if !found {
-                tracing::warn!(want, using = isa.name(), "ARENA_KERNELS not available here");
-            }
-            isa
-        })
-    }
-
-    /// The level named `want` among `levels` (lowest first), else the highest; and whether
-    /// `want`, if given, was found.
-    fn choose(levels: &[Isa], want: Option<&str>) -> (Isa, bool) {
-        let top = levels[levels.len() - 1];
-        match want {
-            None => (top, true),
-            Some(w) => levels
-                .iter()
-                .find(|i| i.name() == w.trim())
-                .map_or((top, false), |&i| (i, true)),
-        }
-    }
-
-    /// `scalar`, `avx2`, `avxvnni`, `avx512` or `amx`.
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            Level::Scalar => "scalar",
-            Level::Avx2 => "avx2",
-            Level::AvxVnni => "avxvnni",
-            Level::Avx512Vnni => "avx512",
-            Level::Amx => "amx",
-        }
-    }
-
     /// Unpacks `n` weight rows into `tile` in the form this level multiplies.
     pub fn fill(self, tile: &mut Tile, format: Format, data: &[u8], n: usize, cols: usize) {
         let padded = crate::model::quant::act::padded(cols);
@@ -330,41 +216,6 @@ impl Isa {
 }
 
 impl Isa {
-    /// Whether this level has AVX2, FMA and F16C (every level above scalar).
-    pub fn has_avx2(self) -> bool {
-        self.0 >= Level::Avx2
-    }
-
-    /// Whether this level has AVX-512 F, BW and VL (with VNNI).
-    pub fn has_avx512(self) -> bool {
-        self.0 >= Level::Avx512Vnni
-    }
-
-    /// Whether this level fills panels from rows in file order ([`Isa::fill_panel`]) for its
-    /// GEMM: the AVX-512 VNNI levels only (`avx512`, `amx`), since such panels hold bytes
-    /// offset by 128, which `vpdpbusd` takes and AVX2's 16-bit pair sums would overflow.
-    pub fn has_gemm(self) -> bool {
-        self.0 >= Level::Avx512Vnni
-    }
-
-    /// Whether this level has AMX BF16 and int8 tiles, granted by the OS, and AVX-512 BF16.
-    pub fn has_amx(self) -> bool {
-        self.0 >= Level::Amx
-    }
-
-    /// Whether this level has AVX-512 and the CPU AVX-512 BF16 (`vdpbf16ps`): the `amx`
-    /// level always, the `avx512` one on CPUs such as AMD Zen 4.
-    pub fn has_avx512_bf16(self) -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            self.has_avx512() && std::arch::is_x86_feature_detected!("avx512bf16")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    }
-
     /// Unpacks `n` weight rows into `panel` for [`Isa::gemm`]; only on levels that have it.
     pub fn fill_panel(self, panel: &mut Panel, format: Format, data: &[u8], n: usize, cols: usize) {
         assert!(self.has_gemm());
@@ -514,22 +365,6 @@ impl Groups {
 }
 
 impl Isa {
-    /// Whether matrices are repacked for this level ([`crate::model::quant::packed`], every
-    /// format; one layout for every level that packs); only then do the two calls below apply.
-    pub fn packs(self) -> bool {
-        self.0 >= Level::Avx2
-    }
-
-    /// Activation rows [`Isa::gemv_packed`] takes at once: eight with AVX-512's 32
-    /// registers, four with AVX2's 16.
-    pub fn gemv_rows(self) -> usize {
-        if self.has_avx512() {
-            GEMV_ROWS
-        } else {
-            COLS
-        }
-    }
-
     /// The 16 rows of `src` (one repacked group of `cols` weights per row) times activation
     /// rows `c0..c0 + n` (`n ≤` [`Isa::gemv_rows`]) into `out[c][at..at + 16]` (`at` 0 or
     /// 16), bit for bit what [`Isa::gemm`] (or, for the formats it takes, [`Isa::gemm_tiles`])
@@ -610,50 +445,4 @@ impl Isa {
 #[inline(always)]
 fn offsets(b: &[f32], s: &[f32]) -> f32 {
     b.iter().zip(s).map(|(b, s)| b * s).sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prefetch_parts_cover_every_line_once() {
-        for (len, parts) in [
-            (0, 4),
-            (1, 1),
-            (64, 3),
-            (65, 2),
-            (4096, 32),
-            (100_000, 7),
-            (640, 128),
-        ] {
-            let lines: Vec<usize> = (0..parts).flat_map(|p| part_lines(len, p, parts)).collect();
-            assert_eq!(
-                lines,
-                (0..len.div_ceil(64)).collect::<Vec<_>>(),
-                "{len} bytes, {parts}"
-            );
-        }
-        assert_eq!(part_lines(640, 0, 0), 0..10, "no calls: one part");
-    }
-
-    #[test]
-    fn arena_kernels_picks_a_level_the_cpu_has_and_nothing_else() {
-        let all = [
-            Isa(Level::Scalar),
-            Isa(Level::Avx2),
-            Isa(Level::AvxVnni),
-            Isa(Level::Avx512Vnni),
-        ];
-        assert_eq!(Isa::choose(&all, None), (all[3], true));
-        assert_eq!(Isa::choose(&all, Some("scalar")), (all[0], true));
-        assert_eq!(Isa::choose(&all, Some(" avx2\n")), (all[1], true));
-        assert_eq!(Isa::choose(&all, Some("avxvnni")), (all[2], true));
-        // Asked for a level this CPU lacks, or a misspelt one: the best it has, and a warning.
-        assert_eq!(Isa::choose(&all[..2], Some("avx512")), (all[1], false));
-        assert_eq!(Isa::choose(&all[..2], Some("avxvnni")), (all[1], false));
-        assert_eq!(Isa::choose(&all, Some("AVX9")), (all[3], false));
-        // The levels' order is what `has_avx512` and `has_gemm` compare against.
-        assert!(all[2].has_avx2() && all[2].packs() && !all[2].has_avx512() && !all[2].has_gemm());
-    }
 }
