@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arena_proto::v1::{generate_request, GenerateRequest, Messages};
+use arena_proto::v1::{generate_request, Messages};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -13,10 +13,9 @@ use serde_json::Value;
 use super::fields::Fields;
 use super::messages::chat_messages;
 use super::params::{chat_logprobs, common, model};
-use super::respond::{self, Flavor, Names, Plan};
+use super::respond::{self, Flavor, Plan};
 use super::ApiState;
 use crate::error::ApiError;
-use crate::ids::random_id;
 
 /// Fields that only ask for what the server does anyway, in the value that says so.
 fn noop_fields(f: &mut Fields) -> Result<(), ApiError> {
@@ -64,28 +63,20 @@ fn plan(body: Value) -> Result<Plan, ApiError> {
     let logprobs = chat_logprobs(&mut f)?;
     noop_fields(&mut f)?;
     f.finish()?;
-    Ok(Plan {
-        generate: GenerateRequest {
-            request_id: random_id("chatcmpl-"),
-            model,
-            input: Some(generate_request::Input::Chat(Messages { messages })),
-            params: Some(common.sampling),
-            system_message: None,
-            return_tokens: false,
-            // The gateway's: the conversation's, on workers.
-            cache_scope: None,
-        },
-        n: common.n,
-        stream: common.stream,
-        include_usage: common.include_usage,
+    let (input, n) = (
+        generate_request::Input::Chat(Messages { messages }),
+        common.n,
+    );
+    let names = ("messages", "top_logprobs");
+    Ok(Plan::completion(
+        "chatcmpl-",
+        model,
+        input,
+        common,
+        n,
         logprobs,
-        session: common.user,
-        names: Names {
-            max_tokens: common.max_name,
-            input: "messages",
-            top_logprobs: "top_logprobs",
-        },
-    })
+        names,
+    ))
 }
 
 /// The handler.

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use arena_proto::v1::{generate_request, GenerateRequest};
+use arena_proto::v1::generate_request;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -12,10 +12,9 @@ use serde_json::Value;
 
 use super::fields::{int_in, kind, wrong_shape, Fields};
 use super::params::{common, model, MAX_TOP_LOGPROBS};
-use super::respond::{self, Flavor, Names, Plan};
+use super::respond::{self, Flavor, Plan};
 use super::ApiState;
 use crate::error::ApiError;
-use crate::ids::random_id;
 
 /// OpenAI's default `max_tokens` for this endpoint.
 const DEFAULT_MAX_TOKENS: u32 = 16;
@@ -62,28 +61,11 @@ fn plan(body: Value) -> Result<Plan, ApiError> {
         "choices are not ranked: leave it unset or equal to 'n'",
     )?;
     f.finish()?;
-    Ok(Plan {
-        generate: GenerateRequest {
-            request_id: random_id("cmpl-"),
-            model,
-            input: Some(generate_request::Input::Prompt(prompt)),
-            params: Some(common.sampling),
-            system_message: None,
-            return_tokens: false,
-            // The gateway's: the conversation's, on workers.
-            cache_scope: None,
-        },
-        n,
-        stream: common.stream,
-        include_usage: common.include_usage,
-        logprobs,
-        session: common.user,
-        names: Names {
-            max_tokens: common.max_name,
-            input: "prompt",
-            top_logprobs: "logprobs",
-        },
-    })
+    let input = generate_request::Input::Prompt(prompt);
+    let names = ("prompt", "logprobs");
+    Ok(Plan::completion(
+        "cmpl-", model, input, common, n, logprobs, names,
+    ))
 }
 
 /// The handler.

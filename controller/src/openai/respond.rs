@@ -1,13 +1,14 @@
 //! Starting a checked request's `n` generations at once, and answering with one JSON body;
 //! streams are in `stream`.
 
-use arena_proto::v1::GenerateRequest;
+use arena_proto::v1::{generate_request, GenerateRequest, SamplingParams};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::future::try_join_all;
 use sha2::{Digest, Sha256};
 
 use super::logprobs::{self, Token};
+use super::params::Common;
 use super::shapes::{Choice, Envelope, Message};
 use super::stream;
 use super::types::Usage;
@@ -56,7 +57,54 @@ pub struct Plan {
     pub session: Option<String>,
 }
 
+/// The worker's request: `input` for `model` under `request_id`.
+pub fn generation(
+    request_id: String,
+    model: String,
+    input: generate_request::Input,
+    params: SamplingParams,
+) -> GenerateRequest {
+    GenerateRequest {
+        request_id,
+        model,
+        input: Some(input),
+        params: Some(params),
+        system_message: None,
+        return_tokens: false,
+        // The gateway's: the conversation's, on workers.
+        cache_scope: None,
+    }
+}
+
 impl Plan {
+    /// A chat or text completion's plan: `n` choices of `input` for `model` with the request's
+    /// common fields, under a fresh id that starts `id_prefix`; `names` are the client's for
+    /// the input and the alternatives per token.
+    pub fn completion(
+        id_prefix: &str,
+        model: String,
+        input: generate_request::Input,
+        common: Common,
+        n: u32,
+        logprobs: Option<u32>,
+        (input_name, top_logprobs): (&'static str, &'static str),
+    ) -> Plan {
+        let id = crate::ids::random_id(id_prefix);
+        Plan {
+            generate: generation(id, model, input, common.sampling),
+            n,
+            stream: common.stream,
+            include_usage: common.include_usage,
+            logprobs,
+            session: common.user,
+            names: Names {
+                max_tokens: common.max_name,
+                input: input_name,
+                top_logprobs,
+            },
+        }
+    }
+
     /// Takes the conversation from the `x-session-id` header when it holds non-empty text (it
     /// wins over the `user` field), and makes it the caller's own: under another API key the
     /// same `user` or session id is another conversation, and none is an arena conversation's

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use arena_proto::v1::{generate_request, GenerateRequest, Messages};
+use arena_proto::v1::{generate_request, Messages};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::fields::{wrong_shape, Fields};
 use super::messages::response_input;
 use super::params::{max_tokens, model, streaming, temperature_top_p};
-use super::respond::{self, Names, Plan};
+use super::respond::{self, generation, Names, Plan};
 use super::responses_stream;
 use super::types::Usage;
 use super::{now_secs, ApiState};
@@ -202,16 +202,12 @@ fn plan(body: Value) -> Result<(Plan, Meta), ApiError> {
         top_p: sampling.top_p.unwrap_or(1.0),
     };
     let plan = Plan {
-        generate: GenerateRequest {
-            request_id: meta.id.clone(),
+        generate: generation(
+            meta.id.clone(),
             model,
-            input: Some(generate_request::Input::Chat(Messages { messages })),
-            params: Some(sampling),
-            system_message: None,
-            return_tokens: false,
-            // The gateway's: the conversation's, on workers.
-            cache_scope: None,
-        },
+            generate_request::Input::Chat(Messages { messages }),
+            sampling,
+        ),
         n: 1,
         stream,
         include_usage: false,
