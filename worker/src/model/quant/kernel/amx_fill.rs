@@ -2,7 +2,7 @@
 
 use std::arch::x86_64::*;
 
-use super::packed::{halves, Unpack, Q6, WORDS};
+use super::unpack::{halves, Unpack, Q6, WORDS};
 use super::Groups;
 use crate::model::quant::format::Format;
 use crate::model::quant::packed::{field_at, group_block};

@@ -92,6 +92,8 @@ mod tiles;
 #[cfg(target_arch = "x86_64")]
 pub use tiles::TileConfig;
 #[cfg(target_arch = "x86_64")]
+mod unpack;
+#[cfg(target_arch = "x86_64")]
 mod unpack_avx2;
 
 /// Activation rows per microkernel call, at most.

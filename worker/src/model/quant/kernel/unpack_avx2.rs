@@ -1,10 +1,10 @@
 //! How each format's repacked block ([`crate::model::quant::packed`]) becomes AVX2 vectors:
 //! half a 64-byte word (eight rows' four weights each) per vector, with the scales and
-//! offsets of those eight rows. The AVX-512 twins live in `super::packed`.
+//! offsets of those eight rows. The AVX-512 twins live in `super::unpack`.
 
 use std::arch::x86_64::*;
 
-use super::packed::k4_scale_bytes;
+use super::unpack::k4_scale_bytes;
 use crate::model::quant::format::Format;
 use crate::model::quant::packed::field_at;
 
