@@ -165,7 +165,7 @@ fn prompt_rows_equal_decode_rows_bit_for_bit() {
     for (isa, batch) in Isa::testable()
         .into_iter()
         .filter(|i| i.packs())
-        .flat_map(|isa| [(isa, 37), (isa, 13)])
+        .flat_map(|isa| [(isa, 37), (isa, 35), (isa, 13)])
     {
         for f in Format::ALL {
             // 40 weight rows: a whole task and a partial one.
@@ -205,7 +205,7 @@ fn avx_vnni_gives_avx2_s_bits() {
         let (rows, cols) = (40, cols(f));
         for m in [matrix(f, rows, cols).0, extreme(f, rows, cols)] {
             let (a, v) = (m.clone().packed_for(avx2), m.packed_for(vnni));
-            for batch in [1, 3, 4, 5, 13, 33] {
+            for batch in [1, 3, 4, 5, 13, 33, 35] {
                 let x = values(batch * cols, 5, 2.0);
                 let (want, got) = (
                     a.matmul_with(avx2, &x, batch),
