@@ -63,17 +63,13 @@ fn plan(body: Value) -> Result<Plan, ApiError> {
     let logprobs = chat_logprobs(&mut f)?;
     noop_fields(&mut f)?;
     f.finish()?;
-    let (input, n) = (
-        generate_request::Input::Chat(Messages { messages }),
-        common.n,
-    );
+    let input = generate_request::Input::Chat(Messages { messages });
     let names = ("messages", "top_logprobs");
     Ok(Plan::completion(
         "chatcmpl-",
         model,
         input,
         common,
-        n,
         logprobs,
         names,
     ))

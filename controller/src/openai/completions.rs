@@ -64,7 +64,7 @@ fn plan(body: Value) -> Result<Plan, ApiError> {
     let input = generate_request::Input::Prompt(prompt);
     let names = ("prompt", "logprobs");
     Ok(Plan::completion(
-        "cmpl-", model, input, common, n, logprobs, names,
+        "cmpl-", model, input, common, logprobs, names,
     ))
 }
 

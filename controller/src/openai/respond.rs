@@ -77,22 +77,21 @@ pub fn generation(
 }
 
 impl Plan {
-    /// A chat or text completion's plan: `n` choices of `input` for `model` with the request's
-    /// common fields, under a fresh id that starts `id_prefix`; `names` are the client's for
-    /// the input and the alternatives per token.
+    /// A chat or text completion's plan: `input` for `model` with the request's common
+    /// fields (its choices among them), under a fresh id that starts `id_prefix`; `names` are
+    /// the client's for the input and the alternatives per token.
     pub fn completion(
         id_prefix: &str,
         model: String,
         input: generate_request::Input,
         common: Common,
-        n: u32,
         logprobs: Option<u32>,
         (input_name, top_logprobs): (&'static str, &'static str),
     ) -> Plan {
         let id = crate::ids::random_id(id_prefix);
         Plan {
             generate: generation(id, model, input, common.sampling),
-            n,
+            n: common.n,
             stream: common.stream,
             include_usage: common.include_usage,
             logprobs,
