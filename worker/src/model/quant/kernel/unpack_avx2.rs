@@ -26,7 +26,9 @@ pub(super) trait Unpack {
     /// Words whose `maddubs` results may be added in 16 bits: `PAIRS · 2 · max u · 127`
     /// stays below 32,768.
     const PAIRS: usize;
-    /// Whether `words` gives signed bytes (`b` is then folded in: the kernels skip it).
+    /// Whether `words` gives signed bytes: `maddubs` takes them through the sign trick, `b`
+    /// folded in, and the kernels skip it; `vpdpbusd` takes them offset by 128 and adds `b`
+    /// (see `super::mul_avx2::adds_offset`).
     const SIGNED: bool;
     /// What a block's scales decode to, once per block and half.
     type Scales: Copy;
