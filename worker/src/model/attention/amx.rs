@@ -14,13 +14,14 @@
 #![allow(unsafe_code)]
 
 use std::arch::asm;
+use std::arch::x86_64::__m512;
 
 use crate::model::kv_cache::pages::{LANES, PAIRS};
 use crate::model::quant::kernel::TileConfig;
 
-use super::avx512::divide_rows;
 use super::bf16_pages::{last_values, pack_queries, weights, BUFS};
 use super::host::{Task, TASK_ROWS};
+use super::lanes::divide_rows;
 
 /// Rows per tile.
 const R: usize = 16;
@@ -147,7 +148,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
         // No `tilerelease`: a decode step runs a task per head per layer, and releasing the
         // tiles after each made the next `ldtilecfg` start from the initial state (a layer
         // of one row over 50 positions took 0.017 ms instead of 0.011; 0.009 on AVX-512).
-        divide_rows(out, hd, &inv);
+        divide_rows::<__m512>(out, hd, &inv);
     });
 }
 

@@ -19,6 +19,7 @@ use crate::model::kv_cache::pages::{LANES, PAGE};
 use crate::model::quant::kernel::{hsum, prefetch_part};
 
 use super::host::{Task, GROUP, TASK_ROWS};
+use super::lanes::{divide_rows, weigh};
 
 /// Lanes of one vector.
 const V8: usize = 8;
@@ -105,29 +106,23 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
             for c0 in (0..hd).step_by(W * V8) {
                 let at = (g, c0);
                 match (rows, hd - c0 >= W * V8) {
-                    (1, true) => weigh::<1, W>(task, at, keys.clone(), s, out),
-                    (2, true) => weigh::<2, W>(task, at, keys.clone(), s, out),
-                    (3, true) => weigh::<3, W>(task, at, keys.clone(), s, out),
-                    (4, true) => weigh::<4, W>(task, at, keys.clone(), s, out),
-                    (5, true) => weigh::<5, W>(task, at, keys.clone(), s, out),
-                    (_, true) => weigh::<6, W>(task, at, keys.clone(), s, out),
+                    (1, true) => weigh::<__m256, 1, W>(task, at, keys.clone(), s, out),
+                    (2, true) => weigh::<__m256, 2, W>(task, at, keys.clone(), s, out),
+                    (3, true) => weigh::<__m256, 3, W>(task, at, keys.clone(), s, out),
+                    (4, true) => weigh::<__m256, 4, W>(task, at, keys.clone(), s, out),
+                    (5, true) => weigh::<__m256, 5, W>(task, at, keys.clone(), s, out),
+                    (_, true) => weigh::<__m256, 6, W>(task, at, keys.clone(), s, out),
                     // A head of 8·(2k + 1) values: the last vector a row at a time.
                     _ => {
                         for r in g..g + rows {
-                            weigh::<1, 1>(task, (r, c0), keys.clone(), s, out);
+                            weigh::<__m256, 1, 1>(task, (r, c0), keys.clone(), s, out);
                         }
                     }
                 }
             }
         }
     }
-    for (o, &inv) in out.chunks_exact_mut(hd).zip(&inv) {
-        let inv = _mm256_set1_ps(inv);
-        for c in (0..hd).step_by(V8) {
-            let at = o.as_mut_ptr().add(c);
-            _mm256_storeu_ps(at, _mm256_mul_ps(_mm256_loadu_ps(at), inv));
-        }
-    }
+    divide_rows::<__m256>(out, hd, &inv);
 }
 
 /// Asks for page `p`'s keys of the task's head: the pages are separate allocations, where
@@ -185,40 +180,6 @@ unsafe fn score<const N: usize>(task: &Task, g: usize, b: usize, s: *mut f32, to
             // Lanes the row does not see count as −∞ (a stale one may hold anything).
             let seen = _mm256_blendv_ps(_mm256_set1_ps(f32::NEG_INFINITY), *a, seen_lanes(seen, j));
             top[r] = _mm256_max_ps(seen, top[r]);
-        }
-    }
-}
-
-/// Adds to `out`'s `N` rows from `r`, values `c0 .. c0 + 8·V`, the values of `keys` (within
-/// one page) weighted by the rows' weights in `s`.
-#[inline(always)]
-unsafe fn weigh<const N: usize, const V: usize>(
-    task: &Task,
-    (r, c0): (usize, usize),
-    keys: std::ops::Range<usize>,
-    s: *const f32,
-    out: &mut [f32],
-) {
-    let hd = task.kv.head_dim();
-    let page = keys.start / PAGE;
-    let (vals, j0) = (task.kv.value_page(task.head, page).as_ptr(), page * PAGE);
-    let weights: [*const f32; N] = std::array::from_fn(|i| s.add((r + i) * task.padded));
-    let o: [*mut f32; N] = std::array::from_fn(|i| out.as_mut_ptr().add((r + i) * hd + c0));
-    let mut acc: [[__m256; V]; N] =
-        std::array::from_fn(|i| std::array::from_fn(|v| _mm256_loadu_ps(o[i].add(v * V8))));
-    for j in keys {
-        let at = vals.add((j - j0) * hd + c0);
-        let v: [__m256; V] = std::array::from_fn(|i| _mm256_loadu_ps(at.add(i * V8)));
-        for (acc, w) in acc.iter_mut().zip(&weights) {
-            let weight = _mm256_broadcast_ss(&*w.add(j));
-            for (a, x) in acc.iter_mut().zip(&v) {
-                *a = _mm256_fmadd_ps(weight, *x, *a);
-            }
-        }
-    }
-    for (acc, o) in acc.iter().zip(o) {
-        for (i, a) in acc.iter().enumerate() {
-            _mm256_storeu_ps(o.add(i * V8), *a);
         }
     }
 }

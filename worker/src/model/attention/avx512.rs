@@ -14,6 +14,7 @@ use std::arch::x86_64::*;
 use crate::model::kv_cache::pages::{LANES, PAGE};
 
 use super::host::{Task, GROUP, TASK_ROWS};
+use super::lanes::{divide_rows, weigh};
 
 /// Key blocks in a page.
 const PAGE_BLOCKS: usize = PAGE / LANES;
@@ -80,18 +81,18 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
                     let w = (hd - c0) / LANES;
                     let at = (g, c0);
                     match (rows, w >= W) {
-                        (1, true) => weigh::<1, W>(task, at, keys.clone(), s, out),
-                        (2, true) => weigh::<2, W>(task, at, keys.clone(), s, out),
-                        (3, true) => weigh::<3, W>(task, at, keys.clone(), s, out),
-                        (4, true) => weigh::<4, W>(task, at, keys.clone(), s, out),
-                        (5, true) => weigh::<5, W>(task, at, keys.clone(), s, out),
-                        (_, true) => weigh::<6, W>(task, at, keys.clone(), s, out),
+                        (1, true) => weigh::<__m512, 1, W>(task, at, keys.clone(), s, out),
+                        (2, true) => weigh::<__m512, 2, W>(task, at, keys.clone(), s, out),
+                        (3, true) => weigh::<__m512, 3, W>(task, at, keys.clone(), s, out),
+                        (4, true) => weigh::<__m512, 4, W>(task, at, keys.clone(), s, out),
+                        (5, true) => weigh::<__m512, 5, W>(task, at, keys.clone(), s, out),
+                        (_, true) => weigh::<__m512, 6, W>(task, at, keys.clone(), s, out),
                         // A head of 16·(4k + w) values: the last w vectors one at a time.
                         _ => {
                             for (r, c) in (g..g + rows)
                                 .flat_map(|r| (c0..hd).step_by(LANES).map(move |c| (r, c)))
                             {
-                                weigh::<1, 1>(task, (r, c), keys.clone(), s, out);
+                                weigh::<__m512, 1, 1>(task, (r, c), keys.clone(), s, out);
                             }
                         }
                     }
@@ -99,20 +100,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
             }
         }
     }
-    divide_rows(out, hd, &inv);
-}
-
-/// Divides each row of `out` (`hd` values, a multiple of 16) by its weights' sum: times
-/// `inv[r]`, 1 / that sum.
-#[inline(always)]
-pub(super) unsafe fn divide_rows(out: &mut [f32], hd: usize, inv: &[f32]) {
-    for (o, &inv) in out.chunks_exact_mut(hd).zip(inv) {
-        let inv = _mm512_set1_ps(inv);
-        for c in (0..hd).step_by(LANES) {
-            let at = o.as_mut_ptr().add(c);
-            _mm512_storeu_ps(at, _mm512_mul_ps(_mm512_loadu_ps(at), inv));
-        }
-    }
+    divide_rows::<__m512>(out, hd, &inv);
 }
 
 /// The lanes of key block `b` that a row seeing `seen` keys sees.
@@ -179,40 +167,6 @@ unsafe fn score_blocks<const N: usize, const KB: usize>(
             let b = b0 + i;
             _mm512_storeu_ps(s.add((g + r) * task.padded + b * LANES), *a);
             max[r] = _mm512_mask_max_ps(max[r], seen_lanes(seen[r], b), max[r], *a);
-        }
-    }
-}
-
-/// Adds to `out`'s `N` rows from `g`, values `c0 .. c0 + 16·V`, the values of `keys` (within
-/// one page) weighted by the rows' weights in `s`.
-#[inline(always)]
-unsafe fn weigh<const N: usize, const V: usize>(
-    task: &Task,
-    (g, c0): (usize, usize),
-    keys: std::ops::Range<usize>,
-    s: *const f32,
-    out: &mut [f32],
-) {
-    let hd = task.kv.head_dim();
-    let page = keys.start / PAGE;
-    let (vals, j0) = (task.kv.value_page(task.head, page).as_ptr(), page * PAGE);
-    let weights: [*const f32; N] = std::array::from_fn(|r| s.add((g + r) * task.padded));
-    let o: [*mut f32; N] = std::array::from_fn(|r| out.as_mut_ptr().add((g + r) * hd + c0));
-    let mut acc: [[__m512; V]; N] =
-        std::array::from_fn(|r| std::array::from_fn(|i| _mm512_loadu_ps(o[r].add(i * LANES))));
-    for j in keys {
-        let at = vals.add((j - j0) * hd + c0);
-        let v: [__m512; V] = std::array::from_fn(|i| _mm512_loadu_ps(at.add(i * LANES)));
-        for (acc, w) in acc.iter_mut().zip(&weights) {
-            let weight = _mm512_set1_ps(*w.add(j));
-            for (a, x) in acc.iter_mut().zip(&v) {
-                *a = _mm512_fmadd_ps(weight, *x, *a);
-            }
-        }
-    }
-    for (acc, o) in acc.iter().zip(o) {
-        for (i, a) in acc.iter().enumerate() {
-            _mm512_storeu_ps(o.add(i * LANES), *a);
         }
     }
 }

@@ -21,9 +21,9 @@ use std::arch::x86_64::*;
 
 use crate::model::kv_cache::pages::{LANES, PAGE, PAIRS};
 
-use super::avx512::divide_rows;
 use super::bf16_pages::{last_values, pack_queries, weights, BUFS};
 use super::host::{Task, GROUP, TASK_ROWS};
+use super::lanes::divide_rows;
 use crate::model::quant::kernel::prefetch_part;
 
 /// Key blocks of 16 positions in a page.
@@ -144,7 +144,7 @@ pub(super) unsafe fn run(task: &Task, scores: &mut [f32], out: &mut [f32]) {
                 }
             }
         }
-        divide_rows(out, hd, &inv);
+        divide_rows::<__m512>(out, hd, &inv);
     });
 }
 

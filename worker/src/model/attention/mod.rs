@@ -26,6 +26,8 @@ mod avx512_bf16;
 #[cfg(target_arch = "x86_64")]
 mod bf16_pages;
 mod host;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 mod portable;
 
 /// Query positions per block: small enough that a block's scores fit in L2 at 4 KV heads
