@@ -84,11 +84,7 @@ fn normalise(mut messages: Vec<Message>) -> std::result::Result<Vec<Message>, St
         return Err("no user turn followed by an assistant turn".into());
     }
     for (i, m) in messages.iter().enumerate() {
-        let expected = if i % 2 == 0 {
-            Role::User
-        } else {
-            Role::Assistant
-        };
+        let expected = Role::of_turn(i);
         if m.role != expected {
             return Err(format!(
                 "turn {} is {:?} where {:?} was expected (turns must alternate user, assistant)",

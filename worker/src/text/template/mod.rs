@@ -31,6 +31,15 @@ impl Role {
             )),
         }
     }
+
+    /// The role of turn `i` (from 0) of a conversation whose turns alternate user, assistant.
+    pub fn of_turn(i: usize) -> Self {
+        if i.is_multiple_of(2) {
+            Self::User
+        } else {
+            Self::Assistant
+        }
+    }
 }
 
 /// One chat message.
@@ -240,12 +249,7 @@ fn split_system(messages: &[Message]) -> Result<(Option<&str>, &[Message])> {
         ));
     }
     for (i, m) in turns.iter().enumerate() {
-        let expected = if i % 2 == 0 {
-            Role::User
-        } else {
-            Role::Assistant
-        };
-        if m.role != expected {
+        if m.role != Role::of_turn(i) {
             return Err(WorkerError::param(
                 "messages",
                 format!(
@@ -259,46 +263,53 @@ fn split_system(messages: &[Message]) -> Result<(Option<&str>, &[Message])> {
     Ok((system, turns))
 }
 
+/// How a built-in template writes the turns: each role's text between its two strings, then
+/// the opening of the answer to come.
+struct Turns {
+    user: (&'static str, &'static str),
+    assistant: (&'static str, &'static str),
+    next: &'static str,
+}
+
+impl Turns {
+    /// Appends `turns` (alternating, from the user) and the opening of the next answer.
+    fn write(&self, out: &mut String, turns: &[Message]) {
+        for m in turns {
+            let (open, close) = if m.role == Role::User {
+                self.user
+            } else {
+                self.assistant
+            };
+            out.push_str(open);
+            out.push_str(&m.content);
+            out.push_str(close);
+        }
+        out.push_str(self.next);
+    }
+}
+
 fn render_builtin(b: Builtin, system: Option<&str>, turns: &[Message]) -> String {
     let mut out = String::new();
     match b {
         Builtin::VicunaV11 => {
             out.push_str(system.unwrap_or(VICUNA_SYSTEM));
             out.push(' ');
-            for m in turns {
-                match m.role {
-                    Role::User => {
-                        out.push_str("USER: ");
-                        out.push_str(&m.content);
-                        out.push(' ');
-                    }
-                    _ => {
-                        out.push_str("ASSISTANT: ");
-                        out.push_str(&m.content);
-                        out.push_str("</s>");
-                    }
-                }
+            Turns {
+                user: ("USER: ", " "),
+                assistant: ("ASSISTANT: ", "</s>"),
+                next: "ASSISTANT:",
             }
-            out.push_str("ASSISTANT:");
+            .write(&mut out, turns);
         }
         Builtin::Alpaca => {
             out.push_str(system.unwrap_or(ALPACA_SYSTEM));
             out.push_str("\n\n");
-            for m in turns {
-                match m.role {
-                    Role::User => {
-                        out.push_str("### Instruction:\n");
-                        out.push_str(&m.content);
-                        out.push_str("\n\n");
-                    }
-                    _ => {
-                        out.push_str("### Response:\n");
-                        out.push_str(&m.content);
-                        out.push_str("</s>\n\n");
-                    }
-                }
+            Turns {
+                user: ("### Instruction:\n", "\n\n"),
+                assistant: ("### Response:\n", "</s>\n\n"),
+                next: "### Response:\n",
             }
-            out.push_str("### Response:\n");
+            .write(&mut out, turns);
         }
         Builtin::Llama2 => {
             match system.filter(|s| !s.is_empty()) {
@@ -332,16 +343,12 @@ fn render_builtin(b: Builtin, system: Option<&str>, turns: &[Message]) -> String
         Builtin::ZeroShot => {
             out.push_str(system.unwrap_or(ZERO_SHOT_SYSTEM));
             out.push('\n');
-            for m in turns {
-                out.push_str(if m.role == Role::User {
-                    "### Human: "
-                } else {
-                    "### Assistant: "
-                });
-                out.push_str(&m.content);
-                out.push('\n');
+            Turns {
+                user: ("### Human: ", "\n"),
+                assistant: ("### Assistant: ", "\n"),
+                next: "### Assistant:",
             }
-            out.push_str("### Assistant:");
+            .write(&mut out, turns);
         }
         Builtin::ChatMl => {
             if let Some(s) = system.filter(|s| !s.is_empty()) {
@@ -349,16 +356,12 @@ fn render_builtin(b: Builtin, system: Option<&str>, turns: &[Message]) -> String
                 out.push_str(s);
                 out.push_str("<|im_end|>\n");
             }
-            for m in turns {
-                out.push_str(if m.role == Role::User {
-                    "<|im_start|>user\n"
-                } else {
-                    "<|im_start|>assistant\n"
-                });
-                out.push_str(&m.content);
-                out.push_str("<|im_end|>\n");
+            Turns {
+                user: ("<|im_start|>user\n", "<|im_end|>\n"),
+                assistant: ("<|im_start|>assistant\n", "<|im_end|>\n"),
+                next: "<|im_start|>assistant\n",
             }
-            out.push_str("<|im_start|>assistant\n");
+            .write(&mut out, turns);
         }
     }
     out
