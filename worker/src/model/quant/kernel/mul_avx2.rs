@@ -2,9 +2,9 @@
 //! four weight bytes of eight rows times four activation bytes into 32-bit sums: `maddubs`
 //! pairs added in 16 bits, then widened by `madd` (AVX2); or `vpdpbusd` straight into 32 bits
 //! (AVX-VNNI, the VEX form on CPUs without AVX-512: Intel's Alder Lake and later cores, its
-//! E-core Xeons). Both give the same integers, so the two levels give the same bits; but
-//! Q8_0's signed weights, which `maddubs` takes through the sign trick and `vpdpbusd` offset
-//! by 128 (the offset added apart, from the activations' sums, as on the AVX-512 level).
+//! E-core Xeons). Both give the same integers, so the two levels give the same bits, but for
+//! Q8_0's signed weights: `maddubs` takes them through the sign trick, `vpdpbusd` offset by
+//! 128, the offset added apart from the activations' sums as on the AVX-512 level.
 
 use std::arch::x86_64::*;
 
